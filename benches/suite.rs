@@ -1,0 +1,14 @@
+//! `cargo bench`: the standard suite of shared/spec/bench-suite.md, as `vcortex bench` runs it.
+
+fn main() {
+    let ctx = match vcortex::Context::new() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let opts = vcortex::bench::BenchOptions::default();
+    println!("suite on {}", ctx.adapter());
+    vcortex::bench::run_suite(&ctx, &opts, |r| println!("{}", r.to_json()));
+}

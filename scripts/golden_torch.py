@@ -1,0 +1,305 @@
+#!/usr/bin/env python3
+"""Golden test data for `vcortex eval`, made with PyTorch.
+
+Writes small eval cases (format: /work/shared/spec/eval-format.md) for the ops
+conv2d, linear, activation, batch_norm and layer_norm into
+kernels-tests/data/golden/. For each case NAME there are two files:
+
+  NAME.case.safetensors      the eval case: input tensors plus `__metadata__`
+                             holding "op" and the op's parameters (all strings)
+  NAME.expected.safetensors  the PyTorch outputs under the op's output names
+                             (F32), metadata {"script", "torch", "case"}
+
+Outputs are computed the way a user would: float32 tensors on the CPU through
+torch.nn.functional, with deterministic algorithms and a single thread. Each
+case draws its inputs from its own seed (derived from the case name), so
+adding or removing a case does not change the others.
+
+Rerun from the repository root:
+
+    python3 scripts/golden_torch.py
+
+(needs `pip install torch safetensors`; output is byte-identical across reruns
+with the same torch build). The script reloads every file it
+wrote and checks metadata, dtypes and shapes before it exits.
+"""
+
+import json
+import math
+import os
+import struct
+import sys
+import zlib
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+
+SCRIPT = "scripts/golden_torch.py"
+BASE_SEED = 20240611
+OUT_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "kernels-tests", "data", "golden",
+)
+
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+
+CASES = []  # (name, op, params, inputs, outputs)
+
+
+def case(name, op, params, inputs, outputs):
+    for k, v in params.items():
+        assert isinstance(v, str), (name, k, v)
+    CASES.append((name, op, params, inputs, outputs))
+
+
+def seed(name):
+    torch.manual_seed(BASE_SEED + zlib.crc32(name.encode()))
+
+
+def randn(*shape, scale=1.0):
+    return (torch.randn(*shape, dtype=torch.float32) * scale).contiguous()
+
+
+def pair(s):
+    return tuple(int(v) for v in s.split(","))
+
+
+# --------------------------------------------------------------------------- conv2d
+
+def conv_case(name, x_shape, w_shape, bias, params, pad4=None):
+    """params: the metadata strings. pad4 = (top, bottom, left, right) for the
+    asymmetric form, applied with F.pad before a padding-0 convolution."""
+    seed(name)
+    groups = int(params.get("groups", "1"))
+    o, cg, kh, kw = w_shape
+    assert cg * groups == x_shape[1]
+    fan_in = cg * kh * kw
+    x = randn(*x_shape)
+    w = randn(*w_shape, scale=1.0 / math.sqrt(fan_in))
+    b = randn(o, scale=1.0 / math.sqrt(fan_in)) if bias else None
+    stride = pair(params.get("stride", "1,1"))
+    dilation = pair(params.get("dilation", "1,1"))
+    if pad4 is not None:
+        top, bottom, left, right = pad4
+        xp = F.pad(x, (left, right, top, bottom))
+        y = F.conv2d(xp, w, b, stride=stride, padding=0, dilation=dilation, groups=groups)
+    else:
+        padding = pair(params.get("padding", "0,0"))
+        y = F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    inputs = {"input": x, "weight": w}
+    if b is not None:
+        inputs["bias"] = b
+    case(name, "conv2d", params, inputs, {"output": y})
+
+
+conv_case("conv2d_a_basic", [2, 3, 11, 13], [5, 3, 3, 3], True,
+          {"stride": "1,1", "padding": "1,1", "dilation": "1,1", "groups": "1"})
+conv_case("conv2d_b_stride_dilation_nobias", [2, 3, 10, 8], [4, 3, 3, 2], False,
+          {"stride": "2,1", "padding": "0,2", "dilation": "2,1"})
+conv_case("conv2d_c_groups2", [2, 4, 9, 10], [6, 2, 3, 3], True,
+          {"stride": "2,2", "padding": "1,1", "groups": "2"})
+conv_case("conv2d_d_depthwise_k7", [2, 8, 9, 9], [8, 1, 7, 7], True,
+          {"stride": "1,1", "padding": "3,3", "dilation": "1,1", "groups": "8"})
+conv_case("conv2d_e_depthwise_mult2", [2, 3, 8, 8], [6, 1, 3, 3], True,
+          {"groups": "3"})
+conv_case("conv2d_f_1x1", [2, 16, 7, 5], [12, 16, 1, 1], True,
+          {"stride": "1,1", "padding": "0,0", "dilation": "1,1", "groups": "1"})
+conv_case("conv2d_g_k9", [2, 1, 12, 15], [4, 1, 9, 9], True, {})
+conv_case("conv2d_h_kernel_eq_input", [1, 2, 5, 5], [3, 2, 5, 5], True,
+          {"padding": "0,0"})
+conv_case("conv2d_i_asym_padding", [2, 3, 6, 7], [4, 3, 3, 3], True,
+          {"padding": "1,0,2,1"}, pad4=(1, 0, 2, 1))
+conv_case("conv2d_j_one_row", [3, 2, 1, 17], [4, 2, 1, 3], True,
+          {"stride": "1,1", "padding": "0,1"})
+
+
+# --------------------------------------------------------------------------- linear
+
+def linear_case(name, x_shape, w_shape, bias, params):
+    seed(name)
+    o, i = w_shape
+    x = randn(*x_shape)
+    w = randn(o, i, scale=1.0 / math.sqrt(i))
+    b = randn(o, scale=1.0 / math.sqrt(i)) if bias else None
+    y = F.linear(x, w, b)
+    inputs = {"input": x, "weight": w}
+    if b is not None:
+        inputs["bias"] = b
+    case(name, "linear", params, inputs, {"output": y})
+
+
+linear_case("linear_a", [7, 13], [5, 13], True, {})
+linear_case("linear_b_3d_nobias", [2, 3, 9], [4, 9], False, {})
+linear_case("linear_c_scalar", [1, 1], [1, 1], True, {})
+
+
+# --------------------------------------------------------------------------- activation
+
+def activation_input(name):
+    seed(name)
+    x = torch.empty(3 * 5 * 7, dtype=torch.float32).uniform_(-6.0, 6.0)
+    # a few exact zeros and the interval ends, at fixed places
+    x[0] = 0.0
+    x[17] = 0.0
+    x[52] = 0.0
+    x[104] = 0.0
+    x[1] = -6.0
+    x[2] = 6.0
+    return x.reshape(3, 5, 7).contiguous()
+
+
+ACTIVATIONS = [
+    # name, kind, params (besides kind), function
+    ("elu", "elu", {}, lambda x: F.elu(x)),
+    ("elu1", "elu1", {}, lambda x: F.elu(x) + 1.0),
+    ("relu", "relu", {}, lambda x: F.relu(x)),
+    ("sigmoid", "sigmoid", {}, lambda x: torch.sigmoid(x)),
+    ("tanh", "tanh", {}, lambda x: torch.tanh(x)),
+    ("softplus", "softplus", {}, lambda x: F.softplus(x)),
+    ("softplus_beta2_th5", "softplus", {"beta": "2.0", "threshold": "5.0"},
+     lambda x: F.softplus(x, beta=2.0, threshold=5.0)),
+    ("gelu", "gelu", {}, lambda x: F.gelu(x)),
+    ("silu", "silu", {}, lambda x: F.silu(x)),
+]
+
+for short, kind, extra, fn in ACTIVATIONS:
+    name = "activation_" + short
+    x = activation_input(name)
+    case(name, "activation", {"kind": kind, **extra}, {"input": x}, {"output": fn(x)})
+
+
+# --------------------------------------------------------------------------- batch_norm
+
+def batch_norm_case(name, x_shape, params):
+    seed(name)
+    c = x_shape[1]
+    x = randn(*x_shape)
+    mean = randn(c, scale=0.5)
+    var = (torch.rand(c, dtype=torch.float32) + 0.5).contiguous()
+    w = (1.0 + randn(c, scale=0.3)).contiguous()
+    b = randn(c, scale=0.3)
+    eps = float(params.get("eps", "1e-5"))
+    y = F.batch_norm(x, mean, var, w, b, training=False, eps=eps)
+    case(name, "batch_norm", params,
+         {"input": x, "running_mean": mean, "running_var": var, "weight": w, "bias": b},
+         {"output": y})
+
+
+batch_norm_case("batch_norm_a_nchw", [4, 6, 5, 3], {"eps": "1e-5"})
+batch_norm_case("batch_norm_b_nc", [5, 3], {})
+batch_norm_case("batch_norm_c_ncl_eps1e-3", [2, 4, 9], {"eps": "1e-3"})
+
+
+# --------------------------------------------------------------------------- layer_norm
+
+def layer_norm_case(name, x_shape, affine, params):
+    seed(name)
+    dims = int(params.get("dims", "1"))
+    eps = float(params.get("eps", "1e-5"))
+    norm_shape = x_shape[len(x_shape) - dims:]
+    x = randn(*x_shape)
+    inputs = {"input": x}
+    w = b = None
+    if affine:
+        w = (1.0 + randn(*norm_shape, scale=0.3)).contiguous()
+        b = randn(*norm_shape, scale=0.3)
+        inputs["weight"] = w
+        inputs["bias"] = b
+    y = F.layer_norm(x, norm_shape, w, b, eps=eps)
+    case(name, "layer_norm", params, inputs, {"output": y})
+
+
+layer_norm_case("layer_norm_a", [6, 10], True, {})
+layer_norm_case("layer_norm_b_dims2", [3, 4, 5, 6], True, {"dims": "2", "eps": "1e-5"})
+layer_norm_case("layer_norm_c_noaffine", [5, 33], False, {"dims": "1"})
+layer_norm_case("layer_norm_d_dims3_eps1e-3", [2, 3, 7], True, {"dims": "3", "eps": "1e-3"})
+
+
+# --------------------------------------------------------------------------- write + check
+
+def save_file(tensors, path, metadata):
+    """Write a safetensors file with a byte-stable layout (safetensors.torch
+    writes the header keys in hash order, so reruns would differ byte-wise):
+    header JSON with sorted keys, __metadata__ first, tensors laid out in name
+    order, header padded with spaces to a multiple of 8. F32 only."""
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name]
+        assert t.dtype == torch.float32 and t.is_contiguous()
+        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
+        header[name] = {"dtype": "F32", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for data in blobs:
+            f.write(data)
+
+
+def write_all():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    names = set()
+    for name, op, params, inputs, outputs in CASES:
+        assert name not in names, name
+        names.add(name)
+        meta = {"op": op, **params}
+        ins = {k: v.detach().to(torch.float32).contiguous() for k, v in inputs.items()}
+        outs = {k: v.detach().to(torch.float32).contiguous() for k, v in outputs.items()}
+        for t in list(ins.values()) + list(outs.values()):
+            assert torch.isfinite(t).all(), name
+        save_file(ins, os.path.join(OUT_DIR, name + ".case.safetensors"), metadata=meta)
+        save_file(outs, os.path.join(OUT_DIR, name + ".expected.safetensors"),
+                  metadata={"script": SCRIPT, "torch": torch.__version__, "case": name})
+
+
+def check_file(path, want_meta, want_tensors):
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        assert meta == want_meta, (path, meta, want_meta)
+        keys = set(f.keys())
+        assert keys == set(want_tensors), (path, keys, set(want_tensors))
+        for k, t in want_tensors.items():
+            got = f.get_tensor(k)
+            assert got.dtype == torch.float32, (path, k, got.dtype)
+            assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
+            assert torch.equal(got, t.to(torch.float32)), (path, k)
+
+
+def check_all():
+    total = 0
+    for name, op, params, inputs, outputs in CASES:
+        cp = os.path.join(OUT_DIR, name + ".case.safetensors")
+        ep = os.path.join(OUT_DIR, name + ".expected.safetensors")
+        check_file(cp, {"op": op, **params}, inputs)
+        check_file(ep, {"script": SCRIPT, "torch": torch.__version__, "case": name}, outputs)
+        for p in (cp, ep):
+            size = os.path.getsize(p)
+            assert size < 200 * 1024, (p, size)
+            total += size
+    assert total < 2 * 1024 * 1024, total
+    return total
+
+
+def main():
+    write_all()
+    total = check_all()
+    print(f"torch {torch.__version__}: wrote and checked {len(CASES)} cases "
+          f"({2 * len(CASES)} files, {total} bytes) in {os.path.relpath(OUT_DIR)}")
+    for name, op, params, inputs, outputs in CASES:
+        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in inputs.items())
+        oshapes = ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
+        ps = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
+        print(f"  {name:36s} {op:11s} [{ps}] {shapes} -> {oshapes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

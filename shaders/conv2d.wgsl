@@ -1,0 +1,219 @@
+// conv2d.wgsl: 2-D convolution with PyTorch semantics (cross-correlation, zero padding, stride,
+// dilation, groups) and a fused epilogue y = act((acc + bias[o]) * scale[o] + shift[o]).
+//
+// Entry points (chosen by src/ops/conv.rs):
+//   conv2d_gemm       implicit GEMM: M = N*Ho*Wo output pixels x O/G output channels, reduction over
+//                     K = C/G*KH*KW; 128x64 tiles in workgroup memory, 8x4 outputs per invocation.
+//   conv2d_1x1        the same tiling for 1x1, stride 1, no padding, one group: a plain GEMM per image
+//                     with no index decoding in the inner loop.
+//   conv2d_depthwise  one group per input channel (C/G == 1): a direct kernel, one output per invocation.
+
+struct ConvParams {
+    n: u32, c: u32, h: u32, w: u32,
+    o: u32, ho: u32, wo: u32, groups: u32,
+    kh: u32, kw: u32, sh: u32, sw: u32,
+    pt: u32, pl: u32, dh: u32, dw: u32,
+    cg: u32, og: u32, kdim: u32, m: u32,     // C/G, O/G, C/G*KH*KW, N*Ho*Wo
+    khw: u32, howo: u32, hw: u32, otiles: u32,
+}
+
+override HAS_BIAS: bool = false;
+override HAS_AFFINE: bool = false;
+
+@group(0) @binding(0) var<uniform> cp: ConvParams;
+@group(0) @binding(1) var<storage, read> cx: array<f32>;
+@group(0) @binding(2) var<storage, read> cw: array<f32>;
+@group(0) @binding(3) var<storage, read> cbias: array<f32>;
+@group(0) @binding(4) var<storage, read> cscale: array<f32>;
+@group(0) @binding(5) var<storage, read> cshift: array<f32>;
+@group(0) @binding(6) var<storage, read_write> cy: array<f32>;
+
+fn conv_epilogue(acc: f32, o: u32) -> f32 {
+    var v = acc;
+    if (HAS_BIAS) { v += cbias[o]; }
+    if (HAS_AFFINE) { v = v * cscale[o] + cshift[o]; }
+    return activate(v);
+}
+
+const BM: u32 = 128u;   // output pixels per tile
+const BN: u32 = 64u;    // output channels per tile
+const BK: u32 = 8u;     // reduction step
+const AS: u32 = 132u;   // padded row of As (BM + 4)
+const BS: u32 = 68u;    // padded row of Bs (BN + 4)
+
+var<workgroup> As: array<f32, 1056>;   // BK * AS: As[k * AS + m]
+var<workgroup> Bs: array<f32, 544>;    // BK * BS: Bs[k * BS + o]
+
+// Multiply-accumulate one BK step of the tiles: invocation (tx, ty) owns pixels tx + 16 i (i < 8)
+// and channels ty + 16 j (j < 4), so workgroup-memory reads are conflict-free and global writes
+// coalesce along the pixel axis.
+fn conv_mma(acc: ptr<function, array<f32, 32>>, tx: u32, ty: u32) {
+    for (var kk = 0u; kk < BK; kk++) {
+        var a: array<f32, 8>;
+        var b: array<f32, 4>;
+        for (var i = 0u; i < 8u; i++) { a[i] = As[kk * AS + tx + 16u * i]; }
+        for (var j = 0u; j < 4u; j++) { b[j] = Bs[kk * BS + ty + 16u * j]; }
+        for (var i = 0u; i < 8u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                (*acc)[i * 4u + j] = fma(a[i], b[j], (*acc)[i * 4u + j]);
+            }
+        }
+    }
+}
+
+// Loads the weight tile Bs[k][o] = w[g*og + o0 + o, k0 + k] (zero outside).
+fn conv_load_b(t: u32, g: u32, o0: u32, k0: u32) {
+    let kl = t % BK;
+    let k = k0 + kl;
+    for (var r = 0u; r < 2u; r++) {
+        let ol = t / BK + 32u * r;
+        let o = o0 + ol;
+        var v = 0.0;
+        if (o < cp.og && k < cp.kdim) {
+            v = cw[(g * cp.og + o) * cp.kdim + k];
+        }
+        Bs[kl * BS + ol] = v;
+    }
+}
+
+// Writes the 8x4 outputs of one invocation through the epilogue.
+fn conv_store(acc: ptr<function, array<f32, 32>>, m0: u32, g: u32, o0: u32, tx: u32, ty: u32) {
+    for (var i = 0u; i < 8u; i++) {
+        let m = m0 + tx + 16u * i;
+        if (m >= cp.m) { continue; }
+        let nimg = m / cp.howo;
+        let p = m % cp.howo;
+        for (var j = 0u; j < 4u; j++) {
+            let o = o0 + ty + 16u * j;
+            if (o < cp.og) {
+                let oc = g * cp.og + o;
+                cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue((*acc)[i * 4u + j], oc);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn conv2d_gemm(@builtin(local_invocation_index) t: u32,
+               @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m0 = (wid.x + wid.y * nwg.x) * BM;
+    let g = wid.z / cp.otiles;
+    let o0 = (wid.z % cp.otiles) * BN;
+    let tx = t % 16u;
+    let ty = t / 16u;
+
+    // The pixels this invocation loads into As: column ml + 32 r of row kl.
+    let kl = t / 32u;
+    let ml = t % 32u;
+    var base: array<u32, 4>;
+    var ih0: array<i32, 4>;
+    var iw0: array<i32, 4>;
+    var ok: array<bool, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        let m = m0 + ml + 32u * r;
+        ok[r] = m < cp.m;
+        let mm = min(m, cp.m - 1u);
+        let nimg = mm / cp.howo;
+        let p = mm % cp.howo;
+        let oh = p / cp.wo;
+        let ow = p % cp.wo;
+        base[r] = (nimg * cp.c + g * cp.cg) * cp.hw;
+        ih0[r] = i32(oh * cp.sh) - i32(cp.pt);
+        iw0[r] = i32(ow * cp.sw) - i32(cp.pl);
+    }
+
+    var acc: array<f32, 32>;
+    for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
+        let k = k0 + kl;
+        let kin = k < cp.kdim;
+        let kk = min(k, cp.kdim - 1u);
+        let c = kk / cp.khw;
+        let rem = kk % cp.khw;
+        let u = i32((rem / cp.kw) * cp.dh);
+        let v = i32((rem % cp.kw) * cp.dw);
+        let coff = c * cp.hw;
+        for (var r = 0u; r < 4u; r++) {
+            let ih = ih0[r] + u;
+            let iw = iw0[r] + v;
+            var val = 0.0;
+            if (kin && ok[r] && ih >= 0 && ih < i32(cp.h) && iw >= 0 && iw < i32(cp.w)) {
+                val = cx[base[r] + coff + u32(ih) * cp.w + u32(iw)];
+            }
+            As[kl * AS + ml + 32u * r] = val;
+        }
+        conv_load_b(t, g, o0, k0);
+        workgroupBarrier();
+        conv_mma(&acc, tx, ty);
+        workgroupBarrier();
+    }
+    conv_store(&acc, m0, g, o0, tx, ty);
+}
+
+@compute @workgroup_size(256)
+fn conv2d_1x1(@builtin(local_invocation_index) t: u32,
+              @builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m0 = (wid.x + wid.y * nwg.x) * BM;
+    let o0 = wid.z * BN;
+    let tx = t % 16u;
+    let ty = t / 16u;
+    let kl = t / 32u;
+    let ml = t % 32u;
+    var base: array<u32, 4>;
+    var ok: array<bool, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        let m = m0 + ml + 32u * r;
+        ok[r] = m < cp.m;
+        let mm = min(m, cp.m - 1u);
+        base[r] = (mm / cp.hw) * cp.c * cp.hw + mm % cp.hw;
+    }
+    var acc: array<f32, 32>;
+    for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
+        let k = k0 + kl;
+        for (var r = 0u; r < 4u; r++) {
+            var val = 0.0;
+            if (k < cp.kdim && ok[r]) {
+                val = cx[base[r] + k * cp.hw];
+            }
+            As[kl * AS + ml + 32u * r] = val;
+        }
+        conv_load_b(t, 0u, o0, k0);
+        workgroupBarrier();
+        conv_mma(&acc, tx, ty);
+        workgroupBarrier();
+    }
+    conv_store(&acc, m0, 0u, o0, tx, ty);
+}
+
+@compute @workgroup_size(256)
+fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = gid.x + gid.y * nwg.x * 256u;
+    let total = cp.n * cp.o * cp.howo;
+    if (idx >= total) { return; }
+    let p = idx % cp.howo;
+    let no = idx / cp.howo;
+    let o = no % cp.o;
+    let nimg = no / cp.o;
+    let oh = p / cp.wo;
+    let ow = p % cp.wo;
+    let c = o / cp.og;                    // one input channel per group
+    let xb = (nimg * cp.c + c) * cp.hw;
+    let wb = o * cp.khw;
+    let ih0 = i32(oh * cp.sh) - i32(cp.pt);
+    let iw0 = i32(ow * cp.sw) - i32(cp.pl);
+    var acc = 0.0;
+    for (var u = 0u; u < cp.kh; u++) {
+        let ih = ih0 + i32(u * cp.dh);
+        if (ih < 0 || ih >= i32(cp.h)) { continue; }
+        let row = xb + u32(ih) * cp.w;
+        for (var v = 0u; v < cp.kw; v++) {
+            let iw = iw0 + i32(v * cp.dw);
+            if (iw >= 0 && iw < i32(cp.w)) {
+                acc = fma(cw[wb + u * cp.kw + v], cx[row + u32(iw)], acc);
+            }
+        }
+    }
+    cy[idx] = conv_epilogue(acc, o);
+}

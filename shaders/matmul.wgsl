@@ -1,0 +1,101 @@
+// matmul.wgsl: batched C[b] = A[b] (M x K) * B[b] (K x N, or N x K with TRANS_B) + bias[N], then
+// the common activation. Batch strides of 0 broadcast an operand (a linear layer's weight).
+// 128x128 tiles in workgroup memory, BK = 8, 8x8 outputs per invocation.
+
+struct MatmulParams {
+    m: u32, n: u32, k: u32, batch: u32,
+    a_stride: u32, b_stride: u32, c_stride: u32, ntiles: u32,
+}
+
+override TRANS_B: bool = false;
+override MM_HAS_BIAS: bool = false;
+
+@group(0) @binding(0) var<uniform> mp: MatmulParams;
+@group(0) @binding(1) var<storage, read> ma: array<f32>;
+@group(0) @binding(2) var<storage, read> mb: array<f32>;
+@group(0) @binding(3) var<storage, read> mbias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mc: array<f32>;
+
+const TM: u32 = 128u;
+const TN: u32 = 128u;
+const TK: u32 = 8u;
+const PAD: u32 = 132u;   // padded tile row (128 + 4): conflict-free stores
+
+var<workgroup> Am: array<f32, 1056>;   // Am[k * PAD + m]
+var<workgroup> Bm: array<f32, 1056>;   // Bm[k * PAD + n]
+
+@compute @workgroup_size(256)
+fn matmul(@builtin(local_invocation_index) t: u32,
+          @builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>) {
+    let batch = wid.z;
+    let tile = wid.x + wid.y * nwg.x;          // n-tiles vary fastest
+    let n0 = (tile % mp.ntiles) * TN;
+    let m0 = (tile / mp.ntiles) * TM;
+    if (m0 >= mp.m) { return; }
+    let abase = batch * mp.a_stride;
+    let bbase = batch * mp.b_stride;
+    let tx = t % 16u;     // columns tx + 16 j
+    let ty = t / 16u;     // rows ty + 16 i
+
+    var acc: array<f32, 64>;
+    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
+        // A tile: row-major A[m, k]; eight neighbouring invocations read eight consecutive k.
+        let akl = t % TK;
+        let ak = k0 + akl;
+        for (var r = 0u; r < 4u; r++) {
+            let ml = t / TK + 32u * r;
+            let m = m0 + ml;
+            var v = 0.0;
+            if (m < mp.m && ak < mp.k) { v = ma[abase + m * mp.k + ak]; }
+            Am[akl * PAD + ml] = v;
+        }
+        if (TRANS_B) {
+            // B stored as [N, K]: like A.
+            for (var r = 0u; r < 4u; r++) {
+                let nl = t / TK + 32u * r;
+                let n = n0 + nl;
+                var v = 0.0;
+                if (n < mp.n && ak < mp.k) { v = mb[bbase + n * mp.k + ak]; }
+                Bm[akl * PAD + nl] = v;
+            }
+        } else {
+            // B stored as [K, N]: neighbouring invocations read neighbouring n.
+            let nl = t % TN;
+            let n = n0 + nl;
+            for (var r = 0u; r < 4u; r++) {
+                let kl = t / TN + 2u * r;
+                let k = k0 + kl;
+                var v = 0.0;
+                if (n < mp.n && k < mp.k) { v = mb[bbase + k * mp.n + n]; }
+                Bm[kl * PAD + nl] = v;
+            }
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var a: array<f32, 8>;
+            var b: array<f32, 8>;
+            for (var i = 0u; i < 8u; i++) { a[i] = Am[kk * PAD + ty + 16u * i]; }
+            for (var j = 0u; j < 8u; j++) { b[j] = Bm[kk * PAD + tx + 16u * j]; }
+            for (var i = 0u; i < 8u; i++) {
+                for (var j = 0u; j < 8u; j++) {
+                    acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let cbase = batch * mp.c_stride;
+    for (var i = 0u; i < 8u; i++) {
+        let m = m0 + ty + 16u * i;
+        if (m >= mp.m) { continue; }
+        for (var j = 0u; j < 8u; j++) {
+            let n = n0 + tx + 16u * j;
+            if (n < mp.n) {
+                var v = acc[i * 8u + j];
+                if (MM_HAS_BIAS) { v += mbias[n]; }
+                mc[cbase + m * mp.n + n] = activate(v);
+            }
+        }
+    }
+}

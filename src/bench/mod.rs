@@ -1,0 +1,308 @@
+//! The standard benchmark suite (shared/spec/bench-suite.md): every kernel on a fixed shape
+//! suite, timed with GPU timestamps (wall clock where the adapter has none), checked against its
+//! CPU reference (on a slice of the batch where the full reference would take too long).
+
+use std::time::Instant;
+
+use crate::error::Result;
+use crate::ops::{self, Activation, Conv2dParams, Epilogue};
+use crate::reference;
+use crate::rng::SplitMix;
+use crate::runtime::{Context, Recorder};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Standard shapes even on a software adapter.
+    pub full: bool,
+    /// Only cases whose name contains this.
+    pub filter: Option<String>,
+    /// Timed repetitions (at least 20 are used).
+    pub reps: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { full: false, filter: None, reps: 20 }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BenchResult {
+    pub case: String,
+    pub ms: f64,
+    pub gflops: Option<f64>,
+    pub gbs: Option<f64>,
+    pub max_err: Option<f64>,
+    /// "slice" when only part of the batch was checked against the reference.
+    pub checked: &'static str,
+    /// "gpu" (timestamp queries) or "wall".
+    pub timer: &'static str,
+    pub error: Option<String>,
+}
+
+impl BenchResult {
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("case".into(), self.case.clone().into());
+        if let Some(e) = &self.error {
+            m.insert("error".into(), e.clone().into());
+            return m.into();
+        }
+        m.insert("ms".into(), round(self.ms, 5).into());
+        if let Some(v) = self.gflops {
+            m.insert("gflops".into(), round(v, 1).into());
+        }
+        if let Some(v) = self.gbs {
+            m.insert("gbs".into(), round(v, 1).into());
+        }
+        if let Some(v) = self.max_err {
+            m.insert("max_err".into(), v.into());
+        }
+        m.insert("checked".into(), self.checked.into());
+        if self.timer == "wall" {
+            m.insert("timer".into(), "wall".into());
+        }
+        m.into()
+    }
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let p = 10f64.powi(digits);
+    (v * p).round() / p
+}
+
+/// Whether the suite shrinks (a software adapter, unless `full`).
+pub fn is_small(ctx: &Context, opts: &BenchOptions) -> bool {
+    !opts.full && ctx.adapter().device_type == "Cpu"
+}
+
+/// The device line of the JSON report.
+pub fn device_json(ctx: &Context, small: bool) -> serde_json::Value {
+    let a = ctx.adapter();
+    let c = ctx.capabilities();
+    serde_json::json!({
+        "case": "device", "adapter": a.name, "backend": a.backend, "driver": a.driver,
+        "device_type": a.device_type, "small": small, "timestamps": c.timestamps,
+        "shader_f16": c.shader_f16, "subgroups": c.subgroups,
+    })
+}
+
+/// Median time of `reps` submits of what `record` records (GPU time of every dispatch of the op).
+fn time_op(ctx: &Context, reps: usize, record: &dyn Fn(&mut Recorder) -> Result<Tensor>) -> Result<(f64, &'static str)> {
+    for _ in 0..3 {
+        let mut rec = ctx.recorder();
+        let y = record(&mut rec)?;
+        let h = rec.read_back(&y);
+        rec.submit()?.bytes(h);
+    }
+    let gpu = ctx.capabilities().timestamps;
+    let mut ts = Vec::with_capacity(reps);
+    for _ in 0..reps.max(20) {
+        let mut rec = ctx.recorder().timed(gpu);
+        let t0 = Instant::now();
+        record(&mut rec)?;
+        let done = rec.submit()?;
+        match done.total_ms() {
+            Some(ms) => ts.push(ms),
+            None => {
+                ctx.wait()?;
+                ts.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    ts.sort_by(|a, b| a.total_cmp(b));
+    Ok((ts[ts.len() / 2], if gpu { "gpu" } else { "wall" }))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
+}
+
+struct Case<'a> {
+    name: &'static str,
+    flops: f64,
+    bytes: f64,
+    record: Box<dyn Fn(&mut Recorder) -> Result<Tensor> + 'a>,
+    /// Given the GPU output, the max error against the reference and whether it was a slice.
+    check: Box<dyn Fn(&[f32]) -> Result<(f64, &'static str)> + 'a>,
+}
+
+/// Builds a case, times it, checks it against the reference; a failure becomes the row's error.
+fn measure<'a>(ctx: &Context, opts: &BenchOptions, make: impl FnOnce() -> Result<Case<'a>>) -> BenchResult {
+    let mut res = BenchResult::default();
+    let outcome = (|| -> Result<()> {
+        let case = make()?;
+        res.case = case.name.to_string();
+        let (ms, timer) = time_op(ctx, opts.reps, &*case.record)?;
+        let mut rec = ctx.recorder();
+        let y = (case.record)(&mut rec)?;
+        let h = rec.read_back(&y);
+        let out = rec.submit()?.f32(h, &y);
+        let (err, checked) = (case.check)(&out)?;
+        res.ms = ms;
+        res.timer = timer;
+        res.gflops = (case.flops > 0.0).then(|| case.flops / ms / 1e6);
+        res.gbs = (case.bytes > 0.0).then(|| case.bytes / ms / 1e6);
+        res.max_err = Some(err);
+        res.checked = checked;
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        res.error = Some(e.to_string());
+    }
+    res
+}
+
+/// Runs the suite, calling `report` after each case.
+pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&BenchResult)) -> Vec<BenchResult> {
+    let small = is_small(ctx, opts);
+    let b = |n: usize| if small { (n / 32).max(1) } else { n };
+    let mut results = Vec::new();
+    let wanted = |name: &str| opts.filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
+    let mut finish = |res: BenchResult| {
+        report(&res);
+        results.push(res);
+    };
+    let mut rng = SplitMix::new(7);
+    let mut rnd = |n: usize| rng.vec(n, -1.0, 1.0);
+
+    if wanted("copy_256mib") {
+        let n = (1usize << 26) / if small { 32 } else { 1 };
+        let data = rnd(n);
+        finish(measure(ctx, opts, || {
+            let x = Tensor::from_f32(ctx, &data, &[n])?;
+            let data = &data;
+            Ok(Case {
+                name: "copy_256mib",
+                flops: 0.0,
+                bytes: 8.0 * n as f64,
+                record: Box::new(move |rec| ops::copy(rec, &x)),
+                check: Box::new(move |out| Ok((max_abs_diff(out, data), "full"))),
+            })
+        }));
+    }
+
+    // Convolutions: (name, N, C, H, W, O, k, pad, groups).
+    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize); 5] = [
+        ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1),
+        ("conv_dw7x7_64", 128, 64, 28, 56, 64, 7, 3, 64),
+        ("conv_1x1_64", 128, 64, 28, 56, 64, 1, 0, 1),
+        ("conv3x3_64", 128, 64, 28, 56, 64, 3, 1, 1),
+        ("conv3x3_vgg128", 32, 128, 56, 56, 128, 3, 1, 1),
+    ];
+    for (name, n, c, h, w, o, k, pad, g) in convs {
+        if !wanted(name) {
+            continue;
+        }
+        let n = b(n);
+        let xs = [n, c, h, w];
+        let ws = [o, c / g, k, k];
+        let xd = rnd(xs.iter().product());
+        let wd: Vec<f32> = rnd(ws.iter().product()).iter().map(|v| v / ((c / g * k * k) as f32).sqrt()).collect();
+        let bd = rnd(o);
+        finish(measure(ctx, opts, || {
+            let p = Conv2dParams::default().with_padding(pad, pad).with_groups(g);
+            let (x, wt, bt) = (Tensor::from_f32(ctx, &xd, &xs)?, Tensor::from_f32(ctx, &wd, &ws)?, Tensor::from_f32(ctx, &bd, &[o])?);
+            let ho = h + 2 * pad - k + 1;
+            let wo = w + 2 * pad - k + 1;
+            let ynum = n * o * ho * wo;
+            let (xd, wd, bd) = (&xd, &wd, &bd);
+            Ok(Case {
+                name,
+                flops: 2.0 * ynum as f64 * (c / g * k * k) as f64,
+                bytes: 4.0 * (x.numel() + wt.numel() + ynum) as f64,
+                record: Box::new(move |rec| ops::conv2d(rec, &x, &wt, Some(&bt), &p, &Epilogue::default())),
+                check: Box::new(move |out| {
+                    // The first image of the batch.
+                    let per = c * h * w;
+                    let (r, _) = reference::conv2d(&xd[..per], &[1, c, h, w], wd, &ws, Some(bd), &p, None, Activation::Identity)?;
+                    Ok((max_abs_diff(&out[..r.len()], &r), if n > 1 { "slice" } else { "full" }))
+                }),
+            })
+        }));
+    }
+
+    for name_m in [1024usize, 4096] {
+        let name: &'static str = if name_m == 1024 { "matmul_1024_fp32" } else { "matmul_4096_fp32" };
+        if !wanted(name) {
+            continue;
+        }
+        let m = name_m / if small { 4 } else { 1 };
+        let (ad, bd) = (rnd(m * m), rnd(m * m));
+        finish(measure(ctx, opts, || {
+            let (a, bt) = (Tensor::from_f32(ctx, &ad, &[m, m])?, Tensor::from_f32(ctx, &bd, &[m, m])?);
+            let (ad, bd) = (&ad, &bd);
+            Ok(Case {
+                name,
+                flops: 2.0 * (m as f64).powi(3),
+                bytes: 12.0 * (m * m) as f64,
+                record: Box::new(move |rec| ops::matmul(rec, &a, &bt)),
+                check: Box::new(move |out| {
+                    let rows = m.min(8);
+                    let r = reference::matmul(&ad[..rows * m], bd, 1, rows, m, m, 0, 0);
+                    Ok((max_abs_diff(&out[..rows * m], &r), if rows < m { "slice" } else { "full" }))
+                }),
+            })
+        }));
+    }
+
+    let fs = [b(128), 64, 28, 56];
+    let fnum: usize = fs.iter().product();
+    if wanted("elu") || wanted("batchnorm_eval") {
+        let xd: Vec<f32> = rnd(fnum).iter().map(|v| 3.0 * v).collect();
+        if wanted("elu") {
+            finish(measure(ctx, opts, || {
+                let x = Tensor::from_f32(ctx, &xd, &fs)?;
+                let xd = &xd;
+                Ok(Case {
+                    name: "elu",
+                    flops: 0.0,
+                    bytes: 8.0 * fnum as f64,
+                    record: Box::new(move |rec| ops::activation(rec, &x, Activation::Elu)),
+                    check: Box::new(move |out| Ok((max_abs_diff(out, &reference::activation(xd, Activation::Elu)), "full"))),
+                })
+            }));
+        }
+        if wanted("batchnorm_eval") {
+            let (md, gd, bd) = (rnd(64), rnd(64), rnd(64));
+            let vd: Vec<f32> = rnd(64).iter().map(|v| 1.0 + 0.5 * v).collect();
+            finish(measure(ctx, opts, || {
+                let x = Tensor::from_f32(ctx, &xd, &fs)?;
+                let p: Vec<Tensor> = [&md, &vd, &gd, &bd].iter().map(|d| Tensor::from_f32(ctx, d, &[64])).collect::<Result<_>>()?;
+                let (xd, md, vd, gd, bd) = (&xd, &md, &vd, &gd, &bd);
+                Ok(Case {
+                    name: "batchnorm_eval",
+                    flops: 0.0,
+                    bytes: 8.0 * fnum as f64,
+                    record: Box::new(move |rec| ops::batch_norm(rec, &x, &p[0], &p[1], &p[2], &p[3], 1e-5, Activation::Identity)),
+                    check: Box::new(move |out| {
+                        let r = reference::batch_norm(xd, fs[0], 64, 28 * 56, md, vd, gd, bd, 1e-5, Activation::Identity);
+                        Ok((max_abs_diff(out, &r), "full"))
+                    }),
+                })
+            }));
+        }
+    }
+
+    if wanted("layernorm_12200x512") {
+        let rows = b(200) * 61;
+        let (xd, wd, bd) = (rnd(rows * 512), rnd(512), rnd(512));
+        finish(measure(ctx, opts, || {
+            let x = Tensor::from_f32(ctx, &xd, &[rows, 512])?;
+            let (wt, bt) = (Tensor::from_f32(ctx, &wd, &[512])?, Tensor::from_f32(ctx, &bd, &[512])?);
+            let (xd, wd, bd) = (&xd, &wd, &bd);
+            Ok(Case {
+                name: "layernorm_12200x512",
+                flops: 0.0,
+                bytes: 8.0 * (rows * 512) as f64,
+                record: Box::new(move |rec| ops::layer_norm(rec, &x, 1, Some(&wt), Some(&bt), 1e-5, Activation::Identity)),
+                check: Box::new(move |out| {
+                    let r = reference::layer_norm(xd, 512, Some(wd), Some(bd), 1e-5, Activation::Identity);
+                    Ok((max_abs_diff(out, &r), "full"))
+                }),
+            })
+        }));
+    }
+    results
+}

@@ -1,0 +1,162 @@
+//! The command line: thin wrappers over the library; no math here.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use vcortex::bench::{self, BenchOptions, BenchResult};
+use vcortex::eval::{self, Backend};
+use vcortex::runtime::adapter;
+use vcortex::{Context, Error, Result};
+
+#[derive(Parser)]
+#[command(name = "vcortex", version, about = "GPU kernels for models of the visual system, checked against CPU references")]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Adapters seen, the one chosen, its features and limits.
+    Info,
+    /// Runs one op from a case file (shared/spec/eval-format.md) and writes its outputs.
+    Eval {
+        /// The case: a safetensors file with the op and its parameters in __metadata__.
+        case: PathBuf,
+        /// Where the outputs go (safetensors).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Run the CPU reference instead of the GPU kernel.
+        #[arg(long)]
+        cpu: bool,
+    },
+    /// Runs the standard kernel suite: median GPU time, GB/s, GFLOP/s and error against the CPU reference.
+    Bench {
+        /// Also write the results as JSON Lines to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Standard shapes even on a software adapter.
+        #[arg(long)]
+        full: bool,
+        /// Timed repetitions per case (at least 20).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+    },
+}
+
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vcortex: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Info => info(),
+        Cmd::Eval { case, output, cpu } => {
+            let ctx;
+            let backend = if cpu {
+                Backend::Cpu
+            } else {
+                ctx = Context::new()?;
+                Backend::Gpu(&ctx)
+            };
+            let outs = eval::eval_file(&case, &output, &backend)?;
+            let desc: Vec<String> = outs.iter().map(|(n, t)| format!("{n} {:?}", t.shape)).collect();
+            println!("wrote {} ({})", output.display(), desc.join(", "));
+            Ok(())
+        }
+        Cmd::Bench { json, filter, full, reps } => bench_cmd(json, filter, full, reps),
+    }
+}
+
+fn info() -> Result<()> {
+    let instance = adapter::instance();
+    let adapters = adapter::enumerate(&instance);
+    println!("adapters seen:");
+    for a in &adapters {
+        println!("  {}", adapter::AdapterSummary::of(&a.get_info()));
+    }
+    let ctx = Context::with_adapter(adapter::choose(adapters)?)?;
+    let a = ctx.adapter();
+    println!("chosen: {a}\n  driver: {}", a.driver);
+    let c = ctx.capabilities();
+    println!("features: timestamp queries {}, shader-f16 {}, subgroups {}", c.timestamps, c.shader_f16, c.subgroups);
+    let l = ctx.limits();
+    println!("limits:");
+    println!("  max_buffer_size {}", l.max_buffer_size);
+    println!("  max_storage_buffer_binding_size {}", l.max_storage_buffer_binding_size);
+    println!("  max_storage_buffers_per_shader_stage {}", l.max_storage_buffers_per_shader_stage);
+    println!("  max_compute_workgroup_storage_size {}", l.max_compute_workgroup_storage_size);
+    println!("  max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup);
+    println!("  max_compute_workgroups_per_dimension {}", l.max_compute_workgroups_per_dimension);
+    println!("  min_uniform_buffer_offset_alignment {}", l.min_uniform_buffer_offset_alignment);
+    println!("pool budget: {} MiB of idle buffers (VCORTEX_POOL_BUDGET_MB)", ctx.pool_stats().budget >> 20);
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, prec: usize) -> String {
+    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
+}
+
+fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: usize) -> Result<()> {
+    let ctx = Context::new()?;
+    let opts = BenchOptions { full, filter, reps };
+    let small = bench::is_small(&ctx, &opts);
+    if small {
+        println!("small suite on a software adapter ({}): batches / 32, matmul sides / 4; --full for the standard shapes", ctx.adapter());
+    } else {
+        println!("standard suite on {}", ctx.adapter());
+    }
+    println!("{:<26} {:>10} {:>10} {:>10} {:>7} {:>10} {:>6}", "case", "ms", "GB/s", "GFLOP/s", "% copy", "max err", "check");
+    let mut copy_gbs = None;
+    let results = bench::run_suite(&ctx, &opts, |r: &BenchResult| {
+        if let Some(e) = &r.error {
+            println!("{:<26} error: {e}", r.case);
+            return;
+        }
+        if r.case == "copy_256mib" {
+            copy_gbs = r.gbs;
+        }
+        let share = match (r.gbs, copy_gbs) {
+            (Some(g), Some(c)) => format!("{:.0}", 100.0 * g / c),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<26} {:>10.4} {:>10} {:>10} {:>7} {:>10.2e} {:>6}{}",
+            r.case,
+            r.ms,
+            fmt_opt(r.gbs, 1),
+            fmt_opt(r.gflops, 1),
+            share,
+            r.max_err.unwrap_or(f64::NAN),
+            r.checked,
+            if r.timer == "wall" { " (wall clock)" } else { "" }
+        );
+        let _ = std::io::stdout().flush();
+    });
+    if let Some(path) = json {
+        let mut text = String::new();
+        for r in &results {
+            text.push_str(&r.to_json().to_string());
+            text.push('\n');
+        }
+        text.push_str(&bench::device_json(&ctx, small).to_string());
+        text.push('\n');
+        std::fs::write(&path, text).map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?;
+    }
+    if results.iter().any(|r| r.error.is_some()) {
+        return Err(Error::Case("some benchmark cases failed (see above)".into()));
+    }
+    Ok(())
+}

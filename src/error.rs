@@ -1,0 +1,47 @@
+//! The one error type of the library. Every variant names what was wrong and where; the CLI prints
+//! it as one line.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    /// No adapter at all: nothing wgpu can run on.
+    #[error("no GPU or software adapter found{0}; install a Vulkan driver (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers` for the lavapipe software rasterizer) or set WGPU_BACKEND=gl")]
+    NoAdapter(String),
+    #[error("no adapter matches VCORTEX_ADAPTER={wanted:?}; adapters seen: {seen}")]
+    AdapterNotFound { wanted: String, seen: String },
+    #[error("could not create a device on {adapter}: {reason}")]
+    Device { adapter: String, reason: String },
+    /// A GPU-side failure reported by wgpu (validation, out of memory, lost device).
+    #[error("GPU error in {context}: {message}")]
+    Gpu { context: String, message: String },
+    #[error("{op}: {what} has shape {got:?}, expected {expected}")]
+    Shape { op: &'static str, what: String, got: Vec<usize>, expected: String },
+    #[error("{op}: invalid parameter {name}: {reason}")]
+    Param { op: &'static str, name: String, reason: String },
+    #[error("{op}: {what} needs {bytes} bytes, past the device's limit of {limit} bytes ({limit_name})")]
+    TooLarge { op: &'static str, what: String, bytes: u64, limit: u64, limit_name: &'static str },
+    #[error("{op}: {what} is {got}, expected {expected}")]
+    Dtype { op: &'static str, what: String, got: String, expected: String },
+    #[error("{op}: {what} has {got} values but its shape {shape:?} holds {expected}")]
+    DataLength { op: &'static str, what: String, got: usize, expected: usize, shape: Vec<usize> },
+    #[error("the adapter lacks feature {0}")]
+    MissingFeature(&'static str),
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("case file: {0}")]
+    Case(String),
+    #[error("unknown op {0:?}; known ops: {1}")]
+    UnknownOp(String, String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn param(op: &'static str, name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Param { op, name: name.into(), reason: reason.into() }
+    }
+    pub fn shape(op: &'static str, what: impl Into<String>, got: &[usize], expected: impl Into<String>) -> Self {
+        Error::Shape { op, what: what.into(), got: got.to_vec(), expected: expected.into() }
+    }
+}

@@ -1,0 +1,196 @@
+//! The op table of `vcortex eval`: one row per op, binding case tensors and parameters to the GPU
+//! op and its CPU reference.
+
+use super::{Backend, Case, OpSpec};
+use crate::error::{Error, Result};
+use crate::io::HostTensor;
+use crate::ops::{self, Activation, Conv2dParams, Epilogue};
+use crate::reference;
+use crate::runtime::{Context, Recorder};
+use crate::tensor::Tensor;
+
+type Outputs = Vec<(String, HostTensor)>;
+
+pub static OPS: &[OpSpec] = &[
+    OpSpec { name: "conv2d", required: &["input", "weight"], optional: &["bias"], params: &["stride", "padding", "dilation", "groups"], run: conv2d },
+    OpSpec { name: "linear", required: &["input", "weight"], optional: &["bias"], params: &[], run: linear },
+    OpSpec { name: "activation", required: &["input"], optional: &[], params: &["kind", "beta", "threshold"], run: activation },
+    OpSpec {
+        name: "batch_norm",
+        required: &["input", "running_mean", "running_var", "weight", "bias"],
+        optional: &[],
+        params: &["eps"],
+        run: batch_norm,
+    },
+    OpSpec { name: "layer_norm", required: &["input"], optional: &["weight", "bias"], params: &["dims", "eps"], run: layer_norm },
+];
+
+fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
+    Tensor::from_f32(ctx, &t.data, &t.shape)
+}
+
+/// Uploads nothing itself: `f` records the op on a fresh recorder; the result is read back.
+fn on_gpu(ctx: &Context, f: impl FnOnce(&mut Recorder) -> Result<Tensor>) -> Result<HostTensor> {
+    let mut rec = ctx.recorder();
+    let y = f(&mut rec)?;
+    let h = rec.read_back(&y);
+    let done = rec.submit()?;
+    Ok(HostTensor::new(y.shape().to_vec(), done.f32(h, &y)))
+}
+
+fn one(name: &str, t: HostTensor) -> Outputs {
+    vec![(name.to_string(), t)]
+}
+
+pub fn conv2d_params(c: &Case) -> Result<Conv2dParams> {
+    let pad = c.usizes("padding", &[0, 0], &[1, 2, 4])?;
+    let padding = match pad.len() {
+        1 => [pad[0]; 4],
+        2 => [pad[0], pad[0], pad[1], pad[1]],
+        _ => [pad[0], pad[1], pad[2], pad[3]],
+    };
+    Ok(Conv2dParams {
+        stride: c.pair("stride", [1, 1])?,
+        padding,
+        dilation: c.pair("dilation", [1, 1])?,
+        groups: c.usize("groups", 1)?,
+        ..Default::default()
+    })
+}
+
+fn conv2d(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, w, bias) = (c.tensor("input")?, c.tensor("weight")?, c.opt("bias"));
+    let p = conv2d_params(c)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
+            let bt = bias.map(|t| up(ctx, t)).transpose()?;
+            on_gpu(ctx, |rec| ops::conv2d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default()))?
+        }
+        Backend::Cpu => {
+            if let Some(bt) = bias {
+                let o = w.shape.first().copied().unwrap_or(0);
+                if bt.shape != [o] {
+                    return Err(Error::shape("conv2d", "bias", &bt.shape, format!("[{o}]")));
+                }
+            }
+            let (v, s) = reference::conv2d(&x.data, &x.shape, &w.data, &w.shape, bias.map(|t| &t.data[..]), &p, None, Activation::Identity)?;
+            HostTensor::new(s, v)
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, w, bias) = (c.tensor("input")?, c.tensor("weight")?, c.opt("bias"));
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
+            let bt = bias.map(|t| up(ctx, t)).transpose()?;
+            on_gpu(ctx, |rec| ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity))?
+        }
+        Backend::Cpu => {
+            let i = *x.shape.last().ok_or_else(|| Error::shape("linear", "input", &x.shape, "[..., I]"))?;
+            if w.shape.len() != 2 || w.shape[1] != i {
+                return Err(Error::shape("linear", "weight", &w.shape, format!("[O, {i}]")));
+            }
+            let o = w.shape[0];
+            if let Some(bt) = bias {
+                if bt.shape != [o] {
+                    return Err(Error::shape("linear", "bias", &bt.shape, format!("[{o}]")));
+                }
+            }
+            let rows = x.data.len() / i.max(1);
+            let mut s = x.shape[..x.shape.len() - 1].to_vec();
+            s.push(o);
+            HostTensor::new(s, reference::linear(&x.data, rows, i, &w.data, o, bias.map(|t| &t.data[..]), Activation::Identity))
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn activation(b: &Backend, c: &Case) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let kind = c.raw("kind").ok_or_else(|| Error::Case(format!("activation: missing parameter \"kind\" (one of {})", Activation::NAMES)))?;
+    let act = Activation::parse(kind, c.f32("beta", 1.0)?, c.f32("threshold", 20.0)?)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            on_gpu(ctx, |rec| ops::activation(rec, &xt, act))?
+        }
+        Backend::Cpu => HostTensor::new(x.shape.clone(), reference::activation(&x.data, act)),
+    };
+    Ok(one("output", y))
+}
+
+fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let names = ["running_mean", "running_var", "weight", "bias"];
+    let eps = c.f32("eps", 1e-5)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            let p: Vec<Tensor> = names.iter().map(|n| up(ctx, c.tensor(n)?)).collect::<Result<_>>()?;
+            on_gpu(ctx, |rec| ops::batch_norm(rec, &xt, &p[0], &p[1], &p[2], &p[3], eps, Activation::Identity))?
+        }
+        Backend::Cpu => {
+            if x.shape.len() < 2 {
+                return Err(Error::shape("batch_norm", "input", &x.shape, "[N, C, ...]"));
+            }
+            let ch = x.shape[1];
+            for n in names {
+                let t = c.tensor(n)?;
+                if t.shape != [ch] {
+                    return Err(Error::shape("batch_norm", n, &t.shape, format!("[{ch}]")));
+                }
+            }
+            if !(eps >= 0.0) {
+                return Err(Error::param("batch_norm", "eps", format!("{eps} must be >= 0")));
+            }
+            let inner: usize = x.shape[2..].iter().product();
+            let t = |n: &str| c.tensor(n).map(|t| &t.data[..]);
+            HostTensor::new(
+                x.shape.clone(),
+                reference::batch_norm(&x.data, x.shape[0], ch, inner, t(names[0])?, t(names[1])?, t(names[2])?, t(names[3])?, eps, Activation::Identity),
+            )
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn layer_norm(b: &Backend, c: &Case) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let (w, bias) = (c.opt("weight"), c.opt("bias"));
+    let dims = c.usize("dims", 1)?;
+    let eps = c.f32("eps", 1e-5)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            let wt = w.map(|t| up(ctx, t)).transpose()?;
+            let bt = bias.map(|t| up(ctx, t)).transpose()?;
+            on_gpu(ctx, |rec| ops::layer_norm(rec, &xt, dims, wt.as_ref(), bt.as_ref(), eps, Activation::Identity))?
+        }
+        Backend::Cpu => {
+            if dims == 0 || dims > x.shape.len() {
+                return Err(Error::param("layer_norm", "dims", format!("{dims} must be between 1 and the input's rank {}", x.shape.len())));
+            }
+            if !(eps >= 0.0) {
+                return Err(Error::param("layer_norm", "eps", format!("{eps} must be >= 0")));
+            }
+            let trailing = &x.shape[x.shape.len() - dims..];
+            for (t, n) in [(w, "weight"), (bias, "bias")] {
+                if let Some(t) = t {
+                    if t.shape != trailing {
+                        return Err(Error::shape("layer_norm", n, &t.shape, format!("{trailing:?}")));
+                    }
+                }
+            }
+            let len: usize = trailing.iter().product();
+            HostTensor::new(
+                x.shape.clone(),
+                reference::layer_norm(&x.data, len, w.map(|t| &t.data[..]), bias.map(|t| &t.data[..]), eps, Activation::Identity),
+            )
+        }
+    };
+    Ok(one("output", y))
+}

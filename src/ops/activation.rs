@@ -1,0 +1,101 @@
+//! Elementwise activations, also fused as the epilogue of conv, linear and norms.
+
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Identity,
+    Relu,
+    Elu,
+    /// ELU + 1 (the firing-rate nonlinearity of neuralpredictors models).
+    Elu1,
+    Sigmoid,
+    Tanh,
+    /// log(1 + exp(beta x)) / beta; x itself where beta x > threshold (PyTorch's rule).
+    Softplus { beta: f32, threshold: f32 },
+    /// The exact (erf) form.
+    Gelu,
+    Silu,
+}
+
+impl Activation {
+    pub const NAMES: &'static str = "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
+
+    /// From the eval-format name (softplus takes beta and threshold).
+    pub fn parse(kind: &str, beta: f32, threshold: f32) -> Result<Activation> {
+        let a = match kind {
+            "identity" | "none" => Activation::Identity,
+            "relu" => Activation::Relu,
+            "elu" => Activation::Elu,
+            "elu1" => Activation::Elu1,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "softplus" => Activation::Softplus { beta, threshold },
+            "gelu" => Activation::Gelu,
+            "silu" => Activation::Silu,
+            other => return Err(Error::param("activation", "kind", format!("{other:?} is not one of {}", Self::NAMES))),
+        };
+        a.validate()?;
+        Ok(a)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if let Activation::Softplus { beta, threshold } = *self {
+            super::finite("activation", "beta", beta, false)?;
+            if beta == 0.0 {
+                return Err(Error::param("activation", "beta", "must not be 0"));
+            }
+            super::finite("activation", "threshold", threshold, false)?;
+        }
+        Ok(())
+    }
+
+    /// The `ACT` id of shaders/common.wgsl.
+    pub fn id(&self) -> u32 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::Elu => 2,
+            Activation::Elu1 => 3,
+            Activation::Sigmoid => 4,
+            Activation::Tanh => 5,
+            Activation::Softplus { .. } => 6,
+            Activation::Gelu => 7,
+            Activation::Silu => 8,
+        }
+    }
+
+    /// Adds the override constants that select this activation in a kernel's epilogue.
+    pub fn specialize(&self, key: PipelineKey) -> PipelineKey {
+        let key = key.with("ACT", self.id() as f64);
+        match *self {
+            Activation::Softplus { beta, threshold } => {
+                key.with("ACT_BETA", beta as f64).with("ACT_THRESHOLD", threshold as f64)
+            }
+            _ => key,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ActParams {
+    n: u32,
+    _pad: [u32; 3],
+}
+
+/// y = act(x), elementwise, any shape.
+pub fn activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
+    x.expect_f32("activation", "input")?;
+    act.validate()?;
+    let ctx = rec.context();
+    let groups = super::elementwise_grid(ctx, x.numel(), "activation")?;
+    let key = act.specialize(PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]));
+    let kernel = ctx.kernel(&key)?;
+    let y = Tensor::alloc(ctx, "activation", x.shape(), DType::F32)?;
+    let p = ActParams { n: x.numel() as u32, _pad: [0; 3] };
+    rec.dispatch("activation", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    Ok(y)
+}

@@ -1,0 +1,296 @@
+//! conv2d with PyTorch semantics and a fused epilogue (bias, per-channel scale and shift for
+//! folded batch norm, activation).
+//!
+//! The kernel ladder: depthwise (one input channel per group) → direct kernel; 1×1, stride 1, no
+//! padding, one group → GEMM per image; everything else → implicit GEMM.
+
+use super::{expect_shape, Activation};
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+/// Which kernel runs a convolution. `Auto` picks by shape; the others force a path (tests and
+/// benchmarks compare them) and are refused where the shape does not fit them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvAlgo {
+    #[default]
+    Auto,
+    Gemm,
+    OneByOne,
+    Depthwise,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: [usize; 2],
+    /// Zero padding: top, bottom, left, right.
+    pub padding: [usize; 4],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub algo: ConvAlgo,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams { stride: [1, 1], padding: [0; 4], dilation: [1, 1], groups: 1, algo: ConvAlgo::Auto }
+    }
+}
+
+impl Conv2dParams {
+    /// PyTorch's symmetric padding (ph, pw).
+    pub fn with_padding(mut self, ph: usize, pw: usize) -> Self {
+        self.padding = [ph, ph, pw, pw];
+        self
+    }
+    pub fn with_stride(mut self, sh: usize, sw: usize) -> Self {
+        self.stride = [sh, sw];
+        self
+    }
+    pub fn with_dilation(mut self, dh: usize, dw: usize) -> Self {
+        self.dilation = [dh, dw];
+        self
+    }
+    pub fn with_groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    pub fn with_algo(mut self, a: ConvAlgo) -> Self {
+        self.algo = a;
+        self
+    }
+}
+
+/// What is applied to each output after the sum: `act((acc + bias) * scale + shift)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    pub scale: Option<&'a Tensor>,
+    pub shift: Option<&'a Tensor>,
+    pub act: Activation,
+}
+
+impl Default for Epilogue<'_> {
+    fn default() -> Self {
+        Epilogue { scale: None, shift: None, act: Activation::Identity }
+    }
+}
+
+/// The geometry of one convolution, validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+/// Checks a convolution's shapes and parameters; shared by the GPU op and the CPU reference.
+pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Result<ConvShape> {
+    const OP: &str = "conv2d";
+    if x.len() != 4 {
+        return Err(Error::shape(OP, "input", x, "[N, C, H, W]"));
+    }
+    if w.len() != 4 {
+        return Err(Error::shape(OP, "weight", w, "[O, C/groups, KH, KW]"));
+    }
+    if x.contains(&0) {
+        return Err(Error::shape(OP, "input", x, "no zero-sized dimension"));
+    }
+    if w.contains(&0) {
+        return Err(Error::shape(OP, "weight", w, "no zero-sized dimension"));
+    }
+    if p.stride.contains(&0) {
+        return Err(Error::param(OP, "stride", format!("{:?} must be >= 1", p.stride)));
+    }
+    if p.dilation.contains(&0) {
+        return Err(Error::param(OP, "dilation", format!("{:?} must be >= 1", p.dilation)));
+    }
+    let g = p.groups;
+    if g == 0 {
+        return Err(Error::param(OP, "groups", "must be >= 1"));
+    }
+    let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
+    let (o, cg, kh, kw) = (w[0], w[1], w[2], w[3]);
+    if c % g != 0 {
+        return Err(Error::param(OP, "groups", format!("input channels {c} are not divisible by groups {g}")));
+    }
+    if o % g != 0 {
+        return Err(Error::param(OP, "groups", format!("output channels {o} are not divisible by groups {g}")));
+    }
+    if cg != c / g {
+        return Err(Error::shape(OP, "weight", w, format!("[{o}, {} (C/groups), KH, KW]", c / g)));
+    }
+    let eh = p.dilation[0] * (kh - 1) + 1;
+    let ew = p.dilation[1] * (kw - 1) + 1;
+    let ph = h + p.padding[0] + p.padding[1];
+    let pw = wd + p.padding[2] + p.padding[3];
+    if eh > ph || ew > pw {
+        return Err(Error::shape(
+            OP,
+            "weight",
+            w,
+            format!("a (dilated) kernel {eh}x{ew} no larger than the padded input {ph}x{pw}"),
+        ));
+    }
+    Ok(ConvShape { n, c, h, w: wd, o, kh, kw, ho: (ph - eh) / p.stride[0] + 1, wo: (pw - ew) / p.stride[1] + 1 })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    o: u32,
+    ho: u32,
+    wo: u32,
+    groups: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    pt: u32,
+    pl: u32,
+    dh: u32,
+    dw: u32,
+    cg: u32,
+    og: u32,
+    kdim: u32,
+    m: u32,
+    khw: u32,
+    howo: u32,
+    hw: u32,
+    otiles: u32,
+}
+
+const BM: usize = 128;
+const BN: usize = 64;
+
+/// The kernel `Auto` picks for a shape.
+pub fn pick_algo(s: &ConvShape, p: &Conv2dParams) -> ConvAlgo {
+    if p.algo != ConvAlgo::Auto {
+        return p.algo;
+    }
+    if s.c == p.groups {
+        ConvAlgo::Depthwise
+    } else if one_by_one(s, p) {
+        ConvAlgo::OneByOne
+    } else {
+        ConvAlgo::Gemm
+    }
+}
+
+fn one_by_one(s: &ConvShape, p: &Conv2dParams) -> bool {
+    s.kh == 1 && s.kw == 1 && p.stride == [1, 1] && p.padding == [0; 4] && p.groups == 1
+}
+
+/// y = act((conv2d(x, w) + bias) * scale + shift), shape [N, O, Ho, Wo].
+pub fn conv2d(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+    epi: &Epilogue,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    x.expect_f32(OP, "input")?;
+    w.expect_f32(OP, "weight")?;
+    let s = conv_shape(x.shape(), w.shape(), p)?;
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[s.o])?;
+    }
+    match (epi.scale, epi.shift) {
+        (Some(a), Some(b)) => {
+            expect_shape(OP, "scale", a, &[s.o])?;
+            expect_shape(OP, "shift", b, &[s.o])?;
+        }
+        (None, None) => {}
+        _ => return Err(Error::param(OP, "epilogue", "scale and shift go together")),
+    }
+    epi.act.validate()?;
+    let algo = pick_algo(&s, p);
+    let g = p.groups;
+    match algo {
+        ConvAlgo::Depthwise if s.c != g => {
+            return Err(Error::param(OP, "algo", format!("depthwise needs groups == channels ({g} != {})", s.c)))
+        }
+        ConvAlgo::OneByOne if !one_by_one(&s, p) => {
+            return Err(Error::param(OP, "algo", "the 1x1 path needs a 1x1 kernel, stride 1, no padding, one group"))
+        }
+        _ => {}
+    }
+    let ctx = rec.context();
+    let howo = s.ho * s.wo;
+    let m = s.n * howo;
+    let og = s.o / g;
+    let kdim = (s.c / g) * s.kh * s.kw;
+    let otiles = og.div_ceil(BN);
+    let (entry, groups) = match algo {
+        ConvAlgo::Depthwise => ("conv2d_depthwise", super::elementwise_grid(ctx, m * s.o, OP)?),
+        ConvAlgo::OneByOne | ConvAlgo::Gemm | ConvAlgo::Auto => {
+            let z = if algo == ConvAlgo::OneByOne { otiles } else { otiles * g };
+            let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
+            if z > max {
+                return Err(Error::TooLarge {
+                    op: OP,
+                    what: format!("{g} groups x {otiles} channel tiles"),
+                    bytes: z as u64,
+                    limit: max as u64,
+                    limit_name: "max_compute_workgroups_per_dimension",
+                });
+            }
+            let [x, y, _] = ctx.grid_1d(m.div_ceil(BM) as u64, OP)?;
+            let entry = if algo == ConvAlgo::OneByOne { "conv2d_1x1" } else { "conv2d_gemm" };
+            (entry, [x, y, z as u32])
+        }
+    };
+    let key = PipelineKey::new(
+        "conv2d",
+        entry,
+        &[Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    )
+    .with("HAS_BIAS", bias.is_some() as u8 as f64)
+    .with("HAS_AFFINE", epi.scale.is_some() as u8 as f64);
+    let kernel = ctx.kernel(&epi.act.specialize(key))?;
+    let y = Tensor::alloc(ctx, OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
+    let params = ConvParams {
+        n: s.n as u32,
+        c: s.c as u32,
+        h: s.h as u32,
+        w: s.w as u32,
+        o: s.o as u32,
+        ho: s.ho as u32,
+        wo: s.wo as u32,
+        groups: g as u32,
+        kh: s.kh as u32,
+        kw: s.kw as u32,
+        sh: p.stride[0] as u32,
+        sw: p.stride[1] as u32,
+        pt: p.padding[0] as u32,
+        pl: p.padding[2] as u32,
+        dh: p.dilation[0] as u32,
+        dw: p.dilation[1] as u32,
+        cg: (s.c / g) as u32,
+        og: og as u32,
+        kdim: kdim as u32,
+        m: m as u32,
+        khw: (s.kh * s.kw) as u32,
+        howo: howo as u32,
+        hw: (s.h * s.w) as u32,
+        otiles: otiles as u32,
+    };
+    rec.dispatch(
+        format!("conv2d/{entry}"),
+        kernel,
+        bytemuck::bytes_of(&params),
+        &[Some(x), Some(w), bias, epi.scale, epi.shift, Some(&y)],
+        groups,
+    )?;
+    Ok(y)
+}

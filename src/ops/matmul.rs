@@ -1,0 +1,119 @@
+//! Batched matmul and linear layers (y = x Wᵀ + b), tiled, with a fused activation.
+
+use super::{expect_shape, Activation};
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_stride: u32,
+    b_stride: u32,
+    c_stride: u32,
+    ntiles: u32,
+}
+
+const TILE: usize = 128;
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    rec: &mut Recorder,
+    op: &'static str,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    dims: (usize, usize, usize, usize),
+    strides: (usize, usize),
+    trans_b: bool,
+    act: Activation,
+    out_shape: &[usize],
+) -> Result<Tensor> {
+    let (batch, m, n, k) = dims;
+    let ctx = rec.context();
+    let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    if batch > max {
+        return Err(Error::TooLarge { op, what: "batch".into(), bytes: batch as u64, limit: max as u64, limit_name: "max_compute_workgroups_per_dimension" });
+    }
+    let ntiles = n.div_ceil(TILE);
+    let [gx, gy, _] = ctx.grid_1d((m.div_ceil(TILE) * ntiles) as u64, op)?;
+    let key = PipelineKey::new("matmul", "matmul", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
+        .with("TRANS_B", trans_b as u8 as f64)
+        .with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
+    let kernel = ctx.kernel(&act.specialize(key))?;
+    let c = Tensor::alloc(ctx, op, out_shape, DType::F32)?;
+    let p = MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        batch: batch as u32,
+        a_stride: strides.0 as u32,
+        b_stride: strides.1 as u32,
+        c_stride: (m * n) as u32,
+        ntiles: ntiles as u32,
+    };
+    rec.dispatch(op, kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), bias, Some(&c)], [gx, gy, batch as u32])?;
+    Ok(c)
+}
+
+/// C = A · B for A [..., M, K] and B [..., K, N]. Leading (batch) dims must be equal, or one
+/// side 2-D and broadcast.
+pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    a.expect_f32(OP, "a")?;
+    b.expect_f32(OP, "b")?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() < 2 {
+        return Err(Error::shape(OP, "a", sa, "[..., M, K]"));
+    }
+    if sb.len() < 2 {
+        return Err(Error::shape(OP, "b", sb, "[..., K, N]"));
+    }
+    let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    if k != k2 {
+        return Err(Error::shape(OP, "b", sb, format!("[..., {k}, N] to match a's K = {k}")));
+    }
+    let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+    let (lead, a_stride, b_stride) = if ba == bb {
+        (ba.to_vec(), m * k, k * n)
+    } else if bb.is_empty() {
+        (ba.to_vec(), m * k, 0)
+    } else if ba.is_empty() {
+        (bb.to_vec(), 0, k * n)
+    } else {
+        return Err(Error::shape(OP, "b", sb, format!("batch dims {ba:?} like a's, or none")));
+    };
+    let batch: usize = lead.iter().product();
+    let mut out = lead.clone();
+    out.extend([m, n]);
+    record(rec, OP, a, b, None, (batch, m, n, k), (a_stride, b_stride), false, Activation::Identity, &out)
+}
+
+/// y = act(x Wᵀ + b) for x [..., I], W [O, I], b [O].
+pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
+    const OP: &str = "linear";
+    x.expect_f32(OP, "input")?;
+    w.expect_f32(OP, "weight")?;
+    act.validate()?;
+    let sx = x.shape();
+    if sx.is_empty() {
+        return Err(Error::shape(OP, "input", sx, "[..., I]"));
+    }
+    let i = sx[sx.len() - 1];
+    if w.shape().len() != 2 || w.shape()[1] != i {
+        return Err(Error::shape(OP, "weight", w.shape(), format!("[O, {i}]")));
+    }
+    let o = w.shape()[0];
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[o])?;
+    }
+    let rows = x.numel() / i;
+    let mut out = sx[..sx.len() - 1].to_vec();
+    out.push(o);
+    record(rec, OP, x, w, bias, (1, rows, o, i), (0, 0), true, act, &out)
+}

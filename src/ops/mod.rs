@@ -1,0 +1,45 @@
+//! One module per op family: each checks shapes and parameters (a typed error, nothing recorded),
+//! picks a kernel variant, packs the parameters and records the dispatch on a [`Recorder`].
+
+pub mod activation;
+pub mod cast;
+pub mod conv;
+pub mod copy;
+pub mod matmul;
+pub mod norm;
+
+pub use activation::{activation, Activation};
+pub use cast::cast;
+pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
+pub use copy::copy;
+pub use matmul::{linear, matmul};
+pub use norm::{batch_norm, layer_norm};
+
+use crate::error::{Error, Result};
+use crate::runtime::Context;
+use crate::tensor::Tensor;
+
+/// Workgroups for a 1-D kernel of 256 invocations over `n` elements.
+pub(crate) fn elementwise_grid(ctx: &Context, n: usize, op: &'static str) -> Result<[u32; 3]> {
+    ctx.grid_1d((n as u64).div_ceil(256), op)
+}
+
+/// Checks that `t` is f32 with exactly `shape`.
+pub(crate) fn expect_shape(op: &'static str, what: &str, t: &Tensor, shape: &[usize]) -> Result<()> {
+    t.expect_f32(op, what)?;
+    if t.shape() != shape {
+        return Err(Error::shape(op, what, t.shape(), format!("{shape:?}")));
+    }
+    Ok(())
+}
+
+/// Checks that a float parameter is finite (and optionally positive).
+pub(crate) fn finite(op: &'static str, name: &str, v: f32, positive: bool) -> Result<()> {
+    if !v.is_finite() {
+        return Err(Error::param(op, name, format!("{v} is not finite")));
+    }
+    if positive && v <= 0.0 {
+        return Err(Error::param(op, name, format!("{v} must be > 0")));
+    }
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! The runtime: device and adapter, buffer pool, pipeline cache, command recording, GPU timing and
+//! readback. Everything else talks to wgpu through here.
+
+pub mod adapter;
+pub mod pool;
+mod recorder;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use adapter::AdapterSummary;
+pub use pool::{BufferKind, Pool, PoolStats, PooledBuffer};
+pub use recorder::{Finished, ReadHandle, Recorder, Timing};
+
+use crate::error::{Error, Result};
+use crate::shaders;
+
+/// How a kernel binds a buffer. Binding 0 is always the op's parameter block (uniform); the
+/// tensors follow at 1, 2, … in the order the op lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+/// What identifies a compiled pipeline: the shader family, the entry point, the override
+/// constants (name and value, as f64 bits so the key hashes) and the binding list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub shader: &'static str,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, u64)>,
+    pub bindings: Vec<Access>,
+}
+
+impl PipelineKey {
+    pub fn new(shader: &'static str, entry: &'static str, bindings: &[Access]) -> Self {
+        PipelineKey { shader, entry, constants: Vec::new(), bindings: bindings.to_vec() }
+    }
+    /// Adds an override constant (a WGSL `override` of the shader family).
+    pub fn with(mut self, name: &'static str, value: f64) -> Self {
+        self.constants.push((name, value.to_bits()));
+        self
+    }
+}
+
+/// A compiled kernel: pipeline plus its explicit bind group layout.
+pub struct Kernel {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+    pub(crate) bindings: Vec<Access>,
+}
+
+/// The optional features the engine found and enabled.
+#[derive(Clone, Copy, Debug)]
+pub struct Capabilities {
+    pub timestamps: bool,
+    pub shader_f16: bool,
+    pub subgroups: bool,
+}
+
+/// One device and everything that lives as long as it: the engine's handle.
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    limits: wgpu::Limits,
+    caps: Capabilities,
+    pub(crate) pool: Pool,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    kernels: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
+    /// Bound where an optional tensor (a bias, say) is absent.
+    pub(crate) dummy: wgpu::Buffer,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+const DEFAULT_POOL_BUDGET: u64 = 1 << 30;
+
+impl Context {
+    /// Opens the best adapter (see [`adapter::choose`]).
+    pub fn new() -> Result<Context> {
+        let instance = adapter::instance();
+        let chosen = adapter::choose(adapter::enumerate(&instance))?;
+        Self::with_adapter(chosen)
+    }
+
+    /// Opens a device on the given adapter with its real limits and the optional features the
+    /// engine can use.
+    pub fn with_adapter(adapter: wgpu::Adapter) -> Result<Context> {
+        let info = adapter.get_info();
+        let summary = AdapterSummary::of(&info);
+        let features = adapter::wanted_features(&adapter);
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("vcortex"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Device { adapter: summary.to_string(), reason: e.to_string() })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let caps = Capabilities {
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            shader_f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+        };
+        let budget = std::env::var("VCORTEX_POOL_BUDGET_MB")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|mb| mb << 20)
+            .unwrap_or(DEFAULT_POOL_BUDGET);
+        let pool = Pool::new(limits.max_buffer_size, budget);
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("vcortex absent-tensor placeholder"),
+            size: 256,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Context {
+            device,
+            queue,
+            adapter: summary,
+            limits,
+            caps,
+            pool,
+            modules: Mutex::new(HashMap::new()),
+            kernels: Mutex::new(HashMap::new()),
+            dummy,
+            errors,
+        })
+    }
+
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    pub fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+    /// Releases the pool's idle buffers.
+    pub fn trim_pool(&self) {
+        self.pool.trim()
+    }
+    /// Sets how many bytes of idle buffers the pool may keep.
+    pub fn set_pool_budget(&self, bytes: u64) {
+        self.pool.set_budget(bytes)
+    }
+    /// A new recorder: ops record into it, `submit` sends them to the GPU as one submission.
+    pub fn recorder(&self) -> Recorder<'_> {
+        Recorder::new(self)
+    }
+
+    /// Largest byte size one tensor may have on this device (a storage binding).
+    pub fn max_tensor_bytes(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+    }
+
+    /// Errors wgpu reported outside an error scope since the last check.
+    pub(crate) fn take_errors(&self, context: &str) -> Result<()> {
+        let mut v = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        if v.is_empty() {
+            return Ok(());
+        }
+        let message = v.drain(..).collect::<Vec<_>>().join("; ");
+        Err(Error::Gpu { context: context.to_string(), message })
+    }
+
+    /// The kernel for `key`, compiled once per device.
+    pub fn kernel(&self, key: &PipelineKey) -> Result<Arc<Kernel>> {
+        if let Some(k) = self.kernels.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(k.clone());
+        }
+        let src = shaders::get(key.shader).ok_or_else(|| Error::Gpu {
+            context: "pipeline cache".into(),
+            message: format!("no shader family named {}", key.shader),
+        })?;
+        if src.needs_f16 && !self.caps.shader_f16 {
+            return Err(Error::MissingFeature("shader-f16"));
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = {
+            let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            modules
+                .entry(key.shader)
+                .or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(key.shader),
+                        source: wgpu::ShaderSource::Wgsl(src.composed().into()),
+                    })
+                })
+                .clone()
+        };
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = std::iter::once(wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .chain(key.bindings.iter().enumerate().map(|(i, a)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32 + 1,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }))
+        .collect();
+        let label = format!("{}::{}", key.shader, key.entry);
+        let layout = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(&label),
+            entries: &entries,
+        });
+        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let constants: Vec<(&str, f64)> =
+            key.constants.iter().map(|(n, bits)| (*n, f64::from_bits(*bits))).collect();
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu { context: format!("compiling {label}"), message: e.to_string() });
+        }
+        let kernel = Arc::new(Kernel { pipeline, layout, bindings: key.bindings.clone() });
+        self.kernels.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), kernel.clone());
+        Ok(kernel)
+    }
+
+    /// Blocks until every submitted command has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+            .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
+        self.take_errors("wait")
+    }
+
+    /// Number of compiled pipelines (for tests of the cache).
+    pub fn cached_kernels(&self) -> usize {
+        self.kernels.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Splits a 1-D workgroup count over x and y so neither passes the per-dimension limit.
+    /// Kernels recover the linear index as `wid.x + wid.y * nwg.x`.
+    pub fn grid_1d(&self, groups: u64, op: &'static str) -> Result<[u32; 3]> {
+        let max = self.limits.max_compute_workgroups_per_dimension as u64;
+        if groups <= max {
+            return Ok([groups.max(1) as u32, 1, 1]);
+        }
+        let y = groups.div_ceil(max);
+        if y > max {
+            return Err(Error::TooLarge {
+                op,
+                what: "dispatch".into(),
+                bytes: groups,
+                limit: max * max,
+                limit_name: "max_compute_workgroups_per_dimension squared (workgroups)",
+            });
+        }
+        let x = groups.div_ceil(y);
+        Ok([x as u32, y as u32, 1])
+    }
+}

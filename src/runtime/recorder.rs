@@ -1,0 +1,359 @@
+//! Command recording. Ops append dispatches to a [`Recorder`]; nothing reaches the GPU until
+//! [`Recorder::submit`], which packs every op's parameters into one uniform ring, encodes all
+//! dispatches into one command encoder (one compute pass, or one pass per dispatch with timestamp
+//! pairs when timing), appends the requested readbacks, and submits once.
+
+use std::sync::Arc;
+
+use super::{BufferKind, Context, Kernel, PooledBuffer};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+struct Dispatch {
+    label: String,
+    kernel: Arc<Kernel>,
+    /// Offset and size of this dispatch's parameters in the ring.
+    params: (u64, u64),
+    /// Buffer and bound size for bindings 1..; `None` binds the placeholder.
+    buffers: Vec<Option<(Arc<PooledBuffer>, u64)>>,
+    groups: [u32; 3],
+}
+
+enum Item {
+    Dispatch(Dispatch),
+    Copy { src: Arc<PooledBuffer>, dst: Arc<PooledBuffer>, bytes: u64 },
+    Readback { src: Arc<PooledBuffer>, bytes: u64, slot: usize },
+}
+
+/// Identifies a readback requested with [`Recorder::read_back`].
+#[derive(Clone, Copy, Debug)]
+pub struct ReadHandle(usize);
+
+/// GPU time of one recorded dispatch.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub label: String,
+    pub ms: f64,
+}
+
+/// What a submit gave back: the bytes of each readback, and per-dispatch times when timed.
+pub struct Finished {
+    reads: Vec<Vec<u8>>,
+    pub timings: Option<Vec<Timing>>,
+}
+
+impl Finished {
+    pub fn bytes(&self, h: ReadHandle) -> &[u8] {
+        &self.reads[h.0]
+    }
+    /// The f32 values of a readback (an F16 tensor's values are widened).
+    pub fn f32(&self, h: ReadHandle, t: &Tensor) -> Vec<f32> {
+        t.decode(&self.reads[h.0])
+    }
+    /// Total GPU time of the dispatches whose label starts with `prefix`.
+    pub fn ms_of(&self, prefix: &str) -> Option<f64> {
+        self.timings.as_ref().map(|t| t.iter().filter(|x| x.label.starts_with(prefix)).map(|x| x.ms).sum())
+    }
+    /// Total GPU time of every dispatch.
+    pub fn total_ms(&self) -> Option<f64> {
+        self.timings.as_ref().map(|t| t.iter().map(|x| x.ms).sum())
+    }
+}
+
+pub struct Recorder<'c> {
+    ctx: &'c Context,
+    items: Vec<Item>,
+    ring: Vec<u8>,
+    reads: usize,
+    timed: bool,
+}
+
+impl<'c> Recorder<'c> {
+    pub(crate) fn new(ctx: &'c Context) -> Self {
+        Recorder { ctx, items: Vec::new(), ring: Vec::new(), reads: 0, timed: false }
+    }
+
+    pub fn context(&self) -> &'c Context {
+        self.ctx
+    }
+
+    /// Asks for GPU timestamps around every dispatch (when the adapter has timestamp queries).
+    pub fn timed(mut self, on: bool) -> Self {
+        self.timed = on && self.ctx.capabilities().timestamps;
+        self
+    }
+
+    /// Number of dispatches recorded so far.
+    pub fn dispatch_count(&self) -> usize {
+        self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count()
+    }
+
+    /// Records one dispatch. `params` goes to binding 0; `tensors` to bindings 1.. in order
+    /// (`None` for an absent optional tensor). The caller has validated everything else.
+    pub fn dispatch(
+        &mut self,
+        label: impl Into<String>,
+        kernel: Arc<Kernel>,
+        params: &[u8],
+        tensors: &[Option<&Tensor>],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        let label = label.into();
+        let max = self.ctx.limits().max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::TooLarge {
+                op: "dispatch",
+                what: format!("{label} workgroups {groups:?}"),
+                bytes: *groups.iter().max().unwrap_or(&0) as u64,
+                limit: max as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+            });
+        }
+        if tensors.len() != kernel.bindings.len() {
+            return Err(Error::Gpu {
+                context: label,
+                message: format!("{} tensors for {} bindings", tensors.len(), kernel.bindings.len()),
+            });
+        }
+        let align = self.ctx.limits().min_uniform_buffer_offset_alignment as usize;
+        let off = self.ring.len().div_ceil(align) * align;
+        self.ring.resize(off, 0);
+        self.ring.extend_from_slice(params);
+        let size = (params.len().max(16)).div_ceil(16) * 16;
+        self.ring.resize(off + size, 0);
+        let buffers = tensors.iter().map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes()))).collect();
+        if groups.iter().all(|&g| g > 0) {
+            self.items.push(Item::Dispatch(Dispatch {
+                label,
+                kernel,
+                params: (off as u64, size as u64),
+                buffers,
+                groups,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Records a buffer copy of `src` into `dst` (same byte size).
+    pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if src.bytes() != dst.bytes() {
+            return Err(Error::shape("copy", "destination", dst.shape(), format!("{:?}", src.shape())));
+        }
+        self.items.push(Item::Copy {
+            src: src.storage().clone(),
+            dst: dst.storage().clone(),
+            bytes: src.binding_bytes(),
+        });
+        Ok(())
+    }
+
+    /// Asks for `t` to be read back to the host when this recorder is submitted.
+    pub fn read_back(&mut self, t: &Tensor) -> ReadHandle {
+        let slot = self.reads;
+        self.reads += 1;
+        self.items.push(Item::Readback { src: t.storage().clone(), bytes: t.binding_bytes(), slot });
+        ReadHandle(slot)
+    }
+
+    /// Sends everything recorded as one submission. Waits for the GPU only when something must come
+    /// back (a readback or timings); otherwise the results stay on the device.
+    pub fn submit(self) -> Result<Finished> {
+        let ctx = self.ctx;
+        let dev = &ctx.device;
+        let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+
+        let ring = if self.ring.is_empty() {
+            None
+        } else {
+            let b = ctx.pool.get(dev, BufferKind::Uniform, self.ring.len() as u64);
+            ctx.queue.write_buffer(b.buffer(), 0, &self.ring);
+            Some(b)
+        };
+        let n_dispatch = self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count();
+        let timed = self.timed && n_dispatch > 0;
+        // A query set holds at most 4096 queries: 2048 timed dispatches per set.
+        const PER_SET: usize = 2048;
+        let query_sets: Vec<wgpu::QuerySet> = if timed {
+            (0..n_dispatch.div_ceil(PER_SET))
+                .map(|i| {
+                    let n = (n_dispatch - i * PER_SET).min(PER_SET);
+                    dev.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("vcortex timestamps"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: 2 * n as u32,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        let bind_groups: Vec<Option<wgpu::BindGroup>> = self
+            .items
+            .iter()
+            .map(|it| match it {
+                Item::Dispatch(d) => {
+                    let ring = ring.as_ref().expect("a dispatch always writes the ring");
+                    let mut entries = vec![wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: ring.buffer(),
+                            offset: d.params.0,
+                            size: wgpu::BufferSize::new(d.params.1),
+                        }),
+                    }];
+                    for (i, b) in d.buffers.iter().enumerate() {
+                        let resource = match b {
+                            Some((buf, bytes)) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: buf.buffer(),
+                                offset: 0,
+                                size: wgpu::BufferSize::new(*bytes),
+                            }),
+                            None => ctx.dummy.as_entire_binding(),
+                        };
+                        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource });
+                    }
+                    Some(dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(&d.label),
+                        layout: &d.kernel.layout,
+                        entries: &entries,
+                    }))
+                }
+                _ => None,
+            })
+            .collect();
+
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("vcortex") });
+        let mut staging: Vec<Option<(Arc<PooledBuffer>, u64)>> = (0..self.reads).map(|_| None).collect();
+        let mut labels = Vec::with_capacity(n_dispatch);
+        let mut i = 0;
+        while i < self.items.len() {
+            match &self.items[i] {
+                Item::Dispatch(_) => {
+                    // A run of dispatches: one pass, or one pass each when timed.
+                    let mut j = i;
+                    while j < self.items.len() && matches!(self.items[j], Item::Dispatch(_)) {
+                        j += 1;
+                    }
+                    if timed {
+                        for k in i..j {
+                            let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
+                            let q = labels.len();
+                            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: Some(&d.label),
+                                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                                    query_set: &query_sets[q / PER_SET],
+                                    beginning_of_pass_write_index: Some(2 * (q % PER_SET) as u32),
+                                    end_of_pass_write_index: Some(2 * (q % PER_SET) as u32 + 1),
+                                }),
+                            });
+                            pass.set_pipeline(&d.kernel.pipeline);
+                            pass.set_bind_group(0, bind_groups[k].as_ref(), &[]);
+                            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                            labels.push(d.label.clone());
+                        }
+                    } else {
+                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("vcortex ops"),
+                            timestamp_writes: None,
+                        });
+                        for k in i..j {
+                            let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
+                            pass.set_pipeline(&d.kernel.pipeline);
+                            pass.set_bind_group(0, bind_groups[k].as_ref(), &[]);
+                            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                        }
+                    }
+                    i = j;
+                }
+                Item::Copy { src, dst, bytes } => {
+                    enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, *bytes);
+                    i += 1;
+                }
+                Item::Readback { src, bytes, slot } => {
+                    let st = ctx.pool.get(dev, BufferKind::Readback, *bytes);
+                    enc.copy_buffer_to_buffer(src.buffer(), 0, st.buffer(), 0, *bytes);
+                    staging[*slot] = Some((st, *bytes));
+                    i += 1;
+                }
+            }
+        }
+        let stamps = if timed {
+            let n = 2 * n_dispatch as u64;
+            let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("vcortex timestamp resolve"),
+                size: n * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            for (s, qs) in query_sets.iter().enumerate() {
+                let count = (n_dispatch - s * PER_SET).min(PER_SET) as u32 * 2;
+                enc.resolve_query_set(qs, 0..count, &resolve, (s * PER_SET * 2 * 8) as u64);
+            }
+            let st = ctx.pool.get(dev, BufferKind::Readback, n * 8);
+            enc.copy_buffer_to_buffer(&resolve, 0, st.buffer(), 0, n * 8);
+            Some((st, n * 8))
+        } else {
+            None
+        };
+        let index = ctx.queue.submit(Some(enc.finish()));
+        drop(bind_groups);
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            return Err(Error::Gpu { context: "submit (out of memory)".into(), message: e.to_string() });
+        }
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu { context: "submit".into(), message: e.to_string() });
+        }
+        ctx.take_errors("submit")?;
+
+        let mut reads = Vec::with_capacity(self.reads);
+        let mut timings = None;
+        if self.reads > 0 || stamps.is_some() {
+            let mut pending: Vec<&(Arc<PooledBuffer>, u64)> = staging.iter().flatten().collect();
+            if let Some(s) = &stamps {
+                pending.push(s);
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            for (k, (b, bytes)) in pending.iter().enumerate() {
+                let tx = tx.clone();
+                b.buffer().slice(0..*bytes).map_async(wgpu::MapMode::Read, move |r| {
+                    let _ = tx.send((k, r));
+                });
+            }
+            drop(tx);
+            dev.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+                .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
+            for (k, r) in rx.iter() {
+                r.map_err(|e| Error::Gpu { context: format!("mapping readback {k}"), message: e.to_string() })?;
+            }
+            for (b, bytes) in staging.iter().flatten() {
+                let view = b.buffer().slice(0..*bytes).get_mapped_range().map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?;
+                let v = view.to_vec();
+                drop(view);
+                b.buffer().unmap();
+                reads.push(v);
+            }
+            if let Some((b, bytes)) = &stamps {
+                let view = b.buffer().slice(0..*bytes).get_mapped_range().map_err(|e| Error::Gpu { context: "timestamps".into(), message: e.to_string() })?;
+                let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+                drop(view);
+                b.buffer().unmap();
+                let period = ctx.queue.get_timestamp_period() as f64;
+                timings = Some(
+                    labels
+                        .into_iter()
+                        .enumerate()
+                        .map(|(q, label)| Timing {
+                            label,
+                            ms: raw[2 * q + 1].wrapping_sub(raw[2 * q]) as f64 * period / 1e6,
+                        })
+                        .collect(),
+                );
+            }
+            ctx.take_errors("readback")?;
+        }
+        drop(ring);
+        Ok(Finished { reads, timings })
+    }
+}
