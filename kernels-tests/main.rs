@@ -1,1 +1,13 @@
+//! Integration tests: every GPU kernel against its CPU reference on random and awkward shapes,
+//! the golden PyTorch cases through `eval`, bad input refused with typed errors, the runtime's
+//! pool, cache, recorder and timing, and every WGSL file through naga without a GPU.
 
+mod common;
+mod conv;
+mod elementwise;
+mod errors;
+mod golden;
+mod matmul;
+mod norm;
+mod runtime;
+mod shaders_naga;

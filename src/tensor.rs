@@ -57,7 +57,12 @@ impl Tensor {
         Self::alloc(ctx, "tensor", shape, dtype)
     }
 
-    pub(crate) fn alloc(ctx: &Context, op: &'static str, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    pub(crate) fn alloc(
+        ctx: &Context,
+        op: &'static str,
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
         let n = numel(op, "tensor", shape)?;
         let bytes = (n as u64) * dtype.size() as u64;
         let limit = ctx.max_tensor_bytes();
@@ -79,18 +84,31 @@ impl Tensor {
                 limit_name: "u32 element index",
             });
         }
-        let storage = ctx.pool.get(&ctx.device, BufferKind::Storage, bytes.div_ceil(4) * 4);
-        Ok(Tensor { storage, shape: shape.to_vec(), dtype })
+        let storage = ctx
+            .pool
+            .get(&ctx.device, BufferKind::Storage, bytes.div_ceil(4) * 4);
+        Ok(Tensor {
+            storage,
+            shape: shape.to_vec(),
+            dtype,
+        })
     }
 
     /// Uploads f32 values.
     pub fn from_f32(ctx: &Context, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         let n = numel("upload", "tensor", shape)?;
         if data.len() != n {
-            return Err(Error::DataLength { op: "upload", what: "data".into(), got: data.len(), expected: n, shape: shape.to_vec() });
+            return Err(Error::DataLength {
+                op: "upload",
+                what: "data".into(),
+                got: data.len(),
+                expected: n,
+                shape: shape.to_vec(),
+            });
         }
         let t = Self::alloc(ctx, "upload", shape, DType::F32)?;
-        ctx.queue.write_buffer(t.storage.buffer(), 0, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(t.storage.buffer(), 0, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -101,7 +119,13 @@ impl Tensor {
         }
         let n = numel("upload", "tensor", shape)?;
         if data.len() != n {
-            return Err(Error::DataLength { op: "upload", what: "data".into(), got: data.len(), expected: n, shape: shape.to_vec() });
+            return Err(Error::DataLength {
+                op: "upload",
+                what: "data".into(),
+                got: data.len(),
+                expected: n,
+                shape: shape.to_vec(),
+            });
         }
         let t = Self::alloc(ctx, "upload", shape, DType::F16)?;
         let mut bytes: Vec<u8> = bytemuck::cast_slice(data).to_vec();
@@ -121,9 +145,18 @@ impl Tensor {
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         let n = numel("reshape", "shape", shape)?;
         if n != self.numel() {
-            return Err(Error::shape("reshape", "new shape", shape, format!("{} elements like {:?}", self.numel(), self.shape)));
+            return Err(Error::shape(
+                "reshape",
+                "new shape",
+                shape,
+                format!("{} elements like {:?}", self.numel(), self.shape),
+            ));
         }
-        Ok(Tensor { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype })
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -151,14 +184,22 @@ impl Tensor {
         let n = self.numel();
         match self.dtype {
             DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&raw[..4 * n]),
-            DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(&raw[..2 * n]).into_iter().map(f32::from).collect(),
+            DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(&raw[..2 * n])
+                .into_iter()
+                .map(f32::from)
+                .collect(),
         }
     }
 
     /// Refuses anything but F32 (every kernel computes in f32).
     pub(crate) fn expect_f32(&self, op: &'static str, what: &str) -> Result<()> {
         if self.dtype != DType::F32 {
-            return Err(Error::Dtype { op, what: what.into(), got: self.dtype.name().into(), expected: "f32 (use ops::cast first)".into() });
+            return Err(Error::Dtype {
+                op,
+                what: what.into(),
+                got: self.dtype.name().into(),
+                expected: "f32 (use ops::cast first)".into(),
+            });
         }
         Ok(())
     }

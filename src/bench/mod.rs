@@ -23,7 +23,11 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { full: false, filter: None, reps: 20 }
+        BenchOptions {
+            full: false,
+            filter: None,
+            reps: 20,
+        }
     }
 }
 
@@ -89,7 +93,11 @@ pub fn device_json(ctx: &Context, small: bool) -> serde_json::Value {
 }
 
 /// Median time of `reps` submits of what `record` records (GPU time of every dispatch of the op).
-fn time_op(ctx: &Context, reps: usize, record: &dyn Fn(&mut Recorder) -> Result<Tensor>) -> Result<(f64, &'static str)> {
+fn time_op(
+    ctx: &Context,
+    reps: usize,
+    record: &dyn Fn(&mut Recorder) -> Result<Tensor>,
+) -> Result<(f64, &'static str)> {
     for _ in 0..3 {
         let mut rec = ctx.recorder();
         let y = record(&mut rec)?;
@@ -116,7 +124,9 @@ fn time_op(ctx: &Context, reps: usize, record: &dyn Fn(&mut Recorder) -> Result<
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
+    a.iter()
+        .zip(b)
+        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
 }
 
 struct Case<'a> {
@@ -129,7 +139,11 @@ struct Case<'a> {
 }
 
 /// Builds a case, times it, checks it against the reference; a failure becomes the row's error.
-fn measure<'a>(ctx: &Context, opts: &BenchOptions, make: impl FnOnce() -> Result<Case<'a>>) -> BenchResult {
+fn measure<'a>(
+    ctx: &Context,
+    opts: &BenchOptions,
+    make: impl FnOnce() -> Result<Case<'a>>,
+) -> BenchResult {
     let mut res = BenchResult::default();
     let outcome = (|| -> Result<()> {
         let case = make()?;
@@ -155,11 +169,19 @@ fn measure<'a>(ctx: &Context, opts: &BenchOptions, make: impl FnOnce() -> Result
 }
 
 /// Runs the suite, calling `report` after each case.
-pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&BenchResult)) -> Vec<BenchResult> {
+pub fn run_suite(
+    ctx: &Context,
+    opts: &BenchOptions,
+    mut report: impl FnMut(&BenchResult),
+) -> Vec<BenchResult> {
     let small = is_small(ctx, opts);
     let b = |n: usize| if small { (n / 32).max(1) } else { n };
     let mut results = Vec::new();
-    let wanted = |name: &str| opts.filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
+    let wanted = |name: &str| {
+        opts.filter
+            .as_ref()
+            .is_none_or(|f| name.contains(f.as_str()))
+    };
     let mut finish = |res: BenchResult| {
         report(&res);
         results.push(res);
@@ -184,7 +206,17 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
     }
 
     // Convolutions: (name, N, C, H, W, O, k, pad, groups).
-    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize); 5] = [
+    let convs: [(
+        &'static str,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+    ); 5] = [
         ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1),
         ("conv_dw7x7_64", 128, 64, 28, 56, 64, 7, 3, 64),
         ("conv_1x1_64", 128, 64, 28, 56, 64, 1, 0, 1),
@@ -199,11 +231,20 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         let xs = [n, c, h, w];
         let ws = [o, c / g, k, k];
         let xd = rnd(xs.iter().product());
-        let wd: Vec<f32> = rnd(ws.iter().product()).iter().map(|v| v / ((c / g * k * k) as f32).sqrt()).collect();
+        let wd: Vec<f32> = rnd(ws.iter().product())
+            .iter()
+            .map(|v| v / ((c / g * k * k) as f32).sqrt())
+            .collect();
         let bd = rnd(o);
         finish(measure(ctx, opts, || {
-            let p = Conv2dParams::default().with_padding(pad, pad).with_groups(g);
-            let (x, wt, bt) = (Tensor::from_f32(ctx, &xd, &xs)?, Tensor::from_f32(ctx, &wd, &ws)?, Tensor::from_f32(ctx, &bd, &[o])?);
+            let p = Conv2dParams::default()
+                .with_padding(pad, pad)
+                .with_groups(g);
+            let (x, wt, bt) = (
+                Tensor::from_f32(ctx, &xd, &xs)?,
+                Tensor::from_f32(ctx, &wd, &ws)?,
+                Tensor::from_f32(ctx, &bd, &[o])?,
+            );
             let ho = h + 2 * pad - k + 1;
             let wo = w + 2 * pad - k + 1;
             let ynum = n * o * ho * wo;
@@ -212,26 +253,47 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 name,
                 flops: 2.0 * ynum as f64 * (c / g * k * k) as f64,
                 bytes: 4.0 * (x.numel() + wt.numel() + ynum) as f64,
-                record: Box::new(move |rec| ops::conv2d(rec, &x, &wt, Some(&bt), &p, &Epilogue::default())),
+                record: Box::new(move |rec| {
+                    ops::conv2d(rec, &x, &wt, Some(&bt), &p, &Epilogue::default())
+                }),
                 check: Box::new(move |out| {
                     // The first image of the batch.
                     let per = c * h * w;
-                    let (r, _) = reference::conv2d(&xd[..per], &[1, c, h, w], wd, &ws, Some(bd), &p, None, Activation::Identity)?;
-                    Ok((max_abs_diff(&out[..r.len()], &r), if n > 1 { "slice" } else { "full" }))
+                    let (r, _) = reference::conv2d(
+                        &xd[..per],
+                        &[1, c, h, w],
+                        wd,
+                        &ws,
+                        Some(bd),
+                        &p,
+                        None,
+                        Activation::Identity,
+                    )?;
+                    Ok((
+                        max_abs_diff(&out[..r.len()], &r),
+                        if n > 1 { "slice" } else { "full" },
+                    ))
                 }),
             })
         }));
     }
 
     for name_m in [1024usize, 4096] {
-        let name: &'static str = if name_m == 1024 { "matmul_1024_fp32" } else { "matmul_4096_fp32" };
+        let name: &'static str = if name_m == 1024 {
+            "matmul_1024_fp32"
+        } else {
+            "matmul_4096_fp32"
+        };
         if !wanted(name) {
             continue;
         }
         let m = name_m / if small { 4 } else { 1 };
         let (ad, bd) = (rnd(m * m), rnd(m * m));
         finish(measure(ctx, opts, || {
-            let (a, bt) = (Tensor::from_f32(ctx, &ad, &[m, m])?, Tensor::from_f32(ctx, &bd, &[m, m])?);
+            let (a, bt) = (
+                Tensor::from_f32(ctx, &ad, &[m, m])?,
+                Tensor::from_f32(ctx, &bd, &[m, m])?,
+            );
             let (ad, bd) = (&ad, &bd);
             Ok(Case {
                 name,
@@ -241,7 +303,10 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 check: Box::new(move |out| {
                     let rows = m.min(8);
                     let r = reference::matmul(&ad[..rows * m], bd, 1, rows, m, m, 0, 0);
-                    Ok((max_abs_diff(&out[..rows * m], &r), if rows < m { "slice" } else { "full" }))
+                    Ok((
+                        max_abs_diff(&out[..rows * m], &r),
+                        if rows < m { "slice" } else { "full" },
+                    ))
                 }),
             })
         }));
@@ -260,7 +325,12 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                     flops: 0.0,
                     bytes: 8.0 * fnum as f64,
                     record: Box::new(move |rec| ops::activation(rec, &x, Activation::Elu)),
-                    check: Box::new(move |out| Ok((max_abs_diff(out, &reference::activation(xd, Activation::Elu)), "full"))),
+                    check: Box::new(move |out| {
+                        Ok((
+                            max_abs_diff(out, &reference::activation(xd, Activation::Elu)),
+                            "full",
+                        ))
+                    }),
                 })
             }));
         }
@@ -269,15 +339,40 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
             let vd: Vec<f32> = rnd(64).iter().map(|v| 1.0 + 0.5 * v).collect();
             finish(measure(ctx, opts, || {
                 let x = Tensor::from_f32(ctx, &xd, &fs)?;
-                let p: Vec<Tensor> = [&md, &vd, &gd, &bd].iter().map(|d| Tensor::from_f32(ctx, d, &[64])).collect::<Result<_>>()?;
+                let p: Vec<Tensor> = [&md, &vd, &gd, &bd]
+                    .iter()
+                    .map(|d| Tensor::from_f32(ctx, d, &[64]))
+                    .collect::<Result<_>>()?;
                 let (xd, md, vd, gd, bd) = (&xd, &md, &vd, &gd, &bd);
                 Ok(Case {
                     name: "batchnorm_eval",
                     flops: 0.0,
                     bytes: 8.0 * fnum as f64,
-                    record: Box::new(move |rec| ops::batch_norm(rec, &x, &p[0], &p[1], &p[2], &p[3], 1e-5, Activation::Identity)),
+                    record: Box::new(move |rec| {
+                        ops::batch_norm(
+                            rec,
+                            &x,
+                            &p[0],
+                            &p[1],
+                            &p[2],
+                            &p[3],
+                            1e-5,
+                            Activation::Identity,
+                        )
+                    }),
                     check: Box::new(move |out| {
-                        let r = reference::batch_norm(xd, fs[0], 64, 28 * 56, md, vd, gd, bd, 1e-5, Activation::Identity);
+                        let r = reference::batch_norm(
+                            xd,
+                            fs[0],
+                            64,
+                            28 * 56,
+                            md,
+                            vd,
+                            gd,
+                            bd,
+                            1e-5,
+                            Activation::Identity,
+                        );
                         Ok((max_abs_diff(out, &r), "full"))
                     }),
                 })
@@ -290,15 +385,27 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         let (xd, wd, bd) = (rnd(rows * 512), rnd(512), rnd(512));
         finish(measure(ctx, opts, || {
             let x = Tensor::from_f32(ctx, &xd, &[rows, 512])?;
-            let (wt, bt) = (Tensor::from_f32(ctx, &wd, &[512])?, Tensor::from_f32(ctx, &bd, &[512])?);
+            let (wt, bt) = (
+                Tensor::from_f32(ctx, &wd, &[512])?,
+                Tensor::from_f32(ctx, &bd, &[512])?,
+            );
             let (xd, wd, bd) = (&xd, &wd, &bd);
             Ok(Case {
                 name: "layernorm_12200x512",
                 flops: 0.0,
                 bytes: 8.0 * (rows * 512) as f64,
-                record: Box::new(move |rec| ops::layer_norm(rec, &x, 1, Some(&wt), Some(&bt), 1e-5, Activation::Identity)),
+                record: Box::new(move |rec| {
+                    ops::layer_norm(rec, &x, 1, Some(&wt), Some(&bt), 1e-5, Activation::Identity)
+                }),
                 check: Box::new(move |out| {
-                    let r = reference::layer_norm(xd, 512, Some(wd), Some(bd), 1e-5, Activation::Identity);
+                    let r = reference::layer_norm(
+                        xd,
+                        512,
+                        Some(wd),
+                        Some(bd),
+                        1e-5,
+                        Activation::Identity,
+                    );
                     Ok((max_abs_diff(out, &r), "full"))
                 }),
             })

@@ -12,9 +12,27 @@ use crate::tensor::Tensor;
 type Outputs = Vec<(String, HostTensor)>;
 
 pub static OPS: &[OpSpec] = &[
-    OpSpec { name: "conv2d", required: &["input", "weight"], optional: &["bias"], params: &["stride", "padding", "dilation", "groups"], run: conv2d },
-    OpSpec { name: "linear", required: &["input", "weight"], optional: &["bias"], params: &[], run: linear },
-    OpSpec { name: "activation", required: &["input"], optional: &[], params: &["kind", "beta", "threshold"], run: activation },
+    OpSpec {
+        name: "conv2d",
+        required: &["input", "weight"],
+        optional: &["bias"],
+        params: &["stride", "padding", "dilation", "groups"],
+        run: conv2d,
+    },
+    OpSpec {
+        name: "linear",
+        required: &["input", "weight"],
+        optional: &["bias"],
+        params: &[],
+        run: linear,
+    },
+    OpSpec {
+        name: "activation",
+        required: &["input"],
+        optional: &[],
+        params: &["kind", "beta", "threshold"],
+        run: activation,
+    },
     OpSpec {
         name: "batch_norm",
         required: &["input", "running_mean", "running_var", "weight", "bias"],
@@ -22,7 +40,13 @@ pub static OPS: &[OpSpec] = &[
         params: &["eps"],
         run: batch_norm,
     },
-    OpSpec { name: "layer_norm", required: &["input"], optional: &["weight", "bias"], params: &["dims", "eps"], run: layer_norm },
+    OpSpec {
+        name: "layer_norm",
+        required: &["input"],
+        optional: &["weight", "bias"],
+        params: &["dims", "eps"],
+        run: layer_norm,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -65,7 +89,9 @@ fn conv2d(b: &Backend, c: &Case) -> Result<Outputs> {
         Backend::Gpu(ctx) => {
             let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| ops::conv2d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default()))?
+            on_gpu(ctx, |rec| {
+                ops::conv2d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default())
+            })?
         }
         Backend::Cpu => {
             if let Some(bt) = bias {
@@ -74,7 +100,16 @@ fn conv2d(b: &Backend, c: &Case) -> Result<Outputs> {
                     return Err(Error::shape("conv2d", "bias", &bt.shape, format!("[{o}]")));
                 }
             }
-            let (v, s) = reference::conv2d(&x.data, &x.shape, &w.data, &w.shape, bias.map(|t| &t.data[..]), &p, None, Activation::Identity)?;
+            let (v, s) = reference::conv2d(
+                &x.data,
+                &x.shape,
+                &w.data,
+                &w.shape,
+                bias.map(|t| &t.data[..]),
+                &p,
+                None,
+                Activation::Identity,
+            )?;
             HostTensor::new(s, v)
         }
     };
@@ -87,12 +122,22 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
         Backend::Gpu(ctx) => {
             let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity))?
+            on_gpu(ctx, |rec| {
+                ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity)
+            })?
         }
         Backend::Cpu => {
-            let i = *x.shape.last().ok_or_else(|| Error::shape("linear", "input", &x.shape, "[..., I]"))?;
+            let i = *x
+                .shape
+                .last()
+                .ok_or_else(|| Error::shape("linear", "input", &x.shape, "[..., I]"))?;
             if w.shape.len() != 2 || w.shape[1] != i {
-                return Err(Error::shape("linear", "weight", &w.shape, format!("[O, {i}]")));
+                return Err(Error::shape(
+                    "linear",
+                    "weight",
+                    &w.shape,
+                    format!("[O, {i}]"),
+                ));
             }
             let o = w.shape[0];
             if let Some(bt) = bias {
@@ -103,7 +148,18 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
             let rows = x.data.len() / i.max(1);
             let mut s = x.shape[..x.shape.len() - 1].to_vec();
             s.push(o);
-            HostTensor::new(s, reference::linear(&x.data, rows, i, &w.data, o, bias.map(|t| &t.data[..]), Activation::Identity))
+            HostTensor::new(
+                s,
+                reference::linear(
+                    &x.data,
+                    rows,
+                    i,
+                    &w.data,
+                    o,
+                    bias.map(|t| &t.data[..]),
+                    Activation::Identity,
+                ),
+            )
         }
     };
     Ok(one("output", y))
@@ -111,7 +167,12 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
 
 fn activation(b: &Backend, c: &Case) -> Result<Outputs> {
     let x = c.tensor("input")?;
-    let kind = c.raw("kind").ok_or_else(|| Error::Case(format!("activation: missing parameter \"kind\" (one of {})", Activation::NAMES)))?;
+    let kind = c.raw("kind").ok_or_else(|| {
+        Error::Case(format!(
+            "activation: missing parameter \"kind\" (one of {})",
+            Activation::NAMES
+        ))
+    })?;
     let act = Activation::parse(kind, c.f32("beta", 1.0)?, c.f32("threshold", 20.0)?)?;
     let y = match b {
         Backend::Gpu(ctx) => {
@@ -130,8 +191,22 @@ fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
     let y = match b {
         Backend::Gpu(ctx) => {
             let xt = up(ctx, x)?;
-            let p: Vec<Tensor> = names.iter().map(|n| up(ctx, c.tensor(n)?)).collect::<Result<_>>()?;
-            on_gpu(ctx, |rec| ops::batch_norm(rec, &xt, &p[0], &p[1], &p[2], &p[3], eps, Activation::Identity))?
+            let p: Vec<Tensor> = names
+                .iter()
+                .map(|n| up(ctx, c.tensor(n)?))
+                .collect::<Result<_>>()?;
+            on_gpu(ctx, |rec| {
+                ops::batch_norm(
+                    rec,
+                    &xt,
+                    &p[0],
+                    &p[1],
+                    &p[2],
+                    &p[3],
+                    eps,
+                    Activation::Identity,
+                )
+            })?
         }
         Backend::Cpu => {
             if x.shape.len() < 2 {
@@ -145,13 +220,28 @@ fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
                 }
             }
             if !(eps >= 0.0) {
-                return Err(Error::param("batch_norm", "eps", format!("{eps} must be >= 0")));
+                return Err(Error::param(
+                    "batch_norm",
+                    "eps",
+                    format!("{eps} must be >= 0"),
+                ));
             }
             let inner: usize = x.shape[2..].iter().product();
             let t = |n: &str| c.tensor(n).map(|t| &t.data[..]);
             HostTensor::new(
                 x.shape.clone(),
-                reference::batch_norm(&x.data, x.shape[0], ch, inner, t(names[0])?, t(names[1])?, t(names[2])?, t(names[3])?, eps, Activation::Identity),
+                reference::batch_norm(
+                    &x.data,
+                    x.shape[0],
+                    ch,
+                    inner,
+                    t(names[0])?,
+                    t(names[1])?,
+                    t(names[2])?,
+                    t(names[3])?,
+                    eps,
+                    Activation::Identity,
+                ),
             )
         }
     };
@@ -168,27 +258,60 @@ fn layer_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             let xt = up(ctx, x)?;
             let wt = w.map(|t| up(ctx, t)).transpose()?;
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| ops::layer_norm(rec, &xt, dims, wt.as_ref(), bt.as_ref(), eps, Activation::Identity))?
+            on_gpu(ctx, |rec| {
+                ops::layer_norm(
+                    rec,
+                    &xt,
+                    dims,
+                    wt.as_ref(),
+                    bt.as_ref(),
+                    eps,
+                    Activation::Identity,
+                )
+            })?
         }
         Backend::Cpu => {
             if dims == 0 || dims > x.shape.len() {
-                return Err(Error::param("layer_norm", "dims", format!("{dims} must be between 1 and the input's rank {}", x.shape.len())));
+                return Err(Error::param(
+                    "layer_norm",
+                    "dims",
+                    format!(
+                        "{dims} must be between 1 and the input's rank {}",
+                        x.shape.len()
+                    ),
+                ));
             }
             if !(eps >= 0.0) {
-                return Err(Error::param("layer_norm", "eps", format!("{eps} must be >= 0")));
+                return Err(Error::param(
+                    "layer_norm",
+                    "eps",
+                    format!("{eps} must be >= 0"),
+                ));
             }
             let trailing = &x.shape[x.shape.len() - dims..];
             for (t, n) in [(w, "weight"), (bias, "bias")] {
                 if let Some(t) = t {
                     if t.shape != trailing {
-                        return Err(Error::shape("layer_norm", n, &t.shape, format!("{trailing:?}")));
+                        return Err(Error::shape(
+                            "layer_norm",
+                            n,
+                            &t.shape,
+                            format!("{trailing:?}"),
+                        ));
                     }
                 }
             }
             let len: usize = trailing.iter().product();
             HostTensor::new(
                 x.shape.clone(),
-                reference::layer_norm(&x.data, len, w.map(|t| &t.data[..]), bias.map(|t| &t.data[..]), eps, Activation::Identity),
+                reference::layer_norm(
+                    &x.data,
+                    len,
+                    w.map(|t| &t.data[..]),
+                    bias.map(|t| &t.data[..]),
+                    eps,
+                    Activation::Identity,
+                ),
             )
         }
     };

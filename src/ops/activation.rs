@@ -14,14 +14,18 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     /// log(1 + exp(beta x)) / beta; x itself where beta x > threshold (PyTorch's rule).
-    Softplus { beta: f32, threshold: f32 },
+    Softplus {
+        beta: f32,
+        threshold: f32,
+    },
     /// The exact (erf) form.
     Gelu,
     Silu,
 }
 
 impl Activation {
-    pub const NAMES: &'static str = "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
+    pub const NAMES: &'static str =
+        "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
 
     /// From the eval-format name (softplus takes beta and threshold).
     pub fn parse(kind: &str, beta: f32, threshold: f32) -> Result<Activation> {
@@ -35,7 +39,13 @@ impl Activation {
             "softplus" => Activation::Softplus { beta, threshold },
             "gelu" => Activation::Gelu,
             "silu" => Activation::Silu,
-            other => return Err(Error::param("activation", "kind", format!("{other:?} is not one of {}", Self::NAMES))),
+            other => {
+                return Err(Error::param(
+                    "activation",
+                    "kind",
+                    format!("{other:?} is not one of {}", Self::NAMES),
+                ))
+            }
         };
         a.validate()?;
         Ok(a)
@@ -71,9 +81,9 @@ impl Activation {
     pub fn specialize(&self, key: PipelineKey) -> PipelineKey {
         let key = key.with("ACT", self.id() as f64);
         match *self {
-            Activation::Softplus { beta, threshold } => {
-                key.with("ACT_BETA", beta as f64).with("ACT_THRESHOLD", threshold as f64)
-            }
+            Activation::Softplus { beta, threshold } => key
+                .with("ACT_BETA", beta as f64)
+                .with("ACT_THRESHOLD", threshold as f64),
             _ => key,
         }
     }
@@ -92,10 +102,23 @@ pub fn activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Ten
     act.validate()?;
     let ctx = rec.context();
     let groups = super::elementwise_grid(ctx, x.numel(), "activation")?;
-    let key = act.specialize(PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]));
+    let key = act.specialize(PipelineKey::new(
+        "activation",
+        "activation",
+        &[Access::Read, Access::ReadWrite],
+    ));
     let kernel = ctx.kernel(&key)?;
     let y = Tensor::alloc(ctx, "activation", x.shape(), DType::F32)?;
-    let p = ActParams { n: x.numel() as u32, _pad: [0; 3] };
-    rec.dispatch("activation", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    let p = ActParams {
+        n: x.numel() as u32,
+        _pad: [0; 3],
+    };
+    rec.dispatch(
+        "activation",
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(x), Some(&y)],
+        groups,
+    )?;
     Ok(y)
 }

@@ -5,13 +5,29 @@ pub fn apply(act: Activation, x: f64) -> f64 {
     match act {
         Activation::Identity => x,
         Activation::Relu => x.max(0.0),
-        Activation::Elu => if x > 0.0 { x } else { x.exp_m1() },
-        Activation::Elu1 => if x > 0.0 { x + 1.0 } else { x.exp() },
+        Activation::Elu => {
+            if x > 0.0 {
+                x
+            } else {
+                x.exp_m1()
+            }
+        }
+        Activation::Elu1 => {
+            if x > 0.0 {
+                x + 1.0
+            } else {
+                x.exp()
+            }
+        }
         Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
         Activation::Tanh => x.tanh(),
         Activation::Softplus { beta, threshold } => {
             let (b, t) = (beta as f64, threshold as f64);
-            if b * x > t { x } else { (b * x).exp().ln_1p() / b }
+            if b * x > t {
+                x
+            } else {
+                (b * x).exp().ln_1p() / b
+            }
         }
         Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
         Activation::Silu => x / (1.0 + (-x).exp()),
@@ -46,7 +62,11 @@ pub fn erf(x: f64) -> f64 {
         }
         1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / (a + f)
     };
-    if x < 0.0 { -r } else { r }
+    if x < 0.0 {
+        -r
+    } else {
+        r
+    }
 }
 
 #[cfg(test)]
@@ -54,7 +74,12 @@ mod tests {
     #[test]
     fn erf_matches_known_values() {
         // erf(0.5), erf(1), erf(2), erf(3) from tables.
-        for (x, e) in [(0.5, 0.5204998778130465), (1.0, 0.8427007929497149), (2.0, 0.9953222650189527), (3.0, 0.9999779095030014)] {
+        for (x, e) in [
+            (0.5, 0.5204998778130465),
+            (1.0, 0.8427007929497149),
+            (2.0, 0.9953222650189527),
+            (3.0, 0.9999779095030014),
+        ] {
             assert!((super::erf(x) - e).abs() < 1e-13, "erf({x})");
             assert!((super::erf(-x) + e).abs() < 1e-13);
         }

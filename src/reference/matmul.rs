@@ -2,7 +2,16 @@ use super::activation::apply;
 use crate::ops::Activation;
 
 /// C = A · B for row-major A [batch, M, K] and B [batch, K, N] (batch strides of 0 broadcast).
-pub fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize, a_stride: usize, b_stride: usize) -> Vec<f32> {
+pub fn matmul(
+    a: &[f32],
+    b: &[f32],
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a_stride: usize,
+    b_stride: usize,
+) -> Vec<f32> {
     let mut c = vec![0f32; batch * m * n];
     for bi in 0..batch {
         let (ab, bb) = (bi * a_stride, bi * b_stride);
@@ -20,7 +29,15 @@ pub fn matmul(a: &[f32], b: &[f32], batch: usize, m: usize, k: usize, n: usize, 
 }
 
 /// y = act(x Wᵀ + b) for x [rows, I], W [O, I].
-pub fn linear(x: &[f32], rows: usize, i: usize, w: &[f32], o: usize, bias: Option<&[f32]>, act: Activation) -> Vec<f32> {
+pub fn linear(
+    x: &[f32],
+    rows: usize,
+    i: usize,
+    w: &[f32],
+    o: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+) -> Vec<f32> {
     let mut y = vec![0f32; rows * o];
     for r in 0..rows {
         for oo in 0..o {

@@ -29,7 +29,14 @@ pub fn batch_norm(
 }
 
 /// Layer norm over rows of length `len` (biased variance, as PyTorch).
-pub fn layer_norm(x: &[f32], len: usize, weight: Option<&[f32]>, bias: Option<&[f32]>, eps: f32, act: Activation) -> Vec<f32> {
+pub fn layer_norm(
+    x: &[f32],
+    len: usize,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    eps: f32,
+    act: Activation,
+) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     for (row, out) in x.chunks(len).zip(y.chunks_mut(len)) {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / len as f64;

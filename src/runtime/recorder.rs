@@ -21,8 +21,16 @@ struct Dispatch {
 
 enum Item {
     Dispatch(Dispatch),
-    Copy { src: Arc<PooledBuffer>, dst: Arc<PooledBuffer>, bytes: u64 },
-    Readback { src: Arc<PooledBuffer>, bytes: u64, slot: usize },
+    Copy {
+        src: Arc<PooledBuffer>,
+        dst: Arc<PooledBuffer>,
+        bytes: u64,
+    },
+    Readback {
+        src: Arc<PooledBuffer>,
+        bytes: u64,
+        slot: usize,
+    },
 }
 
 /// Identifies a readback requested with [`Recorder::read_back`].
@@ -52,7 +60,12 @@ impl Finished {
     }
     /// Total GPU time of the dispatches whose label starts with `prefix`.
     pub fn ms_of(&self, prefix: &str) -> Option<f64> {
-        self.timings.as_ref().map(|t| t.iter().filter(|x| x.label.starts_with(prefix)).map(|x| x.ms).sum())
+        self.timings.as_ref().map(|t| {
+            t.iter()
+                .filter(|x| x.label.starts_with(prefix))
+                .map(|x| x.ms)
+                .sum()
+        })
     }
     /// Total GPU time of every dispatch.
     pub fn total_ms(&self) -> Option<f64> {
@@ -70,7 +83,13 @@ pub struct Recorder<'c> {
 
 impl<'c> Recorder<'c> {
     pub(crate) fn new(ctx: &'c Context) -> Self {
-        Recorder { ctx, items: Vec::new(), ring: Vec::new(), reads: 0, timed: false }
+        Recorder {
+            ctx,
+            items: Vec::new(),
+            ring: Vec::new(),
+            reads: 0,
+            timed: false,
+        }
     }
 
     pub fn context(&self) -> &'c Context {
@@ -85,7 +104,10 @@ impl<'c> Recorder<'c> {
 
     /// Number of dispatches recorded so far.
     pub fn dispatch_count(&self) -> usize {
-        self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count()
+        self.items
+            .iter()
+            .filter(|i| matches!(i, Item::Dispatch(_)))
+            .count()
     }
 
     /// Records one dispatch. `params` goes to binding 0; `tensors` to bindings 1.. in order
@@ -112,7 +134,11 @@ impl<'c> Recorder<'c> {
         if tensors.len() != kernel.bindings.len() {
             return Err(Error::Gpu {
                 context: label,
-                message: format!("{} tensors for {} bindings", tensors.len(), kernel.bindings.len()),
+                message: format!(
+                    "{} tensors for {} bindings",
+                    tensors.len(),
+                    kernel.bindings.len()
+                ),
             });
         }
         let align = self.ctx.limits().min_uniform_buffer_offset_alignment as usize;
@@ -121,7 +147,10 @@ impl<'c> Recorder<'c> {
         self.ring.extend_from_slice(params);
         let size = (params.len().max(16)).div_ceil(16) * 16;
         self.ring.resize(off + size, 0);
-        let buffers = tensors.iter().map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes()))).collect();
+        let buffers = tensors
+            .iter()
+            .map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes())))
+            .collect();
         if groups.iter().all(|&g| g > 0) {
             self.items.push(Item::Dispatch(Dispatch {
                 label,
@@ -137,7 +166,12 @@ impl<'c> Recorder<'c> {
     /// Records a buffer copy of `src` into `dst` (same byte size).
     pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<()> {
         if src.bytes() != dst.bytes() {
-            return Err(Error::shape("copy", "destination", dst.shape(), format!("{:?}", src.shape())));
+            return Err(Error::shape(
+                "copy",
+                "destination",
+                dst.shape(),
+                format!("{:?}", src.shape()),
+            ));
         }
         self.items.push(Item::Copy {
             src: src.storage().clone(),
@@ -151,7 +185,11 @@ impl<'c> Recorder<'c> {
     pub fn read_back(&mut self, t: &Tensor) -> ReadHandle {
         let slot = self.reads;
         self.reads += 1;
-        self.items.push(Item::Readback { src: t.storage().clone(), bytes: t.binding_bytes(), slot });
+        self.items.push(Item::Readback {
+            src: t.storage().clone(),
+            bytes: t.binding_bytes(),
+            slot,
+        });
         ReadHandle(slot)
     }
 
@@ -166,11 +204,17 @@ impl<'c> Recorder<'c> {
         let ring = if self.ring.is_empty() {
             None
         } else {
-            let b = ctx.pool.get(dev, BufferKind::Uniform, self.ring.len() as u64);
+            let b = ctx
+                .pool
+                .get(dev, BufferKind::Uniform, self.ring.len() as u64);
             ctx.queue.write_buffer(b.buffer(), 0, &self.ring);
             Some(b)
         };
-        let n_dispatch = self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count();
+        let n_dispatch = self
+            .items
+            .iter()
+            .filter(|i| matches!(i, Item::Dispatch(_)))
+            .count();
         let timed = self.timed && n_dispatch > 0;
         // A query set holds at most 4096 queries: 2048 timed dispatches per set.
         const PER_SET: usize = 2048;
@@ -205,14 +249,19 @@ impl<'c> Recorder<'c> {
                     }];
                     for (i, b) in d.buffers.iter().enumerate() {
                         let resource = match b {
-                            Some((buf, bytes)) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: buf.buffer(),
-                                offset: 0,
-                                size: wgpu::BufferSize::new(*bytes),
-                            }),
+                            Some((buf, bytes)) => {
+                                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer: buf.buffer(),
+                                    offset: 0,
+                                    size: wgpu::BufferSize::new(*bytes),
+                                })
+                            }
                             None => ctx.dummy.as_entire_binding(),
                         };
-                        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource });
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: i as u32 + 1,
+                            resource,
+                        });
                     }
                     Some(dev.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(&d.label),
@@ -224,8 +273,11 @@ impl<'c> Recorder<'c> {
             })
             .collect();
 
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("vcortex") });
-        let mut staging: Vec<Option<(Arc<PooledBuffer>, u64)>> = (0..self.reads).map(|_| None).collect();
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("vcortex"),
+        });
+        let mut staging: Vec<Option<(Arc<PooledBuffer>, u64)>> =
+            (0..self.reads).map(|_| None).collect();
         let mut labels = Vec::with_capacity(n_dispatch);
         let mut i = 0;
         while i < self.items.len() {
@@ -238,7 +290,9 @@ impl<'c> Recorder<'c> {
                     }
                     if timed {
                         for k in i..j {
-                            let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
+                            let Item::Dispatch(d) = &self.items[k] else {
+                                unreachable!()
+                            };
                             let q = labels.len();
                             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                                 label: Some(&d.label),
@@ -259,7 +313,9 @@ impl<'c> Recorder<'c> {
                             timestamp_writes: None,
                         });
                         for k in i..j {
-                            let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
+                            let Item::Dispatch(d) = &self.items[k] else {
+                                unreachable!()
+                            };
                             pass.set_pipeline(&d.kernel.pipeline);
                             pass.set_bind_group(0, bind_groups[k].as_ref(), &[]);
                             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
@@ -300,10 +356,16 @@ impl<'c> Recorder<'c> {
         let index = ctx.queue.submit(Some(enc.finish()));
         drop(bind_groups);
         if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(Error::Gpu { context: "submit (out of memory)".into(), message: e.to_string() });
+            return Err(Error::Gpu {
+                context: "submit (out of memory)".into(),
+                message: e.to_string(),
+            });
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu { context: "submit".into(), message: e.to_string() });
+            return Err(Error::Gpu {
+                context: "submit".into(),
+                message: e.to_string(),
+            });
         }
         ctx.take_errors("submit")?;
 
@@ -317,25 +379,50 @@ impl<'c> Recorder<'c> {
             let (tx, rx) = std::sync::mpsc::channel();
             for (k, (b, bytes)) in pending.iter().enumerate() {
                 let tx = tx.clone();
-                b.buffer().slice(0..*bytes).map_async(wgpu::MapMode::Read, move |r| {
-                    let _ = tx.send((k, r));
-                });
+                b.buffer()
+                    .slice(0..*bytes)
+                    .map_async(wgpu::MapMode::Read, move |r| {
+                        let _ = tx.send((k, r));
+                    });
             }
             drop(tx);
-            dev.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-                .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
+            dev.poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu {
+                context: "waiting for the GPU".into(),
+                message: e.to_string(),
+            })?;
             for (k, r) in rx.iter() {
-                r.map_err(|e| Error::Gpu { context: format!("mapping readback {k}"), message: e.to_string() })?;
+                r.map_err(|e| Error::Gpu {
+                    context: format!("mapping readback {k}"),
+                    message: e.to_string(),
+                })?;
             }
             for (b, bytes) in staging.iter().flatten() {
-                let view = b.buffer().slice(0..*bytes).get_mapped_range().map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?;
+                let view = b
+                    .buffer()
+                    .slice(0..*bytes)
+                    .get_mapped_range()
+                    .map_err(|e| Error::Gpu {
+                        context: "readback".into(),
+                        message: e.to_string(),
+                    })?;
                 let v = view.to_vec();
                 drop(view);
                 b.buffer().unmap();
                 reads.push(v);
             }
             if let Some((b, bytes)) = &stamps {
-                let view = b.buffer().slice(0..*bytes).get_mapped_range().map_err(|e| Error::Gpu { context: "timestamps".into(), message: e.to_string() })?;
+                let view = b
+                    .buffer()
+                    .slice(0..*bytes)
+                    .get_mapped_range()
+                    .map_err(|e| Error::Gpu {
+                        context: "timestamps".into(),
+                        message: e.to_string(),
+                    })?;
                 let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
                 drop(view);
                 b.buffer().unmap();

@@ -1,0 +1,45 @@
+use std::sync::OnceLock;
+
+use vcortex::{Context, Recorder, Result, Tensor};
+
+/// The shared device of the GPU tests (whatever adapter wgpu finds; lavapipe on CI).
+pub fn ctx() -> &'static Context {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    CTX.get_or_init(|| {
+        Context::new().unwrap_or_else(|e| {
+            panic!("the GPU tests need an adapter (a software one will do): {e}")
+        })
+    })
+}
+
+pub fn up(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_f32(ctx(), data, shape).expect("upload")
+}
+
+/// Records with `f`, submits once, reads the result back.
+pub fn run1(f: impl FnOnce(&mut Recorder) -> Result<Tensor>) -> Vec<f32> {
+    let mut rec = ctx().recorder();
+    let y = f(&mut rec).expect("op refused valid input");
+    let h = rec.read_back(&y);
+    rec.submit().expect("submit").f32(h, &y)
+}
+
+/// |got − want| ≤ atol + rtol·|want| everywhere (NaN fails).
+#[track_caller]
+pub fn assert_close(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w as f64).abs();
+        let ok = err <= atol + rtol * (w as f64).abs();
+        if !ok {
+            panic!(
+                "{what}: element {i}: got {g}, want {w} (|err| {err:.3e}); {} elements",
+                got.len()
+            );
+        }
+        if err > worst.1 {
+            worst = (i, err);
+        }
+    }
+}

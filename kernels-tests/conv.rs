@@ -1,0 +1,330 @@
+//! conv2d (shaders/conv2d.wgsl: conv2d_gemm, conv2d_1x1, conv2d_depthwise) against the CPU
+//! reference on random and awkward shapes, every path, with and without the fused epilogue.
+
+use crate::common::{assert_close, run1, up};
+use vcortex::ops::{self, Activation, Conv2dParams, ConvAlgo, Epilogue};
+use vcortex::reference;
+use vcortex::rng::SplitMix;
+
+struct ConvCase {
+    x: [usize; 4],
+    w: [usize; 4],
+    p: Conv2dParams,
+    bias: bool,
+    affine: bool,
+    act: Activation,
+}
+
+/// Runs one case on the given path (and `Auto`) and compares both with the reference.
+fn check(c: &ConvCase, rng: &mut SplitMix, algos: &[ConvAlgo]) {
+    let xn: usize = c.x.iter().product();
+    let wn: usize = c.w.iter().product();
+    let fan = (c.w[1] * c.w[2] * c.w[3]) as f32;
+    let xd = rng.vec(xn, -1.0, 1.0);
+    let wd: Vec<f32> = rng
+        .vec(wn, -1.0, 1.0)
+        .iter()
+        .map(|v| v / fan.sqrt())
+        .collect();
+    let o = c.w[0];
+    let bd = rng.vec(o, -1.0, 1.0);
+    let sd = rng.vec(o, 0.5, 1.5);
+    let hd = rng.vec(o, -0.5, 0.5);
+    let (want, shape) = reference::conv2d(
+        &xd,
+        &c.x,
+        &wd,
+        &c.w,
+        c.bias.then_some(&bd[..]),
+        &c.p,
+        c.affine.then_some((&sd[..], &hd[..])),
+        c.act,
+    )
+    .expect("reference accepts the case");
+    let (x, w, b, s, h) = (
+        up(&xd, &c.x),
+        up(&wd, &c.w),
+        up(&bd, &[o]),
+        up(&sd, &[o]),
+        up(&hd, &[o]),
+    );
+    for &algo in algos {
+        let p = c.p.with_algo(algo);
+        let epi = Epilogue {
+            scale: c.affine.then_some(&s),
+            shift: c.affine.then_some(&h),
+            act: c.act,
+        };
+        let mut rec = vcortex::Context::recorder(crate::common::ctx());
+        let y = ops::conv2d(&mut rec, &x, &w, c.bias.then_some(&b), &p, &epi)
+            .expect("conv2d refused a valid case");
+        assert_eq!(y.shape(), &shape[..]);
+        let hnd = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(hnd, &y);
+        let what = format!(
+            "conv2d {algo:?} x{:?} w{:?} {:?} bias {} affine {} {:?}",
+            c.x, c.w, c.p, c.bias, c.affine, c.act
+        );
+        assert_close(&got, &want, 2e-5, 2e-4, &what);
+    }
+}
+
+fn divisors(n: usize) -> Vec<usize> {
+    (1..=n).filter(|d| n % d == 0).collect()
+}
+
+#[test]
+fn random_shapes_all_paths() {
+    let mut rng = SplitMix::new(2024);
+    let acts = [
+        Activation::Identity,
+        Activation::Elu,
+        Activation::Relu,
+        Activation::Elu1,
+        Activation::Gelu,
+    ];
+    for _ in 0..60 {
+        let n = rng.range(1, 3);
+        let c = [1, 2, 3, 4, 5, 7, 8, 12, 17][rng.range(0, 8)];
+        let g = {
+            let d = divisors(c);
+            d[rng.range(0, d.len() - 1)]
+        };
+        let o = g * rng.range(1, 5);
+        let h = rng.range(1, 13);
+        let w = rng.range(1, 13);
+        let pad = [
+            rng.range(0, 2),
+            rng.range(0, 2),
+            rng.range(0, 2),
+            rng.range(0, 2),
+        ];
+        let dil = [rng.range(1, 2), rng.range(1, 2)];
+        // A kernel that fits the padded input.
+        let kh = rng.range(1, ((h + pad[0] + pad[1] - 1) / dil[0] + 1).min(5));
+        let kw = rng.range(1, ((w + pad[2] + pad[3] - 1) / dil[1] + 1).min(5));
+        let p = Conv2dParams {
+            stride: [rng.range(1, 3), rng.range(1, 3)],
+            padding: pad,
+            dilation: dil,
+            groups: g,
+            algo: ConvAlgo::Auto,
+        };
+        let case = ConvCase {
+            x: [n, c, h, w],
+            w: [o, c / g, kh, kw],
+            p,
+            bias: rng.range(0, 1) == 1,
+            affine: rng.range(0, 3) == 0,
+            act: acts[rng.range(0, acts.len() - 1)],
+        };
+        let mut algos = vec![ConvAlgo::Auto, ConvAlgo::Gemm];
+        if g == c {
+            algos.push(ConvAlgo::Depthwise);
+        }
+        check(&case, &mut rng, &algos);
+    }
+}
+
+#[test]
+fn awkward_shapes() {
+    let mut rng = SplitMix::new(7);
+    let d = Conv2dParams::default();
+    let cases = [
+        // Kernel as large as the input; as large as the padded input.
+        ConvCase {
+            x: [2, 3, 5, 5],
+            w: [4, 3, 5, 5],
+            p: d,
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        ConvCase {
+            x: [1, 2, 3, 4],
+            w: [3, 2, 5, 6],
+            p: d.with_padding(1, 1),
+            bias: false,
+            affine: false,
+            act: Activation::Identity,
+        },
+        // 1-wide and 1-high inputs, 1x1 images.
+        ConvCase {
+            x: [3, 2, 1, 17],
+            w: [5, 2, 1, 3],
+            p: d.with_padding(0, 1),
+            bias: true,
+            affine: false,
+            act: Activation::Tanh,
+        },
+        ConvCase {
+            x: [2, 3, 19, 1],
+            w: [2, 3, 3, 1],
+            p: d.with_stride(2, 1),
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        ConvCase {
+            x: [4, 5, 1, 1],
+            w: [7, 5, 1, 1],
+            p: d,
+            bias: true,
+            affine: true,
+            act: Activation::Identity,
+        },
+        ConvCase {
+            x: [4, 5, 1, 1],
+            w: [7, 5, 3, 3],
+            p: d.with_padding(1, 1),
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        // Large channels: output channels past one 64-wide tile, reduction not a multiple of 8.
+        ConvCase {
+            x: [1, 130, 6, 7],
+            w: [129, 130, 3, 3],
+            p: d.with_padding(1, 1),
+            bias: true,
+            affine: true,
+            act: Activation::Elu,
+        },
+        // Many pixels: tiles that cross image boundaries (M = 9 * 11 * 13 not a multiple of 128).
+        ConvCase {
+            x: [9, 3, 11, 13],
+            w: [6, 3, 3, 3],
+            p: d.with_padding(1, 1),
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        // The Sensorium input layer shape in small: 9x9, one channel, no padding.
+        ConvCase {
+            x: [2, 1, 18, 20],
+            w: [16, 1, 9, 9],
+            p: d,
+            bias: false,
+            affine: true,
+            act: Activation::Elu,
+        },
+        // Dilation and stride together, asymmetric padding.
+        ConvCase {
+            x: [2, 4, 13, 11],
+            w: [6, 4, 3, 3],
+            p: Conv2dParams {
+                stride: [2, 3],
+                padding: [2, 0, 1, 3],
+                dilation: [3, 2],
+                ..d
+            },
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        // Grouped (not depthwise) with channels not a multiple of 4.
+        ConvCase {
+            x: [2, 6, 7, 9],
+            w: [9, 2, 3, 3],
+            p: d.with_groups(3).with_padding(1, 1),
+            bias: true,
+            affine: false,
+            act: Activation::Silu,
+        },
+    ];
+    for c in &cases {
+        check(c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::Gemm]);
+    }
+}
+
+#[test]
+fn depthwise_path() {
+    let mut rng = SplitMix::new(11);
+    let d = Conv2dParams::default();
+    let cases = [
+        // The Sensorium hidden layer's 7x7, padding 3, channels not a multiple of 4.
+        ConvCase {
+            x: [2, 13, 14, 15],
+            w: [13, 1, 7, 7],
+            p: d.with_groups(13).with_padding(3, 3),
+            bias: true,
+            affine: true,
+            act: Activation::Elu,
+        },
+        // Channel multiplier 3, stride 2, dilation 2.
+        ConvCase {
+            x: [3, 4, 9, 8],
+            w: [12, 1, 3, 3],
+            p: d.with_groups(4)
+                .with_stride(2, 2)
+                .with_dilation(2, 2)
+                .with_padding(2, 1),
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        // Kernel larger than the image, all padding.
+        ConvCase {
+            x: [1, 2, 2, 3],
+            w: [2, 1, 7, 7],
+            p: d.with_groups(2).with_padding(3, 3),
+            bias: false,
+            affine: false,
+            act: Activation::Identity,
+        },
+        // One channel.
+        ConvCase {
+            x: [5, 1, 6, 1],
+            w: [1, 1, 3, 1],
+            p: d.with_padding(1, 0),
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+    ];
+    for c in &cases {
+        check(c, &mut rng, &[ConvAlgo::Depthwise, ConvAlgo::Gemm]);
+    }
+}
+
+#[test]
+fn one_by_one_path() {
+    let mut rng = SplitMix::new(13);
+    let d = Conv2dParams::default();
+    for (n, c, o, h, w) in [
+        (1, 1, 1, 1, 1),
+        (2, 16, 12, 7, 5),
+        (3, 67, 70, 9, 11),
+        (1, 9, 130, 16, 9),
+        (5, 64, 64, 4, 8),
+    ] {
+        let case = ConvCase {
+            x: [n, c, h, w],
+            w: [o, c, 1, 1],
+            p: d,
+            bias: true,
+            affine: n % 2 == 1,
+            act: Activation::Identity,
+        };
+        check(&case, &mut rng, &[ConvAlgo::OneByOne, ConvAlgo::Gemm]);
+    }
+}
+
+/// The auto ladder picks the path the shape calls for.
+#[test]
+fn ladder_picks_the_specialised_kernels() {
+    use vcortex::ops::conv::{conv_shape, pick_algo};
+    let d = Conv2dParams::default();
+    let s = conv_shape(&[1, 8, 9, 9], &[8, 1, 3, 3], &d.with_groups(8)).unwrap();
+    assert_eq!(pick_algo(&s, &d.with_groups(8)), ConvAlgo::Depthwise);
+    let s = conv_shape(&[1, 8, 9, 9], &[4, 8, 1, 1], &d).unwrap();
+    assert_eq!(pick_algo(&s, &d), ConvAlgo::OneByOne);
+    let s = conv_shape(&[1, 8, 9, 9], &[4, 8, 1, 1], &d.with_stride(2, 2)).unwrap();
+    assert_eq!(pick_algo(&s, &d.with_stride(2, 2)), ConvAlgo::Gemm);
+    let out = run1(|rec| {
+        let x = up(&[1.0; 4], &[1, 1, 2, 2]);
+        let w = up(&[1.0; 4], &[1, 1, 2, 2]);
+        ops::conv2d(rec, &x, &w, None, &d, &Epilogue::default())
+    });
+    assert_eq!(out, vec![4.0]);
+}

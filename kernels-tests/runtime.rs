@@ -1,0 +1,131 @@
+//! The runtime: buffer pool reuse and budget, pipeline cache, one submit per chain, timing.
+
+use crate::common::{assert_close, ctx, up};
+use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
+use vcortex::reference;
+use vcortex::rng::SplitMix;
+use vcortex::runtime::pool::size_class;
+use vcortex::{DType, Tensor};
+
+#[test]
+fn pool_reuses_buffers_of_a_size_class() {
+    // A size no other test uses, so its class is this test's alone.
+    let n = 123_457;
+    let before = ctx().pool_stats();
+    let t = Tensor::empty(ctx(), &[n], DType::F32).unwrap();
+    drop(t);
+    let t2 = Tensor::empty(ctx(), &[n - 3], DType::F32).unwrap(); // same class
+    let after = ctx().pool_stats();
+    assert!(
+        after.reuses > before.reuses,
+        "no reuse: {before:?} -> {after:?}"
+    );
+    assert!(size_class(4 * n as u64, u64::MAX) >= 4 * n as u64);
+    drop(t2);
+}
+
+#[test]
+fn pipelines_are_compiled_once() {
+    let x = up(&[1.0, -1.0, 2.0], &[3]);
+    let act = Activation::Softplus {
+        beta: 3.0,
+        threshold: 7.0,
+    }; // a variant no other test asks for
+    let mut rec = ctx().recorder();
+    ops::activation(&mut rec, &x, act).unwrap();
+    let n1 = ctx().cached_kernels();
+    for _ in 0..5 {
+        ops::activation(&mut rec, &x, act).unwrap();
+    }
+    // Other tests may compile their own kernels concurrently; ours adds nothing.
+    let key = vcortex::runtime::PipelineKey::new(
+        "activation",
+        "activation",
+        &[
+            vcortex::runtime::Access::Read,
+            vcortex::runtime::Access::ReadWrite,
+        ],
+    );
+    let k1 = ctx().kernel(&act.specialize(key.clone())).unwrap();
+    let k2 = ctx().kernel(&act.specialize(key)).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&k1, &k2));
+    assert!(ctx().cached_kernels() >= n1);
+    assert_eq!(rec.dispatch_count(), 6);
+    rec.submit().unwrap();
+}
+
+/// conv → batch-norm-folded epilogue → layer norm → linear, one recorder, one submit, against
+/// the reference chain; with timing, every dispatch gets a labelled time.
+#[test]
+fn a_chain_of_ops_is_one_submit() {
+    let mut rng = SplitMix::new(99);
+    let (xs, ws) = ([2, 3, 9, 10], [4, 3, 3, 3]);
+    let xd = rng.vec(2 * 3 * 9 * 10, -1.0, 1.0);
+    let wd = rng.vec(4 * 27, -0.3, 0.3);
+    let (sd, hd) = (rng.vec(4, 0.5, 1.5), rng.vec(4, -0.2, 0.2));
+    let ld = rng.vec(5 * 10, -0.3, 0.3);
+    let p = Conv2dParams::default().with_padding(1, 1);
+
+    let (c, _) = reference::conv2d(
+        &xd,
+        &xs,
+        &wd,
+        &ws,
+        None,
+        &p,
+        Some((&sd, &hd)),
+        Activation::Elu,
+    )
+    .unwrap();
+    let n = reference::layer_norm(&c, 10, None, None, 1e-5, Activation::Identity);
+    let want = reference::linear(&n, 2 * 4 * 9, 10, &ld, 5, None, Activation::Sigmoid);
+
+    let timed = ctx().capabilities().timestamps;
+    let mut rec = ctx().recorder().timed(true);
+    let (x, w, s, h, l) = (
+        up(&xd, &xs),
+        up(&wd, &ws),
+        up(&sd, &[4]),
+        up(&hd, &[4]),
+        up(&ld, &[5, 10]),
+    );
+    let y = ops::conv2d(
+        &mut rec,
+        &x,
+        &w,
+        None,
+        &p,
+        &Epilogue {
+            scale: Some(&s),
+            shift: Some(&h),
+            act: Activation::Elu,
+        },
+    )
+    .unwrap();
+    let y = ops::layer_norm(&mut rec, &y, 1, None, None, 1e-5, Activation::Identity).unwrap();
+    let y = ops::linear(&mut rec, &y, &l, None, Activation::Sigmoid).unwrap();
+    assert_eq!(rec.dispatch_count(), 3);
+    let hnd = rec.read_back(&y);
+    let done = rec.submit().unwrap();
+    assert_close(&done.f32(hnd, &y), &want, 1e-4, 1e-4, "chain");
+    if timed {
+        let t = done.timings.as_ref().expect("timings");
+        let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["conv2d/conv2d_gemm", "layer_norm", "linear"]);
+        assert!(t.iter().all(|t| t.ms >= 0.0 && t.ms.is_finite()));
+        assert!(done.ms_of("conv2d").unwrap() > 0.0);
+    } else {
+        assert!(done.timings.is_none());
+    }
+}
+
+#[test]
+fn results_stay_on_the_device_until_read() {
+    // A submit without readback returns at once; a later read sees the result.
+    let x = up(&[-1.0, 2.0], &[2]);
+    let mut rec = ctx().recorder();
+    let y = ops::activation(&mut rec, &x, Activation::Relu).unwrap();
+    let done = rec.submit().unwrap();
+    assert!(done.timings.is_none());
+    assert_eq!(y.to_vec(ctx()).unwrap(), vec![0.0, 2.0]);
+}
