@@ -9,5 +9,6 @@ mod errors;
 mod golden;
 mod matmul;
 mod norm;
+mod normalization;
 mod runtime;
 mod shaders_naga;

@@ -168,6 +168,44 @@ fn measure<'a>(
     res
 }
 
+/// divnorm_5x5: local DN, 5×5 windows, sigma 1, checked on the first image.
+fn run_divnorm(
+    ctx: &Context,
+    opts: &BenchOptions,
+    xd: &[f32],
+    fs: [usize; 4],
+    finish: &mut dyn FnMut(BenchResult),
+) {
+    finish(measure(ctx, opts, || {
+        let x = Tensor::from_f32(ctx, xd, &fs)?;
+        let p = ops::DivNormParams {
+            sum_window: [5, 5],
+            sup_window: [5, 5],
+            ..Default::default()
+        };
+        Ok(Case {
+            name: "divnorm_5x5",
+            flops: 0.0,
+            bytes: 8.0 * x.numel() as f64,
+            record: Box::new(move |rec| Ok(ops::divisive_norm(rec, &x, None, None, &p)?.output)),
+            check: Box::new(move |out| {
+                let per = fs[1] * fs[2] * fs[3];
+                let r = reference::divisive_norm(
+                    &xd[..per],
+                    &[1, fs[1], fs[2], fs[3]],
+                    None,
+                    None,
+                    &p,
+                )?;
+                Ok((
+                    max_abs_diff(&out[..per], &r.output),
+                    if fs[0] > 1 { "slice" } else { "full" },
+                ))
+            }),
+        })
+    }));
+}
+
 /// Runs the suite, calling `report` after each case.
 pub fn run_suite(
     ctx: &Context,
@@ -378,6 +416,37 @@ pub fn run_suite(
                 })
             }));
         }
+    }
+
+    if wanted("divnorm_5x5") {
+        let xd = rnd(fnum);
+        run_divnorm(ctx, opts, &xd, fs, &mut finish);
+    }
+
+    if wanted("neurn_k3") {
+        let is = [b(128), 3, 224, 224];
+        let n: usize = is.iter().product();
+        let xd: Vec<f32> = rnd(n).iter().map(|v| 0.5 + 0.5 * v).collect();
+        finish(measure(ctx, opts, || {
+            let x = Tensor::from_f32(ctx, &xd, &is)?;
+            let p = ops::NeurnParams::default();
+            let xd = &xd;
+            Ok(Case {
+                name: "neurn_k3",
+                flops: 0.0,
+                bytes: 8.0 * n as f64,
+                record: Box::new(move |rec| ops::neurn(rec, &x, &p)),
+                check: Box::new(move |out| {
+                    // The first image (the maximum is per channel, so it stands alone).
+                    let per = 3 * 224 * 224;
+                    let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
+                    Ok((
+                        max_abs_diff(&out[..per], &r),
+                        if is[0] > 1 { "slice" } else { "full" },
+                    ))
+                }),
+            })
+        }));
     }
 
     if wanted("layernorm_12200x512") {

@@ -4,7 +4,10 @@
 use super::{Backend, Case, OpSpec};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
-use crate::ops::{self, Activation, Conv2dParams, Epilogue};
+use crate::ops::{
+    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams,
+    SupDivisor,
+};
 use crate::reference;
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
@@ -46,6 +49,20 @@ pub static OPS: &[OpSpec] = &[
         optional: &["weight", "bias"],
         params: &["dims", "eps"],
         run: layer_norm,
+    },
+    OpSpec {
+        name: "divisive_norm",
+        required: &["input"],
+        optional: &["gamma", "beta"],
+        params: &["sum_window", "sup_window", "sigma", "sup_divisor", "field"],
+        run: divisive_norm,
+    },
+    OpSpec {
+        name: "neurn",
+        required: &["input"],
+        optional: &[],
+        params: &["kernel", "max_scope", "eps"],
+        run: neurn,
     },
 ];
 
@@ -314,6 +331,85 @@ fn layer_norm(b: &Backend, c: &Case) -> Result<Outputs> {
                 ),
             )
         }
+    };
+    Ok(one("output", y))
+}
+
+fn divisive_norm(b: &Backend, c: &Case) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let (gamma, beta) = (c.opt("gamma"), c.opt("beta"));
+    let field = match c.string("field", "local").as_str() {
+        "local" => DnField::Local,
+        "batch" => DnField::Batch,
+        "layer" => DnField::Layer,
+        other => return Err(c.bad("field", format!("{other:?} is not local, batch or layer"))),
+    };
+    let sup_divisor = match c.string("sup_divisor", "sum_window").as_str() {
+        "sum_window" => SupDivisor::SumWindow,
+        "sup_window" => SupDivisor::SupWindow,
+        other => {
+            return Err(c.bad(
+                "sup_divisor",
+                format!("{other:?} is not sum_window or sup_window"),
+            ))
+        }
+    };
+    let p = DivNormParams {
+        field,
+        sum_window: c.pair("sum_window", [3, 3])?,
+        sup_window: c.pair("sup_window", [3, 3])?,
+        sigma: c.f32("sigma", 1.0)?,
+        sup_divisor,
+        centered: true,
+        ..Default::default()
+    };
+    let (y, v) = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            let gt = gamma.map(|t| up(ctx, t)).transpose()?;
+            let bt = beta.map(|t| up(ctx, t)).transpose()?;
+            let mut rec = ctx.recorder();
+            let out = ops::divisive_norm(&mut rec, &xt, gt.as_ref(), bt.as_ref(), &p)?;
+            let v = out.centered.expect("centered was asked for");
+            let (hy, hv) = (rec.read_back(&out.output), rec.read_back(&v));
+            let done = rec.submit()?;
+            (done.f32(hy, &out.output), done.f32(hv, &v))
+        }
+        Backend::Cpu => {
+            let r = reference::divisive_norm(
+                &x.data,
+                &x.shape,
+                gamma.map(|t| &t.data[..]),
+                beta.map(|t| &t.data[..]),
+                &p,
+            )?;
+            (r.output, r.centered)
+        }
+    };
+    Ok(vec![
+        ("output".to_string(), HostTensor::new(x.shape.clone(), y)),
+        ("centered".to_string(), HostTensor::new(x.shape.clone(), v)),
+    ])
+}
+
+fn neurn(b: &Backend, c: &Case) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let max_scope = match c.string("max_scope", "channel").as_str() {
+        "channel" => MaxScope::Channel,
+        "image" => MaxScope::Image,
+        other => return Err(c.bad("max_scope", format!("{other:?} is not channel or image"))),
+    };
+    let p = NeurnParams {
+        kernel: c.usize("kernel", 3)?,
+        max_scope,
+        eps: c.f32("eps", 1e-8)?,
+    };
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            on_gpu(ctx, |rec| ops::neurn(rec, &xt, &p))?
+        }
+        Backend::Cpu => HostTensor::new(x.shape.clone(), reference::neurn(&x.data, &x.shape, &p)?),
     };
     Ok(one("output", y))
 }

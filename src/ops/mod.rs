@@ -2,17 +2,23 @@
 //! picks a kernel variant, packs the parameters and records the dispatch on a [`Recorder`].
 
 pub mod activation;
+pub mod box_filter;
 pub mod cast;
 pub mod conv;
 pub mod copy;
+pub mod divisive_norm;
 pub mod matmul;
+pub mod neurn;
 pub mod norm;
 
 pub use activation::{activation, Activation};
+pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
 pub use copy::copy;
+pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, SupDivisor};
 pub use matmul::{linear, matmul};
+pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 
 use crate::error::{Error, Result};

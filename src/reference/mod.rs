@@ -2,11 +2,17 @@
 //! of the GPU. Every kernel is tested against these.
 
 pub mod activation;
+pub mod box_filter;
 pub mod conv;
+pub mod divisive_norm;
 pub mod matmul;
+pub mod neurn;
 pub mod norm;
 
 pub use activation::activation;
+pub use box_filter::box_sum;
 pub use conv::conv2d;
+pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use matmul::{linear, matmul};
+pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};

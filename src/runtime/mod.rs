@@ -74,8 +74,9 @@ pub struct Context {
     pub(crate) pool: Pool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
-    /// Bound where an optional tensor (a bias, say) is absent.
-    pub(crate) dummy: wgpu::Buffer,
+    /// Bound where an optional tensor is absent: one for read-only slots, one for read-write
+    /// slots (wgpu refuses one buffer in both within a dispatch).
+    pub(crate) dummy: [wgpu::Buffer; 2],
     errors: Arc<Mutex<Vec<String>>>,
 }
 
@@ -126,11 +127,13 @@ impl Context {
             .map(|mb| mb << 20)
             .unwrap_or(DEFAULT_POOL_BUDGET);
         let pool = Pool::new(limits.max_buffer_size, budget);
-        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("vcortex absent-tensor placeholder"),
-            size: 256,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
+        let dummy = [0, 1].map(|_| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("vcortex absent-tensor placeholder"),
+                size: 256,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
         });
         Ok(Context {
             device,

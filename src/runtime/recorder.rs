@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{BufferKind, Context, Kernel, PooledBuffer};
+use super::{Access, BufferKind, Context, Kernel, PooledBuffer};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -23,6 +23,10 @@ enum Item {
     Dispatch(Dispatch),
     Copy {
         src: Arc<PooledBuffer>,
+        dst: Arc<PooledBuffer>,
+        bytes: u64,
+    },
+    Clear {
         dst: Arc<PooledBuffer>,
         bytes: u64,
     },
@@ -181,6 +185,14 @@ impl<'c> Recorder<'c> {
         Ok(())
     }
 
+    /// Records zeroing `t` (all bits 0).
+    pub fn clear(&mut self, t: &Tensor) {
+        self.items.push(Item::Clear {
+            dst: t.storage().clone(),
+            bytes: t.binding_bytes(),
+        });
+    }
+
     /// Asks for `t` to be read back to the host when this recorder is submitted.
     pub fn read_back(&mut self, t: &Tensor) -> ReadHandle {
         let slot = self.reads;
@@ -256,7 +268,8 @@ impl<'c> Recorder<'c> {
                                     size: wgpu::BufferSize::new(*bytes),
                                 })
                             }
-                            None => ctx.dummy.as_entire_binding(),
+                            None => ctx.dummy[(d.kernel.bindings[i] == Access::ReadWrite) as usize]
+                                .as_entire_binding(),
                         };
                         entries.push(wgpu::BindGroupEntry {
                             binding: i as u32 + 1,
@@ -325,6 +338,10 @@ impl<'c> Recorder<'c> {
                 }
                 Item::Copy { src, dst, bytes } => {
                     enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, *bytes);
+                    i += 1;
+                }
+                Item::Clear { dst, bytes } => {
+                    enc.clear_buffer(dst.buffer(), 0, Some(*bytes));
                     i += 1;
                 }
                 Item::Readback { src, bytes, slot } => {

@@ -1,0 +1,199 @@
+// divisive_norm.wgsl: divisive normalization (Ren et al. 2017, unified form; models.md section 3).
+//   v = x - mean over the summation field,  y = act(gamma * v / sqrt(sigma^2 + mean of v^2 over the
+//   suppression field) + beta), plus the sparse L1 term's partial sums of |v| on request.
+//
+// Local field (spatial windows over all channels of one example), with box_filter.wgsl between:
+//   dn_stats      per pixel: m = mean_c x and var_c = mean_c (x - m)^2 (one read of x)
+//   [box_rows m]  -> dn_mu_q: mu = colsum(rowsum m) / |A|, q = var_c + (m - mu)^2 = mean_c (x - mu)^2
+//   [box_rows q]  -> dn_apply_local: s2 = colsum(rowsum q) / divisor, then y (and v) for every channel
+// Batch field (per channel over N,H,W) and layer field (per example over C,H,W):
+//   dn_moments    one workgroup per group: mean, then the centred second moment
+//   dn_apply_global
+
+struct DnParams {
+    n: u32, c: u32, h: u32, w: u32,
+    hw: u32, pixels: u32, total: u32, kh: u32,       // pixels = N*H*W; kh: summation/suppression window height
+    before_h: u32, scale: f32, sigma2: f32, _p: u32,  // scale: 1/|A| (mu) or 1/divisor (s2)
+    // global fields: group g of element i is (i / g_div) % g_mod; dn_moments walks
+    // g * g_stride + o * o_stride + j for o < o_count, j < inner
+    g_div: u32, g_mod: u32, groups: u32, g_stride: u32,
+    o_count: u32, o_stride: u32, inner: u32, count: u32,
+}
+override DN_WRITE_CENTERED: bool = false;
+override DN_L1: bool = false;
+override DN_GAMMA: bool = false;
+override DN_BETA: bool = false;
+
+@group(0) @binding(0) var<uniform> dp: DnParams;
+@group(0) @binding(1) var<storage, read> dn_x: array<f32>;
+@group(0) @binding(2) var<storage, read> dn_a: array<f32>;      // per-pixel or per-group stats
+@group(0) @binding(3) var<storage, read> dn_b: array<f32>;      // second stats plane
+@group(0) @binding(4) var<storage, read> dn_gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> dn_beta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dn_y: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dn_v: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dn_l1: array<f32>;  // one partial sum per workgroup
+
+// Binding use per entry point: dn_stats writes m to dn_y and var_c to dn_v; dn_mu_q reads
+// dn_a = rowsum(m), dn_b = m, dn_x = var_c and writes mu to dn_y and q to dn_v.
+
+@compute @workgroup_size(256)
+fn dn_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= dp.pixels) { return; }
+    let nimg = i / dp.hw;
+    let p = i % dp.hw;
+    let base = nimg * dp.c * dp.hw + p;
+    // Shifted sums (shift = the first channel) keep the variance free of cancellation.
+    let k = dn_x[base];
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var c = 1u; c < dp.c; c++) {
+        let d = dn_x[base + c * dp.hw] - k;
+        s1 += d;
+        s2 = fma(d, d, s2);
+    }
+    let fc = f32(dp.c);
+    let md = s1 / fc;
+    dn_y[i] = k + md;
+    dn_v[i] = max(s2 / fc - md * md, 0.0);
+}
+
+// Column sum of a row-summed plane at pixel i (zero outside).
+fn dn_colsum_a(i: u32) -> f32 {
+    let p = i % dp.hw;
+    let base = i - p;
+    let row = p / dp.w;
+    let col = p % dp.w;
+    let lo = max(i32(row) - i32(dp.before_h), 0);
+    let hi = min(i32(row) - i32(dp.before_h) + i32(dp.kh), i32(dp.h));
+    var s = 0.0;
+    for (var r = lo; r < hi; r++) { s += dn_a[base + u32(r) * dp.w + col]; }
+    return s;
+}
+
+// dn_a: rowsum of m; dn_b: m; dn_x: var_c. Writes mu (dn_y) and q (dn_v).
+@compute @workgroup_size(256)
+fn dn_mu_q(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= dp.pixels) { return; }
+    let mu = dn_colsum_a(i) * dp.scale;
+    let d = dn_b[i] - mu;
+    dn_y[i] = mu;
+    dn_v[i] = dn_x[i] + d * d;
+}
+
+var<workgroup> dn_red: array<f32, 256>;
+
+fn dn_l1_partial(t: u32, wg: u32, v: f32) {
+    dn_red[t] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (t < s) { dn_red[t] += dn_red[t + s]; }
+        workgroupBarrier();
+    }
+    if (t == 0u) { dn_l1[wg] = dn_red[0]; }
+}
+
+fn dn_out(i: u32, c: u32, v: f32, rs: f32) {
+    var y = v * rs;
+    if (DN_GAMMA) { y *= dn_gamma[c]; }
+    if (DN_BETA) { y += dn_beta[c]; }
+    dn_y[i] = activate(y);
+    if (DN_WRITE_CENTERED) { dn_v[i] = v; }
+}
+
+// dn_a: rowsum of q; dn_b: mu. One invocation per pixel, looping over the channels.
+@compute @workgroup_size(256)
+fn dn_apply_local(@builtin(global_invocation_id) gid: vec3<u32>,
+                  @builtin(local_invocation_index) t: u32,
+                  @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    var l1 = 0.0;
+    if (i < dp.pixels) {
+        let s2 = dn_colsum_a(i) * dp.scale;
+        let rs = 1.0 / sqrt(s2 + dp.sigma2);
+        let mu = dn_b[i];
+        let nimg = i / dp.hw;
+        let p = i % dp.hw;
+        let base = nimg * dp.c * dp.hw + p;
+        for (var c = 0u; c < dp.c; c++) {
+            let e = base + c * dp.hw;
+            let v = dn_x[e] - mu;
+            l1 += abs(v);
+            dn_out(e, c, v, rs);
+        }
+    }
+    if (DN_L1) { dn_l1_partial(t, wid.x + wid.y * nwg.x, l1); }
+}
+
+// One workgroup per group: mean, then the centred second moment; writes dn_y[2g], dn_y[2g+1].
+@compute @workgroup_size(256)
+fn dn_moments(@builtin(local_invocation_index) t: u32,
+              @builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= dp.groups) { return; }
+    let base = g * dp.g_stride;
+    let n = dp.o_count * dp.inner;
+    var s = 0.0;
+    for (var j = t; j < n; j += 256u) {
+        s += dn_x[base + (j / dp.inner) * dp.o_stride + j % dp.inner];
+    }
+    dn_red[t] = s;
+    workgroupBarrier();
+    for (var k = 128u; k > 0u; k >>= 1u) {
+        if (t < k) { dn_red[t] += dn_red[t + k]; }
+        workgroupBarrier();
+    }
+    let mean = dn_red[0] / f32(n);
+    workgroupBarrier();
+    var q = 0.0;
+    for (var j = t; j < n; j += 256u) {
+        let d = dn_x[base + (j / dp.inner) * dp.o_stride + j % dp.inner] - mean;
+        q = fma(d, d, q);
+    }
+    dn_red[t] = q;
+    workgroupBarrier();
+    for (var k = 128u; k > 0u; k >>= 1u) {
+        if (t < k) { dn_red[t] += dn_red[t + k]; }
+        workgroupBarrier();
+    }
+    if (t == 0u) {
+        dn_y[2u * g] = mean;
+        dn_y[2u * g + 1u] = dn_red[0] / f32(n);
+    }
+}
+
+// dn_a: [groups, 2] (mean, var). One invocation per element.
+@compute @workgroup_size(256)
+fn dn_apply_global(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(local_invocation_index) t: u32,
+                   @builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    var l1 = 0.0;
+    if (i < dp.total) {
+        let g = (i / dp.g_div) % dp.g_mod;
+        let c = (i / dp.hw) % dp.c;
+        let v = dn_x[i] - dn_a[2u * g];
+        l1 = abs(v);
+        dn_out(i, c, v, 1.0 / sqrt(dn_a[2u * g + 1u] + dp.sigma2));
+    }
+    if (DN_L1) { dn_l1_partial(t, wid.x + wid.y * nwg.x, l1); }
+}
+
+// Sums the partial sums in dn_x[0..count] (one workgroup) and writes dn_y[0] = sum * scale.
+@compute @workgroup_size(256)
+fn dn_l1_final(@builtin(local_invocation_index) t: u32) {
+    var s = 0.0;
+    for (var j = t; j < dp.count; j += 256u) { s += dn_x[j]; }
+    dn_red[t] = s;
+    workgroupBarrier();
+    for (var k = 128u; k > 0u; k >>= 1u) {
+        if (t < k) { dn_red[t] += dn_red[t + k]; }
+        workgroupBarrier();
+    }
+    if (t == 0u) { dn_y[0] = dn_red[0] * dp.scale; }
+}

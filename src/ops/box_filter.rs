@@ -1,0 +1,91 @@
+//! Separable window sums over the last two dims with zero 'SAME' padding (shaders/box_filter.wgsl).
+//! A window of size k covers [i − (k−1)/2, i + k − 1 − (k−1)/2]; windows may exceed the image.
+
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct BoxParams {
+    planes: u32,
+    h: u32,
+    w: u32,
+    k: u32,
+    before: u32,
+    scale: f32,
+    total: u32,
+    _p: u32,
+}
+
+/// Cells before the centre of a window of size k.
+pub fn before(k: usize) -> usize {
+    (k - 1) / 2
+}
+
+/// One pass along W (`rows`) or H (`cols`) over planes [P, H, W].
+pub(crate) fn pass(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dims: [usize; 3],
+    k: usize,
+    scale: f32,
+    square: bool,
+    cols: bool,
+) -> Result<Tensor> {
+    let ctx = rec.context();
+    let [planes, h, w] = dims;
+    let total = planes * h * w;
+    let entry = if cols { "box_cols" } else { "box_rows" };
+    let key = PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite])
+        .with("SQUARE", square as u8 as f64);
+    let kernel = ctx.kernel(&key)?;
+    let y = Tensor::alloc(ctx, "box_sum", x.shape(), DType::F32)?;
+    let p = BoxParams {
+        planes: planes as u32,
+        h: h as u32,
+        w: w as u32,
+        k: k as u32,
+        before: before(k) as u32,
+        scale,
+        total: total as u32,
+        _p: 0,
+    };
+    let groups = super::elementwise_grid(ctx, total, "box_sum")?;
+    rec.dispatch(
+        entry,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(x), Some(&y)],
+        groups,
+    )?;
+    Ok(y)
+}
+
+/// `scale` · (window sum of x, or of x² with `square`) over a kh×kw window, for x [..., H, W].
+pub fn box_sum(
+    rec: &mut Recorder,
+    x: &Tensor,
+    window: [usize; 2],
+    scale: f32,
+    square: bool,
+) -> Result<Tensor> {
+    const OP: &str = "box_sum";
+    x.expect_f32(OP, "input")?;
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::shape(OP, "input", s, "[..., H, W]"));
+    }
+    if window.contains(&0) {
+        return Err(Error::param(
+            OP,
+            "window",
+            format!("{window:?} must be >= 1 in each axis"),
+        ));
+    }
+    super::finite(OP, "scale", scale, false)?;
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let dims = [x.numel() / (h * w), h, w];
+    let r = pass(rec, x, dims, window[1], 1.0, square, false)?;
+    pass(rec, &r, dims, window[0], scale, false, true)
+}

@@ -1,0 +1,364 @@
+//! Divisive normalization (Ren et al. 2017, unified form; models.md §3), fused: a local field takes
+//! five small dispatches of which two read x (per-pixel channel statistics; the apply pass), the
+//! batch and layer fields take two (group moments; apply).
+
+use super::box_filter::{before, pass as box_pass};
+use super::{expect_shape, finite, Activation};
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+/// Which units a unit is normalized over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnField {
+    /// Spatial windows around each pixel, across all channels of one example (the reference code's DN).
+    Local,
+    /// Per channel over N, H, W (BN-s).
+    Batch,
+    /// Per example over C, H, W (LN-s).
+    Layer,
+}
+
+/// What the local suppression sum is divided by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SupDivisor {
+    /// The summation window's area: what the reference code does.
+    SumWindow,
+    /// The suppression window's own area (a true mean).
+    SupWindow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DivNormParams {
+    pub field: DnField,
+    /// Summation window (h, w) of the local field.
+    pub sum_window: [usize; 2],
+    /// Suppression window (h, w) of the local field.
+    pub sup_window: [usize; 2],
+    /// The smoothing term: eps = sigma².
+    pub sigma: f32,
+    pub sup_divisor: SupDivisor,
+    pub act: Activation,
+    /// Also compute α · mean |v| (the sparse L1 regularizer).
+    pub l1_alpha: Option<f32>,
+    /// Also return v = x − μ.
+    pub centered: bool,
+}
+
+impl Default for DivNormParams {
+    fn default() -> Self {
+        DivNormParams {
+            field: DnField::Local,
+            sum_window: [3, 3],
+            sup_window: [3, 3],
+            sigma: 1.0,
+            sup_divisor: SupDivisor::SumWindow,
+            act: Activation::Identity,
+            l1_alpha: None,
+            centered: false,
+        }
+    }
+}
+
+impl DivNormParams {
+    pub fn validate(&self) -> Result<()> {
+        const OP: &str = "divisive_norm";
+        if self.sum_window.contains(&0) {
+            return Err(Error::param(
+                OP,
+                "sum_window",
+                format!("{:?} must be >= 1 in each axis", self.sum_window),
+            ));
+        }
+        if self.sup_window.contains(&0) {
+            return Err(Error::param(
+                OP,
+                "sup_window",
+                format!("{:?} must be >= 1 in each axis", self.sup_window),
+            ));
+        }
+        finite(OP, "sigma", self.sigma, false)?;
+        if let Some(a) = self.l1_alpha {
+            finite(OP, "l1_alpha", a, false)?;
+        }
+        self.act.validate()
+    }
+
+    /// The divisor of the local suppression sum.
+    pub fn divisor(&self) -> f32 {
+        let w = match self.sup_divisor {
+            SupDivisor::SumWindow => self.sum_window,
+            SupDivisor::SupWindow => self.sup_window,
+        };
+        (w[0] * w[1]) as f32
+    }
+}
+
+/// What divisive normalization gives back.
+pub struct DivNormOutput {
+    pub output: Tensor,
+    /// v = x − μ, when asked for.
+    pub centered: Option<Tensor>,
+    /// [1]: α · mean |v|, when asked for.
+    pub l1: Option<Tensor>,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct DnParams {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    hw: u32,
+    pixels: u32,
+    total: u32,
+    kh: u32,
+    before_h: u32,
+    scale: f32,
+    sigma2: f32,
+    _p: u32,
+    g_div: u32,
+    g_mod: u32,
+    groups: u32,
+    g_stride: u32,
+    o_count: u32,
+    o_stride: u32,
+    inner: u32,
+    count: u32,
+}
+
+const BINDINGS: [Access; 8] = [
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::ReadWrite,
+    Access::ReadWrite,
+];
+
+/// Divisive normalization of x [N, C, H, W] with optional per-channel γ and β.
+pub fn divisive_norm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    p: &DivNormParams,
+) -> Result<DivNormOutput> {
+    const OP: &str = "divisive_norm";
+    x.expect_f32(OP, "input")?;
+    let s = x.shape();
+    if s.len() != 4 {
+        return Err(Error::shape(OP, "input", s, "[N, C, H, W]"));
+    }
+    p.validate()?;
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    if let Some(g) = gamma {
+        expect_shape(OP, "gamma", g, &[c])?;
+    }
+    if let Some(b) = beta {
+        expect_shape(OP, "beta", b, &[c])?;
+    }
+    let ctx = rec.context();
+    let hw = h * w;
+    let pixels = n * hw;
+    let total = x.numel();
+    let base = DnParams {
+        n: n as u32,
+        c: c as u32,
+        h: h as u32,
+        w: w as u32,
+        hw: hw as u32,
+        pixels: pixels as u32,
+        total: total as u32,
+        sigma2: p.sigma * p.sigma,
+        ..Default::default()
+    };
+    let key = |entry: &'static str| {
+        let k = PipelineKey::new("divisive_norm", entry, &BINDINGS)
+            .with("DN_WRITE_CENTERED", p.centered as u8 as f64)
+            .with("DN_L1", p.l1_alpha.is_some() as u8 as f64)
+            .with("DN_GAMMA", gamma.is_some() as u8 as f64)
+            .with("DN_BETA", beta.is_some() as u8 as f64);
+        p.act.specialize(k)
+    };
+    let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
+    let v = if p.centered {
+        Some(Tensor::alloc(ctx, OP, s, DType::F32)?)
+    } else {
+        None
+    };
+    let apply_groups;
+    match p.field {
+        DnField::Local => {
+            let plane = [n, h, w];
+            let px_groups = super::elementwise_grid(ctx, pixels, OP)?;
+            let m = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
+            let varc = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
+            rec.dispatch(
+                "divisive_norm/stats",
+                ctx.kernel(&key("dn_stats"))?,
+                bytemuck::bytes_of(&base),
+                &[Some(x), None, None, None, None, Some(&m), Some(&varc), None],
+                px_groups,
+            )?;
+            let rm = box_pass(rec, &m, plane, p.sum_window[1], 1.0, false, false)?;
+            let mu = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
+            let q = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
+            let pm = DnParams {
+                kh: p.sum_window[0] as u32,
+                before_h: before(p.sum_window[0]) as u32,
+                scale: 1.0 / (p.sum_window[0] * p.sum_window[1]) as f32,
+                ..base
+            };
+            rec.dispatch(
+                "divisive_norm/mu_q",
+                ctx.kernel(&key("dn_mu_q"))?,
+                bytemuck::bytes_of(&pm),
+                &[
+                    Some(&varc),
+                    Some(&rm),
+                    Some(&m),
+                    None,
+                    None,
+                    Some(&mu),
+                    Some(&q),
+                    None,
+                ],
+                px_groups,
+            )?;
+            let rq = box_pass(rec, &q, plane, p.sup_window[1], 1.0, false, false)?;
+            let pa = DnParams {
+                kh: p.sup_window[0] as u32,
+                before_h: before(p.sup_window[0]) as u32,
+                scale: 1.0 / p.divisor(),
+                ..base
+            };
+            apply_groups = px_groups;
+            let partials = l1_partials(rec, p, apply_groups)?;
+            rec.dispatch(
+                "divisive_norm/apply",
+                ctx.kernel(&key("dn_apply_local"))?,
+                bytemuck::bytes_of(&pa),
+                &[
+                    Some(x),
+                    Some(&rq),
+                    Some(&mu),
+                    gamma,
+                    beta,
+                    Some(&y),
+                    v.as_ref(),
+                    partials.as_ref(),
+                ],
+                apply_groups,
+            )?;
+            let l1 = l1_final(rec, p, partials, total, &key)?;
+            Ok(DivNormOutput {
+                output: y,
+                centered: v,
+                l1,
+            })
+        }
+        DnField::Batch | DnField::Layer => {
+            let pg = if p.field == DnField::Batch {
+                DnParams {
+                    g_div: hw as u32,
+                    g_mod: c as u32,
+                    groups: c as u32,
+                    g_stride: hw as u32,
+                    o_count: n as u32,
+                    o_stride: (c * hw) as u32,
+                    inner: hw as u32,
+                    ..base
+                }
+            } else {
+                DnParams {
+                    g_div: (c * hw) as u32,
+                    g_mod: n as u32,
+                    groups: n as u32,
+                    g_stride: (c * hw) as u32,
+                    o_count: 1,
+                    o_stride: 0,
+                    inner: (c * hw) as u32,
+                    ..base
+                }
+            };
+            let stats = Tensor::alloc(ctx, OP, &[pg.groups as usize, 2], DType::F32)?;
+            let mg = ctx.grid_1d(pg.groups as u64, OP)?;
+            rec.dispatch(
+                "divisive_norm/moments",
+                ctx.kernel(&key("dn_moments"))?,
+                bytemuck::bytes_of(&pg),
+                &[Some(x), None, None, None, None, Some(&stats), None, None],
+                mg,
+            )?;
+            apply_groups = super::elementwise_grid(ctx, total, OP)?;
+            let partials = l1_partials(rec, p, apply_groups)?;
+            rec.dispatch(
+                "divisive_norm/apply",
+                ctx.kernel(&key("dn_apply_global"))?,
+                bytemuck::bytes_of(&pg),
+                &[
+                    Some(x),
+                    Some(&stats),
+                    None,
+                    gamma,
+                    beta,
+                    Some(&y),
+                    v.as_ref(),
+                    partials.as_ref(),
+                ],
+                apply_groups,
+            )?;
+            let l1 = l1_final(rec, p, partials, total, &key)?;
+            Ok(DivNormOutput {
+                output: y,
+                centered: v,
+                l1,
+            })
+        }
+    }
+}
+
+/// One partial sum of |v| per workgroup of the apply pass.
+fn l1_partials(rec: &mut Recorder, p: &DivNormParams, groups: [u32; 3]) -> Result<Option<Tensor>> {
+    if p.l1_alpha.is_none() {
+        return Ok(None);
+    }
+    Tensor::alloc(
+        rec.context(),
+        "divisive_norm",
+        &[(groups[0] * groups[1]) as usize],
+        DType::F32,
+    )
+    .map(Some)
+}
+
+fn l1_final(
+    rec: &mut Recorder,
+    p: &DivNormParams,
+    partials: Option<Tensor>,
+    total: usize,
+    key: &dyn Fn(&'static str) -> PipelineKey,
+) -> Result<Option<Tensor>> {
+    let (Some(alpha), Some(parts)) = (p.l1_alpha, partials) else {
+        return Ok(None);
+    };
+    let ctx = rec.context();
+    let out = Tensor::alloc(ctx, "divisive_norm", &[1], DType::F32)?;
+    let pf = DnParams {
+        count: parts.numel() as u32,
+        scale: alpha / total as f32,
+        ..Default::default()
+    };
+    rec.dispatch(
+        "divisive_norm/l1",
+        ctx.kernel(&key("dn_l1_final"))?,
+        bytemuck::bytes_of(&pf),
+        &[Some(&parts), None, None, None, None, Some(&out), None, None],
+        [1, 1, 1],
+    )?;
+    Ok(Some(out))
+}

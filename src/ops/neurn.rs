@@ -1,0 +1,144 @@
+//! NeuRN (models.md §4): local standard deviation per channel over a k×k window (zero padding,
+//! divisor k²), divided by its maximum over the scope plus eps.
+//!
+//! Our choices where the paper's code is not public: k = 3, the maximum per (image, channel), eps =
+//! 1e-8 by default; 'SAME' zero padding with (k−1)/2 cells before the centre (so even k leans
+//! right/down); the variance of the window counts the padded zeros and is clamped at 0.
+
+use super::box_filter::{before, box_sum};
+use super::finite;
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+/// Where the maximum is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaxScope {
+    /// Over H, W of each (n, c).
+    Channel,
+    /// Over C, H, W of each n.
+    Image,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NeurnParams {
+    pub kernel: usize,
+    pub max_scope: MaxScope,
+    pub eps: f32,
+}
+
+impl Default for NeurnParams {
+    fn default() -> Self {
+        NeurnParams {
+            kernel: 3,
+            max_scope: MaxScope::Channel,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl NeurnParams {
+    pub fn validate(&self) -> Result<()> {
+        if self.kernel == 0 {
+            return Err(Error::param("neurn", "kernel", "must be >= 1"));
+        }
+        finite("neurn", "eps", self.eps, false)?;
+        if self.eps < 0.0 {
+            return Err(Error::param(
+                "neurn",
+                "eps",
+                format!("{} must be >= 0", self.eps),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Largest k computed with the exact in-kernel window; larger ones use the box filter's E[x], E[x²].
+pub const WINDOW_MAX_K: usize = 9;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    planes: u32,
+    h: u32,
+    w: u32,
+    k: u32,
+    before: u32,
+    total: u32,
+    scope_div: u32,
+    eps: f32,
+    inv_k2: f32,
+    tiles: u32,
+    _p: [u32; 2],
+}
+
+/// NeuRN of x [N, C, H, W].
+pub fn neurn(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> {
+    const OP: &str = "neurn";
+    x.expect_f32(OP, "input")?;
+    let s = x.shape();
+    if s.len() != 4 {
+        return Err(Error::shape(OP, "input", s, "[N, C, H, W]"));
+    }
+    p.validate()?;
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let k = p.kernel;
+    let ctx = rec.context();
+    let window = k <= WINDOW_MAX_K;
+    let (mean, sq) = if window {
+        (None, None)
+    } else {
+        let inv = 1.0 / (k * k) as f32;
+        (
+            Some(box_sum(rec, x, [k, k], inv, false)?),
+            Some(box_sum(rec, x, [k, k], inv, true)?),
+        )
+    };
+    let (scopes, scope_div) = match p.max_scope {
+        MaxScope::Channel => (n * c, 1),
+        MaxScope::Image => (n, c),
+    };
+    let maxes = Tensor::alloc(ctx, OP, &[scopes], DType::F32)?;
+    rec.clear(&maxes);
+    let tiles = (h * w).div_ceil(256);
+    let groups = ctx.grid_1d((n * c * tiles) as u64, OP)?;
+    let params = Params {
+        planes: (n * c) as u32,
+        h: h as u32,
+        w: w as u32,
+        k: k as u32,
+        before: before(k) as u32,
+        total: x.numel() as u32,
+        scope_div: scope_div as u32,
+        eps: p.eps,
+        inv_k2: 1.0 / (k * k) as f32,
+        tiles: tiles as u32,
+        _p: [0; 2],
+    };
+    let bindings = [
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ];
+    let key =
+        |entry| PipelineKey::new("neurn", entry, &bindings).with("WINDOW", window as u8 as f64);
+    let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
+    rec.dispatch(
+        "neurn/max",
+        ctx.kernel(&key("neurn_max"))?,
+        bytemuck::bytes_of(&params),
+        &[Some(x), mean.as_ref(), sq.as_ref(), Some(&maxes), None],
+        groups,
+    )?;
+    rec.dispatch(
+        "neurn/apply",
+        ctx.kernel(&key("neurn_apply"))?,
+        bytemuck::bytes_of(&params),
+        &[Some(x), mean.as_ref(), sq.as_ref(), Some(&maxes), Some(&y)],
+        groups,
+    )?;
+    Ok(y)
+}
