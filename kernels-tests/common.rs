@@ -6,9 +6,7 @@ use vcortex::{Context, Recorder, Result, Tensor};
 pub fn ctx() -> &'static Context {
     static CTX: OnceLock<Context> = OnceLock::new();
     CTX.get_or_init(|| {
-        Context::new().unwrap_or_else(|e| {
-            panic!("the GPU tests need an adapter (a software one will do): {e}")
-        })
+        Context::new().unwrap_or_else(|e| panic!("the GPU tests need an adapter (a software one will do): {e}"))
     })
 }
 
@@ -33,10 +31,7 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str)
         let err = (g as f64 - w as f64).abs();
         let ok = err <= atol + rtol * (w as f64).abs();
         if !ok {
-            panic!(
-                "{what}: element {i}: got {g}, want {w} (|err| {err:.3e}); {} elements",
-                got.len()
-            );
+            panic!("{what}: element {i}: got {g}, want {w} (|err| {err:.3e}); {} elements", got.len());
         }
         if err > worst.1 {
             worst = (i, err);

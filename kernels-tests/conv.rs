@@ -21,11 +21,7 @@ fn check(c: &ConvCase, rng: &mut SplitMix, algos: &[ConvAlgo]) {
     let wn: usize = c.w.iter().product();
     let fan = (c.w[1] * c.w[2] * c.w[3]) as f32;
     let xd = rng.vec(xn, -1.0, 1.0);
-    let wd: Vec<f32> = rng
-        .vec(wn, -1.0, 1.0)
-        .iter()
-        .map(|v| v / fan.sqrt())
-        .collect();
+    let wd: Vec<f32> = rng.vec(wn, -1.0, 1.0).iter().map(|v| v / fan.sqrt()).collect();
     let o = c.w[0];
     let bd = rng.vec(o, -1.0, 1.0);
     let sd = rng.vec(o, 0.5, 1.5);
@@ -41,30 +37,17 @@ fn check(c: &ConvCase, rng: &mut SplitMix, algos: &[ConvAlgo]) {
         c.act,
     )
     .expect("reference accepts the case");
-    let (x, w, b, s, h) = (
-        up(&xd, &c.x),
-        up(&wd, &c.w),
-        up(&bd, &[o]),
-        up(&sd, &[o]),
-        up(&hd, &[o]),
-    );
+    let (x, w, b, s, h) = (up(&xd, &c.x), up(&wd, &c.w), up(&bd, &[o]), up(&sd, &[o]), up(&hd, &[o]));
     for &algo in algos {
         let p = c.p.with_algo(algo);
-        let epi = Epilogue {
-            scale: c.affine.then_some(&s),
-            shift: c.affine.then_some(&h),
-            act: c.act,
-        };
+        let epi = Epilogue { scale: c.affine.then_some(&s), shift: c.affine.then_some(&h), act: c.act };
         let mut rec = vcortex::Context::recorder(crate::common::ctx());
-        let y = ops::conv2d(&mut rec, &x, &w, c.bias.then_some(&b), &p, &epi)
-            .expect("conv2d refused a valid case");
+        let y = ops::conv2d(&mut rec, &x, &w, c.bias.then_some(&b), &p, &epi).expect("conv2d refused a valid case");
         assert_eq!(y.shape(), &shape[..]);
         let hnd = rec.read_back(&y);
         let got = rec.submit().unwrap().f32(hnd, &y);
-        let what = format!(
-            "conv2d {algo:?} x{:?} w{:?} {:?} bias {} affine {} {:?}",
-            c.x, c.w, c.p, c.bias, c.affine, c.act
-        );
+        let what =
+            format!("conv2d {algo:?} x{:?} w{:?} {:?} bias {} affine {} {:?}", c.x, c.w, c.p, c.bias, c.affine, c.act);
         assert_close(&got, &want, 2e-5, 2e-4, &what);
     }
 }
@@ -76,13 +59,7 @@ fn divisors(n: usize) -> Vec<usize> {
 #[test]
 fn random_shapes_all_paths() {
     let mut rng = SplitMix::new(2024);
-    let acts = [
-        Activation::Identity,
-        Activation::Elu,
-        Activation::Relu,
-        Activation::Elu1,
-        Activation::Gelu,
-    ];
+    let acts = [Activation::Identity, Activation::Elu, Activation::Relu, Activation::Elu1, Activation::Gelu];
     for _ in 0..60 {
         let n = rng.range(1, 3);
         let c = [1, 2, 3, 4, 5, 7, 8, 12, 17][rng.range(0, 8)];
@@ -93,12 +70,7 @@ fn random_shapes_all_paths() {
         let o = g * rng.range(1, 5);
         let h = rng.range(1, 13);
         let w = rng.range(1, 13);
-        let pad = [
-            rng.range(0, 2),
-            rng.range(0, 2),
-            rng.range(0, 2),
-            rng.range(0, 2),
-        ];
+        let pad = [rng.range(0, 2), rng.range(0, 2), rng.range(0, 2), rng.range(0, 2)];
         let dil = [rng.range(1, 2), rng.range(1, 2)];
         // A kernel that fits the padded input.
         let kh = rng.range(1, ((h + pad[0] + pad[1] - 1) / dil[0] + 1).min(5));
@@ -132,14 +104,7 @@ fn awkward_shapes() {
     let d = Conv2dParams::default();
     let cases = [
         // Kernel as large as the input; as large as the padded input.
-        ConvCase {
-            x: [2, 3, 5, 5],
-            w: [4, 3, 5, 5],
-            p: d,
-            bias: true,
-            affine: false,
-            act: Activation::Identity,
-        },
+        ConvCase { x: [2, 3, 5, 5], w: [4, 3, 5, 5], p: d, bias: true, affine: false, act: Activation::Identity },
         ConvCase {
             x: [1, 2, 3, 4],
             w: [3, 2, 5, 6],
@@ -165,14 +130,7 @@ fn awkward_shapes() {
             affine: false,
             act: Activation::Identity,
         },
-        ConvCase {
-            x: [4, 5, 1, 1],
-            w: [7, 5, 1, 1],
-            p: d,
-            bias: true,
-            affine: true,
-            act: Activation::Identity,
-        },
+        ConvCase { x: [4, 5, 1, 1], w: [7, 5, 1, 1], p: d, bias: true, affine: true, act: Activation::Identity },
         ConvCase {
             x: [4, 5, 1, 1],
             w: [7, 5, 3, 3],
@@ -200,24 +158,12 @@ fn awkward_shapes() {
             act: Activation::Identity,
         },
         // The Sensorium input layer shape in small: 9x9, one channel, no padding.
-        ConvCase {
-            x: [2, 1, 18, 20],
-            w: [16, 1, 9, 9],
-            p: d,
-            bias: false,
-            affine: true,
-            act: Activation::Elu,
-        },
+        ConvCase { x: [2, 1, 18, 20], w: [16, 1, 9, 9], p: d, bias: false, affine: true, act: Activation::Elu },
         // Dilation and stride together, asymmetric padding.
         ConvCase {
             x: [2, 4, 13, 11],
             w: [6, 4, 3, 3],
-            p: Conv2dParams {
-                stride: [2, 3],
-                padding: [2, 0, 1, 3],
-                dilation: [3, 2],
-                ..d
-            },
+            p: Conv2dParams { stride: [2, 3], padding: [2, 0, 1, 3], dilation: [3, 2], ..d },
             bias: true,
             affine: false,
             act: Activation::Identity,
@@ -255,10 +201,7 @@ fn depthwise_path() {
         ConvCase {
             x: [3, 4, 9, 8],
             w: [12, 1, 3, 3],
-            p: d.with_groups(4)
-                .with_stride(2, 2)
-                .with_dilation(2, 2)
-                .with_padding(2, 1),
+            p: d.with_groups(4).with_stride(2, 2).with_dilation(2, 2).with_padding(2, 1),
             bias: true,
             affine: false,
             act: Activation::Identity,
@@ -291,13 +234,9 @@ fn depthwise_path() {
 fn one_by_one_path() {
     let mut rng = SplitMix::new(13);
     let d = Conv2dParams::default();
-    for (n, c, o, h, w) in [
-        (1, 1, 1, 1, 1),
-        (2, 16, 12, 7, 5),
-        (3, 67, 70, 9, 11),
-        (1, 9, 130, 16, 9),
-        (5, 64, 64, 4, 8),
-    ] {
+    for (n, c, o, h, w) in
+        [(1, 1, 1, 1, 1), (2, 16, 12, 7, 5), (3, 67, 70, 9, 11), (1, 9, 130, 16, 9), (5, 64, 64, 4, 8)]
+    {
         let case = ConvCase {
             x: [n, c, h, w],
             w: [o, c, 1, 1],

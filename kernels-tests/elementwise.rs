@@ -15,18 +15,9 @@ fn all_activations() -> Vec<Activation> {
         Activation::Elu1,
         Activation::Sigmoid,
         Activation::Tanh,
-        Activation::Softplus {
-            beta: 1.0,
-            threshold: 20.0,
-        },
-        Activation::Softplus {
-            beta: 2.0,
-            threshold: 5.0,
-        },
-        Activation::Softplus {
-            beta: 0.5,
-            threshold: 1.0,
-        },
+        Activation::Softplus { beta: 1.0, threshold: 20.0 },
+        Activation::Softplus { beta: 2.0, threshold: 5.0 },
+        Activation::Softplus { beta: 0.5, threshold: 1.0 },
         Activation::Gelu,
         Activation::Silu,
     ]
@@ -37,18 +28,13 @@ fn every_activation_matches_the_reference() {
     let mut rng = SplitMix::new(3);
     // Ordinary values, exact zeros, large magnitudes (overflow of exp), tiny ones.
     let mut xs = rng.vec(1000, -8.0, 8.0);
-    xs.extend([
-        0.0, -0.0, 1e-7, -1e-7, 30.0, -30.0, 88.0, -88.0, 100.0, -100.0, 1e4, -1e4, 2.5, 10.0, 2.0,
-    ]);
+    xs.extend([0.0, -0.0, 1e-7, -1e-7, 30.0, -30.0, 88.0, -88.0, 100.0, -100.0, 1e4, -1e4, 2.5, 10.0, 2.0]);
     for act in all_activations() {
         let want = reference::activation(&xs, act);
         let got = run1(|rec| ops::activation(rec, &up(&xs, &[xs.len()]), act));
         // eval-format.md's elementwise tolerance.
         assert_close(&got, &want, 1e-4, 1e-4, &format!("{act:?}"));
-        assert!(
-            got.iter().all(|v| v.is_finite()),
-            "{act:?} produced a non-finite value"
-        );
+        assert!(got.iter().all(|v| v.is_finite()), "{act:?} produced a non-finite value");
     }
 }
 
@@ -58,13 +44,7 @@ fn sizes_around_the_workgroup() {
     for n in [1usize, 2, 255, 256, 257, 511, 4099, 70001] {
         let xs = rng.vec(n, -3.0, 3.0);
         let got = run1(|rec| ops::activation(rec, &up(&xs, &[n]), Activation::Elu1));
-        assert_close(
-            &got,
-            &reference::activation(&xs, Activation::Elu1),
-            1e-4,
-            1e-4,
-            &format!("n={n}"),
-        );
+        assert_close(&got, &reference::activation(&xs, Activation::Elu1), 1e-4, 1e-4, &format!("n={n}"));
     }
 }
 
@@ -102,10 +82,7 @@ fn f16_storage_round_trips() {
     let mut rng = SplitMix::new(9);
     for n in [1usize, 3, 256, 1001] {
         let xs = rng.vec(n, -100.0, 100.0);
-        let want: Vec<f32> = xs
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_f32())
-            .collect();
+        let want: Vec<f32> = xs.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
         let mut rec = ctx().recorder();
         let x = up(&xs, &[n]);
         let h = ops::cast(&mut rec, &x, DType::F16).unwrap();

@@ -14,13 +14,8 @@ fn conv_err(x: &[usize], w: &[usize], p: Conv2dParams) -> Error {
     let xt = up(&vec![0.0; x.iter().product()], x);
     let wt = up(&vec![0.0; w.iter().product()], w);
     let mut rec = ctx().recorder();
-    let e = ops::conv2d(&mut rec, &xt, &wt, None, &p, &Epilogue::default())
-        .expect_err("conv2d accepted bad input");
-    assert_eq!(
-        rec.dispatch_count(),
-        0,
-        "a refused call recorded a dispatch"
-    );
+    let e = ops::conv2d(&mut rec, &xt, &wt, None, &p, &Epilogue::default()).expect_err("conv2d accepted bad input");
+    assert_eq!(rec.dispatch_count(), 0, "a refused call recorded a dispatch");
     e
 }
 
@@ -28,15 +23,9 @@ fn conv_err(x: &[usize], w: &[usize], p: Conv2dParams) -> Error {
 fn conv2d_refuses_bad_shapes_and_parameters() {
     let d = Conv2dParams::default();
     let e = conv_err(&[1, 6, 5, 5], &[4, 3, 3, 3], d.with_groups(4));
-    assert!(
-        matches!(e, Error::Param { .. }) && e.to_string().contains("not divisible by groups"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::Param { .. }) && e.to_string().contains("not divisible by groups"), "{e}");
     let e = conv_err(&[1, 3, 5, 5], &[4, 2, 3, 3], d);
-    assert!(
-        matches!(e, Error::Shape { .. }) && e.to_string().contains("weight"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("weight"), "{e}");
     let e = conv_err(&[1, 3, 5, 5], &[4, 3, 3, 3], d.with_stride(0, 1));
     assert!(e.to_string().contains("stride"), "{e}");
     let e = conv_err(&[1, 3, 5, 5], &[4, 3, 3, 3], d.with_dilation(1, 0));
@@ -47,41 +36,17 @@ fn conv2d_refuses_bad_shapes_and_parameters() {
     assert!(e.to_string().contains("padded input"), "{e}");
     let e = conv_err(&[3, 5, 5], &[4, 3, 3, 3], d);
     assert!(e.to_string().contains("[N, C, H, W]"), "{e}");
-    let e = conv_err(
-        &[1, 4, 5, 5],
-        &[4, 4, 3, 3],
-        d.with_algo(ops::ConvAlgo::Depthwise),
-    );
+    let e = conv_err(&[1, 4, 5, 5], &[4, 4, 3, 3], d.with_algo(ops::ConvAlgo::Depthwise));
     assert!(e.to_string().contains("depthwise"), "{e}");
-    let e = conv_err(
-        &[1, 4, 5, 5],
-        &[4, 4, 3, 3],
-        d.with_algo(ops::ConvAlgo::OneByOne),
-    );
+    let e = conv_err(&[1, 4, 5, 5], &[4, 4, 3, 3], d.with_algo(ops::ConvAlgo::OneByOne));
     assert!(e.to_string().contains("1x1"), "{e}");
     // Bias of the wrong length.
-    let (x, w, b) = (
-        up(&[0.0; 25], &[1, 1, 5, 5]),
-        up(&[0.0; 18], &[2, 1, 3, 3]),
-        up(&[0.0; 3], &[3]),
-    );
-    let e = ops::conv2d(
-        &mut ctx().recorder(),
-        &x,
-        &w,
-        Some(&b),
-        &d,
-        &Epilogue::default(),
-    )
-    .unwrap_err();
+    let (x, w, b) = (up(&[0.0; 25], &[1, 1, 5, 5]), up(&[0.0; 18], &[2, 1, 3, 3]), up(&[0.0; 3], &[3]));
+    let e = ops::conv2d(&mut ctx().recorder(), &x, &w, Some(&b), &d, &Epilogue::default()).unwrap_err();
     assert!(e.to_string().contains("bias"), "{e}");
     // Scale without shift.
     let s = up(&[1.0; 2], &[2]);
-    let epi = Epilogue {
-        scale: Some(&s),
-        shift: None,
-        act: Activation::Identity,
-    };
+    let epi = Epilogue { scale: Some(&s), shift: None, act: Activation::Identity };
     assert!(ops::conv2d(&mut ctx().recorder(), &x, &w, None, &d, &epi).is_err());
 }
 
@@ -94,11 +59,7 @@ fn zero_sized_and_oversized_tensors_are_refused() {
     // Past the device's storage binding limit: refused before any allocation.
     let n = (ctx().max_tensor_bytes() / 4 + 1) as usize;
     let e = Tensor::empty(ctx(), &[n], vcortex::DType::F32).unwrap_err();
-    assert!(
-        matches!(e, Error::TooLarge { .. })
-            && e.to_string().contains("max_storage_buffer_binding_size"),
-        "{e}"
-    );
+    assert!(matches!(e, Error::TooLarge { .. }) && e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
     let e = Tensor::empty(ctx(), &[usize::MAX, 2], vcortex::DType::F32).unwrap_err();
     assert!(matches!(e, Error::Shape { .. }), "{e}");
 }
@@ -107,59 +68,17 @@ fn zero_sized_and_oversized_tensors_are_refused() {
 fn other_ops_refuse_bad_input() {
     let x = up(&[0.0; 12], &[3, 4]);
     let mut rec = ctx().recorder();
-    assert!(ops::linear(
-        &mut rec,
-        &x,
-        &up(&[0.0; 10], &[2, 5]),
-        None,
-        Activation::Identity
-    )
-    .is_err());
+    assert!(ops::linear(&mut rec, &x, &up(&[0.0; 10], &[2, 5]), None, Activation::Identity).is_err());
     assert!(ops::matmul(&mut rec, &x, &up(&[0.0; 10], &[5, 2])).is_err());
     assert!(ops::layer_norm(&mut rec, &x, 3, None, None, 1e-5, Activation::Identity).is_err());
     assert!(ops::layer_norm(&mut rec, &x, 1, None, None, f32::NAN, Activation::Identity).is_err());
-    assert!(ops::layer_norm(
-        &mut rec,
-        &x,
-        1,
-        Some(&up(&[1.0; 3], &[3])),
-        None,
-        1e-5,
-        Activation::Identity
-    )
-    .is_err());
+    assert!(ops::layer_norm(&mut rec, &x, 1, Some(&up(&[1.0; 3], &[3])), None, 1e-5, Activation::Identity).is_err());
     let c4 = up(&[1.0; 4], &[4]);
     let c3 = up(&[1.0; 3], &[3]);
     assert!(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c3, 1e-5, Activation::Identity).is_err());
-    assert!(ops::batch_norm(
-        &mut rec,
-        &x,
-        &c4,
-        &c4,
-        &c4,
-        &c4,
-        f32::INFINITY,
-        Activation::Identity
-    )
-    .is_err());
-    assert!(ops::activation(
-        &mut rec,
-        &x,
-        Activation::Softplus {
-            beta: 0.0,
-            threshold: 20.0
-        }
-    )
-    .is_err());
-    assert!(ops::activation(
-        &mut rec,
-        &x,
-        Activation::Softplus {
-            beta: 1.0,
-            threshold: f32::NAN
-        }
-    )
-    .is_err());
+    assert!(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c4, f32::INFINITY, Activation::Identity).is_err());
+    assert!(ops::activation(&mut rec, &x, Activation::Softplus { beta: 0.0, threshold: 20.0 }).is_err());
+    assert!(ops::activation(&mut rec, &x, Activation::Softplus { beta: 1.0, threshold: f32::NAN }).is_err());
     assert_eq!(rec.dispatch_count(), 0);
     assert!(Activation::parse("swish", 1.0, 20.0).is_err());
 }
@@ -172,17 +91,9 @@ fn write_case(name: &str, meta: &[(&str, &str)], tensors: &[(&str, Vec<usize>)])
     let path = tmp(name);
     let t: Vec<(String, HostTensor)> = tensors
         .iter()
-        .map(|(n, s)| {
-            (
-                n.to_string(),
-                HostTensor::new(s.clone(), vec![0.5; s.iter().product()]),
-            )
-        })
+        .map(|(n, s)| (n.to_string(), HostTensor::new(s.clone(), vec![0.5; s.iter().product()])))
         .collect();
-    let m: HashMap<String, String> = meta
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let m: HashMap<String, String> = meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     write_safetensors(&path, &t, &m).unwrap();
     path
 }
@@ -192,11 +103,7 @@ fn write_case(name: &str, meta: &[(&str, &str)], tensors: &[(&str, Vec<usize>)])
 fn eval_refuses_malformed_cases() {
     let conv_t = || vec![("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3])];
     let cases: Vec<(&str, PathBuf, &str)> = vec![
-        (
-            "unknown op",
-            write_case("a", &[("op", "conv3d")], &conv_t()),
-            "unknown op",
-        ),
+        ("unknown op", write_case("a", &[("op", "conv3d")], &conv_t()), "unknown op"),
         ("no op", write_case("b", &[], &conv_t()), "no \"op\""),
         (
             "missing tensor",
@@ -208,19 +115,11 @@ fn eval_refuses_malformed_cases() {
             write_case(
                 "d",
                 &[("op", "conv2d")],
-                &[
-                    ("input", vec![1, 2, 5, 5]),
-                    ("weight", vec![3, 2, 3, 3]),
-                    ("bogus", vec![1]),
-                ],
+                &[("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3]), ("bogus", vec![1])],
             ),
             "unexpected tensor \"bogus\"",
         ),
-        (
-            "bad value",
-            write_case("e", &[("op", "conv2d"), ("stride", "two")], &conv_t()),
-            "stride",
-        ),
+        ("bad value", write_case("e", &[("op", "conv2d"), ("stride", "two")], &conv_t()), "stride"),
         (
             "unknown param",
             write_case("f", &[("op", "conv2d"), ("strides", "2")], &conv_t()),
@@ -228,11 +127,7 @@ fn eval_refuses_malformed_cases() {
         ),
         (
             "wrong rank",
-            write_case(
-                "g",
-                &[("op", "conv2d")],
-                &[("input", vec![2, 5, 5]), ("weight", vec![3, 2, 3, 3])],
-            ),
+            write_case("g", &[("op", "conv2d")], &[("input", vec![2, 5, 5]), ("weight", vec![3, 2, 3, 3])]),
             "[N, C, H, W]",
         ),
         (
@@ -244,58 +139,19 @@ fn eval_refuses_malformed_cases() {
             ),
             "groups",
         ),
-        (
-            "zero stride",
-            write_case("i", &[("op", "conv2d"), ("stride", "0,1")], &conv_t()),
-            "stride",
-        ),
-        (
-            "bad kind",
-            write_case(
-                "j",
-                &[("op", "activation"), ("kind", "swish")],
-                &[("input", vec![3])],
-            ),
-            "kind",
-        ),
-        (
-            "no kind",
-            write_case("k", &[("op", "activation")], &[("input", vec![3])]),
-            "kind",
-        ),
-        (
-            "nan eps",
-            write_case(
-                "l",
-                &[("op", "layer_norm"), ("eps", "nan")],
-                &[("input", vec![2, 3])],
-            ),
-            "eps",
-        ),
-        (
-            "bad dims",
-            write_case(
-                "m",
-                &[("op", "layer_norm"), ("dims", "3")],
-                &[("input", vec![2, 3])],
-            ),
-            "dims",
-        ),
-        (
-            "bad bool-like list",
-            write_case("n", &[("op", "conv2d"), ("padding", "1,2,3")], &conv_t()),
-            "padding",
-        ),
+        ("zero stride", write_case("i", &[("op", "conv2d"), ("stride", "0,1")], &conv_t()), "stride"),
+        ("bad kind", write_case("j", &[("op", "activation"), ("kind", "swish")], &[("input", vec![3])]), "kind"),
+        ("no kind", write_case("k", &[("op", "activation")], &[("input", vec![3])]), "kind"),
+        ("nan eps", write_case("l", &[("op", "layer_norm"), ("eps", "nan")], &[("input", vec![2, 3])]), "eps"),
+        ("bad dims", write_case("m", &[("op", "layer_norm"), ("dims", "3")], &[("input", vec![2, 3])]), "dims"),
+        ("bad bool-like list", write_case("n", &[("op", "conv2d"), ("padding", "1,2,3")], &conv_t()), "padding"),
     ];
     for (what, path, needle) in &cases {
         for backend in [Backend::Gpu(ctx()), Backend::Cpu] {
             let out = tmp(&format!("{what}.out"));
             let e = eval::eval_file(path, &out, &backend).expect_err(what);
             let msg = e.to_string();
-            assert!(
-                msg.contains(needle),
-                "{what}: {msg:?} does not mention {needle:?}"
-            );
+            assert!(msg.contains(needle), "{what}: {msg:?} does not mention {needle:?}");
             assert!(!msg.contains('\n'), "{what}: not one line: {msg:?}");
             assert!(!out.exists(), "{what}: an OUT file was written");
         }
@@ -309,14 +165,9 @@ fn eval_refuses_malformed_cases() {
     assert!(e.to_string().contains("cannot read"), "{e}");
     let ints = tmp("ints");
     let data = vec![0u8; 12];
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::I32, vec![3], &data).unwrap();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::I32, vec![3], &data).unwrap();
     let meta: HashMap<String, String> = [("op".to_string(), "activation".to_string())].into();
-    std::fs::write(
-        &ints,
-        safetensors::serialize([("input", view)], Some(meta)).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&ints, safetensors::serialize([("input", view)], Some(meta)).unwrap()).unwrap();
     let e = eval::eval_file(&ints, &tmp("ints.out"), &Backend::Cpu).unwrap_err();
     assert!(e.to_string().contains("I32"), "{e}");
 }
@@ -330,13 +181,7 @@ fn cli_eval_error_is_one_line() {
         &[("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3])],
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcortex"))
-        .args([
-            "eval",
-            path.to_str().unwrap(),
-            "-o",
-            tmp("cli.out").to_str().unwrap(),
-            "--cpu",
-        ])
+        .args(["eval", path.to_str().unwrap(), "-o", tmp("cli.out").to_str().unwrap(), "--cpu"])
         .output()
         .unwrap();
     assert!(!out.status.success());

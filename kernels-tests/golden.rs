@@ -19,11 +19,7 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn expected_of(case: &Path) -> PathBuf {
-    PathBuf::from(
-        case.to_str()
-            .unwrap()
-            .replace(".case.safetensors", ".expected.safetensors"),
-    )
+    PathBuf::from(case.to_str().unwrap().replace(".case.safetensors", ".expected.safetensors"))
 }
 
 /// Elementwise ops get the elementwise tolerance; the rest are reductions or convolutions.
@@ -33,43 +29,23 @@ fn elementwise(op: &str) -> bool {
 
 fn check_backend(backend: &Backend, label: &str) {
     let all = cases();
-    assert!(
-        all.len() >= 29,
-        "expected the 29 committed golden cases, found {}",
-        all.len()
-    );
-    let out_dir =
-        std::env::temp_dir().join(format!("vcortex-golden-{label}-{}", std::process::id()));
+    assert!(all.len() >= 29, "expected the 29 committed golden cases, found {}", all.len());
+    let out_dir = std::env::temp_dir().join(format!("vcortex-golden-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     for case in &all {
-        let name = case
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .replace(".case.safetensors", "");
+        let name = case.file_name().unwrap().to_str().unwrap().replace(".case.safetensors", "");
         let out_path = out_dir.join(format!("{name}.out.safetensors"));
         eval::eval_file(case, &out_path, backend).unwrap_or_else(|e| panic!("{label} {name}: {e}"));
         let got = read_safetensors(&out_path).unwrap();
         let want = read_safetensors(&expected_of(case)).unwrap();
         let op = got.metadata.get("op").cloned().unwrap_or_default();
-        assert!(
-            got.metadata.contains_key("adapter") && got.metadata.contains_key("backend"),
-            "{name}: metadata"
-        );
-        assert_eq!(
-            got.tensors.keys().collect::<Vec<_>>(),
-            want.tensors.keys().collect::<Vec<_>>(),
-            "{name}: outputs"
-        );
+        assert!(got.metadata.contains_key("adapter") && got.metadata.contains_key("backend"), "{name}: metadata");
+        assert_eq!(got.tensors.keys().collect::<Vec<_>>(), want.tensors.keys().collect::<Vec<_>>(), "{name}: outputs");
         for (k, w) in &want.tensors {
             let g = &got.tensors[k];
             assert_eq!(g.shape, w.shape, "{label} {name} {k}: shape");
             let (excess, maxerr) = check_tolerance(&g.data, &w.data, elementwise(&op));
-            assert!(
-                excess <= 0.0,
-                "{label} {name} {k}: max |err| {maxerr:.3e} is past eval-format.md's tolerance"
-            );
+            assert!(excess <= 0.0, "{label} {name} {k}: max |err| {maxerr:.3e} is past eval-format.md's tolerance");
         }
     }
     let _ = std::fs::remove_dir_all(&out_dir);

@@ -21,13 +21,7 @@ fn matmul_random_and_awkward_shapes() {
     ];
     for _ in 0..12 {
         let b = rng.range(1, 3);
-        shapes.push((
-            vec![b],
-            vec![b],
-            rng.range(1, 70),
-            rng.range(1, 40),
-            rng.range(1, 150),
-        ));
+        shapes.push((vec![b], vec![b], rng.range(1, 70), rng.range(1, 40), rng.range(1, 150)));
     }
     for (ba, bb, m, k, n) in shapes {
         let sa: Vec<usize> = ba.iter().copied().chain([m, k]).collect();
@@ -62,21 +56,11 @@ fn linear_with_bias_and_activation() {
     ] {
         let sx: Vec<usize> = lead.iter().copied().chain([i]).collect();
         let rows: usize = lead.iter().product();
-        let (xd, wd, bd) = (
-            rng.vec(rows * i, -1.0, 1.0),
-            rng.vec(o * i, -1.0, 1.0),
-            rng.vec(o, -1.0, 1.0),
-        );
+        let (xd, wd, bd) = (rng.vec(rows * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
         let want = reference::linear(&xd, rows, i, &wd, o, bias.then_some(&bd[..]), act);
         let got = run1(|rec| {
             let b = up(&bd, &[o]);
-            let y = ops::linear(
-                rec,
-                &up(&xd, &sx),
-                &up(&wd, &[o, i]),
-                bias.then_some(&b),
-                act,
-            )?;
+            let y = ops::linear(rec, &up(&xd, &sx), &up(&wd, &[o, i]), bias.then_some(&b), act)?;
             let mut want_shape = lead.clone();
             want_shape.push(o);
             assert_eq!(y.shape(), &want_shape[..]);

@@ -20,25 +20,15 @@ fn batch_norm_shapes() {
         let c = shape[1];
         let inner: usize = shape[2..].iter().product();
         let xd = rng.vec(n, -3.0, 3.0);
-        let (md, vd, wd, bd) = (
-            rng.vec(c, -1.0, 1.0),
-            rng.vec(c, 0.1, 2.0),
-            rng.vec(c, -2.0, 2.0),
-            rng.vec(c, -1.0, 1.0),
-        );
+        let (md, vd, wd, bd) =
+            (rng.vec(c, -1.0, 1.0), rng.vec(c, 0.1, 2.0), rng.vec(c, -2.0, 2.0), rng.vec(c, -1.0, 1.0));
         for eps in [1e-5f32, 1e-3] {
             let want = reference::batch_norm(&xd, shape[0], c, inner, &md, &vd, &wd, &bd, eps, act);
             let got = run1(|rec| {
                 let p = [&md, &vd, &wd, &bd].map(|d| up(d, &[c]));
                 ops::batch_norm(rec, &up(&xd, &shape), &p[0], &p[1], &p[2], &p[3], eps, act)
             });
-            assert_close(
-                &got,
-                &want,
-                1e-4,
-                1e-4,
-                &format!("batch_norm {shape:?} eps {eps}"),
-            );
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("batch_norm {shape:?} eps {eps}"));
         }
     }
 }
@@ -65,14 +55,8 @@ fn layer_norm_shapes() {
         let xd: Vec<f32> = rng.vec(n, -1.0, 1.0).iter().map(|v| v + 100.0).collect();
         let (wd, bd) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -1.0, 1.0));
         for (w, b) in [(true, true), (false, false), (true, false), (false, true)] {
-            let want = reference::layer_norm(
-                &xd,
-                len,
-                w.then_some(&wd[..]),
-                b.then_some(&bd[..]),
-                1e-5,
-                Activation::Identity,
-            );
+            let want =
+                reference::layer_norm(&xd, len, w.then_some(&wd[..]), b.then_some(&bd[..]), 1e-5, Activation::Identity);
             let got = run1(|rec| {
                 let (wt, bt) = (up(&wd, &trailing), up(&bd, &trailing));
                 ops::layer_norm(
@@ -85,13 +69,7 @@ fn layer_norm_shapes() {
                     Activation::Identity,
                 )
             });
-            assert_close(
-                &got,
-                &want,
-                2e-4,
-                2e-4,
-                &format!("layer_norm {shape:?} dims {dims} weight {w} bias {b}"),
-            );
+            assert_close(&got, &want, 2e-4, 2e-4, &format!("layer_norm {shape:?} dims {dims} weight {w} bias {b}"));
         }
     }
 }

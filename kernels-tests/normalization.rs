@@ -4,8 +4,7 @@
 
 use crate::common::{assert_close, ctx, run1, up};
 use vcortex::ops::{
-    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams,
-    SupDivisor,
+    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, SupDivisor,
 };
 use vcortex::reference;
 use vcortex::rng::SplitMix;
@@ -26,13 +25,7 @@ fn box_sum_matches_the_direct_window() {
         let xd = rng.vec(n, -1.0, 1.0);
         let want = reference::box_sum(&xd, n / (h * w), h, w, win, 0.5, square);
         let got = run1(|rec| ops::box_sum(rec, &up(&xd, &shape), win, 0.5, square));
-        assert_close(
-            &got,
-            &want,
-            1e-5,
-            1e-5,
-            &format!("box_sum {shape:?} {win:?} square {square}"),
-        );
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("box_sum {shape:?} {win:?} square {square}"));
     }
 }
 
@@ -41,24 +34,10 @@ fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool,
     let c = shape[1];
     let xd = rng.vec(n, -2.0, 2.0);
     let (gd, bd) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5));
-    let want = reference::divisive_norm(
-        &xd,
-        &shape,
-        gamma.then_some(&gd[..]),
-        beta.then_some(&bd[..]),
-        &p,
-    )
-    .unwrap();
+    let want = reference::divisive_norm(&xd, &shape, gamma.then_some(&gd[..]), beta.then_some(&bd[..]), &p).unwrap();
     let mut rec = ctx().recorder();
     let (gt, bt) = (up(&gd, &[c]), up(&bd, &[c]));
-    let out = ops::divisive_norm(
-        &mut rec,
-        &up(&xd, &shape),
-        gamma.then_some(&gt),
-        beta.then_some(&bt),
-        &p,
-    )
-    .unwrap();
+    let out = ops::divisive_norm(&mut rec, &up(&xd, &shape), gamma.then_some(&gt), beta.then_some(&bt), &p).unwrap();
     let hy = rec.read_back(&out.output);
     let hv = out.centered.as_ref().map(|v| rec.read_back(v));
     let hl = out.l1.as_ref().map(|v| rec.read_back(v));
@@ -75,13 +54,9 @@ fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool,
         );
     }
     match (hl, want.l1) {
-        (Some(h), Some(w)) => assert_close(
-            &done.f32(h, out.l1.as_ref().unwrap()),
-            &[w],
-            1e-6,
-            1e-4,
-            &format!("{what}: l1"),
-        ),
+        (Some(h), Some(w)) => {
+            assert_close(&done.f32(h, out.l1.as_ref().unwrap()), &[w], 1e-6, 1e-4, &format!("{what}: l1"))
+        }
         (None, None) => {}
         _ => panic!("{what}: l1 asked for but not returned"),
     }
@@ -90,10 +65,7 @@ fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool,
 #[test]
 fn divisive_norm_local_windows() {
     let mut rng = SplitMix::new(32);
-    let d = DivNormParams {
-        centered: true,
-        ..Default::default()
-    };
+    let d = DivNormParams { centered: true, ..Default::default() };
     for (shape, sum, sup, div) in [
         ([2, 5, 7, 9], [3, 3], [3, 3], SupDivisor::SumWindow),
         ([1, 3, 6, 6], [5, 5], [3, 3], SupDivisor::SumWindow),
@@ -104,41 +76,15 @@ fn divisive_norm_local_windows() {
         ([2, 1, 8, 8], [3, 5], [5, 3], SupDivisor::SumWindow), // one channel
         ([1, 67, 3, 300], [1, 7], [3, 1], SupDivisor::SumWindow), // many channels, wide
     ] {
-        let p = DivNormParams {
-            sum_window: sum,
-            sup_window: sup,
-            sup_divisor: div,
-            sigma: 0.7,
-            ..d
-        };
+        let p = DivNormParams { sum_window: sum, sup_window: sup, sup_divisor: div, sigma: 0.7, ..d };
         dn_case(&mut rng, shape, p, false, false);
     }
     // gamma, beta, activation and the L1 term.
-    let p = DivNormParams {
-        act: Activation::Elu,
-        l1_alpha: Some(0.01),
-        sigma: 1.0,
-        ..d
-    };
+    let p = DivNormParams { act: Activation::Elu, l1_alpha: Some(0.01), sigma: 1.0, ..d };
     dn_case(&mut rng, [2, 6, 5, 5], p, true, true);
-    dn_case(
-        &mut rng,
-        [1, 6, 5, 5],
-        DivNormParams {
-            l1_alpha: Some(0.5),
-            ..d
-        },
-        true,
-        false,
-    );
+    dn_case(&mut rng, [1, 6, 5, 5], DivNormParams { l1_alpha: Some(0.5), ..d }, true, false);
     // Without the centred output.
-    dn_case(
-        &mut rng,
-        [2, 3, 4, 4],
-        DivNormParams::default(),
-        false,
-        true,
-    );
+    dn_case(&mut rng, [2, 3, 4, 4], DivNormParams::default(), false, true);
 }
 
 #[test]
@@ -146,13 +92,7 @@ fn divisive_norm_batch_and_layer_fields() {
     let mut rng = SplitMix::new(33);
     for field in [DnField::Batch, DnField::Layer] {
         for shape in [[3, 4, 5, 6], [1, 1, 1, 1], [2, 3, 1, 1], [5, 2, 17, 13]] {
-            let p = DivNormParams {
-                field,
-                centered: true,
-                sigma: 0.1,
-                l1_alpha: Some(0.1),
-                ..Default::default()
-            };
+            let p = DivNormParams { field, centered: true, sigma: 0.1, l1_alpha: Some(0.1), ..Default::default() };
             dn_case(&mut rng, shape, p, true, true);
         }
     }
@@ -173,32 +113,14 @@ fn neurn_matches_the_reference() {
     ] {
         let n: usize = shape.iter().product();
         let xd = rng.vec(n, 0.0, 1.0);
-        let p = NeurnParams {
-            kernel: k,
-            max_scope: scope,
-            eps: 1e-8,
-        };
+        let p = NeurnParams { kernel: k, max_scope: scope, eps: 1e-8 };
         let want = reference::neurn(&xd, &shape, &p).unwrap();
         let got = run1(|rec| ops::neurn(rec, &up(&xd, &shape), &p));
-        let tol = if k > ops::neurn::WINDOW_MAX_K {
-            1e-4
-        } else {
-            2e-5
-        };
-        assert_close(
-            &got,
-            &want,
-            tol,
-            1e-4,
-            &format!("neurn {shape:?} k {k} {scope:?}"),
-        );
+        let tol = if k > ops::neurn::WINDOW_MAX_K { 1e-4 } else { 2e-5 };
+        assert_close(&got, &want, tol, 1e-4, &format!("neurn {shape:?} k {k} {scope:?}"));
     }
     // 8-bit-range input and a constant plane.
-    let mut xd: Vec<f32> = rng
-        .vec(2 * 64, 0.0, 255.0)
-        .iter()
-        .map(|v| v.floor())
-        .collect();
+    let mut xd: Vec<f32> = rng.vec(2 * 64, 0.0, 255.0).iter().map(|v| v.floor()).collect();
     xd[..64].iter_mut().for_each(|v| *v = 7.0);
     let p = NeurnParams::default();
     let want = reference::neurn(&xd, &[1, 2, 8, 8], &p).unwrap();
@@ -211,55 +133,22 @@ fn normalization_refuses_bad_parameters() {
     let x = up(&[1.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]);
     let mut rec = ctx().recorder();
     for p in [
-        DivNormParams {
-            sum_window: [0, 3],
-            ..Default::default()
-        },
-        DivNormParams {
-            sup_window: [3, 0],
-            ..Default::default()
-        },
-        DivNormParams {
-            sigma: f32::NAN,
-            ..Default::default()
-        },
-        DivNormParams {
-            sigma: f32::INFINITY,
-            ..Default::default()
-        },
-        DivNormParams {
-            l1_alpha: Some(f32::NAN),
-            ..Default::default()
-        },
+        DivNormParams { sum_window: [0, 3], ..Default::default() },
+        DivNormParams { sup_window: [3, 0], ..Default::default() },
+        DivNormParams { sigma: f32::NAN, ..Default::default() },
+        DivNormParams { sigma: f32::INFINITY, ..Default::default() },
+        DivNormParams { l1_alpha: Some(f32::NAN), ..Default::default() },
     ] {
-        let e = ops::divisive_norm(&mut rec, &x, None, None, &p)
-            .err()
-            .expect("accepted bad parameters");
+        let e = ops::divisive_norm(&mut rec, &x, None, None, &p).err().expect("accepted bad parameters");
         assert!(matches!(e, vcortex::Error::Param { .. }), "{e}");
     }
     let g = up(&[1.0; 4], &[4]);
     assert!(ops::divisive_norm(&mut rec, &x, Some(&g), None, &DivNormParams::default()).is_err());
-    assert!(ops::divisive_norm(
-        &mut rec,
-        &up(&[1.0; 3], &[3]),
-        None,
-        None,
-        &DivNormParams::default()
-    )
-    .is_err());
+    assert!(ops::divisive_norm(&mut rec, &up(&[1.0; 3], &[3]), None, None, &DivNormParams::default()).is_err());
     for p in [
-        NeurnParams {
-            kernel: 0,
-            ..Default::default()
-        },
-        NeurnParams {
-            eps: f32::NAN,
-            ..Default::default()
-        },
-        NeurnParams {
-            eps: -1.0,
-            ..Default::default()
-        },
+        NeurnParams { kernel: 0, ..Default::default() },
+        NeurnParams { eps: f32::NAN, ..Default::default() },
+        NeurnParams { eps: -1.0, ..Default::default() },
     ] {
         assert!(ops::neurn(&mut rec, &x, &p).is_err(), "{p:?}");
     }
@@ -276,50 +165,17 @@ fn neurn_conv_dn_pipeline_in_one_submit() {
     let wd = rng.vec(8 * 3 * 9, -0.3, 0.3);
     let np = NeurnParams::default();
     let cp = Conv2dParams::default().with_padding(1, 1);
-    let dp = DivNormParams {
-        sum_window: [5, 5],
-        sup_window: [5, 5],
-        act: Activation::Elu,
-        ..Default::default()
-    };
+    let dp = DivNormParams { sum_window: [5, 5], sup_window: [5, 5], act: Activation::Elu, ..Default::default() };
 
     let a = reference::neurn(&xd, &xs, &np).unwrap();
-    let (b, bs) = reference::conv2d(
-        &a,
-        &xs,
-        &wd,
-        &[8, 3, 3, 3],
-        None,
-        &cp,
-        None,
-        Activation::Identity,
-    )
-    .unwrap();
-    let want = reference::divisive_norm(&b, &bs, None, None, &dp)
-        .unwrap()
-        .output;
+    let (b, bs) = reference::conv2d(&a, &xs, &wd, &[8, 3, 3, 3], None, &cp, None, Activation::Identity).unwrap();
+    let want = reference::divisive_norm(&b, &bs, None, None, &dp).unwrap().output;
 
     let mut rec = ctx().recorder();
     let y = ops::neurn(&mut rec, &up(&xd, &xs), &np).unwrap();
-    let y = ops::conv2d(
-        &mut rec,
-        &y,
-        &up(&wd, &[8, 3, 3, 3]),
-        None,
-        &cp,
-        &Epilogue::default(),
-    )
-    .unwrap();
-    let y = ops::divisive_norm(&mut rec, &y, None, None, &dp)
-        .unwrap()
-        .output;
+    let y = ops::conv2d(&mut rec, &y, &up(&wd, &[8, 3, 3, 3]), None, &cp, &Epilogue::default()).unwrap();
+    let y = ops::divisive_norm(&mut rec, &y, None, None, &dp).unwrap().output;
     assert_eq!(rec.dispatch_count(), 2 + 1 + 5);
     let h = rec.read_back(&y);
-    assert_close(
-        &rec.submit().unwrap().f32(h, &y),
-        &want,
-        1e-4,
-        1e-4,
-        "neurn -> conv -> dn",
-    );
+    assert_close(&rec.submit().unwrap().f32(h, &y), &want, 1e-4, 1e-4, "neurn -> conv -> dn");
 }

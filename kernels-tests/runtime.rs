@@ -16,10 +16,7 @@ fn pool_reuses_buffers_of_a_size_class() {
     drop(t);
     let t2 = Tensor::empty(ctx(), &[n - 3], DType::F32).unwrap(); // same class
     let after = ctx().pool_stats();
-    assert!(
-        after.reuses > before.reuses,
-        "no reuse: {before:?} -> {after:?}"
-    );
+    assert!(after.reuses > before.reuses, "no reuse: {before:?} -> {after:?}");
     assert!(size_class(4 * n as u64, u64::MAX) >= 4 * n as u64);
     drop(t2);
 }
@@ -27,10 +24,7 @@ fn pool_reuses_buffers_of_a_size_class() {
 #[test]
 fn pipelines_are_compiled_once() {
     let x = up(&[1.0, -1.0, 2.0], &[3]);
-    let act = Activation::Softplus {
-        beta: 3.0,
-        threshold: 7.0,
-    }; // a variant no other test asks for
+    let act = Activation::Softplus { beta: 3.0, threshold: 7.0 }; // a variant no other test asks for
     let mut rec = ctx().recorder();
     ops::activation(&mut rec, &x, act).unwrap();
     let n1 = ctx().cached_kernels();
@@ -41,10 +35,7 @@ fn pipelines_are_compiled_once() {
     let key = vcortex::runtime::PipelineKey::new(
         "activation",
         "activation",
-        &[
-            vcortex::runtime::Access::Read,
-            vcortex::runtime::Access::ReadWrite,
-        ],
+        &[vcortex::runtime::Access::Read, vcortex::runtime::Access::ReadWrite],
     );
     let k1 = ctx().kernel(&act.specialize(key.clone())).unwrap();
     let k2 = ctx().kernel(&act.specialize(key)).unwrap();
@@ -66,42 +57,16 @@ fn a_chain_of_ops_is_one_submit() {
     let ld = rng.vec(5 * 10, -0.3, 0.3);
     let p = Conv2dParams::default().with_padding(1, 1);
 
-    let (c, _) = reference::conv2d(
-        &xd,
-        &xs,
-        &wd,
-        &ws,
-        None,
-        &p,
-        Some((&sd, &hd)),
-        Activation::Elu,
-    )
-    .unwrap();
+    let (c, _) = reference::conv2d(&xd, &xs, &wd, &ws, None, &p, Some((&sd, &hd)), Activation::Elu).unwrap();
     let n = reference::layer_norm(&c, 10, None, None, 1e-5, Activation::Identity);
     let want = reference::linear(&n, 2 * 4 * 9, 10, &ld, 5, None, Activation::Sigmoid);
 
     let timed = ctx().capabilities().timestamps;
     let mut rec = ctx().recorder().timed(true);
-    let (x, w, s, h, l) = (
-        up(&xd, &xs),
-        up(&wd, &ws),
-        up(&sd, &[4]),
-        up(&hd, &[4]),
-        up(&ld, &[5, 10]),
-    );
-    let y = ops::conv2d(
-        &mut rec,
-        &x,
-        &w,
-        None,
-        &p,
-        &Epilogue {
-            scale: Some(&s),
-            shift: Some(&h),
-            act: Activation::Elu,
-        },
-    )
-    .unwrap();
+    let (x, w, s, h, l) = (up(&xd, &xs), up(&wd, &ws), up(&sd, &[4]), up(&hd, &[4]), up(&ld, &[5, 10]));
+    let y =
+        ops::conv2d(&mut rec, &x, &w, None, &p, &Epilogue { scale: Some(&s), shift: Some(&h), act: Activation::Elu })
+            .unwrap();
     let y = ops::layer_norm(&mut rec, &y, 1, None, None, 1e-5, Activation::Identity).unwrap();
     let y = ops::linear(&mut rec, &y, &l, None, Activation::Sigmoid).unwrap();
     assert_eq!(rec.dispatch_count(), 3);
@@ -111,7 +76,7 @@ fn a_chain_of_ops_is_one_submit() {
     if timed {
         let t = done.timings.as_ref().expect("timings");
         let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["conv2d/conv2d_gemm", "layer_norm", "linear"]);
+        assert_eq!(labels, ["conv2d/conv2d_gemm", "layer_norm", "linear/matmul"]);
         assert!(t.iter().all(|t| t.ms >= 0.0 && t.ms.is_finite()));
         assert!(done.ms_of("conv2d").unwrap() > 0.0);
     } else {
@@ -128,4 +93,37 @@ fn results_stay_on_the_device_until_read() {
     let done = rec.submit().unwrap();
     assert!(done.timings.is_none());
     assert_eq!(y.to_vec(ctx()).unwrap(), vec![0.0, 2.0]);
+}
+
+/// The ladder's choices, as recorded: vec4 loads only where rows are 16-byte aligned.
+#[test]
+fn kernel_variants_follow_the_shape() {
+    let mut rec = ctx().recorder();
+    let d = Conv2dParams::default();
+    let e = Epilogue::default();
+    let x8 = up(&[0.5; 2 * 3 * 4 * 6], &[2, 3, 4, 6]); // H*W = 24
+    let x5 = up(&[0.5; 2 * 3 * 5 * 5], &[2, 3, 5, 5]); // H*W = 25
+    ops::conv2d(&mut rec, &x8, &up(&[0.1; 6], &[2, 3, 1, 1]), None, &d, &e).unwrap();
+    ops::conv2d(&mut rec, &x5, &up(&[0.1; 6], &[2, 3, 1, 1]), None, &d, &e).unwrap();
+    ops::conv2d(&mut rec, &x5, &up(&[0.1; 27], &[3, 1, 3, 3]), None, &d.with_groups(3), &e).unwrap();
+    ops::conv2d(&mut rec, &x5, &up(&[0.1; 54], &[2, 3, 3, 3]), None, &d, &e).unwrap();
+    let a = up(&[0.5; 12], &[3, 4]);
+    ops::matmul(&mut rec, &a, &up(&[0.5; 8], &[4, 2])).unwrap(); // N = 2: scalar
+    ops::matmul(&mut rec, &a, &up(&[0.5; 16], &[4, 4])).unwrap();
+    ops::linear(&mut rec, &a, &up(&[0.5; 8], &[2, 4]), None, Activation::Identity).unwrap();
+    ops::linear(&mut rec, &up(&[0.5; 6], &[2, 3]), &up(&[0.5; 6], &[2, 3]), None, Activation::Identity).unwrap();
+    assert_eq!(
+        rec.labels(),
+        [
+            "conv2d/conv2d_1x1_vec4",
+            "conv2d/conv2d_1x1",
+            "conv2d/conv2d_depthwise",
+            "conv2d/conv2d_gemm",
+            "matmul/matmul",
+            "matmul/matmul_vec4",
+            "linear/matmul_vec4",
+            "linear/matmul"
+        ]
+    );
+    rec.submit().unwrap();
 }

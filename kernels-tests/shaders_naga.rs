@@ -10,11 +10,7 @@ use vcortex::shaders;
 fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
     let mut v: Vec<Vec<(&'static str, f64)>> = vec![vec![]];
     for act in 1..=8 {
-        v.push(vec![
-            ("ACT", act as f64),
-            ("ACT_BETA", 2.0),
-            ("ACT_THRESHOLD", 5.0),
-        ]);
+        v.push(vec![("ACT", act as f64), ("ACT_BETA", 2.0), ("ACT_THRESHOLD", 5.0)]);
     }
     match name {
         "conv2d" => v.push(vec![("HAS_BIAS", 1.0), ("HAS_AFFINE", 1.0), ("ACT", 3.0)]),
@@ -30,81 +26,39 @@ fn every_shader_parses_validates_and_translates() {
     let mut checked = 0;
     for src in shaders::ALL {
         let text = src.composed();
-        let module = naga::front::wgsl::parse_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "{}.wgsl does not parse:\n{}",
-                src.name,
-                e.emit_to_string(&text)
-            )
-        });
+        let module = naga::front::wgsl::parse_str(&text)
+            .unwrap_or_else(|e| panic!("{}.wgsl does not parse:\n{}", src.name, e.emit_to_string(&text)));
         let mut caps = Capabilities::default();
         if src.needs_f16 {
             caps |= Capabilities::SHADER_FLOAT16;
         }
         let info = Validator::new(ValidationFlags::all(), caps)
             .validate(&module)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}.wgsl does not validate:\n{}",
-                    src.name,
-                    e.emit_to_string(&text)
-                )
-            });
-        assert!(
-            !module.entry_points.is_empty(),
-            "{}.wgsl has no entry point",
-            src.name
-        );
+            .unwrap_or_else(|e| panic!("{}.wgsl does not validate:\n{}", src.name, e.emit_to_string(&text)));
+        assert!(!module.entry_points.is_empty(), "{}.wgsl has no entry point", src.name);
         for ep in &module.entry_points {
             for consts in variants(src.name) {
                 let mut pc = naga::back::PipelineConstants::default();
                 for (k, val) in &consts {
-                    if module
-                        .overrides
-                        .iter()
-                        .any(|(_, o)| o.name.as_deref() == Some(*k))
-                    {
+                    if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(*k)) {
                         pc.insert(k.to_string(), *val);
                     }
                 }
-                let (m, i) = naga::back::pipeline_constants::process_overrides(
-                    &module,
-                    &info,
-                    Some((ep.stage, &ep.name)),
-                    &pc,
-                )
-                .unwrap_or_else(|e| panic!("{}::{} overrides {consts:?}: {e}", src.name, ep.name));
+                let (m, i) =
+                    naga::back::pipeline_constants::process_overrides(&module, &info, Some((ep.stage, &ep.name)), &pc)
+                        .unwrap_or_else(|e| panic!("{}::{} overrides {consts:?}: {e}", src.name, ep.name));
                 let what = format!("{}::{} {consts:?}", src.name, ep.name);
 
-                let spv_opts = spv::Options {
-                    lang_version: (1, 3),
-                    ..Default::default()
-                };
-                let po = spv::PipelineOptions {
-                    shader_stage: ep.stage,
-                    entry_point: ep.name.clone(),
-                };
-                spv::write_vec(&m, &i, &spv_opts, Some(&po))
-                    .unwrap_or_else(|e| panic!("SPIR-V {what}: {e}"));
+                let spv_opts = spv::Options { lang_version: (1, 3), ..Default::default() };
+                let po = spv::PipelineOptions { shader_stage: ep.stage, entry_point: ep.name.clone() };
+                spv::write_vec(&m, &i, &spv_opts, Some(&po)).unwrap_or_else(|e| panic!("SPIR-V {what}: {e}"));
 
-                let msl_opts = msl::Options {
-                    lang_version: (2, 4),
-                    ..Default::default()
-                };
-                let mpo = msl::PipelineOptions {
-                    entry_point: Some((ep.stage, ep.name.clone())),
-                    ..Default::default()
-                };
-                msl::write_string(&m, &i, &msl_opts, &mpo)
-                    .unwrap_or_else(|e| panic!("MSL {what}: {e}"));
+                let msl_opts = msl::Options { lang_version: (2, 4), ..Default::default() };
+                let mpo = msl::PipelineOptions { entry_point: Some((ep.stage, ep.name.clone())), ..Default::default() };
+                msl::write_string(&m, &i, &msl_opts, &mpo).unwrap_or_else(|e| panic!("MSL {what}: {e}"));
 
-                let hlsl_opts = hlsl::Options {
-                    shader_model: hlsl::ShaderModel::V6_2,
-                    ..Default::default()
-                };
-                let hpo = hlsl::PipelineOptions {
-                    entry_point: Some((ep.stage, ep.name.clone())),
-                };
+                let hlsl_opts = hlsl::Options { shader_model: hlsl::ShaderModel::V6_2, ..Default::default() };
+                let hpo = hlsl::PipelineOptions { entry_point: Some((ep.stage, ep.name.clone())) };
                 let mut out = String::new();
                 hlsl::Writer::new(&mut out, &hlsl_opts, &hpo)
                     .write(&m, &i, None)
@@ -127,9 +81,6 @@ fn every_wgsl_file_is_registered() {
         if path.extension().and_then(|e| e.to_str()) != Some("wgsl") || stem == "common" {
             continue;
         }
-        assert!(
-            shaders::get(&stem).is_some(),
-            "{stem}.wgsl is not in shaders::ALL"
-        );
+        assert!(shaders::get(&stem).is_some(), "{stem}.wgsl is not in shaders::ALL");
     }
 }

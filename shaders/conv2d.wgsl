@@ -186,6 +186,38 @@ fn conv2d_1x1(@builtin(local_invocation_index) t: u32,
     conv_store(&acc, m0, 0u, o0, tx, ty);
 }
 
+// The 1x1 GEMM with vec4 loads along the pixel axis: needs H*W % 4 == 0 (the host checks), so the
+// four pixels of a vec4 lie in one image.
+@group(0) @binding(1) var<storage, read> cx4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn conv2d_1x1_vec4(@builtin(local_invocation_index) t: u32,
+                   @builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m0 = (wid.x + wid.y * nwg.x) * BM;
+    let o0 = wid.z * BN;
+    let kl = t / 32u;
+    let m4 = (t % 32u) * 4u;
+    let m = m0 + m4;
+    let ok = m < cp.m;
+    let mm = min(m, cp.m - 4u);
+    let base = (mm / cp.hw) * cp.c * cp.hw + mm % cp.hw;
+    var acc: array<f32, 32>;
+    for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
+        let k = k0 + kl;
+        var val = vec4<f32>(0.0);
+        if (k < cp.kdim && ok) {
+            val = cx4[(base + k * cp.hw) / 4u];
+        }
+        for (var i = 0u; i < 4u; i++) { As[kl * AS + m4 + i] = val[i]; }
+        conv_load_b(t, 0u, o0, k0);
+        workgroupBarrier();
+        conv_mma(&acc, t % 16u, t / 16u);
+        workgroupBarrier();
+    }
+    conv_store(&acc, m0, 0u, o0, t % 16u, t / 16u);
+}
+
 @compute @workgroup_size(256)
 fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>,
                     @builtin(num_workgroups) nwg: vec3<u32>) {

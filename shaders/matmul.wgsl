@@ -24,6 +24,38 @@ const PAD: u32 = 132u;   // padded tile row (128 + 4): conflict-free stores
 var<workgroup> Am: array<f32, 1056>;   // Am[k * PAD + m]
 var<workgroup> Bm: array<f32, 1056>;   // Bm[k * PAD + n]
 
+// Multiply-accumulate one TK step of the tiles: invocation (tx, ty) owns rows ty + 16 i and
+// columns tx + 16 j (conflict-free workgroup reads, coalesced writes).
+fn mm_compute(acc: ptr<function, array<f32, 64>>, tx: u32, ty: u32) {
+    for (var kk = 0u; kk < TK; kk++) {
+        var a: array<f32, 8>;
+        var b: array<f32, 8>;
+        for (var i = 0u; i < 8u; i++) { a[i] = Am[kk * PAD + ty + 16u * i]; }
+        for (var j = 0u; j < 8u; j++) { b[j] = Bm[kk * PAD + tx + 16u * j]; }
+        for (var i = 0u; i < 8u; i++) {
+            for (var j = 0u; j < 8u; j++) {
+                (*acc)[i * 8u + j] = fma(a[i], b[j], (*acc)[i * 8u + j]);
+            }
+        }
+    }
+}
+
+fn mm_store(acc: ptr<function, array<f32, 64>>, batch: u32, m0: u32, n0: u32, tx: u32, ty: u32) {
+    let cbase = batch * mp.c_stride;
+    for (var i = 0u; i < 8u; i++) {
+        let m = m0 + ty + 16u * i;
+        if (m >= mp.m) { continue; }
+        for (var j = 0u; j < 8u; j++) {
+            let n = n0 + tx + 16u * j;
+            if (n < mp.n) {
+                var v = (*acc)[i * 8u + j];
+                if (MM_HAS_BIAS) { v += mbias[n]; }
+                mc[cbase + m * mp.n + n] = activate(v);
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(256)
 fn matmul(@builtin(local_invocation_index) t: u32,
           @builtin(workgroup_id) wid: vec3<u32>,
@@ -35,8 +67,6 @@ fn matmul(@builtin(local_invocation_index) t: u32,
     if (m0 >= mp.m) { return; }
     let abase = batch * mp.a_stride;
     let bbase = batch * mp.b_stride;
-    let tx = t % 16u;     // columns tx + 16 j
-    let ty = t / 16u;     // rows ty + 16 i
 
     var acc: array<f32, 64>;
     for (var k0 = 0u; k0 < mp.k; k0 += TK) {
@@ -72,30 +102,53 @@ fn matmul(@builtin(local_invocation_index) t: u32,
             }
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            var a: array<f32, 8>;
-            var b: array<f32, 8>;
-            for (var i = 0u; i < 8u; i++) { a[i] = Am[kk * PAD + ty + 16u * i]; }
-            for (var j = 0u; j < 8u; j++) { b[j] = Bm[kk * PAD + tx + 16u * j]; }
-            for (var i = 0u; i < 8u; i++) {
-                for (var j = 0u; j < 8u; j++) {
-                    acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
-                }
-            }
-        }
+        mm_compute(&acc, t % 16u, t / 16u);
         workgroupBarrier();
     }
-    let cbase = batch * mp.c_stride;
-    for (var i = 0u; i < 8u; i++) {
-        let m = m0 + ty + 16u * i;
-        if (m >= mp.m) { continue; }
-        for (var j = 0u; j < 8u; j++) {
-            let n = n0 + tx + 16u * j;
-            if (n < mp.n) {
-                var v = acc[i * 8u + j];
-                if (MM_HAS_BIAS) { v += mbias[n]; }
-                mc[cbase + m * mp.n + n] = activate(v);
-            }
+    mm_store(&acc, batch, m0, n0, t % 16u, t / 16u);
+}
+
+// The same with vec4 loads: needs K % 4 == 0, and N % 4 == 0 unless TRANS_B (the host checks).
+@group(0) @binding(1) var<storage, read> ma4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> mb4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn matmul_vec4(@builtin(local_invocation_index) t: u32,
+               @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let batch = wid.z;
+    let tile = wid.x + wid.y * nwg.x;
+    let n0 = (tile % mp.ntiles) * TN;
+    let m0 = (tile / mp.ntiles) * TM;
+    if (m0 >= mp.m) { return; }
+    let abase = batch * mp.a_stride;
+    let bbase = batch * mp.b_stride;
+
+    var acc: array<f32, 64>;
+    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
+        // A tile: one vec4 of four consecutive k per invocation (two per row of the tile).
+        let rl = t / 2u;
+        let k4 = (t % 2u) * 4u;
+        let m = m0 + rl;
+        var va = vec4<f32>(0.0);
+        if (m < mp.m && k0 + k4 < mp.k) { va = ma4[(abase + m * mp.k + k0 + k4) / 4u]; }
+        for (var i = 0u; i < 4u; i++) { Am[(k4 + i) * PAD + rl] = va[i]; }
+        if (TRANS_B) {
+            let n = n0 + rl;
+            var vb = vec4<f32>(0.0);
+            if (n < mp.n && k0 + k4 < mp.k) { vb = mb4[(bbase + n * mp.k + k0 + k4) / 4u]; }
+            for (var i = 0u; i < 4u; i++) { Bm[(k4 + i) * PAD + rl] = vb[i]; }
+        } else {
+            // One vec4 of four consecutive n per invocation: 32 per row, eight rows.
+            let kl = t / 32u;
+            let n4 = (t % 32u) * 4u;
+            var vb = vec4<f32>(0.0);
+            if (k0 + kl < mp.k && n0 + n4 < mp.n) { vb = mb4[(bbase + (k0 + kl) * mp.n + n0 + n4) / 4u]; }
+            for (var i = 0u; i < 4u; i++) { Bm[kl * PAD + n4 + i] = vb[i]; }
         }
+        workgroupBarrier();
+        mm_compute(&acc, t % 16u, t / 16u);
+        workgroupBarrier();
     }
+    mm_store(&acc, batch, m0, n0, t % 16u, t / 16u);
 }

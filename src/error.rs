@@ -16,43 +16,15 @@ pub enum Error {
     #[error("GPU error in {context}: {message}")]
     Gpu { context: String, message: String },
     #[error("{op}: {what} has shape {got:?}, expected {expected}")]
-    Shape {
-        op: &'static str,
-        what: String,
-        got: Vec<usize>,
-        expected: String,
-    },
+    Shape { op: &'static str, what: String, got: Vec<usize>, expected: String },
     #[error("{op}: invalid parameter {name}: {reason}")]
-    Param {
-        op: &'static str,
-        name: String,
-        reason: String,
-    },
-    #[error(
-        "{op}: {what} needs {bytes} bytes, past the device's limit of {limit} bytes ({limit_name})"
-    )]
-    TooLarge {
-        op: &'static str,
-        what: String,
-        bytes: u64,
-        limit: u64,
-        limit_name: &'static str,
-    },
+    Param { op: &'static str, name: String, reason: String },
+    #[error("{op}: {what} needs {bytes} bytes, past the device's limit of {limit} bytes ({limit_name})")]
+    TooLarge { op: &'static str, what: String, bytes: u64, limit: u64, limit_name: &'static str },
     #[error("{op}: {what} is {got}, expected {expected}")]
-    Dtype {
-        op: &'static str,
-        what: String,
-        got: String,
-        expected: String,
-    },
+    Dtype { op: &'static str, what: String, got: String, expected: String },
     #[error("{op}: {what} has {got} values but its shape {shape:?} holds {expected}")]
-    DataLength {
-        op: &'static str,
-        what: String,
-        got: usize,
-        expected: usize,
-        shape: Vec<usize>,
-    },
+    DataLength { op: &'static str, what: String, got: usize, expected: usize, shape: Vec<usize> },
     #[error("the adapter lacks feature {0}")]
     MissingFeature(&'static str),
     #[error("{path}: {reason}")]
@@ -67,23 +39,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn param(op: &'static str, name: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Param {
-            op,
-            name: name.into(),
-            reason: reason.into(),
-        }
+        Error::Param { op, name: name.into(), reason: reason.into() }
     }
-    pub fn shape(
-        op: &'static str,
-        what: impl Into<String>,
-        got: &[usize],
-        expected: impl Into<String>,
-    ) -> Self {
-        Error::Shape {
-            op,
-            what: what.into(),
-            got: got.to_vec(),
-            expected: expected.into(),
-        }
+    pub fn shape(op: &'static str, what: impl Into<String>, got: &[usize], expected: impl Into<String>) -> Self {
+        Error::Shape { op, what: what.into(), got: got.to_vec(), expected: expected.into() }
     }
 }

@@ -24,8 +24,6 @@ impl SplitMix {
     }
     /// `n` values uniform in [lo, hi).
     pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| lo + (hi - lo) * self.uniform() as f32)
-            .collect()
+        (0..n).map(|_| lo + (hi - lo) * self.uniform() as f32).collect()
     }
 }

@@ -11,51 +11,15 @@ pub struct ShaderSource {
 pub const COMMON: &str = include_str!("../shaders/common.wgsl");
 
 pub const ALL: &[ShaderSource] = &[
-    ShaderSource {
-        name: "copy",
-        body: include_str!("../shaders/copy.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "activation",
-        body: include_str!("../shaders/activation.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "conv2d",
-        body: include_str!("../shaders/conv2d.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "matmul",
-        body: include_str!("../shaders/matmul.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "norm",
-        body: include_str!("../shaders/norm.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "box_filter",
-        body: include_str!("../shaders/box_filter.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "divisive_norm",
-        body: include_str!("../shaders/divisive_norm.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "neurn",
-        body: include_str!("../shaders/neurn.wgsl"),
-        needs_f16: false,
-    },
-    ShaderSource {
-        name: "cast_f16",
-        body: include_str!("../shaders/cast_f16.wgsl"),
-        needs_f16: true,
-    },
+    ShaderSource { name: "copy", body: include_str!("../shaders/copy.wgsl"), needs_f16: false },
+    ShaderSource { name: "activation", body: include_str!("../shaders/activation.wgsl"), needs_f16: false },
+    ShaderSource { name: "conv2d", body: include_str!("../shaders/conv2d.wgsl"), needs_f16: false },
+    ShaderSource { name: "matmul", body: include_str!("../shaders/matmul.wgsl"), needs_f16: false },
+    ShaderSource { name: "norm", body: include_str!("../shaders/norm.wgsl"), needs_f16: false },
+    ShaderSource { name: "box_filter", body: include_str!("../shaders/box_filter.wgsl"), needs_f16: false },
+    ShaderSource { name: "divisive_norm", body: include_str!("../shaders/divisive_norm.wgsl"), needs_f16: false },
+    ShaderSource { name: "neurn", body: include_str!("../shaders/neurn.wgsl"), needs_f16: false },
+    ShaderSource { name: "cast_f16", body: include_str!("../shaders/cast_f16.wgsl"), needs_f16: true },
 ];
 
 pub fn get(name: &str) -> Option<&'static ShaderSource> {
@@ -66,10 +30,8 @@ impl ShaderSource {
     /// The source handed to the compiler: the family's `enable` directives, then the common
     /// prelude, then the family's body.
     pub fn composed(&self) -> String {
-        let (directives, rest): (Vec<&str>, Vec<&str>) = self
-            .body
-            .lines()
-            .partition(|l| l.trim_start().starts_with("enable "));
+        let (directives, rest): (Vec<&str>, Vec<&str>) =
+            self.body.lines().partition(|l| l.trim_start().starts_with("enable "));
         format!("{}\n{}\n{}", directives.join("\n"), COMMON, rest.join("\n"))
     }
 }

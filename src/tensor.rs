@@ -57,12 +57,7 @@ impl Tensor {
         Self::alloc(ctx, "tensor", shape, dtype)
     }
 
-    pub(crate) fn alloc(
-        ctx: &Context,
-        op: &'static str,
-        shape: &[usize],
-        dtype: DType,
-    ) -> Result<Tensor> {
+    pub(crate) fn alloc(ctx: &Context, op: &'static str, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let n = numel(op, "tensor", shape)?;
         let bytes = (n as u64) * dtype.size() as u64;
         let limit = ctx.max_tensor_bytes();
@@ -84,14 +79,8 @@ impl Tensor {
                 limit_name: "u32 element index",
             });
         }
-        let storage = ctx
-            .pool
-            .get(&ctx.device, BufferKind::Storage, bytes.div_ceil(4) * 4);
-        Ok(Tensor {
-            storage,
-            shape: shape.to_vec(),
-            dtype,
-        })
+        let storage = ctx.pool.get(&ctx.device, BufferKind::Storage, bytes.div_ceil(4) * 4);
+        Ok(Tensor { storage, shape: shape.to_vec(), dtype })
     }
 
     /// Uploads f32 values.
@@ -107,8 +96,7 @@ impl Tensor {
             });
         }
         let t = Self::alloc(ctx, "upload", shape, DType::F32)?;
-        ctx.queue
-            .write_buffer(t.storage.buffer(), 0, bytemuck::cast_slice(data));
+        ctx.queue.write_buffer(t.storage.buffer(), 0, bytemuck::cast_slice(data));
         Ok(t)
     }
 
@@ -152,11 +140,7 @@ impl Tensor {
                 format!("{} elements like {:?}", self.numel(), self.shape),
             ));
         }
-        Ok(Tensor {
-            storage: self.storage.clone(),
-            shape: shape.to_vec(),
-            dtype: self.dtype,
-        })
+        Ok(Tensor { storage: self.storage.clone(), shape: shape.to_vec(), dtype: self.dtype })
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -184,10 +168,9 @@ impl Tensor {
         let n = self.numel();
         match self.dtype {
             DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&raw[..4 * n]),
-            DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(&raw[..2 * n])
-                .into_iter()
-                .map(f32::from)
-                .collect(),
+            DType::F16 => {
+                bytemuck::pod_collect_to_vec::<u8, half::f16>(&raw[..2 * n]).into_iter().map(f32::from).collect()
+            }
         }
     }
 

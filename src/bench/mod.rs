@@ -23,11 +23,7 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions {
-            full: false,
-            filter: None,
-            reps: 20,
-        }
+        BenchOptions { full: false, filter: None, reps: 20 }
     }
 }
 
@@ -124,9 +120,7 @@ fn time_op(
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
-    a.iter()
-        .zip(b)
-        .fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
+    a.iter().zip(b).fold(0f64, |m, (&x, &y)| m.max((x as f64 - y as f64).abs()))
 }
 
 struct Case<'a> {
@@ -139,11 +133,7 @@ struct Case<'a> {
 }
 
 /// Builds a case, times it, checks it against the reference; a failure becomes the row's error.
-fn measure<'a>(
-    ctx: &Context,
-    opts: &BenchOptions,
-    make: impl FnOnce() -> Result<Case<'a>>,
-) -> BenchResult {
+fn measure<'a>(ctx: &Context, opts: &BenchOptions, make: impl FnOnce() -> Result<Case<'a>>) -> BenchResult {
     let mut res = BenchResult::default();
     let outcome = (|| -> Result<()> {
         let case = make()?;
@@ -169,20 +159,10 @@ fn measure<'a>(
 }
 
 /// divnorm_5x5: local DN, 5×5 windows, sigma 1, checked on the first image.
-fn run_divnorm(
-    ctx: &Context,
-    opts: &BenchOptions,
-    xd: &[f32],
-    fs: [usize; 4],
-    finish: &mut dyn FnMut(BenchResult),
-) {
+fn run_divnorm(ctx: &Context, opts: &BenchOptions, xd: &[f32], fs: [usize; 4], finish: &mut dyn FnMut(BenchResult)) {
     finish(measure(ctx, opts, || {
         let x = Tensor::from_f32(ctx, xd, &fs)?;
-        let p = ops::DivNormParams {
-            sum_window: [5, 5],
-            sup_window: [5, 5],
-            ..Default::default()
-        };
+        let p = ops::DivNormParams { sum_window: [5, 5], sup_window: [5, 5], ..Default::default() };
         Ok(Case {
             name: "divnorm_5x5",
             flops: 0.0,
@@ -190,36 +170,19 @@ fn run_divnorm(
             record: Box::new(move |rec| Ok(ops::divisive_norm(rec, &x, None, None, &p)?.output)),
             check: Box::new(move |out| {
                 let per = fs[1] * fs[2] * fs[3];
-                let r = reference::divisive_norm(
-                    &xd[..per],
-                    &[1, fs[1], fs[2], fs[3]],
-                    None,
-                    None,
-                    &p,
-                )?;
-                Ok((
-                    max_abs_diff(&out[..per], &r.output),
-                    if fs[0] > 1 { "slice" } else { "full" },
-                ))
+                let r = reference::divisive_norm(&xd[..per], &[1, fs[1], fs[2], fs[3]], None, None, &p)?;
+                Ok((max_abs_diff(&out[..per], &r.output), if fs[0] > 1 { "slice" } else { "full" }))
             }),
         })
     }));
 }
 
 /// Runs the suite, calling `report` after each case.
-pub fn run_suite(
-    ctx: &Context,
-    opts: &BenchOptions,
-    mut report: impl FnMut(&BenchResult),
-) -> Vec<BenchResult> {
+pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&BenchResult)) -> Vec<BenchResult> {
     let small = is_small(ctx, opts);
     let b = |n: usize| if small { (n / 32).max(1) } else { n };
     let mut results = Vec::new();
-    let wanted = |name: &str| {
-        opts.filter
-            .as_ref()
-            .is_none_or(|f| name.contains(f.as_str()))
-    };
+    let wanted = |name: &str| opts.filter.as_ref().is_none_or(|f| name.contains(f.as_str()));
     let mut finish = |res: BenchResult| {
         report(&res);
         results.push(res);
@@ -244,17 +207,7 @@ pub fn run_suite(
     }
 
     // Convolutions: (name, N, C, H, W, O, k, pad, groups).
-    let convs: [(
-        &'static str,
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-        usize,
-    ); 5] = [
+    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize); 5] = [
         ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1),
         ("conv_dw7x7_64", 128, 64, 28, 56, 64, 7, 3, 64),
         ("conv_1x1_64", 128, 64, 28, 56, 64, 1, 0, 1),
@@ -269,20 +222,12 @@ pub fn run_suite(
         let xs = [n, c, h, w];
         let ws = [o, c / g, k, k];
         let xd = rnd(xs.iter().product());
-        let wd: Vec<f32> = rnd(ws.iter().product())
-            .iter()
-            .map(|v| v / ((c / g * k * k) as f32).sqrt())
-            .collect();
+        let wd: Vec<f32> = rnd(ws.iter().product()).iter().map(|v| v / ((c / g * k * k) as f32).sqrt()).collect();
         let bd = rnd(o);
         finish(measure(ctx, opts, || {
-            let p = Conv2dParams::default()
-                .with_padding(pad, pad)
-                .with_groups(g);
-            let (x, wt, bt) = (
-                Tensor::from_f32(ctx, &xd, &xs)?,
-                Tensor::from_f32(ctx, &wd, &ws)?,
-                Tensor::from_f32(ctx, &bd, &[o])?,
-            );
+            let p = Conv2dParams::default().with_padding(pad, pad).with_groups(g);
+            let (x, wt, bt) =
+                (Tensor::from_f32(ctx, &xd, &xs)?, Tensor::from_f32(ctx, &wd, &ws)?, Tensor::from_f32(ctx, &bd, &[o])?);
             let ho = h + 2 * pad - k + 1;
             let wo = w + 2 * pad - k + 1;
             let ynum = n * o * ho * wo;
@@ -291,9 +236,7 @@ pub fn run_suite(
                 name,
                 flops: 2.0 * ynum as f64 * (c / g * k * k) as f64,
                 bytes: 4.0 * (x.numel() + wt.numel() + ynum) as f64,
-                record: Box::new(move |rec| {
-                    ops::conv2d(rec, &x, &wt, Some(&bt), &p, &Epilogue::default())
-                }),
+                record: Box::new(move |rec| ops::conv2d(rec, &x, &wt, Some(&bt), &p, &Epilogue::default())),
                 check: Box::new(move |out| {
                     // The first image of the batch.
                     let per = c * h * w;
@@ -307,31 +250,21 @@ pub fn run_suite(
                         None,
                         Activation::Identity,
                     )?;
-                    Ok((
-                        max_abs_diff(&out[..r.len()], &r),
-                        if n > 1 { "slice" } else { "full" },
-                    ))
+                    Ok((max_abs_diff(&out[..r.len()], &r), if n > 1 { "slice" } else { "full" }))
                 }),
             })
         }));
     }
 
     for name_m in [1024usize, 4096] {
-        let name: &'static str = if name_m == 1024 {
-            "matmul_1024_fp32"
-        } else {
-            "matmul_4096_fp32"
-        };
+        let name: &'static str = if name_m == 1024 { "matmul_1024_fp32" } else { "matmul_4096_fp32" };
         if !wanted(name) {
             continue;
         }
         let m = name_m / if small { 4 } else { 1 };
         let (ad, bd) = (rnd(m * m), rnd(m * m));
         finish(measure(ctx, opts, || {
-            let (a, bt) = (
-                Tensor::from_f32(ctx, &ad, &[m, m])?,
-                Tensor::from_f32(ctx, &bd, &[m, m])?,
-            );
+            let (a, bt) = (Tensor::from_f32(ctx, &ad, &[m, m])?, Tensor::from_f32(ctx, &bd, &[m, m])?);
             let (ad, bd) = (&ad, &bd);
             Ok(Case {
                 name,
@@ -341,10 +274,7 @@ pub fn run_suite(
                 check: Box::new(move |out| {
                     let rows = m.min(8);
                     let r = reference::matmul(&ad[..rows * m], bd, 1, rows, m, m, 0, 0);
-                    Ok((
-                        max_abs_diff(&out[..rows * m], &r),
-                        if rows < m { "slice" } else { "full" },
-                    ))
+                    Ok((max_abs_diff(&out[..rows * m], &r), if rows < m { "slice" } else { "full" }))
                 }),
             })
         }));
@@ -364,10 +294,7 @@ pub fn run_suite(
                     bytes: 8.0 * fnum as f64,
                     record: Box::new(move |rec| ops::activation(rec, &x, Activation::Elu)),
                     check: Box::new(move |out| {
-                        Ok((
-                            max_abs_diff(out, &reference::activation(xd, Activation::Elu)),
-                            "full",
-                        ))
+                        Ok((max_abs_diff(out, &reference::activation(xd, Activation::Elu)), "full"))
                     }),
                 })
             }));
@@ -377,40 +304,19 @@ pub fn run_suite(
             let vd: Vec<f32> = rnd(64).iter().map(|v| 1.0 + 0.5 * v).collect();
             finish(measure(ctx, opts, || {
                 let x = Tensor::from_f32(ctx, &xd, &fs)?;
-                let p: Vec<Tensor> = [&md, &vd, &gd, &bd]
-                    .iter()
-                    .map(|d| Tensor::from_f32(ctx, d, &[64]))
-                    .collect::<Result<_>>()?;
+                let p: Vec<Tensor> =
+                    [&md, &vd, &gd, &bd].iter().map(|d| Tensor::from_f32(ctx, d, &[64])).collect::<Result<_>>()?;
                 let (xd, md, vd, gd, bd) = (&xd, &md, &vd, &gd, &bd);
                 Ok(Case {
                     name: "batchnorm_eval",
                     flops: 0.0,
                     bytes: 8.0 * fnum as f64,
                     record: Box::new(move |rec| {
-                        ops::batch_norm(
-                            rec,
-                            &x,
-                            &p[0],
-                            &p[1],
-                            &p[2],
-                            &p[3],
-                            1e-5,
-                            Activation::Identity,
-                        )
+                        ops::batch_norm(rec, &x, &p[0], &p[1], &p[2], &p[3], 1e-5, Activation::Identity)
                     }),
                     check: Box::new(move |out| {
-                        let r = reference::batch_norm(
-                            xd,
-                            fs[0],
-                            64,
-                            28 * 56,
-                            md,
-                            vd,
-                            gd,
-                            bd,
-                            1e-5,
-                            Activation::Identity,
-                        );
+                        let r =
+                            reference::batch_norm(xd, fs[0], 64, 28 * 56, md, vd, gd, bd, 1e-5, Activation::Identity);
                         Ok((max_abs_diff(out, &r), "full"))
                     }),
                 })
@@ -440,10 +346,7 @@ pub fn run_suite(
                     // The first image (the maximum is per channel, so it stands alone).
                     let per = 3 * 224 * 224;
                     let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
-                    Ok((
-                        max_abs_diff(&out[..per], &r),
-                        if is[0] > 1 { "slice" } else { "full" },
-                    ))
+                    Ok((max_abs_diff(&out[..per], &r), if is[0] > 1 { "slice" } else { "full" }))
                 }),
             })
         }));
@@ -454,10 +357,7 @@ pub fn run_suite(
         let (xd, wd, bd) = (rnd(rows * 512), rnd(512), rnd(512));
         finish(measure(ctx, opts, || {
             let x = Tensor::from_f32(ctx, &xd, &[rows, 512])?;
-            let (wt, bt) = (
-                Tensor::from_f32(ctx, &wd, &[512])?,
-                Tensor::from_f32(ctx, &bd, &[512])?,
-            );
+            let (wt, bt) = (Tensor::from_f32(ctx, &wd, &[512])?, Tensor::from_f32(ctx, &bd, &[512])?);
             let (xd, wd, bd) = (&xd, &wd, &bd);
             Ok(Case {
                 name: "layernorm_12200x512",
@@ -467,14 +367,7 @@ pub fn run_suite(
                     ops::layer_norm(rec, &x, 1, Some(&wt), Some(&bt), 1e-5, Activation::Identity)
                 }),
                 check: Box::new(move |out| {
-                    let r = reference::layer_norm(
-                        xd,
-                        512,
-                        Some(wd),
-                        Some(bd),
-                        1e-5,
-                        Activation::Identity,
-                    );
+                    let r = reference::layer_norm(xd, 512, Some(wd), Some(bd), 1e-5, Activation::Identity);
                     Ok((max_abs_diff(out, &r), "full"))
                 }),
             })

@@ -76,19 +76,11 @@ fn run(cli: Cli) -> Result<()> {
                 Backend::Gpu(&ctx)
             };
             let outs = eval::eval_file(&case, &output, &backend)?;
-            let desc: Vec<String> = outs
-                .iter()
-                .map(|(n, t)| format!("{n} {:?}", t.shape))
-                .collect();
+            let desc: Vec<String> = outs.iter().map(|(n, t)| format!("{n} {:?}", t.shape)).collect();
             println!("wrote {} ({})", output.display(), desc.join(", "));
             Ok(())
         }
-        Cmd::Bench {
-            json,
-            filter,
-            full,
-            reps,
-        } => bench_cmd(json, filter, full, reps),
+        Cmd::Bench { json, filter, full, reps } => bench_cmd(json, filter, full, reps),
     }
 }
 
@@ -103,47 +95,22 @@ fn info() -> Result<()> {
     let a = ctx.adapter();
     println!("chosen: {a}\n  driver: {}", a.driver);
     let c = ctx.capabilities();
-    println!(
-        "features: timestamp queries {}, shader-f16 {}, subgroups {}",
-        c.timestamps, c.shader_f16, c.subgroups
-    );
+    println!("features: timestamp queries {}, shader-f16 {}, subgroups {}", c.timestamps, c.shader_f16, c.subgroups);
     let l = ctx.limits();
     println!("limits:");
     println!("  max_buffer_size {}", l.max_buffer_size);
-    println!(
-        "  max_storage_buffer_binding_size {}",
-        l.max_storage_buffer_binding_size
-    );
-    println!(
-        "  max_storage_buffers_per_shader_stage {}",
-        l.max_storage_buffers_per_shader_stage
-    );
-    println!(
-        "  max_compute_workgroup_storage_size {}",
-        l.max_compute_workgroup_storage_size
-    );
-    println!(
-        "  max_compute_invocations_per_workgroup {}",
-        l.max_compute_invocations_per_workgroup
-    );
-    println!(
-        "  max_compute_workgroups_per_dimension {}",
-        l.max_compute_workgroups_per_dimension
-    );
-    println!(
-        "  min_uniform_buffer_offset_alignment {}",
-        l.min_uniform_buffer_offset_alignment
-    );
-    println!(
-        "pool budget: {} MiB of idle buffers (VCORTEX_POOL_BUDGET_MB)",
-        ctx.pool_stats().budget >> 20
-    );
+    println!("  max_storage_buffer_binding_size {}", l.max_storage_buffer_binding_size);
+    println!("  max_storage_buffers_per_shader_stage {}", l.max_storage_buffers_per_shader_stage);
+    println!("  max_compute_workgroup_storage_size {}", l.max_compute_workgroup_storage_size);
+    println!("  max_compute_invocations_per_workgroup {}", l.max_compute_invocations_per_workgroup);
+    println!("  max_compute_workgroups_per_dimension {}", l.max_compute_workgroups_per_dimension);
+    println!("  min_uniform_buffer_offset_alignment {}", l.min_uniform_buffer_offset_alignment);
+    println!("pool budget: {} MiB of idle buffers (VCORTEX_POOL_BUDGET_MB)", ctx.pool_stats().budget >> 20);
     Ok(())
 }
 
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:.prec$}"))
-        .unwrap_or_else(|| "-".into())
+    v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
 fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: usize) -> Result<()> {
@@ -151,7 +118,10 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
     let opts = BenchOptions { full, filter, reps };
     let small = bench::is_small(&ctx, &opts);
     if small {
-        println!("small suite on a software adapter ({}): batches / 32, matmul sides / 4; --full for the standard shapes", ctx.adapter());
+        println!(
+            "small suite on a software adapter ({}): batches / 32, matmul sides / 4; --full for the standard shapes",
+            ctx.adapter()
+        );
     } else {
         println!("standard suite on {}", ctx.adapter());
     }
@@ -181,11 +151,7 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
             share,
             r.max_err.unwrap_or(f64::NAN),
             r.checked,
-            if r.timer == "wall" {
-                " (wall clock)"
-            } else {
-                ""
-            }
+            if r.timer == "wall" { " (wall clock)" } else { "" }
         );
         let _ = std::io::stdout().flush();
     });
@@ -197,15 +163,11 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
         }
         text.push_str(&bench::device_json(&ctx, small).to_string());
         text.push('\n');
-        std::fs::write(&path, text).map_err(|e| Error::File {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        std::fs::write(&path, text)
+            .map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?;
     }
     if results.iter().any(|r| r.error.is_some()) {
-        return Err(Error::Case(
-            "some benchmark cases failed (see above)".into(),
-        ));
+        return Err(Error::Case("some benchmark cases failed (see above)".into()));
     }
     Ok(())
 }

@@ -4,10 +4,7 @@
 use super::{Backend, Case, OpSpec};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
-use crate::ops::{
-    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams,
-    SupDivisor,
-};
+use crate::ops::{self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, SupDivisor};
 use crate::reference;
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
@@ -22,13 +19,7 @@ pub static OPS: &[OpSpec] = &[
         params: &["stride", "padding", "dilation", "groups"],
         run: conv2d,
     },
-    OpSpec {
-        name: "linear",
-        required: &["input", "weight"],
-        optional: &["bias"],
-        params: &[],
-        run: linear,
-    },
+    OpSpec { name: "linear", required: &["input", "weight"], optional: &["bias"], params: &[], run: linear },
     OpSpec {
         name: "activation",
         required: &["input"],
@@ -57,13 +48,7 @@ pub static OPS: &[OpSpec] = &[
         params: &["sum_window", "sup_window", "sigma", "sup_divisor", "field"],
         run: divisive_norm,
     },
-    OpSpec {
-        name: "neurn",
-        required: &["input"],
-        optional: &[],
-        params: &["kernel", "max_scope", "eps"],
-        run: neurn,
-    },
+    OpSpec { name: "neurn", required: &["input"], optional: &[], params: &["kernel", "max_scope", "eps"], run: neurn },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -106,9 +91,7 @@ fn conv2d(b: &Backend, c: &Case) -> Result<Outputs> {
         Backend::Gpu(ctx) => {
             let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| {
-                ops::conv2d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default())
-            })?
+            on_gpu(ctx, |rec| ops::conv2d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default()))?
         }
         Backend::Cpu => {
             if let Some(bt) = bias {
@@ -139,22 +122,12 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
         Backend::Gpu(ctx) => {
             let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| {
-                ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity)
-            })?
+            on_gpu(ctx, |rec| ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity))?
         }
         Backend::Cpu => {
-            let i = *x
-                .shape
-                .last()
-                .ok_or_else(|| Error::shape("linear", "input", &x.shape, "[..., I]"))?;
+            let i = *x.shape.last().ok_or_else(|| Error::shape("linear", "input", &x.shape, "[..., I]"))?;
             if w.shape.len() != 2 || w.shape[1] != i {
-                return Err(Error::shape(
-                    "linear",
-                    "weight",
-                    &w.shape,
-                    format!("[O, {i}]"),
-                ));
+                return Err(Error::shape("linear", "weight", &w.shape, format!("[O, {i}]")));
             }
             let o = w.shape[0];
             if let Some(bt) = bias {
@@ -167,15 +140,7 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
             s.push(o);
             HostTensor::new(
                 s,
-                reference::linear(
-                    &x.data,
-                    rows,
-                    i,
-                    &w.data,
-                    o,
-                    bias.map(|t| &t.data[..]),
-                    Activation::Identity,
-                ),
+                reference::linear(&x.data, rows, i, &w.data, o, bias.map(|t| &t.data[..]), Activation::Identity),
             )
         }
     };
@@ -184,12 +149,9 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
 
 fn activation(b: &Backend, c: &Case) -> Result<Outputs> {
     let x = c.tensor("input")?;
-    let kind = c.raw("kind").ok_or_else(|| {
-        Error::Case(format!(
-            "activation: missing parameter \"kind\" (one of {})",
-            Activation::NAMES
-        ))
-    })?;
+    let kind = c
+        .raw("kind")
+        .ok_or_else(|| Error::Case(format!("activation: missing parameter \"kind\" (one of {})", Activation::NAMES)))?;
     let act = Activation::parse(kind, c.f32("beta", 1.0)?, c.f32("threshold", 20.0)?)?;
     let y = match b {
         Backend::Gpu(ctx) => {
@@ -208,22 +170,8 @@ fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
     let y = match b {
         Backend::Gpu(ctx) => {
             let xt = up(ctx, x)?;
-            let p: Vec<Tensor> = names
-                .iter()
-                .map(|n| up(ctx, c.tensor(n)?))
-                .collect::<Result<_>>()?;
-            on_gpu(ctx, |rec| {
-                ops::batch_norm(
-                    rec,
-                    &xt,
-                    &p[0],
-                    &p[1],
-                    &p[2],
-                    &p[3],
-                    eps,
-                    Activation::Identity,
-                )
-            })?
+            let p: Vec<Tensor> = names.iter().map(|n| up(ctx, c.tensor(n)?)).collect::<Result<_>>()?;
+            on_gpu(ctx, |rec| ops::batch_norm(rec, &xt, &p[0], &p[1], &p[2], &p[3], eps, Activation::Identity))?
         }
         Backend::Cpu => {
             if x.shape.len() < 2 {
@@ -237,11 +185,7 @@ fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
                 }
             }
             if !(eps >= 0.0) {
-                return Err(Error::param(
-                    "batch_norm",
-                    "eps",
-                    format!("{eps} must be >= 0"),
-                ));
+                return Err(Error::param("batch_norm", "eps", format!("{eps} must be >= 0")));
             }
             let inner: usize = x.shape[2..].iter().product();
             let t = |n: &str| c.tensor(n).map(|t| &t.data[..]);
@@ -275,46 +219,24 @@ fn layer_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             let xt = up(ctx, x)?;
             let wt = w.map(|t| up(ctx, t)).transpose()?;
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| {
-                ops::layer_norm(
-                    rec,
-                    &xt,
-                    dims,
-                    wt.as_ref(),
-                    bt.as_ref(),
-                    eps,
-                    Activation::Identity,
-                )
-            })?
+            on_gpu(ctx, |rec| ops::layer_norm(rec, &xt, dims, wt.as_ref(), bt.as_ref(), eps, Activation::Identity))?
         }
         Backend::Cpu => {
             if dims == 0 || dims > x.shape.len() {
                 return Err(Error::param(
                     "layer_norm",
                     "dims",
-                    format!(
-                        "{dims} must be between 1 and the input's rank {}",
-                        x.shape.len()
-                    ),
+                    format!("{dims} must be between 1 and the input's rank {}", x.shape.len()),
                 ));
             }
             if !(eps >= 0.0) {
-                return Err(Error::param(
-                    "layer_norm",
-                    "eps",
-                    format!("{eps} must be >= 0"),
-                ));
+                return Err(Error::param("layer_norm", "eps", format!("{eps} must be >= 0")));
             }
             let trailing = &x.shape[x.shape.len() - dims..];
             for (t, n) in [(w, "weight"), (bias, "bias")] {
                 if let Some(t) = t {
                     if t.shape != trailing {
-                        return Err(Error::shape(
-                            "layer_norm",
-                            n,
-                            &t.shape,
-                            format!("{trailing:?}"),
-                        ));
+                        return Err(Error::shape("layer_norm", n, &t.shape, format!("{trailing:?}")));
                     }
                 }
             }
@@ -347,12 +269,7 @@ fn divisive_norm(b: &Backend, c: &Case) -> Result<Outputs> {
     let sup_divisor = match c.string("sup_divisor", "sum_window").as_str() {
         "sum_window" => SupDivisor::SumWindow,
         "sup_window" => SupDivisor::SupWindow,
-        other => {
-            return Err(c.bad(
-                "sup_divisor",
-                format!("{other:?} is not sum_window or sup_window"),
-            ))
-        }
+        other => return Err(c.bad("sup_divisor", format!("{other:?} is not sum_window or sup_window"))),
     };
     let p = DivNormParams {
         field,
@@ -376,13 +293,8 @@ fn divisive_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             (done.f32(hy, &out.output), done.f32(hv, &v))
         }
         Backend::Cpu => {
-            let r = reference::divisive_norm(
-                &x.data,
-                &x.shape,
-                gamma.map(|t| &t.data[..]),
-                beta.map(|t| &t.data[..]),
-                &p,
-            )?;
+            let r =
+                reference::divisive_norm(&x.data, &x.shape, gamma.map(|t| &t.data[..]), beta.map(|t| &t.data[..]), &p)?;
             (r.output, r.centered)
         }
     };
@@ -399,11 +311,7 @@ fn neurn(b: &Backend, c: &Case) -> Result<Outputs> {
         "image" => MaxScope::Image,
         other => return Err(c.bad("max_scope", format!("{other:?} is not channel or image"))),
     };
-    let p = NeurnParams {
-        kernel: c.usize("kernel", 3)?,
-        max_scope,
-        eps: c.f32("eps", 1e-8)?,
-    };
+    let p = NeurnParams { kernel: c.usize("kernel", 3)?, max_scope, eps: c.f32("eps", 1e-8)? };
     let y = match b {
         Backend::Gpu(ctx) => {
             let xt = up(ctx, x)?;

@@ -41,15 +41,11 @@ impl Case {
         mut metadata: HashMap<String, String>,
         tensors: BTreeMap<String, HostTensor>,
     ) -> Result<(Case, &'static OpSpec)> {
-        let op = metadata
-            .remove("op")
-            .ok_or_else(|| Error::Case("metadata has no \"op\"".into()))?;
-        let spec = OPS.iter().find(|s| s.name == op).ok_or_else(|| {
-            Error::UnknownOp(
-                op.clone(),
-                OPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", "),
-            )
-        })?;
+        let op = metadata.remove("op").ok_or_else(|| Error::Case("metadata has no \"op\"".into()))?;
+        let spec = OPS
+            .iter()
+            .find(|s| s.name == op)
+            .ok_or_else(|| Error::UnknownOp(op.clone(), OPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")))?;
         for r in spec.required {
             if !tensors.contains_key(*r) {
                 return Err(Error::Case(format!("{op}: missing tensor {r:?}")));
@@ -68,28 +64,15 @@ impl Case {
             if !spec.params.contains(&key.as_str()) {
                 return Err(Error::Case(format!(
                     "{op}: unknown parameter {key:?} (this op takes {})",
-                    if spec.params.is_empty() {
-                        "none".to_string()
-                    } else {
-                        spec.params.join(", ")
-                    }
+                    if spec.params.is_empty() { "none".to_string() } else { spec.params.join(", ") }
                 )));
             }
         }
-        Ok((
-            Case {
-                op,
-                tensors,
-                params: metadata,
-            },
-            spec,
-        ))
+        Ok((Case { op, tensors, params: metadata }, spec))
     }
 
     pub fn tensor(&self, name: &str) -> Result<&HostTensor> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| Error::Case(format!("{}: missing tensor {name:?}", self.op)))
+        self.tensors.get(name).ok_or_else(|| Error::Case(format!("{}: missing tensor {name:?}", self.op)))
     }
     pub fn opt(&self, name: &str) -> Option<&HostTensor> {
         self.tensors.get(name)
@@ -99,11 +82,7 @@ impl Case {
         self.params.get(name).map(|s| s.trim())
     }
     fn bad(&self, name: &str, why: impl std::fmt::Display) -> Error {
-        Error::Case(format!(
-            "{}: parameter {name}={:?}: {why}",
-            self.op,
-            self.raw(name).unwrap_or("")
-        ))
+        Error::Case(format!("{}: parameter {name}={:?}: {why}", self.op, self.raw(name).unwrap_or("")))
     }
 
     pub fn string(&self, name: &str, default: &str) -> String {
@@ -124,9 +103,7 @@ impl Case {
     pub fn usize(&self, name: &str, default: usize) -> Result<usize> {
         match self.raw(name) {
             None => Ok(default),
-            Some(s) => s
-                .parse()
-                .map_err(|_| self.bad(name, "not a non-negative integer")),
+            Some(s) => s.parse().map_err(|_| self.bad(name, "not a non-negative integer")),
         }
     }
     pub fn bool(&self, name: &str, default: bool) -> Result<bool> {
@@ -146,9 +123,7 @@ impl Case {
                     .split(',')
                     .map(|p| p.trim().parse::<usize>())
                     .collect::<std::result::Result<_, _>>()
-                    .map_err(|_| {
-                        self.bad(name, "expected comma-separated non-negative integers")
-                    })?;
+                    .map_err(|_| self.bad(name, "expected comma-separated non-negative integers"))?;
                 if !allowed.contains(&v.len()) {
                     return Err(self.bad(name, format!("expected {allowed:?} values")));
                 }
@@ -159,11 +134,7 @@ impl Case {
     /// A pair "a,b" (a single "a" means "a,a").
     pub fn pair(&self, name: &str, default: [usize; 2]) -> Result<[usize; 2]> {
         let v = self.usizes(name, &default, &[1, 2])?;
-        Ok(if v.len() == 1 {
-            [v[0], v[0]]
-        } else {
-            [v[0], v[1]]
-        })
+        Ok(if v.len() == 1 { [v[0], v[0]] } else { [v[0], v[1]] })
     }
 }
 
@@ -171,10 +142,7 @@ impl Case {
 pub fn read_case(path: &Path) -> Result<(Case, &'static OpSpec)> {
     let f = read_safetensors(path)?;
     Case::new(f.metadata, f.tensors).map_err(|e| match e {
-        Error::Case(r) => Error::File {
-            path: path.display().to_string(),
-            reason: r,
-        },
+        Error::Case(r) => Error::File { path: path.display().to_string(), reason: r },
         other => other,
     })
 }
@@ -185,11 +153,7 @@ pub fn run(case: &Case, spec: &OpSpec, backend: &Backend) -> Result<Vec<(String,
 }
 
 /// Reads CASE, runs it, writes OUT (only when everything succeeded).
-pub fn eval_file(
-    case_path: &Path,
-    out_path: &Path,
-    backend: &Backend,
-) -> Result<Vec<(String, HostTensor)>> {
+pub fn eval_file(case_path: &Path, out_path: &Path, backend: &Backend) -> Result<Vec<(String, HostTensor)>> {
     let (case, spec) = read_case(case_path)?;
     let outputs = run(&case, spec, backend)?;
     let mut meta = HashMap::new();
@@ -218,11 +182,7 @@ pub fn check_tolerance(got: &[f32], want: &[f32], elementwise: bool) -> (f64, f6
     for (&g, &w) in got.iter().zip(want) {
         let err = (g as f64 - w as f64).abs();
         let err = if err.is_nan() { f64::INFINITY } else { err };
-        let tol = if elementwise {
-            1e-4 + 1e-4 * (w as f64).abs()
-        } else {
-            1e-3 * maxref + 1e-4
-        };
+        let tol = if elementwise { 1e-4 + 1e-4 * (w as f64).abs() } else { 1e-3 * maxref + 1e-4 };
         worst = worst.max(err - tol);
         maxerr = maxerr.max(err);
     }

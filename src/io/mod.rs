@@ -28,10 +28,7 @@ pub struct TensorFile {
 }
 
 fn file_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::File {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
+    Error::File { path: path.display().to_string(), reason: reason.into() }
 }
 
 /// Reads a safetensors file; F32, F16, BF16 and F64 tensors are converted to f32.
@@ -45,21 +42,14 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
 
 /// Parses safetensors bytes (see [`read_safetensors`]).
 pub fn parse_safetensors(bytes: &[u8]) -> Result<TensorFile> {
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| Error::Case(format!("not a safetensors file: {e}")))?;
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Case(format!("not a safetensors file: {e}")))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::Case(format!("not a safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Case(format!("not a safetensors file: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let data = to_f32(&name, &view)?;
-        tensors.insert(
-            name,
-            HostTensor {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
+        tensors.insert(name, HostTensor { shape: view.shape().to_vec(), data });
     }
     Ok(TensorFile { tensors, metadata })
 }
@@ -67,26 +57,15 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<TensorFile> {
 fn to_f32(name: &str, v: &TensorView) -> Result<Vec<f32>> {
     let b = v.data();
     Ok(match v.dtype() {
-        Dtype::F32 => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        Dtype::F16 => b
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => b
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
+        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
         Dtype::F64 => b
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
         other => {
-            return Err(Error::Case(format!(
-                "tensor {name:?} has dtype {other:?}; F32, F16, BF16 or F64 expected"
-            )))
+            return Err(Error::Case(format!("tensor {name:?} has dtype {other:?}; F32, F16, BF16 or F64 expected")))
         }
     })
 }
@@ -100,13 +79,7 @@ pub fn write_safetensors(
 ) -> Result<()> {
     let bytes_of: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(n, t)| {
-            (
-                n.clone(),
-                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                t.shape.clone(),
-            )
-        })
+        .map(|(n, t)| (n.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
         .collect();
     let views: Vec<(String, TensorView)> = bytes_of
         .iter()
@@ -116,8 +89,7 @@ pub fn write_safetensors(
                 .map_err(|e| file_err(path, format!("tensor {n}: {e}")))
         })
         .collect::<Result<_>>()?;
-    let data = safetensors::serialize(views, Some(metadata.clone()))
-        .map_err(|e| file_err(path, e.to_string()))?;
+    let data = safetensors::serialize(views, Some(metadata.clone())).map_err(|e| file_err(path, e.to_string()))?;
     let tmp = path.with_extension("safetensors.partial");
     std::fs::write(&tmp, data).map_err(|e| file_err(&tmp, format!("cannot write: {e}")))?;
     std::fs::rename(&tmp, path).map_err(|e| file_err(path, format!("cannot move into place: {e}")))

@@ -24,8 +24,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub const NAMES: &'static str =
-        "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
+    pub const NAMES: &'static str = "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
 
     /// From the eval-format name (softplus takes beta and threshold).
     pub fn parse(kind: &str, beta: f32, threshold: f32) -> Result<Activation> {
@@ -40,11 +39,7 @@ impl Activation {
             "gelu" => Activation::Gelu,
             "silu" => Activation::Silu,
             other => {
-                return Err(Error::param(
-                    "activation",
-                    "kind",
-                    format!("{other:?} is not one of {}", Self::NAMES),
-                ))
+                return Err(Error::param("activation", "kind", format!("{other:?} is not one of {}", Self::NAMES)))
             }
         };
         a.validate()?;
@@ -81,9 +76,9 @@ impl Activation {
     pub fn specialize(&self, key: PipelineKey) -> PipelineKey {
         let key = key.with("ACT", self.id() as f64);
         match *self {
-            Activation::Softplus { beta, threshold } => key
-                .with("ACT_BETA", beta as f64)
-                .with("ACT_THRESHOLD", threshold as f64),
+            Activation::Softplus { beta, threshold } => {
+                key.with("ACT_BETA", beta as f64).with("ACT_THRESHOLD", threshold as f64)
+            }
             _ => key,
         }
     }
@@ -102,23 +97,10 @@ pub fn activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Ten
     act.validate()?;
     let ctx = rec.context();
     let groups = super::elementwise_grid(ctx, x.numel(), "activation")?;
-    let key = act.specialize(PipelineKey::new(
-        "activation",
-        "activation",
-        &[Access::Read, Access::ReadWrite],
-    ));
+    let key = act.specialize(PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]));
     let kernel = ctx.kernel(&key)?;
     let y = Tensor::alloc(ctx, "activation", x.shape(), DType::F32)?;
-    let p = ActParams {
-        n: x.numel() as u32,
-        _pad: [0; 3],
-    };
-    rec.dispatch(
-        "activation",
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(x), Some(&y)],
-        groups,
-    )?;
+    let p = ActParams { n: x.numel() as u32, _pad: [0; 3] };
+    rec.dispatch("activation", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }

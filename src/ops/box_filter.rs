@@ -37,8 +37,8 @@ pub(crate) fn pass(
     let [planes, h, w] = dims;
     let total = planes * h * w;
     let entry = if cols { "box_cols" } else { "box_rows" };
-    let key = PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite])
-        .with("SQUARE", square as u8 as f64);
+    let key =
+        PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite]).with("SQUARE", square as u8 as f64);
     let kernel = ctx.kernel(&key)?;
     let y = Tensor::alloc(ctx, "box_sum", x.shape(), DType::F32)?;
     let p = BoxParams {
@@ -52,24 +52,12 @@ pub(crate) fn pass(
         _p: 0,
     };
     let groups = super::elementwise_grid(ctx, total, "box_sum")?;
-    rec.dispatch(
-        entry,
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(x), Some(&y)],
-        groups,
-    )?;
+    rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
 
 /// `scale` · (window sum of x, or of x² with `square`) over a kh×kw window, for x [..., H, W].
-pub fn box_sum(
-    rec: &mut Recorder,
-    x: &Tensor,
-    window: [usize; 2],
-    scale: f32,
-    square: bool,
-) -> Result<Tensor> {
+pub fn box_sum(rec: &mut Recorder, x: &Tensor, window: [usize; 2], scale: f32, square: bool) -> Result<Tensor> {
     const OP: &str = "box_sum";
     x.expect_f32(OP, "input")?;
     let s = x.shape();
@@ -77,11 +65,7 @@ pub fn box_sum(
         return Err(Error::shape(OP, "input", s, "[..., H, W]"));
     }
     if window.contains(&0) {
-        return Err(Error::param(
-            OP,
-            "window",
-            format!("{window:?} must be >= 1 in each axis"),
-        ));
+        return Err(Error::param(OP, "window", format!("{window:?} must be >= 1 in each axis")));
     }
     super::finite(OP, "scale", scale, false)?;
     let (h, w) = (s[s.len() - 2], s[s.len() - 1]);

@@ -25,22 +25,9 @@ pub fn cast(rec: &mut Recorder, x: &Tensor, to: DType) -> Result<Tensor> {
         DType::F32 => "f16_to_f32",
     };
     let groups = super::elementwise_grid(ctx, x.numel(), "cast")?;
-    let kernel = ctx.kernel(&PipelineKey::new(
-        "cast_f16",
-        entry,
-        &[Access::Read, Access::ReadWrite],
-    ))?;
+    let kernel = ctx.kernel(&PipelineKey::new("cast_f16", entry, &[Access::Read, Access::ReadWrite]))?;
     let y = Tensor::alloc(ctx, "cast", x.shape(), to)?;
-    let p = CastParams {
-        n: x.numel() as u32,
-        _pad: [0; 3],
-    };
-    rec.dispatch(
-        entry,
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(x), Some(&y)],
-        groups,
-    )?;
+    let p = CastParams { n: x.numel() as u32, _pad: [0; 3] };
+    rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }

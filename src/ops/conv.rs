@@ -32,13 +32,7 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Conv2dParams {
-            stride: [1, 1],
-            padding: [0; 4],
-            dilation: [1, 1],
-            groups: 1,
-            algo: ConvAlgo::Auto,
-        }
+        Conv2dParams { stride: [1, 1], padding: [0; 4], dilation: [1, 1], groups: 1, algo: ConvAlgo::Auto }
     }
 }
 
@@ -76,11 +70,7 @@ pub struct Epilogue<'a> {
 
 impl Default for Epilogue<'_> {
     fn default() -> Self {
-        Epilogue {
-            scale: None,
-            shift: None,
-            act: Activation::Identity,
-        }
+        Epilogue { scale: None, shift: None, act: Activation::Identity }
     }
 }
 
@@ -114,18 +104,10 @@ pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Result<ConvShap
         return Err(Error::shape(OP, "weight", w, "no zero-sized dimension"));
     }
     if p.stride.contains(&0) {
-        return Err(Error::param(
-            OP,
-            "stride",
-            format!("{:?} must be >= 1", p.stride),
-        ));
+        return Err(Error::param(OP, "stride", format!("{:?} must be >= 1", p.stride)));
     }
     if p.dilation.contains(&0) {
-        return Err(Error::param(
-            OP,
-            "dilation",
-            format!("{:?} must be >= 1", p.dilation),
-        ));
+        return Err(Error::param(OP, "dilation", format!("{:?} must be >= 1", p.dilation)));
     }
     let g = p.groups;
     if g == 0 {
@@ -134,26 +116,13 @@ pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Result<ConvShap
     let (n, c, h, wd) = (x[0], x[1], x[2], x[3]);
     let (o, cg, kh, kw) = (w[0], w[1], w[2], w[3]);
     if c % g != 0 {
-        return Err(Error::param(
-            OP,
-            "groups",
-            format!("input channels {c} are not divisible by groups {g}"),
-        ));
+        return Err(Error::param(OP, "groups", format!("input channels {c} are not divisible by groups {g}")));
     }
     if o % g != 0 {
-        return Err(Error::param(
-            OP,
-            "groups",
-            format!("output channels {o} are not divisible by groups {g}"),
-        ));
+        return Err(Error::param(OP, "groups", format!("output channels {o} are not divisible by groups {g}")));
     }
     if cg != c / g {
-        return Err(Error::shape(
-            OP,
-            "weight",
-            w,
-            format!("[{o}, {} (C/groups), KH, KW]", c / g),
-        ));
+        return Err(Error::shape(OP, "weight", w, format!("[{o}, {} (C/groups), KH, KW]", c / g)));
     }
     let eh = p.dilation[0] * (kh - 1) + 1;
     let ew = p.dilation[1] * (kw - 1) + 1;
@@ -167,17 +136,7 @@ pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Result<ConvShap
             format!("a (dilated) kernel {eh}x{ew} no larger than the padded input {ph}x{pw}"),
         ));
     }
-    Ok(ConvShape {
-        n,
-        c,
-        h,
-        w: wd,
-        o,
-        kh,
-        kw,
-        ho: (ph - eh) / p.stride[0] + 1,
-        wo: (pw - ew) / p.stride[1] + 1,
-    })
+    Ok(ConvShape { n, c, h, w: wd, o, kh, kw, ho: (ph - eh) / p.stride[0] + 1, wo: (pw - ew) / p.stride[1] + 1 })
 }
 
 #[repr(C)]
@@ -259,18 +218,10 @@ pub fn conv2d(
     let g = p.groups;
     match algo {
         ConvAlgo::Depthwise if s.c != g => {
-            return Err(Error::param(
-                OP,
-                "algo",
-                format!("depthwise needs groups == channels ({g} != {})", s.c),
-            ))
+            return Err(Error::param(OP, "algo", format!("depthwise needs groups == channels ({g} != {})", s.c)))
         }
         ConvAlgo::OneByOne if !one_by_one(&s, p) => {
-            return Err(Error::param(
-                OP,
-                "algo",
-                "the 1x1 path needs a 1x1 kernel, stride 1, no padding, one group",
-            ))
+            return Err(Error::param(OP, "algo", "the 1x1 path needs a 1x1 kernel, stride 1, no padding, one group"))
         }
         _ => {}
     }
@@ -281,16 +232,9 @@ pub fn conv2d(
     let kdim = (s.c / g) * s.kh * s.kw;
     let otiles = og.div_ceil(BN);
     let (entry, groups) = match algo {
-        ConvAlgo::Depthwise => (
-            "conv2d_depthwise",
-            super::elementwise_grid(ctx, m * s.o, OP)?,
-        ),
+        ConvAlgo::Depthwise => ("conv2d_depthwise", super::elementwise_grid(ctx, m * s.o, OP)?),
         ConvAlgo::OneByOne | ConvAlgo::Gemm | ConvAlgo::Auto => {
-            let z = if algo == ConvAlgo::OneByOne {
-                otiles
-            } else {
-                otiles * g
-            };
+            let z = if algo == ConvAlgo::OneByOne { otiles } else { otiles * g };
             let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
             if z > max {
                 return Err(Error::TooLarge {
@@ -302,10 +246,10 @@ pub fn conv2d(
                 });
             }
             let [x, y, _] = ctx.grid_1d(m.div_ceil(BM) as u64, OP)?;
-            let entry = if algo == ConvAlgo::OneByOne {
-                "conv2d_1x1"
-            } else {
-                "conv2d_gemm"
+            let entry = match algo {
+                ConvAlgo::OneByOne if (s.h * s.w) % 4 == 0 => "conv2d_1x1_vec4",
+                ConvAlgo::OneByOne => "conv2d_1x1",
+                _ => "conv2d_gemm",
             };
             (entry, [x, y, z as u32])
         }
@@ -313,14 +257,7 @@ pub fn conv2d(
     let key = PipelineKey::new(
         "conv2d",
         entry,
-        &[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-        ],
+        &[Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     )
     .with("HAS_BIAS", bias.is_some() as u8 as f64)
     .with("HAS_AFFINE", epi.scale.is_some() as u8 as f64);

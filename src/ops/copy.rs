@@ -22,21 +22,8 @@ pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     }
     let n4 = (x.bytes() / 16) as usize;
     let groups = super::elementwise_grid(ctx, n4, "copy")?;
-    let kernel = ctx.kernel(&PipelineKey::new(
-        "copy",
-        "copy_vec4",
-        &[Access::Read, Access::ReadWrite],
-    ))?;
-    let p = CopyParams {
-        n4: n4 as u32,
-        _pad: [0; 3],
-    };
-    rec.dispatch(
-        "copy",
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(x), Some(&y)],
-        groups,
-    )?;
+    let kernel = ctx.kernel(&PipelineKey::new("copy", "copy_vec4", &[Access::Read, Access::ReadWrite]))?;
+    let p = CopyParams { n4: n4 as u32, _pad: [0; 3] };
+    rec.dispatch("copy", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }

@@ -64,18 +64,10 @@ impl DivNormParams {
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "divisive_norm";
         if self.sum_window.contains(&0) {
-            return Err(Error::param(
-                OP,
-                "sum_window",
-                format!("{:?} must be >= 1 in each axis", self.sum_window),
-            ));
+            return Err(Error::param(OP, "sum_window", format!("{:?} must be >= 1 in each axis", self.sum_window)));
         }
         if self.sup_window.contains(&0) {
-            return Err(Error::param(
-                OP,
-                "sup_window",
-                format!("{:?} must be >= 1 in each axis", self.sup_window),
-            ));
+            return Err(Error::param(OP, "sup_window", format!("{:?} must be >= 1 in each axis", self.sup_window)));
         }
         finite(OP, "sigma", self.sigma, false)?;
         if let Some(a) = self.l1_alpha {
@@ -185,11 +177,7 @@ pub fn divisive_norm(
         p.act.specialize(k)
     };
     let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
-    let v = if p.centered {
-        Some(Tensor::alloc(ctx, OP, s, DType::F32)?)
-    } else {
-        None
-    };
+    let v = if p.centered { Some(Tensor::alloc(ctx, OP, s, DType::F32)?) } else { None };
     let apply_groups;
     match p.field {
         DnField::Local => {
@@ -217,16 +205,7 @@ pub fn divisive_norm(
                 "divisive_norm/mu_q",
                 ctx.kernel(&key("dn_mu_q"))?,
                 bytemuck::bytes_of(&pm),
-                &[
-                    Some(&varc),
-                    Some(&rm),
-                    Some(&m),
-                    None,
-                    None,
-                    Some(&mu),
-                    Some(&q),
-                    None,
-                ],
+                &[Some(&varc), Some(&rm), Some(&m), None, None, Some(&mu), Some(&q), None],
                 px_groups,
             )?;
             let rq = box_pass(rec, &q, plane, p.sup_window[1], 1.0, false, false)?;
@@ -242,24 +221,11 @@ pub fn divisive_norm(
                 "divisive_norm/apply",
                 ctx.kernel(&key("dn_apply_local"))?,
                 bytemuck::bytes_of(&pa),
-                &[
-                    Some(x),
-                    Some(&rq),
-                    Some(&mu),
-                    gamma,
-                    beta,
-                    Some(&y),
-                    v.as_ref(),
-                    partials.as_ref(),
-                ],
+                &[Some(x), Some(&rq), Some(&mu), gamma, beta, Some(&y), v.as_ref(), partials.as_ref()],
                 apply_groups,
             )?;
             let l1 = l1_final(rec, p, partials, total, &key)?;
-            Ok(DivNormOutput {
-                output: y,
-                centered: v,
-                l1,
-            })
+            Ok(DivNormOutput { output: y, centered: v, l1 })
         }
         DnField::Batch | DnField::Layer => {
             let pg = if p.field == DnField::Batch {
@@ -300,24 +266,11 @@ pub fn divisive_norm(
                 "divisive_norm/apply",
                 ctx.kernel(&key("dn_apply_global"))?,
                 bytemuck::bytes_of(&pg),
-                &[
-                    Some(x),
-                    Some(&stats),
-                    None,
-                    gamma,
-                    beta,
-                    Some(&y),
-                    v.as_ref(),
-                    partials.as_ref(),
-                ],
+                &[Some(x), Some(&stats), None, gamma, beta, Some(&y), v.as_ref(), partials.as_ref()],
                 apply_groups,
             )?;
             let l1 = l1_final(rec, p, partials, total, &key)?;
-            Ok(DivNormOutput {
-                output: y,
-                centered: v,
-                l1,
-            })
+            Ok(DivNormOutput { output: y, centered: v, l1 })
         }
     }
 }
@@ -327,13 +280,7 @@ fn l1_partials(rec: &mut Recorder, p: &DivNormParams, groups: [u32; 3]) -> Resul
     if p.l1_alpha.is_none() {
         return Ok(None);
     }
-    Tensor::alloc(
-        rec.context(),
-        "divisive_norm",
-        &[(groups[0] * groups[1]) as usize],
-        DType::F32,
-    )
-    .map(Some)
+    Tensor::alloc(rec.context(), "divisive_norm", &[(groups[0] * groups[1]) as usize], DType::F32).map(Some)
 }
 
 fn l1_final(
@@ -348,11 +295,7 @@ fn l1_final(
     };
     let ctx = rec.context();
     let out = Tensor::alloc(ctx, "divisive_norm", &[1], DType::F32)?;
-    let pf = DnParams {
-        count: parts.numel() as u32,
-        scale: alpha / total as f32,
-        ..Default::default()
-    };
+    let pf = DnParams { count: parts.numel() as u32, scale: alpha / total as f32, ..Default::default() };
     rec.dispatch(
         "divisive_norm/l1",
         ctx.kernel(&key("dn_l1_final"))?,

@@ -47,13 +47,12 @@ fn record(
     }
     let ntiles = n.div_ceil(TILE);
     let [gx, gy, _] = ctx.grid_1d((m.div_ceil(TILE) * ntiles) as u64, op)?;
-    let key = PipelineKey::new(
-        "matmul",
-        "matmul",
-        &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
-    )
-    .with("TRANS_B", trans_b as u8 as f64)
-    .with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
+    // vec4 loads where every row starts on a 16-byte boundary.
+    let vec4 = k % 4 == 0 && (trans_b || n % 4 == 0);
+    let entry = if vec4 { "matmul_vec4" } else { "matmul" };
+    let key = PipelineKey::new("matmul", entry, &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
+        .with("TRANS_B", trans_b as u8 as f64)
+        .with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
     let kernel = ctx.kernel(&act.specialize(key))?;
     let c = Tensor::alloc(ctx, op, out_shape, DType::F32)?;
     let p = MatmulParams {
@@ -67,7 +66,7 @@ fn record(
         ntiles: ntiles as u32,
     };
     rec.dispatch(
-        op,
+        format!("{op}/{entry}"),
         kernel,
         bytemuck::bytes_of(&p),
         &[Some(a), Some(b), bias, Some(&c)],
@@ -92,12 +91,7 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
     if k != k2 {
-        return Err(Error::shape(
-            OP,
-            "b",
-            sb,
-            format!("[..., {k}, N] to match a's K = {k}"),
-        ));
+        return Err(Error::shape(OP, "b", sb, format!("[..., {k}, N] to match a's K = {k}")));
     }
     let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
     let (lead, a_stride, b_stride) = if ba == bb {
@@ -107,38 +101,16 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else if ba.is_empty() {
         (bb.to_vec(), 0, k * n)
     } else {
-        return Err(Error::shape(
-            OP,
-            "b",
-            sb,
-            format!("batch dims {ba:?} like a's, or none"),
-        ));
+        return Err(Error::shape(OP, "b", sb, format!("batch dims {ba:?} like a's, or none")));
     };
     let batch: usize = lead.iter().product();
     let mut out = lead.clone();
     out.extend([m, n]);
-    record(
-        rec,
-        OP,
-        a,
-        b,
-        None,
-        (batch, m, n, k),
-        (a_stride, b_stride),
-        false,
-        Activation::Identity,
-        &out,
-    )
+    record(rec, OP, a, b, None, (batch, m, n, k), (a_stride, b_stride), false, Activation::Identity, &out)
 }
 
 /// y = act(x Wᵀ + b) for x [..., I], W [O, I], b [O].
-pub fn linear(
-    rec: &mut Recorder,
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    act: Activation,
-) -> Result<Tensor> {
+pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
     const OP: &str = "linear";
     x.expect_f32(OP, "input")?;
     w.expect_f32(OP, "weight")?;
@@ -158,16 +130,5 @@ pub fn linear(
     let rows = x.numel() / i;
     let mut out = sx[..sx.len() - 1].to_vec();
     out.push(o);
-    record(
-        rec,
-        OP,
-        x,
-        w,
-        bias,
-        (1, rows, o, i),
-        (0, 0),
-        true,
-        act,
-        &out,
-    )
+    record(rec, OP, x, w, bias, (1, rows, o, i), (0, 0), true, act, &out)
 }

@@ -31,12 +31,7 @@ pub(crate) fn elementwise_grid(ctx: &Context, n: usize, op: &'static str) -> Res
 }
 
 /// Checks that `t` is f32 with exactly `shape`.
-pub(crate) fn expect_shape(
-    op: &'static str,
-    what: &str,
-    t: &Tensor,
-    shape: &[usize],
-) -> Result<()> {
+pub(crate) fn expect_shape(op: &'static str, what: &str, t: &Tensor, shape: &[usize]) -> Result<()> {
     t.expect_f32(op, what)?;
     if t.shape() != shape {
         return Err(Error::shape(op, what, t.shape(), format!("{shape:?}")));

@@ -29,11 +29,7 @@ pub struct NeurnParams {
 
 impl Default for NeurnParams {
     fn default() -> Self {
-        NeurnParams {
-            kernel: 3,
-            max_scope: MaxScope::Channel,
-            eps: 1e-8,
-        }
+        NeurnParams { kernel: 3, max_scope: MaxScope::Channel, eps: 1e-8 }
     }
 }
 
@@ -44,11 +40,7 @@ impl NeurnParams {
         }
         finite("neurn", "eps", self.eps, false)?;
         if self.eps < 0.0 {
-            return Err(Error::param(
-                "neurn",
-                "eps",
-                format!("{} must be >= 0", self.eps),
-            ));
+            return Err(Error::param("neurn", "eps", format!("{} must be >= 0", self.eps)));
         }
         Ok(())
     }
@@ -90,10 +82,7 @@ pub fn neurn(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> 
         (None, None)
     } else {
         let inv = 1.0 / (k * k) as f32;
-        (
-            Some(box_sum(rec, x, [k, k], inv, false)?),
-            Some(box_sum(rec, x, [k, k], inv, true)?),
-        )
+        (Some(box_sum(rec, x, [k, k], inv, false)?), Some(box_sum(rec, x, [k, k], inv, true)?))
     };
     let (scopes, scope_div) = match p.max_scope {
         MaxScope::Channel => (n * c, 1),
@@ -116,15 +105,8 @@ pub fn neurn(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> 
         tiles: tiles as u32,
         _p: [0; 2],
     };
-    let bindings = [
-        Access::Read,
-        Access::Read,
-        Access::Read,
-        Access::ReadWrite,
-        Access::ReadWrite,
-    ];
-    let key =
-        |entry| PipelineKey::new("neurn", entry, &bindings).with("WINDOW", window as u8 as f64);
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+    let key = |entry| PipelineKey::new("neurn", entry, &bindings).with("WINDOW", window as u8 as f64);
     let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
     rec.dispatch(
         "neurn/max",

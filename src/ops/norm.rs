@@ -37,12 +37,7 @@ pub fn batch_norm(
     }
     act.validate()?;
     let c = x.shape()[1];
-    for (t, name) in [
-        (mean, "running_mean"),
-        (var, "running_var"),
-        (weight, "weight"),
-        (bias, "bias"),
-    ] {
+    for (t, name) in [(mean, "running_mean"), (var, "running_var"), (weight, "weight"), (bias, "bias")] {
         expect_shape(OP, name, t, &[c])?;
     }
     let ctx = rec.context();
@@ -50,36 +45,17 @@ pub fn batch_norm(
     let key = PipelineKey::new(
         "norm",
         "batch_norm",
-        &[
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::Read,
-            Access::ReadWrite,
-        ],
+        &[Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     );
     let kernel = ctx.kernel(&act.specialize(key))?;
     let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
     let inner: usize = x.shape()[2..].iter().product();
-    let p = BnParams {
-        total: x.numel() as u32,
-        c: c as u32,
-        inner: inner as u32,
-        eps,
-    };
+    let p = BnParams { total: x.numel() as u32, c: c as u32, inner: inner as u32, eps };
     rec.dispatch(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[
-            Some(x),
-            Some(mean),
-            Some(var),
-            Some(weight),
-            Some(bias),
-            Some(&y),
-        ],
+        &[Some(x), Some(mean), Some(var), Some(weight), Some(bias), Some(&y)],
         groups,
     )?;
     Ok(y)
@@ -109,11 +85,7 @@ pub fn layer_norm(
     x.expect_f32(OP, "input")?;
     let s = x.shape();
     if dims == 0 || dims > s.len() {
-        return Err(Error::param(
-            OP,
-            "dims",
-            format!("{dims} must be between 1 and the input's rank {}", s.len()),
-        ));
+        return Err(Error::param(OP, "dims", format!("{dims} must be between 1 and the input's rank {}", s.len())));
     }
     finite(OP, "eps", eps, false)?;
     if eps < 0.0 {
@@ -131,27 +103,12 @@ pub fn layer_norm(
     let rows = x.numel() / len;
     let ctx = rec.context();
     let groups = ctx.grid_1d(rows as u64, OP)?;
-    let key = PipelineKey::new(
-        "norm",
-        "layer_norm",
-        &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
-    )
-    .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
-    .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
+    let key = PipelineKey::new("norm", "layer_norm", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
+        .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
+        .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
     let kernel = ctx.kernel(&act.specialize(key))?;
     let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
-    let p = LnParams {
-        rows: rows as u32,
-        len: len as u32,
-        eps,
-        _pad: 0,
-    };
-    rec.dispatch(
-        OP,
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(x), weight, bias, Some(&y)],
-        groups,
-    )?;
+    let p = LnParams { rows: rows as u32, len: len as u32, eps, _pad: 0 };
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), weight, bias, Some(&y)], groups)?;
     Ok(y)
 }

@@ -1,14 +1,6 @@
 /// Window sums over planes [P, H, W], zero 'SAME' padding ((k−1)/2 before the centre), times
 /// `scale`; with `square` of x². A direct 2-D loop, not the separable form the GPU uses.
-pub fn box_sum(
-    x: &[f32],
-    planes: usize,
-    h: usize,
-    w: usize,
-    window: [usize; 2],
-    scale: f32,
-    square: bool,
-) -> Vec<f32> {
+pub fn box_sum(x: &[f32], planes: usize, h: usize, w: usize, window: [usize; 2], scale: f32, square: bool) -> Vec<f32> {
     let (kh, kw) = (window[0], window[1]);
     let (bh, bw) = ((kh - 1) / 2, (kw - 1) / 2);
     let mut y = vec![0f32; x.len()];
@@ -18,10 +10,7 @@ pub fn box_sum(
                 let mut s = 0f64;
                 for u in 0..kh {
                     for v in 0..kw {
-                        let (r, c) = (
-                            (i + u) as isize - bh as isize,
-                            (j + v) as isize - bw as isize,
-                        );
+                        let (r, c) = ((i + u) as isize - bh as isize, (j + v) as isize - bw as isize);
                         if r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w {
                             let val = x[(p * h + r as usize) * w + c as usize] as f64;
                             s += if square { val * val } else { val };
@@ -48,10 +37,7 @@ pub(crate) fn window_sum(
     let mut s = 0f64;
     for u in 0..window[0] {
         for v in 0..window[1] {
-            let (r, c) = (
-                (i + u) as isize - bh as isize,
-                (j + v) as isize - bw as isize,
-            );
+            let (r, c) = ((i + u) as isize - bh as isize, (j + v) as isize - bw as isize);
             if r >= 0 && c >= 0 && (r as usize) < h && (c as usize) < w {
                 s += f(r as usize, c as usize);
             }

@@ -29,19 +29,16 @@ pub fn conv2d(
                     for c in 0..cg {
                         let ci = grp * cg + c;
                         for u in 0..s.kh {
-                            let ih = (i * p.stride[0] + u * p.dilation[0]) as isize
-                                - p.padding[0] as isize;
+                            let ih = (i * p.stride[0] + u * p.dilation[0]) as isize - p.padding[0] as isize;
                             if ih < 0 || ih >= s.h as isize {
                                 continue;
                             }
                             for v in 0..s.kw {
-                                let iw = (j * p.stride[1] + v * p.dilation[1]) as isize
-                                    - p.padding[2] as isize;
+                                let iw = (j * p.stride[1] + v * p.dilation[1]) as isize - p.padding[2] as isize;
                                 if iw < 0 || iw >= s.w as isize {
                                     continue;
                                 }
-                                let xv = x[((n * s.c + ci) * s.h + ih as usize) * s.w + iw as usize]
-                                    as f64;
+                                let xv = x[((n * s.c + ci) * s.h + ih as usize) * s.w + iw as usize] as f64;
                                 let wv = w[((o * cg + c) * s.kh + u) * s.kw + v] as f64;
                                 acc += xv * wv;
                             }

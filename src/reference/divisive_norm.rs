@@ -19,24 +19,14 @@ pub fn divisive_norm(
     p: &DivNormParams,
 ) -> Result<DivNormRef> {
     if shape.len() != 4 || shape.contains(&0) {
-        return Err(Error::shape(
-            "divisive_norm",
-            "input",
-            shape,
-            "[N, C, H, W]",
-        ));
+        return Err(Error::shape("divisive_norm", "input", shape, "[N, C, H, W]"));
     }
     p.validate()?;
     let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
     for (t, name) in [(gamma, "gamma"), (beta, "beta")] {
         if let Some(t) = t {
             if t.len() != c {
-                return Err(Error::shape(
-                    "divisive_norm",
-                    name,
-                    &[t.len()],
-                    format!("[{c}]"),
-                ));
+                return Err(Error::shape("divisive_norm", name, &[t.len()], format!("[{c}]")));
             }
         }
     }
@@ -49,26 +39,17 @@ pub fn divisive_norm(
         DnField::Local => {
             let area = (p.sum_window[0] * p.sum_window[1]) as f64;
             for ni in 0..n {
-                let m: Vec<f64> = (0..hw)
-                    .map(|q| (0..c).map(|ci| at(ni, ci, q / w, q % w)).sum::<f64>() / c as f64)
-                    .collect();
+                let m: Vec<f64> =
+                    (0..hw).map(|q| (0..c).map(|ci| at(ni, ci, q / w, q % w)).sum::<f64>() / c as f64).collect();
                 let mu_px: Vec<f64> = (0..hw)
-                    .map(|q| {
-                        window_sum(h, w, p.sum_window, q / w, q % w, |r, cc| m[r * w + cc]) / area
-                    })
+                    .map(|q| window_sum(h, w, p.sum_window, q / w, q % w, |r, cc| m[r * w + cc]) / area)
                     .collect();
                 // q = mean over channels of v² at each pixel, v taken with that pixel's own mu.
                 let qv: Vec<f64> = (0..hw)
-                    .map(|q| {
-                        (0..c)
-                            .map(|ci| (at(ni, ci, q / w, q % w) - mu_px[q]).powi(2))
-                            .sum::<f64>()
-                            / c as f64
-                    })
+                    .map(|q| (0..c).map(|ci| (at(ni, ci, q / w, q % w) - mu_px[q]).powi(2)).sum::<f64>() / c as f64)
                     .collect();
                 for q in 0..hw {
-                    let sup = window_sum(h, w, p.sup_window, q / w, q % w, |r, cc| qv[r * w + cc])
-                        / p.divisor() as f64;
+                    let sup = window_sum(h, w, p.sup_window, q / w, q % w, |r, cc| qv[r * w + cc]) / p.divisor() as f64;
                     for ci in 0..c {
                         let e = (ni * c + ci) * hw + q;
                         mu[e] = mu_px[q];
@@ -79,15 +60,9 @@ pub fn divisive_norm(
         }
         DnField::Batch => {
             for ci in 0..c {
-                let idx: Vec<usize> = (0..n)
-                    .flat_map(|ni| (0..hw).map(move |q| (ni * c + ci) * hw + q))
-                    .collect();
+                let idx: Vec<usize> = (0..n).flat_map(|ni| (0..hw).map(move |q| (ni * c + ci) * hw + q)).collect();
                 let mean = idx.iter().map(|&e| x[e] as f64).sum::<f64>() / idx.len() as f64;
-                let var = idx
-                    .iter()
-                    .map(|&e| (x[e] as f64 - mean).powi(2))
-                    .sum::<f64>()
-                    / idx.len() as f64;
+                let var = idx.iter().map(|&e| (x[e] as f64 - mean).powi(2)).sum::<f64>() / idx.len() as f64;
                 for &e in &idx {
                     mu[e] = mean;
                     s2[e] = var;
@@ -125,9 +100,5 @@ pub fn divisive_norm(
         centered[e] = v as f32;
     }
     let l1 = p.l1_alpha.map(|a| (a as f64 * l1 / x.len() as f64) as f32);
-    Ok(DivNormRef {
-        output,
-        centered,
-        l1,
-    })
+    Ok(DivNormRef { output, centered, l1 })
 }

@@ -20,8 +20,8 @@ pub fn neurn(x: &[f32], shape: &[usize], p: &NeurnParams) -> Result<Vec<f32>> {
             for j in 0..w {
                 let mean = window_sum(h, w, [k, k], i, j, at) / k2;
                 let inside = window_sum(h, w, [k, k], i, j, |_, _| 1.0);
-                let sq = window_sum(h, w, [k, k], i, j, |r, cc| (at(r, cc) - mean).powi(2))
-                    + (k2 - inside) * mean * mean;
+                let sq =
+                    window_sum(h, w, [k, k], i, j, |r, cc| (at(r, cc) - mean).powi(2)) + (k2 - inside) * mean * mean;
                 sd[pl * hw + i * w + j] = (sq / k2).max(0.0).sqrt();
             }
         }
@@ -40,9 +40,5 @@ pub fn neurn(x: &[f32], shape: &[usize], p: &NeurnParams) -> Result<Vec<f32>> {
     for (e, &s) in sd.iter().enumerate() {
         maxes[scope(e)] = maxes[scope(e)].max(s);
     }
-    Ok(sd
-        .iter()
-        .enumerate()
-        .map(|(e, &s)| (s / (maxes[scope(e)] + p.eps as f64)) as f32)
-        .collect())
+    Ok(sd.iter().enumerate().map(|(e, &s)| (s / (maxes[scope(e)] + p.eps as f64)) as f32).collect())
 }

@@ -18,9 +18,7 @@ impl AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend).to_lowercase(),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
         }
     }
 }
@@ -71,11 +69,7 @@ fn instance_backends() -> wgpu::Backends {
 /// Picks the adapter: `VCORTEX_ADAPTER` (a case-insensitive substring of the name) if set,
 /// otherwise the best-ranked device.
 pub fn choose(adapters: Vec<wgpu::Adapter>) -> Result<wgpu::Adapter> {
-    let seen = adapters
-        .iter()
-        .map(|a| AdapterSummary::of(&a.get_info()).to_string())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let seen = adapters.iter().map(|a| AdapterSummary::of(&a.get_info()).to_string()).collect::<Vec<_>>().join("; ");
     if adapters.is_empty() {
         let hint = match std::env::var("WGPU_BACKEND") {
             Ok(b) => format!(" (WGPU_BACKEND={b})"),

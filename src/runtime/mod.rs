@@ -35,12 +35,7 @@ pub struct PipelineKey {
 
 impl PipelineKey {
     pub fn new(shader: &'static str, entry: &'static str, bindings: &[Access]) -> Self {
-        PipelineKey {
-            shader,
-            entry,
-            constants: Vec::new(),
-            bindings: bindings.to_vec(),
-        }
+        PipelineKey { shader, entry, constants: Vec::new(), bindings: bindings.to_vec() }
     }
     /// Adds an override constant (a WGSL `override` of the shader family).
     pub fn with(mut self, name: &'static str, value: f64) -> Self {
@@ -105,10 +100,7 @@ impl Context {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| Error::Device {
-            adapter: summary.to_string(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::Device { adapter: summary.to_string(), reason: e.to_string() })?;
         let errors = Arc::new(Mutex::new(Vec::new()));
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -176,9 +168,7 @@ impl Context {
 
     /// Largest byte size one tensor may have on this device (a storage binding).
     pub fn max_tensor_bytes(&self) -> u64 {
-        self.limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
     }
 
     /// Errors wgpu reported outside an error scope since the last check.
@@ -188,20 +178,12 @@ impl Context {
             return Ok(());
         }
         let message = v.drain(..).collect::<Vec<_>>().join("; ");
-        Err(Error::Gpu {
-            context: context.to_string(),
-            message,
-        })
+        Err(Error::Gpu { context: context.to_string(), message })
     }
 
     /// The kernel for `key`, compiled once per device.
     pub fn kernel(&self, key: &PipelineKey) -> Result<Arc<Kernel>> {
-        if let Some(k) = self
-            .kernels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-        {
+        if let Some(k) = self.kernels.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Ok(k.clone());
         }
         let src = shaders::get(key.shader).ok_or_else(|| Error::Gpu {
@@ -217,104 +199,68 @@ impl Context {
             modules
                 .entry(key.shader)
                 .or_insert_with(|| {
-                    self.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(key.shader),
-                            source: wgpu::ShaderSource::Wgsl(src.composed().into()),
-                        })
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(key.shader),
+                        source: wgpu::ShaderSource::Wgsl(src.composed().into()),
+                    })
                 })
                 .clone()
         };
-        let entries: Vec<wgpu::BindGroupLayoutEntry> =
-            std::iter::once(wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            })
-            .chain(
-                key.bindings
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| wgpu::BindGroupLayoutEntry {
-                        binding: i as u32 + 1,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage {
-                                read_only: *a == Access::Read,
-                            },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    }),
-            )
-            .collect();
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = std::iter::once(wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .chain(key.bindings.iter().enumerate().map(|(i, a)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32 + 1,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: *a == Access::Read },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }))
+        .collect();
         let label = format!("{}::{}", key.shader, key.entry);
         let layout = self
             .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(&label),
-                entries: &entries,
-            });
-        let pl = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(&label),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-        let constants: Vec<(&str, f64)> = key
-            .constants
-            .iter()
-            .map(|(n, bits)| (*n, f64::from_bits(*bits)))
-            .collect();
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&label),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(key.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu {
-                context: format!("compiling {label}"),
-                message: e.to_string(),
-            });
-        }
-        let kernel = Arc::new(Kernel {
-            pipeline,
-            layout,
-            bindings: key.bindings.clone(),
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(&label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
         });
-        self.kernels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone(), kernel.clone());
+        let constants: Vec<(&str, f64)> = key.constants.iter().map(|(n, bits)| (*n, f64::from_bits(*bits))).collect();
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu { context: format!("compiling {label}"), message: e.to_string() });
+        }
+        let kernel = Arc::new(Kernel { pipeline, layout, bindings: key.bindings.clone() });
+        self.kernels.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), kernel.clone());
         Ok(kernel)
     }
 
     /// Blocks until every submitted command has finished.
     pub fn wait(&self) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: None,
-                timeout: None,
-            })
-            .map_err(|e| Error::Gpu {
-                context: "waiting for the GPU".into(),
-                message: e.to_string(),
-            })?;
+            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+            .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
         self.take_errors("wait")
     }
 

@@ -20,9 +20,7 @@ impl BufferKind {
     fn usage(self) -> wgpu::BufferUsages {
         match self {
             BufferKind::Storage => {
-                wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
             }
             BufferKind::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             BufferKind::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
@@ -95,10 +93,7 @@ impl Drop for PooledBuffer {
         p.live_bytes = p.live_bytes.saturating_sub(self.class);
         if p.idle_bytes + self.class <= p.budget {
             p.idle_bytes += self.class;
-            p.free
-                .entry((self.kind, self.class))
-                .or_default()
-                .push(self.buffer.clone());
+            p.free.entry((self.kind, self.class)).or_default().push(self.buffer.clone());
         } else {
             self.buffer.destroy();
         }
@@ -107,14 +102,8 @@ impl Drop for PooledBuffer {
 
 impl Pool {
     pub fn new(max_buffer: u64, budget: u64) -> Self {
-        let inner = Inner {
-            budget,
-            ..Default::default()
-        };
-        Pool {
-            inner: Arc::new(Mutex::new(inner)),
-            max_buffer,
-        }
+        let inner = Inner { budget, ..Default::default() };
+        Pool { inner: Arc::new(Mutex::new(inner)), max_buffer }
     }
 
     /// A buffer of at least `bytes`, reused when one of its class is idle.
@@ -140,12 +129,7 @@ impl Pool {
                 })
             }
         };
-        Arc::new(PooledBuffer {
-            buffer,
-            kind,
-            class,
-            pool: Arc::downgrade(&self.inner),
-        })
+        Arc::new(PooledBuffer { buffer, kind, class, pool: Arc::downgrade(&self.inner) })
     }
 
     /// Releases every idle buffer.

@@ -21,20 +21,9 @@ struct Dispatch {
 
 enum Item {
     Dispatch(Dispatch),
-    Copy {
-        src: Arc<PooledBuffer>,
-        dst: Arc<PooledBuffer>,
-        bytes: u64,
-    },
-    Clear {
-        dst: Arc<PooledBuffer>,
-        bytes: u64,
-    },
-    Readback {
-        src: Arc<PooledBuffer>,
-        bytes: u64,
-        slot: usize,
-    },
+    Copy { src: Arc<PooledBuffer>, dst: Arc<PooledBuffer>, bytes: u64 },
+    Clear { dst: Arc<PooledBuffer>, bytes: u64 },
+    Readback { src: Arc<PooledBuffer>, bytes: u64, slot: usize },
 }
 
 /// Identifies a readback requested with [`Recorder::read_back`].
@@ -64,12 +53,7 @@ impl Finished {
     }
     /// Total GPU time of the dispatches whose label starts with `prefix`.
     pub fn ms_of(&self, prefix: &str) -> Option<f64> {
-        self.timings.as_ref().map(|t| {
-            t.iter()
-                .filter(|x| x.label.starts_with(prefix))
-                .map(|x| x.ms)
-                .sum()
-        })
+        self.timings.as_ref().map(|t| t.iter().filter(|x| x.label.starts_with(prefix)).map(|x| x.ms).sum())
     }
     /// Total GPU time of every dispatch.
     pub fn total_ms(&self) -> Option<f64> {
@@ -87,13 +71,7 @@ pub struct Recorder<'c> {
 
 impl<'c> Recorder<'c> {
     pub(crate) fn new(ctx: &'c Context) -> Self {
-        Recorder {
-            ctx,
-            items: Vec::new(),
-            ring: Vec::new(),
-            reads: 0,
-            timed: false,
-        }
+        Recorder { ctx, items: Vec::new(), ring: Vec::new(), reads: 0, timed: false }
     }
 
     pub fn context(&self) -> &'c Context {
@@ -108,10 +86,7 @@ impl<'c> Recorder<'c> {
 
     /// Number of dispatches recorded so far.
     pub fn dispatch_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|i| matches!(i, Item::Dispatch(_)))
-            .count()
+        self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count()
     }
 
     /// Records one dispatch. `params` goes to binding 0; `tensors` to bindings 1.. in order
@@ -138,11 +113,7 @@ impl<'c> Recorder<'c> {
         if tensors.len() != kernel.bindings.len() {
             return Err(Error::Gpu {
                 context: label,
-                message: format!(
-                    "{} tensors for {} bindings",
-                    tensors.len(),
-                    kernel.bindings.len()
-                ),
+                message: format!("{} tensors for {} bindings", tensors.len(), kernel.bindings.len()),
             });
         }
         let align = self.ctx.limits().min_uniform_buffer_offset_alignment as usize;
@@ -151,10 +122,7 @@ impl<'c> Recorder<'c> {
         self.ring.extend_from_slice(params);
         let size = (params.len().max(16)).div_ceil(16) * 16;
         self.ring.resize(off + size, 0);
-        let buffers = tensors
-            .iter()
-            .map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes())))
-            .collect();
+        let buffers = tensors.iter().map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes()))).collect();
         if groups.iter().all(|&g| g > 0) {
             self.items.push(Item::Dispatch(Dispatch {
                 label,
@@ -167,15 +135,21 @@ impl<'c> Recorder<'c> {
         Ok(())
     }
 
+    /// The labels of the recorded dispatches, in order (the kernel variant each op chose).
+    pub fn labels(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Dispatch(d) => Some(d.label.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Records a buffer copy of `src` into `dst` (same byte size).
     pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<()> {
         if src.bytes() != dst.bytes() {
-            return Err(Error::shape(
-                "copy",
-                "destination",
-                dst.shape(),
-                format!("{:?}", src.shape()),
-            ));
+            return Err(Error::shape("copy", "destination", dst.shape(), format!("{:?}", src.shape())));
         }
         self.items.push(Item::Copy {
             src: src.storage().clone(),
@@ -187,21 +161,14 @@ impl<'c> Recorder<'c> {
 
     /// Records zeroing `t` (all bits 0).
     pub fn clear(&mut self, t: &Tensor) {
-        self.items.push(Item::Clear {
-            dst: t.storage().clone(),
-            bytes: t.binding_bytes(),
-        });
+        self.items.push(Item::Clear { dst: t.storage().clone(), bytes: t.binding_bytes() });
     }
 
     /// Asks for `t` to be read back to the host when this recorder is submitted.
     pub fn read_back(&mut self, t: &Tensor) -> ReadHandle {
         let slot = self.reads;
         self.reads += 1;
-        self.items.push(Item::Readback {
-            src: t.storage().clone(),
-            bytes: t.binding_bytes(),
-            slot,
-        });
+        self.items.push(Item::Readback { src: t.storage().clone(), bytes: t.binding_bytes(), slot });
         ReadHandle(slot)
     }
 
@@ -216,17 +183,11 @@ impl<'c> Recorder<'c> {
         let ring = if self.ring.is_empty() {
             None
         } else {
-            let b = ctx
-                .pool
-                .get(dev, BufferKind::Uniform, self.ring.len() as u64);
+            let b = ctx.pool.get(dev, BufferKind::Uniform, self.ring.len() as u64);
             ctx.queue.write_buffer(b.buffer(), 0, &self.ring);
             Some(b)
         };
-        let n_dispatch = self
-            .items
-            .iter()
-            .filter(|i| matches!(i, Item::Dispatch(_)))
-            .count();
+        let n_dispatch = self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count();
         let timed = self.timed && n_dispatch > 0;
         // A query set holds at most 4096 queries: 2048 timed dispatches per set.
         const PER_SET: usize = 2048;
@@ -261,20 +222,14 @@ impl<'c> Recorder<'c> {
                     }];
                     for (i, b) in d.buffers.iter().enumerate() {
                         let resource = match b {
-                            Some((buf, bytes)) => {
-                                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                    buffer: buf.buffer(),
-                                    offset: 0,
-                                    size: wgpu::BufferSize::new(*bytes),
-                                })
-                            }
-                            None => ctx.dummy[(d.kernel.bindings[i] == Access::ReadWrite) as usize]
-                                .as_entire_binding(),
+                            Some((buf, bytes)) => wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: buf.buffer(),
+                                offset: 0,
+                                size: wgpu::BufferSize::new(*bytes),
+                            }),
+                            None => ctx.dummy[(d.kernel.bindings[i] == Access::ReadWrite) as usize].as_entire_binding(),
                         };
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: i as u32 + 1,
-                            resource,
-                        });
+                        entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource });
                     }
                     Some(dev.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(&d.label),
@@ -286,11 +241,8 @@ impl<'c> Recorder<'c> {
             })
             .collect();
 
-        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("vcortex"),
-        });
-        let mut staging: Vec<Option<(Arc<PooledBuffer>, u64)>> =
-            (0..self.reads).map(|_| None).collect();
+        let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("vcortex") });
+        let mut staging: Vec<Option<(Arc<PooledBuffer>, u64)>> = (0..self.reads).map(|_| None).collect();
         let mut labels = Vec::with_capacity(n_dispatch);
         let mut i = 0;
         while i < self.items.len() {
@@ -303,9 +255,7 @@ impl<'c> Recorder<'c> {
                     }
                     if timed {
                         for k in i..j {
-                            let Item::Dispatch(d) = &self.items[k] else {
-                                unreachable!()
-                            };
+                            let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
                             let q = labels.len();
                             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                                 label: Some(&d.label),
@@ -326,9 +276,7 @@ impl<'c> Recorder<'c> {
                             timestamp_writes: None,
                         });
                         for k in i..j {
-                            let Item::Dispatch(d) = &self.items[k] else {
-                                unreachable!()
-                            };
+                            let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
                             pass.set_pipeline(&d.kernel.pipeline);
                             pass.set_bind_group(0, bind_groups[k].as_ref(), &[]);
                             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
@@ -373,16 +321,10 @@ impl<'c> Recorder<'c> {
         let index = ctx.queue.submit(Some(enc.finish()));
         drop(bind_groups);
         if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(Error::Gpu {
-                context: "submit (out of memory)".into(),
-                message: e.to_string(),
-            });
+            return Err(Error::Gpu { context: "submit (out of memory)".into(), message: e.to_string() });
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu {
-                context: "submit".into(),
-                message: e.to_string(),
-            });
+            return Err(Error::Gpu { context: "submit".into(), message: e.to_string() });
         }
         ctx.take_errors("submit")?;
 
@@ -396,36 +338,22 @@ impl<'c> Recorder<'c> {
             let (tx, rx) = std::sync::mpsc::channel();
             for (k, (b, bytes)) in pending.iter().enumerate() {
                 let tx = tx.clone();
-                b.buffer()
-                    .slice(0..*bytes)
-                    .map_async(wgpu::MapMode::Read, move |r| {
-                        let _ = tx.send((k, r));
-                    });
+                b.buffer().slice(0..*bytes).map_async(wgpu::MapMode::Read, move |r| {
+                    let _ = tx.send((k, r));
+                });
             }
             drop(tx);
-            dev.poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
-            .map_err(|e| Error::Gpu {
-                context: "waiting for the GPU".into(),
-                message: e.to_string(),
-            })?;
+            dev.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+                .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
             for (k, r) in rx.iter() {
-                r.map_err(|e| Error::Gpu {
-                    context: format!("mapping readback {k}"),
-                    message: e.to_string(),
-                })?;
+                r.map_err(|e| Error::Gpu { context: format!("mapping readback {k}"), message: e.to_string() })?;
             }
             for (b, bytes) in staging.iter().flatten() {
                 let view = b
                     .buffer()
                     .slice(0..*bytes)
                     .get_mapped_range()
-                    .map_err(|e| Error::Gpu {
-                        context: "readback".into(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(|e| Error::Gpu { context: "readback".into(), message: e.to_string() })?;
                 let v = view.to_vec();
                 drop(view);
                 b.buffer().unmap();
@@ -436,10 +364,7 @@ impl<'c> Recorder<'c> {
                     .buffer()
                     .slice(0..*bytes)
                     .get_mapped_range()
-                    .map_err(|e| Error::Gpu {
-                        context: "timestamps".into(),
-                        message: e.to_string(),
-                    })?;
+                    .map_err(|e| Error::Gpu { context: "timestamps".into(), message: e.to_string() })?;
                 let raw: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
                 drop(view);
                 b.buffer().unmap();
