@@ -18,6 +18,11 @@ fn matmul_random_and_awkward_shapes() {
         (vec![2, 3], vec![2, 3], 5, 8, 6),
         (vec![3], vec![], 33, 12, 7), // b broadcast
         (vec![], vec![2], 6, 5, 129), // a broadcast
+        // vec4 loads (K and N multiples of 4), partial tiles on every side.
+        (vec![], vec![], 131, 12, 132),
+        (vec![], vec![], 1, 4, 4),
+        (vec![3], vec![], 7, 20, 8),
+        (vec![], vec![2], 129, 36, 260),
     ];
     for _ in 0..12 {
         let b = rng.range(1, 3);
