@@ -10,5 +10,6 @@ mod golden;
 mod matmul;
 mod norm;
 mod normalization;
+mod random;
 mod runtime;
 mod shaders_naga;

@@ -10,6 +10,7 @@ pub mod divisive_norm;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;
+pub mod random;
 
 pub use activation::{activation, Activation};
 pub use box_filter::box_sum;
@@ -20,6 +21,7 @@ pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, Su
 pub use matmul::{linear, matmul};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
+pub use random::{random_normal, random_uniform};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;

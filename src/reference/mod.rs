@@ -8,6 +8,7 @@ pub mod divisive_norm;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;
+pub mod random;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
