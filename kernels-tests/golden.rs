@@ -29,7 +29,7 @@ fn elementwise(op: &str) -> bool {
 
 fn check_backend(backend: &Backend, label: &str) {
     let all = cases();
-    assert!(all.len() >= 29, "expected the 29 committed golden cases, found {}", all.len());
+    assert!(all.len() >= 47, "expected the 47 committed golden cases, found {}", all.len());
     let out_dir = std::env::temp_dir().join(format!("vcortex-golden-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     for case in &all {

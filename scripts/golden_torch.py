@@ -2,7 +2,7 @@
 """Golden test data for `vcortex eval`, made with PyTorch.
 
 Writes small eval cases (format: /work/shared/spec/eval-format.md) for the ops
-conv2d, linear, activation, batch_norm and layer_norm into
+conv2d, linear, activation, batch_norm, layer_norm, divisive_norm and neurn into
 kernels-tests/data/golden/. For each case NAME there are two files:
 
   NAME.case.safetensors      the eval case: input tensors plus `__metadata__`
@@ -11,8 +11,11 @@ kernels-tests/data/golden/. For each case NAME there are two files:
                              (F32), metadata {"script", "torch", "case"}
 
 Outputs are computed the way a user would: float32 tensors on the CPU through
-torch.nn.functional, with deterministic algorithms and a single thread. Each
-case draws its inputs from its own seed (derived from the case name), so
+torch.nn.functional, with deterministic algorithms and a single thread. The
+two ops PyTorch has no function for, divisive_norm and neurn, are written out
+from the formulas of /work/shared/spec/models.md sections 3 and 4 and computed
+in float64 from the float32 inputs; their outputs are then rounded to float32.
+Each case draws its inputs from its own seed (derived from the case name), so
 adding or removing a case does not change the others.
 
 Rerun from the repository root:
@@ -217,6 +220,143 @@ layer_norm_case("layer_norm_c_noaffine", [5, 33], False, {"dims": "1"})
 layer_norm_case("layer_norm_d_dims3_eps1e-3", [2, 3, 7], True, {"dims": "3", "eps": "1e-3"})
 
 
+# --------------------------------------------------------------------------- box filter (float64)
+
+def uniform(*shape, lo, hi):
+    return (torch.rand(*shape, dtype=torch.float32) * (hi - lo) + lo).contiguous()
+
+
+def box_sum(plane, kh, kw):
+    """Window sums of a float64 [N,C,H,W] tensor, each plane on its own: 'SAME'
+    zero padding, stride 1, output the same size. The window at row i covers
+    rows [i - (kh-1)//2, i - (kh-1)//2 + kh - 1] (for even kh it leans down,
+    like TF 'SAME'), the same for columns; positions outside the image are
+    zeros and count in the sum. Windows may be larger than the image."""
+    assert plane.dtype == torch.float64 and plane.dim() == 4
+    n, c, h, w = plane.shape
+    bh, bw = (kh - 1) // 2, (kw - 1) // 2
+    xp = F.pad(plane.reshape(n * c, 1, h, w), (bw, kw - 1 - bw, bh, kh - 1 - bh))
+    ones = torch.ones(1, 1, kh, kw, dtype=torch.float64)
+    return F.conv2d(xp, ones).reshape(n, c, h, w)
+
+
+# --------------------------------------------------------------------------- divisive_norm
+
+def divisive_norm_ref(x, gamma, beta, params):
+    """models.md section 3, with the engine's parameters. Returns (output, centered)
+    in float64."""
+    x = x.to(torch.float64)
+    field = params.get("field", "local")
+    sigma = float(params.get("sigma", "1.0"))
+    if field == "local":
+        sh, sw = pair(params.get("sum_window", "3,3"))
+        ph, pw = pair(params.get("sup_window", "3,3"))
+        divisor = params.get("sup_divisor", "sum_window")
+        d = {"sum_window": sh * sw, "sup_window": ph * pw}[divisor]
+        m = x.mean(dim=1, keepdim=True)                  # [N,1,H,W]
+        mu = box_sum(m, sh, sw) / (sh * sw)
+        v = x - mu
+        q = (v * v).mean(dim=1, keepdim=True)
+        s2 = box_sum(q, ph, pw) / d
+    else:
+        dims = {"batch": (0, 2, 3), "layer": (1, 2, 3)}[field]
+        mu = x.mean(dim=dims, keepdim=True)
+        v = x - mu
+        s2 = (v * v).mean(dim=dims, keepdim=True)        # biased variance
+    y = v / torch.sqrt(s2 + sigma * sigma)
+    c = x.shape[1]
+    if gamma is not None:
+        y = y * gamma.to(torch.float64).reshape(1, c, 1, 1)
+    if beta is not None:
+        y = y + beta.to(torch.float64).reshape(1, c, 1, 1)
+    return y, v
+
+
+def divisive_norm_case(name, x_shape, params, gamma=False, beta=False):
+    seed(name)
+    c = x_shape[1]
+    x = uniform(*x_shape, lo=-2.0, hi=2.0)
+    g = (1.0 + randn(c, scale=0.3)).contiguous() if gamma else None
+    b = randn(c, scale=0.3) if beta else None
+    y, v = divisive_norm_ref(x, g, b, params)
+    inputs = {"input": x}
+    if g is not None:
+        inputs["gamma"] = g
+    if b is not None:
+        inputs["beta"] = b
+    case(name, "divisive_norm", params, inputs,
+         {"output": y.to(torch.float32), "centered": v.to(torch.float32)})
+
+
+divisive_norm_case("divisive_norm_a_defaults", [2, 5, 7, 9],
+                   {"sum_window": "3,3", "sup_window": "3,3", "sigma": "1.0",
+                    "sup_divisor": "sum_window", "field": "local"})
+divisive_norm_case("divisive_norm_b_sum5_sup3", [1, 3, 6, 6],
+                   {"sum_window": "5,5", "sup_window": "3,3", "sigma": "0.5"})
+divisive_norm_case("divisive_norm_c_sup_divisor", [1, 3, 6, 6],
+                   {"sum_window": "5,5", "sup_window": "3,3", "sigma": "0.5",
+                    "sup_divisor": "sup_window"})
+divisive_norm_case("divisive_norm_d_even_windows", [2, 4, 5, 7],
+                   {"sum_window": "4,2", "sup_window": "2,3"})
+divisive_norm_case("divisive_norm_e_windows_gt_image", [1, 2, 4, 5],
+                   {"sum_window": "9,9", "sup_window": "11,7"})
+divisive_norm_case("divisive_norm_f_1x1", [3, 4, 1, 1], {})
+divisive_norm_case("divisive_norm_g_one_channel", [2, 1, 8, 8], {})
+divisive_norm_case("divisive_norm_h_batch_affine", [3, 4, 5, 6], {"field": "batch"},
+                   gamma=True, beta=True)
+divisive_norm_case("divisive_norm_i_layer_sigma0.1", [2, 3, 4, 5],
+                   {"field": "layer", "sigma": "0.1"})
+divisive_norm_case("divisive_norm_j_gamma_only", [1, 6, 5, 5], {"field": "local"},
+                   gamma=True)
+
+
+# --------------------------------------------------------------------------- neurn
+
+def neurn_ref(x, params):
+    """models.md section 4 with zero padding: local population standard
+    deviation over a k x k window (padded zeros count as values), divided by
+    its maximum per (n, c) ("channel") or per n ("image") plus eps. float64."""
+    x = x.to(torch.float64)
+    k = int(params.get("kernel", "3"))
+    scope = params.get("max_scope", "channel")
+    eps = float(params.get("eps", "1e-8"))
+    mean = box_sum(x, k, k) / (k * k)
+    var = (box_sum(x * x, k, k) / (k * k) - mean * mean).clamp_min(0.0)
+    sd = torch.sqrt(var)
+    dims = {"channel": (2, 3), "image": (1, 2, 3)}[scope]
+    return sd / (sd.amax(dim=dims, keepdim=True) + eps)
+
+
+def neurn_case(name, x_shape, params, make=None):
+    """make(shape) -> float32 input, drawn after the seed; default uniform [0,1]."""
+    seed(name)
+    x = make(x_shape) if make else uniform(*x_shape, lo=0.0, hi=1.0)
+    y = neurn_ref(x, params)
+    case(name, "neurn", params, {"input": x}, {"output": y.to(torch.float32)})
+
+
+def bytes_like(shape):
+    # integers 0..255 as float32, like an 8-bit image
+    return torch.randint(0, 256, tuple(shape)).to(torch.float32).contiguous()
+
+
+def constant_channel0(shape):
+    x = uniform(*shape, lo=0.0, hi=1.0)
+    x[:, 0] = 7.0
+    return x.contiguous()
+
+
+neurn_case("neurn_a_defaults", [2, 3, 11, 13],
+           {"kernel": "3", "max_scope": "channel", "eps": "1e-8"})
+neurn_case("neurn_b_k5_image", [1, 3, 9, 9], {"kernel": "5", "max_scope": "image"})
+neurn_case("neurn_c_k4_even", [2, 2, 7, 6], {"kernel": "4"})
+neurn_case("neurn_d_k11_gt_image", [1, 2, 6, 8], {"kernel": "11"})
+neurn_case("neurn_e_1x1", [2, 3, 1, 1], {})
+neurn_case("neurn_f_8bit_range", [1, 1, 16, 16], {"kernel": "3"}, make=bytes_like)
+neurn_case("neurn_g_constant_channel", [1, 2, 5, 5], {}, make=constant_channel0)
+neurn_case("neurn_h_k1_zero_sd", [2, 3, 3, 4], {"kernel": "1"})
+
+
 # --------------------------------------------------------------------------- write + check
 
 def save_file(tensors, path, metadata):
@@ -297,7 +437,7 @@ def main():
         shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in inputs.items())
         oshapes = ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
         ps = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
-        print(f"  {name:36s} {op:11s} [{ps}] {shapes} -> {oshapes}")
+        print(f"  {name:36s} {op:13s} [{ps}] {shapes} -> {oshapes}")
     return 0
 
 

@@ -42,3 +42,41 @@ fn activate(x: f32) -> f32 {
         default: { return x; }
     }
 }
+
+// Philox-4x32-10 (Salmon et al. 2011), shared by random.wgsl and the fused noise of other kernels;
+// mirrored bit for bit by src/reference/random.rs.
+// High and low 32 bits of a * b, with 16-bit limbs (WGSL has no 64-bit integers).
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu; let a1 = a >> 16u;
+    let b0 = b & 0xffffu; let b1 = b >> 16u;
+    let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+    return vec2<u32>(hi, a * b);
+}
+
+fn philox(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
+    var c = ctr_in;
+    var k = key_in;
+    for (var r = 0u; r < 10u; r++) {
+        let p0 = mulhilo(0xD2511F53u, c.x);
+        let p1 = mulhilo(0xCD9E8D57u, c.z);
+        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
+        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+    }
+    return c;
+}
+
+fn to_unit(x: u32) -> f32 {
+    return f32((x >> 8u) + 1u) * 5.9604644775390625e-8;
+}
+
+// The standard normal of element i of stream (seed, offset): Box-Muller on words (0,1) or (2,3)
+// of block i / 4, cos for even i and sin for odd i.
+fn philox_normal(seed: vec2<u32>, offset: vec2<u32>, i: u32) -> f32 {
+    let w = philox(vec4<u32>(i / 4u, 0u, offset.x, offset.y), seed);
+    let j = (i % 4u) / 2u;
+    let r = sqrt(-2.0 * log(to_unit(w[2u * j])));
+    let th = 6.283185307179586 * to_unit(w[2u * j + 1u]);
+    return select(r * sin(th), r * cos(th), i % 2u == 0u);
+}

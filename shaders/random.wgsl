@@ -1,4 +1,4 @@
-// random.wgsl: counter-based random numbers, Philox-4x32-10 (Salmon et al. 2011), identical bits on
+// random.wgsl: counter-based random numbers, Philox-4x32-10 (in common.wgsl) (Salmon et al. 2011), identical bits on
 // the CPU reference (src/reference/random.rs). Element i of a stream (seed, offset) uses counter
 // (i / 4, 0, offset_lo, offset_hi), key (seed_lo, seed_hi) and word i % 4.
 // uniform: ((word >> 8) + 1) * 2^-24, in (0, 1], exact in f32.
@@ -8,34 +8,8 @@ struct RandParams { n: u32, seed_lo: u32, seed_hi: u32, off_lo: u32, off_hi: u32
 @group(0) @binding(0) var<uniform> rp: RandParams;
 @group(0) @binding(1) var<storage, read_write> rand_out: array<f32>;
 
-// High and low 32 bits of a * b, with 16-bit limbs (WGSL has no 64-bit integers).
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-    let a0 = a & 0xffffu; let a1 = a >> 16u;
-    let b0 = b & 0xffffu; let b1 = b >> 16u;
-    let p00 = a0 * b0; let p01 = a0 * b1; let p10 = a1 * b0; let p11 = a1 * b1;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-    return vec2<u32>(hi, a * b);
-}
-
-fn philox(ctr_in: vec4<u32>, key_in: vec2<u32>) -> vec4<u32> {
-    var c = ctr_in;
-    var k = key_in;
-    for (var r = 0u; r < 10u; r++) {
-        let p0 = mulhilo(0xD2511F53u, c.x);
-        let p1 = mulhilo(0xCD9E8D57u, c.z);
-        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
-        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
-    }
-    return c;
-}
-
 fn philox_block(block: u32) -> vec4<u32> {
     return philox(vec4<u32>(block, 0u, rp.off_lo, rp.off_hi), vec2<u32>(rp.seed_lo, rp.seed_hi));
-}
-
-fn to_unit(x: u32) -> f32 {
-    return f32((x >> 8u) + 1u) * 5.9604644775390625e-8;
 }
 
 // One invocation per block of four elements.

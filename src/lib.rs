@@ -15,6 +15,7 @@
 //! ```
 
 pub mod bench;
+pub mod diffusion;
 pub mod error;
 pub mod eval;
 pub mod io;

@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Golden test data for `vcortex eval`, made with the real diffusers schedulers.
+
+Writes eval cases (format: /work/shared/spec/eval-format.md) for the ops
+`ddpm_step` and `ddim_step` into kernels-tests/data/golden/. For each case NAME
+there are two files:
+
+  NAME.case.safetensors      the eval case: F32 tensors `sample`,
+                             `model_output` and `noise` (ddim: only when
+                             eta > 0), `__metadata__` holding "op" and the
+                             op's parameters (all strings)
+  NAME.expected.safetensors  `prev_sample` and `pred_original_sample` (F32)
+                             as diffusers returns them, metadata
+                             {"script", "torch", "diffusers", "case"}
+
+The outputs come from `diffusers.DDPMScheduler` / `DDIMScheduler`, built from
+the case's parameters, `set_timesteps(num_inference_steps)`, then one
+`step(model_output, timestep, sample, ...)` on float32 CPU tensors:
+
+- DDIM: `step(..., eta=eta, variance_noise=noise)` (noise passed only when
+  eta > 0; diffusers ignores it otherwise).
+- DDPM: `DDPMScheduler.step` has no `variance_noise` argument; it draws the
+  noise itself with `randn_tensor(model_output.shape, generator=..., device=...,
+  dtype=...)`, a name it imports into `diffusers.schedulers.scheduling_ddpm`.
+  While the step runs, that module attribute is replaced by a function that
+  checks shape and dtype and returns the case's `noise` tensor (it must be
+  called exactly once when timestep > 0 and never when timestep == 0), and is
+  restored afterwards.
+
+The DDPM eval op has no `timestep_spacing` / `steps_offset`, so DDPM cases use
+the diffusers defaults (`leading`, 0). Dynamic thresholding is not part of
+the eval op and stays off. Each case draws its inputs from its own seed
+(derived from the case name), so adding or removing a case does not change
+the others. `timestep` is always one of `scheduler.timesteps`.
+
+Besides writing, the script recomputes every case with an independent float64
+implementation of the step (diffusers' own float32 alphas_cumprod table,
+f64 arithmetic) and prints the worst |diffusers - f64| relative to the
+eval-format tolerance 1e-4 + 1e-4*|ref|, so a reader can see how much of the
+tolerance diffusers' own float32 rounding already uses.
+
+Rerun from the repository root:
+
+    python3 scripts/golden_diffusers.py
+
+(needs `pip install torch safetensors diffusers`; output is byte-identical
+across reruns with the same torch and diffusers builds). The script reloads
+every file it wrote and checks metadata, dtypes and shapes before it exits.
+"""
+
+import contextlib
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+import torch
+import diffusers
+import diffusers.schedulers.scheduling_ddpm as scheduling_ddpm
+from diffusers import DDIMScheduler, DDPMScheduler
+from safetensors import safe_open
+
+SCRIPT = "scripts/golden_diffusers.py"
+BASE_SEED = 20240612
+OUT_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "kernels-tests", "data", "golden",
+)
+
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+
+CASES = []  # (name, op, params, inputs, outputs, f64 reference outputs)
+
+# eval-format.md defaults
+DEFAULTS = {
+    "num_train_timesteps": "1000", "beta_schedule": "linear", "beta_start": "1e-4",
+    "beta_end": "0.02", "num_inference_steps": "1000", "prediction_type": "epsilon",
+    "variance_type": "fixed_small", "clip_sample": "true", "clip_sample_range": "1.0",
+    "eta": "0.0", "set_alpha_to_one": "true", "steps_offset": "0", "timestep_spacing": "leading",
+}
+DDPM_KEYS = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
+             "num_inference_steps", "timestep", "prediction_type", "variance_type",
+             "clip_sample", "clip_sample_range"]
+DDIM_KEYS = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
+             "num_inference_steps", "timestep", "prediction_type", "clip_sample",
+             "clip_sample_range", "eta", "set_alpha_to_one", "steps_offset", "timestep_spacing"]
+
+
+def seed(name):
+    torch.manual_seed(BASE_SEED + zlib.crc32(name.encode()))
+
+
+def randn(shape, scale=1.0):
+    return (torch.randn(*shape, dtype=torch.float32) * scale).contiguous()
+
+
+def get(params, key):
+    return params.get(key, DEFAULTS.get(key))
+
+
+def boolean(s):
+    assert s in ("true", "false"), s
+    return s == "true"
+
+
+def common_config(params):
+    return dict(
+        num_train_timesteps=int(get(params, "num_train_timesteps")),
+        beta_schedule=get(params, "beta_schedule"),
+        beta_start=float(get(params, "beta_start")),
+        beta_end=float(get(params, "beta_end")),
+        prediction_type=get(params, "prediction_type"),
+        clip_sample=boolean(get(params, "clip_sample")),
+        clip_sample_range=float(get(params, "clip_sample_range")),
+        thresholding=False,
+    )
+
+
+@contextlib.contextmanager
+def ddpm_noise(noise, expect_call):
+    """Make DDPMScheduler.step use `noise` as its variance noise."""
+    calls = []
+    original = scheduling_ddpm.randn_tensor
+
+    def fake_randn_tensor(shape, generator=None, device=None, dtype=None, layout=None):
+        assert tuple(shape) == tuple(noise.shape), (shape, noise.shape)
+        assert dtype in (None, noise.dtype), dtype
+        assert generator is None
+        calls.append(1)
+        return noise.clone()
+
+    scheduling_ddpm.randn_tensor = fake_randn_tensor
+    try:
+        yield
+    finally:
+        scheduling_ddpm.randn_tensor = original
+    assert len(calls) == (1 if expect_call else 0), (len(calls), expect_call)
+
+
+def make_inputs(name, shape, params):
+    seed(name)
+    sample = randn(shape)
+    # x0-predicting models get a wider spread so that clipping at 1 and 2 bites
+    scale = 1.5 if get(params, "prediction_type") == "sample" else 1.0
+    model_output = randn(shape, scale=scale)
+    noise = randn(shape)
+    return sample, model_output, noise
+
+
+# --------------------------------------------------------------------------- f64 re-derivation
+
+def ref_step(op, params, acp, sample, model_output, noise):
+    """float64 step on the given alphas_cumprod table (numpy f64 array)."""
+    T = int(get(params, "num_train_timesteps"))
+    n = int(get(params, "num_inference_steps"))
+    t = int(params["timestep"])
+    x = sample.double().numpy()
+    m = model_output.double().numpy()
+    z = noise.double().numpy()
+    pt = get(params, "prediction_type")
+    if op == "ddpm_step":
+        # leading spacing, offset 0: the previous entry of the grid is t - T//n
+        prev = t - T // n
+        a_prev = acp[prev] if prev >= 0 else 1.0
+    else:
+        prev = t - T // n  # whatever the spacing
+        if prev >= 0:
+            a_prev = acp[prev]
+        else:
+            a_prev = 1.0 if boolean(get(params, "set_alpha_to_one")) else acp[0]
+    a_t = acp[t]
+    b_t = 1.0 - a_t
+    if pt == "epsilon":
+        x0 = (x - np.sqrt(b_t) * m) / np.sqrt(a_t)
+        eps = m
+    elif pt == "sample":
+        x0 = m
+        eps = (x - np.sqrt(a_t) * x0) / np.sqrt(b_t)
+    else:
+        x0 = np.sqrt(a_t) * x - np.sqrt(b_t) * m
+        eps = np.sqrt(a_t) * m + np.sqrt(b_t) * x
+    if boolean(get(params, "clip_sample")):
+        r = float(get(params, "clip_sample_range"))
+        x0 = np.clip(x0, -r, r)
+    if op == "ddpm_step":
+        cur_a = a_t / a_prev
+        cur_b = 1.0 - cur_a
+        mean = (np.sqrt(a_prev) * cur_b / b_t) * x0 + (np.sqrt(cur_a) * (1 - a_prev) / b_t) * x
+        if t > 0:
+            if get(params, "variance_type") == "fixed_small":
+                var = max((1 - a_prev) / b_t * cur_b, 1e-20)
+            else:
+                var = cur_b
+            mean = mean + np.sqrt(var) * z
+        return mean, x0
+    eta = float(get(params, "eta"))
+    var = (1 - a_prev) / b_t * (1 - a_t / a_prev)
+    std = eta * np.sqrt(var)
+    prev_sample = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev - std * std) * eps
+    if eta > 0:
+        prev_sample = prev_sample + std * z
+    return prev_sample, x0
+
+
+# --------------------------------------------------------------------------- cases
+
+def ddpm_case(name, shape, params):
+    for k in params:
+        assert k in DDPM_KEYS, (name, k)
+    assert "timestep" in params
+    sched = DDPMScheduler(variance_type=get(params, "variance_type"), **common_config(params))
+    sched.set_timesteps(int(get(params, "num_inference_steps")))
+    t = int(params["timestep"])
+    assert t in sched.timesteps.tolist(), (name, t)
+    sample, model_output, noise = make_inputs(name, shape, params)
+    with ddpm_noise(noise, expect_call=t > 0):
+        out = sched.step(model_output, t, sample, generator=None)
+    ref = ref_step("ddpm_step", params, sched.alphas_cumprod.double().numpy(),
+                   sample, model_output, noise)
+    CASES.append((name, "ddpm_step", params,
+                  {"sample": sample, "model_output": model_output, "noise": noise},
+                  {"prev_sample": out.prev_sample, "pred_original_sample": out.pred_original_sample},
+                  ref))
+
+
+def ddim_case(name, shape, params):
+    for k in params:
+        assert k in DDIM_KEYS, (name, k)
+    assert "timestep" in params
+    sched = DDIMScheduler(
+        set_alpha_to_one=boolean(get(params, "set_alpha_to_one")),
+        steps_offset=int(get(params, "steps_offset")),
+        timestep_spacing=get(params, "timestep_spacing"),
+        **common_config(params))
+    sched.set_timesteps(int(get(params, "num_inference_steps")))
+    t = int(params["timestep"])
+    assert t in sched.timesteps.tolist(), (name, t)
+    eta = float(get(params, "eta"))
+    sample, model_output, noise = make_inputs(name, shape, params)
+    if eta > 0:
+        out = sched.step(model_output, t, sample, eta=eta, variance_noise=noise)
+        inputs = {"sample": sample, "model_output": model_output, "noise": noise}
+    else:
+        out = sched.step(model_output, t, sample, eta=eta)
+        inputs = {"sample": sample, "model_output": model_output}
+    ref = ref_step("ddim_step", params, sched.alphas_cumprod.double().numpy(),
+                   sample, model_output, noise)
+    CASES.append((name, "ddim_step", params, inputs,
+                  {"prev_sample": out.prev_sample, "pred_original_sample": out.pred_original_sample},
+                  ref))
+
+
+S = [2, 5, 7]
+PLATY = [3, 60, 51]  # S samples x F frames x (17 joints * 3)
+SD = {"beta_start": "0.00085", "beta_end": "0.012"}  # Stable Diffusion's scaled_linear endpoints
+
+# DDPM (leading spacing, steps_offset 0: the grid is k*(T//n), last timestep 0)
+ddpm_case("ddpm_a_defaults_t500", S, {"timestep": "500"})
+ddpm_case("ddpm_b_linear_eps_first_small_clip", S, {
+    "num_train_timesteps": "1000", "beta_schedule": "linear", "beta_start": "1e-4",
+    "beta_end": "0.02", "num_inference_steps": "1000", "timestep": "999",
+    "prediction_type": "epsilon", "variance_type": "fixed_small", "clip_sample": "true",
+    "clip_sample_range": "1.0"})
+ddpm_case("ddpm_c_linear_eps_n50_mid_large_noclip", S, {
+    "num_inference_steps": "50", "timestep": "500", "variance_type": "fixed_large",
+    "clip_sample": "false"})
+ddpm_case("ddpm_d_linear_eps_n50_last_t0", S, {
+    "num_inference_steps": "50", "timestep": "0", "clip_sample": "true"})
+ddpm_case("ddpm_e_scaled_sample_n20_mid_range2", S, {
+    "beta_schedule": "scaled_linear", **SD, "num_inference_steps": "20", "timestep": "500",
+    "prediction_type": "sample", "variance_type": "fixed_small", "clip_sample": "true",
+    "clip_sample_range": "2.0"})
+ddpm_case("ddpm_f_scaled_v_n7_first_large", S, {
+    "beta_schedule": "scaled_linear", **SD, "num_inference_steps": "7", "timestep": "852",
+    "prediction_type": "v_prediction", "variance_type": "fixed_large", "clip_sample": "true",
+    "clip_sample_range": "1.0"})
+ddpm_case("ddpm_g_scaled_eps_n7_last_large_noclip", S, {
+    "beta_schedule": "scaled_linear", "num_inference_steps": "7", "timestep": "0",
+    "prediction_type": "epsilon", "variance_type": "fixed_large", "clip_sample": "false"})
+ddpm_case("ddpm_h_cos_eps_first_clip", S, {
+    "beta_schedule": "squaredcos_cap_v2", "num_inference_steps": "1000", "timestep": "999",
+    "prediction_type": "epsilon", "variance_type": "fixed_small", "clip_sample": "true"})
+ddpm_case("ddpm_i_cos_v_T100_n10_last_range2", S, {
+    "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
+    "num_inference_steps": "10", "timestep": "0", "prediction_type": "v_prediction",
+    "variance_type": "fixed_large", "clip_sample": "true", "clip_sample_range": "2.0"})
+ddpm_case("ddpm_j_cos_eps_T100_n100_mid_noclip", S, {
+    "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
+    "num_inference_steps": "100", "timestep": "50", "prediction_type": "epsilon",
+    "variance_type": "fixed_small", "clip_sample": "false"})
+ddpm_case("ddpm_k_linear_v_T100_n100_t1", S, {
+    "num_train_timesteps": "100", "num_inference_steps": "100", "timestep": "1",
+    "prediction_type": "v_prediction", "variance_type": "fixed_small", "clip_sample": "true"})
+ddpm_case("ddpm_l_cos_sample_T100_n20_platypose", PLATY, {
+    "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
+    "num_inference_steps": "20", "timestep": "50", "prediction_type": "sample",
+    "variance_type": "fixed_small", "clip_sample": "false"})
+
+# DDIM (prev_timestep = t - T//n whatever the spacing)
+ddim_case("ddim_a_defaults_t999", S, {"timestep": "999"})
+ddim_case("ddim_b_linear_eps_n50_lead_off1_mid", S, {
+    "num_train_timesteps": "1000", "beta_schedule": "linear", "beta_start": "1e-4",
+    "beta_end": "0.02", "num_inference_steps": "50", "timestep": "501",
+    "prediction_type": "epsilon", "clip_sample": "true", "clip_sample_range": "1.0",
+    "eta": "0.0", "set_alpha_to_one": "true", "steps_offset": "1", "timestep_spacing": "leading"})
+ddim_case("ddim_c_linear_eps_n50_lead_off1_last_final0_eta05", S, {
+    "num_inference_steps": "50", "timestep": "1", "eta": "0.5", "set_alpha_to_one": "false",
+    "steps_offset": "1", "timestep_spacing": "leading"})
+ddim_case("ddim_d_linear_sample_n20_lead_last_eta1", S, {
+    "num_inference_steps": "20", "timestep": "0", "prediction_type": "sample", "eta": "1.0",
+    "set_alpha_to_one": "true", "clip_sample": "true", "clip_sample_range": "2.0"})
+ddim_case("ddim_e_scaled_v_n20_trail_first_eta05", S, {
+    "beta_schedule": "scaled_linear", **SD, "num_inference_steps": "20", "timestep": "999",
+    "prediction_type": "v_prediction", "eta": "0.5", "timestep_spacing": "trailing",
+    "clip_sample": "false"})
+ddim_case("ddim_f_scaled_sample_n7_trail_off1_last_eta1", S, {
+    "beta_schedule": "scaled_linear", **SD, "num_inference_steps": "7", "timestep": "142",
+    "prediction_type": "sample", "eta": "1.0", "steps_offset": "1",
+    "timestep_spacing": "trailing", "set_alpha_to_one": "true", "clip_sample": "true"})
+ddim_case("ddim_g_scaled_eps_n1000_trail_mid_eta1", S, {
+    "beta_schedule": "scaled_linear", "num_inference_steps": "1000", "timestep": "500",
+    "prediction_type": "epsilon", "eta": "1.0", "timestep_spacing": "trailing",
+    "clip_sample": "false"})
+ddim_case("ddim_h_cos_eps_n7_linspace_mid", S, {
+    "beta_schedule": "squaredcos_cap_v2", "num_inference_steps": "7", "timestep": "500",
+    "prediction_type": "epsilon", "eta": "0.0", "timestep_spacing": "linspace",
+    "clip_sample": "true", "clip_sample_range": "2.0"})
+ddim_case("ddim_i_cos_v_n20_linspace_first_eta1", S, {
+    "beta_schedule": "squaredcos_cap_v2", "num_inference_steps": "20", "timestep": "999",
+    "prediction_type": "v_prediction", "eta": "1.0", "timestep_spacing": "linspace",
+    "clip_sample": "true"})
+ddim_case("ddim_j_cos_sample_n7_linspace_last_final0_eta05", S, {
+    "beta_schedule": "squaredcos_cap_v2", "num_inference_steps": "7", "timestep": "0",
+    "prediction_type": "sample", "eta": "0.5", "timestep_spacing": "linspace",
+    "set_alpha_to_one": "false", "clip_sample": "false"})
+ddim_case("ddim_k_linear_v_T100_n7_trail_mid_final0_eta05", S, {
+    "num_train_timesteps": "100", "num_inference_steps": "7", "timestep": "56",
+    "prediction_type": "v_prediction", "eta": "0.5", "timestep_spacing": "trailing",
+    "set_alpha_to_one": "false", "steps_offset": "0", "clip_sample": "true"})
+ddim_case("ddim_l_linear_eps_T100_n10_lead_off1_last_final0", S, {
+    "num_train_timesteps": "100", "num_inference_steps": "10", "timestep": "1",
+    "prediction_type": "epsilon", "eta": "0.0", "steps_offset": "1",
+    "set_alpha_to_one": "false", "clip_sample": "true"})
+ddim_case("ddim_m_cos_sample_T100_n20_platypose", PLATY, {
+    "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
+    "num_inference_steps": "20", "timestep": "50", "prediction_type": "sample", "eta": "0.0",
+    "timestep_spacing": "leading", "clip_sample": "false"})
+
+
+# --------------------------------------------------------------------------- write + check
+
+def save_file(tensors, path, metadata):
+    """Write a safetensors file with a byte-stable layout: header JSON with
+    sorted keys, __metadata__ first, tensors laid out in name order, header
+    padded with spaces to a multiple of 8. F32 only."""
+    header = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        t = tensors[name]
+        assert t.dtype == torch.float32 and t.is_contiguous()
+        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
+        header[name] = {"dtype": "F32", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for data in blobs:
+            f.write(data)
+
+
+def expected_meta(name):
+    return {"script": SCRIPT, "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "case": name}
+
+
+def write_all():
+    os.makedirs(OUT_DIR, exist_ok=True)
+    names = set()
+    for name, op, params, inputs, outputs, _ in CASES:
+        assert name not in names, name
+        names.add(name)
+        for k, v in params.items():
+            assert isinstance(v, str), (name, k, v)
+        meta = {"op": op, **params}
+        ins = {k: v.detach().to(torch.float32).contiguous() for k, v in inputs.items()}
+        outs = {k: v.detach().to(torch.float32).contiguous() for k, v in outputs.items()}
+        for t in list(ins.values()) + list(outs.values()):
+            assert torch.isfinite(t).all(), name
+            assert list(t.shape) == list(ins["sample"].shape), name
+        save_file(ins, os.path.join(OUT_DIR, name + ".case.safetensors"), metadata=meta)
+        save_file(outs, os.path.join(OUT_DIR, name + ".expected.safetensors"),
+                  metadata=expected_meta(name))
+
+
+def check_file(path, want_meta, want_tensors):
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata() or {}
+        assert meta == want_meta, (path, meta, want_meta)
+        keys = set(f.keys())
+        assert keys == set(want_tensors), (path, keys, set(want_tensors))
+        for k, t in want_tensors.items():
+            got = f.get_tensor(k)
+            assert got.dtype == torch.float32, (path, k, got.dtype)
+            assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
+            assert torch.equal(got, t.to(torch.float32)), (path, k)
+
+
+def check_all():
+    total = 0
+    for name, op, params, inputs, outputs, _ in CASES:
+        cp = os.path.join(OUT_DIR, name + ".case.safetensors")
+        ep = os.path.join(OUT_DIR, name + ".expected.safetensors")
+        check_file(cp, {"op": op, **params}, inputs)
+        check_file(ep, expected_meta(name), outputs)
+        for p in (cp, ep):
+            size = os.path.getsize(p)
+            assert size < 200 * 1024, (p, size)
+            total += size
+    assert total < 1536 * 1024, total
+    return total
+
+
+def tolerance_use(outputs, ref):
+    """max over elements of |diffusers - f64| / (1e-4 + 1e-4 |f64|), per output."""
+    res = []
+    for key, r in zip(("prev_sample", "pred_original_sample"), ref):
+        got = outputs[key].double().numpy()
+        res.append(float(np.max(np.abs(got - r) / (1e-4 + 1e-4 * np.abs(r)))))
+    return res
+
+
+def main():
+    write_all()
+    total = check_all()
+    print(f"torch {torch.__version__}, diffusers {diffusers.__version__}: wrote and checked "
+          f"{len(CASES)} cases ({2 * len(CASES)} files, {total} bytes) in "
+          f"{os.path.relpath(OUT_DIR)}")
+    print("  (tol: worst |diffusers - f64 re-derivation| / (1e-4 + 1e-4|ref|) for "
+          "prev_sample, pred_original_sample)")
+    worst = 0.0
+    for name, op, params, inputs, outputs, ref in CASES:
+        shapes = ",".join(str(s) for s in inputs["sample"].shape)
+        ps = ",".join(f"{k}={v}" for k, v in params.items())
+        use = tolerance_use(outputs, ref)
+        worst = max(worst, *use)
+        print(f"  {name:50s} [{shapes}] tol {use[0]:.3f},{use[1]:.3f}  [{ps}]"
+              f"{' +noise' if 'noise' in inputs else ''}")
+    assert worst < 1.0, worst
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+//! Diffusion sampling on the host side: schedules in f64 (diffusers conventions, models.md §9) and
+//! the per-step coefficients the fused step kernel (ops::diffusion) consumes.
+
+pub mod schedule;
+
+pub use schedule::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, StepCoeffs, VarianceType};

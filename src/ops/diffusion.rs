@@ -1,0 +1,169 @@
+//! The sampler's fused elementwise passes (shaders/diffusion.wgsl): a DDPM or DDIM step, the
+//! classifier-free guidance combine and forward noising.
+
+use super::{expect_shape, finite};
+use crate::diffusion::StepCoeffs;
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+/// Where a step's noise comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Noise<'a> {
+    None,
+    /// A tensor of the sample's shape.
+    Tensor(&'a Tensor),
+    /// The engine's counter-based generator: the same values as `ops::random_normal(shape, seed, offset)`.
+    Philox {
+        seed: u64,
+        offset: u64,
+    },
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct StepParams {
+    n: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    off_lo: u32,
+    off_hi: u32,
+    _p: [u32; 3],
+    a_s: f32,
+    a_m: f32,
+    e_s: f32,
+    e_m: f32,
+    p_x0: f32,
+    p_eps: f32,
+    p_s: f32,
+    sigma: f32,
+    clip: f32,
+    w: f32,
+    _q: [f32; 2],
+}
+
+const BINDINGS: [Access; 5] = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+
+fn noise_parts<'a>(
+    op: &'static str,
+    noise: Noise<'a>,
+    shape: &[usize],
+    p: &mut StepParams,
+) -> Result<(u32, Option<&'a Tensor>)> {
+    Ok(match noise {
+        Noise::None => (0, None),
+        Noise::Tensor(z) => {
+            expect_shape(op, "noise", z, shape)?;
+            (1, Some(z))
+        }
+        Noise::Philox { seed, offset } => {
+            p.seed_lo = seed as u32;
+            p.seed_hi = (seed >> 32) as u32;
+            p.off_lo = offset as u32;
+            p.off_hi = (offset >> 32) as u32;
+            (2, None)
+        }
+    })
+}
+
+/// One sampler step from `sample` and the model's `model_output`: returns (prev_sample,
+/// pred_original_sample). Noise is needed when the coefficients have sigma > 0.
+pub fn sampler_step(
+    rec: &mut Recorder,
+    sample: &Tensor,
+    model_output: &Tensor,
+    noise: Noise,
+    c: &StepCoeffs,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "sampler_step";
+    sample.expect_f32(OP, "sample")?;
+    expect_shape(OP, "model_output", model_output, sample.shape())?;
+    for (name, v) in [
+        ("a_s", c.a_s),
+        ("a_m", c.a_m),
+        ("e_s", c.e_s),
+        ("e_m", c.e_m),
+        ("p_x0", c.p_x0),
+        ("p_eps", c.p_eps),
+        ("p_s", c.p_s),
+        ("sigma", c.sigma),
+    ] {
+        if !v.is_finite() {
+            return Err(Error::param(OP, name, format!("coefficient {v} is not finite")));
+        }
+    }
+    if c.sigma > 0.0 && matches!(noise, Noise::None) {
+        return Err(Error::param(OP, "noise", "this step adds noise (sigma > 0) but none was given"));
+    }
+    let ctx = rec.context();
+    let mut p = StepParams {
+        n: sample.numel() as u32,
+        a_s: c.a_s as f32,
+        a_m: c.a_m as f32,
+        e_s: c.e_s as f32,
+        e_m: c.e_m as f32,
+        p_x0: c.p_x0 as f32,
+        p_eps: c.p_eps as f32,
+        p_s: c.p_s as f32,
+        sigma: c.sigma as f32,
+        clip: c.clip.unwrap_or(0.0) as f32,
+        ..Default::default()
+    };
+    let (mode, z) = noise_parts(OP, noise, sample.shape(), &mut p)?;
+    let mode = if c.sigma > 0.0 { mode } else { 0 };
+    let key = PipelineKey::new("diffusion", "sampler_step", &BINDINGS)
+        .with("NOISE", mode as f64)
+        .with("CLIP", c.clip.is_some() as u8 as f64);
+    let kernel = ctx.kernel(&key)?;
+    let groups = super::elementwise_grid(ctx, sample.numel(), OP)?;
+    let prev = Tensor::alloc(ctx, OP, sample.shape(), DType::F32)?;
+    let x0 = Tensor::alloc(ctx, OP, sample.shape(), DType::F32)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(sample), Some(model_output), if mode == 1 { z } else { None }, Some(&prev), Some(&x0)],
+        groups,
+    )?;
+    Ok((prev, x0))
+}
+
+/// Classifier-free guidance: uncond + w · (cond − uncond).
+pub fn cfg_combine(rec: &mut Recorder, uncond: &Tensor, cond: &Tensor, w: f32) -> Result<Tensor> {
+    const OP: &str = "cfg_combine";
+    uncond.expect_f32(OP, "uncond")?;
+    expect_shape(OP, "cond", cond, uncond.shape())?;
+    finite(OP, "w", w, false)?;
+    let ctx = rec.context();
+    let p = StepParams { n: uncond.numel() as u32, w, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new("diffusion", "cfg_combine", &BINDINGS))?;
+    let groups = super::elementwise_grid(ctx, uncond.numel(), OP)?;
+    let out = Tensor::alloc(ctx, OP, uncond.shape(), DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(uncond), Some(cond), None, Some(&out), None], groups)?;
+    Ok(out)
+}
+
+/// Forward noising x_t = √ᾱ·x0 + √(1−ᾱ)·z.
+pub fn add_noise(rec: &mut Recorder, x0: &Tensor, alpha_cumprod: f64, noise: Noise) -> Result<Tensor> {
+    const OP: &str = "add_noise";
+    x0.expect_f32(OP, "x0")?;
+    if !(alpha_cumprod > 0.0 && alpha_cumprod <= 1.0) {
+        return Err(Error::param(OP, "alpha_cumprod", format!("{alpha_cumprod} must be in (0, 1]")));
+    }
+    if matches!(noise, Noise::None) {
+        return Err(Error::param(OP, "noise", "forward noising needs noise"));
+    }
+    let ctx = rec.context();
+    let mut p = StepParams {
+        n: x0.numel() as u32,
+        p_x0: alpha_cumprod.sqrt() as f32,
+        sigma: (1.0 - alpha_cumprod).sqrt() as f32,
+        ..Default::default()
+    };
+    let (mode, z) = noise_parts(OP, noise, x0.shape(), &mut p)?;
+    let kernel = ctx.kernel(&PipelineKey::new("diffusion", "add_noise", &BINDINGS).with("NOISE", mode as f64))?;
+    let groups = super::elementwise_grid(ctx, x0.numel(), OP)?;
+    let out = Tensor::alloc(ctx, OP, x0.shape(), DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x0), None, z, Some(&out), None], groups)?;
+    Ok(out)
+}
