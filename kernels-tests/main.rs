@@ -4,6 +4,7 @@
 
 mod common;
 mod conv;
+mod diffusion;
 mod elementwise;
 mod errors;
 mod golden;

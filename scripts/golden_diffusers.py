@@ -280,9 +280,9 @@ ddpm_case("ddpm_f_scaled_v_n7_first_large", S, {
 ddpm_case("ddpm_g_scaled_eps_n7_last_large_noclip", S, {
     "beta_schedule": "scaled_linear", "num_inference_steps": "7", "timestep": "0",
     "prediction_type": "epsilon", "variance_type": "fixed_large", "clip_sample": "false"})
-ddpm_case("ddpm_h_cos_eps_first_clip", S, {
+ddpm_case("ddpm_h_cos_eps_first_noclip", S, {
     "beta_schedule": "squaredcos_cap_v2", "num_inference_steps": "1000", "timestep": "999",
-    "prediction_type": "epsilon", "variance_type": "fixed_small", "clip_sample": "true"})
+    "prediction_type": "epsilon", "variance_type": "fixed_small", "clip_sample": "false"})
 ddpm_case("ddpm_i_cos_v_T100_n10_last_range2", S, {
     "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
     "num_inference_steps": "10", "timestep": "0", "prediction_type": "v_prediction",

@@ -352,6 +352,71 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
+    for (name, ddim) in [("ddim_step_200x60x51", true), ("ddpm_step_200x60x51", false)] {
+        if !wanted(name) {
+            continue;
+        }
+        let shape = [b(200), 60, 51];
+        let n: usize = shape.iter().product();
+        let (sd, md, zd) = (rnd(n), rnd(n), reference::random::normal(3, 0, n));
+        finish(measure(ctx, opts, || {
+            use crate::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
+            let (s, m, z) = (
+                Tensor::from_f32(ctx, &sd, &shape)?,
+                Tensor::from_f32(ctx, &md, &shape)?,
+                Tensor::from_f32(ctx, &zd, &shape)?,
+            );
+            // Platypose's sampler: cosine schedule, 50 training steps respaced to 20, x0 prediction.
+            let ddim_cfg = DdimConfig {
+                num_train_timesteps: 50,
+                beta_schedule: BetaSchedule::SquaredCosCapV2,
+                beta_start: 1e-4,
+                beta_end: 0.02,
+                num_inference_steps: 20,
+                prediction: Prediction::Sample,
+                clip: None,
+                eta: 0.5,
+                set_alpha_to_one: true,
+                steps_offset: 0,
+                spacing: Spacing::Linspace,
+            };
+            let ddpm_cfg = DdpmConfig {
+                num_train_timesteps: 50,
+                beta_schedule: BetaSchedule::SquaredCosCapV2,
+                beta_start: 1e-4,
+                beta_end: 0.02,
+                num_inference_steps: 25,
+                prediction: Prediction::Sample,
+                variance: VarianceType::FixedSmall,
+                clip: None,
+            };
+            let t = if ddim { ddim_cfg.timesteps()?[5] } else { ddpm_cfg.timesteps()?[5] };
+            let (sd, md, zd) = (&sd, &md, &zd);
+            Ok(Case {
+                name,
+                flops: 0.0,
+                bytes: 16.0 * n as f64,
+                record: Box::new(move |rec| {
+                    let noise = ops::Noise::Tensor(&z);
+                    let (prev, _) = if ddim {
+                        ops::ddim_step(rec, &ddim_cfg, t, &s, &m, noise)?
+                    } else {
+                        ops::ddpm_step(rec, &ddpm_cfg, t, &s, &m, noise)?
+                    };
+                    Ok(prev)
+                }),
+                check: Box::new(move |out| {
+                    let (r, _) = if ddim {
+                        reference::diffusion::ddim_step(&ddim_cfg, t, sd, md, Some(zd))?
+                    } else {
+                        reference::diffusion::ddpm_step(&ddpm_cfg, t, sd, md, Some(zd))?
+                    };
+                    Ok((max_abs_diff(out, &r), "full"))
+                }),
+            })
+        }));
+    }
+
     if wanted("layernorm_12200x512") {
         let rows = b(200) * 61;
         let (xd, wd, bd) = (rnd(rows * 512), rnd(512), rnd(512));

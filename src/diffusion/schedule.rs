@@ -217,7 +217,7 @@ fn position(op: &'static str, steps: &[usize], t: usize) -> Result<usize> {
 }
 
 /// `DDPMScheduler` (leading spacing, as diffusers' default).
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DdpmConfig {
     pub num_train_timesteps: usize,
     pub beta_schedule: BetaSchedule,
@@ -266,7 +266,7 @@ impl DdpmConfig {
 }
 
 /// `DDIMScheduler`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DdimConfig {
     pub num_train_timesteps: usize,
     pub beta_schedule: BetaSchedule,

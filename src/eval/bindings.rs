@@ -2,6 +2,7 @@
 //! op and its CPU reference.
 
 use super::{Backend, Case, OpSpec};
+use crate::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::{self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, SupDivisor};
@@ -49,6 +50,45 @@ pub static OPS: &[OpSpec] = &[
         run: divisive_norm,
     },
     OpSpec { name: "neurn", required: &["input"], optional: &[], params: &["kernel", "max_scope", "eps"], run: neurn },
+    OpSpec {
+        name: "ddpm_step",
+        required: &["sample", "model_output"],
+        optional: &["noise"],
+        params: &[
+            "num_train_timesteps",
+            "beta_schedule",
+            "beta_start",
+            "beta_end",
+            "num_inference_steps",
+            "timestep",
+            "prediction_type",
+            "variance_type",
+            "clip_sample",
+            "clip_sample_range",
+        ],
+        run: ddpm_step,
+    },
+    OpSpec {
+        name: "ddim_step",
+        required: &["sample", "model_output"],
+        optional: &["noise"],
+        params: &[
+            "num_train_timesteps",
+            "beta_schedule",
+            "beta_start",
+            "beta_end",
+            "num_inference_steps",
+            "timestep",
+            "prediction_type",
+            "clip_sample",
+            "clip_sample_range",
+            "eta",
+            "set_alpha_to_one",
+            "steps_offset",
+            "timestep_spacing",
+        ],
+        run: ddim_step,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -320,4 +360,114 @@ fn neurn(b: &Backend, c: &Case) -> Result<Outputs> {
         Backend::Cpu => HostTensor::new(x.shape.clone(), reference::neurn(&x.data, &x.shape, &p)?),
     };
     Ok(one("output", y))
+}
+
+/// The parameters shared by both schedulers.
+struct SchedulerCase {
+    t_train: usize,
+    schedule: BetaSchedule,
+    beta_start: f64,
+    beta_end: f64,
+    steps: usize,
+    timestep: usize,
+    prediction: Prediction,
+    clip: Option<f64>,
+}
+
+fn scheduler_case(c: &Case) -> Result<SchedulerCase> {
+    let t_train = c.usize("num_train_timesteps", 1000)?;
+    let timestep = c.required("timestep")?;
+    let timestep = timestep.parse().map_err(|_| c.bad("timestep", "not a non-negative integer"))?;
+    Ok(SchedulerCase {
+        t_train,
+        schedule: BetaSchedule::parse(&c.string("beta_schedule", "linear"))?,
+        beta_start: c.f64("beta_start", 1e-4)?,
+        beta_end: c.f64("beta_end", 0.02)?,
+        steps: c.usize("num_inference_steps", 1000)?,
+        timestep,
+        prediction: Prediction::parse(&c.string("prediction_type", "epsilon"))?,
+        clip: if c.bool("clip_sample", true)? { Some(c.f64("clip_sample_range", 1.0)?) } else { None },
+    })
+}
+
+/// sample, model_output and noise of one shape; runs `gpu` or `cpu`, returns both outputs.
+fn step_outputs(
+    b: &Backend,
+    c: &Case,
+    op: &'static str,
+    gpu: impl FnOnce(&mut Recorder, &Tensor, &Tensor, ops::Noise) -> Result<(Tensor, Tensor)>,
+    cpu: impl FnOnce(&[f32], &[f32], Option<&[f32]>) -> Result<(Vec<f32>, Vec<f32>)>,
+) -> Result<Outputs> {
+    let (s, m, z) = (c.tensor("sample")?, c.tensor("model_output")?, c.opt("noise"));
+    for (t, name) in [(Some(m), "model_output"), (z, "noise")] {
+        if let Some(t) = t {
+            if t.shape != s.shape {
+                return Err(Error::shape(op, name, &t.shape, format!("{:?} like sample", s.shape)));
+            }
+        }
+    }
+    let (prev, x0) = match b {
+        Backend::Gpu(ctx) => {
+            let (st, mt) = (up(ctx, s)?, up(ctx, m)?);
+            let zt = z.map(|t| up(ctx, t)).transpose()?;
+            let noise = zt.as_ref().map_or(ops::Noise::None, ops::Noise::Tensor);
+            let mut rec = ctx.recorder();
+            let (p, x) = gpu(&mut rec, &st, &mt, noise)?;
+            let (hp, hx) = (rec.read_back(&p), rec.read_back(&x));
+            let done = rec.submit()?;
+            (done.f32(hp, &p), done.f32(hx, &x))
+        }
+        Backend::Cpu => cpu(&s.data, &m.data, z.map(|t| &t.data[..]))?,
+    };
+    Ok(vec![
+        ("prev_sample".to_string(), HostTensor::new(s.shape.clone(), prev)),
+        ("pred_original_sample".to_string(), HostTensor::new(s.shape.clone(), x0)),
+    ])
+}
+
+fn ddpm_step(b: &Backend, c: &Case) -> Result<Outputs> {
+    let sc = scheduler_case(c)?;
+    let cfg = DdpmConfig {
+        num_train_timesteps: sc.t_train,
+        beta_schedule: sc.schedule,
+        beta_start: sc.beta_start,
+        beta_end: sc.beta_end,
+        num_inference_steps: sc.steps,
+        prediction: sc.prediction,
+        variance: VarianceType::parse(&c.string("variance_type", "fixed_small"))?,
+        clip: sc.clip,
+    };
+    let t = sc.timestep;
+    step_outputs(
+        b,
+        c,
+        "ddpm_step",
+        |rec, s, m, z| ops::ddpm_step(rec, &cfg, t, s, m, z),
+        |s, m, z| reference::diffusion::ddpm_step(&cfg, t, s, m, z),
+    )
+}
+
+fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
+    let sc = scheduler_case(c)?;
+    let cfg = DdimConfig {
+        num_train_timesteps: sc.t_train,
+        beta_schedule: sc.schedule,
+        beta_start: sc.beta_start,
+        beta_end: sc.beta_end,
+        num_inference_steps: sc.steps,
+        prediction: sc.prediction,
+        clip: sc.clip,
+        eta: c.f64("eta", 0.0)?,
+        set_alpha_to_one: c.bool("set_alpha_to_one", true)?,
+        steps_offset: c.usize("steps_offset", 0)?,
+        spacing: Spacing::parse(&c.string("timestep_spacing", "leading"))?,
+    };
+    let t = sc.timestep;
+    step_outputs(
+        b,
+        c,
+        "ddim_step",
+        |rec, s, m, z| ops::ddim_step(rec, &cfg, t, s, m, z),
+        |s, m, z| reference::diffusion::ddim_step(&cfg, t, s, m, z),
+    )
 }

@@ -100,6 +100,22 @@ impl Case {
             }
         }
     }
+    pub fn f64(&self, name: &str, default: f64) -> Result<f64> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(s) => {
+                let v: f64 = s.parse().map_err(|_| self.bad(name, "not a number"))?;
+                if !v.is_finite() {
+                    return Err(self.bad(name, "not finite"));
+                }
+                Ok(v)
+            }
+        }
+    }
+    /// A required parameter.
+    pub fn required(&self, name: &str) -> Result<&str> {
+        self.raw(name).ok_or_else(|| Error::Case(format!("{}: missing parameter {name:?}", self.op)))
+    }
     pub fn usize(&self, name: &str, default: usize) -> Result<usize> {
         match self.raw(name) {
             None => Ok(default),

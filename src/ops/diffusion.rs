@@ -167,3 +167,29 @@ pub fn add_noise(rec: &mut Recorder, x0: &Tensor, alpha_cumprod: f64, noise: Noi
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x0), None, z, Some(&out), None], groups)?;
     Ok(out)
 }
+
+/// A `DDPMScheduler.step` from timestep `t`: (prev_sample, pred_original_sample).
+pub fn ddpm_step(
+    rec: &mut Recorder,
+    cfg: &crate::diffusion::DdpmConfig,
+    t: usize,
+    sample: &Tensor,
+    model_output: &Tensor,
+    noise: Noise,
+) -> Result<(Tensor, Tensor)> {
+    let c = cfg.coeffs(t)?;
+    sampler_step(rec, sample, model_output, noise, &c)
+}
+
+/// A `DDIMScheduler.step` from timestep `t`: (prev_sample, pred_original_sample).
+pub fn ddim_step(
+    rec: &mut Recorder,
+    cfg: &crate::diffusion::DdimConfig,
+    t: usize,
+    sample: &Tensor,
+    model_output: &Tensor,
+    noise: Noise,
+) -> Result<(Tensor, Tensor)> {
+    let c = cfg.coeffs(t)?;
+    sampler_step(rec, sample, model_output, noise, &c)
+}

@@ -18,7 +18,7 @@ pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
 pub use copy::copy;
-pub use diffusion::{add_noise, cfg_combine, sampler_step, Noise};
+pub use diffusion::{add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, Noise};
 pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, SupDivisor};
 pub use matmul::{linear, matmul};
 pub use neurn::{neurn, MaxScope, NeurnParams};

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod box_filter;
 pub mod conv;
+pub mod diffusion;
 pub mod divisive_norm;
 pub mod matmul;
 pub mod neurn;

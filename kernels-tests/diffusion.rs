@@ -1,0 +1,199 @@
+//! The sampler kernels (shaders/diffusion.wgsl) against the per-element CPU reference of
+//! diffusers' DDPM and DDIM steps, for every schedule, prediction type and spacing; Philox noise
+//! fused into the step equals the same stream drawn by ops::random_normal; refusals.
+
+use crate::common::{assert_close, ctx, run1, up};
+use vcortex::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
+use vcortex::ops::{self, Noise};
+use vcortex::reference;
+use vcortex::rng::SplitMix;
+
+const SCHEDULES: [BetaSchedule; 3] = [BetaSchedule::Linear, BetaSchedule::ScaledLinear, BetaSchedule::SquaredCosCapV2];
+const PREDICTIONS: [Prediction; 3] = [Prediction::Epsilon, Prediction::Sample, Prediction::VPrediction];
+
+fn data(rng: &mut SplitMix, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    (rng.vec(n, -2.0, 2.0), rng.vec(n, -2.0, 2.0), reference::random::normal(rng.next_u64(), 0, n))
+}
+
+fn gpu_step(
+    shape: &[usize],
+    s: &[f32],
+    m: &[f32],
+    z: &[f32],
+    f: impl FnOnce(
+        &mut vcortex::Recorder,
+        &vcortex::Tensor,
+        &vcortex::Tensor,
+        Noise,
+    ) -> vcortex::Result<(vcortex::Tensor, vcortex::Tensor)>,
+) -> (Vec<f32>, Vec<f32>) {
+    let (st, mt, zt) = (up(s, shape), up(m, shape), up(z, shape));
+    let mut rec = ctx().recorder();
+    let (p, x) = f(&mut rec, &st, &mt, Noise::Tensor(&zt)).expect("step refused a valid case");
+    let (hp, hx) = (rec.read_back(&p), rec.read_back(&x));
+    let done = rec.submit().unwrap();
+    (done.f32(hp, &p), done.f32(hx, &x))
+}
+
+#[test]
+fn ddpm_steps_match_the_reference() {
+    let mut rng = SplitMix::new(41);
+    let shape = [3, 5, 7];
+    let (s, m, z) = data(&mut rng, 105);
+    for schedule in SCHEDULES {
+        for prediction in PREDICTIONS {
+            for (variance, clip, t_train, steps) in [
+                (VarianceType::FixedSmall, Some(1.0), 1000, 50),
+                (VarianceType::FixedLarge, None, 100, 100),
+                (VarianceType::FixedSmall, Some(2.0), 50, 7),
+            ] {
+                let cfg = DdpmConfig {
+                    num_train_timesteps: t_train,
+                    beta_schedule: schedule,
+                    beta_start: 1e-4,
+                    beta_end: 0.02,
+                    num_inference_steps: steps,
+                    prediction,
+                    variance,
+                    clip,
+                };
+                let ts = cfg.timesteps().unwrap();
+                for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
+                    let (wp, wx) = reference::diffusion::ddpm_step(&cfg, t, &s, &m, Some(&z)).unwrap();
+                    let (gp, gx) =
+                        gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| ops::ddpm_step(rec, &cfg, t, st, mt, n));
+                    let what = format!(
+                        "ddpm {schedule:?} {prediction:?} {variance:?} clip {clip:?} T {t_train} n {steps} t {t}"
+                    );
+                    // x0 of epsilon prediction divides by sqrt(abar), large near t = T: relative tolerance.
+                    assert_close(&gx, &wx, 1e-4, 1e-4, &format!("{what}: x0"));
+                    assert_close(&gp, &wp, 1e-4, 1e-4, &format!("{what}: prev"));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ddim_steps_match_the_reference() {
+    let mut rng = SplitMix::new(42);
+    let shape = [2, 60, 3];
+    let (s, m, z) = data(&mut rng, 360);
+    for schedule in SCHEDULES {
+        for prediction in PREDICTIONS {
+            for (eta, one, offset, spacing, steps) in [
+                (0.0, true, 0, Spacing::Leading, 50),
+                (0.5, false, 1, Spacing::Leading, 20),
+                (1.0, true, 0, Spacing::Trailing, 20),
+                (0.3, false, 0, Spacing::Linspace, 7),
+            ] {
+                let cfg = DdimConfig {
+                    num_train_timesteps: 1000,
+                    beta_schedule: schedule,
+                    beta_start: 1e-4,
+                    beta_end: 0.02,
+                    num_inference_steps: steps,
+                    prediction,
+                    clip: if eta > 0.4 { Some(1.5) } else { None },
+                    eta,
+                    set_alpha_to_one: one,
+                    steps_offset: offset,
+                    spacing,
+                };
+                let ts = cfg.timesteps().unwrap();
+                for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
+                    let (wp, wx) = reference::diffusion::ddim_step(&cfg, t, &s, &m, Some(&z)).unwrap();
+                    let (gp, gx) =
+                        gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| ops::ddim_step(rec, &cfg, t, st, mt, n));
+                    let what = format!("ddim {schedule:?} {prediction:?} eta {eta} one {one} offset {offset} {spacing:?} n {steps} t {t}");
+                    assert_close(&gx, &wx, 1e-4, 1e-4, &format!("{what}: x0"));
+                    assert_close(&gp, &wp, 1e-4, 1e-4, &format!("{what}: prev"));
+                }
+            }
+        }
+    }
+}
+
+/// Noise drawn inside the step kernel is the stream ops::random_normal draws.
+#[test]
+fn fused_philox_noise_equals_the_drawn_stream() {
+    let mut rng = SplitMix::new(43);
+    let shape = [4, 60, 51];
+    let n = 4 * 60 * 51;
+    let (s, m) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+    let cfg = DdimConfig {
+        num_train_timesteps: 1000,
+        beta_schedule: BetaSchedule::SquaredCosCapV2,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: 20,
+        prediction: Prediction::Sample,
+        clip: None,
+        eta: 1.0,
+        set_alpha_to_one: true,
+        steps_offset: 0,
+        spacing: Spacing::Leading,
+    };
+    let (st, mt) = (up(&s, &shape), up(&m, &shape));
+    let mut rec = ctx().recorder();
+    let z = ops::random_normal(&mut rec, &shape, 99, 5).unwrap();
+    let (a, _) = ops::ddim_step(&mut rec, &cfg, 500, &st, &mt, Noise::Tensor(&z)).unwrap();
+    let (b, _) = ops::ddim_step(&mut rec, &cfg, 500, &st, &mt, Noise::Philox { seed: 99, offset: 5 }).unwrap();
+    let (ha, hb) = (rec.read_back(&a), rec.read_back(&b));
+    let done = rec.submit().unwrap();
+    assert_close(&done.f32(hb, &b), &done.f32(ha, &a), 1e-6, 1e-6, "fused Philox noise");
+    // And equal to the CPU reference with the CPU's stream.
+    let (want, _) =
+        reference::diffusion::ddim_step(&cfg, 500, &s, &m, Some(&reference::random::normal(99, 5, n))).unwrap();
+    assert_close(&done.f32(hb, &b), &want, 1e-4, 1e-4, "fused Philox noise vs CPU");
+}
+
+#[test]
+fn guidance_and_forward_noising() {
+    let mut rng = SplitMix::new(44);
+    let (u, c, z) = (rng.vec(1000, -1.0, 1.0), rng.vec(1000, -1.0, 1.0), rng.vec(1000, -1.0, 1.0));
+    let got = run1(|rec| ops::cfg_combine(rec, &up(&u, &[1000]), &up(&c, &[1000]), 2.5));
+    let want: Vec<f32> = u.iter().zip(&c).map(|(&u, &c)| (u as f64 + 2.5 * (c as f64 - u as f64)) as f32).collect();
+    assert_close(&got, &want, 1e-6, 1e-6, "cfg");
+    let got = run1(|rec| ops::add_noise(rec, &up(&u, &[1000]), 0.3, Noise::Tensor(&up(&z, &[1000]))));
+    let want: Vec<f32> =
+        u.iter().zip(&z).map(|(&x, &z)| (0.3f64.sqrt() * x as f64 + 0.7f64.sqrt() * z as f64) as f32).collect();
+    assert_close(&got, &want, 1e-6, 1e-6, "add_noise");
+}
+
+#[test]
+fn steps_refuse_bad_input() {
+    let x = up(&[0.0; 6], &[2, 3]);
+    let y = up(&[0.0; 4], &[2, 2]);
+    let ddpm = DdpmConfig {
+        num_train_timesteps: 1000,
+        beta_schedule: BetaSchedule::Linear,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: 10,
+        prediction: Prediction::Epsilon,
+        variance: VarianceType::FixedSmall,
+        clip: Some(1.0),
+    };
+    let mut rec = ctx().recorder();
+    let e = ops::ddpm_step(&mut rec, &ddpm, 901, &x, &x, Noise::Tensor(&x)).unwrap_err();
+    assert!(e.to_string().contains("not on the schedule"), "{e}");
+    let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &y, Noise::Tensor(&x)).unwrap_err();
+    assert!(e.to_string().contains("model_output"), "{e}");
+    let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &x, Noise::None).unwrap_err();
+    assert!(e.to_string().contains("noise"), "{e}");
+    let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &x, Noise::Tensor(&y)).unwrap_err();
+    assert!(e.to_string().contains("noise"), "{e}");
+    // The last step adds no noise and needs none.
+    assert!(ops::ddpm_step(&mut rec, &ddpm, 0, &x, &x, Noise::None).is_ok());
+    for bad in [
+        DdpmConfig { num_inference_steps: 1001, ..ddpm.clone() },
+        DdpmConfig { beta_end: f64::NAN, ..ddpm.clone() },
+        DdpmConfig { beta_start: 0.0, ..ddpm.clone() },
+        DdpmConfig { clip: Some(f64::INFINITY), ..ddpm.clone() },
+        DdpmConfig { num_train_timesteps: 0, ..ddpm.clone() },
+    ] {
+        assert!(ops::ddpm_step(&mut rec, &bad, 900, &x, &x, Noise::Tensor(&x)).is_err(), "{bad:?}");
+    }
+    assert_eq!(rec.dispatch_count(), 1);
+}

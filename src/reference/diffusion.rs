@@ -1,0 +1,113 @@
+//! DDPM and DDIM steps written out per element as diffusers' `step()` does (not through
+//! `StepCoeffs`), in f64.
+
+use crate::diffusion::schedule::{alphas_cumprod, betas};
+use crate::diffusion::{DdimConfig, DdpmConfig, Prediction, VarianceType};
+use crate::error::{Error, Result};
+
+fn x0_and_eps(pred: Prediction, a: f64, x: f64, m: f64) -> (f64, f64) {
+    let b = 1.0 - a;
+    match pred {
+        Prediction::Epsilon => ((x - b.sqrt() * m) / a.sqrt(), m),
+        Prediction::Sample => (m, (x - a.sqrt() * m) / b.sqrt()),
+        Prediction::VPrediction => (a.sqrt() * x - b.sqrt() * m, a.sqrt() * m + b.sqrt() * x),
+    }
+}
+
+fn check_len(op: &'static str, n: usize, other: &[f32], what: &str) -> Result<()> {
+    if other.len() != n {
+        return Err(Error::DataLength { op, what: what.into(), got: other.len(), expected: n, shape: vec![n] });
+    }
+    Ok(())
+}
+
+/// `DDPMScheduler.step` with `noise` as the variance noise: (prev_sample, pred_original_sample).
+pub fn ddpm_step(
+    cfg: &DdpmConfig,
+    t: usize,
+    sample: &[f32],
+    model: &[f32],
+    noise: Option<&[f32]>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    check_len("ddpm_step", sample.len(), model, "model_output")?;
+    let ac = alphas_cumprod(&betas(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)?);
+    let steps = cfg.timesteps()?;
+    let i = steps
+        .iter()
+        .position(|&s| s == t)
+        .ok_or_else(|| Error::param("ddpm_step", "timestep", format!("{t} is not on the schedule")))?;
+    let a = ac[t];
+    let ap = if i + 1 < steps.len() { ac[steps[i + 1]] } else { 1.0 };
+    let cur_alpha = a / ap;
+    let cur_beta = 1.0 - cur_alpha;
+    let var = match cfg.variance {
+        VarianceType::FixedSmall => ((1.0 - ap) / (1.0 - a) * cur_beta).max(1e-20),
+        VarianceType::FixedLarge => cur_beta,
+    };
+    if t > 0 {
+        let z = noise.ok_or_else(|| Error::param("ddpm_step", "noise", "a step with t > 0 adds noise"))?;
+        check_len("ddpm_step", sample.len(), z, "noise")?;
+    }
+    let mut prev = vec![0f32; sample.len()];
+    let mut x0s = vec![0f32; sample.len()];
+    for k in 0..sample.len() {
+        let (x, m) = (sample[k] as f64, model[k] as f64);
+        let (mut x0, _) = x0_and_eps(cfg.prediction, a, x, m);
+        if let Some(r) = cfg.clip {
+            x0 = x0.clamp(-r, r);
+        }
+        let mut p = (ap.sqrt() * cur_beta / (1.0 - a)) * x0 + (cur_alpha.sqrt() * (1.0 - ap) / (1.0 - a)) * x;
+        if t > 0 {
+            p += var.sqrt() * noise.map_or(0.0, |z| z[k] as f64);
+        }
+        prev[k] = p as f32;
+        x0s[k] = x0 as f32;
+    }
+    Ok((prev, x0s))
+}
+
+/// `DDIMScheduler.step(eta, variance_noise = noise)`: (prev_sample, pred_original_sample).
+pub fn ddim_step(
+    cfg: &DdimConfig,
+    t: usize,
+    sample: &[f32],
+    model: &[f32],
+    noise: Option<&[f32]>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    check_len("ddim_step", sample.len(), model, "model_output")?;
+    let ac = alphas_cumprod(&betas(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)?);
+    if !cfg.timesteps()?.contains(&t) {
+        return Err(Error::param("ddim_step", "timestep", format!("{t} is not on the schedule")));
+    }
+    let prev_t = t as i64 - (cfg.num_train_timesteps / cfg.num_inference_steps) as i64;
+    let a = ac[t];
+    let ap = if prev_t >= 0 {
+        ac[prev_t as usize]
+    } else if cfg.set_alpha_to_one {
+        1.0
+    } else {
+        ac[0]
+    };
+    let variance = (1.0 - ap) / (1.0 - a) * (1.0 - a / ap);
+    let std = cfg.eta * variance.sqrt();
+    if cfg.eta > 0.0 {
+        let z = noise.ok_or_else(|| Error::param("ddim_step", "noise", "eta > 0 needs noise"))?;
+        check_len("ddim_step", sample.len(), z, "noise")?;
+    }
+    let mut prev = vec![0f32; sample.len()];
+    let mut x0s = vec![0f32; sample.len()];
+    for k in 0..sample.len() {
+        let (x, m) = (sample[k] as f64, model[k] as f64);
+        let (mut x0, eps) = x0_and_eps(cfg.prediction, a, x, m);
+        if let Some(r) = cfg.clip {
+            x0 = x0.clamp(-r, r);
+        }
+        let mut p = ap.sqrt() * x0 + (1.0 - ap - std * std).max(0.0).sqrt() * eps;
+        if cfg.eta > 0.0 {
+            p += std * noise.map_or(0.0, |z| z[k] as f64);
+        }
+        prev[k] = p as f32;
+        x0s[k] = x0 as f32;
+    }
+    Ok((prev, x0s))
+}
