@@ -7,6 +7,7 @@ mod conv;
 mod diffusion;
 mod elementwise;
 mod errors;
+mod flows;
 mod golden;
 mod matmul;
 mod norm;

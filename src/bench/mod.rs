@@ -417,6 +417,31 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
+    if wanted("rq_spline_65536x3_k10") {
+        let (n, k) = (b(65536) * 3, 10);
+        let xd: Vec<f32> = rnd(n).iter().map(|v| 4.0 * v).collect();
+        let (wd, hd, dd) = (rnd(n * k), rnd(n * k), rnd(n * (k - 1)));
+        finish(measure(ctx, opts, || {
+            let shape = [n / 3, 3];
+            let x = Tensor::from_f32(ctx, &xd, &shape)?;
+            let w = Tensor::from_f32(ctx, &wd, &[n / 3, 3, k])?;
+            let h = Tensor::from_f32(ctx, &hd, &[n / 3, 3, k])?;
+            let d = Tensor::from_f32(ctx, &dd, &[n / 3, 3, k - 1])?;
+            let p = ops::SplineParams { tail_bound: 3.0, ..Default::default() };
+            let (xd, wd, hd, dd) = (&xd, &wd, &hd, &dd);
+            Ok(Case {
+                name: "rq_spline_65536x3_k10",
+                flops: 0.0,
+                bytes: 4.0 * (n * 3 + n * (3 * k - 1)) as f64,
+                record: Box::new(move |rec| Ok(ops::rq_spline(rec, &x, &w, &h, &d, &p)?.0)),
+                check: Box::new(move |out| {
+                    let (r, _) = reference::flows::rq_spline(xd, &[n], wd, &[n, k], hd, &[n, k], dd, &[n, k - 1], &p)?;
+                    Ok((max_abs_diff(out, &r), "full"))
+                }),
+            })
+        }));
+    }
+
     if wanted("layernorm_12200x512") {
         let rows = b(200) * 61;
         let (xd, wd, bd) = (rnd(rows * 512), rnd(512), rnd(512));

@@ -89,6 +89,20 @@ pub static OPS: &[OpSpec] = &[
         ],
         run: ddim_step,
     },
+    OpSpec {
+        name: "rq_spline",
+        required: &["input", "widths", "heights", "derivatives"],
+        optional: &[],
+        params: &["inverse", "tail_bound", "min_bin_width", "min_bin_height", "min_derivative"],
+        run: rq_spline,
+    },
+    OpSpec {
+        name: "affine_coupling",
+        required: &["input", "shift", "scale_raw", "mask"],
+        optional: &[],
+        params: &["inverse"],
+        run: affine_coupling,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -470,4 +484,59 @@ fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
         |rec, s, m, z| ops::ddim_step(rec, &cfg, t, s, m, z),
         |s, m, z| reference::diffusion::ddim_step(&cfg, t, s, m, z),
     )
+}
+
+fn rq_spline(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, w, h, d) = (c.tensor("input")?, c.tensor("widths")?, c.tensor("heights")?, c.tensor("derivatives")?);
+    let p = ops::SplineParams {
+        inverse: c.bool("inverse", false)?,
+        tail_bound: c.f32("tail_bound", 1.0)?,
+        min_bin_width: c.f32("min_bin_width", 1e-3)?,
+        min_bin_height: c.f32("min_bin_height", 1e-3)?,
+        min_derivative: c.f32("min_derivative", 1e-3)?,
+    };
+    let (y, lad) = match b {
+        Backend::Gpu(ctx) => {
+            let t: Vec<Tensor> = [x, w, h, d].iter().map(|t| up(ctx, t)).collect::<Result<_>>()?;
+            let mut rec = ctx.recorder();
+            let (y, l) = ops::rq_spline(&mut rec, &t[0], &t[1], &t[2], &t[3], &p)?;
+            let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
+            let done = rec.submit()?;
+            (done.f32(hy, &y), done.f32(hl, &l))
+        }
+        Backend::Cpu => {
+            reference::flows::rq_spline(&x.data, &x.shape, &w.data, &w.shape, &h.data, &h.shape, &d.data, &d.shape, &p)?
+        }
+    };
+    Ok(vec![
+        ("output".to_string(), HostTensor::new(x.shape.clone(), y)),
+        ("logabsdet".to_string(), HostTensor::new(x.shape.clone(), lad)),
+    ])
+}
+
+fn affine_coupling(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, sh, sc, m) = (c.tensor("input")?, c.tensor("shift")?, c.tensor("scale_raw")?, c.tensor("mask")?);
+    let inverse = c.bool("inverse", false)?;
+    if m.shape.len() != 1 {
+        return Err(Error::shape("affine_coupling", "mask", &m.shape, "[D]"));
+    }
+    let mask: Vec<bool> = m.data.iter().map(|&v| v > 0.0).collect();
+    let (y, ld) = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, st, rt) = (up(ctx, x)?, up(ctx, sh)?, up(ctx, sc)?);
+            let mut rec = ctx.recorder();
+            let (y, l) = ops::affine_coupling(&mut rec, &xt, &st, &rt, &mask, inverse)?;
+            let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
+            let done = rec.submit()?;
+            (done.f32(hy, &y), done.f32(hl, &l))
+        }
+        Backend::Cpu => {
+            ops::flows::affine_shapes(&x.shape, &sh.shape, &sc.shape, &mask)?;
+            reference::flows::affine_coupling(&x.data, x.shape[0], x.shape[1], &sh.data, &sc.data, &mask, inverse)
+        }
+    };
+    Ok(vec![
+        ("output".to_string(), HostTensor::new(x.shape.clone(), y)),
+        ("logdet".to_string(), HostTensor::new(vec![x.shape[0]], ld)),
+    ])
 }

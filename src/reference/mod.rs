@@ -6,6 +6,7 @@ pub mod box_filter;
 pub mod conv;
 pub mod diffusion;
 pub mod divisive_norm;
+pub mod flows;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;

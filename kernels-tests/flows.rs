@@ -1,0 +1,224 @@
+//! Flow couplings (shaders/flows.wgsl) against nflows' algorithm in the CPU reference: random and
+//! awkward inputs (on knots, at ±B, far outside), inverse(forward(x)) = x, log-dets against
+//! finite differences, refusals.
+
+use crate::common::{assert_close, ctx, up};
+use vcortex::ops::{self, SplineParams};
+use vcortex::reference::flows as rf;
+use vcortex::rng::SplitMix;
+
+struct Spline {
+    n: usize,
+    k: usize,
+    x: Vec<f32>,
+    w: Vec<f32>,
+    h: Vec<f32>,
+    d: Vec<f32>,
+}
+
+fn spline(rng: &mut SplitMix, n: usize, k: usize, lo: f32, hi: f32) -> Spline {
+    // Unnormalized parameters spread like a conditioner's outputs. (Much wider logits make bins
+    // near the minimum width, where f32 rounding of y is amplified by 1/(dy/dx) in the inverse: a
+    // property of the spline, shared by nflows in float32.)
+    Spline {
+        n,
+        k,
+        x: rng.vec(n, lo, hi),
+        w: rng.vec(n * k, -1.5, 1.5),
+        h: rng.vec(n * k, -1.5, 1.5),
+        d: rng.vec(n * (k - 1), -1.5, 1.5),
+    }
+}
+
+fn gpu(s: &Spline, x: &[f32], p: &SplineParams) -> (Vec<f32>, Vec<f32>) {
+    let (n, k) = (s.n, s.k);
+    let mut rec = ctx().recorder();
+    let (y, l) =
+        ops::rq_spline(&mut rec, &up(x, &[n]), &up(&s.w, &[n, k]), &up(&s.h, &[n, k]), &up(&s.d, &[n, k - 1]), p)
+            .unwrap();
+    let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
+    let done = rec.submit().unwrap();
+    (done.f32(hy, &y), done.f32(hl, &l))
+}
+
+/// Compares GPU output and log-det with the f64 reference, allowing 1e-4 + 1e-4·|ref| plus what
+/// moving the input by a few f32 ulps of B does at that point (measured on the f64 reference):
+/// where bins are narrow the spline is steeply curved and f32 knots carry ~1e-7 relative error
+/// from exp alone, as they do in nflows on float32.
+fn assert_spline_close(s: &Spline, x: &[f32], p: &SplineParams, got: (&[f32], &[f32]), what: &str) {
+    let k = s.k;
+    let slack = 8.0 * f32::EPSILON as f64 * p.tail_bound as f64;
+    for i in 0..s.n {
+        let (w, h, d) = (&s.w[i * k..(i + 1) * k], &s.h[i * k..(i + 1) * k], &s.d[i * (k - 1)..(i + 1) * (k - 1)]);
+        let v = x[i] as f64;
+        let (y, l) = rf::rq_spline_f64(v, w, h, d, p);
+        let (mut dy, mut dl) = (0f64, 0f64);
+        for e in [-slack, slack] {
+            let (y2, l2) = rf::rq_spline_f64(v + e, w, h, d, p);
+            dy = dy.max((y2 - y).abs());
+            dl = dl.max((l2 - l).abs());
+        }
+        let (gy, gl) = (got.0[i] as f64, got.1[i] as f64);
+        assert!(
+            (gy - y).abs() <= 1e-4 + 1e-4 * y.abs() + dy,
+            "{what}: element {i} at {v}: output {gy} vs {y} (allowed {:.2e})",
+            1e-4 + 1e-4 * y.abs() + dy
+        );
+        assert!(
+            (gl - l).abs() <= 1e-4 + 1e-4 * l.abs() + dl,
+            "{what}: element {i} at {v}: logabsdet {gl} vs {l} (allowed {:.2e})",
+            1e-4 + 1e-4 * l.abs() + dl
+        );
+    }
+}
+
+#[allow(dead_code)]
+fn cpu(s: &Spline, x: &[f32], p: &SplineParams) -> (Vec<f32>, Vec<f32>) {
+    let (n, k) = (s.n, s.k);
+    rf::rq_spline(x, &[n], &s.w, &[n, k], &s.h, &[n, k], &s.d, &[n, k - 1], p).unwrap()
+}
+
+#[test]
+fn spline_matches_the_reference_both_ways() {
+    let mut rng = SplitMix::new(51);
+    for (k, bound) in [(2usize, 1.0f32), (5, 1.5), (10, 3.0), (17, 5.0)] {
+        let s = spline(&mut rng, 2000, k, -1.3 * bound, 1.3 * bound);
+        for inverse in [false, true] {
+            let p = SplineParams { inverse, tail_bound: bound, ..Default::default() };
+            let (gy, gl) = gpu(&s, &s.x, &p);
+            assert_spline_close(&s, &s.x, &p, (&gy, &gl), &format!("spline K {k} B {bound} inverse {inverse}"));
+        }
+    }
+}
+
+#[test]
+fn spline_awkward_inputs() {
+    let mut rng = SplitMix::new(52);
+    let k = 8;
+    let bound = 3.0;
+    let mut s = spline(&mut rng, 64, k, 0.0, 0.0);
+    // Element i sits on knot i % (K+1) of its own spline, at ±B, far outside, or 0.
+    for i in 0..s.n {
+        let kn = rf::spline_knots(&s.w[i * k..(i + 1) * k], 1e-3, bound);
+        s.x[i] = match i % 12 {
+            j if j <= k => kn[j] as f32,
+            9 => -bound,
+            10 => 1e4,
+            _ => -100.0,
+        };
+    }
+    for (inverse, min) in [(false, 1e-3f32), (true, 1e-3), (false, 0.05)] {
+        let p =
+            SplineParams { inverse, tail_bound: bound, min_bin_width: min, min_bin_height: min, min_derivative: min };
+        let (gy, gl) = gpu(&s, &s.x, &p);
+        assert_spline_close(&s, &s.x, &p, (&gy, &gl), &format!("awkward inverse {inverse}"));
+        assert!(gy.iter().chain(&gl).all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn spline_inverse_undoes_forward_on_the_gpu() {
+    let mut rng = SplitMix::new(53);
+    let s = spline(&mut rng, 5000, 10, -3.5, 3.5);
+    let fwd = SplineParams { tail_bound: 3.0, ..Default::default() };
+    let (y, lf) = gpu(&s, &s.x, &fwd);
+    let (x, li) = gpu(&s, &y, &SplineParams { inverse: true, ..fwd });
+    // To 1e-5, plus the f32 rounding of y carried back through the slope: |dx| = |dy| / (dy/dx).
+    for i in 0..s.n {
+        let k = s.k;
+        let (w, h, d) = (&s.w[i * k..(i + 1) * k], &s.h[i * k..(i + 1) * k], &s.d[i * (k - 1)..(i + 1) * (k - 1)]);
+        let (_, lad) = rf::rq_spline_f64(s.x[i] as f64, w, h, d, &fwd);
+        let carried = 4.0 * f32::EPSILON as f64 * (y[i].abs() as f64).max(1.0) / lad.exp();
+        let err = (x[i] as f64 - s.x[i] as f64).abs();
+        assert!(
+            err <= 1e-5 + carried,
+            "element {i}: inverse(forward({})) = {} (|err| {err:.2e}, allowed {:.2e})",
+            s.x[i],
+            x[i],
+            1e-5 + carried
+        );
+    }
+    // The log-dets cancel, up to what the round trip's x error moves them (f64 reference).
+    for i in 0..s.n {
+        let k = s.k;
+        let (w, h, d) = (&s.w[i * k..(i + 1) * k], &s.h[i * k..(i + 1) * k], &s.d[i * (k - 1)..(i + 1) * (k - 1)]);
+        let (_, l0) = rf::rq_spline_f64(s.x[i] as f64, w, h, d, &fwd);
+        let (_, l1) = rf::rq_spline_f64(x[i] as f64, w, h, d, &fwd);
+        let allowed = 2e-4 + 2.0 * (l1 - l0).abs();
+        let sum = (lf[i] + li[i]) as f64;
+        assert!(sum.abs() <= allowed, "element {i}: logdet forward + inverse = {sum:.3e} (allowed {allowed:.2e})");
+    }
+}
+
+#[test]
+fn spline_logdet_is_the_derivative() {
+    let mut rng = SplitMix::new(54);
+    let s = spline(&mut rng, 300, 6, -2.2, 2.2);
+    let p = SplineParams { tail_bound: 2.0, ..Default::default() };
+    let eps = 1e-6;
+    for i in 0..s.n {
+        let (w, h, d) = (&s.w[i * 6..(i + 1) * 6], &s.h[i * 6..(i + 1) * 6], &s.d[i * 5..(i + 1) * 5]);
+        let x = s.x[i] as f64;
+        let (_, lad) = rf::rq_spline_f64(x, w, h, d, &p);
+        // Central difference away from the knots (where the derivative is continuous anyway) and ±B.
+        let (yp, _) = rf::rq_spline_f64(x + eps, w, h, d, &p);
+        let (ym, _) = rf::rq_spline_f64(x - eps, w, h, d, &p);
+        let fd = ((yp - ym) / (2.0 * eps)).ln();
+        assert!((fd - lad).abs() < 1e-5, "element {i} at {x}: log|dy/dx| {lad} vs finite difference {fd}");
+    }
+}
+
+#[test]
+fn affine_coupling_both_ways() {
+    let mut rng = SplitMix::new(55);
+    for mask in [vec![true, false, true, false, false], vec![true, true, true], vec![false, false, false, true]] {
+        let (n, d) = (33usize, mask.len());
+        let t = mask.iter().filter(|&&m| m).count();
+        let (x, sh, sc) = (rng.vec(n * d, -3.0, 3.0), rng.vec(n * t, -1.0, 1.0), rng.vec(n * t, -4.0, 4.0));
+        let run = |inp: &[f32], inverse: bool| {
+            let mut rec = ctx().recorder();
+            let (y, l) =
+                ops::affine_coupling(&mut rec, &up(inp, &[n, d]), &up(&sh, &[n, t]), &up(&sc, &[n, t]), &mask, inverse)
+                    .unwrap();
+            let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
+            let done = rec.submit().unwrap();
+            (done.f32(hy, &y), done.f32(hl, &l))
+        };
+        let (y, lf) = run(&x, false);
+        let (wy, wl) = rf::affine_coupling(&x, n, d, &sh, &sc, &mask, false);
+        assert_close(&y, &wy, 1e-5, 1e-5, &format!("affine {mask:?}"));
+        assert_close(&lf, &wl, 1e-5, 1e-5, &format!("affine {mask:?} logdet"));
+        let (back, li) = run(&y, true);
+        assert_close(&back, &x, 1e-4, 1e-4, &format!("affine {mask:?} inverse(forward)"));
+        let sum: Vec<f32> = lf.iter().zip(&li).map(|(a, b)| a + b).collect();
+        assert_close(&sum, &vec![0.0; n], 1e-5, 0.0, "affine logdets cancel");
+    }
+}
+
+#[test]
+fn flows_refuse_bad_input() {
+    let x = up(&[0.0; 6], &[2, 3]);
+    let w = up(&[0.0; 60], &[2, 3, 10]);
+    let h9 = up(&[0.0; 54], &[2, 3, 9]);
+    let d9 = up(&[0.0; 54], &[2, 3, 9]);
+    let d8 = up(&[0.0; 48], &[2, 3, 8]);
+    let mut rec = ctx().recorder();
+    let p = SplineParams::default();
+    let e = ops::rq_spline(&mut rec, &x, &w, &h9, &d9, &p).unwrap_err();
+    assert!(e.to_string().contains("heights"), "{e}");
+    let e = ops::rq_spline(&mut rec, &x, &w, &w, &d8, &p).unwrap_err();
+    assert!(e.to_string().contains("derivatives"), "{e}");
+    for bad in [
+        SplineParams { tail_bound: f32::INFINITY, ..p },
+        SplineParams { tail_bound: 0.0, ..p },
+        SplineParams { min_bin_width: 0.1, ..p },
+        SplineParams { min_derivative: f32::NAN, ..p },
+    ] {
+        assert!(ops::rq_spline(&mut rec, &x, &w, &w, &d9, &bad).is_err(), "{bad:?}");
+    }
+    let s2 = up(&[0.0; 4], &[2, 2]);
+    assert!(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[true, false], false).is_err());
+    assert!(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[false, false, false], false).is_err());
+    assert!(ops::affine_coupling(&mut rec, &x, &s2, &up(&[0.0; 2], &[2, 1]), &[true, true, false], false).is_err());
+    assert_eq!(rec.dispatch_count(), 0);
+}

@@ -1,0 +1,205 @@
+//! Normalizing-flow couplings (shaders/flows.wgsl), nflows conventions (models.md §8): the
+//! rational-quadratic spline with linear tails and the affine coupling, forward and inverse, each
+//! one fused pass returning its log-determinant.
+
+use super::finite;
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplineParams {
+    pub inverse: bool,
+    pub tail_bound: f32,
+    pub min_bin_width: f32,
+    pub min_bin_height: f32,
+    pub min_derivative: f32,
+}
+
+impl Default for SplineParams {
+    fn default() -> Self {
+        SplineParams {
+            inverse: false,
+            tail_bound: 1.0,
+            min_bin_width: 1e-3,
+            min_bin_height: 1e-3,
+            min_derivative: 1e-3,
+        }
+    }
+}
+
+impl SplineParams {
+    /// Checks the parameters for K bins.
+    pub fn validate(&self, k: usize) -> Result<()> {
+        const OP: &str = "rq_spline";
+        finite(OP, "tail_bound", self.tail_bound, true)?;
+        for (name, v) in [("min_bin_width", self.min_bin_width), ("min_bin_height", self.min_bin_height)] {
+            finite(OP, name, v, false)?;
+            if v < 0.0 || v * k as f32 >= 1.0 {
+                return Err(Error::param(OP, name, format!("{v} must be >= 0 and below 1/K = {}", 1.0 / k as f32)));
+            }
+        }
+        finite(OP, "min_derivative", self.min_derivative, false)?;
+        if !(self.min_derivative >= 0.0 && self.min_derivative < 1.0) {
+            return Err(Error::param(OP, "min_derivative", format!("{} must be in [0, 1)", self.min_derivative)));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the spline's shapes: input [..., D] (any leading dims), widths and heights [..., K],
+/// derivatives [..., K−1]. Returns K.
+pub fn spline_shapes(x: &[usize], w: &[usize], h: &[usize], d: &[usize]) -> Result<usize> {
+    const OP: &str = "rq_spline";
+    let k = *w.last().ok_or_else(|| Error::shape(OP, "widths", w, "[..., K]"))?;
+    let expect = |what: &str, got: &[usize], last: usize| -> Result<()> {
+        if got.len() != x.len() + 1 || got[..x.len()] != *x || got[x.len()] != last {
+            let mut e: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+            e.push(last.to_string());
+            return Err(Error::shape(OP, what, got, format!("[{}]", e.join(", "))));
+        }
+        Ok(())
+    };
+    if k < 2 {
+        return Err(Error::shape(OP, "widths", w, "at least 2 bins"));
+    }
+    expect("widths", w, k)?;
+    expect("heights", h, k)?;
+    expect("derivatives", d, k - 1)?;
+    Ok(k)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RqParams {
+    n: u32,
+    k: u32,
+    inverse: u32,
+    _p: u32,
+    bound: f32,
+    min_w: f32,
+    min_h: f32,
+    min_d: f32,
+}
+
+/// The unconstrained rational-quadratic spline (tails linear outside [−B, B]) of every element of
+/// x: returns (output, log|det|) elementwise, both of x's shape.
+pub fn rq_spline(
+    rec: &mut Recorder,
+    x: &Tensor,
+    widths: &Tensor,
+    heights: &Tensor,
+    derivatives: &Tensor,
+    p: &SplineParams,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "rq_spline";
+    for (t, name) in [(x, "input"), (widths, "widths"), (heights, "heights"), (derivatives, "derivatives")] {
+        t.expect_f32(OP, name)?;
+    }
+    let k = spline_shapes(x.shape(), widths.shape(), heights.shape(), derivatives.shape())?;
+    p.validate(k)?;
+    let ctx = rec.context();
+    let params = RqParams {
+        n: x.numel() as u32,
+        k: k as u32,
+        inverse: p.inverse as u32,
+        _p: 0,
+        bound: p.tail_bound,
+        min_w: p.min_bin_width,
+        min_h: p.min_bin_height,
+        min_d: p.min_derivative,
+    };
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &bindings))?;
+    let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
+    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let lad = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&params),
+        &[Some(x), Some(widths), Some(heights), Some(derivatives), Some(&y), Some(&lad)],
+        groups,
+    )?;
+    Ok((y, lad))
+}
+
+/// Checks an affine coupling's shapes: x [N, D], mask of D, shift and scale_raw [N, T] for the T
+/// features the mask transforms. Returns T.
+pub fn affine_shapes(x: &[usize], shift: &[usize], scale_raw: &[usize], mask: &[bool]) -> Result<usize> {
+    const OP: &str = "affine_coupling";
+    if x.len() != 2 || x.contains(&0) {
+        return Err(Error::shape(OP, "input", x, "[N, D]"));
+    }
+    let (n, d) = (x[0], x[1]);
+    if mask.len() != d {
+        return Err(Error::shape(OP, "mask", &[mask.len()], format!("[{d}]")));
+    }
+    let t = mask.iter().filter(|&&m| m).count();
+    if t == 0 {
+        return Err(Error::param(OP, "mask", "transforms no feature"));
+    }
+    for (s, name) in [(shift, "shift"), (scale_raw, "scale_raw")] {
+        if s != [n, t] {
+            return Err(Error::shape(OP, name, s, format!("[{n}, {t}] ({t} transformed features)")));
+        }
+    }
+    Ok(t)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AffineParams {
+    n: u32,
+    d: u32,
+    t: u32,
+    inverse: u32,
+}
+
+/// Affine coupling on x [N, D]: the features where `mask` is true (T of them, in order) are
+/// transformed with shift [N, T] and scale = sigmoid(scale_raw [N, T] + 2) + 1e-3; the others are
+/// copied. Returns (output [N, D], logdet [N]).
+pub fn affine_coupling(
+    rec: &mut Recorder,
+    x: &Tensor,
+    shift: &Tensor,
+    scale_raw: &Tensor,
+    mask: &[bool],
+    inverse: bool,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "affine_coupling";
+    x.expect_f32(OP, "input")?;
+    shift.expect_f32(OP, "shift")?;
+    scale_raw.expect_f32(OP, "scale_raw")?;
+    let t = affine_shapes(x.shape(), shift.shape(), scale_raw.shape(), mask)?;
+    let (n, d) = (x.shape()[0], x.shape()[1]);
+    let ctx = rec.context();
+    let mut next = 0i32;
+    let map: Vec<i32> = mask
+        .iter()
+        .map(|&m| {
+            if m {
+                next += 1;
+                next - 1
+            } else {
+                -1
+            }
+        })
+        .collect();
+    // The feature map travels as the bits of an f32 tensor (read as i32 by the kernel).
+    let map_t = Tensor::from_f32(ctx, bytemuck::cast_slice(&map), &[d])?;
+    let params = AffineParams { n: n as u32, d: d as u32, t: t as u32, inverse: inverse as u32 };
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+    let kernel = ctx.kernel(&PipelineKey::new("flows", "affine_coupling", &bindings))?;
+    let groups = super::elementwise_grid(ctx, n, OP)?;
+    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let logdet = Tensor::alloc(ctx, OP, &[n], DType::F32)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&params),
+        &[Some(x), Some(shift), Some(scale_raw), Some(&map_t), Some(&y), Some(&logdet)],
+        groups,
+    )?;
+    Ok((y, logdet))
+}
