@@ -29,18 +29,23 @@ float32 at the end:
                     features[c,m] (+ bias[m])
 - poisson_nll:      rate - target * log(rate + eps), then none/sum/mean
                     (F.poisson_nll_loss(log_input=False, full=False)); sum and
-                    mean give a 0-dimensional `output` (shape [])
+                    mean give a 0-dimensional `output` (shape []).
+                    Default eps 1e-8 is torch's; neuralpredictors' own
+                    PoissonLoss uses bias 1e-12 (cases *_eps1e-12_*)
 - zig_loglik:       models.md section 6.2, masked form, per element:
                     [y<=loc] (log(1-q) - log loc)
                     + [y>loc] (log q + (k-1) log(y-loc) - (y-loc)/theta
                                - k log theta - lgamma(k))
+                    y == loc takes the spike branch, as the spec says (the
+                    neuralpredictors ZIGLoss code masks y < loc / y >= loc,
+                    which puts y == loc in the slab with log(0))
 
 Cross-checks made before writing (the script stops if one fails):
 F.grid_sample against an explicit bilinear formula; every gaussian_readout
 case against `neuralpredictors.layers.readouts.FullGaussian2d(...).eval()`
 (float64, parameters set by hand); every poisson_nll case against
 F.poisson_nll_loss and neuralpredictors `PoissonLoss(bias=eps)`; every
-zig_loglik case against torch.distributions.Gamma.
+zig_loglik case against torch.distributions (Gamma slab, Uniform spike).
 
 The script also recomputes every case in plain float32 torch (what an F32
 engine would do) and prints, per case, the largest error as a share of

@@ -442,6 +442,34 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
+    if wanted("gaussian_readout_8000") {
+        let m = 8000;
+        let xd = rnd(fnum);
+        let (mud, fd, bd) = (rnd(2 * m), rnd(64 * m), rnd(m));
+        finish(measure(ctx, opts, || {
+            let x = Tensor::from_f32(ctx, &xd, &fs)?;
+            let (mu, f, bias) = (
+                Tensor::from_f32(ctx, &mud, &[m, 2])?,
+                Tensor::from_f32(ctx, &fd, &[64, m])?,
+                Tensor::from_f32(ctx, &bd, &[m])?,
+            );
+            let (xd, mud, fd, bd) = (&xd, &mud, &fd, &bd);
+            Ok(Case {
+                name: "gaussian_readout_8000",
+                flops: 0.0,
+                // As torch_peers.py counts it: four taps per channel per neuron per image, plus the output.
+                bytes: 4.0 * (fs[0] * m * 64 * 4 + fs[0] * m) as f64,
+                record: Box::new(move |rec| ops::gaussian_readout(rec, &x, &mu, &f, Some(&bias), None, true)),
+                check: Box::new(move |out| {
+                    let per = 64 * 28 * 56;
+                    let r =
+                        reference::readout::gaussian_readout(&xd[..per], 1, 64, 28, 56, mud, fd, Some(bd), None, true);
+                    Ok((max_abs_diff(&out[..m], &r), if fs[0] > 1 { "slice" } else { "full" }))
+                }),
+            })
+        }));
+    }
+
     if wanted("layernorm_12200x512") {
         let rows = b(200) * 61;
         let (xd, wd, bd) = (rnd(rows * 512), rnd(512), rnd(512));

@@ -103,6 +103,34 @@ pub static OPS: &[OpSpec] = &[
         params: &["inverse"],
         run: affine_coupling,
     },
+    OpSpec {
+        name: "grid_sample",
+        required: &["input", "grid"],
+        optional: &[],
+        params: &["align_corners"],
+        run: grid_sample,
+    },
+    OpSpec {
+        name: "gaussian_readout",
+        required: &["input", "mu", "features"],
+        optional: &["bias", "shift"],
+        params: &["align_corners"],
+        run: gaussian_readout,
+    },
+    OpSpec {
+        name: "poisson_nll",
+        required: &["rate", "target"],
+        optional: &[],
+        params: &["eps", "reduction"],
+        run: poisson_nll,
+    },
+    OpSpec {
+        name: "zig_loglik",
+        required: &["target", "q", "theta", "k", "loc"],
+        optional: &[],
+        params: &[],
+        run: zig_loglik,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -539,4 +567,140 @@ fn affine_coupling(b: &Backend, c: &Case) -> Result<Outputs> {
         ("output".to_string(), HostTensor::new(x.shape.clone(), y)),
         ("logdet".to_string(), HostTensor::new(vec![x.shape[0]], ld)),
     ])
+}
+
+/// Checks the rank and returns [N, C, H, W] of a host tensor.
+fn host_nchw(op: &'static str, t: &HostTensor) -> Result<[usize; 4]> {
+    match t.shape[..] {
+        [n, c, h, w] if n * c * h * w > 0 => Ok([n, c, h, w]),
+        _ => Err(Error::shape(op, "input", &t.shape, "[N, C, H, W]")),
+    }
+}
+
+fn grid_sample(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, g) = (c.tensor("input")?, c.tensor("grid")?);
+    let align = c.bool("align_corners", false)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, gt) = (up(ctx, x)?, up(ctx, g)?);
+            on_gpu(ctx, |rec| ops::grid_sample(rec, &xt, &gt, align))?
+        }
+        Backend::Cpu => {
+            let [n, ch, h, w] = host_nchw("grid_sample", x)?;
+            let (ho, wo) = match g.shape[..] {
+                [gn, ho, wo, 2] if gn == n => (ho, wo),
+                _ => return Err(Error::shape("grid_sample", "grid", &g.shape, format!("[{n}, Ho, Wo, 2]"))),
+            };
+            HostTensor::new(
+                vec![n, ch, ho, wo],
+                reference::readout::grid_sample(&x.data, n, ch, h, w, &g.data, ho, wo, align),
+            )
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, mu, f) = (c.tensor("input")?, c.tensor("mu")?, c.tensor("features")?);
+    let (bias, shift) = (c.opt("bias"), c.opt("shift"));
+    let align = c.bool("align_corners", true)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, mt, ft) = (up(ctx, x)?, up(ctx, mu)?, up(ctx, f)?);
+            let bt = bias.map(|t| up(ctx, t)).transpose()?;
+            let st = shift.map(|t| up(ctx, t)).transpose()?;
+            on_gpu(ctx, |rec| ops::gaussian_readout(rec, &xt, &mt, &ft, bt.as_ref(), st.as_ref(), align))?
+        }
+        Backend::Cpu => {
+            const OP: &str = "gaussian_readout";
+            let [n, ch, h, w] = host_nchw(OP, x)?;
+            let m = match mu.shape[..] {
+                [m, 2] if m > 0 => m,
+                _ => return Err(Error::shape(OP, "mu", &mu.shape, "[M, 2]")),
+            };
+            for (t, name, want) in
+                [(Some(f), "features", vec![ch, m]), (bias, "bias", vec![m]), (shift, "shift", vec![n, 2])]
+            {
+                if let Some(t) = t {
+                    if t.shape != want {
+                        return Err(Error::shape(OP, name, &t.shape, format!("{want:?}")));
+                    }
+                }
+            }
+            let r = reference::readout::gaussian_readout(
+                &x.data,
+                n,
+                ch,
+                h,
+                w,
+                &mu.data,
+                &f.data,
+                bias.map(|t| &t.data[..]),
+                shift.map(|t| &t.data[..]),
+                align,
+            );
+            HostTensor::new(vec![n, m], r)
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn poisson_nll(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (r, t) = (c.tensor("rate")?, c.tensor("target")?);
+    let eps = c.f32("eps", 1e-8)?;
+    let reduction = ops::Reduction::parse(&c.string("reduction", "none"))?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (rt, tt) = (up(ctx, r)?, up(ctx, t)?);
+            on_gpu(ctx, |rec| ops::poisson_nll(rec, &rt, &tt, eps, reduction))?
+        }
+        Backend::Cpu => {
+            if t.shape != r.shape {
+                return Err(Error::shape("poisson_nll", "target", &t.shape, format!("{:?} like rate", r.shape)));
+            }
+            if !(eps >= 0.0) {
+                return Err(Error::param("poisson_nll", "eps", format!("{eps} must be >= 0")));
+            }
+            let l = reference::readout::poisson_nll(&r.data, &t.data, eps);
+            match reduction {
+                ops::Reduction::None => HostTensor::new(r.shape.clone(), l.iter().map(|&v| v as f32).collect()),
+                ops::Reduction::Sum => HostTensor::new(vec![], vec![l.iter().sum::<f64>() as f32]),
+                ops::Reduction::Mean => HostTensor::new(vec![], vec![(l.iter().sum::<f64>() / l.len() as f64) as f32]),
+            }
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn zig_loglik(b: &Backend, c: &Case) -> Result<Outputs> {
+    let names = ["target", "q", "theta", "k", "loc"];
+    let ts: Vec<&HostTensor> = names.iter().map(|n| c.tensor(n)).collect::<Result<_>>()?;
+    for (t, n) in ts.iter().zip(names).skip(1) {
+        if t.shape != ts[0].shape {
+            return Err(Error::shape("zig_loglik", n, &t.shape, format!("{:?} like target", ts[0].shape)));
+        }
+    }
+    // The parameters' domains, checked on the host where the values are at hand.
+    let bad = |name: &str, ok: fn(f32) -> bool, what: &str, t: &HostTensor| -> Result<()> {
+        match t.data.iter().position(|&v| !ok(v)) {
+            Some(i) => Err(Error::param("zig_loglik", name, format!("element {i} is {}; {what}", t.data[i]))),
+            None => Ok(()),
+        }
+    };
+    bad("q", |v| v > 0.0 && v < 1.0, "q must be in (0, 1)", ts[1])?;
+    bad("theta", |v| v > 0.0 && v.is_finite(), "theta must be finite and > 0", ts[2])?;
+    bad("k", |v| v > 0.0 && v.is_finite(), "k must be finite and > 0", ts[3])?;
+    bad("loc", |v| v > 0.0 && v.is_finite(), "loc must be finite and > 0", ts[4])?;
+    bad("target", |v| v.is_finite(), "targets must be finite", ts[0])?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let t: Vec<Tensor> = ts.iter().map(|t| up(ctx, t)).collect::<Result<_>>()?;
+            on_gpu(ctx, |rec| ops::zig_loglik(rec, &t[0], &t[1], &t[2], &t[3], &t[4]))?
+        }
+        Backend::Cpu => HostTensor::new(
+            ts[0].shape.clone(),
+            reference::readout::zig_loglik(&ts[0].data, &ts[1].data, &ts[2].data, &ts[3].data, &ts[4].data),
+        ),
+    };
+    Ok(one("output", y))
 }

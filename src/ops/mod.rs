@@ -9,10 +9,12 @@ pub mod copy;
 pub mod diffusion;
 pub mod divisive_norm;
 pub mod flows;
+pub mod likelihood;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;
 pub mod random;
+pub mod readout;
 
 pub use activation::{activation, Activation};
 pub use box_filter::box_sum;
@@ -22,10 +24,12 @@ pub use copy::copy;
 pub use diffusion::{add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, Noise};
 pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, SupDivisor};
 pub use flows::{affine_coupling, rq_spline, SplineParams};
+pub use likelihood::{poisson_nll, zig_loglik, Reduction};
 pub use matmul::{linear, matmul};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 pub use random::{random_normal, random_uniform};
+pub use readout::{gaussian_readout, grid_sample};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;

@@ -11,6 +11,7 @@ pub mod matmul;
 pub mod neurn;
 pub mod norm;
 pub mod random;
+pub mod readout;
 
 pub use activation::activation;
 pub use box_filter::box_sum;

@@ -1,0 +1,183 @@
+// readout.wgsl: sampling the core's feature map and the likelihoods of neural responses
+// (models.md sections 5 and 6).
+//   grid_sample       bilinear, zero padding, either align_corners (PyTorch semantics)
+//   gaussian_readout  FullGaussian2d in eval mode, fused: position = clamp(mu, -1, 1) (+ shift[n]),
+//                     bilinear sample of every channel, weighted by features[c, m], + bias[m]
+//   poisson_nll       rate - target * log(rate + eps), elementwise or summed per workgroup
+//   zig_loglik        the zero-inflated gamma log-density, masked form
+//   sum_partials      the final sum of per-workgroup partial sums, times a scale
+
+struct RoParams {
+    n: u32, c: u32, h: u32, w: u32,
+    m: u32, ho: u32, wo: u32, total: u32,
+    eps: f32, scale: f32, count: u32, _p: u32,
+}
+override ALIGN_CORNERS: bool = false;
+override RO_BIAS: bool = false;
+override RO_SHIFT: bool = false;
+override REDUCE: bool = false;
+
+@group(0) @binding(0) var<uniform> ro: RoParams;
+@group(0) @binding(1) var<storage, read> ro_x: array<f32>;
+@group(0) @binding(2) var<storage, read> ro_a: array<f32>;   // grid / mu / target / q
+@group(0) @binding(3) var<storage, read> ro_b: array<f32>;   // features / theta
+@group(0) @binding(4) var<storage, read> ro_c: array<f32>;   // bias / k
+@group(0) @binding(5) var<storage, read> ro_d: array<f32>;   // shift / loc
+@group(0) @binding(6) var<storage, read_write> ro_y: array<f32>;
+
+// Pixel coordinate of a normalized one along an axis of `size` pixels.
+fn unnormalize(g: f32, size: u32) -> f32 {
+    if (ALIGN_CORNERS) { return (g + 1.0) * 0.5 * f32(size - 1u); }
+    return ((g + 1.0) * f32(size) - 1.0) * 0.5;
+}
+
+// Bilinear sample of plane `base` of ro_x at normalized (gx, gy); outside pixels count 0.
+fn bilinear(base: u32, gx: f32, gy: f32) -> f32 {
+    let ix = unnormalize(gx, ro.w);
+    let iy = unnormalize(gy, ro.h);
+    let x0f = floor(ix);
+    let y0f = floor(iy);
+    let tx = ix - x0f;
+    let ty = iy - y0f;
+    let x0 = i32(x0f);
+    let y0 = i32(y0f);
+    var s = 0.0;
+    for (var dy = 0; dy < 2; dy++) {
+        for (var dx = 0; dx < 2; dx++) {
+            let xx = x0 + dx;
+            let yy = y0 + dy;
+            if (xx >= 0 && xx < i32(ro.w) && yy >= 0 && yy < i32(ro.h)) {
+                let wgt = select(1.0 - tx, tx, dx == 1) * select(1.0 - ty, ty, dy == 1);
+                s += wgt * ro_x[base + u32(yy) * ro.w + u32(xx)];
+            }
+        }
+    }
+    return s;
+}
+
+// One invocation per output [n, c, ho, wo]; ro_a = grid [N, Ho, Wo, 2].
+@compute @workgroup_size(256)
+fn grid_sample(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= ro.total) { return; }
+    let hw = ro.ho * ro.wo;
+    let p = i % hw;
+    let nc = i / hw;
+    let nimg = nc / ro.c;
+    let g = (nimg * hw + p) * 2u;
+    ro_y[i] = bilinear(nc * ro.h * ro.w, ro_a[g], ro_a[g + 1u]);
+}
+
+// One invocation per (n, m), neurons varying fastest; ro_a = mu [M, 2], ro_b = features [C, M],
+// ro_c = bias [M], ro_d = shift [N, 2].
+@compute @workgroup_size(256)
+fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= ro.total) { return; }
+    let m = i % ro.m;
+    let nimg = i / ro.m;
+    var gx = clamp(ro_a[2u * m], -1.0, 1.0);
+    var gy = clamp(ro_a[2u * m + 1u], -1.0, 1.0);
+    if (RO_SHIFT) {
+        gx += ro_d[2u * nimg];
+        gy += ro_d[2u * nimg + 1u];
+    }
+    // The four taps and weights are the same for every channel: find them once.
+    let ix = unnormalize(gx, ro.w);
+    let iy = unnormalize(gy, ro.h);
+    let x0f = floor(ix);
+    let y0f = floor(iy);
+    let tx = ix - x0f;
+    let ty = iy - y0f;
+    var off: array<u32, 4>;
+    var wgt: array<f32, 4>;
+    for (var k = 0; k < 4; k++) {
+        let xx = i32(x0f) + (k & 1);
+        let yy = i32(y0f) + (k >> 1u);
+        let inside = xx >= 0 && xx < i32(ro.w) && yy >= 0 && yy < i32(ro.h);
+        off[k] = select(0u, u32(yy) * ro.w + u32(xx), inside);
+        wgt[k] = select(0.0, select(1.0 - tx, tx, (k & 1) == 1) * select(1.0 - ty, ty, (k >> 1u) == 1), inside);
+    }
+    let plane = ro.h * ro.w;
+    var acc = 0.0;
+    for (var c = 0u; c < ro.c; c++) {
+        let base = (nimg * ro.c + c) * plane;
+        let v = wgt[0] * ro_x[base + off[0]] + wgt[1] * ro_x[base + off[1]] + wgt[2] * ro_x[base + off[2]] + wgt[3] * ro_x[base + off[3]];
+        acc = fma(v, ro_b[c * ro.m + m], acc);
+    }
+    if (RO_BIAS) { acc += ro_c[m]; }
+    ro_y[i] = acc;
+}
+
+var<workgroup> ro_red: array<f32, 256>;
+
+fn ro_partial(t: u32, wg: u32, v: f32) {
+    ro_red[t] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (t < s) { ro_red[t] += ro_red[t + s]; }
+        workgroupBarrier();
+    }
+    if (t == 0u) { ro_y[wg] = ro_red[0]; }
+}
+
+// ro_x = rate, ro_a = target. REDUCE: one partial sum per workgroup into ro_y.
+@compute @workgroup_size(256)
+fn poisson_nll(@builtin(global_invocation_id) gid: vec3<u32>,
+               @builtin(local_invocation_index) t: u32,
+               @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    var l = 0.0;
+    if (i < ro.total) {
+        l = ro_x[i] - ro_a[i] * log(ro_x[i] + ro.eps);
+        if (!REDUCE) { ro_y[i] = l; }
+    }
+    if (REDUCE) { ro_partial(t, wid.x + wid.y * nwg.x, l); }
+}
+
+// sum of ro_x[0..count] * scale into ro_y[0] (one workgroup).
+@compute @workgroup_size(256)
+fn sum_partials(@builtin(local_invocation_index) t: u32) {
+    var s = 0.0;
+    for (var j = t; j < ro.count; j += 256u) { s += ro_x[j]; }
+    ro_red[t] = s;
+    workgroupBarrier();
+    for (var k = 128u; k > 0u; k >>= 1u) {
+        if (t < k) { ro_red[t] += ro_red[t + k]; }
+        workgroupBarrier();
+    }
+    if (t == 0u) { ro_y[0] = ro_red[0] * ro.scale; }
+}
+
+// log Gamma(x) for x > 0: shifted up to x >= 7 by the recurrence, then Stirling's series.
+fn vc_lgamma(x: f32) -> f32 {
+    var z = x;
+    var p = 1.0;
+    while (z < 7.0) {
+        p *= z;
+        z += 1.0;
+    }
+    let zi = 1.0 / z;
+    let z2 = zi * zi;
+    let series = zi * (0.08333333333 - z2 * (0.002777777778 - z2 * (0.0007936507937 - z2 * 0.0005952380952)));
+    return (z - 0.5) * log(z) - z + 0.9189385332046727 + series - log(p);
+}
+
+// ro_x = target, ro_a = q, ro_b = theta, ro_c = k, ro_d = loc.
+@compute @workgroup_size(256)
+fn zig_loglik(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= ro.total) { return; }
+    let y = ro_x[i];
+    let q = ro_a[i];
+    let theta = ro_b[i];
+    let k = ro_c[i];
+    let loc = ro_d[i];
+    if (y <= loc) {
+        ro_y[i] = log(1.0 - q) - log(loc);
+    } else {
+        let d = y - loc;
+        ro_y[i] = log(q) + (k - 1.0) * log(d) - d / theta - k * log(theta) - vc_lgamma(k);
+    }
+}

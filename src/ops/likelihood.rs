@@ -1,0 +1,115 @@
+//! Likelihoods of neural responses (shaders/readout.wgsl; models.md §6): Poisson NLL and the
+//! zero-inflated gamma log-density.
+
+use super::expect_shape;
+use super::readout::{RoParams, BINDINGS};
+use crate::error::{Error, Result};
+use crate::runtime::{PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    None,
+    Sum,
+    Mean,
+}
+
+impl Reduction {
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "none" => Reduction::None,
+            "sum" => Reduction::Sum,
+            "mean" => Reduction::Mean,
+            _ => return Err(Error::param("poisson_nll", "reduction", format!("{s:?} is not none, sum or mean"))),
+        })
+    }
+}
+
+/// rate − target·log(rate + eps) (`PoissonNLLLoss(log_input=False, full=False)`): elementwise, or
+/// its sum or mean as a scalar (shape []).
+pub fn poisson_nll(
+    rec: &mut Recorder,
+    rate: &Tensor,
+    target: &Tensor,
+    eps: f32,
+    reduction: Reduction,
+) -> Result<Tensor> {
+    const OP: &str = "poisson_nll";
+    rate.expect_f32(OP, "rate")?;
+    expect_shape(OP, "target", target, rate.shape())?;
+    super::finite(OP, "eps", eps, false)?;
+    if eps < 0.0 {
+        return Err(Error::param(OP, "eps", format!("{eps} must be >= 0")));
+    }
+    let ctx = rec.context();
+    let total = rate.numel();
+    let groups = super::elementwise_grid(ctx, total, OP)?;
+    let reduce = reduction != Reduction::None;
+    let p = RoParams { total: total as u32, eps, ..Default::default() };
+    let kernel =
+        ctx.kernel(&PipelineKey::new("readout", "poisson_nll", &BINDINGS).with("REDUCE", reduce as u8 as f64))?;
+    if !reduce {
+        let y = Tensor::alloc(ctx, OP, rate.shape(), DType::F32)?;
+        rec.dispatch(
+            OP,
+            kernel,
+            bytemuck::bytes_of(&p),
+            &[Some(rate), Some(target), None, None, None, Some(&y)],
+            groups,
+        )?;
+        return Ok(y);
+    }
+    let count = (groups[0] * groups[1]) as usize;
+    let partials = Tensor::alloc(ctx, OP, &[count], DType::F32)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(rate), Some(target), None, None, None, Some(&partials)],
+        groups,
+    )?;
+    let scale = if reduction == Reduction::Mean { 1.0 / total as f32 } else { 1.0 };
+    let pf = RoParams { count: count as u32, scale, ..Default::default() };
+    let y = Tensor::alloc(ctx, OP, &[], DType::F32)?;
+    let fin = ctx.kernel(&PipelineKey::new("readout", "sum_partials", &BINDINGS))?;
+    rec.dispatch(
+        "poisson_nll/sum",
+        fin,
+        bytemuck::bytes_of(&pf),
+        &[Some(&partials), None, None, None, None, Some(&y)],
+        [1, 1, 1],
+    )?;
+    Ok(y)
+}
+
+/// The zero-inflated gamma log-density per element (models.md §6.2, masked form): log(1−q) −
+/// log(loc) where target ≤ loc, else log q + (k−1)·log(target−loc) − (target−loc)/θ − k·log θ −
+/// lgamma(k). All tensors of one shape; q ∈ (0, 1) and θ, k, loc > 0 are the caller's to keep.
+pub fn zig_loglik(
+    rec: &mut Recorder,
+    target: &Tensor,
+    q: &Tensor,
+    theta: &Tensor,
+    k: &Tensor,
+    loc: &Tensor,
+) -> Result<Tensor> {
+    const OP: &str = "zig_loglik";
+    target.expect_f32(OP, "target")?;
+    for (t, name) in [(q, "q"), (theta, "theta"), (k, "k"), (loc, "loc")] {
+        expect_shape(OP, name, t, target.shape())?;
+    }
+    let ctx = rec.context();
+    let total = target.numel();
+    let p = RoParams { total: total as u32, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new("readout", "zig_loglik", &BINDINGS))?;
+    let y = Tensor::alloc(ctx, OP, target.shape(), DType::F32)?;
+    let groups = super::elementwise_grid(ctx, total, OP)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(target), Some(q), Some(theta), Some(k), Some(loc), Some(&y)],
+        groups,
+    )?;
+    Ok(y)
+}

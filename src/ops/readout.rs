@@ -1,0 +1,120 @@
+//! Sampling the core's feature map (shaders/readout.wgsl): bilinear grid_sample and the
+//! FullGaussian2d readout in eval mode (models.md §5.1).
+
+use super::expect_shape;
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct RoParams {
+    pub n: u32,
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+    pub m: u32,
+    pub ho: u32,
+    pub wo: u32,
+    pub total: u32,
+    pub eps: f32,
+    pub scale: f32,
+    pub count: u32,
+    pub _p: u32,
+}
+
+pub(crate) const BINDINGS: [Access; 6] =
+    [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+
+fn nchw(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
+    x.expect_f32(op, "input")?;
+    match x.shape() {
+        &[n, c, h, w] => Ok([n, c, h, w]),
+        s => Err(Error::shape(op, "input", s, "[N, C, H, W]")),
+    }
+}
+
+/// Bilinear sampling of x [N, C, H, W] at grid [N, Ho, Wo, 2] ((x, y) in [−1, 1]; zero outside):
+/// output [N, C, Ho, Wo], as `F.grid_sample(mode="bilinear", padding_mode="zeros")`.
+pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners: bool) -> Result<Tensor> {
+    const OP: &str = "grid_sample";
+    let [n, c, h, w] = nchw(OP, x)?;
+    grid.expect_f32(OP, "grid")?;
+    let (ho, wo) = match grid.shape() {
+        &[gn, ho, wo, 2] if gn == n => (ho, wo),
+        s => return Err(Error::shape(OP, "grid", s, format!("[{n}, Ho, Wo, 2]"))),
+    };
+    let ctx = rec.context();
+    let total = n * c * ho * wo;
+    let p = RoParams {
+        n: n as u32,
+        c: c as u32,
+        h: h as u32,
+        w: w as u32,
+        ho: ho as u32,
+        wo: wo as u32,
+        total: total as u32,
+        ..Default::default()
+    };
+    let kernel = ctx.kernel(
+        &PipelineKey::new("readout", "grid_sample", &BINDINGS).with("ALIGN_CORNERS", align_corners as u8 as f64),
+    )?;
+    let y = Tensor::alloc(ctx, OP, &[n, c, ho, wo], DType::F32)?;
+    let groups = super::elementwise_grid(ctx, total, OP)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(grid), None, None, None, Some(&y)], groups)?;
+    Ok(y)
+}
+
+/// The Gaussian readout in eval mode: for every image n and neuron m, the bilinear sample of x at
+/// clamp(mu[m], −1, 1) (+ shift[n], added after the clamp), weighted by features [C, M] and summed
+/// over channels, + bias[m]. Output [N, M] (before the ELU+1 nonlinearity).
+pub fn gaussian_readout(
+    rec: &mut Recorder,
+    x: &Tensor,
+    mu: &Tensor,
+    features: &Tensor,
+    bias: Option<&Tensor>,
+    shift: Option<&Tensor>,
+    align_corners: bool,
+) -> Result<Tensor> {
+    const OP: &str = "gaussian_readout";
+    let [n, c, h, w] = nchw(OP, x)?;
+    mu.expect_f32(OP, "mu")?;
+    let m = match mu.shape() {
+        &[m, 2] => m,
+        s => return Err(Error::shape(OP, "mu", s, "[M, 2]")),
+    };
+    expect_shape(OP, "features", features, &[c, m])?;
+    if let Some(b) = bias {
+        expect_shape(OP, "bias", b, &[m])?;
+    }
+    if let Some(s) = shift {
+        expect_shape(OP, "shift", s, &[n, 2])?;
+    }
+    let ctx = rec.context();
+    let total = n * m;
+    let p = RoParams {
+        n: n as u32,
+        c: c as u32,
+        h: h as u32,
+        w: w as u32,
+        m: m as u32,
+        total: total as u32,
+        ..Default::default()
+    };
+    let key = PipelineKey::new("readout", "gaussian_readout", &BINDINGS)
+        .with("ALIGN_CORNERS", align_corners as u8 as f64)
+        .with("RO_BIAS", bias.is_some() as u8 as f64)
+        .with("RO_SHIFT", shift.is_some() as u8 as f64);
+    let kernel = ctx.kernel(&key)?;
+    let y = Tensor::alloc(ctx, OP, &[n, m], DType::F32)?;
+    let groups = super::elementwise_grid(ctx, total, OP)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(x), Some(mu), Some(features), bias, shift, Some(&y)],
+        groups,
+    )?;
+    Ok(y)
+}
