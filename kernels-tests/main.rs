@@ -13,5 +13,6 @@ mod matmul;
 mod norm;
 mod normalization;
 mod random;
+mod readout;
 mod runtime;
 mod shaders_naga;

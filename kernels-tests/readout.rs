@@ -1,0 +1,137 @@
+//! grid_sample, the Gaussian readout, Poisson NLL and the ZIG log-density (shaders/readout.wgsl)
+//! against the CPU reference on random and awkward shapes.
+
+use crate::common::{assert_close, ctx, run1, up};
+use vcortex::ops::{self, Reduction};
+use vcortex::reference::readout as rr;
+use vcortex::rng::SplitMix;
+
+#[test]
+fn grid_sample_random_shapes() {
+    let mut rng = SplitMix::new(61);
+    for _ in 0..20 {
+        let (n, c, h, w) = (rng.range(1, 3), rng.range(1, 5), rng.range(1, 12), rng.range(1, 12));
+        let (ho, wo) = (rng.range(1, 9), rng.range(1, 9));
+        let x = rng.vec(n * c * h * w, -1.0, 1.0);
+        let g = rng.vec(n * ho * wo * 2, -1.3, 1.3);
+        for align in [false, true] {
+            let want = rr::grid_sample(&x, n, c, h, w, &g, ho, wo, align);
+            let got = run1(|rec| ops::grid_sample(rec, &up(&x, &[n, c, h, w]), &up(&g, &[n, ho, wo, 2]), align));
+            assert_close(
+                &got,
+                &want,
+                1e-5,
+                1e-5,
+                &format!("grid_sample [{n},{c},{h},{w}] -> [{ho},{wo}] align {align}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn gaussian_readout_many_neurons() {
+    let mut rng = SplitMix::new(62);
+    for (n, c, h, w, m) in [(2, 64, 7, 11, 1000), (1, 1, 1, 1, 3), (3, 13, 5, 1, 257), (4, 3, 28, 56, 40)] {
+        let x = rng.vec(n * c * h * w, -1.0, 1.0);
+        let mu = rng.vec(m * 2, -1.2, 1.2);
+        let f = rng.vec(c * m, -0.5, 0.5);
+        let b = rng.vec(m, -1.0, 1.0);
+        let s = rng.vec(n * 2, -0.3, 0.3);
+        for (bias, shift, align) in
+            [(true, true, true), (false, false, true), (true, false, false), (false, true, false)]
+        {
+            let want =
+                rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bias.then_some(&b[..]), shift.then_some(&s[..]), align);
+            let got = run1(|rec| {
+                let (bt, st) = (up(&b, &[m]), up(&s, &[n, 2]));
+                ops::gaussian_readout(
+                    rec,
+                    &up(&x, &[n, c, h, w]),
+                    &up(&mu, &[m, 2]),
+                    &up(&f, &[c, m]),
+                    bias.then_some(&bt),
+                    shift.then_some(&st),
+                    align,
+                )
+            });
+            assert_close(
+                &got,
+                &want,
+                1e-4,
+                1e-4,
+                &format!("readout [{n},{c},{h},{w}] M {m} bias {bias} shift {shift} align {align}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn poisson_nll_reductions_over_many_workgroups() {
+    let mut rng = SplitMix::new(63);
+    for n in [1usize, 255, 257, 70_001] {
+        let r = rng.vec(n, 0.0, 3.0);
+        let t: Vec<f32> = rng.vec(n, 0.0, 4.0).iter().map(|v| v.floor()).collect();
+        let l = rr::poisson_nll(&r, &t, 1e-8);
+        let none = run1(|rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, Reduction::None));
+        assert_close(
+            &none,
+            &l.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            1e-4,
+            1e-4,
+            &format!("poisson none n={n}"),
+        );
+        let sum: f64 = l.iter().sum();
+        let got = run1(|rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, Reduction::Sum));
+        assert_close(&got, &[sum as f32], 1e-3, 1e-5, &format!("poisson sum n={n}"));
+        let got = run1(|rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, Reduction::Mean));
+        assert_close(&got, &[(sum / n as f64) as f32], 1e-5, 1e-5, &format!("poisson mean n={n}"));
+    }
+}
+
+#[test]
+fn zig_loglik_random() {
+    let mut rng = SplitMix::new(64);
+    let n = 5000;
+    let loc = rng.vec(n, 0.001, 0.1);
+    let y: Vec<f32> = rng
+        .vec(n, 0.0, 5.0)
+        .iter()
+        .zip(&loc)
+        .enumerate()
+        .map(|(i, (&v, &l))| {
+            if i % 3 == 0 {
+                l * 0.5
+            } else if i % 7 == 0 {
+                l
+            } else {
+                v
+            }
+        })
+        .collect();
+    let (q, th, k) = (rng.vec(n, 0.01, 0.99), rng.vec(n, 0.05, 3.0), rng.vec(n, 0.05, 8.0));
+    let want = rr::zig_loglik(&y, &q, &th, &k, &loc);
+    let got =
+        run1(|rec| ops::zig_loglik(rec, &up(&y, &[n]), &up(&q, &[n]), &up(&th, &[n]), &up(&k, &[n]), &up(&loc, &[n])));
+    assert_close(&got, &want, 1e-4, 1e-4, "zig_loglik");
+}
+
+#[test]
+fn readout_refuses_bad_shapes() {
+    let x = up(&[0.0; 2 * 3 * 4 * 5], &[2, 3, 4, 5]);
+    let mut rec = ctx().recorder();
+    assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 12], &[1, 3, 2, 2]), false).is_err());
+    assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 18], &[2, 3, 1, 3]), false).is_err());
+    let mu = up(&[0.0; 8], &[4, 2]);
+    assert!(ops::gaussian_readout(&mut rec, &x, &mu, &up(&[0.0; 8], &[2, 4]), None, None, true).is_err());
+    assert!(ops::gaussian_readout(&mut rec, &x, &mu, &up(&[0.0; 12], &[3, 4]), Some(&up(&[0.0; 3], &[3])), None, true)
+        .is_err());
+    assert!(ops::gaussian_readout(&mut rec, &x, &mu, &up(&[0.0; 12], &[3, 4]), None, Some(&up(&[0.0; 3], &[3])), true)
+        .is_err());
+    assert!(ops::gaussian_readout(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), &up(&[0.0; 12], &[3, 4]), None, None, true)
+        .is_err());
+    let a = up(&[1.0; 4], &[4]);
+    assert!(ops::poisson_nll(&mut rec, &a, &up(&[1.0; 3], &[3]), 1e-8, Reduction::Sum).is_err());
+    assert!(ops::poisson_nll(&mut rec, &a, &a, f32::NAN, Reduction::Sum).is_err());
+    assert!(ops::zig_loglik(&mut rec, &a, &a, &a, &up(&[1.0; 3], &[3]), &a).is_err());
+    assert_eq!(rec.dispatch_count(), 0);
+}
