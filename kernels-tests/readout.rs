@@ -42,6 +42,9 @@ fn gaussian_readout_many_neurons() {
         {
             let want =
                 rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bias.then_some(&b[..]), shift.then_some(&s[..]), align);
+            // ELU+1 fused where there is a bias (the model's use), the raw readout otherwise.
+            let act = if bias { ops::Activation::Elu1 } else { ops::Activation::Identity };
+            let want = vcortex::reference::activation(&want, act);
             let got = run1(|rec| {
                 let (bt, st) = (up(&b, &[m]), up(&s, &[n, 2]));
                 ops::gaussian_readout(
@@ -52,6 +55,7 @@ fn gaussian_readout_many_neurons() {
                     bias.then_some(&bt),
                     shift.then_some(&st),
                     align,
+                    act,
                 )
             });
             assert_close(
@@ -122,13 +126,50 @@ fn readout_refuses_bad_shapes() {
     assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 12], &[1, 3, 2, 2]), false).is_err());
     assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 18], &[2, 3, 1, 3]), false).is_err());
     let mu = up(&[0.0; 8], &[4, 2]);
-    assert!(ops::gaussian_readout(&mut rec, &x, &mu, &up(&[0.0; 8], &[2, 4]), None, None, true).is_err());
-    assert!(ops::gaussian_readout(&mut rec, &x, &mu, &up(&[0.0; 12], &[3, 4]), Some(&up(&[0.0; 3], &[3])), None, true)
-        .is_err());
-    assert!(ops::gaussian_readout(&mut rec, &x, &mu, &up(&[0.0; 12], &[3, 4]), None, Some(&up(&[0.0; 3], &[3])), true)
-        .is_err());
-    assert!(ops::gaussian_readout(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), &up(&[0.0; 12], &[3, 4]), None, None, true)
-        .is_err());
+    assert!(ops::gaussian_readout(
+        &mut rec,
+        &x,
+        &mu,
+        &up(&[0.0; 8], &[2, 4]),
+        None,
+        None,
+        true,
+        ops::Activation::Identity
+    )
+    .is_err());
+    assert!(ops::gaussian_readout(
+        &mut rec,
+        &x,
+        &mu,
+        &up(&[0.0; 12], &[3, 4]),
+        Some(&up(&[0.0; 3], &[3])),
+        None,
+        true,
+        ops::Activation::Identity
+    )
+    .is_err());
+    assert!(ops::gaussian_readout(
+        &mut rec,
+        &x,
+        &mu,
+        &up(&[0.0; 12], &[3, 4]),
+        None,
+        Some(&up(&[0.0; 3], &[3])),
+        true,
+        ops::Activation::Identity
+    )
+    .is_err());
+    assert!(ops::gaussian_readout(
+        &mut rec,
+        &x,
+        &up(&[0.0; 12], &[4, 3]),
+        &up(&[0.0; 12], &[3, 4]),
+        None,
+        None,
+        true,
+        ops::Activation::Identity
+    )
+    .is_err());
     let a = up(&[1.0; 4], &[4]);
     assert!(ops::poisson_nll(&mut rec, &a, &up(&[1.0; 3], &[3]), 1e-8, Reduction::Sum).is_err());
     assert!(ops::poisson_nll(&mut rec, &a, &a, f32::NAN, Reduction::Sum).is_err());

@@ -106,7 +106,7 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         acc = fma(v, ro_b[c * ro.m + m], acc);
     }
     if (RO_BIAS) { acc += ro_c[m]; }
-    ro_y[i] = acc;
+    ro_y[i] = activate(acc);
 }
 
 var<workgroup> ro_red: array<f32, 256>;

@@ -19,6 +19,7 @@ pub mod diffusion;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod models;
 pub mod ops;
 pub mod reference;
 pub mod rng;

@@ -177,6 +177,79 @@ fn run_divnorm(ctx: &Context, opts: &BenchOptions, xd: &[f32], fs: [usize; 4], f
     }));
 }
 
+/// The Sensorium baseline (random weights, 8000 neurons) at batch 128 and 1: GPU time of the whole
+/// forward, and the caller's latency from host images to host responses.
+fn sensorium_cases(
+    ctx: &Context,
+    opts: &BenchOptions,
+    small: bool,
+    wanted: &dyn Fn(&str) -> bool,
+    finish: &mut dyn FnMut(BenchResult),
+) {
+    use crate::models::Sensorium;
+    let model = match Sensorium::random(Sensorium::baseline_config(8000), 11).and_then(|mut m| m.upload(ctx).map(|_| m))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            finish(BenchResult {
+                case: "sensorium_forward_b128".into(),
+                error: Some(e.to_string()),
+                ..Default::default()
+            });
+            return;
+        }
+    };
+    for nominal in [128usize, 1] {
+        let n = if small { (nominal / 32).max(1) } else { nominal };
+        let shape = [n, 1, 36, 64];
+        let images = SplitMix::new(nominal as u64).vec(n * 36 * 64, -1.0, 1.0);
+        let fwd: &'static str = if nominal == 128 { "sensorium_forward_b128" } else { "sensorium_forward_b1" };
+        let lat: &'static str = if nominal == 128 { "sensorium_latency_b128" } else { "sensorium_latency_b1" };
+        if wanted(fwd) {
+            let model = &model;
+            let images = &images;
+            finish(measure(ctx, opts, || {
+                let x = Tensor::from_f32(ctx, images, &shape)?;
+                Ok(Case {
+                    name: fwd,
+                    flops: 0.0,
+                    bytes: 0.0,
+                    record: Box::new(move |rec| model.record(rec, &x, "bench")),
+                    check: Box::new(move |out| {
+                        let r = model.reference_forward(&images[..36 * 64], &[1, 1, 36, 64], "bench")?;
+                        Ok((max_abs_diff(&out[..8000], &r), if n > 1 { "slice" } else { "full" }))
+                    }),
+                })
+            }));
+        }
+        if wanted(lat) {
+            let mut res = BenchResult { case: lat.to_string(), timer: "wall", checked: "full", ..Default::default() };
+            let outcome = (|| -> Result<()> {
+                for _ in 0..3 {
+                    model.predict(ctx, &images, &shape, "bench")?;
+                }
+                let mut ts = Vec::new();
+                let mut last = Vec::new();
+                for _ in 0..opts.reps.max(20) {
+                    let t0 = Instant::now();
+                    last = model.predict(ctx, &images, &shape, "bench")?;
+                    ts.push(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                ts.sort_by(|a, b| a.total_cmp(b));
+                res.ms = ts[ts.len() / 2];
+                let r = model.reference_forward(&images[..36 * 64], &[1, 1, 36, 64], "bench")?;
+                res.max_err = Some(max_abs_diff(&last[..8000], &r));
+                res.checked = if n > 1 { "slice" } else { "full" };
+                Ok(())
+            })();
+            if let Err(e) = outcome {
+                res.error = Some(e.to_string());
+            }
+            finish(res);
+        }
+    }
+}
+
 /// Runs the suite, calling `report` after each case.
 pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&BenchResult)) -> Vec<BenchResult> {
     let small = is_small(ctx, opts);
@@ -459,7 +532,9 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 flops: 0.0,
                 // As torch_peers.py counts it: four taps per channel per neuron per image, plus the output.
                 bytes: 4.0 * (fs[0] * m * 64 * 4 + fs[0] * m) as f64,
-                record: Box::new(move |rec| ops::gaussian_readout(rec, &x, &mu, &f, Some(&bias), None, true)),
+                record: Box::new(move |rec| {
+                    ops::gaussian_readout(rec, &x, &mu, &f, Some(&bias), None, true, ops::Activation::Identity)
+                }),
                 check: Box::new(move |out| {
                     let per = 64 * 28 * 56;
                     let r =
@@ -468,6 +543,13 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 }),
             })
         }));
+    }
+
+    if ["sensorium_forward_b128", "sensorium_forward_b1", "sensorium_latency_b128", "sensorium_latency_b1"]
+        .iter()
+        .any(|c| wanted(c))
+    {
+        sensorium_cases(ctx, opts, small, &wanted, &mut finish);
     }
 
     if wanted("layernorm_12200x512") {

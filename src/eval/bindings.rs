@@ -609,7 +609,9 @@ fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
             let (xt, mt, ft) = (up(ctx, x)?, up(ctx, mu)?, up(ctx, f)?);
             let bt = bias.map(|t| up(ctx, t)).transpose()?;
             let st = shift.map(|t| up(ctx, t)).transpose()?;
-            on_gpu(ctx, |rec| ops::gaussian_readout(rec, &xt, &mt, &ft, bt.as_ref(), st.as_ref(), align))?
+            on_gpu(ctx, |rec| {
+                ops::gaussian_readout(rec, &xt, &mt, &ft, bt.as_ref(), st.as_ref(), align, ops::Activation::Identity)
+            })?
         }
         Backend::Cpu => {
             const OP: &str = "gaussian_readout";

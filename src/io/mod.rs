@@ -33,8 +33,18 @@ fn file_err(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Reads a safetensors file; F32, F16, BF16 and F64 tensors are converted to f32.
 pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
+    read_file(path, false)
+}
+
+/// Reads a weights file: as [`read_safetensors`], and integer tensors (a PyTorch state_dict's
+/// `num_batches_tracked`, say) are converted to f32 too.
+pub fn read_weights(path: &Path) -> Result<TensorFile> {
+    read_file(path, true)
+}
+
+fn read_file(path: &Path, ints: bool) -> Result<TensorFile> {
     let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
-    parse_safetensors(&bytes).map_err(|e| match e {
+    parse(&bytes, ints).map_err(|e| match e {
         Error::Case(reason) => file_err(path, reason),
         other => other,
     })
@@ -42,19 +52,23 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
 
 /// Parses safetensors bytes (see [`read_safetensors`]).
 pub fn parse_safetensors(bytes: &[u8]) -> Result<TensorFile> {
+    parse(bytes, false)
+}
+
+fn parse(bytes: &[u8], ints: bool) -> Result<TensorFile> {
     let (_, meta) =
         SafeTensors::read_metadata(bytes).map_err(|e| Error::Case(format!("not a safetensors file: {e}")))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| Error::Case(format!("not a safetensors file: {e}")))?;
     let metadata = meta.metadata().clone().unwrap_or_default();
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
-        let data = to_f32(&name, &view)?;
+        let data = to_f32(&name, &view, ints)?;
         tensors.insert(name, HostTensor { shape: view.shape().to_vec(), data });
     }
     Ok(TensorFile { tensors, metadata })
 }
 
-fn to_f32(name: &str, v: &TensorView) -> Result<Vec<f32>> {
+fn to_f32(name: &str, v: &TensorView, ints: bool) -> Result<Vec<f32>> {
     let b = v.data();
     Ok(match v.dtype() {
         Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
@@ -64,6 +78,11 @@ fn to_f32(name: &str, v: &TensorView) -> Result<Vec<f32>> {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
+        Dtype::I64 if ints => b
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Dtype::I32 if ints => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
         other => {
             return Err(Error::Case(format!("tensor {name:?} has dtype {other:?}; F32, F16, BF16 or F64 expected")))
         }

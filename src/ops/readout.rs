@@ -67,7 +67,8 @@ pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners:
 
 /// The Gaussian readout in eval mode: for every image n and neuron m, the bilinear sample of x at
 /// clamp(mu[m], −1, 1) (+ shift[n], added after the clamp), weighted by features [C, M] and summed
-/// over channels, + bias[m]. Output [N, M] (before the ELU+1 nonlinearity).
+/// over channels, + bias[m], then `act` (ELU+1 for firing rates; identity for the raw readout).
+/// Output [N, M].
 pub fn gaussian_readout(
     rec: &mut Recorder,
     x: &Tensor,
@@ -76,8 +77,10 @@ pub fn gaussian_readout(
     bias: Option<&Tensor>,
     shift: Option<&Tensor>,
     align_corners: bool,
+    act: super::Activation,
 ) -> Result<Tensor> {
     const OP: &str = "gaussian_readout";
+    act.validate()?;
     let [n, c, h, w] = nchw(OP, x)?;
     mu.expect_f32(OP, "mu")?;
     let m = match mu.shape() {
@@ -106,7 +109,7 @@ pub fn gaussian_readout(
         .with("ALIGN_CORNERS", align_corners as u8 as f64)
         .with("RO_BIAS", bias.is_some() as u8 as f64)
         .with("RO_SHIFT", shift.is_some() as u8 as f64);
-    let kernel = ctx.kernel(&key)?;
+    let kernel = ctx.kernel(&act.specialize(key))?;
     let y = Tensor::alloc(ctx, OP, &[n, m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
     rec.dispatch(

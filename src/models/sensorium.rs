@@ -1,0 +1,554 @@
+//! The Sensorium 2022 baseline (neuralpredictors `Stacked2dCore` + one `FullGaussian2d` readout per
+//! data key, ELU+1; models.md §1.2, §5) at inference, loaded from a PyTorch `state_dict` saved as
+//! safetensors with PyTorch's own key names plus a small JSON config.
+//!
+//! Loading folds each batch norm into the epilogue of the conv before it (scale and shift), the
+//! `elu_offset` into the readout bias, and fuses ELU+1 into the readout kernel. A forward pass is
+//! recorded on one [`Recorder`]: layer 0 is one conv dispatch, each depth-separable layer three
+//! (1×1, depthwise, 1×1 with BN and ELU), the readout one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::io::{read_safetensors, read_weights, HostTensor};
+use crate::ops::{self, Activation, Conv2dParams, Epilogue};
+use crate::reference;
+use crate::runtime::{Context, Recorder};
+use crate::tensor::Tensor;
+
+fn default_eps() -> f32 {
+    1e-5
+}
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// `Stacked2dCore`'s shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreConfig {
+    pub input_channels: usize,
+    pub hidden_channels: usize,
+    pub input_kern: usize,
+    pub hidden_kern: usize,
+    pub layers: usize,
+    #[serde(default)]
+    pub pad_input: bool,
+    #[serde(default = "yes")]
+    pub depth_separable: bool,
+    /// Only −1 (the last layer's output) is supported.
+    #[serde(default = "minus_one")]
+    pub stack: i64,
+    #[serde(default = "default_eps")]
+    pub batch_norm_eps: f32,
+    #[serde(default = "one")]
+    pub hidden_dilation: usize,
+    #[serde(default = "one")]
+    pub input_stride: usize,
+    #[serde(default = "one")]
+    pub stride: usize,
+    /// ELU after the last layer too.
+    #[serde(default = "yes")]
+    pub final_nonlinearity: bool,
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+
+/// One data key's readout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadoutConfig {
+    pub neurons: usize,
+    #[serde(default = "yes")]
+    pub align_corners: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensoriumConfig {
+    pub core: CoreConfig,
+    pub readouts: BTreeMap<String, ReadoutConfig>,
+    #[serde(default)]
+    pub elu_offset: f32,
+}
+
+impl SensoriumConfig {
+    pub fn from_json(text: &str) -> Result<Self> {
+        let cfg: SensoriumConfig = serde_json::from_str(text).map_err(|e| Error::Case(format!("model config: {e}")))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let c = &self.core;
+        let bad = |name: &str, why: &str| Err(Error::param("sensorium", name, why.to_string()));
+        if c.layers == 0 {
+            return bad("core.layers", "must be >= 1");
+        }
+        if c.input_channels == 0 || c.hidden_channels == 0 {
+            return bad("core.channels", "must be >= 1");
+        }
+        if c.input_kern == 0 || c.hidden_kern == 0 || c.hidden_dilation == 0 || c.stride == 0 || c.input_stride == 0 {
+            return bad("core", "kernels, strides and dilation must be >= 1");
+        }
+        if c.stack != -1 {
+            return bad("core.stack", "only -1 (the last layer's output) is supported");
+        }
+        if !(c.batch_norm_eps >= 0.0 && c.batch_norm_eps.is_finite()) {
+            return bad("core.batch_norm_eps", "must be finite and >= 0");
+        }
+        if !self.elu_offset.is_finite() {
+            return bad("elu_offset", "must be finite");
+        }
+        if self.readouts.is_empty() {
+            return bad("readouts", "at least one data key is needed");
+        }
+        if let Some((k, _)) = self.readouts.iter().find(|(_, r)| r.neurons == 0) {
+            return bad("readouts", &format!("data key {k:?} has no neurons"));
+        }
+        Ok(())
+    }
+
+    /// The core's output [C, H, W] for images of `h`×`w`.
+    pub fn core_output(&self, h: usize, w: usize) -> Result<[usize; 3]> {
+        let c = &self.core;
+        let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
+        let step = |size: usize, k: usize, pad: usize, stride: usize, dil: usize| -> Result<usize> {
+            let ext = dil * (k - 1) + 1;
+            if size + 2 * pad < ext {
+                return Err(Error::shape(
+                    "sensorium",
+                    "images",
+                    &[h, w],
+                    format!("at least {ext} pixels for a {k}-wide kernel"),
+                ));
+            }
+            Ok((size + 2 * pad - ext) / stride + 1)
+        };
+        let (mut oh, mut ow) =
+            (step(h, c.input_kern, p0, c.input_stride, 1)?, step(w, c.input_kern, p0, c.input_stride, 1)?);
+        let ph = ((c.hidden_kern - 1) * c.hidden_dilation + 1) / 2;
+        for _ in 1..c.layers {
+            oh = step(oh, c.hidden_kern, ph, c.stride, c.hidden_dilation)?;
+            ow = step(ow, c.hidden_kern, ph, c.stride, c.hidden_dilation)?;
+        }
+        Ok([c.hidden_channels, oh, ow])
+    }
+}
+
+/// A conv with its folded batch norm and activation, on the host (for the reference) and device.
+struct FoldedConv {
+    w: HostTensor,
+    bias: Option<HostTensor>,
+    /// Folded batch norm: (scale, shift).
+    bn: Option<(Vec<f32>, Vec<f32>)>,
+    params: Conv2dParams,
+    act: Activation,
+    dev: Option<(Tensor, Option<Tensor>, Option<(Tensor, Tensor)>)>,
+}
+
+struct Readout {
+    /// [M, 2], features [C, M], bias [M] with the ELU offset folded in.
+    mu: HostTensor,
+    features: HostTensor,
+    bias: HostTensor,
+    align_corners: bool,
+    dev: Option<(Tensor, Tensor, Tensor)>,
+}
+
+/// A loaded model.
+pub struct Sensorium {
+    pub config: SensoriumConfig,
+    layers: Vec<Vec<FoldedConv>>,
+    readouts: BTreeMap<String, Readout>,
+}
+
+/// The state_dict, consumed key by key so that unused keys can be named.
+struct StateDict {
+    tensors: BTreeMap<String, HostTensor>,
+    used: BTreeSet<String>,
+}
+
+impl StateDict {
+    fn take(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor> {
+        let t = self
+            .tensors
+            .get(key)
+            .ok_or_else(|| Error::Case(format!("weights: missing key {key:?} (shape {shape:?})")))?;
+        if t.shape != shape {
+            return Err(Error::Case(format!("weights: {key:?} has shape {:?}, expected {shape:?}", t.shape)));
+        }
+        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Case(format!("weights: {key:?} has a non-finite value at {i}")));
+        }
+        self.used.insert(key.to_string());
+        Ok(t.clone())
+    }
+    fn has(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
+    }
+    /// Keys a real model saves that inference does not use.
+    fn accept_unused(&mut self, key: &str) {
+        if self.tensors.contains_key(key) {
+            self.used.insert(key.to_string());
+        }
+    }
+    fn finish(&self) -> Result<()> {
+        let extra: Vec<&String> = self.tensors.keys().filter(|k| !self.used.contains(*k)).collect();
+        if !extra.is_empty() {
+            let shown: Vec<String> = extra.iter().take(5).map(|k| format!("{k:?}")).collect();
+            return Err(Error::Case(format!(
+                "weights: {} unexpected key(s) this config cannot place: {}{}",
+                extra.len(),
+                shown.join(", "),
+                if extra.len() > 5 { ", …" } else { "" }
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
+    let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
+    if let Some(i) = var.data.iter().position(|&v| v < 0.0) {
+        return Err(Error::Case(format!("weights: {prefix}.running_var[{i}] is negative")));
+    }
+    // Affine parameters are optional (BatchNorm2d(affine=False) saves none).
+    let w = if sd.has(&format!("{prefix}.weight")) { Some(sd.take(&format!("{prefix}.weight"), &[c])?) } else { None };
+    let b = if sd.has(&format!("{prefix}.bias")) { Some(sd.take(&format!("{prefix}.bias"), &[c])?) } else { None };
+    sd.accept_unused(&format!("{prefix}.num_batches_tracked"));
+    let mut scale = vec![0f32; c];
+    let mut shift = vec![0f32; c];
+    for i in 0..c {
+        let s = w.as_ref().map_or(1.0, |w| w.data[i] as f64) / (var.data[i] as f64 + eps as f64).sqrt();
+        scale[i] = s as f32;
+        shift[i] = (b.as_ref().map_or(0.0, |b| b.data[i] as f64) - mean.data[i] as f64 * s) as f32;
+    }
+    Ok((scale, shift))
+}
+
+impl Sensorium {
+    /// Loads weights (safetensors, PyTorch key names) and a JSON config, and uploads them.
+    pub fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Sensorium> {
+        let text = std::fs::read_to_string(config)
+            .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cannot read: {e}") })?;
+        let cfg = SensoriumConfig::from_json(&text)
+            .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
+        let w = read_weights(weights)?;
+        let mut m = Self::from_state_dict(cfg, w.tensors)
+            .map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })?;
+        m.upload(ctx)?;
+        Ok(m)
+    }
+
+    /// Builds the model on the host from a state_dict; refuses missing, extra or mis-shaped keys.
+    pub fn from_state_dict(config: SensoriumConfig, tensors: BTreeMap<String, HostTensor>) -> Result<Sensorium> {
+        config.validate()?;
+        let mut sd = StateDict { tensors, used: BTreeSet::new() };
+        let c = &config.core;
+        let hc = c.hidden_channels;
+        let act_of =
+            |l: usize| if l + 1 < c.layers || c.final_nonlinearity { Activation::Elu } else { Activation::Identity };
+        let mut layers = Vec::new();
+        // Layer 0: conv (no bias with batch norm), BN, ELU.
+        let w0 = sd.take("core.features.layer0.conv.weight", &[hc, c.input_channels, c.input_kern, c.input_kern])?;
+        let bias0 = if sd.has("core.features.layer0.conv.bias") {
+            Some(sd.take("core.features.layer0.conv.bias", &[hc])?)
+        } else {
+            None
+        };
+        let bn0 = fold_bn(&mut sd, "core.features.layer0.norm", hc, c.batch_norm_eps)?;
+        let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
+        layers.push(vec![FoldedConv {
+            w: w0,
+            bias: bias0,
+            bn: Some(bn0),
+            params: Conv2dParams::default().with_padding(p0, p0).with_stride(c.input_stride, c.input_stride),
+            act: act_of(0),
+            dev: None,
+        }]);
+        let pad = ((c.hidden_kern - 1) * c.hidden_dilation + 1) / 2;
+        let spatial = Conv2dParams::default()
+            .with_padding(pad, pad)
+            .with_stride(c.stride, c.stride)
+            .with_dilation(c.hidden_dilation, c.hidden_dilation);
+        for l in 1..c.layers {
+            let pre = format!("core.features.layer{l}");
+            let bn = fold_bn(&mut sd, &format!("{pre}.norm"), hc, c.batch_norm_eps)?;
+            let mut take_conv = |name: &str, shape: [usize; 4]| -> Result<(HostTensor, Option<HostTensor>)> {
+                let w = sd.take(&format!("{pre}.{name}.weight"), &shape)?;
+                let b = if sd.has(&format!("{pre}.{name}.bias")) {
+                    Some(sd.take(&format!("{pre}.{name}.bias"), &[shape[0]])?)
+                } else {
+                    None
+                };
+                Ok((w, b))
+            };
+            if c.depth_separable {
+                let (wi, bi) = take_conv("ds_conv.in_depth_conv", [hc, hc, 1, 1])?;
+                let (ws, bs) = take_conv("ds_conv.spatial_conv", [hc, 1, c.hidden_kern, c.hidden_kern])?;
+                let (wo, bo) = take_conv("ds_conv.out_depth_conv", [hc, hc, 1, 1])?;
+                layers.push(vec![
+                    FoldedConv {
+                        w: wi,
+                        bias: bi,
+                        bn: None,
+                        params: Conv2dParams::default(),
+                        act: Activation::Identity,
+                        dev: None,
+                    },
+                    FoldedConv {
+                        w: ws,
+                        bias: bs,
+                        bn: None,
+                        params: spatial.with_groups(hc),
+                        act: Activation::Identity,
+                        dev: None,
+                    },
+                    FoldedConv {
+                        w: wo,
+                        bias: bo,
+                        bn: Some(bn),
+                        params: Conv2dParams::default(),
+                        act: act_of(l),
+                        dev: None,
+                    },
+                ]);
+            } else {
+                let (w, b) = take_conv("conv", [hc, hc, c.hidden_kern, c.hidden_kern])?;
+                layers.push(vec![FoldedConv { w, bias: b, bn: Some(bn), params: spatial, act: act_of(l), dev: None }]);
+            }
+        }
+        // The input regularizer's Laplace filter is a buffer a real model saves.
+        sd.accept_unused("core._input_weights_regularizer.laplace.filter");
+        let mut readouts = BTreeMap::new();
+        for (key, r) in &config.readouts {
+            let m = r.neurons;
+            let pre = format!("readout.{key}");
+            let mu = sd.take(&format!("{pre}._mu"), &[1, m, 1, 2])?;
+            let f = sd.take(&format!("{pre}._features"), &[1, hc, 1, m])?;
+            let bias = if sd.has(&format!("{pre}.bias")) {
+                sd.take(&format!("{pre}.bias"), &[m])?
+            } else {
+                HostTensor::new(vec![m], vec![0.0; m])
+            };
+            // sigma only matters when sampling positions (training).
+            if sd.has(&format!("{pre}.sigma")) {
+                let s = &sd.tensors[&format!("{pre}.sigma")].shape;
+                if s.len() != 4 || s[1] != m {
+                    return Err(Error::Case(format!("weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]")));
+                }
+                sd.accept_unused(&format!("{pre}.sigma"));
+            }
+            let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + config.elu_offset).collect());
+            readouts.insert(
+                key.clone(),
+                Readout {
+                    mu: HostTensor::new(vec![m, 2], mu.data),
+                    features: HostTensor::new(vec![hc, m], f.data),
+                    bias,
+                    align_corners: r.align_corners,
+                    dev: None,
+                },
+            );
+        }
+        sd.finish()?;
+        Ok(Sensorium { config, layers, readouts })
+    }
+
+    /// Puts the folded weights on the device.
+    pub fn upload(&mut self, ctx: &Context) -> Result<()> {
+        let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
+        for layer in &mut self.layers {
+            for conv in layer.iter_mut() {
+                let w = up(&conv.w)?;
+                let b = conv.bias.as_ref().map(up).transpose()?;
+                let bn = match &conv.bn {
+                    Some((s, h)) => {
+                        Some((Tensor::from_f32(ctx, s, &[s.len()])?, Tensor::from_f32(ctx, h, &[h.len()])?))
+                    }
+                    None => None,
+                };
+                conv.dev = Some((w, b, bn));
+            }
+        }
+        for r in self.readouts.values_mut() {
+            r.dev = Some((up(&r.mu)?, up(&r.features)?, up(&r.bias)?));
+        }
+        Ok(())
+    }
+
+    pub fn data_keys(&self) -> Vec<&str> {
+        self.readouts.keys().map(|k| k.as_str()).collect()
+    }
+
+    fn readout(&self, key: &str) -> Result<&Readout> {
+        self.readouts.get(key).ok_or_else(|| {
+            Error::param("sensorium", "data_key", format!("{key:?} is not one of {}", self.data_keys().join(", ")))
+        })
+    }
+
+    /// Records the core on `rec` for images [N, input_channels, H, W]: its output [N, C, H', W'].
+    pub fn record_core(&self, rec: &mut Recorder, images: &Tensor) -> Result<Tensor> {
+        let c = &self.config.core;
+        match images.shape() {
+            &[_, ch, h, w] if ch == c.input_channels => {
+                self.config.core_output(h, w)?;
+            }
+            s => return Err(Error::shape("sensorium", "images", s, format!("[N, {}, H, W]", c.input_channels))),
+        }
+        let mut x = images.clone();
+        for layer in &self.layers {
+            for conv in layer {
+                let (w, b, bn) =
+                    conv.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
+                let epi =
+                    Epilogue { scale: bn.as_ref().map(|p| &p.0), shift: bn.as_ref().map(|p| &p.1), act: conv.act };
+                x = ops::conv2d(rec, &x, w, b.as_ref(), &conv.params, &epi)?;
+            }
+        }
+        Ok(x)
+    }
+
+    /// Records the whole forward pass (core, readout of `key`, ELU+1): firing rates [N, neurons].
+    pub fn record(&self, rec: &mut Recorder, images: &Tensor, key: &str) -> Result<Tensor> {
+        let r = self.readout(key)?;
+        let core = self.record_core(rec, images)?;
+        let (mu, f, b) = r.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
+        ops::gaussian_readout(rec, &core, mu, f, Some(b), None, r.align_corners, Activation::Elu1)
+    }
+
+    /// Host images [n, C, H, W] in, host responses [n, neurons] out: one upload, one submit, one
+    /// readback.
+    pub fn predict(&self, ctx: &Context, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
+        let x = Tensor::from_f32(ctx, images, shape)?;
+        let mut rec = ctx.recorder();
+        let y = self.record(&mut rec, &x, key)?;
+        let h = rec.read_back(&y);
+        Ok(rec.submit()?.f32(h, &y))
+    }
+
+    /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
+    pub fn reference_forward(&self, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
+        let r = self.readout(key)?;
+        let mut x = images.to_vec();
+        let mut s = shape.to_vec();
+        for layer in &self.layers {
+            for conv in layer {
+                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
+                let (y, ys) = reference::conv2d(
+                    &x,
+                    &s,
+                    &conv.w.data,
+                    &conv.w.shape,
+                    conv.bias.as_ref().map(|b| &b.data[..]),
+                    &conv.params,
+                    bn,
+                    conv.act,
+                )?;
+                x = y;
+                s = ys;
+            }
+        }
+        let y = reference::readout::gaussian_readout(
+            &x,
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+            &r.mu.data,
+            &r.features.data,
+            Some(&r.bias.data),
+            None,
+            r.align_corners,
+        );
+        Ok(reference::activation(&y, Activation::Elu1))
+    }
+
+    /// A model with random weights (for benchmarks), as `from_state_dict` would build it.
+    pub fn random(config: SensoriumConfig, seed: u64) -> Result<Sensorium> {
+        let mut rng = crate::rng::SplitMix::new(seed);
+        let mut sd = BTreeMap::new();
+        let c = config.core.clone();
+        let hc = c.hidden_channels;
+        let mut put = |k: String, shape: Vec<usize>, lo: f32, hi: f32| {
+            let n = shape.iter().product();
+            sd.insert(k, HostTensor::new(shape, rng.vec(n, lo, hi)));
+        };
+        let s0 = 1.0 / ((c.input_channels * c.input_kern * c.input_kern) as f32).sqrt();
+        put("core.features.layer0.conv.weight".into(), vec![hc, c.input_channels, c.input_kern, c.input_kern], -s0, s0);
+        for l in 0..c.layers {
+            let pre = format!("core.features.layer{l}");
+            put(format!("{pre}.norm.running_mean"), vec![hc], -0.5, 0.5);
+            put(format!("{pre}.norm.running_var"), vec![hc], 0.5, 2.0);
+            put(format!("{pre}.norm.weight"), vec![hc], 0.5, 1.5);
+            put(format!("{pre}.norm.bias"), vec![hc], -0.2, 0.2);
+            if l == 0 {
+                continue;
+            }
+            let s1 = 1.0 / (hc as f32).sqrt();
+            let sk = 1.0 / (c.hidden_kern as f32);
+            for (name, shape, s) in [
+                ("ds_conv.in_depth_conv", vec![hc, hc, 1, 1], s1),
+                ("ds_conv.spatial_conv", vec![hc, 1, c.hidden_kern, c.hidden_kern], sk),
+                ("ds_conv.out_depth_conv", vec![hc, hc, 1, 1], s1),
+            ] {
+                put(format!("{pre}.{name}.weight"), shape, -s, s);
+                put(format!("{pre}.{name}.bias"), vec![hc], -0.1, 0.1);
+            }
+        }
+        for (key, r) in &config.readouts {
+            put(format!("readout.{key}._mu"), vec![1, r.neurons, 1, 2], -1.0, 1.0);
+            put(format!("readout.{key}._features"), vec![1, hc, 1, r.neurons], -0.2, 0.2);
+            put(format!("readout.{key}.bias"), vec![r.neurons], -0.5, 0.5);
+        }
+        Self::from_state_dict(config, sd)
+    }
+
+    /// The Sensorium 2022 baseline's shape with `neurons` neurons under data key "bench".
+    pub fn baseline_config(neurons: usize) -> SensoriumConfig {
+        SensoriumConfig {
+            core: CoreConfig {
+                input_channels: 1,
+                hidden_channels: 64,
+                input_kern: 9,
+                hidden_kern: 7,
+                layers: 4,
+                pad_input: false,
+                depth_separable: true,
+                stack: -1,
+                batch_norm_eps: 1e-5,
+                hidden_dilation: 1,
+                input_stride: 1,
+                stride: 1,
+                final_nonlinearity: true,
+            },
+            readouts: [("bench".to_string(), ReadoutConfig { neurons, align_corners: true })].into(),
+            elu_offset: 0.0,
+        }
+    }
+}
+
+/// Reads the images tensor of a safetensors file: the tensor named `images`, or the only one.
+pub fn read_images(path: &Path) -> Result<HostTensor> {
+    let f = read_safetensors(path)?;
+    let n = f.tensors.len();
+    let mut t = f.tensors;
+    match t.remove("images") {
+        Some(x) => Ok(x),
+        None if n == 1 => Ok(t.into_values().next().expect("one tensor")),
+        None => Err(Error::File {
+            path: path.display().to_string(),
+            reason: format!("no tensor named \"images\" among {n}"),
+        }),
+    }
+}
