@@ -36,6 +36,27 @@ enum Cmd {
         #[arg(long)]
         cpu: bool,
     },
+    /// Predicts neuronal responses with a Sensorium-style model (neuralpredictors weights as safetensors).
+    Predict {
+        /// The model's state_dict as safetensors (PyTorch key names).
+        #[arg(long)]
+        weights: PathBuf,
+        /// The model's JSON config (core shape, readouts per data key).
+        #[arg(long)]
+        config: PathBuf,
+        /// Images [N, C, H, W] (the tensor named "images", or the file's only tensor).
+        #[arg(long)]
+        images: PathBuf,
+        /// Only this data key (default: every key in the config).
+        #[arg(long)]
+        data_key: Option<String>,
+        /// Where the responses go: one tensor [N, neurons] per data key.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Images per submit.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+    },
     /// Runs the standard kernel suite: median GPU time, GB/s, GFLOP/s and error against the CPU reference.
     Bench {
         /// Also write the results as JSON Lines to this file.
@@ -81,6 +102,9 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench { json, filter, full, reps } => bench_cmd(json, filter, full, reps),
+        Cmd::Predict { weights, config, images, data_key, output, batch } => {
+            predict(&weights, &config, &images, data_key, &output, batch)
+        }
     }
 }
 
@@ -169,5 +193,94 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
     if results.iter().any(|r| r.error.is_some()) {
         return Err(Error::Case("some benchmark cases failed (see above)".into()));
     }
+    Ok(())
+}
+
+/// A one-line progress bar on stderr, shown once a run is expected to take more than a second.
+struct Progress {
+    total: usize,
+    start: std::time::Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress { total, start: std::time::Instant::now(), shown: false }
+    }
+    fn update(&mut self, done: usize, what: &str) {
+        let el = self.start.elapsed().as_secs_f64();
+        let eta = if done > 0 { el / done as f64 * (self.total - done) as f64 } else { 0.0 };
+        if !self.shown && el + eta < 1.0 {
+            return;
+        }
+        self.shown = true;
+        let width = 30;
+        let fill = width * done / self.total.max(1);
+        eprint!(
+            "\r{what} [{}{}] {done}/{} images, {eta:.1} s left ",
+            "#".repeat(fill),
+            " ".repeat(width - fill),
+            self.total
+        );
+        let _ = std::io::stderr().flush();
+    }
+    fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}
+
+fn predict(
+    weights: &std::path::Path,
+    config: &std::path::Path,
+    images: &std::path::Path,
+    key: Option<String>,
+    output: &std::path::Path,
+    batch: usize,
+) -> Result<()> {
+    use vcortex::io::{write_safetensors, HostTensor};
+    use vcortex::models::{sensorium::read_images, Sensorium};
+    if batch == 0 {
+        return Err(Error::param("predict", "batch", "must be >= 1"));
+    }
+    let ctx = Context::new()?;
+    let model = Sensorium::load(&ctx, weights, config)?;
+    let x = read_images(images)?;
+    if x.shape.len() != 4 || x.shape[0] == 0 {
+        return Err(Error::File {
+            path: images.display().to_string(),
+            reason: format!("images have shape {:?}, expected [N, C, H, W]", x.shape),
+        });
+    }
+    let keys: Vec<String> = match key {
+        Some(k) => vec![k],
+        None => model.data_keys().iter().map(|k| k.to_string()).collect(),
+    };
+    let n = x.shape[0];
+    let per: usize = x.shape[1..].iter().product();
+    let mut outputs = Vec::new();
+    for key in &keys {
+        let mut progress = Progress::new(n);
+        let mut responses = Vec::new();
+        let mut neurons = 0;
+        for start in (0..n).step_by(batch) {
+            let b = batch.min(n - start);
+            let mut shape = x.shape.clone();
+            shape[0] = b;
+            let y = model.predict(&ctx, &x.data[start * per..(start + b) * per], &shape, key)?;
+            neurons = y.len() / b;
+            responses.extend(y);
+            progress.update(start + b, key);
+        }
+        progress.finish();
+        outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
+    }
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("adapter".to_string(), ctx.adapter().name.clone());
+    meta.insert("backend".to_string(), ctx.adapter().backend.clone());
+    write_safetensors(output, &outputs, &meta)?;
+    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
+    println!("wrote {} ({})", output.display(), desc.join(", "));
     Ok(())
 }
