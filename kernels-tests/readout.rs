@@ -176,3 +176,22 @@ fn readout_refuses_bad_shapes() {
     assert!(ops::zig_loglik(&mut rec, &a, &a, &a, &up(&[1.0; 3], &[3]), &a).is_err());
     assert_eq!(rec.dispatch_count(), 0);
 }
+
+#[test]
+fn pearson_per_neuron() {
+    let mut rng = SplitMix::new(65);
+    for (t, m) in [(2usize, 1usize), (50, 300), (1000, 7)] {
+        let a = rng.vec(t * m, -1.0, 1.0);
+        // b correlates with a to a degree that varies by neuron.
+        let noise = rng.vec(t * m, -1.0, 1.0);
+        let b: Vec<f32> = (0..t * m).map(|i| a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
+        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let got = run1(|rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
+        assert_close(&got, &want, 1e-5, 1e-4, &format!("pearson T {t} M {m}"));
+        assert!(got.iter().all(|c| c.abs() <= 1.0 + 1e-5));
+    }
+    // Constant responses: correlation 0, not NaN.
+    let got =
+        run1(|rec| ops::pearson(rec, &up(&[1.0; 6], &[3, 2]), &up(&[0.5, 1.0, 2.0, 3.0, 4.0, 5.0], &[3, 2]), 1e-8));
+    assert_eq!(got, vec![0.0, 0.0]);
+}

@@ -181,3 +181,32 @@ fn zig_loglik(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         ro_y[i] = log(q) + (k - 1.0) * log(d) - d / theta - k * log(theta) - vc_lgamma(k);
     }
 }
+
+// Per-neuron correlation across trials of a [T, M] and b [T, M] (ro_x, ro_a; ro.n = T, ro.m = M):
+// za = (a - mean) / (std + eps), ddof 0, corr = mean(za zb) (neuralpredictors' numpy `corr`).
+// One invocation per neuron, neighbours reading neighbouring columns.
+@compute @workgroup_size(256)
+fn pearson(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m = gid.x + gid.y * nwg.x * 256u;
+    if (m >= ro.m) { return; }
+    var sa = 0.0;
+    var sb = 0.0;
+    for (var t = 0u; t < ro.n; t++) {
+        sa += ro_x[t * ro.m + m];
+        sb += ro_a[t * ro.m + m];
+    }
+    let fn_ = f32(ro.n);
+    let ma = sa / fn_;
+    let mb = sb / fn_;
+    var vaa = 0.0;
+    var vbb = 0.0;
+    var vab = 0.0;
+    for (var t = 0u; t < ro.n; t++) {
+        let da = ro_x[t * ro.m + m] - ma;
+        let db = ro_a[t * ro.m + m] - mb;
+        vaa = fma(da, da, vaa);
+        vbb = fma(db, db, vbb);
+        vab = fma(da, db, vab);
+    }
+    ro_y[m] = (vab / fn_) / ((sqrt(vaa / fn_) + ro.eps) * (sqrt(vbb / fn_) + ro.eps));
+}

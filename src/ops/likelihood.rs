@@ -113,3 +113,23 @@ pub fn zig_loglik(
     )?;
     Ok(y)
 }
+
+/// Per-neuron Pearson correlation across trials of responses a and b [T, M]: za = (a − mean) /
+/// (std + eps) with ddof 0, corr = mean(za·zb), as neuralpredictors' numpy `corr` (eps 1e-8). [M].
+pub fn pearson(rec: &mut Recorder, a: &Tensor, b: &Tensor, eps: f32) -> Result<Tensor> {
+    const OP: &str = "pearson";
+    a.expect_f32(OP, "a")?;
+    expect_shape(OP, "b", b, a.shape())?;
+    super::finite(OP, "eps", eps, false)?;
+    let (t, m) = match a.shape() {
+        &[t, m] => (t, m),
+        s => return Err(Error::shape(OP, "a", s, "[trials, neurons]")),
+    };
+    let ctx = rec.context();
+    let p = RoParams { n: t as u32, m: m as u32, eps, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new("readout", "pearson", &BINDINGS))?;
+    let y = Tensor::alloc(ctx, OP, &[m], DType::F32)?;
+    let groups = super::elementwise_grid(ctx, m, OP)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), None, None, None, Some(&y)], groups)?;
+    Ok(y)
+}

@@ -139,3 +139,18 @@ mod tests {
         }
     }
 }
+
+/// Per-neuron correlation across trials of a, b [t, m] (ddof 0, eps added to each std).
+pub fn pearson(a: &[f32], b: &[f32], t: usize, m: usize, eps: f32) -> Vec<f32> {
+    (0..m)
+        .map(|j| {
+            let col = |x: &[f32]| (0..t).map(|i| x[i * m + j] as f64).collect::<Vec<f64>>();
+            let (ca, cb) = (col(a), col(b));
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / t as f64;
+            let (ma, mb) = (mean(&ca), mean(&cb));
+            let sd = |v: &[f64], mu: f64| (v.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / t as f64).sqrt();
+            let cov = ca.iter().zip(&cb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / t as f64;
+            (cov / ((sd(&ca, ma) + eps as f64) * (sd(&cb, mb) + eps as f64))) as f32
+        })
+        .collect()
+}
