@@ -195,3 +195,53 @@ fn pearson_per_neuron() {
         run1(|rec| ops::pearson(rec, &up(&[1.0; 6], &[3, 2]), &up(&[0.5, 1.0, 2.0, 3.0, 4.0, 5.0], &[3, 2]), 1e-8));
     assert_eq!(got, vec![0.0, 0.0]);
 }
+
+/// Sampling mode: positions from each neuron's Gaussian with the engine's Philox normals, the
+/// same on the GPU and the CPU reference; different seeds give different draws.
+#[test]
+fn gaussian_readout_sampling_mode() {
+    let mut rng = SplitMix::new(66);
+    let (n, c, h, w, m) = (3, 5, 9, 11, 200);
+    let x = rng.vec(n * c * h * w, -1.0, 1.0);
+    let mu = rng.vec(m * 2, -1.0, 1.0);
+    let sigma = rng.vec(m * 4, -0.2, 0.2);
+    let f = rng.vec(c * m, -0.5, 0.5);
+    let b = rng.vec(m, -1.0, 1.0);
+    let s = rng.vec(n * 2, -0.2, 0.2);
+    let draw = |seed: u64| {
+        run1(|rec| {
+            let (bt, st, sg) = (up(&b, &[m]), up(&s, &[n, 2]), up(&sigma, &[m, 2, 2]));
+            ops::gaussian_readout_sample(
+                rec,
+                &up(&x, &[n, c, h, w]),
+                &up(&mu, &[m, 2]),
+                &up(&f, &[c, m]),
+                Some(&bt),
+                Some(&st),
+                true,
+                ops::Activation::Identity,
+                ops::ReadoutSample { sigma: &sg, seed, offset: 9 },
+            )
+        })
+    };
+    let got = draw(4);
+    let want = rr::gaussian_readout_sample(&x, n, c, h, w, &mu, Some((&sigma, 4, 9)), &f, Some(&b), Some(&s), true);
+    assert_close(&got, &want, 1e-4, 1e-4, "sampled readout");
+    let eval = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), Some(&s), true);
+    assert!(got.iter().zip(&eval).any(|(a, b)| (a - b).abs() > 1e-3), "sampling moved no position");
+    assert_ne!(draw(5), got, "another seed, another draw");
+    let mut rec = ctx().recorder();
+    let bad = ops::ReadoutSample { sigma: &up(&sigma[..8], &[2, 2, 2]), seed: 1, offset: 0 };
+    let r = ops::gaussian_readout_sample(
+        &mut rec,
+        &up(&x, &[n, c, h, w]),
+        &up(&mu, &[m, 2]),
+        &up(&f, &[c, m]),
+        None,
+        None,
+        true,
+        ops::Activation::Identity,
+        bad,
+    );
+    assert!(r.is_err());
+}

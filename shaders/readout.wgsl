@@ -11,11 +11,15 @@ struct RoParams {
     n: u32, c: u32, h: u32, w: u32,
     m: u32, ho: u32, wo: u32, total: u32,
     eps: f32, scale: f32, count: u32, _p: u32,
+    seed_lo: u32, seed_hi: u32, off_lo: u32, off_hi: u32,
 }
 override ALIGN_CORNERS: bool = false;
 override RO_BIAS: bool = false;
 override RO_SHIFT: bool = false;
 override REDUCE: bool = false;
+// Sampling mode: positions drawn from each neuron's Gaussian (full covariance factor sigma [M, 2, 2]),
+// z from Philox: element (n * M + m) * 2 + d of stream (seed, offset).
+override RO_SAMPLE: bool = false;
 
 @group(0) @binding(0) var<uniform> ro: RoParams;
 @group(0) @binding(1) var<storage, read> ro_x: array<f32>;
@@ -24,6 +28,7 @@ override REDUCE: bool = false;
 @group(0) @binding(4) var<storage, read> ro_c: array<f32>;   // bias / k
 @group(0) @binding(5) var<storage, read> ro_d: array<f32>;   // shift / loc
 @group(0) @binding(6) var<storage, read_write> ro_y: array<f32>;
+@group(0) @binding(7) var<storage, read> ro_sigma: array<f32>;
 
 // Pixel coordinate of a normalized one along an axis of `size` pixels.
 fn unnormalize(g: f32, size: u32) -> f32 {
@@ -78,6 +83,15 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let nimg = i / ro.m;
     var gx = clamp(ro_a[2u * m], -1.0, 1.0);
     var gy = clamp(ro_a[2u * m + 1u], -1.0, 1.0);
+    if (RO_SAMPLE) {
+        let seed = vec2<u32>(ro.seed_lo, ro.seed_hi);
+        let off = vec2<u32>(ro.off_lo, ro.off_hi);
+        let zi = (nimg * ro.m + m) * 2u;
+        let z0 = philox_normal(seed, off, zi);
+        let z1 = philox_normal(seed, off, zi + 1u);
+        gx = clamp(gx + ro_sigma[4u * m] * z0 + ro_sigma[4u * m + 1u] * z1, -1.0, 1.0);
+        gy = clamp(gy + ro_sigma[4u * m + 2u] * z0 + ro_sigma[4u * m + 3u] * z1, -1.0, 1.0);
+    }
     if (RO_SHIFT) {
         gx += ro_d[2u * nimg];
         gy += ro_d[2u * nimg + 1u];

@@ -54,7 +54,7 @@ pub fn poisson_nll(
             OP,
             kernel,
             bytemuck::bytes_of(&p),
-            &[Some(rate), Some(target), None, None, None, Some(&y)],
+            &[Some(rate), Some(target), None, None, None, Some(&y), None],
             groups,
         )?;
         return Ok(y);
@@ -65,7 +65,7 @@ pub fn poisson_nll(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(rate), Some(target), None, None, None, Some(&partials)],
+        &[Some(rate), Some(target), None, None, None, Some(&partials), None],
         groups,
     )?;
     let scale = if reduction == Reduction::Mean { 1.0 / total as f32 } else { 1.0 };
@@ -76,7 +76,7 @@ pub fn poisson_nll(
         "poisson_nll/sum",
         fin,
         bytemuck::bytes_of(&pf),
-        &[Some(&partials), None, None, None, None, Some(&y)],
+        &[Some(&partials), None, None, None, None, Some(&y), None],
         [1, 1, 1],
     )?;
     Ok(y)
@@ -108,7 +108,7 @@ pub fn zig_loglik(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(target), Some(q), Some(theta), Some(k), Some(loc), Some(&y)],
+        &[Some(target), Some(q), Some(theta), Some(k), Some(loc), Some(&y), None],
         groups,
     )?;
     Ok(y)
@@ -130,6 +130,6 @@ pub fn pearson(rec: &mut Recorder, a: &Tensor, b: &Tensor, eps: f32) -> Result<T
     let kernel = ctx.kernel(&PipelineKey::new("readout", "pearson", &BINDINGS))?;
     let y = Tensor::alloc(ctx, OP, &[m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, m, OP)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), None, None, None, Some(&y)], groups)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), None, None, None, Some(&y), None], groups)?;
     Ok(y)
 }

@@ -29,7 +29,7 @@ pub use matmul::{linear, matmul};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 pub use random::{random_normal, random_uniform};
-pub use readout::{gaussian_readout, grid_sample};
+pub use readout::{gaussian_readout, gaussian_readout_sample, grid_sample, ReadoutSample};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;

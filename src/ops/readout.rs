@@ -21,10 +21,14 @@ pub(crate) struct RoParams {
     pub scale: f32,
     pub count: u32,
     pub _p: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub off_lo: u32,
+    pub off_hi: u32,
 }
 
-pub(crate) const BINDINGS: [Access; 6] =
-    [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+pub(crate) const BINDINGS: [Access; 7] =
+    [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read];
 
 fn nchw(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
     x.expect_f32(op, "input")?;
@@ -61,8 +65,35 @@ pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners:
     )?;
     let y = Tensor::alloc(ctx, OP, &[n, c, ho, wo], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(grid), None, None, None, Some(&y)], groups)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(grid), None, None, None, Some(&y), None], groups)?;
     Ok(y)
+}
+
+/// Where positions come from in training mode: each neuron's Gaussian, sigma [M, 2, 2] (the full
+/// covariance factor of neuralpredictors' `FullGaussian2d`), z from the engine's Philox stream
+/// (seed, offset): element (n·M + m)·2 + d.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadoutSample<'a> {
+    pub sigma: &'a Tensor,
+    pub seed: u64,
+    pub offset: u64,
+}
+
+/// The Gaussian readout in sampling (training) mode: positions clamp(sigma·z + clamp(mu)) (+ shift),
+/// otherwise as [`gaussian_readout`].
+#[allow(clippy::too_many_arguments)]
+pub fn gaussian_readout_sample(
+    rec: &mut Recorder,
+    x: &Tensor,
+    mu: &Tensor,
+    features: &Tensor,
+    bias: Option<&Tensor>,
+    shift: Option<&Tensor>,
+    align_corners: bool,
+    act: super::Activation,
+    sample: ReadoutSample,
+) -> Result<Tensor> {
+    readout(rec, x, mu, features, bias, shift, align_corners, act, Some(sample))
 }
 
 /// The Gaussian readout in eval mode: for every image n and neuron m, the bilinear sample of x at
@@ -79,6 +110,21 @@ pub fn gaussian_readout(
     align_corners: bool,
     act: super::Activation,
 ) -> Result<Tensor> {
+    readout(rec, x, mu, features, bias, shift, align_corners, act, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn readout(
+    rec: &mut Recorder,
+    x: &Tensor,
+    mu: &Tensor,
+    features: &Tensor,
+    bias: Option<&Tensor>,
+    shift: Option<&Tensor>,
+    align_corners: bool,
+    act: super::Activation,
+    sample: Option<ReadoutSample>,
+) -> Result<Tensor> {
     const OP: &str = "gaussian_readout";
     act.validate()?;
     let [n, c, h, w] = nchw(OP, x)?;
@@ -94,8 +140,12 @@ pub fn gaussian_readout(
     if let Some(s) = shift {
         expect_shape(OP, "shift", s, &[n, 2])?;
     }
+    if let Some(s) = &sample {
+        expect_shape(OP, "sigma", s.sigma, &[m, 2, 2])?;
+    }
     let ctx = rec.context();
     let total = n * m;
+    let (seed, offset) = sample.map_or((0, 0), |s| (s.seed, s.offset));
     let p = RoParams {
         n: n as u32,
         c: c as u32,
@@ -103,12 +153,17 @@ pub fn gaussian_readout(
         w: w as u32,
         m: m as u32,
         total: total as u32,
+        seed_lo: seed as u32,
+        seed_hi: (seed >> 32) as u32,
+        off_lo: offset as u32,
+        off_hi: (offset >> 32) as u32,
         ..Default::default()
     };
     let key = PipelineKey::new("readout", "gaussian_readout", &BINDINGS)
         .with("ALIGN_CORNERS", align_corners as u8 as f64)
         .with("RO_BIAS", bias.is_some() as u8 as f64)
-        .with("RO_SHIFT", shift.is_some() as u8 as f64);
+        .with("RO_SHIFT", shift.is_some() as u8 as f64)
+        .with("RO_SAMPLE", sample.is_some() as u8 as f64);
     let kernel = ctx.kernel(&act.specialize(key))?;
     let y = Tensor::alloc(ctx, OP, &[n, m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
@@ -116,7 +171,7 @@ pub fn gaussian_readout(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(x), Some(mu), Some(features), bias, shift, Some(&y)],
+        &[Some(x), Some(mu), Some(features), bias, shift, Some(&y), sample.map(|s| s.sigma)],
         groups,
     )?;
     Ok(y)

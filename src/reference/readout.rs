@@ -66,12 +66,38 @@ pub fn gaussian_readout(
     shift: Option<&[f32]>,
     align: bool,
 ) -> Vec<f32> {
+    gaussian_readout_sample(x, n, c, h, w, mu, None, features, bias, shift, align)
+}
+
+/// The Gaussian readout; with `sample = (sigma [m, 2, 2], seed, offset)` positions are
+/// clamp(sigma·z + clamp(mu)) with z the Philox normals (n·M + m)·2 + d of (seed, offset).
+#[allow(clippy::too_many_arguments)]
+pub fn gaussian_readout_sample(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    mu: &[f32],
+    sample: Option<(&[f32], u64, u64)>,
+    features: &[f32],
+    bias: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    align: bool,
+) -> Vec<f32> {
     let m = mu.len() / 2;
+    let z = sample.map(|(_, seed, offset)| super::random::normal(seed, offset, n * m * 2));
     let mut y = vec![0f32; n * m];
     for ni in 0..n {
         for mi in 0..m {
             let mut gx = (mu[2 * mi] as f64).clamp(-1.0, 1.0);
             let mut gy = (mu[2 * mi + 1] as f64).clamp(-1.0, 1.0);
+            if let (Some((sigma, _, _)), Some(z)) = (sample, &z) {
+                let (z0, z1) = (z[(ni * m + mi) * 2] as f64, z[(ni * m + mi) * 2 + 1] as f64);
+                let sg = |k: usize| sigma[4 * mi + k] as f64;
+                gx = (gx + sg(0) * z0 + sg(1) * z1).clamp(-1.0, 1.0);
+                gy = (gy + sg(2) * z0 + sg(3) * z1).clamp(-1.0, 1.0);
+            }
             if let Some(s) = shift {
                 gx += s[2 * ni] as f64;
                 gy += s[2 * ni + 1] as f64;
