@@ -16,6 +16,19 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         "conv2d" => v.push(vec![("HAS_BIAS", 1.0), ("HAS_AFFINE", 1.0), ("ACT", 3.0)]),
         "matmul" => v.push(vec![("TRANS_B", 1.0), ("MM_HAS_BIAS", 1.0), ("ACT", 7.0)]),
         "norm" => v.push(vec![("LN_HAS_WEIGHT", 1.0), ("LN_HAS_BIAS", 1.0)]),
+        "divisive_norm" => {
+            v.push(vec![("DN_WRITE_CENTERED", 1.0), ("DN_L1", 1.0), ("DN_GAMMA", 1.0), ("DN_BETA", 1.0)])
+        }
+        "neurn" => v.push(vec![("WINDOW", 0.0)]),
+        "box_filter" => v.push(vec![("SQUARE", 1.0)]),
+        "diffusion" => {
+            v.push(vec![("NOISE", 1.0), ("CLIP", 1.0)]);
+            v.push(vec![("NOISE", 2.0)]);
+        }
+        "readout" => {
+            v.push(vec![("ALIGN_CORNERS", 1.0), ("RO_BIAS", 1.0), ("RO_SHIFT", 1.0), ("RO_SAMPLE", 1.0), ("ACT", 3.0)]);
+            v.push(vec![("REDUCE", 1.0)]);
+        }
         _ => {}
     }
     v
