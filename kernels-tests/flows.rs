@@ -222,3 +222,30 @@ fn flows_refuse_bad_input() {
     assert!(ops::affine_coupling(&mut rec, &x, &s2, &up(&[0.0; 2], &[2, 1]), &[true, true, false], false).is_err());
     assert_eq!(rec.dispatch_count(), 0);
 }
+
+#[test]
+fn actnorm_and_base_density() {
+    let mut rng = SplitMix::new(56);
+    let (n, f) = (37, 5);
+    let (x, ls, b) = (rng.vec(n * f, -2.0, 2.0), rng.vec(f, -1.0, 1.0), rng.vec(f, -0.5, 0.5));
+    let (xt, lt, bt) = (up(&x, &[n, f]), up(&ls, &[f]), up(&b, &[f]));
+    let mut rec = ctx().recorder();
+    let y = ops::actnorm(&mut rec, &xt, &lt, &bt, false).unwrap();
+    let back = ops::actnorm(&mut rec, &y, &lt, &bt, true).unwrap();
+    let lp = ops::normal_logprob(&mut rec, &xt, None).unwrap();
+    let add = up(&rng.vec(n, -1.0, 1.0), &[n]);
+    let lp2 = ops::normal_logprob(&mut rec, &xt, Some(&add)).unwrap();
+    let (hy, hb, hl, hl2, ha) =
+        (rec.read_back(&y), rec.read_back(&back), rec.read_back(&lp), rec.read_back(&lp2), rec.read_back(&add));
+    let done = rec.submit().unwrap();
+    assert_close(&done.f32(hy, &y), &rf::actnorm(&x, f, &ls, &b, false), 1e-5, 1e-5, "actnorm");
+    assert_close(&done.f32(hb, &back), &x, 1e-5, 1e-5, "actnorm inverse(forward)");
+    let want = rf::normal_logprob(&x, f);
+    assert_close(&done.f32(hl, &lp), &want, 1e-5, 1e-5, "normal_logprob");
+    let a = done.f32(ha, &add);
+    let want2: Vec<f32> = want.iter().zip(&a).map(|(w, a)| w + a).collect();
+    assert_close(&done.f32(hl2, &lp2), &want2, 1e-5, 1e-5, "normal_logprob + logdet");
+    assert_eq!(ops::flows::actnorm_logdet(&[0.5, -0.25], 4, true), -1.0);
+    assert!(ops::actnorm(&mut ctx().recorder(), &xt, &up(&[0.0; 4], &[4]), &bt, false).is_err());
+    assert!(ops::normal_logprob(&mut ctx().recorder(), &xt, Some(&up(&[0.0; 3], &[3]))).is_err());
+}

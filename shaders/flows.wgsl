@@ -144,3 +144,47 @@ fn affine_coupling(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
     ac_logdet[r] = select(ld, -ld, ac.inverse != 0u);
 }
+
+// ActNorm (Glow): y = exp(log_s[j]) x + b[j] per feature j of the last axis (inverse:
+// (y - b[j]) exp(-log_s[j])); log-det per row = sum_j log_s[j] times `positions` (H*W for images), or
+// its negative, computed once on the host. One invocation per element.
+struct ActnormParams { total: u32, features: u32, inverse: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> an: ActnormParams;
+@group(0) @binding(1) var<storage, read> an_x: array<f32>;
+@group(0) @binding(2) var<storage, read> an_logs: array<f32>;
+@group(0) @binding(3) var<storage, read> an_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> an_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn actnorm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= an.total) { return; }
+    let j = i % an.features;
+    if (an.inverse != 0u) {
+        an_y[i] = (an_x[i] - an_b[j]) * exp(-an_logs[j]);
+    } else {
+        an_y[i] = exp(an_logs[j]) * an_x[i] + an_b[j];
+    }
+}
+
+// Standard-normal log-density of each row of x [N, D]: -0.5 |x|^2 - D/2 log(2 pi), plus an
+// optional per-row term (a flow's accumulated log-det). One invocation per row.
+struct LogpParams { rows: u32, d: u32, add: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> lp: LogpParams;
+@group(0) @binding(1) var<storage, read> lp_x: array<f32>;
+@group(0) @binding(2) var<storage, read> lp_add: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lp_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn normal_logprob(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = gid.x + gid.y * nwg.x * 256u;
+    if (r >= lp.rows) { return; }
+    var s = 0.0;
+    for (var j = 0u; j < lp.d; j++) {
+        let v = lp_x[r * lp.d + j];
+        s = fma(v, v, s);
+    }
+    var out = -0.5 * s - 0.9189385332046727 * f32(lp.d);
+    if (lp.add != 0u) { out += lp_add[r]; }
+    lp_y[r] = out;
+}

@@ -203,3 +203,74 @@ pub fn affine_coupling(
     )?;
     Ok((y, logdet))
 }
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ActnormParams {
+    total: u32,
+    features: u32,
+    inverse: u32,
+    _p: u32,
+}
+
+/// ActNorm over the last axis of x [..., F]: y = exp(log_s)·x + b (inverse: (y − b)·exp(−log_s)).
+/// Its log-det per row does not depend on x: Σ log_s (negated for the inverse), times H·W for
+/// images; [`actnorm_logdet`] computes it from the host's log_s.
+pub fn actnorm(rec: &mut Recorder, x: &Tensor, log_s: &Tensor, b: &Tensor, inverse: bool) -> Result<Tensor> {
+    const OP: &str = "actnorm";
+    x.expect_f32(OP, "input")?;
+    let f = *x.shape().last().ok_or_else(|| Error::shape(OP, "input", x.shape(), "[..., F]"))?;
+    crate::ops::expect_shape(OP, "log_s", log_s, &[f])?;
+    crate::ops::expect_shape(OP, "bias", b, &[f])?;
+    let ctx = rec.context();
+    let p = ActnormParams { total: x.numel() as u32, features: f as u32, inverse: inverse as u32, _p: 0 };
+    let kernel = ctx.kernel(&PipelineKey::new(
+        "flows",
+        "actnorm",
+        &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    ))?;
+    let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
+    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(log_s), Some(b), Some(&y)], groups)?;
+    Ok(y)
+}
+
+/// The per-row log-det of ActNorm: Σ log_s · positions, negated for the inverse.
+pub fn actnorm_logdet(log_s: &[f32], positions: usize, inverse: bool) -> f64 {
+    let s: f64 = log_s.iter().map(|&v| v as f64).sum::<f64>() * positions as f64;
+    if inverse {
+        -s
+    } else {
+        s
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LogpParams {
+    rows: u32,
+    d: u32,
+    add: u32,
+    _p: u32,
+}
+
+/// The standard-normal log-density of each row of x [N, D] (+ `add` [N], a flow's log-det): [N].
+pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>) -> Result<Tensor> {
+    const OP: &str = "normal_logprob";
+    x.expect_f32(OP, "input")?;
+    let (n, d) = match x.shape() {
+        &[n, d] => (n, d),
+        s => return Err(Error::shape(OP, "input", s, "[N, D]")),
+    };
+    if let Some(a) = add {
+        crate::ops::expect_shape(OP, "add", a, &[n])?;
+    }
+    let ctx = rec.context();
+    let p = LogpParams { rows: n as u32, d: d as u32, add: add.is_some() as u32, _p: 0 };
+    let kernel =
+        ctx.kernel(&PipelineKey::new("flows", "normal_logprob", &[Access::Read, Access::Read, Access::ReadWrite]))?;
+    let groups = super::elementwise_grid(ctx, n, OP)?;
+    let y = Tensor::alloc(ctx, OP, &[n], DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), add, Some(&y)], groups)?;
+    Ok(y)
+}

@@ -141,3 +141,24 @@ pub fn affine_coupling(
     }
     (y, ld)
 }
+
+/// ActNorm over the last axis (f features).
+pub fn actnorm(x: &[f32], f: usize, log_s: &[f32], b: &[f32], inverse: bool) -> Vec<f32> {
+    x.iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let (ls, bb) = (log_s[i % f] as f64, b[i % f] as f64);
+            (if inverse { (v as f64 - bb) * (-ls).exp() } else { ls.exp() * v as f64 + bb }) as f32
+        })
+        .collect()
+}
+
+/// −½|x|² − D/2·log 2π per row of x [n, d].
+pub fn normal_logprob(x: &[f32], d: usize) -> Vec<f32> {
+    x.chunks(d)
+        .map(|r| {
+            (-0.5 * r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+                - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()) as f32
+        })
+        .collect()
+}
