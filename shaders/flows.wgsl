@@ -9,7 +9,11 @@
 struct SplineParams {
     n: u32, k: u32, inverse: u32, _p: u32,
     bound: f32, min_w: f32, min_h: f32, min_d: f32,
+    d: u32, t: u32, _q0: u32, _q1: u32,   // with COUPLING: features per row D, transformed T
 }
+// COUPLING: x is [N, D]; feature j is transformed with the parameters of rq_map[j] (its index among
+// the T transformed features, parameters [N, T, K]) or copied when rq_map[j] < 0 (log-det 0).
+override COUPLING: bool = false;
 @group(0) @binding(0) var<uniform> rq: SplineParams;
 @group(0) @binding(1) var<storage, read> rq_x: array<f32>;
 @group(0) @binding(2) var<storage, read> rq_w: array<f32>;
@@ -17,6 +21,7 @@ struct SplineParams {
 @group(0) @binding(4) var<storage, read> rq_d: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rq_y: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rq_lad: array<f32>;
+@group(0) @binding(7) var<storage, read> rq_map: array<i32>;
 
 fn softplus(x: f32) -> f32 {
     return max(x, 0.0) + log(1.0 + exp(-abs(x)));
@@ -69,14 +74,25 @@ fn rq_spline(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (i >= rq.n) { return; }
     let v = rq_x[i];
     let b = rq.bound;
+    // The parameter row of this element: itself, or (n, map[j]) in a coupling.
+    var pi = i;
+    if (COUPLING) {
+        let tj = rq_map[i % rq.d];
+        if (tj < 0) {
+            rq_y[i] = v;
+            rq_lad[i] = 0.0;
+            return;
+        }
+        pi = (i / rq.d) * rq.t + u32(tj);
+    }
     if (v < -b || v > b) {
         rq_y[i] = v;
         rq_lad[i] = 0.0;
         return;
     }
     let u = (v + b) / (2.0 * b);
-    let kb = i * rq.k;
-    let db = i * (rq.k - 1u);
+    let kb = pi * rq.k;
+    let db = pi * (rq.k - 1u);
     let inv = rq.inverse != 0u;
     // The bin is searched along widths going forward, along heights going back.
     let first = rq_bin(select(0u, 1u, inv), kb, u, 0xffffffffu);
@@ -187,4 +203,21 @@ fn normal_logprob(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     var out = -0.5 * s - 0.9189385332046727 * f32(lp.d);
     if (lp.add != 0u) { out += lp_add[r]; }
     lp_y[r] = out;
+}
+
+// acc_out[n] = acc_in[n] + sum_j v[n, j] (a flow's running log-det). One invocation per row.
+struct RowSumParams { rows: u32, cols: u32, has_acc: u32, _p: u32 }
+@group(0) @binding(0) var<uniform> rs: RowSumParams;
+@group(0) @binding(1) var<storage, read> rs_v: array<f32>;
+@group(0) @binding(2) var<storage, read> rs_acc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> rs_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn row_sum_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = gid.x + gid.y * nwg.x * 256u;
+    if (r >= rs.rows) { return; }
+    var s = 0.0;
+    for (var j = 0u; j < rs.cols; j++) { s += rs_v[r * rs.cols + j]; }
+    if (rs.has_acc != 0u) { s += rs_acc[r]; }
+    rs_out[r] = s;
 }

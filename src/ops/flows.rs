@@ -70,7 +70,7 @@ pub fn spline_shapes(x: &[usize], w: &[usize], h: &[usize], d: &[usize]) -> Resu
 }
 
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 struct RqParams {
     n: u32,
     k: u32,
@@ -80,7 +80,13 @@ struct RqParams {
     min_w: f32,
     min_h: f32,
     min_d: f32,
+    d: u32,
+    t: u32,
+    _q: [u32; 2],
 }
+
+const RQ_BINDINGS: [Access; 7] =
+    [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::Read];
 
 /// The unconstrained rational-quadratic spline (tails linear outside [−B, B]) of every element of
 /// x: returns (output, log|det|) elementwise, both of x's shape.
@@ -103,14 +109,13 @@ pub fn rq_spline(
         n: x.numel() as u32,
         k: k as u32,
         inverse: p.inverse as u32,
-        _p: 0,
         bound: p.tail_bound,
         min_w: p.min_bin_width,
         min_h: p.min_bin_height,
         min_d: p.min_derivative,
+        ..Default::default()
     };
-    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
-    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &bindings))?;
+    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS))?;
     let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
     let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
     let lad = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
@@ -118,10 +123,116 @@ pub fn rq_spline(
         OP,
         kernel,
         bytemuck::bytes_of(&params),
-        &[Some(x), Some(widths), Some(heights), Some(derivatives), Some(&y), Some(&lad)],
+        &[Some(x), Some(widths), Some(heights), Some(derivatives), Some(&y), Some(&lad), None],
         groups,
     )?;
     Ok((y, lad))
+}
+
+/// A spline coupling on x [N, D]: the features where `mask` is true (T of them, in order) go
+/// through the spline with parameters widths/heights [N, T, K] and derivatives [N, T, K−1]; the
+/// others are copied. Returns (output [N, D], log|det| per element [N, D], 0 on copied features).
+pub fn rq_spline_coupling(
+    rec: &mut Recorder,
+    x: &Tensor,
+    widths: &Tensor,
+    heights: &Tensor,
+    derivatives: &Tensor,
+    mask: &[bool],
+    p: &SplineParams,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "rq_spline_coupling";
+    for (t, name) in [(x, "input"), (widths, "widths"), (heights, "heights"), (derivatives, "derivatives")] {
+        t.expect_f32(OP, name)?;
+    }
+    let (n, d) = match x.shape() {
+        &[n, d] => (n, d),
+        s => return Err(Error::shape(OP, "input", s, "[N, D]")),
+    };
+    if mask.len() != d {
+        return Err(Error::shape(OP, "mask", &[mask.len()], format!("[{d}]")));
+    }
+    let t = mask.iter().filter(|&&m| m).count();
+    if t == 0 {
+        return Err(Error::param(OP, "mask", "transforms no feature"));
+    }
+    let k = spline_shapes(&[n, t], widths.shape(), heights.shape(), derivatives.shape())?;
+    p.validate(k)?;
+    let ctx = rec.context();
+    let map_t = feature_map(ctx, mask)?;
+    let params = RqParams {
+        n: x.numel() as u32,
+        k: k as u32,
+        inverse: p.inverse as u32,
+        bound: p.tail_bound,
+        min_w: p.min_bin_width,
+        min_h: p.min_bin_height,
+        min_d: p.min_derivative,
+        d: d as u32,
+        t: t as u32,
+        ..Default::default()
+    };
+    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", 1.0))?;
+    let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
+    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let lad = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&params),
+        &[Some(x), Some(widths), Some(heights), Some(derivatives), Some(&y), Some(&lad), Some(&map_t)],
+        groups,
+    )?;
+    Ok((y, lad))
+}
+
+/// Feature j → its index among the transformed features, or −1: an i32 table on the device (its
+/// bits travel in an f32 tensor).
+fn feature_map(ctx: &crate::runtime::Context, mask: &[bool]) -> Result<Tensor> {
+    let mut next = 0i32;
+    let map: Vec<i32> = mask
+        .iter()
+        .map(|&m| {
+            if m {
+                next += 1;
+                next - 1
+            } else {
+                -1
+            }
+        })
+        .collect();
+    Tensor::from_f32(ctx, bytemuck::cast_slice(&map), &[mask.len()])
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RowSumParams {
+    rows: u32,
+    cols: u32,
+    has_acc: u32,
+    _p: u32,
+}
+
+/// acc + Σ over the last axis of v [N, C] (acc [N], optional): [N]. A flow's running log-det.
+pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>) -> Result<Tensor> {
+    const OP: &str = "row_sum_add";
+    v.expect_f32(OP, "input")?;
+    let (n, c) = match v.shape() {
+        &[n, c] => (n, c),
+        &[n] => (n, 1),
+        s => return Err(Error::shape(OP, "input", s, "[N, C] or [N]")),
+    };
+    if let Some(a) = acc {
+        crate::ops::expect_shape(OP, "acc", a, &[n])?;
+    }
+    let ctx = rec.context();
+    let p = RowSumParams { rows: n as u32, cols: c as u32, has_acc: acc.is_some() as u32, _p: 0 };
+    let kernel =
+        ctx.kernel(&PipelineKey::new("flows", "row_sum_add", &[Access::Read, Access::Read, Access::ReadWrite]))?;
+    let groups = super::elementwise_grid(ctx, n, OP)?;
+    let y = Tensor::alloc(ctx, OP, &[n], DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(v), acc, Some(&y)], groups)?;
+    Ok(y)
 }
 
 /// Checks an affine coupling's shapes: x [N, D], mask of D, shift and scale_raw [N, T] for the T
@@ -174,20 +285,7 @@ pub fn affine_coupling(
     let t = affine_shapes(x.shape(), shift.shape(), scale_raw.shape(), mask)?;
     let (n, d) = (x.shape()[0], x.shape()[1]);
     let ctx = rec.context();
-    let mut next = 0i32;
-    let map: Vec<i32> = mask
-        .iter()
-        .map(|&m| {
-            if m {
-                next += 1;
-                next - 1
-            } else {
-                -1
-            }
-        })
-        .collect();
-    // The feature map travels as the bits of an f32 tensor (read as i32 by the kernel).
-    let map_t = Tensor::from_f32(ctx, bytemuck::cast_slice(&map), &[d])?;
+    let map_t = feature_map(ctx, mask)?;
     let params = AffineParams { n: n as u32, d: d as u32, t: t as u32, inverse: inverse as u32 };
     let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
     let kernel = ctx.kernel(&PipelineKey::new("flows", "affine_coupling", &bindings))?;

@@ -23,7 +23,7 @@ pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
 pub use copy::copy;
 pub use diffusion::{add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, Noise};
 pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, SupDivisor};
-pub use flows::{actnorm, affine_coupling, normal_logprob, rq_spline, SplineParams};
+pub use flows::{actnorm, affine_coupling, normal_logprob, row_sum_add, rq_spline, rq_spline_coupling, SplineParams};
 pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
 pub use matmul::{linear, matmul};
 pub use neurn::{neurn, MaxScope, NeurnParams};
