@@ -1,5 +1,7 @@
 //! Model pipelines composed of ops; weights loaded and folded once, at load time.
 
+pub mod flow;
 pub mod sensorium;
 
+pub use flow::{Flow, FlowConfig};
 pub use sensorium::{Sensorium, SensoriumConfig};
