@@ -404,6 +404,54 @@ mod composite {
         assert_close(&rec.submit().unwrap().f32(h2, &z2), &half, 1e-3, 1e-3, "temperature 0.5");
     }
 
+    /// `vcortex flow sample` then `vcortex flow density` on a weights file: the density pass maps
+    /// the samples back to the base draws (the Philox stream of the seed).
+    #[test]
+    fn cli_flow_sample_and_density() {
+        let dir = std::env::temp_dir().join(format!("vcortex-flow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (w, c) = (dir.join("w.safetensors"), dir.join("c.json"));
+        let sd: Vec<(String, HostTensor)> = weights(3).into_iter().collect();
+        vcortex::io::write_safetensors(&w, &sd, &Default::default()).unwrap();
+        std::fs::write(&c, serde_json::to_string(&config()).unwrap()).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(args).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        };
+        let (samples, dens) = (dir.join("s.safetensors"), dir.join("d.safetensors"));
+        let ws = w.to_str().unwrap();
+        let cs = c.to_str().unwrap();
+        run(&[
+            "flow",
+            "sample",
+            "--weights",
+            ws,
+            "--config",
+            cs,
+            "--n",
+            "10",
+            "--seed",
+            "5",
+            "-o",
+            samples.to_str().unwrap(),
+        ]);
+        run(&[
+            "flow",
+            "density",
+            "--weights",
+            ws,
+            "--config",
+            cs,
+            "--input",
+            samples.to_str().unwrap(),
+            "-o",
+            dens.to_str().unwrap(),
+        ]);
+        let z = vcortex::io::read_safetensors(&dens).unwrap().tensors.remove("z").unwrap();
+        assert_close(&z.data, &vcortex::reference::random::normal(5, 0, 30), 1e-3, 1e-3, "CLI round trip");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn flow_loader_refuses_bad_weights() {
         assert!(Flow::from_state_dict(config(), weights(3)).is_ok());

@@ -57,6 +57,11 @@ enum Cmd {
         #[arg(long, default_value_t = 128)]
         batch: usize,
     },
+    /// Normalizing flows: density of data, or samples from the base (weights and config as in models::flow).
+    Flow {
+        #[command(subcommand)]
+        cmd: FlowCmd,
+    },
     /// Runs the standard kernel suite: median GPU time, GB/s, GFLOP/s and error against the CPU reference.
     Bench {
         /// Also write the results as JSON Lines to this file.
@@ -71,6 +76,37 @@ enum Cmd {
         /// Timed repetitions per case (at least 20).
         #[arg(long, default_value_t = 20)]
         reps: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum FlowCmd {
+    /// log p(x) of each row of the input [N, D]; writes `log_prob` [N] and `z` [N, D].
+    Density {
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        /// The data [N, D] (the tensor named "input", or the file's only tensor).
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// N samples (base draws scaled by the temperature, through the inverse flow); writes `samples` [N, D].
+    Sample {
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        n: usize,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 
@@ -102,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Bench { json, filter, full, reps } => bench_cmd(json, filter, full, reps),
+        Cmd::Flow { cmd } => flow_cmd(cmd),
         Cmd::Predict { weights, config, images, data_key, output, batch } => {
             predict(&weights, &config, &images, data_key, &output, batch)
         }
@@ -282,5 +319,59 @@ fn predict(
     write_safetensors(output, &outputs, &meta)?;
     let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
     println!("wrote {} ({})", output.display(), desc.join(", "));
+    Ok(())
+}
+
+fn flow_cmd(cmd: FlowCmd) -> Result<()> {
+    use vcortex::io::{read_safetensors, write_safetensors, HostTensor};
+    use vcortex::models::Flow;
+    let ctx = Context::new()?;
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("adapter".to_string(), ctx.adapter().name.clone());
+    meta.insert("backend".to_string(), ctx.adapter().backend.clone());
+    match cmd {
+        FlowCmd::Density { weights, config, input, output } => {
+            let flow = Flow::load(&ctx, &weights, &config)?;
+            let mut f = read_safetensors(&input)?.tensors;
+            let n_t = f.len();
+            let x = match f.remove("input") {
+                Some(x) => x,
+                None if n_t == 1 => f.into_values().next().expect("one tensor"),
+                None => {
+                    return Err(Error::File {
+                        path: input.display().to_string(),
+                        reason: "no tensor named \"input\"".into(),
+                    })
+                }
+            };
+            let xt = vcortex::Tensor::from_f32(&ctx, &x.data, &x.shape)?;
+            let mut rec = ctx.recorder();
+            let (z, lp) = flow.record_log_prob(&mut rec, &xt)?;
+            let (hz, hl) = (rec.read_back(&z), rec.read_back(&lp));
+            let done = rec.submit()?;
+            let outs = vec![
+                ("log_prob".to_string(), HostTensor::new(lp.shape().to_vec(), done.f32(hl, &lp))),
+                ("z".to_string(), HostTensor::new(z.shape().to_vec(), done.f32(hz, &z))),
+            ];
+            write_safetensors(&output, &outs, &meta)?;
+            println!("wrote {} (log_prob {:?})", output.display(), lp.shape());
+        }
+        FlowCmd::Sample { weights, config, n, temperature, seed, output } => {
+            if n == 0 {
+                return Err(Error::param("flow sample", "n", "must be >= 1"));
+            }
+            let flow = Flow::load(&ctx, &weights, &config)?;
+            let mut rec = ctx.recorder();
+            let (x, _) = flow.record_sample(&mut rec, n, temperature, seed, 0)?;
+            let h = rec.read_back(&x);
+            let done = rec.submit()?;
+            write_safetensors(
+                &output,
+                &[("samples".to_string(), HostTensor::new(x.shape().to_vec(), done.f32(h, &x)))],
+                &meta,
+            )?;
+            println!("wrote {} (samples {:?})", output.display(), x.shape());
+        }
+    }
     Ok(())
 }

@@ -219,6 +219,19 @@ impl Flow {
         Ok(Flow { config, layers })
     }
 
+    /// Loads a flow from safetensors weights and a JSON config, and uploads it.
+    pub fn load(ctx: &Context, weights: &std::path::Path, config: &std::path::Path) -> Result<Flow> {
+        let text = std::fs::read_to_string(config)
+            .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cannot read: {e}") })?;
+        let cfg: FlowConfig = serde_json::from_str(&text)
+            .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("flow config: {e}") })?;
+        let sd = crate::io::read_safetensors(weights)?.tensors;
+        let mut f = Self::from_state_dict(cfg, sd)
+            .map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })?;
+        f.upload(ctx)?;
+        Ok(f)
+    }
+
     pub fn upload(&mut self, ctx: &Context) -> Result<()> {
         let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
         for l in &mut self.layers {
