@@ -69,6 +69,10 @@ pub struct ReadoutConfig {
     pub neurons: usize,
     #[serde(default = "yes")]
     pub align_corners: bool,
+    /// A shifter MLP (`shifter.<key>.mlp.{0,2,4,…}`, Linear → Tanh each) maps the eye position
+    /// [N, 2] to a shift of every neuron's position.
+    #[serde(default)]
+    pub shifter: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +160,9 @@ struct FoldedConv {
 }
 
 struct Readout {
+    /// The shifter's linear layers (Tanh after each), host and device.
+    shifter: Vec<(HostTensor, HostTensor)>,
+    shifter_dev: Vec<(Tensor, Tensor)>,
     /// [M, 2], features [C, M], bias [M] with the ELU offset folded in.
     mu: HostTensor,
     features: HostTensor,
@@ -350,9 +357,33 @@ impl Sensorium {
                 sd.accept_unused(&format!("{pre}.sigma"));
             }
             let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + config.elu_offset).collect());
+            let mut shifter = Vec::new();
+            if r.shifter {
+                let mut width = 2;
+                let mut j = 0;
+                while sd.has(&format!("shifter.{key}.mlp.{j}.weight")) {
+                    let k = format!("shifter.{key}.mlp.{j}.weight");
+                    let shape = sd.tensors[&k].shape.clone();
+                    if shape.len() != 2 || shape[1] != width {
+                        return Err(Error::Case(format!("weights: {k:?} has shape {shape:?}, expected [H, {width}]")));
+                    }
+                    let w = sd.take(&k, &shape)?;
+                    let b = sd.take(&format!("shifter.{key}.mlp.{j}.bias"), &[shape[0]])?;
+                    width = shape[0];
+                    shifter.push((w, b));
+                    j += 2;
+                }
+                if shifter.is_empty() || width != 2 {
+                    return Err(Error::Case(format!(
+                        "weights: the shifter of {key:?} needs shifter.{key}.mlp.0.weight … ending in 2 outputs"
+                    )));
+                }
+            }
             readouts.insert(
                 key.clone(),
                 Readout {
+                    shifter,
+                    shifter_dev: Vec::new(),
                     mu: HostTensor::new(vec![m, 2], mu.data),
                     features: HostTensor::new(vec![hc, m], f.data),
                     bias,
@@ -383,6 +414,7 @@ impl Sensorium {
         }
         for r in self.readouts.values_mut() {
             r.dev = Some((up(&r.mu)?, up(&r.features)?, up(&r.bias)?));
+            r.shifter_dev = r.shifter.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
         }
         Ok(())
     }
@@ -421,10 +453,44 @@ impl Sensorium {
 
     /// Records the whole forward pass (core, readout of `key`, ELU+1): firing rates [N, neurons].
     pub fn record(&self, rec: &mut Recorder, images: &Tensor, key: &str) -> Result<Tensor> {
+        self.record_with_eye(rec, images, None, key)
+    }
+
+    /// As [`Sensorium::record`], with the eye position [N, 2] for a readout that has a shifter
+    /// (required there, refused elsewhere).
+    pub fn record_with_eye(
+        &self,
+        rec: &mut Recorder,
+        images: &Tensor,
+        eye: Option<&Tensor>,
+        key: &str,
+    ) -> Result<Tensor> {
         let r = self.readout(key)?;
+        let n = images.shape().first().copied().unwrap_or(0);
+        let shift = match (r.shifter.is_empty(), eye) {
+            (true, None) => None,
+            (true, Some(_)) => {
+                return Err(Error::param("sensorium", "eye", format!("data key {key:?} has no shifter")))
+            }
+            (false, None) => {
+                return Err(Error::param(
+                    "sensorium",
+                    "eye",
+                    format!("data key {key:?} has a shifter: the eye position [N, 2] is needed"),
+                ))
+            }
+            (false, Some(e)) => {
+                ops::expect_shape("sensorium", "eye", e, &[n, 2])?;
+                let mut h = e.clone();
+                for (w, b) in &r.shifter_dev {
+                    h = ops::linear(rec, &h, w, Some(b), Activation::Tanh)?;
+                }
+                Some(h)
+            }
+        };
         let core = self.record_core(rec, images)?;
         let (mu, f, b) = r.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
-        ops::gaussian_readout(rec, &core, mu, f, Some(b), None, r.align_corners, Activation::Elu1)
+        ops::gaussian_readout(rec, &core, mu, f, Some(b), shift.as_ref(), r.align_corners, Activation::Elu1)
     }
 
     /// Host images [n, C, H, W] in, host responses [n, neurons] out: one upload, one submit, one
@@ -439,7 +505,30 @@ impl Sensorium {
 
     /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
     pub fn reference_forward(&self, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
+        self.reference_forward_with_eye(images, shape, None, key)
+    }
+
+    /// [`Sensorium::reference_forward`] with the eye position [N, 2] for a shifter.
+    pub fn reference_forward_with_eye(
+        &self,
+        images: &[f32],
+        shape: &[usize],
+        eye: Option<&[f32]>,
+        key: &str,
+    ) -> Result<Vec<f32>> {
         let r = self.readout(key)?;
+        let shift = match eye {
+            Some(e) if !r.shifter.is_empty() => {
+                let mut h = e.to_vec();
+                let mut width = 2;
+                for (w, b) in &r.shifter {
+                    h = reference::linear(&h, shape[0], width, &w.data, w.shape[0], Some(&b.data), Activation::Tanh);
+                    width = w.shape[0];
+                }
+                Some(h)
+            }
+            _ => None,
+        };
         let mut x = images.to_vec();
         let mut s = shape.to_vec();
         for layer in &self.layers {
@@ -468,7 +557,7 @@ impl Sensorium {
             &r.mu.data,
             &r.features.data,
             Some(&r.bias.data),
-            None,
+            shift.as_deref(),
             r.align_corners,
         );
         Ok(reference::activation(&y, Activation::Elu1))
@@ -507,6 +596,12 @@ impl Sensorium {
             }
         }
         for (key, r) in &config.readouts {
+            if r.shifter {
+                for (j, (o, i)) in [(5, 2), (5, 5), (2, 5)].into_iter().enumerate() {
+                    put(format!("shifter.{key}.mlp.{}.weight", 2 * j), vec![o, i], -0.7, 0.7);
+                    put(format!("shifter.{key}.mlp.{}.bias", 2 * j), vec![o], -0.2, 0.2);
+                }
+            }
             put(format!("readout.{key}._mu"), vec![1, r.neurons, 1, 2], -1.0, 1.0);
             put(format!("readout.{key}._features"), vec![1, hc, 1, r.neurons], -0.2, 0.2);
             put(format!("readout.{key}.bias"), vec![r.neurons], -0.5, 0.5);
@@ -532,7 +627,7 @@ impl Sensorium {
                 stride: 1,
                 final_nonlinearity: true,
             },
-            readouts: [("bench".to_string(), ReadoutConfig { neurons, align_corners: true })].into(),
+            readouts: [("bench".to_string(), ReadoutConfig { neurons, align_corners: true, shifter: false })].into(),
             elu_offset: 0.0,
         }
     }
