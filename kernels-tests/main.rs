@@ -15,4 +15,5 @@ mod normalization;
 mod random;
 mod readout;
 mod runtime;
+mod sensorium;
 mod shaders_naga;

@@ -44,7 +44,8 @@ enum Cmd {
         /// The model's JSON config (core shape, readouts per data key).
         #[arg(long)]
         config: PathBuf,
-        /// Images [N, C, H, W] (the tensor named "images", or the file's only tensor).
+        /// Images [N, C, H, W] (the tensor named "images", or the file's only tensor), and for
+        /// readouts with a shifter the eye positions [N, 2] as "eye".
         #[arg(long)]
         images: PathBuf,
         /// Only this data key (default: every key in the config).
@@ -283,7 +284,7 @@ fn predict(
     }
     let ctx = Context::new()?;
     let model = Sensorium::load(&ctx, weights, config)?;
-    let x = read_images(images)?;
+    let (x, eye) = read_images(images)?;
     if x.shape.len() != 4 || x.shape[0] == 0 {
         return Err(Error::File {
             path: images.display().to_string(),
@@ -305,7 +306,25 @@ fn predict(
             let b = batch.min(n - start);
             let mut shape = x.shape.clone();
             shape[0] = b;
-            let y = model.predict(&ctx, &x.data[start * per..(start + b) * per], &shape, key)?;
+            let e = match (&eye, model.has_shifter(key)) {
+                (Some(e), true) => {
+                    if e.shape != [n, 2] {
+                        return Err(Error::File {
+                            path: images.display().to_string(),
+                            reason: format!("eye has shape {:?}, expected [{n}, 2]", e.shape),
+                        });
+                    }
+                    Some(&e.data[start * 2..(start + b) * 2])
+                }
+                (None, true) => {
+                    return Err(Error::File {
+                        path: images.display().to_string(),
+                        reason: format!("data key {key:?} has a shifter: an \"eye\" tensor [N, 2] is needed"),
+                    })
+                }
+                _ => None,
+            };
+            let y = model.predict_with_eye(&ctx, &x.data[start * per..(start + b) * per], &shape, e, key)?;
             neurons = y.len() / b;
             responses.extend(y);
             progress.update(start + b, key);

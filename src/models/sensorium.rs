@@ -419,6 +419,11 @@ impl Sensorium {
         Ok(())
     }
 
+    /// Whether the readout of `key` has a shifter (and so needs eye positions).
+    pub fn has_shifter(&self, key: &str) -> bool {
+        self.readouts.get(key).is_some_and(|r| !r.shifter.is_empty())
+    }
+
     pub fn data_keys(&self) -> Vec<&str> {
         self.readouts.keys().map(|k| k.as_str()).collect()
     }
@@ -496,9 +501,22 @@ impl Sensorium {
     /// Host images [n, C, H, W] in, host responses [n, neurons] out: one upload, one submit, one
     /// readback.
     pub fn predict(&self, ctx: &Context, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
+        self.predict_with_eye(ctx, images, shape, None, key)
+    }
+
+    /// [`Sensorium::predict`] with eye positions [n, 2] for a readout with a shifter.
+    pub fn predict_with_eye(
+        &self,
+        ctx: &Context,
+        images: &[f32],
+        shape: &[usize],
+        eye: Option<&[f32]>,
+        key: &str,
+    ) -> Result<Vec<f32>> {
         let x = Tensor::from_f32(ctx, images, shape)?;
+        let e = eye.map(|e| Tensor::from_f32(ctx, e, &[shape.first().copied().unwrap_or(0), 2])).transpose()?;
         let mut rec = ctx.recorder();
-        let y = self.record(&mut rec, &x, key)?;
+        let y = self.record_with_eye(&mut rec, &x, e.as_ref(), key)?;
         let h = rec.read_back(&y);
         Ok(rec.submit()?.f32(h, &y))
     }
@@ -633,17 +651,22 @@ impl Sensorium {
     }
 }
 
-/// Reads the images tensor of a safetensors file: the tensor named `images`, or the only one.
-pub fn read_images(path: &Path) -> Result<HostTensor> {
+/// Reads the images of a safetensors file (the tensor named `images`, or the only one) and the eye
+/// positions [N, 2] (`eye`) when the file has them.
+pub fn read_images(path: &Path) -> Result<(HostTensor, Option<HostTensor>)> {
     let f = read_safetensors(path)?;
     let n = f.tensors.len();
     let mut t = f.tensors;
-    match t.remove("images") {
-        Some(x) => Ok(x),
-        None if n == 1 => Ok(t.into_values().next().expect("one tensor")),
-        None => Err(Error::File {
-            path: path.display().to_string(),
-            reason: format!("no tensor named \"images\" among {n}"),
-        }),
-    }
+    let eye = t.remove("eye");
+    let images = match t.remove("images") {
+        Some(x) => x,
+        None if t.len() == 1 => t.into_values().next().expect("one tensor"),
+        None => {
+            return Err(Error::File {
+                path: path.display().to_string(),
+                reason: format!("no tensor named \"images\" among {n}"),
+            })
+        }
+    };
+    Ok((images, eye))
 }

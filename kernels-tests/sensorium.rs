@@ -1,0 +1,164 @@
+//! The Sensorium model pipeline: GPU forward against the reference forward on random weights, the
+//! committed neuralpredictors reference model (kernels-tests/data/sensorium, made by
+//! scripts/golden_sensorium.py), the loader's refusals, and `vcortex predict`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::common::{assert_close, ctx};
+use vcortex::io::{read_safetensors, read_weights, HostTensor};
+use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
+use vcortex::models::{Sensorium, SensoriumConfig};
+use vcortex::rng::SplitMix;
+
+fn small_config(depth_separable: bool, pad_input: bool) -> SensoriumConfig {
+    SensoriumConfig {
+        core: CoreConfig {
+            input_channels: 2,
+            hidden_channels: 8,
+            input_kern: 5,
+            hidden_kern: 3,
+            layers: 3,
+            pad_input,
+            depth_separable,
+            stack: -1,
+            batch_norm_eps: 1e-5,
+            hidden_dilation: 1,
+            input_stride: 1,
+            stride: 1,
+            final_nonlinearity: true,
+        },
+        readouts: [
+            ("a".to_string(), ReadoutConfig { neurons: 13, align_corners: true, shifter: false }),
+            ("b".to_string(), ReadoutConfig { neurons: 7, align_corners: false, shifter: true }),
+        ]
+        .into(),
+        elu_offset: 0.3,
+    }
+}
+
+#[test]
+fn random_models_match_the_reference_forward() {
+    let mut rng = SplitMix::new(71);
+    for (ds, pad) in [(true, false), (true, true)] {
+        let mut m = Sensorium::random(small_config(ds, pad), 5).unwrap();
+        m.upload(ctx()).unwrap();
+        let shape = [3, 2, 12, 15];
+        let x = rng.vec(3 * 2 * 12 * 15, -1.0, 1.0);
+        let eye_d = rng.vec(3 * 2, -1.0, 1.0);
+        for key in ["a", "b"] {
+            // Key "b" has a shifter: the eye position goes through it in the same submit.
+            let eye = (key == "b").then(|| vcortex::Tensor::from_f32(ctx(), &eye_d, &[3, 2]).unwrap());
+            let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
+            let mut rec = ctx().recorder();
+            let y = m.record_with_eye(&mut rec, &t, eye.as_ref(), key).unwrap();
+            let h = rec.read_back(&y);
+            let got = rec.submit().unwrap().f32(h, &y);
+            let want = m.reference_forward_with_eye(&x, &shape, (key == "b").then_some(&eye_d[..]), key).unwrap();
+            assert_close(&got, &want, 1e-5, 1e-4, &format!("sensorium depth_separable {ds} pad_input {pad} key {key}"));
+            assert!(got.iter().all(|&r| r > 0.0), "ELU+1 rates are positive");
+        }
+        // The forward is one submit: 1 + 3 per hidden layer + the readout.
+        let mut rec = ctx().recorder();
+        let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
+        m.record(&mut rec, &t, "a").unwrap();
+        assert_eq!(rec.dispatch_count(), 1 + 3 * 2 + 1);
+        rec.submit().unwrap();
+    }
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/sensorium")
+}
+
+/// The neuralpredictors model's responses, reproduced within 1e-4 relative.
+#[test]
+fn reproduces_the_neuralpredictors_reference_model() {
+    let dir = golden_dir();
+    let model = Sensorium::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+    let mut inputs = read_safetensors(&dir.join("images.safetensors")).unwrap().tensors;
+    let (images, eye) = (inputs.remove("images").unwrap(), inputs.remove("eye").unwrap());
+    let expected = read_safetensors(&dir.join("expected.safetensors")).unwrap();
+    let keys = model.data_keys().iter().map(|k| k.to_string()).collect::<Vec<_>>();
+    assert!(keys.len() >= 2);
+    for key in keys {
+        let want = &expected.tensors[&key];
+        let e = model.has_shifter(&key).then_some(&eye.data[..]);
+        let got = model.predict_with_eye(ctx(), &images.data, &images.shape, e, &key).unwrap();
+        assert_close(&got, &want.data, 1e-6, 1e-4, &format!("sensorium {key} (GPU)"));
+        let cpu = model.reference_forward_with_eye(&images.data, &images.shape, e, &key).unwrap();
+        assert_close(&cpu, &want.data, 1e-6, 1e-4, &format!("sensorium {key} (CPU reference)"));
+    }
+}
+
+fn golden_state_dict() -> (SensoriumConfig, BTreeMap<String, HostTensor>) {
+    let dir = golden_dir();
+    let cfg = SensoriumConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    (cfg, read_weights(&dir.join("weights.safetensors")).unwrap().tensors)
+}
+
+#[test]
+fn loader_refuses_keys_it_cannot_place() {
+    let (cfg, sd) = golden_state_dict();
+    assert!(Sensorium::from_state_dict(cfg.clone(), sd.clone()).is_ok());
+    let key = "core.features.layer1.ds_conv.spatial_conv.weight";
+    let mut missing = sd.clone();
+    missing.remove(key);
+    let e = Sensorium::from_state_dict(cfg.clone(), missing).err().unwrap().to_string();
+    assert!(e.contains("missing key") && e.contains(key), "{e}");
+    let mut extra = sd.clone();
+    extra.insert("core.features.layer9.conv.weight".into(), HostTensor::new(vec![1], vec![0.0]));
+    let e = Sensorium::from_state_dict(cfg.clone(), extra).err().unwrap().to_string();
+    assert!(e.contains("unexpected key") && e.contains("layer9"), "{e}");
+    let mut shaped = sd.clone();
+    shaped.insert(key.into(), HostTensor::new(vec![2, 2], vec![0.0; 4]));
+    let e = Sensorium::from_state_dict(cfg.clone(), shaped).err().unwrap().to_string();
+    assert!(e.contains(key) && e.contains("shape"), "{e}");
+    let mut nan = sd.clone();
+    nan.get_mut("core.features.layer0.norm.running_var").unwrap().data[0] = f32::NAN;
+    assert!(Sensorium::from_state_dict(cfg.clone(), nan).is_err());
+    // A config with more neurons than the weights hold, or an unknown field.
+    let mut more = cfg.clone();
+    more.readouts.values_mut().next().unwrap().neurons += 1;
+    assert!(Sensorium::from_state_dict(more, sd).is_err());
+    assert!(SensoriumConfig::from_json(r#"{"core": {}, "readouts": {}}"#).is_err());
+    let text = std::fs::read_to_string(golden_dir().join("config.json")).unwrap().replacen('{', r#"{"colour": 1, "#, 1);
+    let e = SensoriumConfig::from_json(&text).unwrap_err().to_string();
+    assert!(e.contains("colour"), "{e}");
+}
+
+#[test]
+fn wrong_images_and_keys_are_refused() {
+    let mut m = Sensorium::random(small_config(true, false), 5).unwrap();
+    m.upload(ctx()).unwrap();
+    assert!(m.predict(ctx(), &[0.0; 2 * 3 * 3], &[1, 2, 3, 3], "a").is_err(), "smaller than the 5x5 input kernel");
+    assert!(m.predict(ctx(), &[0.0; 12 * 15], &[1, 1, 12, 15], "a").is_err(), "wrong channel count");
+    assert!(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "b").is_err(), "key b needs the eye position");
+    let e = m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "zzz").unwrap_err().to_string();
+    assert!(e.contains("zzz") && e.contains("a, b"), "{e}");
+}
+
+/// `vcortex predict` writes one tensor per data key, equal to the library's answer.
+#[test]
+fn cli_predict() {
+    let dir = golden_dir();
+    let out = std::env::temp_dir().join(format!("vcortex-predict-{}.safetensors", std::process::id()));
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_vcortex"))
+        .args(["predict", "--weights"])
+        .arg(dir.join("weights.safetensors"))
+        .arg("--config")
+        .arg(dir.join("config.json"))
+        .arg("--images")
+        .arg(dir.join("images.safetensors"))
+        .args(["--batch", "2", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let got = read_safetensors(&out).unwrap();
+    let want = read_safetensors(&dir.join("expected.safetensors")).unwrap();
+    for (k, t) in &got.tensors {
+        assert_close(&t.data, &want.tensors[k].data, 1e-6, 1e-4, &format!("predict {k}"));
+    }
+    let _ = std::fs::remove_file(&out);
+}
