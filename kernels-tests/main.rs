@@ -2,6 +2,7 @@
 //! the golden PyTorch cases through `eval`, bad input refused with typed errors, the runtime's
 //! pool, cache, recorder and timing, and every WGSL file through naga without a GPU.
 
+mod attention;
 mod common;
 mod conv;
 mod diffusion;

@@ -109,6 +109,22 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     record(rec, OP, a, b, None, (batch, m, n, k), (a_stride, b_stride), false, Activation::Identity, &out)
 }
 
+/// C = A · Bᵀ for A [batch, M, K] and B [batch, N, K] (same batch): attention scores.
+pub fn matmul_nt(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "matmul_nt";
+    a.expect_f32(OP, "a")?;
+    b.expect_f32(OP, "b")?;
+    let (batch, m, k) = match a.shape() {
+        &[bt, m, k] => (bt, m, k),
+        s => return Err(Error::shape(OP, "a", s, "[batch, M, K]")),
+    };
+    let n = match b.shape() {
+        &[bb, n, kb] if bb == batch && kb == k => n,
+        s => return Err(Error::shape(OP, "b", s, format!("[{batch}, N, {k}]"))),
+    };
+    record(rec, OP, a, b, None, (batch, m, n, k), (m * k, n * k), true, Activation::Identity, &[batch, m, n])
+}
+
 /// y = act(x Wᵀ + b) for x [..., I], W [O, I], b [O].
 pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
     const OP: &str = "linear";

@@ -2,6 +2,7 @@
 //! picks a kernel variant, packs the parameters and records the dispatch on a [`Recorder`].
 
 pub mod activation;
+pub mod attention;
 pub mod box_filter;
 pub mod cast;
 pub mod conv;
@@ -17,6 +18,7 @@ pub mod random;
 pub mod readout;
 
 pub use activation::{activation, Activation};
+pub use attention::{attention, softmax};
 pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
@@ -25,7 +27,7 @@ pub use diffusion::{add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, 
 pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, SupDivisor};
 pub use flows::{actnorm, affine_coupling, normal_logprob, row_sum_add, rq_spline, rq_spline_coupling, SplineParams};
 pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
-pub use matmul::{linear, matmul};
+pub use matmul::{linear, matmul, matmul_nt};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 pub use random::{random_normal, random_uniform};

@@ -1,0 +1,76 @@
+//! Multi-head self-attention (the MDM denoiser's core, models.md §9): softmax(Q Kᵀ/√dh) V per head,
+//! from the tiled matmuls and the kernels of shaders/attention.wgsl, recorded on one recorder.
+
+use crate::error::{Error, Result};
+use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttnParams {
+    rows: u32,
+    len: u32,
+    scale: f32,
+    _p: u32,
+    b: u32,
+    f: u32,
+    h: u32,
+    dh: u32,
+}
+
+const BINDINGS: [Access; 2] = [Access::Read, Access::ReadWrite];
+
+/// softmax(scale · x) over the last axis.
+pub fn softmax(rec: &mut Recorder, x: &Tensor, scale: f32) -> Result<Tensor> {
+    const OP: &str = "softmax";
+    x.expect_f32(OP, "input")?;
+    super::finite(OP, "scale", scale, false)?;
+    let len = *x.shape().last().ok_or_else(|| Error::shape(OP, "input", x.shape(), "[..., L]"))?;
+    let rows = x.numel() / len;
+    let ctx = rec.context();
+    let p = AttnParams { rows: rows as u32, len: len as u32, scale, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new("attention", "softmax", &BINDINGS))?;
+    let groups = ctx.grid_1d(rows as u64, OP)?;
+    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    Ok(y)
+}
+
+fn permute(rec: &mut Recorder, entry: &'static str, x: &Tensor, dims: [usize; 4], out: &[usize]) -> Result<Tensor> {
+    let ctx = rec.context();
+    let [b, f, h, dh] = dims;
+    let p = AttnParams { b: b as u32, f: f as u32, h: h as u32, dh: dh as u32, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new("attention", entry, &BINDINGS))?;
+    let groups = super::elementwise_grid(ctx, x.numel(), entry)?;
+    let y = Tensor::alloc(ctx, entry, out, DType::F32)?;
+    rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    Ok(y)
+}
+
+/// Multi-head attention of q, k, v [B, F, E] (already projected) with `heads` heads of E/heads:
+/// softmax(Q Kᵀ / √dh) V per head, heads concatenated: [B, F, E].
+pub fn attention(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<Tensor> {
+    const OP: &str = "attention";
+    q.expect_f32(OP, "q")?;
+    let (b, f, e) = match q.shape() {
+        &[b, f, e] => (b, f, e),
+        s => return Err(Error::shape(OP, "q", s, "[B, F, E]")),
+    };
+    super::expect_shape(OP, "k", k, &[b, f, e])?;
+    super::expect_shape(OP, "v", v, &[b, f, e])?;
+    if heads == 0 || e % heads != 0 {
+        return Err(Error::param(OP, "heads", format!("{heads} must divide the embedding size {e}")));
+    }
+    let dh = e / heads;
+    let dims = [b, f, heads, dh];
+    let split = [b * heads, f, dh];
+    let (qh, kh, vh) = (
+        permute(rec, "split_heads", q, dims, &split)?,
+        permute(rec, "split_heads", k, dims, &split)?,
+        permute(rec, "split_heads", v, dims, &split)?,
+    );
+    let scores = super::matmul::matmul_nt(rec, &qh, &kh)?;
+    let probs = softmax(rec, &scores, 1.0 / (dh as f32).sqrt())?;
+    let out = super::matmul(rec, &probs, &vh)?;
+    permute(rec, "merge_heads", &out, dims, &[b, f, e])
+}
