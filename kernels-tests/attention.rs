@@ -51,3 +51,53 @@ fn multi_head_attention() {
     assert!(ops::attention(&mut ctx().recorder(), &x, &x, &x, 5).is_err());
     assert!(ops::attention(&mut ctx().recorder(), &x, &x, &up(&[0.0; 12], &[1, 1, 12]), 3).is_err());
 }
+
+#[test]
+fn residual_add() {
+    let mut rng = SplitMix::new(84);
+    let (a, b) = (rng.vec(1001, -2.0, 2.0), rng.vec(1001, -2.0, 2.0));
+    let got = run1(|rec| ops::add(rec, &up(&a, &[1001]), &up(&b, &[1001]), ops::Activation::Relu));
+    let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y).max(0.0)).collect();
+    assert_close(&got, &want, 1e-6, 1e-6, "add");
+    assert!(
+        ops::add(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b[..1000], &[1000]), ops::Activation::Identity).is_err()
+    );
+}
+
+/// A post-LN transformer encoder layer with PyTorch's key names, against the composed references.
+#[test]
+fn transformer_encoder_layer() {
+    use std::collections::BTreeMap;
+    use vcortex::io::HostTensor;
+    use vcortex::models::transformer::{reference_encoder_layer, EncoderLayer};
+    let mut rng = SplitMix::new(85);
+    let (b, f, e, heads, hidden) = (2usize, 9usize, 16usize, 4usize, 32usize);
+    let mut sd = BTreeMap::new();
+    let s = 1.0 / (e as f32).sqrt();
+    for (k, shape, lo, hi) in [
+        ("self_attn.in_proj_weight", vec![3 * e, e], -s, s),
+        ("self_attn.in_proj_bias", vec![3 * e], -0.1, 0.1),
+        ("self_attn.out_proj.weight", vec![e, e], -s, s),
+        ("self_attn.out_proj.bias", vec![e], -0.1, 0.1),
+        ("linear1.weight", vec![hidden, e], -s, s),
+        ("linear1.bias", vec![hidden], -0.1, 0.1),
+        ("linear2.weight", vec![e, hidden], -0.2, 0.2),
+        ("linear2.bias", vec![e], -0.1, 0.1),
+        ("norm1.weight", vec![e], 0.8, 1.2),
+        ("norm1.bias", vec![e], -0.1, 0.1),
+        ("norm2.weight", vec![e], 0.8, 1.2),
+        ("norm2.bias", vec![e], -0.1, 0.1),
+    ] {
+        let n = shape.iter().product();
+        sd.insert(format!("layers.0.{k}"), HostTensor::new(shape, rng.vec(n, lo, hi)));
+    }
+    let x = rng.vec(b * f * e, -1.0, 1.0);
+    let layer = EncoderLayer::load(ctx(), &sd, "layers.0", e, heads, 1e-5).unwrap();
+    let got = run1(|rec| layer.record(rec, &up(&x, &[b, f, e])));
+    let want = reference_encoder_layer(&sd, "layers.0", &x, b, f, e, heads, 1e-5).unwrap();
+    assert_close(&got, &want, 1e-4, 1e-4, "encoder layer");
+    let mut bad = sd.clone();
+    bad.remove("layers.0.norm2.bias");
+    assert!(EncoderLayer::load(ctx(), &bad, "layers.0", e, heads, 1e-5).is_err());
+    assert!(EncoderLayer::load(ctx(), &sd, "layers.0", e, 5, 1e-5).is_err());
+}

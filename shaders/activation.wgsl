@@ -11,3 +11,16 @@ fn activation(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         act_y[i] = activate(act_x[i]);
     }
 }
+
+// y = act(a + b), elementwise (residual connections). Bindings 1, 2: a, b; 3: y.
+@group(0) @binding(1) var<storage, read> add_a: array<f32>;
+@group(0) @binding(2) var<storage, read> add_b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> add_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i < ap.n) {
+        add_y[i] = activate(add_a[i] + add_b[i]);
+    }
+}

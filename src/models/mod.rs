@@ -2,6 +2,7 @@
 
 pub mod flow;
 pub mod sensorium;
+pub mod transformer;
 
 pub use flow::{Flow, FlowConfig};
 pub use sensorium::{Sensorium, SensoriumConfig};

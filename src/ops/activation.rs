@@ -104,3 +104,18 @@ pub fn activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Ten
     rec.dispatch("activation", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
+
+/// y = act(a + b), elementwise, a and b of one shape (residual connections).
+pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor, act: Activation) -> Result<Tensor> {
+    a.expect_f32("add", "a")?;
+    super::expect_shape("add", "b", b, a.shape())?;
+    act.validate()?;
+    let ctx = rec.context();
+    let groups = super::elementwise_grid(ctx, a.numel(), "add")?;
+    let key = act.specialize(PipelineKey::new("activation", "add", &[Access::Read, Access::Read, Access::ReadWrite]));
+    let kernel = ctx.kernel(&key)?;
+    let y = Tensor::alloc(ctx, "add", a.shape(), DType::F32)?;
+    let p = ActParams { n: a.numel() as u32, _pad: [0; 3] };
+    rec.dispatch("add", kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), Some(&y)], groups)?;
+    Ok(y)
+}
