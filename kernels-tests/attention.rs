@@ -101,3 +101,17 @@ fn transformer_encoder_layer() {
     assert!(EncoderLayer::load(ctx(), &bad, "layers.0", e, heads, 1e-5).is_err());
     assert!(EncoderLayer::load(ctx(), &sd, "layers.0", e, 5, 1e-5).is_err());
 }
+
+/// PyTorch's own nn.TransformerEncoderLayer (scripts/golden_transformer.py, data/transformer).
+#[test]
+fn transformer_encoder_layer_matches_pytorch() {
+    use vcortex::io::{read_safetensors, read_weights};
+    use vcortex::models::transformer::EncoderLayer;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/transformer");
+    let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+    let io = read_safetensors(&dir.join("io.safetensors")).unwrap().tensors;
+    let (x, want) = (&io["input"], &io["output"]);
+    let layer = EncoderLayer::load(ctx(), &sd, "layers.0", 16, 4, 1e-5).unwrap();
+    let got = run1(|rec| layer.record(rec, &up(&x.data, &x.shape)));
+    assert_close(&got, &want.data, 1e-4, 1e-4, "encoder layer vs PyTorch");
+}
