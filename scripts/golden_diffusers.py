@@ -49,28 +49,26 @@ every file it wrote and checks metadata, dtypes and shapes before it exits.
 """
 
 import contextlib
-import json
 import os
-import struct
 import sys
-import zlib
 
 import numpy as np
 import torch
 import diffusers
 import diffusers.schedulers.scheduling_ddpm as scheduling_ddpm
 from diffusers import DDIMScheduler, DDPMScheduler
-from safetensors import safe_open
+
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the working tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import (  # noqa: E402
+    check_all, deterministic_torch, elementwise_share, expected_meta, parse_bool, randn,
+    seeder, summary, write_all,
+)
 
 SCRIPT = "scripts/golden_diffusers.py"
 BASE_SEED = 20240612
-OUT_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "kernels-tests", "data", "golden",
-)
-
-torch.use_deterministic_algorithms(True)
-torch.set_num_threads(1)
+seed = seeder(BASE_SEED)
+deterministic_torch()
 
 CASES = []  # (name, op, params, inputs, outputs, f64 reference outputs)
 
@@ -89,21 +87,8 @@ DDIM_KEYS = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
              "clip_sample_range", "eta", "set_alpha_to_one", "steps_offset", "timestep_spacing"]
 
 
-def seed(name):
-    torch.manual_seed(BASE_SEED + zlib.crc32(name.encode()))
-
-
-def randn(shape, scale=1.0):
-    return (torch.randn(*shape, dtype=torch.float32) * scale).contiguous()
-
-
 def get(params, key):
     return params.get(key, DEFAULTS.get(key))
-
-
-def boolean(s):
-    assert s in ("true", "false"), s
-    return s == "true"
 
 
 def common_config(params):
@@ -113,7 +98,7 @@ def common_config(params):
         beta_start=float(get(params, "beta_start")),
         beta_end=float(get(params, "beta_end")),
         prediction_type=get(params, "prediction_type"),
-        clip_sample=boolean(get(params, "clip_sample")),
+        clip_sample=parse_bool(get(params, "clip_sample")),
         clip_sample_range=float(get(params, "clip_sample_range")),
         thresholding=False,
     )
@@ -142,11 +127,11 @@ def ddpm_noise(noise, expect_call):
 
 def make_inputs(name, shape, params):
     seed(name)
-    sample = randn(shape)
+    sample = randn(*shape)
     # x0-predicting models get a wider spread so that clipping at 1 and 2 bites
     scale = 1.5 if get(params, "prediction_type") == "sample" else 1.0
-    model_output = randn(shape, scale=scale)
-    noise = randn(shape)
+    model_output = randn(*shape, scale=scale)
+    noise = randn(*shape)
     return sample, model_output, noise
 
 
@@ -170,7 +155,7 @@ def ref_step(op, params, acp, sample, model_output, noise):
         if prev >= 0:
             a_prev = acp[prev]
         else:
-            a_prev = 1.0 if boolean(get(params, "set_alpha_to_one")) else acp[0]
+            a_prev = 1.0 if parse_bool(get(params, "set_alpha_to_one")) else acp[0]
     a_t = acp[t]
     b_t = 1.0 - a_t
     if pt == "epsilon":
@@ -182,7 +167,7 @@ def ref_step(op, params, acp, sample, model_output, noise):
     else:
         x0 = np.sqrt(a_t) * x - np.sqrt(b_t) * m
         eps = np.sqrt(a_t) * m + np.sqrt(b_t) * x
-    if boolean(get(params, "clip_sample")):
+    if parse_bool(get(params, "clip_sample")):
         r = float(get(params, "clip_sample_range"))
         x0 = np.clip(x0, -r, r)
     if op == "ddpm_step":
@@ -231,7 +216,7 @@ def ddim_case(name, shape, params):
         assert k in DDIM_KEYS, (name, k)
     assert "timestep" in params
     sched = DDIMScheduler(
-        set_alpha_to_one=boolean(get(params, "set_alpha_to_one")),
+        set_alpha_to_one=parse_bool(get(params, "set_alpha_to_one")),
         steps_offset=int(get(params, "steps_offset")),
         timestep_spacing=get(params, "timestep_spacing"),
         **common_config(params))
@@ -352,97 +337,26 @@ ddim_case("ddim_m_cos_sample_T100_n20_platypose", PLATY, {
 
 # --------------------------------------------------------------------------- write + check
 
-def save_file(tensors, path, metadata):
-    """Write a safetensors file with a byte-stable layout: header JSON with
-    sorted keys, __metadata__ first, tensors laid out in name order, header
-    padded with spaces to a multiple of 8. F32 only."""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        assert t.dtype == torch.float32 and t.is_contiguous()
-        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for data in blobs:
-            f.write(data)
-
-
-def expected_meta(name):
-    return {"script": SCRIPT, "torch": torch.__version__, "diffusers": diffusers.__version__,
-            "case": name}
-
-
-def write_all():
-    os.makedirs(OUT_DIR, exist_ok=True)
-    names = set()
-    for name, op, params, inputs, outputs, _ in CASES:
-        assert name not in names, name
-        names.add(name)
-        for k, v in params.items():
-            assert isinstance(v, str), (name, k, v)
-        meta = {"op": op, **params}
-        ins = {k: v.detach().to(torch.float32).contiguous() for k, v in inputs.items()}
-        outs = {k: v.detach().to(torch.float32).contiguous() for k, v in outputs.items()}
-        for t in list(ins.values()) + list(outs.values()):
-            assert torch.isfinite(t).all(), name
-            assert list(t.shape) == list(ins["sample"].shape), name
-        save_file(ins, os.path.join(OUT_DIR, name + ".case.safetensors"), metadata=meta)
-        save_file(outs, os.path.join(OUT_DIR, name + ".expected.safetensors"),
-                  metadata=expected_meta(name))
-
-
-def check_file(path, want_meta, want_tensors):
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-        assert meta == want_meta, (path, meta, want_meta)
-        keys = set(f.keys())
-        assert keys == set(want_tensors), (path, keys, set(want_tensors))
-        for k, t in want_tensors.items():
-            got = f.get_tensor(k)
-            assert got.dtype == torch.float32, (path, k, got.dtype)
-            assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
-            assert torch.equal(got, t.to(torch.float32)), (path, k)
-
-
-def check_all():
-    total = 0
-    for name, op, params, inputs, outputs, _ in CASES:
-        cp = os.path.join(OUT_DIR, name + ".case.safetensors")
-        ep = os.path.join(OUT_DIR, name + ".expected.safetensors")
-        check_file(cp, {"op": op, **params}, inputs)
-        check_file(ep, expected_meta(name), outputs)
-        for p in (cp, ep):
-            size = os.path.getsize(p)
-            assert size < 200 * 1024, (p, size)
-            total += size
-    assert total < 1536 * 1024, total
-    return total
+def golden_files():
+    return [(name, op, params, inputs, outputs,
+             expected_meta(SCRIPT, name, diffusers=diffusers.__version__))
+            for name, op, params, inputs, outputs, _ in CASES]
 
 
 def tolerance_use(outputs, ref):
     """max over elements of |diffusers - f64| / (1e-4 + 1e-4 |f64|), per output."""
-    res = []
-    for key, r in zip(("prev_sample", "pred_original_sample"), ref):
-        got = outputs[key].double().numpy()
-        res.append(float(np.max(np.abs(got - r) / (1e-4 + 1e-4 * np.abs(r)))))
-    return res
+    return [elementwise_share(outputs[key], torch.from_numpy(r))
+            for key, r in zip(("prev_sample", "pred_original_sample"), ref)]
 
 
 def main():
-    write_all()
-    total = check_all()
-    print(f"torch {torch.__version__}, diffusers {diffusers.__version__}: wrote and checked "
-          f"{len(CASES)} cases ({2 * len(CASES)} files, {total} bytes) in "
-          f"{os.path.relpath(OUT_DIR)}")
+    for name, op, params, inputs, outputs, _ in CASES:
+        for t in list(inputs.values()) + list(outputs.values()):
+            assert list(t.shape) == list(inputs["sample"].shape), name
+    write_all(golden_files())
+    total = check_all(golden_files(), 200 * 1024, 1536 * 1024)
+    print(f"torch {torch.__version__}, diffusers {diffusers.__version__}: "
+          f"{summary(len(CASES), total)}")
     print("  (tol: worst |diffusers - f64 re-derivation| / (1e-4 + 1e-4|ref|) for "
           "prev_sample, pred_original_sample)")
     worst = 0.0

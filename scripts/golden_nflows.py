@@ -63,54 +63,39 @@ values before it exits.
 """
 
 import importlib.metadata
-import json
 import math
 import os
-import struct
 import sys
-import zlib
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 
 from nflows.transforms.coupling import AffineCouplingTransform
 from nflows.transforms.splines.rational_quadratic import (
     unconstrained_rational_quadratic_spline,
 )
 
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the working tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import (  # noqa: E402
+    check_all, check_params, describe, deterministic_torch, elementwise_share,
+    expected_meta, parse_bool, randn, seeder, summary, uniform, write_all,
+)
+
 SCRIPT = "scripts/golden_nflows.py"
 NFLOWS_VERSION = importlib.metadata.version("nflows")
 BASE_SEED = 20240611
-OUT_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "kernels-tests", "data", "golden",
-)
-
-torch.use_deterministic_algorithms(True)
-torch.set_num_threads(1)
+seed = seeder(BASE_SEED)
+deterministic_torch()
 
 CASES = []  # (name, op, params, inputs, outputs)
 REPORT = []  # lines printed after writing
 
 
 def case(name, op, params, inputs, outputs):
-    for k, v in params.items():
-        assert isinstance(v, str), (name, k, v)
+    check_params(name, params)
     CASES.append((name, op, params, inputs, outputs))
-
-
-def seed(name):
-    torch.manual_seed(BASE_SEED + zlib.crc32(name.encode()))
-
-
-def randn(*shape, scale=1.0):
-    return (torch.randn(*shape, dtype=torch.float32) * scale).contiguous()
-
-
-def uniform(*shape, lo, hi):
-    return (torch.rand(*shape, dtype=torch.float32) * (hi - lo) + lo).contiguous()
 
 
 def f32(x):
@@ -122,14 +107,6 @@ def next_f32(v, toward):
     return float(np.nextafter(np.float32(v), np.float32(toward)))
 
 
-def tolerance_share(got, ref):
-    """max |got - ref| / (1e-4 + 1e-4 |ref|): the share of the elementwise eval
-    tolerance used (1.0 = at the limit)."""
-    got = got.to(torch.float64)
-    ref = ref.to(torch.float64)
-    return float(((got - ref).abs() / (1e-4 + 1e-4 * ref.abs())).max())
-
-
 # --------------------------------------------------------------------------- rq_spline
 
 SPLINE_DEFAULTS = {"inverse": "false", "tail_bound": "1.0", "min_bin_width": "1e-3",
@@ -139,7 +116,7 @@ SPLINE_DEFAULTS = {"inverse": "false", "tail_bound": "1.0", "min_bin_width": "1e
 def spline_args(params):
     p = {**SPLINE_DEFAULTS, **params}
     return dict(
-        inverse={"true": True, "false": False}[p["inverse"]],
+        inverse=parse_bool(p["inverse"]),
         tail_bound=float(p["tail_bound"]),
         min_bin_width=float(p["min_bin_width"]),
         min_bin_height=float(p["min_bin_height"]),
@@ -247,7 +224,7 @@ def spline_case(name, params, x, uw, uh, ud):
     # (the case is meant to be reachable in F32: nflows' own float32 rounding
     # must stay well inside the eval tolerance)
     o32, l32 = nflows_spline(x, uw, uh, ud, params, dtype=torch.float32)
-    s_out, s_lad = tolerance_share(o32, out), tolerance_share(l32, lad)
+    s_out, s_lad = elementwise_share(o32, out), elementwise_share(l32, lad)
     assert max(s_out, s_lad) < 0.5, (name, s_out, s_lad)
     share = "output %.3f, logabsdet %.3f" % (s_out, s_lad)
     REPORT.append(f"  {name:36s} own-f64 max diff {err:.1e}; nflows-f32 tolerance share: {share}")
@@ -419,7 +396,7 @@ def affine_case(name, n, mask, inverse, extremes=False):
     tr32 = AffineCouplingTransform(mask, lambda n_in, n_out: _FixedParams(tp32, n_in, n_out))
     with torch.no_grad():
         y32, ld32 = tr32.inverse(x) if inverse else tr32(x)
-    s_out, s_ld = tolerance_share(y32, y), tolerance_share(ld32, ld)
+    s_out, s_ld = elementwise_share(y32, y), elementwise_share(ld32, ld)
     assert max(s_out, s_ld) < 0.5, (name, s_out, s_ld)
     REPORT.append(f"  {name:36s} |direct f64 - nflows AffineCouplingTransform f64| max {err:.1e}; "
                   f"nflows-f32 tolerance share: output {s_out:.3f}, logdet {s_ld:.3f}")
@@ -439,94 +416,20 @@ def make_affine_cases():
 
 # --------------------------------------------------------------------------- write + check
 
-def save_file(tensors, path, metadata):
-    """Write a safetensors file with a byte-stable layout (safetensors.torch
-    writes the header keys in hash order, so reruns would differ byte-wise):
-    header JSON with sorted keys, __metadata__ first, tensors laid out in name
-    order, header padded with spaces to a multiple of 8. F32 only.
-    (Copied from scripts/golden_torch.py.)"""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        assert t.dtype == torch.float32 and t.is_contiguous()
-        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for data in blobs:
-            f.write(data)
-
-
-def expected_meta(name):
-    return {"script": SCRIPT, "torch": torch.__version__, "nflows": NFLOWS_VERSION,
-            "case": name}
-
-
-def write_all():
-    os.makedirs(OUT_DIR, exist_ok=True)
-    names = set()
-    for name, op, params, inputs, outputs in CASES:
-        assert name not in names, name
-        names.add(name)
-        meta = {"op": op, **params}
-        ins = {k: v.detach().to(torch.float32).contiguous() for k, v in inputs.items()}
-        outs = {k: v.detach().to(torch.float32).contiguous() for k, v in outputs.items()}
-        for t in list(ins.values()) + list(outs.values()):
-            assert torch.isfinite(t).all(), name
-        save_file(ins, os.path.join(OUT_DIR, name + ".case.safetensors"), metadata=meta)
-        save_file(outs, os.path.join(OUT_DIR, name + ".expected.safetensors"),
-                  metadata=expected_meta(name))
-
-
-def check_file(path, want_meta, want_tensors):
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-        assert meta == want_meta, (path, meta, want_meta)
-        keys = set(f.keys())
-        assert keys == set(want_tensors), (path, keys, set(want_tensors))
-        for k, t in want_tensors.items():
-            got = f.get_tensor(k)
-            assert got.dtype == torch.float32, (path, k, got.dtype)
-            assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
-            assert torch.equal(got, t.to(torch.float32)), (path, k)
-
-
-def check_all():
-    total = 0
-    for name, op, params, inputs, outputs in CASES:
-        cp = os.path.join(OUT_DIR, name + ".case.safetensors")
-        ep = os.path.join(OUT_DIR, name + ".expected.safetensors")
-        check_file(cp, {"op": op, **params}, inputs)
-        check_file(ep, expected_meta(name), outputs)
-        for p in (cp, ep):
-            size = os.path.getsize(p)
-            assert size < 100 * 1024, (p, size)
-            total += size
-    assert total < 600 * 1024, total
-    return total
+def golden_files():
+    return [(name, op, params, inputs, outputs,
+             expected_meta(SCRIPT, name, nflows=NFLOWS_VERSION))
+            for name, op, params, inputs, outputs in CASES]
 
 
 def main():
     make_spline_cases()
     make_affine_cases()
-    write_all()
-    total = check_all()
-    print(f"torch {torch.__version__}, nflows {NFLOWS_VERSION}: wrote and checked "
-          f"{len(CASES)} cases ({2 * len(CASES)} files, {total} bytes) in "
-          f"{os.path.relpath(OUT_DIR)}")
+    write_all(golden_files())
+    total = check_all(golden_files(), 100 * 1024, 600 * 1024)
+    print(f"torch {torch.__version__}, nflows {NFLOWS_VERSION}: {summary(len(CASES), total)}")
     for name, op, params, inputs, outputs in CASES:
-        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in inputs.items())
-        oshapes = ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
-        ps = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
-        print(f"  {name:36s} {op:15s} [{ps}] {shapes} -> {oshapes}")
+        print(f"  {name:36s} {op:15s} {describe(params, inputs, outputs)}")
     print("cross-checks:")
     for line in REPORT:
         print(line)

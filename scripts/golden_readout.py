@@ -71,27 +71,26 @@ shapes and values before it exits.
 
 import collections
 import collections.abc
-import json
 import math
 import os
-import struct
 import sys
 import warnings
-import zlib
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the working tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import (  # noqa: E402
+    as_f32, check_all, check_params, describe, deterministic_torch, elementwise_share,
+    expected_meta, f64, parse_bool, randn, reduction_share, seeder, summary, uniform,
+    write_all,
+)
 
 SCRIPT = "scripts/golden_readout.py"
 BASE_SEED = 20240612
-OUT_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "kernels-tests", "data", "golden",
-)
-
-torch.use_deterministic_algorithms(True)
-torch.set_num_threads(1)
+seed = seeder(BASE_SEED)
+deterministic_torch()
 
 NP_VERSION = None      # neuralpredictors version when it is used for cross-checks
 FullGaussian2d = None
@@ -124,29 +123,12 @@ CASES = []  # (name, op, params, inputs, outputs, uses_np)
 
 
 def case(name, op, params, inputs, outputs, uses_np=False):
-    for k, v in params.items():
-        assert isinstance(v, str), (name, k, v)
+    check_params(name, params)
     CASES.append((name, op, params, inputs, outputs, uses_np))
 
 
-def seed(name):
-    torch.manual_seed(BASE_SEED + zlib.crc32(name.encode()))
-
-
-def randn(*shape, scale=1.0):
-    return (torch.randn(*shape, dtype=torch.float32) * scale).contiguous()
-
-
-def uniform(*shape, lo, hi):
-    return (torch.rand(*shape, dtype=torch.float32) * (hi - lo) + lo).contiguous()
-
-
-def f64(t):
-    return t.to(torch.float64)
-
-
 def boolean(params, key, default):
-    return {"true": True, "false": False}[params.get(key, default)]
+    return parse_bool(params.get(key, default))
 
 
 # --------------------------------------------------------------------------- grid_sample
@@ -496,84 +478,15 @@ def zig_loglik_cases():
 
 # --------------------------------------------------------------------------- write + check
 
-def save_file(tensors, path, metadata):
-    """Write a safetensors file with a byte-stable layout (safetensors.torch
-    writes the header keys in hash order, so reruns would differ byte-wise):
-    header JSON with sorted keys, __metadata__ first, tensors laid out in name
-    order, header padded with spaces to a multiple of 8. F32 only; a
-    0-dimensional tensor is written with shape [] and one element."""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        assert t.dtype == torch.float32 and t.is_contiguous()
-        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for data in blobs:
-            f.write(data)
-
-
-def expected_meta(name, uses_np):
-    meta = {"script": SCRIPT, "torch": torch.__version__, "case": name}
-    if uses_np and NP_VERSION is not None:
-        meta["neuralpredictors"] = NP_VERSION
-    return meta
-
-
-def as_f32(d):
-    return {k: v.detach().to(torch.float32).contiguous() for k, v in d.items()}
-
-
-def write_all():
-    os.makedirs(OUT_DIR, exist_ok=True)
-    names = set()
+def golden_files():
+    files = []
     for name, op, params, inputs, outputs, uses_np in CASES:
-        assert name not in names, name
-        names.add(name)
-        ins, outs = as_f32(inputs), as_f32(outputs)
-        for t in list(ins.values()) + list(outs.values()):
-            assert torch.isfinite(t).all(), name
-        save_file(ins, os.path.join(OUT_DIR, name + ".case.safetensors"),
-                  metadata={"op": op, **params})
-        save_file(outs, os.path.join(OUT_DIR, name + ".expected.safetensors"),
-                  metadata=expected_meta(name, uses_np))
-
-
-def check_file(path, want_meta, want_tensors):
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-        assert meta == want_meta, (path, meta, want_meta)
-        keys = set(f.keys())
-        assert keys == set(want_tensors), (path, keys, set(want_tensors))
-        for k, t in want_tensors.items():
-            got = f.get_tensor(k)
-            assert got.dtype == torch.float32, (path, k, got.dtype)
-            assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
-            assert torch.equal(got, t), (path, k)
-
-
-def check_all():
-    total = 0
-    for name, op, params, inputs, outputs, uses_np in CASES:
-        cp = os.path.join(OUT_DIR, name + ".case.safetensors")
-        ep = os.path.join(OUT_DIR, name + ".expected.safetensors")
-        check_file(cp, {"op": op, **params}, as_f32(inputs))
-        check_file(ep, expected_meta(name, uses_np), as_f32(outputs))
-        for p in (cp, ep):
-            size = os.path.getsize(p)
-            assert size < 100 * 1024, (p, size)
-            total += size
-    assert total < 500 * 1024, total
-    return total
+        versions = {}
+        if uses_np and NP_VERSION is not None:
+            versions["neuralpredictors"] = NP_VERSION
+        files.append((name, op, params, inputs, outputs,
+                      expected_meta(SCRIPT, name, **versions)))
+    return files
 
 
 ELEMENTWISE = {"grid_sample", "zig_loglik"}
@@ -615,14 +528,11 @@ def tolerance_share(op, params, ref, got):
     """max |got - ref| / tolerance, eval-format.md's tolerances (as golden.rs
     applies them: elementwise for grid_sample, zig_loglik and poisson_nll
     with reduction none; the reduction form otherwise)."""
-    ref, got = f64(ref), f64(got)
     elementwise = op in ELEMENTWISE or (op == "poisson_nll" and
                                         params.get("reduction", "none") == "none")
     if elementwise:
-        tol = 1e-4 + 1e-4 * ref.abs()
-    else:
-        tol = 1e-3 * ref.abs().max() + 1e-4
-    return ((got - ref).abs() / tol).max().item()
+        return elementwise_share(got, ref)
+    return reduction_share(got, ref)
 
 
 def build_cases():
@@ -640,18 +550,15 @@ def main(argv):
     if not args:
         load_neuralpredictors()
     build_cases()
-    write_all()
-    total = check_all()
-    print(f"torch {torch.__version__}, neuralpredictors {NP_VERSION}: wrote and checked "
-          f"{len(CASES)} cases ({2 * len(CASES)} files, {total} bytes) in "
-          f"{os.path.relpath(OUT_DIR)}")
+    write_all(golden_files())
+    total = check_all(golden_files(), 100 * 1024, 500 * 1024)
+    print(f"torch {torch.__version__}, neuralpredictors {NP_VERSION}: "
+          f"{summary(len(CASES), total)}")
     for name, op, params, inputs, outputs, uses_np in CASES:
-        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in inputs.items())
-        oshapes = ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
-        ps = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
         share = tolerance_share(op, params, as_f32(outputs)["output"],
                                 f32_outputs(op, params, as_f32(inputs)))
-        print(f"  {name:38s} {op:16s} [{ps}] {shapes} -> {oshapes}  f32 share {share:.3f}")
+        print(f"  {name:38s} {op:16s} {describe(params, inputs, outputs)}  "
+              f"f32 share {share:.3f}")
     return 0
 
 

@@ -27,42 +27,31 @@ with the same torch build). The script reloads every file it
 wrote and checks metadata, dtypes and shapes before it exits.
 """
 
-import json
 import math
 import os
-import struct
 import sys
-import zlib
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the working tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import (  # noqa: E402
+    check_all, check_params, describe, deterministic_torch, expected_meta, randn,
+    seeder, summary, uniform, write_all,
+)
 
 SCRIPT = "scripts/golden_torch.py"
 BASE_SEED = 20240611
-OUT_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "kernels-tests", "data", "golden",
-)
-
-torch.use_deterministic_algorithms(True)
-torch.set_num_threads(1)
+seed = seeder(BASE_SEED)
+deterministic_torch()
 
 CASES = []  # (name, op, params, inputs, outputs)
 
 
 def case(name, op, params, inputs, outputs):
-    for k, v in params.items():
-        assert isinstance(v, str), (name, k, v)
+    check_params(name, params)
     CASES.append((name, op, params, inputs, outputs))
-
-
-def seed(name):
-    torch.manual_seed(BASE_SEED + zlib.crc32(name.encode()))
-
-
-def randn(*shape, scale=1.0):
-    return (torch.randn(*shape, dtype=torch.float32) * scale).contiguous()
 
 
 def pair(s):
@@ -222,10 +211,6 @@ layer_norm_case("layer_norm_d_dims3_eps1e-3", [2, 3, 7], True, {"dims": "3", "ep
 
 # --------------------------------------------------------------------------- box filter (float64)
 
-def uniform(*shape, lo, hi):
-    return (torch.rand(*shape, dtype=torch.float32) * (hi - lo) + lo).contiguous()
-
-
 def box_sum(plane, kh, kw):
     """Window sums of a float64 [N,C,H,W] tensor, each plane on its own: 'SAME'
     zero padding, stride 1, output the same size. The window at row i covers
@@ -359,85 +344,17 @@ neurn_case("neurn_h_k1_zero_sd", [2, 3, 3, 4], {"kernel": "1"})
 
 # --------------------------------------------------------------------------- write + check
 
-def save_file(tensors, path, metadata):
-    """Write a safetensors file with a byte-stable layout (safetensors.torch
-    writes the header keys in hash order, so reruns would differ byte-wise):
-    header JSON with sorted keys, __metadata__ first, tensors laid out in name
-    order, header padded with spaces to a multiple of 8. F32 only."""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        t = tensors[name]
-        assert t.dtype == torch.float32 and t.is_contiguous()
-        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for data in blobs:
-            f.write(data)
-
-
-def write_all():
-    os.makedirs(OUT_DIR, exist_ok=True)
-    names = set()
-    for name, op, params, inputs, outputs in CASES:
-        assert name not in names, name
-        names.add(name)
-        meta = {"op": op, **params}
-        ins = {k: v.detach().to(torch.float32).contiguous() for k, v in inputs.items()}
-        outs = {k: v.detach().to(torch.float32).contiguous() for k, v in outputs.items()}
-        for t in list(ins.values()) + list(outs.values()):
-            assert torch.isfinite(t).all(), name
-        save_file(ins, os.path.join(OUT_DIR, name + ".case.safetensors"), metadata=meta)
-        save_file(outs, os.path.join(OUT_DIR, name + ".expected.safetensors"),
-                  metadata={"script": SCRIPT, "torch": torch.__version__, "case": name})
-
-
-def check_file(path, want_meta, want_tensors):
-    with safe_open(path, framework="pt") as f:
-        meta = f.metadata() or {}
-        assert meta == want_meta, (path, meta, want_meta)
-        keys = set(f.keys())
-        assert keys == set(want_tensors), (path, keys, set(want_tensors))
-        for k, t in want_tensors.items():
-            got = f.get_tensor(k)
-            assert got.dtype == torch.float32, (path, k, got.dtype)
-            assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
-            assert torch.equal(got, t.to(torch.float32)), (path, k)
-
-
-def check_all():
-    total = 0
-    for name, op, params, inputs, outputs in CASES:
-        cp = os.path.join(OUT_DIR, name + ".case.safetensors")
-        ep = os.path.join(OUT_DIR, name + ".expected.safetensors")
-        check_file(cp, {"op": op, **params}, inputs)
-        check_file(ep, {"script": SCRIPT, "torch": torch.__version__, "case": name}, outputs)
-        for p in (cp, ep):
-            size = os.path.getsize(p)
-            assert size < 200 * 1024, (p, size)
-            total += size
-    assert total < 2 * 1024 * 1024, total
-    return total
+def golden_files():
+    return [(name, op, params, inputs, outputs, expected_meta(SCRIPT, name))
+            for name, op, params, inputs, outputs in CASES]
 
 
 def main():
-    write_all()
-    total = check_all()
-    print(f"torch {torch.__version__}: wrote and checked {len(CASES)} cases "
-          f"({2 * len(CASES)} files, {total} bytes) in {os.path.relpath(OUT_DIR)}")
+    write_all(golden_files())
+    total = check_all(golden_files(), 200 * 1024, 2 * 1024 * 1024)
+    print(f"torch {torch.__version__}: {summary(len(CASES), total)}")
     for name, op, params, inputs, outputs in CASES:
-        shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in inputs.items())
-        oshapes = ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
-        ps = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
-        print(f"  {name:36s} {op:13s} [{ps}] {shapes} -> {oshapes}")
+        print(f"  {name:36s} {op:13s} {describe(params, inputs, outputs)}")
     return 0
 
 
