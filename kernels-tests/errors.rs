@@ -50,6 +50,32 @@ fn conv2d_refuses_bad_shapes_and_parameters() {
     assert!(ops::conv2d(&mut ctx().recorder(), &x, &w, None, &d, &epi).is_err());
 }
 
+/// A composite op that fails part-way takes back what it recorded; copies refuse aliasing.
+#[test]
+fn failed_composite_ops_leave_the_recorder_as_it_was() {
+    let x = up(&[0.5; 2 * 3 * 12], &[2, 3, 12]);
+    let mut rec = ctx().recorder();
+    ops::activation(&mut rec, &x, Activation::Relu).unwrap();
+    let before = rec.dispatch_count();
+    // 2 x 70000 heads pass the shape checks but not the batched matmul's workgroup limit.
+    let big = up(&vec![0.5; 70_000], &[1, 1, 70_000]);
+    assert!(ops::attention(&mut rec, &big, &big, &big, 70_000).is_err());
+    assert_eq!(rec.dispatch_count(), before, "a refused attention left dispatches behind");
+    // A flow given the wrong width, after nothing; a divisive norm with a bad gamma.
+    assert!(ops::divisive_norm(
+        &mut rec,
+        &up(&[0.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]),
+        Some(&up(&[1.0; 2], &[2])),
+        None,
+        &Default::default()
+    )
+    .is_err());
+    assert_eq!(rec.dispatch_count(), before);
+    rec.submit().unwrap();
+    let e = ctx().recorder().copy(&x, &x.reshape(&[6, 12]).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("shares"), "{e}");
+}
+
 #[test]
 fn zero_sized_and_oversized_tensors_are_refused() {
     let e = Tensor::from_f32(ctx(), &[], &[0, 3]).unwrap_err();
@@ -145,6 +171,22 @@ fn eval_refuses_malformed_cases() {
         ("nan eps", write_case("l", &[("op", "layer_norm"), ("eps", "nan")], &[("input", vec![2, 3])]), "eps"),
         ("bad dims", write_case("m", &[("op", "layer_norm"), ("dims", "3")], &[("input", vec![2, 3])]), "dims"),
         ("bad bool-like list", write_case("n", &[("op", "conv2d"), ("padding", "1,2,3")], &conv_t()), "padding"),
+        ("zero-sized", write_case("o", &[("op", "layer_norm")], &[("input", vec![3, 0])]), "zero-sized"),
+        (
+            "huge padding",
+            write_case("p", &[("op", "conv2d"), ("padding", "18446744073709551615,1,0,0")], &conv_t()),
+            "padding",
+        ),
+        ("huge dilation", write_case("q", &[("op", "conv2d"), ("dilation", "4294967296")], &conv_t()), "dilation"),
+        (
+            "huge schedule",
+            write_case(
+                "r",
+                &[("op", "ddim_step"), ("timestep", "0"), ("num_train_timesteps", "100000000000")],
+                &[("sample", vec![2]), ("model_output", vec![2])],
+            ),
+            "num_train_timesteps",
+        ),
     ];
     for (what, path, needle) in &cases {
         for backend in [Backend::Gpu(ctx()), Backend::Cpu] {

@@ -29,8 +29,14 @@ fn small_config(depth_separable: bool, pad_input: bool) -> SensoriumConfig {
             final_nonlinearity: true,
         },
         readouts: [
-            ("a".to_string(), ReadoutConfig { neurons: 13, align_corners: true, shifter: false }),
-            ("b".to_string(), ReadoutConfig { neurons: 7, align_corners: false, shifter: true }),
+            (
+                "a".to_string(),
+                ReadoutConfig { neurons: 13, align_corners: true, shifter: false, grid_mean_final_tanh: None },
+            ),
+            (
+                "b".to_string(),
+                ReadoutConfig { neurons: 7, align_corners: false, shifter: true, grid_mean_final_tanh: None },
+            ),
         ]
         .into(),
         elu_offset: 0.3,
@@ -161,4 +167,26 @@ fn cli_predict() {
         assert_close(&t.data, &want.tensors[k].data, 1e-6, 1e-4, &format!("predict {k}"));
     }
     let _ = std::fs::remove_file(&out);
+}
+
+/// A readout whose positions come from a grid_mean_predictor (the Sensorium tutorial's
+/// configuration): mu is computed from `source_grid` through `mu_transform` at load time.
+/// scripts/golden_sensorium_gmp.py, data/sensorium_gmp.
+#[test]
+fn grid_mean_predictor_readout_matches_neuralpredictors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/sensorium_gmp");
+    let model = Sensorium::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+    let images = read_safetensors(&dir.join("images.safetensors")).unwrap().tensors.remove("images").unwrap();
+    let want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors.remove("sessC").unwrap();
+    let got = model.predict(ctx(), &images.data, &images.shape, "sessC").unwrap();
+    assert_close(&got, &want.data, 1e-6, 1e-4, "grid_mean_predictor readout");
+    // Without the config's final_tanh the loader refuses rather than guess.
+    let text = std::fs::read_to_string(dir.join("config.json"))
+        .unwrap()
+        .replace(r#", "grid_mean_final_tanh": true"#, "")
+        .replace(",\n      \"grid_mean_final_tanh\": true", "");
+    let cfg = SensoriumConfig::from_json(&text).unwrap();
+    let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+    let e = Sensorium::from_state_dict(cfg, sd).err().expect("accepted without final_tanh").to_string();
+    assert!(e.contains("grid_mean_final_tanh"), "{e}");
 }

@@ -95,10 +95,17 @@ impl VarianceType {
     }
 }
 
+/// The largest schedule accepted (diffusers' models use 1000 or fewer).
+pub const MAX_TRAIN_TIMESTEPS: usize = 1_000_000;
+
 /// β_0..β_{T−1}.
 pub fn betas(kind: BetaSchedule, t: usize, beta_start: f64, beta_end: f64) -> Result<Vec<f64>> {
-    if t == 0 {
-        return Err(Error::param("schedule", "num_train_timesteps", "must be >= 1"));
+    if t == 0 || t > MAX_TRAIN_TIMESTEPS {
+        return Err(Error::param(
+            "schedule",
+            "num_train_timesteps",
+            format!("{t} must be between 1 and {MAX_TRAIN_TIMESTEPS}"),
+        ));
     }
     for (name, v) in [("beta_start", beta_start), ("beta_end", beta_end)] {
         if !v.is_finite() || v <= 0.0 || v >= 1.0 {
@@ -130,6 +137,13 @@ pub fn alphas_cumprod(betas: &[f64]) -> Vec<f64> {
 
 /// The inference timesteps, largest first, as diffusers' `set_timesteps` makes them.
 pub fn timesteps(t: usize, n: usize, spacing: Spacing, steps_offset: usize) -> Result<Vec<usize>> {
+    if t > MAX_TRAIN_TIMESTEPS || steps_offset > MAX_TRAIN_TIMESTEPS {
+        return Err(Error::param(
+            "schedule",
+            "num_train_timesteps",
+            format!("{t} (offset {steps_offset}) past {MAX_TRAIN_TIMESTEPS}"),
+        ));
+    }
     if n == 0 || n > t {
         return Err(Error::param(
             "schedule",

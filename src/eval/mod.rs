@@ -46,6 +46,12 @@ impl Case {
             .iter()
             .find(|s| s.name == op)
             .ok_or_else(|| Error::UnknownOp(op.clone(), OPS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")))?;
+        if let Some((name, t)) = tensors.iter().find(|(_, t)| t.shape.contains(&0)) {
+            return Err(Error::Case(format!(
+                "{op}: tensor {name:?} has shape {:?}; zero-sized dimensions are not supported",
+                t.shape
+            )));
+        }
         for r in spec.required {
             if !tensors.contains_key(*r) {
                 return Err(Error::Case(format!("{op}: missing tensor {r:?}")));

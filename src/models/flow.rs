@@ -308,6 +308,10 @@ impl Flow {
 
     /// Records data → base: returns (z [N, D], log p(x) [N] = log N(z) + Σ log-dets).
     pub fn record_log_prob(&self, rec: &mut Recorder, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        rec.atomic(|rec| self.log_prob_unit(rec, x))
+    }
+
+    fn log_prob_unit(&self, rec: &mut Recorder, x: &Tensor) -> Result<(Tensor, Tensor)> {
         self.check_input(x)?;
         let mut h = x.clone();
         let mut acc: Option<Tensor> = None;
@@ -323,6 +327,17 @@ impl Flow {
     /// Records base → data for `n` samples drawn with the engine's generator (seed, offset) and
     /// scaled by `temperature`: returns (x [n, D], log-det of the inverse pass [n]).
     pub fn record_sample(
+        &self,
+        rec: &mut Recorder,
+        n: usize,
+        temperature: f32,
+        seed: u64,
+        offset: u64,
+    ) -> Result<(Tensor, Tensor)> {
+        rec.atomic(|rec| self.sample_unit(rec, n, temperature, seed, offset))
+    }
+
+    fn sample_unit(
         &self,
         rec: &mut Recorder,
         n: usize,

@@ -73,6 +73,11 @@ pub struct ReadoutConfig {
     /// [N, 2] to a shift of every neuron's position.
     #[serde(default)]
     pub shifter: bool,
+    /// For a readout whose positions come from a `grid_mean_predictor` (`mu_transform.*` and the
+    /// `source_grid` buffer instead of `_mu`): whether its MLP ends in Tanh (`final_tanh`, which
+    /// the state_dict cannot show). Required when such a predictor is present.
+    #[serde(default)]
+    pub grid_mean_final_tanh: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -223,6 +228,65 @@ impl StateDict {
     }
 }
 
+/// The eval-mode positions of a `grid_mean_predictor` readout: mu = mu_transform(source_grid),
+/// with mu_transform = Linear, (ELU, Linear)*, then Tanh when `final_tanh`; computed once, in f64.
+fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool>, key: &str) -> Result<HostTensor> {
+    let final_tanh = final_tanh.ok_or_else(|| {
+        Error::Case(format!(
+            "config: readout {key:?} has a grid_mean_predictor; say \"grid_mean_final_tanh\": true or false"
+        ))
+    })?;
+    let grid_key = format!("{pre}.source_grid");
+    let gshape = sd.tensors[&grid_key].shape.clone();
+    let dims = match gshape[..] {
+        [n, d] if n == m => d,
+        [n, 1, 1, d] | [1, n, 1, d] if n == m => d,
+        _ => return Err(Error::Case(format!("weights: {grid_key:?} has shape {gshape:?}, expected [{m}, D]"))),
+    };
+    let grid = sd.take(&grid_key, &gshape)?;
+    let mut h: Vec<f64> = grid.data.iter().map(|&v| v as f64).collect();
+    let mut width = dims;
+    let mut j = 0;
+    let mut layers = 0;
+    while sd.has(&format!("{pre}.mu_transform.{j}.weight")) {
+        let wk = format!("{pre}.mu_transform.{j}.weight");
+        let shape = sd.tensors[&wk].shape.clone();
+        if shape.len() != 2 || shape[1] != width {
+            return Err(Error::Case(format!("weights: {wk:?} has shape {shape:?}, expected [H, {width}]")));
+        }
+        let w = sd.take(&wk, &shape)?;
+        let b = sd.take(&format!("{pre}.mu_transform.{j}.bias"), &[shape[0]])?;
+        let o = shape[0];
+        let mut next = vec![0f64; m * o];
+        for n in 0..m {
+            for r in 0..o {
+                let mut acc = b.data[r] as f64;
+                for c in 0..width {
+                    acc += w.data[r * width + c] as f64 * h[n * width + c];
+                }
+                next[n * o + r] = acc;
+            }
+        }
+        h = next;
+        width = o;
+        layers += 1;
+        j += 2;
+        // ELU between linear layers: applied when another layer follows.
+        if sd.has(&format!("{pre}.mu_transform.{j}.weight")) {
+            h.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { v.exp_m1() });
+        }
+    }
+    if layers == 0 || width != 2 {
+        return Err(Error::Case(format!(
+            "weights: the grid_mean_predictor of {key:?} needs {pre}.mu_transform.0.weight … ending in 2 outputs"
+        )));
+    }
+    if final_tanh {
+        h.iter_mut().for_each(|v| *v = v.tanh());
+    }
+    Ok(HostTensor::new(vec![1, m, 1, 2], h.iter().map(|&v| v as f32).collect()))
+}
+
 fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
     let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
     let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
@@ -341,7 +405,15 @@ impl Sensorium {
         for (key, r) in &config.readouts {
             let m = r.neurons;
             let pre = format!("readout.{key}");
-            let mu = sd.take(&format!("{pre}._mu"), &[1, m, 1, 2])?;
+            let mu = if sd.has(&format!("{pre}._mu")) {
+                sd.take(&format!("{pre}._mu"), &[1, m, 1, 2])?
+            } else if sd.has(&format!("{pre}.source_grid")) {
+                predicted_mu(&mut sd, &pre, m, r.grid_mean_final_tanh, key)?
+            } else {
+                return Err(Error::Case(format!(
+                    "weights: missing key \"{pre}._mu\" (or a grid_mean_predictor's \"{pre}.source_grid\")"
+                )));
+            };
             let f = sd.take(&format!("{pre}._features"), &[1, hc, 1, m])?;
             let bias = if sd.has(&format!("{pre}.bias")) {
                 sd.take(&format!("{pre}.bias"), &[m])?
@@ -470,6 +542,10 @@ impl Sensorium {
         eye: Option<&Tensor>,
         key: &str,
     ) -> Result<Tensor> {
+        rec.atomic(|rec| self.forward_unit(rec, images, eye, key))
+    }
+
+    fn forward_unit(&self, rec: &mut Recorder, images: &Tensor, eye: Option<&Tensor>, key: &str) -> Result<Tensor> {
         let r = self.readout(key)?;
         let n = images.shape().first().copied().unwrap_or(0);
         let shift = match (r.shifter.is_empty(), eye) {
@@ -645,7 +721,11 @@ impl Sensorium {
                 stride: 1,
                 final_nonlinearity: true,
             },
-            readouts: [("bench".to_string(), ReadoutConfig { neurons, align_corners: true, shifter: false })].into(),
+            readouts: [(
+                "bench".to_string(),
+                ReadoutConfig { neurons, align_corners: true, shifter: false, grid_mean_final_tanh: None },
+            )]
+            .into(),
             elu_offset: 0.0,
         }
     }

@@ -64,6 +64,7 @@ pub fn box_sum(rec: &mut Recorder, x: &Tensor, window: [usize; 2], scale: f32, s
     if s.len() < 2 {
         return Err(Error::shape(OP, "input", s, "[..., H, W]"));
     }
+    super::geometry(OP, "window", &window)?;
     if window.contains(&0) {
         return Err(Error::param(OP, "window", format!("{window:?} must be >= 1 in each axis")));
     }

@@ -103,6 +103,10 @@ pub fn conv_shape(x: &[usize], w: &[usize], p: &Conv2dParams) -> Result<ConvShap
     if w.contains(&0) {
         return Err(Error::shape(OP, "weight", w, "no zero-sized dimension"));
     }
+    super::geometry(OP, "stride", &p.stride)?;
+    super::geometry(OP, "padding", &p.padding)?;
+    super::geometry(OP, "dilation", &p.dilation)?;
+    super::geometry(OP, "groups", &[p.groups])?;
     if p.stride.contains(&0) {
         return Err(Error::param(OP, "stride", format!("{:?} must be >= 1", p.stride)));
     }

@@ -63,6 +63,8 @@ impl Default for DivNormParams {
 impl DivNormParams {
     pub fn validate(&self) -> Result<()> {
         const OP: &str = "divisive_norm";
+        crate::ops::geometry(OP, "sum_window", &self.sum_window)?;
+        crate::ops::geometry(OP, "sup_window", &self.sup_window)?;
         if self.sum_window.contains(&0) {
             return Err(Error::param(OP, "sum_window", format!("{:?} must be >= 1 in each axis", self.sum_window)));
         }
@@ -133,6 +135,16 @@ const BINDINGS: [Access; 8] = [
 
 /// Divisive normalization of x [N, C, H, W] with optional per-channel γ and β.
 pub fn divisive_norm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: Option<&Tensor>,
+    beta: Option<&Tensor>,
+    p: &DivNormParams,
+) -> Result<DivNormOutput> {
+    rec.atomic(|rec| divisive_norm_unit(rec, x, gamma, beta, p))
+}
+
+fn divisive_norm_unit(
     rec: &mut Recorder,
     x: &Tensor,
     gamma: Option<&Tensor>,

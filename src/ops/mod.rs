@@ -51,6 +51,18 @@ pub(crate) fn expect_shape(op: &'static str, what: &str, t: &Tensor, shape: &[us
     Ok(())
 }
 
+/// The largest stride, padding, dilation, window or kernel size an op accepts: far past any real
+/// model, small enough that the index arithmetic of every kernel (i32/u32) cannot overflow.
+pub const MAX_GEOMETRY: usize = 1 << 20;
+
+/// Refuses geometry parameters past [`MAX_GEOMETRY`].
+pub(crate) fn geometry(op: &'static str, name: &str, values: &[usize]) -> Result<()> {
+    if let Some(v) = values.iter().find(|&&v| v > MAX_GEOMETRY) {
+        return Err(Error::param(op, name, format!("{v} is past the supported maximum {MAX_GEOMETRY}")));
+    }
+    Ok(())
+}
+
 /// Checks that a float parameter is finite (and optionally positive).
 pub(crate) fn finite(op: &'static str, name: &str, v: f32, positive: bool) -> Result<()> {
     if !v.is_finite() {

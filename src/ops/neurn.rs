@@ -35,6 +35,7 @@ impl Default for NeurnParams {
 
 impl NeurnParams {
     pub fn validate(&self) -> Result<()> {
+        crate::ops::geometry("neurn", "kernel", &[self.kernel])?;
         if self.kernel == 0 {
             return Err(Error::param("neurn", "kernel", "must be >= 1"));
         }
@@ -67,6 +68,10 @@ struct Params {
 
 /// NeuRN of x [N, C, H, W].
 pub fn neurn(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> {
+    rec.atomic(|rec| neurn_unit(rec, x, p))
+}
+
+fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> {
     const OP: &str = "neurn";
     x.expect_f32(OP, "input")?;
     let s = x.shape();

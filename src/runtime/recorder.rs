@@ -84,6 +84,19 @@ impl<'c> Recorder<'c> {
         self
     }
 
+    /// Runs `f` as one unit: if it fails, everything it recorded is taken back, so a refused
+    /// composite op (attention, a model's forward) leaves the recorder as it was.
+    pub fn atomic<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let (items, ring, reads) = (self.items.len(), self.ring.len(), self.reads);
+        let out = f(self);
+        if out.is_err() {
+            self.items.truncate(items);
+            self.ring.truncate(ring);
+            self.reads = reads;
+        }
+        out
+    }
+
     /// Number of dispatches recorded so far.
     pub fn dispatch_count(&self) -> usize {
         self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count()
@@ -148,6 +161,9 @@ impl<'c> Recorder<'c> {
 
     /// Records a buffer copy of `src` into `dst` (same byte size).
     pub fn copy(&mut self, src: &Tensor, dst: &Tensor) -> Result<()> {
+        if Arc::ptr_eq(src.storage(), dst.storage()) {
+            return Err(Error::param("copy", "destination", "shares its buffer with the source"));
+        }
         if src.bytes() != dst.bytes() {
             return Err(Error::shape("copy", "destination", dst.shape(), format!("{:?}", src.shape())));
         }
