@@ -611,6 +611,27 @@ impl Sensorium {
         key: &str,
     ) -> Result<Vec<f32>> {
         let r = self.readout(key)?;
+        let n: usize = shape.iter().product();
+        if shape.len() != 4 || images.len() != n {
+            return Err(Error::DataLength {
+                op: "sensorium",
+                what: "images".into(),
+                got: images.len(),
+                expected: n,
+                shape: shape.to_vec(),
+            });
+        }
+        if let Some(e) = eye {
+            if e.len() != 2 * shape[0] {
+                return Err(Error::DataLength {
+                    op: "sensorium",
+                    what: "eye".into(),
+                    got: e.len(),
+                    expected: 2 * shape[0],
+                    shape: vec![shape[0], 2],
+                });
+            }
+        }
         let shift = match eye {
             Some(e) if !r.shifter.is_empty() => {
                 let mut h = e.to_vec();

@@ -17,6 +17,31 @@ pub fn conv2d(
     act: Activation,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
     let s = conv_shape(xs, ws, p)?;
+    for (data, shape, what) in [(x, xs, "input"), (w, ws, "weight")] {
+        let n: usize = shape.iter().product();
+        if data.len() != n {
+            return Err(crate::error::Error::DataLength {
+                op: "conv2d",
+                what: what.into(),
+                got: data.len(),
+                expected: n,
+                shape: shape.to_vec(),
+            });
+        }
+    }
+    for (v, what) in [(bias, "bias"), (scale_shift.map(|s| s.0), "scale"), (scale_shift.map(|s| s.1), "shift")] {
+        if let Some(v) = v {
+            if v.len() != s.o {
+                return Err(crate::error::Error::DataLength {
+                    op: "conv2d",
+                    what: what.into(),
+                    got: v.len(),
+                    expected: s.o,
+                    shape: vec![s.o],
+                });
+            }
+        }
+    }
     let g = p.groups;
     let (cg, og) = (s.c / g, s.o / g);
     let mut y = vec![0f32; s.n * s.o * s.ho * s.wo];
