@@ -104,7 +104,21 @@ pub fn rq_spline(
     }
     let k = spline_shapes(x.shape(), widths.shape(), heights.shape(), derivatives.shape())?;
     p.validate(k)?;
+    record_spline(rec, OP, x, [widths, heights, derivatives], k, p, None)
+}
+
+/// Packs the spline's parameters and records it; `coupling` = (D, T, feature map) for a coupling.
+fn record_spline(
+    rec: &mut Recorder,
+    op: &'static str,
+    x: &Tensor,
+    wdh: [&Tensor; 3],
+    k: usize,
+    p: &SplineParams,
+    coupling: Option<(usize, usize, Tensor)>,
+) -> Result<(Tensor, Tensor)> {
     let ctx = rec.context();
+    let (d, t) = coupling.as_ref().map_or((0, 0), |c| (c.0, c.1));
     let params = RqParams {
         n: x.numel() as u32,
         k: k as u32,
@@ -113,17 +127,21 @@ pub fn rq_spline(
         min_w: p.min_bin_width,
         min_h: p.min_bin_height,
         min_d: p.min_derivative,
+        d: d as u32,
+        t: t as u32,
         ..Default::default()
     };
-    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS))?;
-    let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
-    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
-    let lad = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let key = PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", coupling.is_some() as u8 as f64);
+    let kernel = ctx.kernel(&key)?;
+    let groups = super::elementwise_grid(ctx, x.numel(), op)?;
+    let y = Tensor::alloc(ctx, op, x.shape(), DType::F32)?;
+    let lad = Tensor::alloc(ctx, op, x.shape(), DType::F32)?;
+    let map = coupling.map(|c| c.2);
     rec.dispatch(
-        OP,
+        op,
         kernel,
         bytemuck::bytes_of(&params),
-        &[Some(x), Some(widths), Some(heights), Some(derivatives), Some(&y), Some(&lad), None],
+        &[Some(x), Some(wdh[0]), Some(wdh[1]), Some(wdh[2]), Some(&y), Some(&lad), map.as_ref()],
         groups,
     )?;
     Ok((y, lad))
@@ -158,32 +176,8 @@ pub fn rq_spline_coupling(
     }
     let k = spline_shapes(&[n, t], widths.shape(), heights.shape(), derivatives.shape())?;
     p.validate(k)?;
-    let ctx = rec.context();
-    let map_t = feature_map(ctx, mask)?;
-    let params = RqParams {
-        n: x.numel() as u32,
-        k: k as u32,
-        inverse: p.inverse as u32,
-        bound: p.tail_bound,
-        min_w: p.min_bin_width,
-        min_h: p.min_bin_height,
-        min_d: p.min_derivative,
-        d: d as u32,
-        t: t as u32,
-        ..Default::default()
-    };
-    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", 1.0))?;
-    let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
-    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
-    let lad = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
-    rec.dispatch(
-        OP,
-        kernel,
-        bytemuck::bytes_of(&params),
-        &[Some(x), Some(widths), Some(heights), Some(derivatives), Some(&y), Some(&lad), Some(&map_t)],
-        groups,
-    )?;
-    Ok((y, lad))
+    let map = feature_map(rec.context(), mask)?;
+    record_spline(rec, OP, x, [widths, heights, derivatives], k, p, Some((d, t, map)))
 }
 
 /// Feature j → its index among the transformed features, or −1: an i32 table on the device (its
