@@ -31,11 +31,23 @@ fn small_config(depth_separable: bool, pad_input: bool) -> SensoriumConfig {
         readouts: [
             (
                 "a".to_string(),
-                ReadoutConfig { neurons: 13, align_corners: true, shifter: false, grid_mean_final_tanh: None },
+                ReadoutConfig {
+                    neurons: 13,
+                    align_corners: true,
+                    shifter: false,
+                    grid_mean_final_tanh: None,
+                    modulator: true,
+                },
             ),
             (
                 "b".to_string(),
-                ReadoutConfig { neurons: 7, align_corners: false, shifter: true, grid_mean_final_tanh: None },
+                ReadoutConfig {
+                    neurons: 7,
+                    align_corners: false,
+                    shifter: true,
+                    grid_mean_final_tanh: None,
+                    modulator: false,
+                },
             ),
         ]
         .into(),
@@ -52,23 +64,38 @@ fn random_models_match_the_reference_forward() {
         let shape = [3, 2, 12, 15];
         let x = rng.vec(3 * 2 * 12 * 15, -1.0, 1.0);
         let eye_d = rng.vec(3 * 2, -1.0, 1.0);
+        let beh_d = rng.vec(3 * 3, -1.0, 2.0);
         for key in ["a", "b"] {
             // Key "b" has a shifter: the eye position goes through it in the same submit.
             let eye = (key == "b").then(|| vcortex::Tensor::from_f32(ctx(), &eye_d, &[3, 2]).unwrap());
             let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
             let mut rec = ctx().recorder();
-            let y = m.record_with_eye(&mut rec, &t, eye.as_ref(), key).unwrap();
+            // Key "a" has a behaviour modulator (3 behaviour variables).
+            let beh = (key == "a").then(|| vcortex::Tensor::from_f32(ctx(), &beh_d, &[3, 3]).unwrap());
+            let y = m.record_full(&mut rec, &t, eye.as_ref(), beh.as_ref(), key).unwrap();
             let h = rec.read_back(&y);
             let got = rec.submit().unwrap().f32(h, &y);
-            let want = m.reference_forward_with_eye(&x, &shape, (key == "b").then_some(&eye_d[..]), key).unwrap();
+            let want = m
+                .reference_forward_full(
+                    &x,
+                    &shape,
+                    (key == "b").then_some(&eye_d[..]),
+                    (key == "a").then_some(&beh_d[..]),
+                    key,
+                )
+                .unwrap();
             assert_close(&got, &want, 1e-5, 1e-4, &format!("sensorium depth_separable {ds} pad_input {pad} key {key}"));
             assert!(got.iter().all(|&r| r > 0.0), "ELU+1 rates are positive");
         }
         // The forward is one submit: 1 + 3 per hidden layer + the readout.
         let mut rec = ctx().recorder();
         let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
-        m.record(&mut rec, &t, "a").unwrap();
-        assert_eq!(rec.dispatch_count(), 1 + 3 * 2 + 1);
+        assert!(m.record(&mut rec, &t, "a").is_err());
+        assert_eq!(rec.dispatch_count(), 0, "key a needs its behaviour");
+        let bt = vcortex::Tensor::from_f32(ctx(), &vec![0.5; 9], &[3, 3]).unwrap();
+        m.record_full(&mut rec, &t, None, Some(&bt), "a").unwrap();
+        // Core 1 + 3 per hidden layer, modulator 2 linear + ELU+1, readout, multiply.
+        assert_eq!(rec.dispatch_count(), 1 + 3 * 2 + 3 + 1 + 1);
         rec.submit().unwrap();
     }
 }

@@ -45,7 +45,8 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
         /// Images [N, C, H, W] (the tensor named "images", or the file's only tensor), and for
-        /// readouts with a shifter the eye positions [N, 2] as "eye".
+        /// readouts with a shifter the eye positions [N, 2] as "eye", for readouts with a modulator
+        /// the behaviour [N, B] as "behavior".
         #[arg(long)]
         images: PathBuf,
         /// Only this data key (default: every key in the config).
@@ -284,7 +285,7 @@ fn predict(
     }
     let ctx = Context::new()?;
     let model = Sensorium::load(&ctx, weights, config)?;
-    let (x, eye) = read_images(images)?;
+    let (x, eye, behavior) = read_images(images)?;
     if x.shape.len() != 4 || x.shape[0] == 0 {
         return Err(Error::File {
             path: images.display().to_string(),
@@ -324,7 +325,26 @@ fn predict(
                 }
                 _ => None,
             };
-            let y = model.predict_with_eye(&ctx, &x.data[start * per..(start + b) * per], &shape, e, key)?;
+            let bh = match (&behavior, model.has_modulator(key)) {
+                (Some(t), true) => {
+                    if t.shape.len() != 2 || t.shape[0] != n {
+                        return Err(Error::File {
+                            path: images.display().to_string(),
+                            reason: format!("behavior has shape {:?}, expected [{n}, B]", t.shape),
+                        });
+                    }
+                    let w = t.shape[1];
+                    Some(&t.data[start * w..(start + b) * w])
+                }
+                (None, true) => {
+                    return Err(Error::File {
+                        path: images.display().to_string(),
+                        reason: format!("data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed"),
+                    })
+                }
+                _ => None,
+            };
+            let y = model.predict_full(&ctx, &x.data[start * per..(start + b) * per], &shape, e, bh, key)?;
             neurons = y.len() / b;
             responses.extend(y);
             progress.update(start + b, key);

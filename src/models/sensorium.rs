@@ -78,6 +78,10 @@ pub struct ReadoutConfig {
     /// the state_dict cannot show). Required when such a predictor is present.
     #[serde(default)]
     pub grid_mean_final_tanh: Option<bool>,
+    /// A behaviour modulator (`modulator.<key>.modulator_networks.0.{0,2,…}`, Linear → ReLU each):
+    /// the readout is multiplied by ELU(MLP(behaviour)) + 1 before the output nonlinearity.
+    #[serde(default)]
+    pub modulator: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -165,6 +169,11 @@ struct FoldedConv {
 }
 
 struct Readout {
+    /// The modulator's linear layers (ReLU after each), host and device.
+    modulator: Vec<(HostTensor, HostTensor)>,
+    modulator_dev: Vec<(Tensor, Tensor)>,
+    /// The ELU offset, applied after the modulation (folded into the bias when there is none).
+    offset: f32,
     /// The shifter's linear layers (Tanh after each), host and device.
     shifter: Vec<(HostTensor, HostTensor)>,
     shifter_dev: Vec<(Tensor, Tensor)>,
@@ -428,7 +437,36 @@ impl Sensorium {
                 }
                 sd.accept_unused(&format!("{pre}.sigma"));
             }
-            let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + config.elu_offset).collect());
+            let mut modulator = Vec::new();
+            if r.modulator {
+                let pre_m = format!("modulator.{key}.modulator_networks.0");
+                let mut width = None;
+                let mut j = 0;
+                while sd.has(&format!("{pre_m}.{j}.weight")) {
+                    let k = format!("{pre_m}.{j}.weight");
+                    let shape = sd.tensors[&k].shape.clone();
+                    if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
+                        return Err(Error::Case(format!(
+                            "weights: {k:?} has shape {shape:?}, expected [H, {}]",
+                            width.unwrap_or(0)
+                        )));
+                    }
+                    let w = sd.take(&k, &shape)?;
+                    let b = sd.take(&format!("{pre_m}.{j}.bias"), &[shape[0]])?;
+                    width = Some(shape[0]);
+                    modulator.push((w, b));
+                    j += 2;
+                }
+                if width != Some(m) {
+                    return Err(Error::Case(format!(
+                        "weights: the modulator of {key:?} needs {pre_m}.0.weight … ending in {m} outputs"
+                    )));
+                }
+            }
+            // Without a modulator the ELU offset folds into the bias.
+            let offset = if modulator.is_empty() { 0.0 } else { config.elu_offset };
+            let fold = config.elu_offset - offset;
+            let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + fold).collect());
             let mut shifter = Vec::new();
             if r.shifter {
                 let mut width = 2;
@@ -454,6 +492,9 @@ impl Sensorium {
             readouts.insert(
                 key.clone(),
                 Readout {
+                    modulator,
+                    modulator_dev: Vec::new(),
+                    offset,
                     shifter,
                     shifter_dev: Vec::new(),
                     mu: HostTensor::new(vec![m, 2], mu.data),
@@ -487,6 +528,7 @@ impl Sensorium {
         for r in self.readouts.values_mut() {
             r.dev = Some((up(&r.mu)?, up(&r.features)?, up(&r.bias)?));
             r.shifter_dev = r.shifter.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
+            r.modulator_dev = r.modulator.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
         }
         Ok(())
     }
@@ -542,10 +584,35 @@ impl Sensorium {
         eye: Option<&Tensor>,
         key: &str,
     ) -> Result<Tensor> {
-        rec.atomic(|rec| self.forward_unit(rec, images, eye, key))
+        self.record_full(rec, images, eye, None, key)
     }
 
-    fn forward_unit(&self, rec: &mut Recorder, images: &Tensor, eye: Option<&Tensor>, key: &str) -> Result<Tensor> {
+    /// The forward pass with the eye position [N, 2] (readouts with a shifter) and the behaviour
+    /// [N, B] (readouts with a modulator), each required exactly where its part exists.
+    pub fn record_full(
+        &self,
+        rec: &mut Recorder,
+        images: &Tensor,
+        eye: Option<&Tensor>,
+        behavior: Option<&Tensor>,
+        key: &str,
+    ) -> Result<Tensor> {
+        rec.atomic(|rec| self.forward_unit(rec, images, eye, behavior, key))
+    }
+
+    /// Whether the readout of `key` has a behaviour modulator.
+    pub fn has_modulator(&self, key: &str) -> bool {
+        self.readouts.get(key).is_some_and(|r| !r.modulator.is_empty())
+    }
+
+    fn forward_unit(
+        &self,
+        rec: &mut Recorder,
+        images: &Tensor,
+        eye: Option<&Tensor>,
+        behavior: Option<&Tensor>,
+        key: &str,
+    ) -> Result<Tensor> {
         let r = self.readout(key)?;
         let n = images.shape().first().copied().unwrap_or(0);
         let shift = match (r.shifter.is_empty(), eye) {
@@ -569,9 +636,46 @@ impl Sensorium {
                 Some(h)
             }
         };
+        let gain = match (r.modulator.is_empty(), behavior) {
+            (true, None) => None,
+            (true, Some(_)) => {
+                return Err(Error::param("sensorium", "behavior", format!("data key {key:?} has no modulator")))
+            }
+            (false, None) => {
+                return Err(Error::param(
+                    "sensorium",
+                    "behavior",
+                    format!("data key {key:?} has a modulator: the behaviour [N, B] is needed"),
+                ))
+            }
+            (false, Some(bh)) => {
+                let mut h = bh.clone();
+                for (w, b) in &r.modulator_dev {
+                    h = ops::linear(rec, &h, w, Some(b), Activation::Relu)?;
+                }
+                Some(ops::activation(rec, &h, Activation::Elu1)?)
+            }
+        };
         let core = self.record_core(rec, images)?;
         let (mu, f, b) = r.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
-        ops::gaussian_readout(rec, &core, mu, f, Some(b), shift.as_ref(), r.align_corners, Activation::Elu1)
+        match gain {
+            None => {
+                ops::gaussian_readout(rec, &core, mu, f, Some(b), shift.as_ref(), r.align_corners, Activation::Elu1)
+            }
+            Some(g) => {
+                let y = ops::gaussian_readout(
+                    rec,
+                    &core,
+                    mu,
+                    f,
+                    Some(b),
+                    shift.as_ref(),
+                    r.align_corners,
+                    Activation::Identity,
+                )?;
+                ops::mul(rec, &y, &g, r.offset, Activation::Elu1)
+            }
+        }
     }
 
     /// Host images [n, C, H, W] in, host responses [n, neurons] out: one upload, one submit, one
@@ -589,10 +693,38 @@ impl Sensorium {
         eye: Option<&[f32]>,
         key: &str,
     ) -> Result<Vec<f32>> {
+        self.predict_full(ctx, images, shape, eye, None, key)
+    }
+
+    /// [`Sensorium::predict`] with eye positions [n, 2] and behaviour [n, B] where the readout has a
+    /// shifter or a modulator.
+    pub fn predict_full(
+        &self,
+        ctx: &Context,
+        images: &[f32],
+        shape: &[usize],
+        eye: Option<&[f32]>,
+        behavior: Option<&[f32]>,
+        key: &str,
+    ) -> Result<Vec<f32>> {
+        let n = shape.first().copied().unwrap_or(0);
         let x = Tensor::from_f32(ctx, images, shape)?;
-        let e = eye.map(|e| Tensor::from_f32(ctx, e, &[shape.first().copied().unwrap_or(0), 2])).transpose()?;
+        let e = eye.map(|e| Tensor::from_f32(ctx, e, &[n, 2])).transpose()?;
+        let bh = match behavior {
+            Some(b) if n > 0 && b.len() % n == 0 => Some(Tensor::from_f32(ctx, b, &[n, b.len() / n])?),
+            Some(b) => {
+                return Err(Error::DataLength {
+                    op: "sensorium",
+                    what: "behavior".into(),
+                    got: b.len(),
+                    expected: n,
+                    shape: vec![n],
+                })
+            }
+            None => None,
+        };
         let mut rec = ctx.recorder();
-        let y = self.record_with_eye(&mut rec, &x, e.as_ref(), key)?;
+        let y = self.record_full(&mut rec, &x, e.as_ref(), bh.as_ref(), key)?;
         let h = rec.read_back(&y);
         Ok(rec.submit()?.f32(h, &y))
     }
@@ -608,6 +740,18 @@ impl Sensorium {
         images: &[f32],
         shape: &[usize],
         eye: Option<&[f32]>,
+        key: &str,
+    ) -> Result<Vec<f32>> {
+        self.reference_forward_full(images, shape, eye, None, key)
+    }
+
+    /// [`Sensorium::reference_forward`] with the eye position and the behaviour [N, B].
+    pub fn reference_forward_full(
+        &self,
+        images: &[f32],
+        shape: &[usize],
+        eye: Option<&[f32]>,
+        behavior: Option<&[f32]>,
         key: &str,
     ) -> Result<Vec<f32>> {
         let r = self.readout(key)?;
@@ -675,7 +819,21 @@ impl Sensorium {
             shift.as_deref(),
             r.align_corners,
         );
-        Ok(reference::activation(&y, Activation::Elu1))
+        match (behavior, r.modulator.is_empty()) {
+            (Some(bh), false) => {
+                let mut h = bh.to_vec();
+                let mut width = bh.len() / shape[0];
+                for (w, b) in &r.modulator {
+                    h = reference::linear(&h, shape[0], width, &w.data, w.shape[0], Some(&b.data), Activation::Relu);
+                    width = w.shape[0];
+                }
+                let g = reference::activation(&h, Activation::Elu1);
+                let z: Vec<f32> =
+                    y.iter().zip(&g).map(|(a, b)| (*a as f64 * *b as f64 + r.offset as f64) as f32).collect();
+                Ok(reference::activation(&z, Activation::Elu1))
+            }
+            _ => Ok(reference::activation(&y, Activation::Elu1)),
+        }
     }
 
     /// A model with random weights (for benchmarks), as `from_state_dict` would build it.
@@ -711,6 +869,12 @@ impl Sensorium {
             }
         }
         for (key, r) in &config.readouts {
+            if r.modulator {
+                for (j, (o, i)) in [(6, 3), (r.neurons, 6)].into_iter().enumerate() {
+                    put(format!("modulator.{key}.modulator_networks.0.{}.weight", 2 * j), vec![o, i], -0.5, 0.5);
+                    put(format!("modulator.{key}.modulator_networks.0.{}.bias", 2 * j), vec![o], -0.2, 0.2);
+                }
+            }
             if r.shifter {
                 for (j, (o, i)) in [(5, 2), (5, 5), (2, 5)].into_iter().enumerate() {
                     put(format!("shifter.{key}.mlp.{}.weight", 2 * j), vec![o, i], -0.7, 0.7);
@@ -744,7 +908,13 @@ impl Sensorium {
             },
             readouts: [(
                 "bench".to_string(),
-                ReadoutConfig { neurons, align_corners: true, shifter: false, grid_mean_final_tanh: None },
+                ReadoutConfig {
+                    neurons,
+                    align_corners: true,
+                    shifter: false,
+                    grid_mean_final_tanh: None,
+                    modulator: false,
+                },
             )]
             .into(),
             elu_offset: 0.0,
@@ -753,12 +923,13 @@ impl Sensorium {
 }
 
 /// Reads the images of a safetensors file (the tensor named `images`, or the only one) and the eye
-/// positions [N, 2] (`eye`) when the file has them.
-pub fn read_images(path: &Path) -> Result<(HostTensor, Option<HostTensor>)> {
+/// positions [N, 2] (`eye`) and behaviour [N, B] (`behavior`) when the file has them.
+pub fn read_images(path: &Path) -> Result<(HostTensor, Option<HostTensor>, Option<HostTensor>)> {
     let f = read_safetensors(path)?;
     let n = f.tensors.len();
     let mut t = f.tensors;
     let eye = t.remove("eye");
+    let behavior = t.remove("behavior");
     let images = match t.remove("images") {
         Some(x) => x,
         None if t.len() == 1 => t.into_values().next().expect("one tensor"),
@@ -769,5 +940,5 @@ pub fn read_images(path: &Path) -> Result<(HostTensor, Option<HostTensor>)> {
             })
         }
     };
-    Ok((images, eye))
+    Ok((images, eye, behavior))
 }

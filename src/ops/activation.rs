@@ -88,7 +88,8 @@ impl Activation {
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct ActParams {
     n: u32,
-    _pad: [u32; 3],
+    offset: f32,
+    _pad: [u32; 2],
 }
 
 /// y = act(x), elementwise, any shape.
@@ -100,7 +101,7 @@ pub fn activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Ten
     let key = act.specialize(PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]));
     let kernel = ctx.kernel(&key)?;
     let y = Tensor::alloc(ctx, "activation", x.shape(), DType::F32)?;
-    let p = ActParams { n: x.numel() as u32, _pad: [0; 3] };
+    let p = ActParams { n: x.numel() as u32, offset: 0.0, _pad: [0; 2] };
     rec.dispatch("activation", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
@@ -115,7 +116,23 @@ pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor, act: Activation) -> Resul
     let key = act.specialize(PipelineKey::new("activation", "add", &[Access::Read, Access::Read, Access::ReadWrite]));
     let kernel = ctx.kernel(&key)?;
     let y = Tensor::alloc(ctx, "add", a.shape(), DType::F32)?;
-    let p = ActParams { n: a.numel() as u32, _pad: [0; 3] };
+    let p = ActParams { n: a.numel() as u32, offset: 0.0, _pad: [0; 2] };
     rec.dispatch("add", kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), Some(&y)], groups)?;
+    Ok(y)
+}
+
+/// y = act(a · b + offset), elementwise, a and b of one shape.
+pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor, offset: f32, act: Activation) -> Result<Tensor> {
+    a.expect_f32("mul", "a")?;
+    super::expect_shape("mul", "b", b, a.shape())?;
+    super::finite("mul", "offset", offset, false)?;
+    act.validate()?;
+    let ctx = rec.context();
+    let groups = super::elementwise_grid(ctx, a.numel(), "mul")?;
+    let key = act.specialize(PipelineKey::new("activation", "mul", &[Access::Read, Access::Read, Access::ReadWrite]));
+    let kernel = ctx.kernel(&key)?;
+    let y = Tensor::alloc(ctx, "mul", a.shape(), DType::F32)?;
+    let p = ActParams { n: a.numel() as u32, offset, _pad: [0; 2] };
+    rec.dispatch("mul", kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), Some(&y)], groups)?;
     Ok(y)
 }

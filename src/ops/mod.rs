@@ -17,7 +17,7 @@ pub mod norm;
 pub mod random;
 pub mod readout;
 
-pub use activation::{activation, add, Activation};
+pub use activation::{activation, add, mul, Activation};
 pub use attention::{attention, softmax};
 pub use box_filter::box_sum;
 pub use cast::cast;
