@@ -115,3 +115,25 @@ fn transformer_encoder_layer_matches_pytorch() {
     let got = run1(|rec| layer.record(rec, &up(&x.data, &x.shape)));
     assert_close(&got, &want.data, 1e-4, 1e-4, "encoder layer vs PyTorch");
 }
+
+/// The MDM-style denoiser against its PyTorch golden (scripts/golden_mdm.py, data/mdm).
+#[test]
+fn mdm_denoiser_matches_pytorch() {
+    use vcortex::io::{read_safetensors, read_weights};
+    use vcortex::models::mdm::{Mdm, MdmConfig};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/mdm");
+    let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+    let io = read_safetensors(&dir.join("io.safetensors")).unwrap();
+    let t: usize = io.metadata["timestep"].parse().unwrap();
+    let (x, want) = (&io.tensors["x"], &io.tensors["output"]);
+    let cfg = MdmConfig { features: 51, latent: 32, heads: 4, layers: 2, max_len: 64 };
+    let m = Mdm::load(ctx(), &sd, cfg).unwrap();
+    let got = run1(|rec| m.record(rec, &up(&x.data, &x.shape), t));
+    assert_close(&got, &want.data, 1e-4, 1e-4, "MDM denoiser vs PyTorch");
+    // Refusals: wrong feature count, a timestep past the table, a missing key.
+    assert!(m.record(&mut ctx().recorder(), &up(&[0.0; 50], &[1, 1, 50]), t).is_err());
+    assert!(m.record(&mut ctx().recorder(), &up(&x.data, &x.shape), 64).is_err());
+    let mut bad = sd.clone();
+    bad.remove("embed_timestep.2.bias");
+    assert!(Mdm::load(ctx(), &bad, cfg).is_err());
+}

@@ -66,3 +66,37 @@ fn merge_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let b = o / (at.dh * at.h * at.f);
     at_y[o] = at_x[((b * at.h + h) * at.f + f) * at.dh + d];
 }
+
+// The MDM denoiser's sequence: out[s, 0] = tok[s] + pe[0], out[s, 1 + f] = x[s, f] + pe[1 + f]
+// (x [S, F, E], tok [S, E], pe [F + 1, E]; at.b = S, at.f = F, at.dh = E). Bindings 1..3: x, tok, pe;
+// 4: out.
+@group(0) @binding(1) var<storage, read> mdm_x: array<f32>;
+@group(0) @binding(2) var<storage, read> mdm_tok: array<f32>;
+@group(0) @binding(3) var<storage, read> mdm_pe: array<f32>;
+@group(0) @binding(4) var<storage, read_write> mdm_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn prepend_token(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    let e = at.dh;
+    let t = at.f + 1u;
+    if (o >= at.b * t * e) { return; }
+    let d = o % e;
+    let p = (o / e) % t;
+    let s = o / (e * t);
+    var v = 0.0;
+    if (p == 0u) { v = mdm_tok[s * e + d]; } else { v = mdm_x[(s * at.f + p - 1u) * e + d]; }
+    mdm_out[o] = v + mdm_pe[p * e + d];
+}
+
+// out [S, F, E] = in [S, F + 1, E] without its first token (at.b = S, at.f = F, at.dh = E).
+@compute @workgroup_size(256)
+fn drop_token(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    let e = at.dh;
+    if (o >= at.b * at.f * e) { return; }
+    let d = o % e;
+    let f = (o / e) % at.f;
+    let s = o / (e * at.f);
+    at_y[o] = at_x[(s * (at.f + 1u) + f + 1u) * e + d];
+}

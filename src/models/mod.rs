@@ -1,6 +1,7 @@
 //! Model pipelines composed of ops; weights loaded and folded once, at load time.
 
 pub mod flow;
+pub mod mdm;
 pub mod sensorium;
 pub mod transformer;
 

@@ -78,3 +78,44 @@ fn attention_unit(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, heads:
     let out = super::matmul(rec, &probs, &vh)?;
     permute(rec, "merge_heads", &out, dims, &[b, f, e])
 }
+
+/// The MDM sequence: [S, F + 1, E] with token 0 = tok [S, E] and tokens 1.. = x [S, F, E], plus the
+/// positional encoding pe [F + 1, E].
+pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, pe: &Tensor) -> Result<Tensor> {
+    const OP: &str = "prepend_token";
+    x.expect_f32(OP, "x")?;
+    let (s, f, e) = match x.shape() {
+        &[s, f, e] => (s, f, e),
+        sh => return Err(Error::shape(OP, "x", sh, "[S, F, E]")),
+    };
+    super::expect_shape(OP, "token", tok, &[s, e])?;
+    super::expect_shape(OP, "positional encoding", pe, &[f + 1, e])?;
+    let ctx = rec.context();
+    let p = AttnParams { b: s as u32, f: f as u32, dh: e as u32, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new(
+        "attention",
+        "prepend_token",
+        &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+    ))?;
+    let groups = super::elementwise_grid(ctx, s * (f + 1) * e, OP)?;
+    let y = Tensor::alloc(ctx, OP, &[s, f + 1, e], DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(tok), Some(pe), Some(&y)], groups)?;
+    Ok(y)
+}
+
+/// x [S, F + 1, E] without its first token: [S, F, E].
+pub fn drop_token(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "drop_token";
+    x.expect_f32(OP, "x")?;
+    let (s, t, e) = match x.shape() {
+        &[s, t, e] if t >= 2 => (s, t, e),
+        sh => return Err(Error::shape(OP, "x", sh, "[S, F + 1, E] with F >= 1")),
+    };
+    let ctx = rec.context();
+    let p = AttnParams { b: s as u32, f: (t - 1) as u32, dh: e as u32, ..Default::default() };
+    let kernel = ctx.kernel(&PipelineKey::new("attention", "drop_token", &BINDINGS))?;
+    let groups = super::elementwise_grid(ctx, s * (t - 1) * e, OP)?;
+    let y = Tensor::alloc(ctx, OP, &[s, t - 1, e], DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    Ok(y)
+}

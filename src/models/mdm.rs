@@ -1,0 +1,117 @@
+//! The MDM-style motion denoiser of Platypose (models.md §9): per-frame input linear, a timestep
+//! token (sinusoidal table row → Linear → SiLU → Linear) prepended to the frames, sinusoidal
+//! positional encoding, post-LN transformer encoder layers (GELU), output linear on the frames.
+//!
+//! Keys: `input_process.{weight,bias}` [E, D], `embed_timestep.{0,2}.{weight,bias}` [E, E],
+//! `encoder.layers.{i}.*` (PyTorch `nn.TransformerEncoderLayer` names), `output_process.{weight,bias}`
+//! [D, E]. Inference only; one forward is one recorded chain.
+
+use std::collections::BTreeMap;
+
+use super::transformer::EncoderLayer;
+use crate::error::{Error, Result};
+use crate::io::HostTensor;
+use crate::ops::{self, Activation};
+use crate::runtime::{Context, Recorder};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MdmConfig {
+    /// Features per frame (17 joints × 3 = 51).
+    pub features: usize,
+    pub latent: usize,
+    pub heads: usize,
+    pub layers: usize,
+    /// Longest sequence (frames + 1) and largest timestep the sinusoidal table covers.
+    pub max_len: usize,
+}
+
+/// The sinusoidal table: pe[p, 2i] = sin(p·ω_i), pe[p, 2i+1] = cos(p·ω_i), ω_i = 10000^(−2i/E).
+pub fn sinusoidal_table(len: usize, e: usize) -> Vec<f32> {
+    let mut pe = vec![0f32; len * e];
+    for p in 0..len {
+        for i in (0..e).step_by(2) {
+            let w = (-(i as f64) * (10000f64).ln() / e as f64).exp();
+            pe[p * e + i] = (p as f64 * w).sin() as f32;
+            if i + 1 < e {
+                pe[p * e + i + 1] = (p as f64 * w).cos() as f32;
+            }
+        }
+    }
+    pe
+}
+
+pub struct Mdm {
+    pub config: MdmConfig,
+    pe: Vec<f32>,
+    input: (Tensor, Tensor),
+    time: [(Tensor, Tensor); 2],
+    layers: Vec<EncoderLayer>,
+    output: (Tensor, Tensor),
+}
+
+impl Mdm {
+    pub fn load(ctx: &Context, sd: &BTreeMap<String, HostTensor>, config: MdmConfig) -> Result<Mdm> {
+        let (d, e) = (config.features, config.latent);
+        if e % 2 != 0 || config.heads == 0 || e % config.heads != 0 {
+            return Err(Error::param(
+                "mdm",
+                "latent",
+                format!("{e} must be even and divisible by the {} heads", config.heads),
+            ));
+        }
+        let pair = |name: &str, w: &[usize]| -> Result<(Tensor, Tensor)> {
+            let get = |k: String, shape: &[usize]| -> Result<Tensor> {
+                let t = sd.get(&k).ok_or_else(|| Error::Case(format!("weights: missing key {k:?}")))?;
+                if t.shape != shape {
+                    return Err(Error::Case(format!("weights: {k:?} has shape {:?}, expected {shape:?}", t.shape)));
+                }
+                Tensor::from_f32(ctx, &t.data, &t.shape)
+            };
+            Ok((get(format!("{name}.weight"), w)?, get(format!("{name}.bias"), &w[..1])?))
+        };
+        let layers = (0..config.layers)
+            .map(|i| EncoderLayer::load(ctx, sd, &format!("encoder.layers.{i}"), e, config.heads, 1e-5))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Mdm {
+            config,
+            pe: sinusoidal_table(config.max_len, e),
+            input: pair("input_process", &[e, d])?,
+            time: [pair("embed_timestep.0", &[e, e])?, pair("embed_timestep.2", &[e, e])?],
+            layers,
+            output: pair("output_process", &[d, e])?,
+        })
+    }
+
+    /// Records the denoiser on x [S, F, D] at timestep `t` (the same for the batch): [S, F, D].
+    pub fn record(&self, rec: &mut Recorder, x: &Tensor, t: usize) -> Result<Tensor> {
+        let (s, f) = match x.shape() {
+            &[s, f, d] if d == self.config.features => (s, f),
+            sh => return Err(Error::shape("mdm", "x", sh, format!("[S, F, {}]", self.config.features))),
+        };
+        let e = self.config.latent;
+        if f + 1 > self.config.max_len || t >= self.config.max_len {
+            return Err(Error::param(
+                "mdm",
+                "frames/timestep",
+                format!("past the table of {} positions", self.config.max_len),
+            ));
+        }
+        rec.atomic(|rec| {
+            let ctx = rec.context();
+            let id = Activation::Identity;
+            let h = ops::linear(rec, x, &self.input.0, Some(&self.input.1), id)?;
+            let row: Vec<f32> = (0..s).flat_map(|_| self.pe[t * e..(t + 1) * e].iter().copied()).collect();
+            let tt = Tensor::from_f32(ctx, &row, &[s, e])?;
+            let tok = ops::linear(rec, &tt, &self.time[0].0, Some(&self.time[0].1), Activation::Silu)?;
+            let tok = ops::linear(rec, &tok, &self.time[1].0, Some(&self.time[1].1), id)?;
+            let pe = Tensor::from_f32(ctx, &self.pe[..(f + 1) * e], &[f + 1, e])?;
+            let mut seq = ops::attention::prepend_token(rec, &h, &tok, &pe)?;
+            for l in &self.layers {
+                seq = l.record(rec, &seq)?;
+            }
+            let frames = ops::attention::drop_token(rec, &seq)?;
+            ops::linear(rec, &frames, &self.output.0, Some(&self.output.1), id)
+        })
+    }
+}
