@@ -168,15 +168,101 @@ struct FoldedConv {
     dev: Option<(Tensor, Option<Tensor>, Option<(Tensor, Tensor)>)>,
 }
 
+/// A small MLP of a readout (the shifter: eye position → shift, Tanh after each layer; the
+/// modulator: behaviour → gain, ReLU after each layer), host and device copies.
+struct Mlp {
+    layers: Vec<(HostTensor, HostTensor)>,
+    dev: Vec<(Tensor, Tensor)>,
+    act: Activation,
+    /// What it is, for messages: "shifter" or "modulator".
+    what: &'static str,
+    /// What it takes: "the eye position [N, 2]" or "the behaviour [N, B]".
+    input: &'static str,
+}
+
+impl Mlp {
+    /// Reads `{prefix}.{0,2,4,…}.{weight,bias}` (the Linear layers of an nn.Sequential with an
+    /// activation between them), checking that widths chain from `input_width` (if known) to
+    /// `output_width`.
+    fn load(
+        sd: &mut StateDict,
+        prefix: &str,
+        input_width: Option<usize>,
+        output_width: usize,
+        act: Activation,
+        what: &'static str,
+        input: &'static str,
+    ) -> Result<Mlp> {
+        let mut layers = Vec::new();
+        let mut width = input_width;
+        let mut j = 0;
+        while sd.has(&format!("{prefix}.{j}.weight")) {
+            let k = format!("{prefix}.{j}.weight");
+            let shape = sd.tensors[&k].shape.clone();
+            if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
+                return Err(Error::Case(format!(
+                    "weights: {k:?} has shape {shape:?}, expected [H, {}]",
+                    width.unwrap_or(0)
+                )));
+            }
+            let w = sd.take(&k, &shape)?;
+            let b = sd.take(&format!("{prefix}.{j}.bias"), &[shape[0]])?;
+            width = Some(shape[0]);
+            layers.push((w, b));
+            j += 2;
+        }
+        if width != Some(output_width) || layers.is_empty() {
+            return Err(Error::Case(format!(
+                "weights: the {what} needs {prefix}.0.weight … ending in {output_width} outputs"
+            )));
+        }
+        Ok(Mlp { layers, dev: Vec::new(), act, what, input })
+    }
+
+    fn upload(&mut self, ctx: &Context) -> Result<()> {
+        let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
+        self.dev = self.layers.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    fn record(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (w, b) in &self.dev {
+            h = ops::linear(rec, &h, w, Some(b), self.act)?;
+        }
+        Ok(h)
+    }
+
+    fn reference(&self, x: &[f32], n: usize) -> Vec<f32> {
+        let mut h = x.to_vec();
+        let mut width = x.len() / n.max(1);
+        for (w, b) in &self.layers {
+            h = reference::linear(&h, n, width, &w.data, w.shape[0], Some(&b.data), self.act);
+            width = w.shape[0];
+        }
+        h
+    }
+}
+
+/// A readout's side input is needed exactly where its MLP exists: pairs them, or refuses.
+fn side_input<'a, T>(mlp: &'a Option<Mlp>, input: Option<T>, key: &str, op_name: &str) -> Result<Option<(&'a Mlp, T)>> {
+    match (mlp, input) {
+        (None, None) => Ok(None),
+        (Some(m), Some(x)) => Ok(Some((m, x))),
+        (Some(m), None) => {
+            Err(Error::param("sensorium", op_name, format!("data key {key:?} has a {}: {} is needed", m.what, m.input)))
+        }
+        (None, Some(_)) => Err(Error::param("sensorium", op_name, format!("data key {key:?} has no {op_name} input"))),
+    }
+}
+
 struct Readout {
-    /// The modulator's linear layers (ReLU after each), host and device.
-    modulator: Vec<(HostTensor, HostTensor)>,
-    modulator_dev: Vec<(Tensor, Tensor)>,
+    /// Behaviour → gain (ELU+1 of its output multiplies the readout before the output nonlinearity).
+    modulator: Option<Mlp>,
     /// The ELU offset, applied after the modulation (folded into the bias when there is none).
     offset: f32,
-    /// The shifter's linear layers (Tanh after each), host and device.
-    shifter: Vec<(HostTensor, HostTensor)>,
-    shifter_dev: Vec<(Tensor, Tensor)>,
+    /// Eye position → shift of every neuron's position.
+    shifter: Option<Mlp>,
     /// [M, 2], features [C, M], bias [M] with the ELU offset folded in.
     mu: HostTensor,
     features: HostTensor,
@@ -437,66 +523,28 @@ impl Sensorium {
                 }
                 sd.accept_unused(&format!("{pre}.sigma"));
             }
-            let mut modulator = Vec::new();
-            if r.modulator {
-                let pre_m = format!("modulator.{key}.modulator_networks.0");
-                let mut width = None;
-                let mut j = 0;
-                while sd.has(&format!("{pre_m}.{j}.weight")) {
-                    let k = format!("{pre_m}.{j}.weight");
-                    let shape = sd.tensors[&k].shape.clone();
-                    if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
-                        return Err(Error::Case(format!(
-                            "weights: {k:?} has shape {shape:?}, expected [H, {}]",
-                            width.unwrap_or(0)
-                        )));
-                    }
-                    let w = sd.take(&k, &shape)?;
-                    let b = sd.take(&format!("{pre_m}.{j}.bias"), &[shape[0]])?;
-                    width = Some(shape[0]);
-                    modulator.push((w, b));
-                    j += 2;
-                }
-                if width != Some(m) {
-                    return Err(Error::Case(format!(
-                        "weights: the modulator of {key:?} needs {pre_m}.0.weight … ending in {m} outputs"
-                    )));
-                }
-            }
+            let modulator = if r.modulator {
+                let prefix = format!("modulator.{key}.modulator_networks.0");
+                Some(Mlp::load(&mut sd, &prefix, None, m, Activation::Relu, "modulator", "the behaviour [N, B]")?)
+            } else {
+                None
+            };
             // Without a modulator the ELU offset folds into the bias.
-            let offset = if modulator.is_empty() { 0.0 } else { config.elu_offset };
+            let offset = if modulator.is_none() { 0.0 } else { config.elu_offset };
             let fold = config.elu_offset - offset;
             let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + fold).collect());
-            let mut shifter = Vec::new();
-            if r.shifter {
-                let mut width = 2;
-                let mut j = 0;
-                while sd.has(&format!("shifter.{key}.mlp.{j}.weight")) {
-                    let k = format!("shifter.{key}.mlp.{j}.weight");
-                    let shape = sd.tensors[&k].shape.clone();
-                    if shape.len() != 2 || shape[1] != width {
-                        return Err(Error::Case(format!("weights: {k:?} has shape {shape:?}, expected [H, {width}]")));
-                    }
-                    let w = sd.take(&k, &shape)?;
-                    let b = sd.take(&format!("shifter.{key}.mlp.{j}.bias"), &[shape[0]])?;
-                    width = shape[0];
-                    shifter.push((w, b));
-                    j += 2;
-                }
-                if shifter.is_empty() || width != 2 {
-                    return Err(Error::Case(format!(
-                        "weights: the shifter of {key:?} needs shifter.{key}.mlp.0.weight … ending in 2 outputs"
-                    )));
-                }
-            }
+            let shifter = if r.shifter {
+                let prefix = format!("shifter.{key}.mlp");
+                Some(Mlp::load(&mut sd, &prefix, Some(2), 2, Activation::Tanh, "shifter", "the eye position [N, 2]")?)
+            } else {
+                None
+            };
             readouts.insert(
                 key.clone(),
                 Readout {
                     modulator,
-                    modulator_dev: Vec::new(),
                     offset,
                     shifter,
-                    shifter_dev: Vec::new(),
                     mu: HostTensor::new(vec![m, 2], mu.data),
                     features: HostTensor::new(vec![hc, m], f.data),
                     bias,
@@ -527,15 +575,16 @@ impl Sensorium {
         }
         for r in self.readouts.values_mut() {
             r.dev = Some((up(&r.mu)?, up(&r.features)?, up(&r.bias)?));
-            r.shifter_dev = r.shifter.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
-            r.modulator_dev = r.modulator.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
+            for mlp in r.shifter.iter_mut().chain(r.modulator.iter_mut()) {
+                mlp.upload(ctx)?;
+            }
         }
         Ok(())
     }
 
     /// Whether the readout of `key` has a shifter (and so needs eye positions).
     pub fn has_shifter(&self, key: &str) -> bool {
-        self.readouts.get(key).is_some_and(|r| !r.shifter.is_empty())
+        self.readouts.get(key).is_some_and(|r| r.shifter.is_some())
     }
 
     pub fn data_keys(&self) -> Vec<&str> {
@@ -602,7 +651,7 @@ impl Sensorium {
 
     /// Whether the readout of `key` has a behaviour modulator.
     pub fn has_modulator(&self, key: &str) -> bool {
-        self.readouts.get(key).is_some_and(|r| !r.modulator.is_empty())
+        self.readouts.get(key).is_some_and(|r| r.modulator.is_some())
     }
 
     fn forward_unit(
@@ -615,46 +664,19 @@ impl Sensorium {
     ) -> Result<Tensor> {
         let r = self.readout(key)?;
         let n = images.shape().first().copied().unwrap_or(0);
-        let shift = match (r.shifter.is_empty(), eye) {
-            (true, None) => None,
-            (true, Some(_)) => {
-                return Err(Error::param("sensorium", "eye", format!("data key {key:?} has no shifter")))
-            }
-            (false, None) => {
-                return Err(Error::param(
-                    "sensorium",
-                    "eye",
-                    format!("data key {key:?} has a shifter: the eye position [N, 2] is needed"),
-                ))
-            }
-            (false, Some(e)) => {
+        let shift = match side_input(&r.shifter, eye, key, "eye")? {
+            Some((mlp, e)) => {
                 ops::expect_shape("sensorium", "eye", e, &[n, 2])?;
-                let mut h = e.clone();
-                for (w, b) in &r.shifter_dev {
-                    h = ops::linear(rec, &h, w, Some(b), Activation::Tanh)?;
-                }
-                Some(h)
+                Some(mlp.record(rec, e)?)
             }
+            None => None,
         };
-        let gain = match (r.modulator.is_empty(), behavior) {
-            (true, None) => None,
-            (true, Some(_)) => {
-                return Err(Error::param("sensorium", "behavior", format!("data key {key:?} has no modulator")))
-            }
-            (false, None) => {
-                return Err(Error::param(
-                    "sensorium",
-                    "behavior",
-                    format!("data key {key:?} has a modulator: the behaviour [N, B] is needed"),
-                ))
-            }
-            (false, Some(bh)) => {
-                let mut h = bh.clone();
-                for (w, b) in &r.modulator_dev {
-                    h = ops::linear(rec, &h, w, Some(b), Activation::Relu)?;
-                }
+        let gain = match side_input(&r.modulator, behavior, key, "behavior")? {
+            Some((mlp, bh)) => {
+                let h = mlp.record(rec, bh)?;
                 Some(ops::activation(rec, &h, Activation::Elu1)?)
             }
+            None => None,
         };
         let core = self.record_core(rec, images)?;
         let (mu, f, b) = r.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
@@ -776,18 +798,9 @@ impl Sensorium {
                 });
             }
         }
-        let shift = match eye {
-            Some(e) if !r.shifter.is_empty() => {
-                let mut h = e.to_vec();
-                let mut width = 2;
-                for (w, b) in &r.shifter {
-                    h = reference::linear(&h, shape[0], width, &w.data, w.shape[0], Some(&b.data), Activation::Tanh);
-                    width = w.shape[0];
-                }
-                Some(h)
-            }
-            _ => None,
-        };
+        let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0]));
+        let gain = side_input(&r.modulator, behavior, key, "behavior")?
+            .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
         let mut x = images.to_vec();
         let mut s = shape.to_vec();
         for layer in &self.layers {
@@ -819,20 +832,13 @@ impl Sensorium {
             shift.as_deref(),
             r.align_corners,
         );
-        match (behavior, r.modulator.is_empty()) {
-            (Some(bh), false) => {
-                let mut h = bh.to_vec();
-                let mut width = bh.len() / shape[0];
-                for (w, b) in &r.modulator {
-                    h = reference::linear(&h, shape[0], width, &w.data, w.shape[0], Some(&b.data), Activation::Relu);
-                    width = w.shape[0];
-                }
-                let g = reference::activation(&h, Activation::Elu1);
+        match gain {
+            Some(g) => {
                 let z: Vec<f32> =
                     y.iter().zip(&g).map(|(a, b)| (*a as f64 * *b as f64 + r.offset as f64) as f32).collect();
                 Ok(reference::activation(&z, Activation::Elu1))
             }
-            _ => Ok(reference::activation(&y, Activation::Elu1)),
+            None => Ok(reference::activation(&y, Activation::Elu1)),
         }
     }
 
