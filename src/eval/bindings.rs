@@ -139,11 +139,20 @@ fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
 
 /// Uploads nothing itself: `f` records the op on a fresh recorder; the result is read back.
 fn on_gpu(ctx: &Context, f: impl FnOnce(&mut Recorder) -> Result<Tensor>) -> Result<HostTensor> {
+    let [y] = on_gpu_n(ctx, |rec| Ok([f(rec)?]))?;
+    Ok(y)
+}
+
+/// As [`on_gpu`] for an op with several outputs: one submit, every output read back.
+fn on_gpu_n<const K: usize>(
+    ctx: &Context,
+    f: impl FnOnce(&mut Recorder) -> Result<[Tensor; K]>,
+) -> Result<[HostTensor; K]> {
     let mut rec = ctx.recorder();
-    let y = f(&mut rec)?;
-    let h = rec.read_back(&y);
+    let ys = f(&mut rec)?;
+    let hs = ys.each_ref().map(|y| rec.read_back(y));
     let done = rec.submit()?;
-    Ok(HostTensor::new(y.shape().to_vec(), done.f32(h, &y)))
+    Ok(std::array::from_fn(|i| HostTensor::new(ys[i].shape().to_vec(), done.f32(hs[i], &ys[i]))))
 }
 
 fn one(name: &str, t: HostTensor) -> Outputs {
@@ -207,17 +216,7 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity))?
         }
         Backend::Cpu => {
-            let i = *x.shape.last().ok_or_else(|| Error::shape("linear", "input", &x.shape, "[..., I]"))?;
-            if w.shape.len() != 2 || w.shape[1] != i {
-                return Err(Error::shape("linear", "weight", &w.shape, format!("[O, {i}]")));
-            }
-            let o = w.shape[0];
-            if let Some(bt) = bias {
-                if bt.shape != [o] {
-                    return Err(Error::shape("linear", "bias", &bt.shape, format!("[{o}]")));
-                }
-            }
-            let rows = x.data.len() / i.max(1);
+            let (rows, i, o) = ops::matmul::linear_shapes(&x.shape, &w.shape, bias.map(|t| &t.shape[..]))?;
             let mut s = x.shape[..x.shape.len() - 1].to_vec();
             s.push(o);
             HostTensor::new(
@@ -256,20 +255,9 @@ fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::batch_norm(rec, &xt, &p[0], &p[1], &p[2], &p[3], eps, Activation::Identity))?
         }
         Backend::Cpu => {
-            if x.shape.len() < 2 {
-                return Err(Error::shape("batch_norm", "input", &x.shape, "[N, C, ...]"));
-            }
-            let ch = x.shape[1];
-            for n in names {
-                let t = c.tensor(n)?;
-                if t.shape != [ch] {
-                    return Err(Error::shape("batch_norm", n, &t.shape, format!("[{ch}]")));
-                }
-            }
-            if !(eps >= 0.0) {
-                return Err(Error::param("batch_norm", "eps", format!("{eps} must be >= 0")));
-            }
-            let inner: usize = x.shape[2..].iter().product();
+            let p = names.map(|n| c.tensor(n));
+            let shapes = [&p[0], &p[1], &p[2], &p[3]].map(|t| t.as_ref().map_or(&[][..], |t| &t.shape[..]));
+            let (ch, inner) = ops::norm::batch_norm_shapes(&x.shape, shapes, eps)?;
             let t = |n: &str| c.tensor(n).map(|t| &t.data[..]);
             HostTensor::new(
                 x.shape.clone(),
@@ -304,25 +292,8 @@ fn layer_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::layer_norm(rec, &xt, dims, wt.as_ref(), bt.as_ref(), eps, Activation::Identity))?
         }
         Backend::Cpu => {
-            if dims == 0 || dims > x.shape.len() {
-                return Err(Error::param(
-                    "layer_norm",
-                    "dims",
-                    format!("{dims} must be between 1 and the input's rank {}", x.shape.len()),
-                ));
-            }
-            if !(eps >= 0.0) {
-                return Err(Error::param("layer_norm", "eps", format!("{eps} must be >= 0")));
-            }
-            let trailing = &x.shape[x.shape.len() - dims..];
-            for (t, n) in [(w, "weight"), (bias, "bias")] {
-                if let Some(t) = t {
-                    if t.shape != trailing {
-                        return Err(Error::shape("layer_norm", n, &t.shape, format!("{trailing:?}")));
-                    }
-                }
-            }
-            let len: usize = trailing.iter().product();
+            let len =
+                ops::norm::layer_norm_shapes(&x.shape, dims, w.map(|t| &t.shape[..]), bias.map(|t| &t.shape[..]), eps)?;
             HostTensor::new(
                 x.shape.clone(),
                 reference::layer_norm(
@@ -367,12 +338,11 @@ fn divisive_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             let xt = up(ctx, x)?;
             let gt = gamma.map(|t| up(ctx, t)).transpose()?;
             let bt = beta.map(|t| up(ctx, t)).transpose()?;
-            let mut rec = ctx.recorder();
-            let out = ops::divisive_norm(&mut rec, &xt, gt.as_ref(), bt.as_ref(), &p)?;
-            let v = out.centered.expect("centered was asked for");
-            let (hy, hv) = (rec.read_back(&out.output), rec.read_back(&v));
-            let done = rec.submit()?;
-            (done.f32(hy, &out.output), done.f32(hv, &v))
+            let [y, v] = on_gpu_n(ctx, |rec| {
+                let out = ops::divisive_norm(rec, &xt, gt.as_ref(), bt.as_ref(), &p)?;
+                Ok([out.output, out.centered.expect("centered was asked for")])
+            })?;
+            (y.data, v.data)
         }
         Backend::Cpu => {
             let r =
@@ -453,11 +423,8 @@ fn step_outputs(
             let (st, mt) = (up(ctx, s)?, up(ctx, m)?);
             let zt = z.map(|t| up(ctx, t)).transpose()?;
             let noise = zt.as_ref().map_or(ops::Noise::None, ops::Noise::Tensor);
-            let mut rec = ctx.recorder();
-            let (p, x) = gpu(&mut rec, &st, &mt, noise)?;
-            let (hp, hx) = (rec.read_back(&p), rec.read_back(&x));
-            let done = rec.submit()?;
-            (done.f32(hp, &p), done.f32(hx, &x))
+            let [p, x] = on_gpu_n(ctx, |rec| gpu(rec, &st, &mt, noise).map(|(p, x)| [p, x]))?;
+            (p.data, x.data)
         }
         Backend::Cpu => cpu(&s.data, &m.data, z.map(|t| &t.data[..]))?,
     };
@@ -526,11 +493,8 @@ fn rq_spline(b: &Backend, c: &Case) -> Result<Outputs> {
     let (y, lad) = match b {
         Backend::Gpu(ctx) => {
             let t: Vec<Tensor> = [x, w, h, d].iter().map(|t| up(ctx, t)).collect::<Result<_>>()?;
-            let mut rec = ctx.recorder();
-            let (y, l) = ops::rq_spline(&mut rec, &t[0], &t[1], &t[2], &t[3], &p)?;
-            let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
-            let done = rec.submit()?;
-            (done.f32(hy, &y), done.f32(hl, &l))
+            let [y, l] = on_gpu_n(ctx, |rec| ops::rq_spline(rec, &t[0], &t[1], &t[2], &t[3], &p).map(|(y, l)| [y, l]))?;
+            (y.data, l.data)
         }
         Backend::Cpu => {
             reference::flows::rq_spline(&x.data, &x.shape, &w.data, &w.shape, &h.data, &h.shape, &d.data, &d.shape, &p)?
@@ -552,11 +516,9 @@ fn affine_coupling(b: &Backend, c: &Case) -> Result<Outputs> {
     let (y, ld) = match b {
         Backend::Gpu(ctx) => {
             let (xt, st, rt) = (up(ctx, x)?, up(ctx, sh)?, up(ctx, sc)?);
-            let mut rec = ctx.recorder();
-            let (y, l) = ops::affine_coupling(&mut rec, &xt, &st, &rt, &mask, inverse)?;
-            let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
-            let done = rec.submit()?;
-            (done.f32(hy, &y), done.f32(hl, &l))
+            let [y, l] =
+                on_gpu_n(ctx, |rec| ops::affine_coupling(rec, &xt, &st, &rt, &mask, inverse).map(|(y, l)| [y, l]))?;
+            (y.data, l.data)
         }
         Backend::Cpu => {
             ops::flows::affine_shapes(&x.shape, &sh.shape, &sc.shape, &mask)?;
@@ -570,13 +532,6 @@ fn affine_coupling(b: &Backend, c: &Case) -> Result<Outputs> {
 }
 
 /// Checks the rank and returns [N, C, H, W] of a host tensor.
-fn host_nchw(op: &'static str, t: &HostTensor) -> Result<[usize; 4]> {
-    match t.shape[..] {
-        [n, c, h, w] if n * c * h * w > 0 => Ok([n, c, h, w]),
-        _ => Err(Error::shape(op, "input", &t.shape, "[N, C, H, W]")),
-    }
-}
-
 fn grid_sample(b: &Backend, c: &Case) -> Result<Outputs> {
     let (x, g) = (c.tensor("input")?, c.tensor("grid")?);
     let align = c.bool("align_corners", false)?;
@@ -586,11 +541,7 @@ fn grid_sample(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::grid_sample(rec, &xt, &gt, align))?
         }
         Backend::Cpu => {
-            let [n, ch, h, w] = host_nchw("grid_sample", x)?;
-            let (ho, wo) = match g.shape[..] {
-                [gn, ho, wo, 2] if gn == n => (ho, wo),
-                _ => return Err(Error::shape("grid_sample", "grid", &g.shape, format!("[{n}, Ho, Wo, 2]"))),
-            };
+            let ([n, ch, h, w], ho, wo) = ops::readout::grid_sample_shapes(&x.shape, &g.shape)?;
             HostTensor::new(
                 vec![n, ch, ho, wo],
                 reference::readout::grid_sample(&x.data, n, ch, h, w, &g.data, ho, wo, align),
@@ -614,21 +565,13 @@ fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
             })?
         }
         Backend::Cpu => {
-            const OP: &str = "gaussian_readout";
-            let [n, ch, h, w] = host_nchw(OP, x)?;
-            let m = match mu.shape[..] {
-                [m, 2] if m > 0 => m,
-                _ => return Err(Error::shape(OP, "mu", &mu.shape, "[M, 2]")),
-            };
-            for (t, name, want) in
-                [(Some(f), "features", vec![ch, m]), (bias, "bias", vec![m]), (shift, "shift", vec![n, 2])]
-            {
-                if let Some(t) = t {
-                    if t.shape != want {
-                        return Err(Error::shape(OP, name, &t.shape, format!("{want:?}")));
-                    }
-                }
-            }
+            let ([n, ch, h, w], m) = ops::readout::readout_shapes(
+                &x.shape,
+                &mu.shape,
+                &f.shape,
+                bias.map(|t| &t.shape[..]),
+                shift.map(|t| &t.shape[..]),
+            )?;
             let r = reference::readout::gaussian_readout(
                 &x.data,
                 n,

@@ -1,6 +1,6 @@
 //! Batched matmul and linear layers (y = x Wᵀ + b), tiled, with a fused activation.
 
-use super::{expect_shape, Activation};
+use super::Activation;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
@@ -131,20 +131,29 @@ pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>,
     x.expect_f32(OP, "input")?;
     w.expect_f32(OP, "weight")?;
     act.validate()?;
-    let sx = x.shape();
-    if sx.is_empty() {
-        return Err(Error::shape(OP, "input", sx, "[..., I]"));
-    }
-    let i = sx[sx.len() - 1];
-    if w.shape().len() != 2 || w.shape()[1] != i {
-        return Err(Error::shape(OP, "weight", w.shape(), format!("[O, {i}]")));
-    }
-    let o = w.shape()[0];
     if let Some(b) = bias {
-        expect_shape(OP, "bias", b, &[o])?;
+        b.expect_f32(OP, "bias")?;
     }
-    let rows = x.numel() / i;
+    let (rows, i, o) = linear_shapes(x.shape(), w.shape(), bias.map(|b| b.shape()))?;
+    let sx = x.shape();
     let mut out = sx[..sx.len() - 1].to_vec();
     out.push(o);
     record(rec, OP, x, w, bias, (1, rows, o, i), (0, 0), true, act, &out)
+}
+
+/// Checks a linear layer's shapes, x [..., I], W [O, I], b [O]: returns (rows, I, O). Shared by
+/// the op and the CPU path of `eval`.
+pub fn linear_shapes(x: &[usize], w: &[usize], bias: Option<&[usize]>) -> Result<(usize, usize, usize)> {
+    const OP: &str = "linear";
+    let i = *x.last().ok_or_else(|| Error::shape(OP, "input", x, "[..., I]"))?;
+    if w.len() != 2 || w[1] != i {
+        return Err(Error::shape(OP, "weight", w, format!("[O, {i}]")));
+    }
+    let o = w[0];
+    if let Some(b) = bias {
+        if b != [o] {
+            return Err(Error::shape(OP, "bias", b, format!("[{o}]")));
+        }
+    }
+    Ok((x.iter().product::<usize>() / i.max(1), i, o))
 }

@@ -1,6 +1,6 @@
 //! Inference batch norm and layer norm over the trailing dims.
 
-use super::{expect_shape, finite, Activation};
+use super::{finite, Activation};
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
@@ -12,6 +12,56 @@ struct BnParams {
     c: u32,
     inner: u32,
     eps: f32,
+}
+
+/// Checks inference batch norm's shapes and eps: x [N, C, ...], running_mean, running_var, weight
+/// and bias all [C]. Returns (C, positions per channel). Shared by the op and `eval`'s CPU path.
+pub fn batch_norm_shapes(x: &[usize], params: [&[usize]; 4], eps: f32) -> Result<(usize, usize)> {
+    const OP: &str = "batch_norm";
+    if x.len() < 2 {
+        return Err(Error::shape(OP, "input", x, "[N, C, ...]"));
+    }
+    non_negative_eps(OP, eps)?;
+    let c = x[1];
+    for (s, name) in params.iter().zip(["running_mean", "running_var", "weight", "bias"]) {
+        if *s != [c] {
+            return Err(Error::shape(OP, name, s, format!("[{c}]")));
+        }
+    }
+    Ok((c, x[2..].iter().product()))
+}
+
+/// Checks layer norm's shapes and eps: weight and bias (optional) of exactly the last `dims` dims
+/// of x. Returns the normalized length. Shared by the op and `eval`'s CPU path.
+pub fn layer_norm_shapes(
+    x: &[usize],
+    dims: usize,
+    weight: Option<&[usize]>,
+    bias: Option<&[usize]>,
+    eps: f32,
+) -> Result<usize> {
+    const OP: &str = "layer_norm";
+    if dims == 0 || dims > x.len() {
+        return Err(Error::param(OP, "dims", format!("{dims} must be between 1 and the input's rank {}", x.len())));
+    }
+    non_negative_eps(OP, eps)?;
+    let trailing = &x[x.len() - dims..];
+    for (s, name) in [(weight, "weight"), (bias, "bias")] {
+        if let Some(s) = s {
+            if s != trailing {
+                return Err(Error::shape(OP, name, s, format!("{trailing:?}")));
+            }
+        }
+    }
+    Ok(trailing.iter().product())
+}
+
+fn non_negative_eps(op: &'static str, eps: f32) -> Result<()> {
+    finite(op, "eps", eps, false)?;
+    if eps < 0.0 {
+        return Err(Error::param(op, "eps", format!("{eps} must be >= 0")));
+    }
+    Ok(())
 }
 
 /// Inference batch norm on x [N, C, ...]: (x − mean) / sqrt(var + eps) · weight + bias, then act.
@@ -28,18 +78,12 @@ pub fn batch_norm(
 ) -> Result<Tensor> {
     const OP: &str = "batch_norm";
     x.expect_f32(OP, "input")?;
-    if x.shape().len() < 2 {
-        return Err(Error::shape(OP, "input", x.shape(), "[N, C, ...]"));
-    }
-    finite(OP, "eps", eps, false)?;
-    if eps < 0.0 {
-        return Err(Error::param(OP, "eps", format!("{eps} must be >= 0")));
-    }
     act.validate()?;
-    let c = x.shape()[1];
-    for (t, name) in [(mean, "running_mean"), (var, "running_var"), (weight, "weight"), (bias, "bias")] {
-        expect_shape(OP, name, t, &[c])?;
+    let params = [(mean, "running_mean"), (var, "running_var"), (weight, "weight"), (bias, "bias")];
+    for (t, name) in params {
+        t.expect_f32(OP, name)?;
     }
+    let (c, _) = batch_norm_shapes(x.shape(), params.map(|(t, _)| t.shape()), eps)?;
     let ctx = rec.context();
     let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
     let key = PipelineKey::new(
@@ -83,23 +127,14 @@ pub fn layer_norm(
 ) -> Result<Tensor> {
     const OP: &str = "layer_norm";
     x.expect_f32(OP, "input")?;
-    let s = x.shape();
-    if dims == 0 || dims > s.len() {
-        return Err(Error::param(OP, "dims", format!("{dims} must be between 1 and the input's rank {}", s.len())));
-    }
-    finite(OP, "eps", eps, false)?;
-    if eps < 0.0 {
-        return Err(Error::param(OP, "eps", format!("{eps} must be >= 0")));
-    }
     act.validate()?;
-    let trailing = &s[s.len() - dims..];
-    if let Some(w) = weight {
-        expect_shape(OP, "weight", w, trailing)?;
+    for (t, name) in [(weight, "weight"), (bias, "bias")] {
+        if let Some(t) = t {
+            t.expect_f32(OP, name)?;
+        }
     }
-    if let Some(b) = bias {
-        expect_shape(OP, "bias", b, trailing)?;
-    }
-    let len: usize = trailing.iter().product();
+    let s = x.shape();
+    let len = layer_norm_shapes(s, dims, weight.map(|t| t.shape()), bias.map(|t| t.shape()), eps)?;
     let rows = x.numel() / len;
     let ctx = rec.context();
     let groups = ctx.grid_1d(rows as u64, OP)?;

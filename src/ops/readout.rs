@@ -30,24 +30,58 @@ pub(crate) struct RoParams {
 pub(crate) const BINDINGS: [Access; 7] =
     [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read];
 
-fn nchw(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
-    x.expect_f32(op, "input")?;
-    match x.shape() {
-        &[n, c, h, w] => Ok([n, c, h, w]),
-        s => Err(Error::shape(op, "input", s, "[N, C, H, W]")),
+fn nchw(op: &'static str, x: &[usize]) -> Result<[usize; 4]> {
+    match *x {
+        [n, c, h, w] => Ok([n, c, h, w]),
+        _ => Err(Error::shape(op, "input", x, "[N, C, H, W]")),
     }
+}
+
+/// Checks grid_sample's shapes, x [N, C, H, W] and grid [N, Ho, Wo, 2]: returns ([N, C, H, W], Ho,
+/// Wo). Shared by the op and `eval`'s CPU path.
+pub fn grid_sample_shapes(x: &[usize], grid: &[usize]) -> Result<([usize; 4], usize, usize)> {
+    const OP: &str = "grid_sample";
+    let d = nchw(OP, x)?;
+    match *grid {
+        [gn, ho, wo, 2] if gn == d[0] => Ok((d, ho, wo)),
+        _ => Err(Error::shape(OP, "grid", grid, format!("[{}, Ho, Wo, 2]", d[0]))),
+    }
+}
+
+/// Checks the Gaussian readout's shapes: x [N, C, H, W], mu [M, 2], features [C, M], bias [M],
+/// shift [N, 2]. Returns ([N, C, H, W], M). Shared by the op and `eval`'s CPU path.
+pub fn readout_shapes(
+    x: &[usize],
+    mu: &[usize],
+    features: &[usize],
+    bias: Option<&[usize]>,
+    shift: Option<&[usize]>,
+) -> Result<([usize; 4], usize)> {
+    const OP: &str = "gaussian_readout";
+    let d = nchw(OP, x)?;
+    let m = match *mu {
+        [m, 2] => m,
+        _ => return Err(Error::shape(OP, "mu", mu, "[M, 2]")),
+    };
+    for (s, name, want) in
+        [(Some(features), "features", vec![d[1], m]), (bias, "bias", vec![m]), (shift, "shift", vec![d[0], 2])]
+    {
+        if let Some(s) = s {
+            if s != want.as_slice() {
+                return Err(Error::shape(OP, name, s, format!("{want:?}")));
+            }
+        }
+    }
+    Ok((d, m))
 }
 
 /// Bilinear sampling of x [N, C, H, W] at grid [N, Ho, Wo, 2] ((x, y) in [−1, 1]; zero outside):
 /// output [N, C, Ho, Wo], as `F.grid_sample(mode="bilinear", padding_mode="zeros")`.
 pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners: bool) -> Result<Tensor> {
     const OP: &str = "grid_sample";
-    let [n, c, h, w] = nchw(OP, x)?;
+    x.expect_f32(OP, "input")?;
     grid.expect_f32(OP, "grid")?;
-    let (ho, wo) = match grid.shape() {
-        &[gn, ho, wo, 2] if gn == n => (ho, wo),
-        s => return Err(Error::shape(OP, "grid", s, format!("[{n}, Ho, Wo, 2]"))),
-    };
+    let ([n, c, h, w], ho, wo) = grid_sample_shapes(x.shape(), grid.shape())?;
     let ctx = rec.context();
     let total = n * c * ho * wo;
     let p = RoParams {
@@ -127,19 +161,15 @@ fn readout(
 ) -> Result<Tensor> {
     const OP: &str = "gaussian_readout";
     act.validate()?;
-    let [n, c, h, w] = nchw(OP, x)?;
-    mu.expect_f32(OP, "mu")?;
-    let m = match mu.shape() {
-        &[m, 2] => m,
-        s => return Err(Error::shape(OP, "mu", s, "[M, 2]")),
-    };
-    expect_shape(OP, "features", features, &[c, m])?;
-    if let Some(b) = bias {
-        expect_shape(OP, "bias", b, &[m])?;
+    for (t, name) in
+        [(Some(x), "input"), (Some(mu), "mu"), (Some(features), "features"), (bias, "bias"), (shift, "shift")]
+    {
+        if let Some(t) = t {
+            t.expect_f32(OP, name)?;
+        }
     }
-    if let Some(s) = shift {
-        expect_shape(OP, "shift", s, &[n, 2])?;
-    }
+    let ([n, c, h, w], m) =
+        readout_shapes(x.shape(), mu.shape(), features.shape(), bias.map(|t| t.shape()), shift.map(|t| t.shape()))?;
     if let Some(s) = &sample {
         expect_shape(OP, "sigma", s.sigma, &[m, 2, 2])?;
     }
