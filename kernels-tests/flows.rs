@@ -232,9 +232,9 @@ fn actnorm_and_base_density() {
     let mut rec = ctx().recorder();
     let y = ops::actnorm(&mut rec, &xt, &lt, &bt, false).unwrap();
     let back = ops::actnorm(&mut rec, &y, &lt, &bt, true).unwrap();
-    let lp = ops::normal_logprob(&mut rec, &xt, None).unwrap();
+    let lp = ops::normal_logprob(&mut rec, &xt, None, 0.0).unwrap();
     let add = up(&rng.vec(n, -1.0, 1.0), &[n]);
-    let lp2 = ops::normal_logprob(&mut rec, &xt, Some(&add)).unwrap();
+    let lp2 = ops::normal_logprob(&mut rec, &xt, Some(&add), 0.25).unwrap();
     let (hy, hb, hl, hl2, ha) =
         (rec.read_back(&y), rec.read_back(&back), rec.read_back(&lp), rec.read_back(&lp2), rec.read_back(&add));
     let done = rec.submit().unwrap();
@@ -243,11 +243,11 @@ fn actnorm_and_base_density() {
     let want = rf::normal_logprob(&x, f);
     assert_close(&done.f32(hl, &lp), &want, 1e-5, 1e-5, "normal_logprob");
     let a = done.f32(ha, &add);
-    let want2: Vec<f32> = want.iter().zip(&a).map(|(w, a)| w + a).collect();
+    let want2: Vec<f32> = want.iter().zip(&a).map(|(w, a)| w + a + 0.25).collect();
     assert_close(&done.f32(hl2, &lp2), &want2, 1e-5, 1e-5, "normal_logprob + logdet");
     assert_eq!(ops::flows::actnorm_logdet(&[0.5, -0.25], 4, true), -1.0);
     assert!(ops::actnorm(&mut ctx().recorder(), &xt, &up(&[0.0; 4], &[4]), &bt, false).is_err());
-    assert!(ops::normal_logprob(&mut ctx().recorder(), &xt, Some(&up(&[0.0; 3], &[3]))).is_err());
+    assert!(ops::normal_logprob(&mut ctx().recorder(), &xt, Some(&up(&[0.0; 3], &[3])), 0.0).is_err());
 }
 
 /// A spline coupling on [N, D]: transformed features through the spline with their parameter
@@ -275,13 +275,14 @@ fn spline_coupling_and_logdet_accumulation() {
             &p,
         )
         .unwrap();
-        let acc = ops::row_sum_add(&mut rec, &lad, Some(&up(&acc0, &[n]))).unwrap();
+        // Scale 2 and a constant 0.5 (ActNorm-style) on top of the running value.
+        let acc = ops::row_sum_add(&mut rec, &lad, Some(&up(&acc0, &[n])), 2.0, 0.5).unwrap();
         let (hy, ha) = (rec.read_back(&y), rec.read_back(&acc));
         let done = rec.submit().unwrap();
         let (gy, ga) = (done.f32(hy, &y), done.f32(ha, &acc));
         for r in 0..n {
             let mut tj = 0;
-            let mut want_acc = acc0[r] as f64;
+            let mut want_acc = acc0[r] as f64 + 0.5;
             for j in 0..d {
                 let i = r * d + j;
                 if !mask[j] {
@@ -297,7 +298,7 @@ fn spline_coupling_and_logdet_accumulation() {
                     &p,
                 );
                 assert!((gy[i] as f64 - wy).abs() < 1e-4 + 1e-4 * wy.abs(), "row {r} feature {j}: {} vs {wy}", gy[i]);
-                want_acc += wl;
+                want_acc += 2.0 * wl;
                 tj += 1;
             }
             assert!((ga[r] as f64 - want_acc).abs() < 1e-3, "row {r}: accumulated log-det {} vs {want_acc}", ga[r]);

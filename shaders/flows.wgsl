@@ -185,7 +185,7 @@ fn actnorm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 
 // Standard-normal log-density of each row of x [N, D]: -0.5 |x|^2 - D/2 log(2 pi), plus an
 // optional per-row term (a flow's accumulated log-det). One invocation per row.
-struct LogpParams { rows: u32, d: u32, add: u32, _p: u32 }
+struct LogpParams { rows: u32, d: u32, add: u32, constant: f32 }
 @group(0) @binding(0) var<uniform> lp: LogpParams;
 @group(0) @binding(1) var<storage, read> lp_x: array<f32>;
 @group(0) @binding(2) var<storage, read> lp_add: array<f32>;
@@ -200,13 +200,14 @@ fn normal_logprob(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         let v = lp_x[r * lp.d + j];
         s = fma(v, v, s);
     }
-    var out = -0.5 * s - 0.9189385332046727 * f32(lp.d);
+    var out = -0.5 * s - 0.9189385332046727 * f32(lp.d) + lp.constant;
     if (lp.add != 0u) { out += lp_add[r]; }
     lp_y[r] = out;
 }
 
-// acc_out[n] = acc_in[n] + sum_j v[n, j] (a flow's running log-det). One invocation per row.
-struct RowSumParams { rows: u32, cols: u32, has_acc: u32, _p: u32 }
+// acc_out[n] = acc_in[n] + scale * sum_j v[n, j] + constant (a flow's running log-det: the
+// constant carries log-dets that do not depend on x, such as ActNorm's). One invocation per row.
+struct RowSumParams { rows: u32, cols: u32, has_acc: u32, _p: u32, scale: f32, constant: f32, _q0: u32, _q1: u32 }
 @group(0) @binding(0) var<uniform> rs: RowSumParams;
 @group(0) @binding(1) var<storage, read> rs_v: array<f32>;
 @group(0) @binding(2) var<storage, read> rs_acc: array<f32>;
@@ -218,6 +219,7 @@ fn row_sum_add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (r >= rs.rows) { return; }
     var s = 0.0;
     for (var j = 0u; j < rs.cols; j++) { s += rs_v[r * rs.cols + j]; }
+    s = s * rs.scale + rs.constant;
     if (rs.has_acc != 0u) { s += rs_acc[r]; }
     rs_out[r] = s;
 }

@@ -4,7 +4,7 @@
 // uniform: ((word >> 8) + 1) * 2^-24, in (0, 1], exact in f32.
 // normal: Box-Muller on the block's words (0,1) and (2,3): z0 = r cos(2 pi u1), z1 = r sin(2 pi u1).
 
-struct RandParams { n: u32, seed_lo: u32, seed_hi: u32, off_lo: u32, off_hi: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct RandParams { n: u32, seed_lo: u32, seed_hi: u32, off_lo: u32, off_hi: u32, scale: f32, _p1: u32, _p2: u32 }
 @group(0) @binding(0) var<uniform> rp: RandParams;
 @group(0) @binding(1) var<storage, read_write> rand_out: array<f32>;
 
@@ -32,7 +32,7 @@ fn random_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         let r = sqrt(-2.0 * log(to_unit(w[2u * j])));
         let th = 6.283185307179586 * to_unit(w[2u * j + 1u]);
         let i = b * 4u + 2u * j;
-        if (i < rp.n) { rand_out[i] = r * cos(th); }
-        if (i + 1u < rp.n) { rand_out[i + 1u] = r * sin(th); }
+        if (i < rp.n) { rand_out[i] = rp.scale * r * cos(th); }
+        if (i + 1u < rp.n) { rand_out[i + 1u] = rp.scale * r * sin(th); }
     }
 }

@@ -263,28 +263,29 @@ impl Flow {
     }
 
     /// One layer forward (data → base) or inverse; returns the new x and the running log-det.
+    /// One layer forward (data → base) or inverse. The running log-det is a per-row tensor (from the
+    /// couplings, `None` before the first) plus a constant not yet added to it (ActNorm's, which does
+    /// not depend on x): returns the new x, tensor and constant.
     fn layer(
         &self,
         rec: &mut Recorder,
         l: &Layer,
         x: &Tensor,
         acc: Option<&Tensor>,
+        pending: f32,
         inverse: bool,
-    ) -> Result<(Tensor, Tensor)> {
+    ) -> Result<(Tensor, Option<Tensor>, f32)> {
         let n = x.shape()[0];
-        match l {
+        let (y, ld) = match l {
             Layer::Actnorm { log_s, dev, .. } => {
                 let (ls, b) = dev.as_ref().ok_or_else(|| Error::param("flow", "weights", "not uploaded"))?;
                 let y = ops::actnorm(rec, x, ls, b, inverse)?;
-                // The constant log-det: a [N] tensor of it, added through row_sum_add.
                 let c = ops::flows::actnorm_logdet(&log_s.data, 1, inverse) as f32;
-                let ct = Tensor::from_f32(rec.context(), &vec![c; n], &[n])?;
-                Ok((y, ops::row_sum_add(rec, &ct, acc)?))
+                return Ok((y, acc.cloned(), pending + c));
             }
             Layer::Affine { mask, net } => {
                 let p = Self::heads(rec, net, x)?;
-                let (y, ld) = ops::affine_coupling(rec, x, &p[0], &p[1], mask, inverse)?;
-                Ok((y, ops::row_sum_add(rec, &ld, acc)?))
+                ops::affine_coupling(rec, x, &p[0], &p[1], mask, inverse)?
             }
             Layer::Spline { mask, bins, params, net } => {
                 let p = Self::heads(rec, net, x)?;
@@ -293,10 +294,10 @@ impl Flow {
                 let w = p[0].reshape(&[n, t, k])?;
                 let h = p[1].reshape(&[n, t, k])?;
                 let d = p[2].reshape(&[n, t, k - 1])?;
-                let (y, lad) = ops::rq_spline_coupling(rec, x, &w, &h, &d, mask, &sp)?;
-                Ok((y, ops::row_sum_add(rec, &lad, acc)?))
+                ops::rq_spline_coupling(rec, x, &w, &h, &d, mask, &sp)?
             }
-        }
+        };
+        Ok((y, Some(ops::row_sum_add(rec, &ld, acc, 1.0, pending)?), 0.0))
     }
 
     fn check_input(&self, x: &Tensor) -> Result<usize> {
@@ -314,13 +315,11 @@ impl Flow {
     fn log_prob_unit(&self, rec: &mut Recorder, x: &Tensor) -> Result<(Tensor, Tensor)> {
         self.check_input(x)?;
         let mut h = x.clone();
-        let mut acc: Option<Tensor> = None;
+        let (mut acc, mut pending): (Option<Tensor>, f32) = (None, 0.0);
         for l in &self.layers {
-            let (y, a) = self.layer(rec, l, &h, acc.as_ref(), false)?;
-            h = y;
-            acc = Some(a);
+            (h, acc, pending) = self.layer(rec, l, &h, acc.as_ref(), pending, false)?;
         }
-        let lp = ops::normal_logprob(rec, &h, acc.as_ref())?;
+        let lp = ops::normal_logprob(rec, &h, acc.as_ref(), pending)?;
         Ok((h, lp))
     }
 
@@ -347,22 +346,19 @@ impl Flow {
     ) -> Result<(Tensor, Tensor)> {
         ops::finite("flow", "temperature", temperature, true)?;
         let d = self.config.features;
-        let z = ops::random_normal(rec, &[n, d], seed, offset)?;
-        let zero = Tensor::from_f32(rec.context(), &vec![0.0; n], &[n])?;
-        let mut h = if temperature == 1.0 {
-            z
-        } else {
-            let t = Tensor::from_f32(rec.context(), &[temperature.ln()].repeat(d), &[d])?;
-            let zb = Tensor::from_f32(rec.context(), &vec![0.0; d], &[d])?;
-            ops::actnorm(rec, &z, &t, &zb, false)?
-        };
-        let mut acc = zero;
+        let z = ops::random_normal_scaled(rec, &[n, d], seed, offset, temperature)?;
+        let mut h = z.clone();
+        let (mut acc, mut pending): (Option<Tensor>, f32) = (None, 0.0);
         for l in self.layers.iter().rev() {
-            let (y, a) = self.layer(rec, l, &h, Some(&acc), true)?;
-            h = y;
-            acc = a;
+            (h, acc, pending) = self.layer(rec, l, &h, acc.as_ref(), pending, true)?;
         }
-        Ok((h, acc))
+        // Whatever constant is left (or all of it, in a flow without couplings).
+        let ld = match acc {
+            Some(a) if pending == 0.0 => a,
+            Some(a) => ops::row_sum_add(rec, &a, None, 1.0, pending)?,
+            None => ops::row_sum_add(rec, &z, None, 0.0, pending)?,
+        };
+        Ok((h, ld))
     }
 
     /// log p(x) with the CPU reference ops (f64), for checks.

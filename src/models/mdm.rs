@@ -43,7 +43,10 @@ pub fn sinusoidal_table(len: usize, e: usize) -> Vec<f32> {
 
 pub struct Mdm {
     pub config: MdmConfig,
+    /// The sinusoidal table [max_len, E]: on the host for the timestep rows, on the device for the
+    /// positions.
     pe: Vec<f32>,
+    pe_dev: Tensor,
     input: (Tensor, Tensor),
     time: [(Tensor, Tensor); 2],
     layers: Vec<EncoderLayer>,
@@ -73,9 +76,11 @@ impl Mdm {
         let layers = (0..config.layers)
             .map(|i| EncoderLayer::load(ctx, sd, &format!("encoder.layers.{i}"), e, config.heads, 1e-5))
             .collect::<Result<Vec<_>>>()?;
+        let pe = sinusoidal_table(config.max_len, e);
         Ok(Mdm {
             config,
-            pe: sinusoidal_table(config.max_len, e),
+            pe_dev: Tensor::from_f32(ctx, &pe, &[config.max_len, e])?,
+            pe,
             input: pair("input_process", &[e, d])?,
             time: [pair("embed_timestep.0", &[e, e])?, pair("embed_timestep.2", &[e, e])?],
             layers,
@@ -85,8 +90,8 @@ impl Mdm {
 
     /// Records the denoiser on x [S, F, D] at timestep `t` (the same for the batch): [S, F, D].
     pub fn record(&self, rec: &mut Recorder, x: &Tensor, t: usize) -> Result<Tensor> {
-        let (s, f) = match x.shape() {
-            &[s, f, d] if d == self.config.features => (s, f),
+        let f = match x.shape() {
+            &[_, f, d] if d == self.config.features => f,
             sh => return Err(Error::shape("mdm", "x", sh, format!("[S, F, {}]", self.config.features))),
         };
         let e = self.config.latent;
@@ -101,12 +106,11 @@ impl Mdm {
             let ctx = rec.context();
             let id = Activation::Identity;
             let h = ops::linear(rec, x, &self.input.0, Some(&self.input.1), id)?;
-            let row: Vec<f32> = (0..s).flat_map(|_| self.pe[t * e..(t + 1) * e].iter().copied()).collect();
-            let tt = Tensor::from_f32(ctx, &row, &[s, e])?;
+            // One timestep token for the batch (the row of t: the step's only upload).
+            let tt = Tensor::from_f32(ctx, &self.pe[t * e..(t + 1) * e], &[1, e])?;
             let tok = ops::linear(rec, &tt, &self.time[0].0, Some(&self.time[0].1), Activation::Silu)?;
             let tok = ops::linear(rec, &tok, &self.time[1].0, Some(&self.time[1].1), id)?;
-            let pe = Tensor::from_f32(ctx, &self.pe[..(f + 1) * e], &[f + 1, e])?;
-            let mut seq = ops::attention::prepend_token(rec, &h, &tok, &pe)?;
+            let mut seq = ops::attention::prepend_token(rec, &h, &tok, &self.pe_dev)?;
             for l in &self.layers {
                 seq = l.record(rec, &seq)?;
             }

@@ -79,8 +79,8 @@ fn attention_unit(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, heads:
     permute(rec, "merge_heads", &out, dims, &[b, f, e])
 }
 
-/// The MDM sequence: [S, F + 1, E] with token 0 = tok [S, E] and tokens 1.. = x [S, F, E], plus the
-/// positional encoding pe [F + 1, E].
+/// The MDM sequence: [S, F + 1, E] with token 0 = tok ([S, E], or [1, E] for the whole batch) and
+/// tokens 1.. = x [S, F, E], plus the first F + 1 rows of the positional encoding pe [L ≥ F + 1, E].
 pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, pe: &Tensor) -> Result<Tensor> {
     const OP: &str = "prepend_token";
     x.expect_f32(OP, "x")?;
@@ -88,10 +88,18 @@ pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, pe: &Tensor) 
         &[s, f, e] => (s, f, e),
         sh => return Err(Error::shape(OP, "x", sh, "[S, F, E]")),
     };
-    super::expect_shape(OP, "token", tok, &[s, e])?;
-    super::expect_shape(OP, "positional encoding", pe, &[f + 1, e])?;
+    tok.expect_f32(OP, "token")?;
+    let tok_rows = match tok.shape() {
+        &[r, te] if te == e && (r == s || r == 1) => r,
+        sh => return Err(Error::shape(OP, "token", sh, format!("[{s}, {e}] or [1, {e}]"))),
+    };
+    pe.expect_f32(OP, "positional encoding")?;
+    match pe.shape() {
+        &[l, pe_e] if pe_e == e && l > f => {}
+        sh => return Err(Error::shape(OP, "positional encoding", sh, format!("[L >= {}, {e}]", f + 1))),
+    }
     let ctx = rec.context();
-    let p = AttnParams { b: s as u32, f: f as u32, dh: e as u32, ..Default::default() };
+    let p = AttnParams { rows: tok_rows as u32, b: s as u32, f: f as u32, dh: e as u32, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new(
         "attention",
         "prepend_token",

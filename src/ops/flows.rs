@@ -205,10 +205,14 @@ struct RowSumParams {
     cols: u32,
     has_acc: u32,
     _p: u32,
+    scale: f32,
+    constant: f32,
+    _q: [u32; 2],
 }
 
-/// acc + Σ over the last axis of v [N, C] (acc [N], optional): [N]. A flow's running log-det.
-pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>) -> Result<Tensor> {
+/// acc + scale·Σ over the last axis of v [N, C] + constant (acc [N], optional): [N]. A flow's
+/// running log-det; `constant` carries the log-dets that do not depend on x (ActNorm's).
+pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>, scale: f32, constant: f32) -> Result<Tensor> {
     const OP: &str = "row_sum_add";
     v.expect_f32(OP, "input")?;
     let (n, c) = match v.shape() {
@@ -220,7 +224,17 @@ pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>) -> Resu
         crate::ops::expect_shape(OP, "acc", a, &[n])?;
     }
     let ctx = rec.context();
-    let p = RowSumParams { rows: n as u32, cols: c as u32, has_acc: acc.is_some() as u32, _p: 0 };
+    crate::ops::finite(OP, "scale", scale, false)?;
+    crate::ops::finite(OP, "constant", constant, false)?;
+    let p = RowSumParams {
+        rows: n as u32,
+        cols: c as u32,
+        has_acc: acc.is_some() as u32,
+        _p: 0,
+        scale,
+        constant,
+        _q: [0; 2],
+    };
     let kernel =
         ctx.kernel(&PipelineKey::new("flows", "row_sum_add", &[Access::Read, Access::Read, Access::ReadWrite]))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
@@ -343,11 +357,12 @@ struct LogpParams {
     rows: u32,
     d: u32,
     add: u32,
-    _p: u32,
+    constant: f32,
 }
 
-/// The standard-normal log-density of each row of x [N, D] (+ `add` [N], a flow's log-det): [N].
-pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>) -> Result<Tensor> {
+/// The standard-normal log-density of each row of x [N, D], + `add` [N] and `constant` (a flow's
+/// log-det): [N].
+pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>, constant: f32) -> Result<Tensor> {
     const OP: &str = "normal_logprob";
     x.expect_f32(OP, "input")?;
     let (n, d) = match x.shape() {
@@ -358,7 +373,8 @@ pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>) -> R
         crate::ops::expect_shape(OP, "add", a, &[n])?;
     }
     let ctx = rec.context();
-    let p = LogpParams { rows: n as u32, d: d as u32, add: add.is_some() as u32, _p: 0 };
+    crate::ops::finite(OP, "constant", constant, false)?;
+    let p = LogpParams { rows: n as u32, d: d as u32, add: add.is_some() as u32, constant };
     let kernel =
         ctx.kernel(&PipelineKey::new("flows", "normal_logprob", &[Access::Read, Access::Read, Access::ReadWrite]))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;

@@ -30,7 +30,7 @@ pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
 pub use matmul::{linear, matmul, matmul_nt};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
-pub use random::{random_normal, random_uniform};
+pub use random::{random_normal, random_normal_scaled, random_uniform};
 pub use readout::{gaussian_readout, gaussian_readout_sample, grid_sample, ReadoutSample};
 
 use crate::error::{Error, Result};

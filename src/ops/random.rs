@@ -13,10 +13,19 @@ struct RandParams {
     seed_hi: u32,
     off_lo: u32,
     off_hi: u32,
-    _p: [u32; 3],
+    scale: f32,
+    _p: [u32; 2],
 }
 
-fn fill(rec: &mut Recorder, entry: &'static str, shape: &[usize], seed: u64, offset: u64) -> Result<Tensor> {
+fn fill(
+    rec: &mut Recorder,
+    entry: &'static str,
+    shape: &[usize],
+    seed: u64,
+    offset: u64,
+    scale: f32,
+) -> Result<Tensor> {
+    super::finite(entry, "scale", scale, false)?;
     let ctx = rec.context();
     let n = numel(entry, "shape", shape)?;
     let y = Tensor::alloc(ctx, entry, shape, DType::F32)?;
@@ -28,7 +37,8 @@ fn fill(rec: &mut Recorder, entry: &'static str, shape: &[usize], seed: u64, off
         seed_hi: (seed >> 32) as u32,
         off_lo: offset as u32,
         off_hi: (offset >> 32) as u32,
-        _p: [0; 3],
+        scale,
+        _p: [0; 2],
     };
     rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(&y)], groups)?;
     Ok(y)
@@ -36,10 +46,15 @@ fn fill(rec: &mut Recorder, entry: &'static str, shape: &[usize], seed: u64, off
 
 /// Uniforms in (0, 1] of stream (seed, offset).
 pub fn random_uniform(rec: &mut Recorder, shape: &[usize], seed: u64, offset: u64) -> Result<Tensor> {
-    fill(rec, "random_uniform", shape, seed, offset)
+    fill(rec, "random_uniform", shape, seed, offset, 1.0)
 }
 
 /// Standard normals (Box–Muller) of stream (seed, offset).
 pub fn random_normal(rec: &mut Recorder, shape: &[usize], seed: u64, offset: u64) -> Result<Tensor> {
-    fill(rec, "random_normal", shape, seed, offset)
+    fill(rec, "random_normal", shape, seed, offset, 1.0)
+}
+
+/// `scale` times the standard normals of stream (seed, offset) (a sampling temperature).
+pub fn random_normal_scaled(rec: &mut Recorder, shape: &[usize], seed: u64, offset: u64, scale: f32) -> Result<Tensor> {
+    fill(rec, "random_normal", shape, seed, offset, scale)
 }
