@@ -200,3 +200,29 @@ def describe(params, inputs, outputs):
     oshapes = ", ".join(f"{k}{list(v.shape)}" for k, v in outputs.items())
     ps = ",".join(f"{k}={v}" for k, v in params.items()) or "-"
     return f"[{ps}] {shapes} -> {oshapes}"
+
+
+def prepare_neuralpredictors_import():
+    """What neuralpredictors 0.3.0 needs before its import on this Python: the `collections.Iterable`
+    alias it still uses, and a stand-in for torchvision, which `layers.cores` imports but the models
+    built here never use (so it need not be installed)."""
+    import collections
+    import collections.abc
+    import sys
+    import types
+
+    collections.Iterable = collections.abc.Iterable
+
+    class _Stub(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            m = _Stub(f"{self.__name__}.{name}")
+            sys.modules[m.__name__] = m
+            return m
+
+        def __call__(self, *a, **k):
+            return self
+
+    for name in ["torchvision", "torchvision.models", "torchvision.transforms"]:
+        sys.modules.setdefault(name, _Stub(name))

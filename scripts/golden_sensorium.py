@@ -31,39 +31,22 @@ re-implementation of the forward from the state_dict alone (BN folded into a per
 scale/shift, bilinear sampling written out with align_corners=True, shift added after the clamp)
 matches neuralpredictors within 1e-12 relative in float64 and 1e-5 in float32.
 """
-import collections
-import collections.abc
 import copy
 import importlib.metadata
 import json
 import os
 import struct
 import sys
-import types
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-collections.Iterable = collections.abc.Iterable
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the working tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import prepare_neuralpredictors_import  # noqa: E402
 
-
-class _Stub(types.ModuleType):
-    """Stands in for torchvision, which neuralpredictors.layers.cores imports but this model never uses."""
-
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        m = _Stub(f"{self.__name__}.{name}")
-        sys.modules[m.__name__] = m
-        return m
-
-    def __call__(self, *a, **k):
-        return self
-
-
-for _name in ["torchvision", "torchvision.models", "torchvision.transforms"]:
-    sys.modules.setdefault(_name, _Stub(_name))
+prepare_neuralpredictors_import()
 
 from neuralpredictors.layers.cores import Stacked2dCore  # noqa: E402
 from neuralpredictors.layers.encoders import FiringRateEncoder  # noqa: E402

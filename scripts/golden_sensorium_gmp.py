@@ -7,12 +7,9 @@ Tanh), so its state_dict has `readout.<key>.mu_transform.*` and the `source_grid
     PYTHONPATH=/tmp/nplib python3 scripts/golden_sensorium_gmp.py     (from the repository root)
 Writes kernels-tests/data/sensorium_gmp/{weights,images,expected}.safetensors and config.json.
 """
-import collections
-import collections.abc
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import torch
@@ -20,23 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-collections.Iterable = collections.abc.Iterable
+sys.dont_write_bytecode = True  # no scripts/__pycache__ in the working tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_common import prepare_neuralpredictors_import  # noqa: E402
 
-
-class _Stub(types.ModuleType):
-    def __getattr__(self, name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        m = _Stub(f"{self.__name__}.{name}")
-        sys.modules[m.__name__] = m
-        return m
-
-    def __call__(self, *a, **k):
-        return self
-
-
-for _name in ["torchvision", "torchvision.models", "torchvision.transforms"]:
-    sys.modules.setdefault(_name, _Stub(_name))
+prepare_neuralpredictors_import()
 
 from neuralpredictors.layers.cores import Stacked2dCore  # noqa: E402
 from neuralpredictors.layers.readouts import FullGaussian2d  # noqa: E402
