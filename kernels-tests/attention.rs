@@ -62,6 +62,15 @@ fn residual_add() {
     assert!(
         ops::add(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b[..1000], &[1000]), ops::Activation::Identity).is_err()
     );
+    // mul: act(a * b + offset), the modulator's gain before the output nonlinearity.
+    let got = run1(|rec| ops::mul(rec, &up(&a, &[1001]), &up(&b, &[1001]), 0.3, ops::Activation::Elu1));
+    let want = vcortex::reference::activation(
+        &a.iter().zip(&b).map(|(x, y)| x * y + 0.3).collect::<Vec<f32>>(),
+        ops::Activation::Elu1,
+    );
+    assert_close(&got, &want, 1e-5, 1e-5, "mul");
+    assert!(ops::mul(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b, &[1001]), f32::NAN, ops::Activation::Identity)
+        .is_err());
 }
 
 /// A post-LN transformer encoder layer with PyTorch's key names, against the composed references.

@@ -126,50 +126,19 @@ fn readout_refuses_bad_shapes() {
     assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 12], &[1, 3, 2, 2]), false).is_err());
     assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 18], &[2, 3, 1, 3]), false).is_err());
     let mu = up(&[0.0; 8], &[4, 2]);
-    assert!(ops::gaussian_readout(
-        &mut rec,
-        &x,
-        &mu,
-        &up(&[0.0; 8], &[2, 4]),
-        None,
-        None,
-        true,
-        ops::Activation::Identity
-    )
-    .is_err());
-    assert!(ops::gaussian_readout(
-        &mut rec,
-        &x,
-        &mu,
-        &up(&[0.0; 12], &[3, 4]),
-        Some(&up(&[0.0; 3], &[3])),
-        None,
-        true,
-        ops::Activation::Identity
-    )
-    .is_err());
-    assert!(ops::gaussian_readout(
-        &mut rec,
-        &x,
-        &mu,
-        &up(&[0.0; 12], &[3, 4]),
-        None,
-        Some(&up(&[0.0; 3], &[3])),
-        true,
-        ops::Activation::Identity
-    )
-    .is_err());
-    assert!(ops::gaussian_readout(
-        &mut rec,
-        &x,
-        &up(&[0.0; 12], &[4, 3]),
-        &up(&[0.0; 12], &[3, 4]),
-        None,
-        None,
-        true,
-        ops::Activation::Identity
-    )
-    .is_err());
+    let readout =
+        |rec: &mut vcortex::Recorder, mu: &vcortex::Tensor, f: &[usize], bias: Option<usize>, shift: Option<usize>| {
+            let (ft, bt, st) = (
+                up(&vec![0.0; f.iter().product()], f),
+                bias.map(|n| up(&vec![0.0; n], &[n])),
+                shift.map(|n| up(&vec![0.0; n], &[n])),
+            );
+            ops::gaussian_readout(rec, &x, mu, &ft, bt.as_ref(), st.as_ref(), true, ops::Activation::Identity)
+        };
+    assert!(readout(&mut rec, &mu, &[2, 4], None, None).is_err(), "features [C, M] with the wrong C");
+    assert!(readout(&mut rec, &mu, &[3, 4], Some(3), None).is_err(), "bias of the wrong length");
+    assert!(readout(&mut rec, &mu, &[3, 4], None, Some(3)).is_err(), "shift not [N, 2]");
+    assert!(readout(&mut rec, &up(&[0.0; 12], &[4, 3]), &[3, 4], None, None).is_err(), "mu not [M, 2]");
     let a = up(&[1.0; 4], &[4]);
     assert!(ops::poisson_nll(&mut rec, &a, &up(&[1.0; 3], &[3]), 1e-8, Reduction::Sum).is_err());
     assert!(ops::poisson_nll(&mut rec, &a, &a, f32::NAN, Reduction::Sum).is_err());

@@ -27,7 +27,6 @@ fn pipelines_are_compiled_once() {
     let act = Activation::Softplus { beta: 3.0, threshold: 7.0 }; // a variant no other test asks for
     let mut rec = ctx().recorder();
     ops::activation(&mut rec, &x, act).unwrap();
-    let n1 = ctx().cached_kernels();
     for _ in 0..5 {
         ops::activation(&mut rec, &x, act).unwrap();
     }
@@ -40,7 +39,6 @@ fn pipelines_are_compiled_once() {
     let k1 = ctx().kernel(&act.specialize(key.clone())).unwrap();
     let k2 = ctx().kernel(&act.specialize(key)).unwrap();
     assert!(std::sync::Arc::ptr_eq(&k1, &k2));
-    assert!(ctx().cached_kernels() >= n1);
     assert_eq!(rec.dispatch_count(), 6);
     rec.submit().unwrap();
 }
