@@ -14,6 +14,8 @@ pub enum BufferKind {
     Readback,
     /// UNIFORM | COPY_DST: the per-submit parameter ring.
     Uniform,
+    /// QUERY_RESOLVE | COPY_SRC: timestamps resolved before their readback.
+    Resolve,
 }
 
 impl BufferKind {
@@ -24,6 +26,7 @@ impl BufferKind {
             }
             BufferKind::Readback => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             BufferKind::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            BufferKind::Resolve => wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
         }
     }
 }

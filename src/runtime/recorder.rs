@@ -318,18 +318,13 @@ impl<'c> Recorder<'c> {
         }
         let stamps = if timed {
             let n = 2 * n_dispatch as u64;
-            let resolve = dev.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("vcortex timestamp resolve"),
-                size: n * 8,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
+            let resolve = ctx.pool.get(dev, BufferKind::Resolve, n * 8);
             for (s, qs) in query_sets.iter().enumerate() {
                 let count = (n_dispatch - s * PER_SET).min(PER_SET) as u32 * 2;
-                enc.resolve_query_set(qs, 0..count, &resolve, (s * PER_SET * 2 * 8) as u64);
+                enc.resolve_query_set(qs, 0..count, resolve.buffer(), (s * PER_SET * 2 * 8) as u64);
             }
             let st = ctx.pool.get(dev, BufferKind::Readback, n * 8);
-            enc.copy_buffer_to_buffer(&resolve, 0, st.buffer(), 0, n * 8);
+            enc.copy_buffer_to_buffer(resolve.buffer(), 0, st.buffer(), 0, n * 8);
             Some((st, n * 8))
         } else {
             None
