@@ -10,6 +10,7 @@ mod elementwise;
 mod errors;
 mod flows;
 mod golden;
+mod graph;
 mod matmul;
 mod norm;
 mod normalization;

@@ -37,7 +37,7 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
 }
 
 /// Reads a weights file: as [`read_safetensors`], and integer tensors (a PyTorch state_dict's
-/// `num_batches_tracked`, say) are converted to f32 too.
+/// `num_batches_tracked`, nflows' feature index buffers) and booleans (0/1) are converted to f32 too.
 pub fn read_weights(path: &Path) -> Result<TensorFile> {
     read_file(path, true)
 }
@@ -82,6 +82,7 @@ fn to_f32(name: &str, v: &TensorView, ints: bool) -> Result<Vec<f32>> {
             .chunks_exact(8)
             .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect(),
+        Dtype::BOOL if ints => b.iter().map(|&v| (v != 0) as u8 as f32).collect(),
         Dtype::I32 if ints => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
         other => {
             return Err(Error::Case(format!("tensor {name:?} has dtype {other:?}; F32, F16, BF16 or F64 expected")))

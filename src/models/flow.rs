@@ -79,14 +79,25 @@ pub struct Flow {
 }
 
 fn take(sd: &mut BTreeMap<String, HostTensor>, key: &str, shape: Option<&[usize]>) -> Result<HostTensor> {
-    let t = sd.remove(key).ok_or_else(|| Error::Case(format!("flow weights: missing key {key:?}")))?;
+    take_named("flow weights", sd, key, shape)
+}
+
+/// Removes `key` from a state dict, checking its shape (where given) and that it is finite; the
+/// error names `what` (the model's weights) and the key.
+pub(crate) fn take_named(
+    what: &str,
+    sd: &mut BTreeMap<String, HostTensor>,
+    key: &str,
+    shape: Option<&[usize]>,
+) -> Result<HostTensor> {
+    let t = sd.remove(key).ok_or_else(|| Error::Case(format!("{what}: missing key {key:?}")))?;
     if let Some(s) = shape {
         if t.shape != s {
-            return Err(Error::Case(format!("flow weights: {key:?} has shape {:?}, expected {s:?}", t.shape)));
+            return Err(Error::Case(format!("{what}: {key:?} has shape {:?}, expected {s:?}", t.shape)));
         }
     }
     if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Case(format!("flow weights: {key:?} has a non-finite value at {i}")));
+        return Err(Error::Case(format!("{what}: {key:?} has a non-finite value at {i}")));
     }
     Ok(t)
 }
@@ -144,7 +155,7 @@ fn conditioner(
 }
 
 /// A first layer on the identity features, widened to all D features with zero columns.
-fn widen(w: &HostTensor, mask: &[bool]) -> HostTensor {
+pub(crate) fn widen(w: &HostTensor, mask: &[bool]) -> HostTensor {
     let (rows, cols) = (w.shape[0], w.shape[1]);
     let d = mask.len();
     let mut out = vec![0f32; rows * d];

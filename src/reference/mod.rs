@@ -7,6 +7,7 @@ pub mod conv;
 pub mod diffusion;
 pub mod divisive_norm;
 pub mod flows;
+pub mod graph;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;

@@ -1,0 +1,272 @@
+//! The cGNF: the graph kernels (shaders/graph.wgsl) against their references on random skeletons,
+//! and the model (`models::Cgnf`) against its f64 reference, its round trip, and propose's golden.
+
+use std::collections::BTreeMap;
+
+use crate::common::{assert_close, ctx, run1, up};
+use vcortex::io::HostTensor;
+use vcortex::models::{Cgnf, CgnfConfig};
+use vcortex::ops::{self, GcnContext, KeypointPrep, Skeleton};
+use vcortex::reference::graph as rg;
+use vcortex::rng::SplitMix;
+
+/// A random tree on j joints (each joint after the first hangs from an earlier one).
+fn tree(rng: &mut SplitMix, j: usize) -> Vec<[usize; 2]> {
+    (1..j).map(|c| [rng.range(0, c - 1), c]).collect()
+}
+
+#[test]
+fn gcn_aggregate_matches_on_random_skeletons() {
+    let mut rng = SplitMix::new(301);
+    // (poses, samples, joints, hidden, extra columns, context)
+    for (b, s, j, h, extra, with_ctx) in
+        [(1usize, 1usize, 1usize, 1usize, 0usize, true), (3, 4, 16, 12, 0, true), (2, 5, 7, 5, 3, false), (1, 1, 33, 130, 1, true), (5, 2, 2, 3, 0, true)]
+    {
+        let skel = Skeleton::new(j, &tree(&mut rng, j)).unwrap();
+        let stride = 2 * h + extra;
+        let mx = rng.vec(b * s * j * stride, -1.0, 1.0);
+        let mc_stride = h + extra;
+        let mc = rng.vec(b * j * mc_stride, -1.0, 1.0);
+        let obs: Vec<f32> = (0..b * j).map(|_| (rng.uniform() < 0.7) as u8 as f32).collect();
+        let table = skel.upload(ctx()).unwrap();
+        let (mx_t, mc_t, obs_t) = (up(&mx, &[b, s, j, stride]), up(&mc, &[b, j, mc_stride]), up(&obs, &[b, j]));
+        let got = run1(|rec| {
+            let c = with_ctx.then_some(GcnContext { message: &mc_t, observed: &obs_t });
+            ops::gcn_aggregate(rec, &mx_t, h, &skel, &table, c)
+        });
+        let want = rg::gcn_aggregate(&mx, b, s, stride, h, &skel, with_ctx.then_some((&mc[..], mc_stride, &obs[..])));
+        assert_close(&got, &want, 1e-6, 1e-5, &format!("gcn_aggregate b {b} s {s} j {j} h {h} ctx {with_ctx}"));
+    }
+}
+
+#[test]
+fn sage_aggregate_matches_with_and_without_preprocessing() {
+    let mut rng = SplitMix::new(302);
+    for (b, j, f, prep) in [
+        (1usize, 1usize, 2usize, Some(KeypointPrep { root: Some(0), scale: [0.0139, -0.0139] })),
+        (3, 16, 2, Some(KeypointPrep { root: Some(5), scale: [0.5, 2.0] })),
+        (2, 16, 2, Some(KeypointPrep { root: None, scale: [1.0, -1.0] })),
+        (4, 9, 7, None),
+        (2, 17, 128, None),
+    ] {
+        let x = rng.vec(b * j * f, -50.0, 100.0);
+        // A learned adjacency can have any sign; a row whose observed weights sum below 1 is
+        // divided by 1 (PyG's clamp).
+        let adj = rng.vec(j * j, -0.5, 1.5);
+        let mut obs: Vec<f32> = (0..b * j).map(|_| (rng.uniform() < 0.75) as u8 as f32).collect();
+        obs[0] = 0.0; // keypoint 0 of pose 0 (the root in the first cases) unobserved
+        if b > 1 {
+            obs[j..2 * j].iter_mut().for_each(|o| *o = 0.0); // a pose with no keypoint at all
+        }
+        let got = run1(|rec| ops::sage_aggregate(rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep));
+        let want = rg::sage_aggregate(&x, b, j, f, &adj, &obs, prep);
+        assert_close(&got, &want, 1e-4, 1e-5, &format!("sage_aggregate b {b} j {j} f {f} prep {prep:?}"));
+    }
+}
+
+#[test]
+fn skeleton_and_graph_ops_refuse_bad_input() {
+    assert!(Skeleton::new(3, &[[0, 3]]).is_err(), "joint out of range");
+    assert!(Skeleton::new(3, &[[1, 1]]).is_err(), "self loop");
+    assert!(Skeleton::new(3, &[[0, 1], [1, 0]]).is_err(), "edge twice");
+    assert!(Skeleton::new(0, &[]).is_err(), "no joints");
+    let skel = Skeleton::new(4, &[[0, 1], [1, 2], [1, 3]]).unwrap();
+    assert_eq!(skel.neighbours(1), &[0, 2, 3]);
+    let table = skel.upload(ctx()).unwrap();
+    let mut rec = ctx().recorder();
+    let mx = up(&[0.0; 2 * 4 * 6], &[2, 1, 4, 6]);
+    assert!(ops::gcn_aggregate(&mut rec, &mx, 4, &skel, &table, None).is_err(), "too few columns for 2H");
+    let mx5 = up(&[0.0; 2 * 5 * 6], &[2, 1, 5, 6]);
+    assert!(ops::gcn_aggregate(&mut rec, &mx5, 3, &skel, &table, None).is_err(), "joints mismatch");
+    let mc = up(&[0.0; 3 * 4 * 3], &[3, 4, 3]);
+    let obs = up(&[1.0; 2 * 4], &[2, 4]);
+    let bad = GcnContext { message: &mc, observed: &obs };
+    assert!(ops::gcn_aggregate(&mut rec, &mx, 3, &skel, &table, Some(bad)).is_err(), "context batch mismatch");
+    let x = up(&[0.0; 2 * 4 * 3], &[2, 4, 3]);
+    let adj = up(&[1.0; 16], &[4, 4]);
+    let prep = Some(KeypointPrep { root: Some(0), scale: [1.0, 1.0] });
+    assert!(ops::sage_aggregate(&mut rec, &x, &adj, &obs, prep).is_err(), "preprocessing needs 2-D keypoints");
+    let kp = up(&[0.0; 16], &[2, 4, 2]);
+    let far = Some(KeypointPrep { root: Some(4), scale: [1.0, 1.0] });
+    assert!(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, far).is_err(), "root past the keypoints");
+    let nan = Some(KeypointPrep { root: None, scale: [f32::NAN, 1.0] });
+    assert!(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, nan).is_err(), "non-finite scale");
+    assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
+}
+
+/// A random propose-style state dict for `cfg` (masks by propose's rule unless `buffers`).
+fn random_state_dict(cfg: &CgnfConfig, seed: u64, buffers: bool) -> BTreeMap<String, HostTensor> {
+    let mut rng = SplitMix::new(seed);
+    let mut sd = BTreeMap::new();
+    let put = |sd: &mut BTreeMap<String, HostTensor>, rng: &mut SplitMix, k: String, shape: Vec<usize>, s: f32| {
+        let n = shape.iter().product();
+        sd.insert(k, HostTensor::new(shape, rng.vec(n, -s, s)));
+    };
+    let (h, c) = (cfg.hidden, cfg.context_features);
+    for i in 0..cfg.layers {
+        let a = format!("_transform._transforms.{}", 2 * i);
+        put(&mut sd, &mut rng, format!("{a}.log_scale"), vec![3], 0.3);
+        put(&mut sd, &mut rng, format!("{a}.shift"), vec![3], 0.3);
+        let p = format!("_transform._transforms.{}", 2 * i + 1);
+        if buffers {
+            let t = i % 3;
+            let ids: Vec<f32> = (0..3).filter(|&f| f != t).map(|f| f as f32).collect();
+            sd.insert(format!("{p}.identity_features"), HostTensor::new(vec![2], ids));
+            sd.insert(format!("{p}.transform_features"), HostTensor::new(vec![1], vec![t as f32]));
+            sd.insert(format!("{a}.initialized"), HostTensor::new(vec![], vec![1.0]));
+        }
+        for (l, (fin, cin, out)) in [(2usize, c, h), (h, h, 2usize)].into_iter().enumerate() {
+            let g = format!("{p}.transform_net.layers.{l}");
+            for (rel, i_) in [("x", fin), ("x->x", fin), ("x<-x", fin), ("c", cin), ("c->x", cin), ("r", 3), ("r->x", 3)] {
+                let s = 1.0 / (i_ as f32).sqrt();
+                put(&mut sd, &mut rng, format!("{g}.layers.{rel}.weight"), vec![h, i_], s);
+                put(&mut sd, &mut rng, format!("{g}.layers.{rel}.bias"), vec![h], s);
+            }
+            let s = 1.5 / (h as f32).sqrt();
+            put(&mut sd, &mut rng, format!("{g}.pool.weight"), vec![out, h], s);
+            put(&mut sd, &mut rng, format!("{g}.pool.bias"), vec![out], s);
+        }
+    }
+    if let Some(e) = &cfg.embedding {
+        let j = cfg.joints;
+        sd.insert("_embedding_net.adj".into(), HostTensor::new(vec![j, j], rng.vec(j * j, 0.5, 1.5)));
+        for (l, (fin, out)) in [(2usize, e.hidden), (e.hidden, c)].into_iter().enumerate() {
+            let k = format!("_embedding_net.layers.{l}");
+            let s = 1.0 / (fin as f32).sqrt();
+            put(&mut sd, &mut rng, format!("{k}.lin_rel.weight"), vec![out, fin], s);
+            put(&mut sd, &mut rng, format!("{k}.lin_rel.bias"), vec![out], s);
+            put(&mut sd, &mut rng, format!("{k}.lin_root.weight"), vec![out, fin], s);
+        }
+    }
+    sd
+}
+
+fn config(j: usize, layers: usize, hidden: usize, cf: usize, embedding: bool, seed: u64) -> CgnfConfig {
+    let mut rng = SplitMix::new(seed);
+    let edges = tree(&mut rng, j);
+    let emb = if embedding { r#"{"hidden": 6}"# } else { "null" };
+    let text = format!(
+        r#"{{"joints": {j}, "layers": {layers}, "hidden": {hidden}, "context_features": {cf}, "edges": {edges:?}, "embedding": {emb}}}"#
+    );
+    CgnfConfig::from_json(&text).unwrap()
+}
+
+fn model(cfg: &CgnfConfig, seed: u64, buffers: bool) -> Cgnf {
+    let mut m = Cgnf::from_state_dict(cfg.clone(), random_state_dict(cfg, seed, buffers)).unwrap();
+    m.upload(ctx()).unwrap();
+    m
+}
+
+#[test]
+fn cgnf_density_and_sampling_match_the_reference() {
+    let mut rng = SplitMix::new(303);
+    // (joints, layers, hidden, context features, embedding, poses, samples)
+    for (j, layers, hidden, cf, emb, b, s) in
+        [(16usize, 4usize, 12usize, 5usize, true, 3usize, 4usize), (5, 3, 7, 2, false, 2, 3), (1, 2, 3, 3, true, 2, 1)]
+    {
+        let cfg = config(j, layers, hidden, cf, emb, 1000 + j as u64);
+        let m = model(&cfg, 77 + j as u64, j == 16);
+        let kp = rng.vec(b * j * 2, 0.0, 100.0);
+        let mut observed: Vec<bool> = (0..b * j).map(|_| rng.uniform() < 0.8).collect();
+        observed[0] = false;
+        let poses = rng.vec(b * j * 3, -1.5, 1.5);
+        for with_ctx in [true, false] {
+            let cond_host = with_ctx.then_some((&kp[..], &observed[..]));
+            let mut rec = ctx().recorder();
+            let cond = with_ctx.then(|| m.record_condition(&mut rec, &up(&kp, &[b, j, 2]), &observed).unwrap());
+            let (z, lp) = m.record_log_prob(&mut rec, &up(&poses, &[b, j, 3]), cond.as_ref()).unwrap();
+            assert_eq!(z.shape(), &[b, j, 3]);
+            assert_eq!(lp.shape(), &[b, j]);
+            let zt = rng.vec(b * s * j * 3, -2.0, 2.0);
+            let (x, slp) = m.record_sample_from(&mut rec, &up(&zt, &[b, s, j, 3]), cond.as_ref()).unwrap();
+            let hs = [rec.read_back(&z), rec.read_back(&lp), rec.read_back(&x), rec.read_back(&slp)];
+            let done = rec.submit().unwrap();
+            let what = format!("cgnf j {j} layers {layers} ctx {with_ctx}");
+            let (wz, wlp) = m.reference_log_prob(&poses, b, 1, cond_host).unwrap();
+            assert_close(&done.f32(hs[0], &z), &wz, 1e-4, 1e-4, &format!("{what}: z"));
+            assert_close(&done.f32(hs[1], &lp), &wlp, 1e-4, 1e-4, &format!("{what}: log p"));
+            let (wx, wslp) = m.reference_sample(&zt, b, s, cond_host).unwrap();
+            assert_close(&done.f32(hs[2], &x), &wx, 1e-4, 1e-4, &format!("{what}: samples"));
+            assert_close(&done.f32(hs[3], &slp), &wslp, 1e-4, 1e-4, &format!("{what}: sample log p"));
+            // The reference's own round trip: density of the samples = their sampling log p, and
+            // their base points are z (to 1e-3: the samples pass through f32, and a random flow's
+            // forward map amplifies that rounding by up to its Lipschitz constant).
+            let (back, lp_back) = m.reference_log_prob(&wx, b, s, cond_host).unwrap();
+            assert_close(&back, &zt, 1e-3, 1e-3, &format!("{what}: reference round trip"));
+            assert_close(&lp_back, &wslp, 1e-3, 1e-3, &format!("{what}: reference log p round trip"));
+        }
+    }
+}
+
+#[test]
+fn cgnf_gpu_round_trip_mode_and_seeded_sampling() {
+    let cfg = config(16, 5, 10, 4, true, 9);
+    let m = model(&cfg, 31, false);
+    let (b, s, j) = (2usize, 6usize, 16usize);
+    let mut rng = SplitMix::new(304);
+    let kp = rng.vec(b * j * 2, 0.0, 64.0);
+    let observed = vec![true; b * j];
+    let mut rec = ctx().recorder();
+    let cond = m.record_condition(&mut rec, &up(&kp, &[b, j, 2]), &observed).unwrap();
+    let (x, lp) = m.record_sample(&mut rec, Some(&cond), 0, s, 0.7, 42, 0).unwrap();
+    let (z, lp_back) = m.record_log_prob(&mut rec, &x, Some(&cond)).unwrap();
+    let (x2, _) = m.record_sample(&mut rec, Some(&cond), 0, s, 0.7, 42, 0).unwrap();
+    let mode = m.record_mode(&mut rec, Some(&cond), 0).unwrap();
+    let hs = [rec.read_back(&x), rec.read_back(&lp), rec.read_back(&z), rec.read_back(&lp_back), rec.read_back(&x2), rec.read_back(&mode)];
+    let d = rec.submit().unwrap();
+    let (xv, lpv, zv, lpb) = (d.f32(hs[0], &x), d.f32(hs[1], &lp), d.f32(hs[2], &z), d.f32(hs[3], &lp_back));
+    assert_eq!(xv, d.f32(hs[4], &x2), "same seed, same samples");
+    assert_close(&lpb, &lpv, 1e-4, 1e-4, "density of the samples = their sampling log p");
+    // z ~ N(0, 0.7²): its spread says the temperature was applied.
+    let sd = (zv.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / zv.len() as f64).sqrt();
+    assert!((sd - 0.7).abs() < 0.1, "base spread {sd}");
+    let (want_mode, _) = m.reference_sample(&vec![0.0; b * j * 3], b, 1, Some((&kp, &observed))).unwrap();
+    assert_close(&d.f32(hs[5], &mode), &want_mode, 1e-4, 1e-4, "mode");
+}
+
+#[test]
+fn cgnf_refuses_bad_weights_configs_and_inputs() {
+    let cfg = config(4, 2, 5, 3, true, 5);
+    let good = random_state_dict(&cfg, 1, true);
+    let mut sd = good.clone();
+    sd.remove("_transform._transforms.3.transform_net.layers.1.pool.bias");
+    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    assert!(e.contains("missing key") && e.contains("layers.1.pool.bias"), "{e}");
+    let mut sd = good.clone();
+    sd.insert("_transform._transforms.0.bogus".into(), HostTensor::new(vec![1], vec![0.0]));
+    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    assert!(e.contains("unexpected key") && e.contains("bogus"), "{e}");
+    let mut sd = good.clone();
+    sd.insert("_embedding_net.adj".into(), HostTensor::new(vec![3, 3], vec![1.0; 9]));
+    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    assert!(e.contains("_embedding_net.adj") && e.contains("[3, 3]"), "{e}");
+    let mut sd = good.clone();
+    sd.get_mut("_transform._transforms.0.log_scale").unwrap().data[1] = f32::INFINITY;
+    assert!(Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string().contains("non-finite"));
+    let mut sd = good.clone();
+    sd.insert("_transform._transforms.1.transform_features".into(), HostTensor::new(vec![1], vec![1.0]));
+    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    assert!(e.contains("split the 3 coordinates"), "{e}");
+    let mut bad = cfg.clone();
+    bad.edges.push([0, 9]);
+    assert!(Cgnf::from_state_dict(bad, good.clone()).is_err(), "edge past the joints");
+    let mut bad = cfg.clone();
+    bad.embedding = None;
+    assert!(Cgnf::from_state_dict(bad, good.clone()).is_err(), "no embedding needs 2 context features");
+    assert!(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2}"#).is_err(), "incomplete config");
+    assert!(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2, "hidden": 5, "context_features": 3, "edges": [], "extra": 1}"#).is_err());
+
+    let mut m = Cgnf::from_state_dict(cfg, good).unwrap();
+    m.upload(ctx()).unwrap();
+    let mut rec = ctx().recorder();
+    let kp = up(&[0.0; 2 * 4 * 2], &[2, 4, 2]);
+    assert!(m.record_condition(&mut rec, &kp, &[true; 7]).is_err(), "observed of the wrong length");
+    assert!(m.record_condition(&mut rec, &up(&[0.0; 2 * 5 * 2], &[2, 5, 2]), &[true; 10]).is_err(), "joints");
+    let cond = m.record_condition(&mut rec, &kp, &[true; 8]).unwrap();
+    let n = rec.dispatch_count();
+    assert!(m.record_log_prob(&mut rec, &up(&[0.0; 3 * 4 * 3], &[3, 4, 3]), Some(&cond)).is_err(), "batch mismatch");
+    assert!(m.record_log_prob(&mut rec, &up(&[0.0; 2 * 4 * 2], &[2, 4, 2]), None).is_err(), "2-D poses");
+    assert!(m.record_sample(&mut rec, Some(&cond), 0, 3, f32::NAN, 1, 0).is_err(), "non-finite temperature");
+    assert!(m.record_sample(&mut rec, Some(&cond), 0, 3, 0.0, 1, 0).is_err(), "zero temperature");
+    assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
+}

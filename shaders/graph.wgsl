@@ -1,0 +1,88 @@
+// graph.wgsl: the message passing of the cGNF pose model (models.md section 8.3).
+//   gcn_aggregate   one CondGCN layer's sum aggregation: per node, its self-loop term, the messages
+//                   of its skeleton neighbours (both directions, one weight) and, where the node's
+//                   keypoint is observed, the context message; nodes laid out [B, S, J] (poses,
+//                   samples, joints), the context [B, J] broadcast over the samples
+//   sage_aggregate  a DenseSAGE layer's input: [A x / clamp(rowsum A, 1), x] with the learned dense
+//                   adjacency masked to the observed keypoints of each pose; optionally preprocesses
+//                   raw keypoints first (scaled, root-centred, y flipped)
+// One invocation per output element for both.
+
+struct GcnParams {
+    rows: u32, hidden: u32, joints: u32, samples: u32,
+    mx_stride: u32, mc_stride: u32, has_ctx: u32, _p: u32,
+}
+@group(0) @binding(0) var<uniform> gp: GcnParams;
+// [rows, mx_stride]: the self-loop term in columns 0..hidden, the neighbour message in hidden..2 hidden
+@group(0) @binding(1) var<storage, read> g_mx: array<f32>;
+// [B * J, mc_stride]: the context message in columns 0..hidden
+@group(0) @binding(2) var<storage, read> g_mc: array<f32>;
+// [B * J]: 1 where the keypoint of the joint is observed
+@group(0) @binding(3) var<storage, read> g_obs: array<f32>;
+// the neighbour lists: offsets [J + 1], then the neighbour joints
+@group(0) @binding(4) var<storage, read> g_nbr: array<u32>;
+@group(0) @binding(5) var<storage, read_write> g_out: array<f32>;
+
+@compute @workgroup_size(256)
+fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= gp.rows * gp.hidden) { return; }
+    let h = o % gp.hidden;
+    let r = o / gp.hidden;
+    let j = r % gp.joints;
+    let first = r - j; // the row of joint 0 of this pose and sample
+    var acc = g_mx[r * gp.mx_stride + h];
+    for (var e = g_nbr[j]; e < g_nbr[j + 1u]; e++) {
+        let n = g_nbr[gp.joints + 1u + e];
+        acc += g_mx[(first + n) * gp.mx_stride + gp.hidden + h];
+    }
+    if (gp.has_ctx != 0u) {
+        let b = r / (gp.joints * gp.samples);
+        let cr = b * gp.joints + j;
+        if (g_obs[cr] > 0.0) {
+            acc += g_mc[cr * gp.mc_stride + h];
+        }
+    }
+    g_out[o] = acc;
+}
+
+struct SageParams {
+    batch: u32, joints: u32, feat: u32, prep: u32,
+    root: i32, sx: f32, sy: f32, _p: u32,
+}
+@group(0) @binding(0) var<uniform> sp: SageParams;
+@group(0) @binding(1) var<storage, read> s_x: array<f32>;   // [B, J, F]
+@group(0) @binding(2) var<storage, read> s_adj: array<f32>; // [J, J]
+@group(0) @binding(3) var<storage, read> s_obs: array<f32>; // [B, J]
+@group(0) @binding(4) var<storage, read_write> s_out: array<f32>; // [B, J, 2F]
+
+// Feature f of keypoint k of pose b, preprocessed when sp.prep != 0 (F = 2).
+fn sage_in(b: u32, k: u32, f: u32) -> f32 {
+    let v = s_x[(b * sp.joints + k) * sp.feat + f];
+    if (sp.prep == 0u) { return v; }
+    var c = v;
+    if (sp.root >= 0) { c = v - s_x[(b * sp.joints + u32(sp.root)) * sp.feat + f]; }
+    return select(sp.sy, sp.sx, f == 0u) * c;
+}
+
+@compute @workgroup_size(256)
+fn sage_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= sp.batch * sp.joints * sp.feat) { return; }
+    let f = o % sp.feat;
+    let i = (o / sp.feat) % sp.joints;
+    let b = o / (sp.feat * sp.joints);
+    let oi = s_obs[b * sp.joints + i];
+    var deg = 0.0;
+    var acc = 0.0;
+    if (oi > 0.0) {
+        for (var k = 0u; k < sp.joints; k++) {
+            let a = select(0.0, s_adj[i * sp.joints + k], s_obs[b * sp.joints + k] > 0.0);
+            deg += a;
+            acc += a * sage_in(b, k, f);
+        }
+    }
+    let row = (b * sp.joints + i) * 2u * sp.feat;
+    s_out[row + f] = acc / max(deg, 1.0);
+    s_out[row + sp.feat + f] = sage_in(b, i, f);
+}

@@ -1,0 +1,242 @@
+//! Message passing on a skeleton graph (shaders/graph.wgsl), the cGNF's conditioner and context
+//! embedding (models.md §8.3): a CondGCN layer's sum aggregation and a DenseSAGE layer's masked,
+//! row-normalised dense aggregation.
+
+use crate::error::{Error, Result};
+use crate::runtime::{Access, Context, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+/// A skeleton: J joints and undirected edges, as neighbour lists (each edge serves both
+/// directions, as the `x→x` and reversed `x←x` relations of propose's CondGCN share one weight).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skeleton {
+    joints: usize,
+    /// offsets [J + 1], then the neighbour joints (the layout of the kernel's table).
+    table: Vec<u32>,
+}
+
+impl Skeleton {
+    /// From directed (src, dst) pairs, each undirected edge listed once. Refuses joints out of
+    /// range, self loops and an edge listed twice (in either direction).
+    pub fn new(joints: usize, edges: &[[usize; 2]]) -> Result<Skeleton> {
+        const OP: &str = "skeleton";
+        if joints == 0 || joints > super::MAX_GEOMETRY {
+            return Err(Error::param(OP, "joints", format!("{joints} must be in 1..={}", super::MAX_GEOMETRY)));
+        }
+        let mut nbr: Vec<Vec<u32>> = vec![Vec::new(); joints];
+        for &[a, b] in edges {
+            if a >= joints || b >= joints {
+                return Err(Error::param(OP, "edges", format!("edge ({a}, {b}) names a joint past {}", joints - 1)));
+            }
+            if a == b {
+                return Err(Error::param(OP, "edges", format!("edge ({a}, {b}) is a self loop")));
+            }
+            if nbr[a].contains(&(b as u32)) {
+                return Err(Error::param(OP, "edges", format!("edge ({a}, {b}) is listed twice")));
+            }
+            nbr[a].push(b as u32);
+            nbr[b].push(a as u32);
+        }
+        let mut table = Vec::with_capacity(joints + 1 + 2 * edges.len());
+        let mut off = 0u32;
+        for n in &nbr {
+            table.push(off);
+            off += n.len() as u32;
+        }
+        table.push(off);
+        for n in &nbr {
+            table.extend(n);
+        }
+        Ok(Skeleton { joints, table })
+    }
+
+    pub fn joints(&self) -> usize {
+        self.joints
+    }
+
+    /// The neighbours of joint j.
+    pub fn neighbours(&self, j: usize) -> &[u32] {
+        let (a, b) = (self.table[j] as usize, self.table[j + 1] as usize);
+        &self.table[self.joints + 1 + a..self.joints + 1 + b]
+    }
+
+    /// The neighbour table on the device (u32 bits in an f32 tensor).
+    pub fn upload(&self, ctx: &Context) -> Result<Tensor> {
+        Tensor::from_f32(ctx, bytemuck::cast_slice(&self.table), &[self.table.len()])
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct GcnParams {
+    rows: u32,
+    hidden: u32,
+    joints: u32,
+    samples: u32,
+    mx_stride: u32,
+    mc_stride: u32,
+    has_ctx: u32,
+    _p: u32,
+}
+
+/// The context side of a CondGCN aggregation: per pose and keypoint, the context message (its
+/// first `hidden` columns) and whether the keypoint is observed (1) or not (0).
+pub struct GcnContext<'a> {
+    /// [B, J, ≥ hidden]
+    pub message: &'a Tensor,
+    /// [B, J]
+    pub observed: &'a Tensor,
+}
+
+/// Checks a CondGCN aggregation's shapes: node messages mx [B, S, J, ≥ 2H] (self loop in columns
+/// 0..H, neighbour message in H..2H), context message [B, J, ≥ H] and mask [B, J]. Returns
+/// (B, S, mx row stride, context row stride).
+pub fn gcn_shapes(
+    mx: &[usize],
+    hidden: usize,
+    joints: usize,
+    context: Option<(&[usize], &[usize])>,
+) -> Result<(usize, usize, usize, usize)> {
+    const OP: &str = "gcn_aggregate";
+    let (b, s, stride) = match *mx {
+        [b, s, j, c] if j == joints && hidden > 0 && c >= 2 * hidden => (b, s, c),
+        _ => return Err(Error::shape(OP, "node messages", mx, format!("[B, S, {joints}, >= {}]", 2 * hidden))),
+    };
+    let mut mc_stride = 0;
+    if let Some((mc, obs)) = context {
+        mc_stride = match *mc {
+            [cb, j, c] if cb == b && j == joints && c >= hidden => c,
+            _ => return Err(Error::shape(OP, "context messages", mc, format!("[{b}, {joints}, >= {hidden}]"))),
+        };
+        if obs != [b, joints] {
+            return Err(Error::shape(OP, "observed", obs, format!("[{b}, {joints}]")));
+        }
+    }
+    Ok((b, s, stride, mc_stride))
+}
+
+/// One CondGCN layer's sum aggregation (models.md §8.3) for nodes [B, S, J]: per node i,
+/// h_i = mx_i[0..H] + Σ_{j ∈ neighbours(i)} mx_j[H..2H] + observed_i · mc_i[0..H], where mx holds
+/// ReLU(W_x x + b_x) and ReLU(W_xx x + b_xx) side by side and mc = ReLU(W_cx c + b_cx) per pose
+/// (broadcast over the S samples). Returns h [B, S, J, H].
+pub fn gcn_aggregate(
+    rec: &mut Recorder,
+    mx: &Tensor,
+    hidden: usize,
+    skeleton: &Skeleton,
+    table: &Tensor,
+    context: Option<GcnContext>,
+) -> Result<Tensor> {
+    const OP: &str = "gcn_aggregate";
+    mx.expect_f32(OP, "node messages")?;
+    if let Some(c) = &context {
+        c.message.expect_f32(OP, "context messages")?;
+        c.observed.expect_f32(OP, "observed")?;
+    }
+    let j = skeleton.joints();
+    let (b, s, mx_stride, mc_stride) =
+        gcn_shapes(mx.shape(), hidden, j, context.as_ref().map(|c| (c.message.shape(), c.observed.shape())))?;
+    if table.shape() != [skeleton.table.len()] {
+        return Err(Error::shape(OP, "neighbour table", table.shape(), format!("[{}]", skeleton.table.len())));
+    }
+    let rows = b * s * j;
+    let ctx = rec.context();
+    let p = GcnParams {
+        rows: rows as u32,
+        hidden: hidden as u32,
+        joints: j as u32,
+        samples: s as u32,
+        mx_stride: mx_stride as u32,
+        mc_stride: mc_stride as u32,
+        has_ctx: context.is_some() as u32,
+        _p: 0,
+    };
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+    let kernel = ctx.kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings))?;
+    let groups = super::elementwise_grid(ctx, rows * hidden, OP)?;
+    let y = Tensor::alloc(ctx, OP, &[b, s, j, hidden], DType::F32)?;
+    // Without a context the context bindings are bound to the node messages (never read).
+    let (mc, obs) = match &context {
+        Some(c) => (c.message, c.observed),
+        None => (mx, mx),
+    };
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y)], groups)?;
+    Ok(y)
+}
+
+/// Raw keypoints → model input: scaled per axis after subtracting the root keypoint (propose's
+/// preprocessing: ×0.0139, root-centred, y flipped is `{ root: Some(0), scale: [0.0139, -0.0139] }`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeypointPrep {
+    pub root: Option<usize>,
+    pub scale: [f32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SageParams {
+    batch: u32,
+    joints: u32,
+    feat: u32,
+    prep: u32,
+    root: i32,
+    sx: f32,
+    sy: f32,
+    _p: u32,
+}
+
+/// A DenseSAGE layer's input for x [B, J, F], the dense adjacency adj [J, J] and observed [B, J]
+/// (0/1): with A = adj masked to the rows and columns of observed keypoints,
+/// [A x / clamp(rowsum A, 1), x] → [B, J, 2F], so that one linear layer with [W_rel | W_root] and
+/// the bias of W_rel completes PyG's DenseSAGEConv. With `prep`, x holds raw 2-D keypoints
+/// (F = 2), preprocessed first; the second half of the output is then the preprocessed x.
+pub fn sage_aggregate(
+    rec: &mut Recorder,
+    x: &Tensor,
+    adj: &Tensor,
+    observed: &Tensor,
+    prep: Option<KeypointPrep>,
+) -> Result<Tensor> {
+    const OP: &str = "sage_aggregate";
+    x.expect_f32(OP, "input")?;
+    let (b, j, f) = match *x.shape() {
+        [b, j, f] => (b, j, f),
+        _ => return Err(Error::shape(OP, "input", x.shape(), "[B, J, F]")),
+    };
+    super::expect_shape(OP, "adjacency", adj, &[j, j])?;
+    super::expect_shape(OP, "observed", observed, &[b, j])?;
+    let mut root = -1i32;
+    let mut scale = [1f32; 2];
+    if let Some(p) = prep {
+        if f != 2 {
+            return Err(Error::shape(OP, "input", x.shape(), format!("[{b}, {j}, 2] (raw 2-D keypoints)")));
+        }
+        if let Some(r) = p.root {
+            if r >= j {
+                return Err(Error::param(OP, "root", format!("keypoint {r} is past the {j} keypoints")));
+            }
+            root = r as i32;
+        }
+        for v in p.scale {
+            super::finite(OP, "keypoint scale", v, false)?;
+        }
+        scale = p.scale;
+    }
+    let ctx = rec.context();
+    let params = SageParams {
+        batch: b as u32,
+        joints: j as u32,
+        feat: f as u32,
+        prep: prep.is_some() as u32,
+        root,
+        sx: scale[0],
+        sy: scale[1],
+        _p: 0,
+    };
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+    let kernel = ctx.kernel(&PipelineKey::new("graph", "sage_aggregate", &bindings))?;
+    let groups = super::elementwise_grid(ctx, b * j * f, OP)?;
+    let y = Tensor::alloc(ctx, OP, &[b, j, 2 * f], DType::F32)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&params), &[Some(x), Some(adj), Some(observed), Some(&y)], groups)?;
+    Ok(y)
+}
