@@ -247,6 +247,15 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     sd.insert("_transform._transforms.1.transform_features".into(), HostTensor::new(vec![1], vec![1.0]));
     let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
     assert!(e.contains("split the 3 coordinates"), "{e}");
+    // PyG 2 keeps DenseSAGEConv's bias on lin_root: accepted as well as lin_rel's; neither is
+    // refused by name.
+    let mut sd = good.clone();
+    let b = sd.remove("_embedding_net.layers.1.lin_rel.bias").unwrap();
+    sd.insert("_embedding_net.layers.1.lin_root.bias".into(), b.clone());
+    assert!(Cgnf::from_state_dict(cfg.clone(), sd.clone()).is_ok());
+    sd.remove("_embedding_net.layers.1.lin_root.bias");
+    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    assert!(e.contains("layers.1.lin_root.bias"), "{e}");
     let mut bad = cfg.clone();
     bad.edges.push([0, 9]);
     assert!(Cgnf::from_state_dict(bad, good.clone()).is_err(), "edge past the joints");
@@ -269,4 +278,52 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     assert!(m.record_sample(&mut rec, Some(&cond), 0, 3, f32::NAN, 1, 0).is_err(), "non-finite temperature");
     assert!(m.record_sample(&mut rec, Some(&cond), 0, 3, 0.0, 1, 0).is_err(), "zero temperature");
     assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
+}
+
+/// The golden cGNF of scripts/golden_cgnf.py (plain PyTorch after models.md §8.3, propose's key
+/// names, float64): context, posterior and prior densities, sampling from given base noise, mode.
+#[test]
+fn cgnf_reproduces_the_pytorch_golden() {
+    use vcortex::io::read_safetensors;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/cgnf");
+    let m = Cgnf::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+    let io = read_safetensors(&dir.join("io.safetensors")).unwrap();
+    let t = |k: &str| io.tensors[k].clone();
+    let tau: f32 = io.metadata["temperature"].parse().unwrap();
+    let (kp, poses, eps) = (t("keypoints"), t("poses"), t("eps"));
+    let (b, s, j) = (eps.shape[0], eps.shape[1], eps.shape[2]);
+    let observed: Vec<bool> = t("observed").data.iter().map(|&v| v > 0.5).collect();
+    let z: Vec<f32> = eps.data.iter().map(|v| v * tau).collect();
+    let mut rec = ctx().recorder();
+    let cond = m.record_condition(&mut rec, &up(&kp.data, &kp.shape), &observed).unwrap();
+    let pt = up(&poses.data, &poses.shape);
+    let (zp, lp) = m.record_log_prob(&mut rec, &pt, Some(&cond)).unwrap();
+    let (zq, lq) = m.record_log_prob(&mut rec, &pt, None).unwrap();
+    let (x, xl) = m.record_sample_from(&mut rec, &up(&z, &eps.shape), Some(&cond)).unwrap();
+    let mode = m.record_mode(&mut rec, Some(&cond), 0).unwrap();
+    let outs = [
+        ("context", cond.context().clone()),
+        ("z", zp),
+        ("logp", lp),
+        ("z_prior", zq),
+        ("logp_prior", lq),
+        ("samples", x),
+        ("sample_logp", xl),
+        ("mode", mode),
+    ];
+    let hs: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
+    let done = rec.submit().unwrap();
+    for ((name, tensor), h) in outs.iter().zip(hs) {
+        let want = t(name);
+        assert_eq!(tensor.shape(), &want.shape[..], "{name} shape");
+        assert_close(&done.f32(h, tensor), &want.data, 1e-4, 1e-4, &format!("golden cgnf {name} (GPU)"));
+    }
+    // The CPU reference against the same golden.
+    let (rz, rl) = m.reference_log_prob(&poses.data, b, 1, Some((&kp.data, &observed))).unwrap();
+    assert_close(&rz, &t("z").data, 1e-4, 1e-4, "golden cgnf z (reference)");
+    assert_close(&rl, &t("logp").data, 1e-4, 1e-4, "golden cgnf logp (reference)");
+    let (rx, rxl) = m.reference_sample(&z, b, s, Some((&kp.data, &observed))).unwrap();
+    assert_close(&rx, &t("samples").data, 1e-4, 1e-4, "golden cgnf samples (reference)");
+    assert_close(&rxl, &t("sample_logp").data, 1e-4, 1e-4, "golden cgnf sample_logp (reference)");
+    assert_eq!(j, m.config.joints);
 }

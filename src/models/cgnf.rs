@@ -16,15 +16,20 @@
 //!   and `...layers.{l}.pool.{weight, bias}` for the two CondGCN layers l = 0, 1 (layer 0: in 3 − T,
 //!   hidden H, out H, context C; layer 1: in H, out 2T, context H); `...identity_features` and
 //!   `...transform_features` (nflows' index buffers) where present define the mask. propose creates
-//!   `x<-x`, `r` and `r->x` layers too but never uses them (its reversed skeleton edges use `x->x`),
-//!   so they are accepted and ignored; root nodes are not supported;
-//! - `_embedding_net.adj [J, J]`, `_embedding_net.layers.{0,1}.lin_rel.{weight, bias}` and
-//!   `.lin_root.weight` (PyG DenseSAGEConv, 2 → hidden → C, ReLU between);
+//!   an `x<-x` layer and an `attention` layer too but never uses them (its reversed skeleton edges
+//!   use `x->x`; `use_attention` is off), so they are accepted and ignored. Its `r` and `r->x`
+//!   layers serve a separate root node, which this model does not have (the root is one of the J
+//!   joints): they are accepted and ignored, so a checkpoint trained with root nodes loads but
+//!   does not reproduce propose's outputs;
+//! - `_embedding_net.adj [J, J]`, `_embedding_net.layers.{0,1}.lin_rel.weight`,
+//!   `.lin_root.weight` and the layer's bias as `.lin_root.bias` (PyG 2) or `.lin_rel.bias`
+//!   (PyG DenseSAGEConv, 2 → hidden → C, ReLU between);
 //! - `_distribution.*` buffers are accepted and ignored.
 //!
 //! Log-densities are per node, as propose's `log_prob` returns them (sum over the joints for the
-//! log-density of a pose). With a samples axis they are kept per sample: propose averages the
-//! log-scales over the samples, which is the mean of ours.
+//! log-density of a pose). With a samples axis they are kept per sample, each the exact log-density
+//! of its sample. (propose, given a samples axis, averages the coupling log-scales over the samples
+//! and takes the base density of the samples' mean z: a summary, not a density of any one sample.)
 //!
 //! Loading folds: each CondGCN's self-loop and neighbour linears are stacked into one matmul over
 //! the nodes (the first widened with a zero column for the transformed coordinate), the context
@@ -205,6 +210,10 @@ impl Condition {
     pub fn batch(&self) -> usize {
         self.batch
     }
+    /// The embedded keypoints [B, J, C] (the `c` node features).
+    pub fn context(&self) -> &Tensor {
+        &self.context
+    }
 }
 
 fn lin(sd: &mut BTreeMap<String, HostTensor>, key: &str, o: usize, i: usize, bias: bool) -> Result<Lin> {
@@ -335,10 +344,10 @@ impl Cgnf {
                     cx: lin(&mut sd, &format!("{g}.layers.c->x"), h, cin, true)?,
                     pool: lin(&mut sd, &format!("{g}.pool"), out, h, true)?,
                 });
-                // Built by propose, never used (module docs).
-                for unused in ["x<-x", "r", "r->x"] {
-                    sd.remove(&format!("{g}.layers.{unused}.weight"));
-                    sd.remove(&format!("{g}.layers.{unused}.bias"));
+                // Built by propose, never used here (module docs).
+                for unused in ["layers.x<-x", "layers.r", "layers.r->x", "attention"] {
+                    sd.remove(&format!("{g}.{unused}.weight"));
+                    sd.remove(&format!("{g}.{unused}.bias"));
                 }
             }
             let [g0, g1]: [Gcn; 2] = gcn.try_into().map_err(|_| Error::Case("cgnf: two CondGCN layers".into()))?;
@@ -379,10 +388,25 @@ impl Cgnf {
                 let mut layers = Vec::new();
                 for (l, (fin, out)) in [(2, e.hidden), (e.hidden, c)].into_iter().enumerate() {
                     let k = format!("_embedding_net.layers.{l}");
-                    layers.push((
-                        lin(&mut sd, &format!("{k}.lin_rel"), out, fin, true)?,
-                        lin(&mut sd, &format!("{k}.lin_root"), out, fin, false)?,
-                    ));
+                    // The layer's one bias: PyG 2 keeps it on lin_root, older releases (and
+                    // models.md) on lin_rel; either is accepted, both are summed.
+                    let mut rel = lin(&mut sd, &format!("{k}.lin_rel"), out, fin, false)?;
+                    let mut root = lin(&mut sd, &format!("{k}.lin_root"), out, fin, false)?;
+                    let mut bias: Option<HostTensor> = None;
+                    for key in [format!("{k}.lin_rel.bias"), format!("{k}.lin_root.bias")] {
+                        if sd.contains_key(&key) {
+                            let b = take_named(WHAT, &mut sd, &key, Some(&[out]))?;
+                            bias = Some(match bias {
+                                None => b,
+                                Some(a) => HostTensor::new(vec![out], a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect()),
+                            });
+                        }
+                    }
+                    rel.b = Some(bias.ok_or_else(|| {
+                        Error::Case(format!("{WHAT}: missing key \"{k}.lin_root.bias\" (or \"{k}.lin_rel.bias\")"))
+                    })?);
+                    root.b = None;
+                    layers.push((rel, root));
                 }
                 let [l0, l1]: [(Lin, Lin); 2] =
                     layers.try_into().map_err(|_| Error::Case("cgnf: two DenseSAGE layers".into()))?;
