@@ -208,7 +208,7 @@ def refine_by_hand(x0_model, energy_fn, energy_scale, num_substeps):
         xg = x.clone().requires_grad_()
         en = energy_fn(xg)
         g = torch.autograd.grad(en.sum(), xg)[0]
-        m = float(en.mean())
+        m = float(en.mean().detach())
         if best < math.inf:
             margins.append(abs(m / best - (1 - 1e-4)))
         if m < best * (1 - 1e-4):

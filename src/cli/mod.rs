@@ -83,7 +83,9 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum FlowCmd {
-    /// log p(x) of each row of the input [N, D]; writes `log_prob` [N] and `z` [N, D].
+    /// log p(x) of each row of the input [N, D]; writes `log_prob` [N] and `z` [N, D]. For a cGNF
+    /// config (models::cgnf): the input holds `poses` [B, J, 3] and optionally `keypoints` [B, J, 2]
+    /// and `observed` [B, J]; writes `log_prob` per joint [B, J] and `z` [B, J, 3].
     Density {
         #[arg(long)]
         weights: PathBuf,
@@ -96,6 +98,7 @@ enum FlowCmd {
         output: PathBuf,
     },
     /// N samples (base draws scaled by the temperature, through the inverse flow); writes `samples` [N, D].
+    /// For a cGNF: N hypotheses per pose of --input's keypoints (or from the prior without it).
     Sample {
         #[arg(long)]
         weights: PathBuf,
@@ -103,6 +106,9 @@ enum FlowCmd {
         config: PathBuf,
         #[arg(long)]
         n: usize,
+        /// cGNF only: `keypoints` [B, J, 2] and optionally `observed` [B, J] (1 = observed).
+        #[arg(long)]
+        input: Option<PathBuf>,
         #[arg(long, default_value_t = 1.0)]
         temperature: f32,
         #[arg(long, default_value_t = 0)]
@@ -368,6 +374,12 @@ fn flow_cmd(cmd: FlowCmd) -> Result<()> {
     let mut meta = std::collections::HashMap::new();
     meta.insert("adapter".to_string(), ctx.adapter().name.clone());
     meta.insert("backend".to_string(), ctx.adapter().backend.clone());
+    let cfg_path = match &cmd {
+        FlowCmd::Density { config, .. } | FlowCmd::Sample { config, .. } => config.clone(),
+    };
+    if is_cgnf_config(&cfg_path)? {
+        return cgnf_cmd(&ctx, cmd, meta);
+    }
     match cmd {
         FlowCmd::Density { weights, config, input, output } => {
             let flow = Flow::load(&ctx, &weights, &config)?;
@@ -395,9 +407,12 @@ fn flow_cmd(cmd: FlowCmd) -> Result<()> {
             write_safetensors(&output, &outs, &meta)?;
             println!("wrote {} (log_prob {:?})", output.display(), lp.shape());
         }
-        FlowCmd::Sample { weights, config, n, temperature, seed, output } => {
+        FlowCmd::Sample { weights, config, n, temperature, seed, output, input } => {
             if n == 0 {
                 return Err(Error::param("flow sample", "n", "must be >= 1"));
+            }
+            if input.is_some() {
+                return Err(Error::param("flow sample", "input", "only a cGNF config takes an input"));
             }
             let flow = Flow::load(&ctx, &weights, &config)?;
             let mut rec = ctx.recorder();
@@ -410,6 +425,103 @@ fn flow_cmd(cmd: FlowCmd) -> Result<()> {
                 &meta,
             )?;
             println!("wrote {} (samples {:?})", output.display(), x.shape());
+        }
+    }
+    Ok(())
+}
+
+/// A cGNF config names its joints; a composite flow's names its features.
+fn is_cgnf_config(path: &std::path::Path) -> Result<bool> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::File { path: path.display().to_string(), reason: format!("cannot read: {e}") })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::File { path: path.display().to_string(), reason: format!("not JSON: {e}") })?;
+    Ok(v.get("joints").is_some())
+}
+
+fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String, String>) -> Result<()> {
+    use vcortex::io::{read_safetensors, write_safetensors, HostTensor};
+    use vcortex::models::Cgnf;
+    use vcortex::Tensor;
+    // The condition of an input file: its keypoints (all observed unless `observed` says).
+    let condition = |m: &Cgnf,
+                     rec: &mut vcortex::Recorder,
+                     f: &mut std::collections::BTreeMap<String, HostTensor>,
+                     path: &std::path::Path|
+     -> Result<Option<vcortex::models::cgnf::Condition>> {
+        let Some(kp) = f.remove("keypoints") else {
+            if f.contains_key("observed") {
+                return Err(Error::File { path: path.display().to_string(), reason: "\"observed\" without \"keypoints\"".into() });
+            }
+            return Ok(None);
+        };
+        let n = kp.data.len() / 2;
+        let observed: Vec<bool> = match f.remove("observed") {
+            None => vec![true; n],
+            Some(o) => {
+                if o.data.iter().any(|&v| v != 0.0 && v != 1.0) {
+                    return Err(Error::File { path: path.display().to_string(), reason: "\"observed\" must hold only 0 and 1".into() });
+                }
+                o.data.iter().map(|&v| v == 1.0).collect()
+            }
+        };
+        let kt = Tensor::from_f32(ctx, &kp.data, &kp.shape)?;
+        m.record_condition(rec, &kt, &observed).map(Some)
+    };
+    let leftover = |f: &std::collections::BTreeMap<String, HostTensor>, path: &std::path::Path| -> Result<()> {
+        match f.keys().next() {
+            Some(k) => Err(Error::File { path: path.display().to_string(), reason: format!("unexpected tensor {k:?}") }),
+            None => Ok(()),
+        }
+    };
+    match cmd {
+        FlowCmd::Density { weights, config, input, output } => {
+            let m = Cgnf::load(ctx, &weights, &config)?;
+            let mut f = read_safetensors(&input)?.tensors;
+            let poses = f.remove("poses").ok_or_else(|| Error::File {
+                path: input.display().to_string(),
+                reason: "no tensor named \"poses\" [B, J, 3]".into(),
+            })?;
+            let mut rec = ctx.recorder();
+            let cond = condition(&m, &mut rec, &mut f, &input)?;
+            leftover(&f, &input)?;
+            let pt = Tensor::from_f32(ctx, &poses.data, &poses.shape)?;
+            let (z, lp) = m.record_log_prob(&mut rec, &pt, cond.as_ref())?;
+            let (hz, hl) = (rec.read_back(&z), rec.read_back(&lp));
+            let done = rec.submit()?;
+            let outs = vec![
+                ("log_prob".to_string(), HostTensor::new(lp.shape().to_vec(), done.f32(hl, &lp))),
+                ("z".to_string(), HostTensor::new(z.shape().to_vec(), done.f32(hz, &z))),
+            ];
+            write_safetensors(&output, &outs, &meta)?;
+            println!("wrote {} (log_prob per joint {:?})", output.display(), lp.shape());
+        }
+        FlowCmd::Sample { weights, config, n, temperature, seed, output, input } => {
+            if n == 0 {
+                return Err(Error::param("flow sample", "n", "must be >= 1"));
+            }
+            let m = Cgnf::load(ctx, &weights, &config)?;
+            let mut rec = ctx.recorder();
+            let cond = match &input {
+                Some(path) => {
+                    let mut f = read_safetensors(path)?.tensors;
+                    let c = condition(&m, &mut rec, &mut f, path)?;
+                    leftover(&f, path)?;
+                    c
+                }
+                None => None,
+            };
+            let (x, lp) = m.record_sample(&mut rec, cond.as_ref(), 1, n, temperature, seed, 0)?;
+            let mode = m.record_mode(&mut rec, cond.as_ref(), 1)?;
+            let hs = [rec.read_back(&x), rec.read_back(&lp), rec.read_back(&mode)];
+            let done = rec.submit()?;
+            let outs = vec![
+                ("samples".to_string(), HostTensor::new(x.shape().to_vec(), done.f32(hs[0], &x))),
+                ("log_prob".to_string(), HostTensor::new(lp.shape().to_vec(), done.f32(hs[1], &lp))),
+                ("mode".to_string(), HostTensor::new(mode.shape().to_vec(), done.f32(hs[2], &mode))),
+            ];
+            write_safetensors(&output, &outs, &meta)?;
+            println!("wrote {} (samples {:?}, log_prob per joint, mode)", output.display(), x.shape());
         }
     }
     Ok(())
