@@ -56,6 +56,7 @@ fn ddpm_steps_match_the_reference() {
                     prediction,
                     variance,
                     clip,
+                    threshold: None,
                 };
                 let ts = cfg.timesteps().unwrap();
                 for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
@@ -95,6 +96,7 @@ fn ddim_steps_match_the_reference() {
                     num_inference_steps: steps,
                     prediction,
                     clip: if eta > 0.4 { Some(1.5) } else { None },
+                    threshold: None,
                     eta,
                     set_alpha_to_one: one,
                     steps_offset: offset,
@@ -129,6 +131,7 @@ fn fused_philox_noise_equals_the_drawn_stream() {
         num_inference_steps: 20,
         prediction: Prediction::Sample,
         clip: None,
+        threshold: None,
         eta: 1.0,
         set_alpha_to_one: true,
         steps_offset: 0,
@@ -174,6 +177,7 @@ fn steps_refuse_bad_input() {
         prediction: Prediction::Epsilon,
         variance: VarianceType::FixedSmall,
         clip: Some(1.0),
+        threshold: None,
     };
     let mut rec = ctx().recorder();
     let e = ops::ddpm_step(&mut rec, &ddpm, 901, &x, &x, Noise::Tensor(&x)).unwrap_err();
@@ -196,4 +200,92 @@ fn steps_refuse_bad_input() {
         assert!(ops::ddpm_step(&mut rec, &bad, 900, &x, &x, Noise::Tensor(&x)).is_err(), "{bad:?}");
     }
     assert_eq!(rec.dispatch_count(), 1);
+}
+
+/// Dynamic thresholding (diffusers `thresholding=True`): the per-sample quantile of |x̂0| by radix
+/// select on the GPU against the sorted f64 reference, on rows of awkward lengths (1, odd, past
+/// one workgroup's stride), with ties, and with s inside and outside [1, max].
+#[test]
+fn dynamic_thresholding_matches_the_reference() {
+    use vcortex::diffusion::Threshold;
+    let mut rng = SplitMix::new(47);
+    for (rows, len, scale, ratio, max, pred) in [
+        (3usize, 105usize, 3.0f32, 0.995, 1.5, Prediction::Sample),
+        (1, 1, 5.0, 0.995, 2.0, Prediction::Sample),
+        (7, 3060, 4.0, 0.9, 2.5, Prediction::Epsilon),
+        (2, 257, 0.5, 0.995, 1.0, Prediction::VPrediction),
+        (4, 1000, 10.0, 1.0, 20.0, Prediction::Sample),
+        (5, 64, 3.0, 0.5, 3.0, Prediction::Sample),
+    ] {
+        let n = rows * len;
+        let s = rng.vec(n, -scale, scale);
+        let mut m = rng.vec(n, -scale, scale);
+        // Ties: a run of equal magnitudes of both signs.
+        for k in 0..len.min(20) {
+            m[k] = if k % 2 == 0 { 1.25 } else { -1.25 };
+        }
+        let z = rng.vec(n, -1.0, 1.0);
+        let th = Threshold { ratio, max };
+        let ddpm = DdpmConfig {
+            num_train_timesteps: 50,
+            beta_schedule: BetaSchedule::SquaredCosCapV2,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            num_inference_steps: 10,
+            prediction: pred,
+            variance: VarianceType::FixedSmall,
+            clip: Some(1.0),
+            threshold: Some(th),
+        };
+        let t = ddpm.timesteps().unwrap()[3];
+        let shape = [rows, len];
+        let mut rec = ctx().recorder();
+        let (prev, x0) =
+            ops::ddpm_step(&mut rec, &ddpm, t, &up(&s, &shape), &up(&m, &shape), Noise::Tensor(&up(&z, &shape))).unwrap();
+        let (hp, hx) = (rec.read_back(&prev), rec.read_back(&x0));
+        let done = rec.submit().unwrap();
+        let (wp, wx) = reference::diffusion::ddpm_step_rows(&ddpm, t, &s, &m, Some(&z), rows).unwrap();
+        let what = format!("threshold rows {rows} len {len} ratio {ratio} max {max} {pred:?}");
+        assert_close(&done.f32(hx, &x0), &wx, 1e-5, 1e-4, &format!("{what}: x0"));
+        assert_close(&done.f32(hp, &prev), &wp, 1e-5, 1e-4, &format!("{what}: prev"));
+        let got = done.f32(hx, &x0);
+        assert!(got.iter().all(|v| v.abs() <= 1.0 + 1e-6), "{what}: thresholded x0 within [-1, 1]");
+        // DDIM thresholds the same way.
+        let ddim = DdimConfig {
+            num_train_timesteps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            num_inference_steps: 20,
+            prediction: pred,
+            clip: None,
+            threshold: Some(th),
+            eta: 0.0,
+            set_alpha_to_one: true,
+            steps_offset: 0,
+            spacing: Spacing::Leading,
+        };
+        let t = ddim.timesteps().unwrap()[4];
+        let got = run1(|rec| ops::ddim_step(rec, &ddim, t, &up(&s, &shape), &up(&m, &shape), Noise::None).map(|r| r.1));
+        let (_, wx) = reference::diffusion::ddim_step_rows(&ddim, t, &s, &m, None, rows).unwrap();
+        assert_close(&got, &wx, 1e-5, 1e-4, &format!("{what}: ddim x0"));
+    }
+    // Bad parameters are refused before anything is recorded.
+    let x = up(&[0.0; 6], &[2, 3]);
+    for th in [Threshold { ratio: 0.0, max: 1.0 }, Threshold { ratio: 1.5, max: 1.0 }, Threshold { ratio: 0.9, max: 0.5 }, Threshold { ratio: f64::NAN, max: 1.0 }] {
+        let cfg = DdpmConfig {
+            num_train_timesteps: 50,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            num_inference_steps: 10,
+            prediction: Prediction::Sample,
+            variance: VarianceType::FixedSmall,
+            clip: None,
+            threshold: Some(th),
+        };
+        let mut rec = ctx().recorder();
+        assert!(ops::ddpm_step(&mut rec, &cfg, 45, &x, &x, Noise::Tensor(&x)).is_err(), "{th:?}");
+        assert_eq!(rec.dispatch_count(), 0);
+    }
 }

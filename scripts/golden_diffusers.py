@@ -78,13 +78,15 @@ DEFAULTS = {
     "beta_end": "0.02", "num_inference_steps": "1000", "prediction_type": "epsilon",
     "variance_type": "fixed_small", "clip_sample": "true", "clip_sample_range": "1.0",
     "eta": "0.0", "set_alpha_to_one": "true", "steps_offset": "0", "timestep_spacing": "leading",
+    "thresholding": "false", "dynamic_thresholding_ratio": "0.995", "sample_max_value": "1.0",
 }
+THRESH_KEYS = ["thresholding", "dynamic_thresholding_ratio", "sample_max_value"]
 DDPM_KEYS = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
              "num_inference_steps", "timestep", "prediction_type", "variance_type",
-             "clip_sample", "clip_sample_range"]
+             "clip_sample", "clip_sample_range"] + THRESH_KEYS
 DDIM_KEYS = ["num_train_timesteps", "beta_schedule", "beta_start", "beta_end",
              "num_inference_steps", "timestep", "prediction_type", "clip_sample",
-             "clip_sample_range", "eta", "set_alpha_to_one", "steps_offset", "timestep_spacing"]
+             "clip_sample_range", "eta", "set_alpha_to_one", "steps_offset", "timestep_spacing"] + THRESH_KEYS
 
 
 def get(params, key):
@@ -100,7 +102,9 @@ def common_config(params):
         prediction_type=get(params, "prediction_type"),
         clip_sample=parse_bool(get(params, "clip_sample")),
         clip_sample_range=float(get(params, "clip_sample_range")),
-        thresholding=False,
+        thresholding=parse_bool(get(params, "thresholding")),
+        dynamic_thresholding_ratio=float(get(params, "dynamic_thresholding_ratio")),
+        sample_max_value=float(get(params, "sample_max_value")),
     )
 
 
@@ -167,7 +171,13 @@ def ref_step(op, params, acp, sample, model_output, noise):
     else:
         x0 = np.sqrt(a_t) * x - np.sqrt(b_t) * m
         eps = np.sqrt(a_t) * m + np.sqrt(b_t) * x
-    if parse_bool(get(params, "clip_sample")):
+    if parse_bool(get(params, "thresholding")):
+        # per sample (first axis): s = quantile(|x0|, ratio) (linear interpolation), in [1, max]
+        rows = x0.reshape(x0.shape[0], -1)
+        s = np.quantile(np.abs(rows), float(get(params, "dynamic_thresholding_ratio")), axis=1)
+        s = np.clip(s, 1.0, float(get(params, "sample_max_value")))[:, None]
+        x0 = (np.clip(rows, -s, s) / s).reshape(x0.shape)
+    elif parse_bool(get(params, "clip_sample")):
         r = float(get(params, "clip_sample_range"))
         x0 = np.clip(x0, -r, r)
     if op == "ddpm_step":
@@ -333,6 +343,24 @@ ddim_case("ddim_m_cos_sample_T100_n20_platypose", PLATY, {
     "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
     "num_inference_steps": "20", "timestep": "50", "prediction_type": "sample", "eta": "0.0",
     "timestep_spacing": "leading", "clip_sample": "false"})
+
+# Dynamic thresholding (thresholding=True wins over clip_sample, as in diffusers): per sample of
+# the first axis, s = quantile(|x0|, ratio) clamped to [1, sample_max_value].
+ddpm_case("ddpm_n_thresh_sample_platypose", PLATY, {
+    "num_train_timesteps": "50", "beta_schedule": "squaredcos_cap_v2",
+    "num_inference_steps": "10", "timestep": "25", "prediction_type": "sample",
+    "variance_type": "fixed_small", "thresholding": "true", "sample_max_value": "1.5"})
+ddpm_case("ddpm_o_thresh_vpred_ratio09", S, {
+    "timestep": "500", "num_inference_steps": "10", "prediction_type": "v_prediction",
+    "thresholding": "true", "dynamic_thresholding_ratio": "0.9", "sample_max_value": "3.0",
+    "clip_sample": "false"})
+ddim_case("ddim_n_thresh_eps_eta05", S, {
+    "timestep": "600", "num_inference_steps": "10", "prediction_type": "epsilon", "eta": "0.5",
+    "thresholding": "true", "sample_max_value": "2.0"})
+ddim_case("ddim_o_thresh_sample_max1", PLATY, {
+    "num_train_timesteps": "100", "beta_schedule": "squaredcos_cap_v2",
+    "num_inference_steps": "20", "timestep": "50", "prediction_type": "sample",
+    "thresholding": "true", "dynamic_thresholding_ratio": "0.995"})
 
 
 # --------------------------------------------------------------------------- write + check

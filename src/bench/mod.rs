@@ -448,6 +448,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 num_inference_steps: 20,
                 prediction: Prediction::Sample,
                 clip: None,
+                threshold: None,
                 eta: 0.5,
                 set_alpha_to_one: true,
                 steps_offset: 0,
@@ -462,6 +463,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 prediction: Prediction::Sample,
                 variance: VarianceType::FixedSmall,
                 clip: None,
+                threshold: None,
             };
             let t = if ddim { ddim_cfg.timesteps()?[5] } else { ddpm_cfg.timesteps()?[5] };
             let (sd, md, zd) = (&sd, &md, &zd);

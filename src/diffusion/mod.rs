@@ -3,4 +3,4 @@
 
 pub mod schedule;
 
-pub use schedule::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, StepCoeffs, VarianceType};
+pub use schedule::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, StepCoeffs, Threshold, VarianceType};

@@ -185,8 +185,37 @@ pub fn timesteps(t: usize, n: usize, spacing: Spacing, steps_offset: usize) -> R
         .collect()
 }
 
-/// The coefficients of one fused step: x̂0 = a_s·x + a_m·m (then clipped to ±clip), ε̂ = e_s·x +
-/// e_m·m, x_prev = p_x0·x̂0 + p_eps·ε̂ + p_s·x + sigma·z.
+/// Dynamic thresholding of x̂0 (diffusers `thresholding=True`, Imagen): per sample (the first
+/// axis) s = quantile(|x̂0|, ratio), clamped to [1, max]; x̂0 ← clamp(x̂0, −s, s) / s. It takes the
+/// place of clipping when both are set, as in diffusers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Threshold {
+    /// `dynamic_thresholding_ratio` (diffusers' default 0.995).
+    pub ratio: f64,
+    /// `sample_max_value` (diffusers' default 1.0).
+    pub max: f64,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold { ratio: 0.995, max: 1.0 }
+    }
+}
+
+impl Threshold {
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        if !(self.ratio.is_finite() && self.ratio > 0.0 && self.ratio <= 1.0) {
+            return Err(Error::param(op, "dynamic_thresholding_ratio", format!("{} must be in (0, 1]", self.ratio)));
+        }
+        if !(self.max.is_finite() && self.max >= 1.0) {
+            return Err(Error::param(op, "sample_max_value", format!("{} must be finite and >= 1", self.max)));
+        }
+        Ok(())
+    }
+}
+
+/// The coefficients of one fused step: x̂0 = a_s·x + a_m·m (then clipped to ±clip, or dynamically
+/// thresholded), ε̂ = e_s·x + e_m·m, x_prev = p_x0·x̂0 + p_eps·ε̂ + p_s·x + sigma·z.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepCoeffs {
     pub a_s: f64,
@@ -194,6 +223,7 @@ pub struct StepCoeffs {
     pub e_s: f64,
     pub e_m: f64,
     pub clip: Option<f64>,
+    pub threshold: Option<Threshold>,
     pub p_x0: f64,
     pub p_eps: f64,
     pub p_s: f64,
@@ -242,6 +272,8 @@ pub struct DdpmConfig {
     pub variance: VarianceType,
     /// `clip_sample` with its range.
     pub clip: Option<f64>,
+    /// `thresholding` with its ratio and maximum (wins over `clip`).
+    pub threshold: Option<Threshold>,
 }
 
 impl DdpmConfig {
@@ -252,6 +284,9 @@ impl DdpmConfig {
     /// The coefficients of the step from `t` (which must be on the schedule).
     pub fn coeffs(&self, t: usize) -> Result<StepCoeffs> {
         check_clip("ddpm_step", self.clip)?;
+        if let Some(th) = self.threshold {
+            th.validate("ddpm_step")?;
+        }
         let ac = alphas_cumprod(&betas(self.beta_schedule, self.num_train_timesteps, self.beta_start, self.beta_end)?);
         let steps = self.timesteps()?;
         let i = position("ddpm_step", &steps, t)?;
@@ -270,7 +305,8 @@ impl DdpmConfig {
             a_m,
             e_s,
             e_m,
-            clip: self.clip,
+            clip: if self.threshold.is_some() { None } else { self.clip },
+            threshold: self.threshold,
             p_x0: ap.sqrt() * cur_beta / bt,
             p_eps: 0.0,
             p_s: cur_alpha.sqrt() * bp / bt,
@@ -289,6 +325,8 @@ pub struct DdimConfig {
     pub num_inference_steps: usize,
     pub prediction: Prediction,
     pub clip: Option<f64>,
+    /// `thresholding` with its ratio and maximum (wins over `clip`).
+    pub threshold: Option<Threshold>,
     pub eta: f64,
     pub set_alpha_to_one: bool,
     pub steps_offset: usize,
@@ -304,6 +342,9 @@ impl DdimConfig {
     /// the previous timestep is t − T/n whatever the spacing.
     pub fn coeffs(&self, t: usize) -> Result<StepCoeffs> {
         check_clip("ddim_step", self.clip)?;
+        if let Some(th) = self.threshold {
+            th.validate("ddim_step")?;
+        }
         if !self.eta.is_finite() || self.eta < 0.0 {
             return Err(Error::param("ddim_step", "eta", format!("{} must be finite and >= 0", self.eta)));
         }
@@ -322,7 +363,8 @@ impl DdimConfig {
             a_m,
             e_s,
             e_m,
-            clip: self.clip,
+            clip: if self.threshold.is_some() { None } else { self.clip },
+            threshold: self.threshold,
             p_x0: ap.sqrt(),
             p_eps: (1.0 - ap - std * std).max(0.0).sqrt(),
             p_s: 0.0,

@@ -2,7 +2,7 @@
 //! op and its CPU reference.
 
 use super::{Backend, Case, OpSpec};
-use crate::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
+use crate::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, Threshold, VarianceType};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::{self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, SupDivisor};
@@ -65,6 +65,9 @@ pub static OPS: &[OpSpec] = &[
             "variance_type",
             "clip_sample",
             "clip_sample_range",
+            "thresholding",
+            "dynamic_thresholding_ratio",
+            "sample_max_value",
         ],
         run: ddpm_step,
     },
@@ -82,6 +85,9 @@ pub static OPS: &[OpSpec] = &[
             "prediction_type",
             "clip_sample",
             "clip_sample_range",
+            "thresholding",
+            "dynamic_thresholding_ratio",
+            "sample_max_value",
             "eta",
             "set_alpha_to_one",
             "steps_offset",
@@ -384,6 +390,7 @@ struct SchedulerCase {
     timestep: usize,
     prediction: Prediction,
     clip: Option<f64>,
+    threshold: Option<Threshold>,
 }
 
 fn scheduler_case(c: &Case) -> Result<SchedulerCase> {
@@ -399,6 +406,11 @@ fn scheduler_case(c: &Case) -> Result<SchedulerCase> {
         timestep,
         prediction: Prediction::parse(&c.string("prediction_type", "epsilon"))?,
         clip: if c.bool("clip_sample", true)? { Some(c.f64("clip_sample_range", 1.0)?) } else { None },
+        threshold: if c.bool("thresholding", false)? {
+            Some(Threshold { ratio: c.f64("dynamic_thresholding_ratio", 0.995)?, max: c.f64("sample_max_value", 1.0)? })
+        } else {
+            None
+        },
     })
 }
 
@@ -408,7 +420,7 @@ fn step_outputs(
     c: &Case,
     op: &'static str,
     gpu: impl FnOnce(&mut Recorder, &Tensor, &Tensor, ops::Noise) -> Result<(Tensor, Tensor)>,
-    cpu: impl FnOnce(&[f32], &[f32], Option<&[f32]>) -> Result<(Vec<f32>, Vec<f32>)>,
+    cpu: impl FnOnce(&[f32], &[f32], Option<&[f32]>, usize) -> Result<(Vec<f32>, Vec<f32>)>,
 ) -> Result<Outputs> {
     let (s, m, z) = (c.tensor("sample")?, c.tensor("model_output")?, c.opt("noise"));
     for (t, name) in [(Some(m), "model_output"), (z, "noise")] {
@@ -426,7 +438,7 @@ fn step_outputs(
             let [p, x] = on_gpu_n(ctx, |rec| gpu(rec, &st, &mt, noise).map(|(p, x)| [p, x]))?;
             (p.data, x.data)
         }
-        Backend::Cpu => cpu(&s.data, &m.data, z.map(|t| &t.data[..]))?,
+        Backend::Cpu => cpu(&s.data, &m.data, z.map(|t| &t.data[..]), s.shape[0])?,
     };
     Ok(vec![
         ("prev_sample".to_string(), HostTensor::new(s.shape.clone(), prev)),
@@ -445,6 +457,7 @@ fn ddpm_step(b: &Backend, c: &Case) -> Result<Outputs> {
         prediction: sc.prediction,
         variance: VarianceType::parse(&c.string("variance_type", "fixed_small"))?,
         clip: sc.clip,
+        threshold: sc.threshold,
     };
     let t = sc.timestep;
     step_outputs(
@@ -452,7 +465,7 @@ fn ddpm_step(b: &Backend, c: &Case) -> Result<Outputs> {
         c,
         "ddpm_step",
         |rec, s, m, z| ops::ddpm_step(rec, &cfg, t, s, m, z),
-        |s, m, z| reference::diffusion::ddpm_step(&cfg, t, s, m, z),
+        |s, m, z, rows| reference::diffusion::ddpm_step_rows(&cfg, t, s, m, z, rows),
     )
 }
 
@@ -466,6 +479,7 @@ fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
         num_inference_steps: sc.steps,
         prediction: sc.prediction,
         clip: sc.clip,
+        threshold: sc.threshold,
         eta: c.f64("eta", 0.0)?,
         set_alpha_to_one: c.bool("set_alpha_to_one", true)?,
         steps_offset: c.usize("steps_offset", 0)?,
@@ -477,7 +491,7 @@ fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
         c,
         "ddim_step",
         |rec, s, m, z| ops::ddim_step(rec, &cfg, t, s, m, z),
-        |s, m, z| reference::diffusion::ddim_step(&cfg, t, s, m, z),
+        |s, m, z, rows| reference::diffusion::ddim_step_rows(&cfg, t, s, m, z, rows),
     )
 }
 

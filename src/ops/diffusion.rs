@@ -28,7 +28,9 @@ struct StepParams {
     seed_hi: u32,
     off_lo: u32,
     off_hi: u32,
-    _p: [u32; 3],
+    row_len: u32,
+    q_lo: u32,
+    _p: u32,
     a_s: f32,
     a_m: f32,
     e_s: f32,
@@ -39,10 +41,13 @@ struct StepParams {
     sigma: f32,
     clip: f32,
     w: f32,
-    _q: [f32; 2],
+    q_w: f32,
+    s_max: f32,
 }
 
 const BINDINGS: [Access; 5] = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+const STEP_BINDINGS: [Access; 6] =
+    [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::Read];
 
 fn noise_parts<'a>(
     op: &'static str,
@@ -69,6 +74,16 @@ fn noise_parts<'a>(
 /// One sampler step from `sample` and the model's `model_output`: returns (prev_sample,
 /// pred_original_sample). Noise is needed when the coefficients have sigma > 0.
 pub fn sampler_step(
+    rec: &mut Recorder,
+    sample: &Tensor,
+    model_output: &Tensor,
+    noise: Noise,
+    c: &StepCoeffs,
+) -> Result<(Tensor, Tensor)> {
+    rec.atomic(|rec| sampler_step_unit(rec, sample, model_output, noise, c))
+}
+
+fn sampler_step_unit(
     rec: &mut Recorder,
     sample: &Tensor,
     model_output: &Tensor,
@@ -111,9 +126,44 @@ pub fn sampler_step(
     };
     let (mode, z) = noise_parts(OP, noise, sample.shape(), &mut p)?;
     let mode = if c.sigma > 0.0 { mode } else { 0 };
-    let key = PipelineKey::new("diffusion", "sampler_step", &BINDINGS)
+    // Dynamic thresholding: s per sample (the first axis) first, in its own pass.
+    let s = match c.threshold {
+        None => None,
+        Some(th) => {
+            th.validate(OP)?;
+            let rows = sample.shape()[0];
+            let len = sample.numel() / rows;
+            // torch.quantile's position, in f32 as torch computes it for f32 input.
+            let rank = th.ratio as f32 * (len - 1) as f32;
+            let (lo, w) = (rank.floor(), rank - rank.floor());
+            let q = StepParams {
+                n: rows as u32,
+                row_len: len as u32,
+                q_lo: (lo as u32).min(len as u32 - 1),
+                q_w: w,
+                s_max: th.max as f32,
+                a_s: p.a_s,
+                a_m: p.a_m,
+                ..Default::default()
+            };
+            p.row_len = len as u32;
+            let kernel = ctx.kernel(&PipelineKey::new("diffusion", "x0_quantile", &BINDINGS))?;
+            let s = Tensor::alloc(ctx, OP, &[rows], DType::F32)?;
+            let groups = ctx.grid_1d(rows as u64, OP)?;
+            rec.dispatch(
+                "sampler_step/x0_quantile",
+                kernel,
+                bytemuck::bytes_of(&q),
+                &[Some(sample), Some(model_output), None, Some(&s), None],
+                groups,
+            )?;
+            Some(s)
+        }
+    };
+    let key = PipelineKey::new("diffusion", "sampler_step", &STEP_BINDINGS)
         .with("NOISE", mode as f64)
-        .with("CLIP", c.clip.is_some() as u8 as f64);
+        .with("CLIP", (c.clip.is_some() && s.is_none()) as u8 as f64)
+        .with("THRESH", s.is_some() as u8 as f64);
     let kernel = ctx.kernel(&key)?;
     let groups = super::elementwise_grid(ctx, sample.numel(), OP)?;
     let prev = Tensor::alloc(ctx, OP, sample.shape(), DType::F32)?;
@@ -122,7 +172,7 @@ pub fn sampler_step(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(sample), Some(model_output), if mode == 1 { z } else { None }, Some(&prev), Some(&x0)],
+        &[Some(sample), Some(model_output), if mode == 1 { z } else { None }, Some(&prev), Some(&x0), s.as_ref()],
         groups,
     )?;
     Ok((prev, x0))

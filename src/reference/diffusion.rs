@@ -2,7 +2,7 @@
 //! `StepCoeffs`), in f64.
 
 use crate::diffusion::schedule::{alphas_cumprod, betas};
-use crate::diffusion::{DdimConfig, DdpmConfig, Prediction, VarianceType};
+use crate::diffusion::{DdimConfig, DdpmConfig, Prediction, Threshold, VarianceType};
 use crate::error::{Error, Result};
 
 fn x0_and_eps(pred: Prediction, a: f64, x: f64, m: f64) -> (f64, f64) {
@@ -12,6 +12,50 @@ fn x0_and_eps(pred: Prediction, a: f64, x: f64, m: f64) -> (f64, f64) {
         Prediction::Sample => (m, (x - a.sqrt() * m) / b.sqrt()),
         Prediction::VPrediction => (a.sqrt() * x - b.sqrt() * m, a.sqrt() * m + b.sqrt() * x),
     }
+}
+
+/// diffusers' `_threshold_sample` on x̂0 of `rows` samples (the first axis), in place:
+/// s = quantile(|x̂0|, ratio) per sample (linear interpolation, as torch.quantile), clamped to
+/// [1, max]; x̂0 ← clamp(x̂0, −s, s) / s.
+pub fn threshold_sample(x0: &mut [f64], rows: usize, th: &Threshold) {
+    let len = x0.len() / rows;
+    for row in x0.chunks_mut(len) {
+        let mut a: Vec<f64> = row.iter().map(|v| v.abs()).collect();
+        a.sort_by(|p, q| p.total_cmp(q));
+        let rank = th.ratio * (len - 1) as f64;
+        let lo = rank.floor() as usize;
+        let hi = (lo + 1).min(len - 1);
+        let q = a[lo] + (rank - lo as f64) * (a[hi] - a[lo]);
+        let s = q.clamp(1.0, th.max);
+        row.iter_mut().for_each(|v| *v = v.clamp(-s, s) / s);
+    }
+}
+
+/// x̂0 of every element (clipped or thresholded as the config says).
+fn processed_x0(
+    pred: Prediction,
+    a: f64,
+    sample: &[f32],
+    model: &[f32],
+    clip: Option<f64>,
+    threshold: Option<Threshold>,
+    rows: usize,
+) -> Vec<f64> {
+    let mut x0: Vec<f64> =
+        sample.iter().zip(model).map(|(&x, &m)| x0_and_eps(pred, a, x as f64, m as f64).0).collect();
+    if let Some(th) = threshold {
+        threshold_sample(&mut x0, rows, &th);
+    } else if let Some(r) = clip {
+        x0.iter_mut().for_each(|v| *v = v.clamp(-r, r));
+    }
+    x0
+}
+
+fn check_rows(op: &'static str, n: usize, rows: usize) -> Result<()> {
+    if rows == 0 || n % rows != 0 {
+        return Err(Error::param(op, "rows", format!("{rows} rows do not divide {n} elements")));
+    }
+    Ok(())
 }
 
 fn check_len(op: &'static str, n: usize, other: &[f32], what: &str) -> Result<()> {
@@ -28,6 +72,18 @@ pub fn ddpm_step(
     sample: &[f32],
     model: &[f32],
     noise: Option<&[f32]>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    ddpm_step_rows(cfg, t, sample, model, noise, 1)
+}
+
+/// [`ddpm_step`] on `rows` samples (the first axis), which dynamic thresholding treats apart.
+pub fn ddpm_step_rows(
+    cfg: &DdpmConfig,
+    t: usize,
+    sample: &[f32],
+    model: &[f32],
+    noise: Option<&[f32]>,
+    rows: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     check_len("ddpm_step", sample.len(), model, "model_output")?;
     let ac = alphas_cumprod(&betas(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)?);
@@ -48,14 +104,13 @@ pub fn ddpm_step(
         let z = noise.ok_or_else(|| Error::param("ddpm_step", "noise", "a step with t > 0 adds noise"))?;
         check_len("ddpm_step", sample.len(), z, "noise")?;
     }
+    check_rows("ddpm_step", sample.len(), rows)?;
+    let x0v = processed_x0(cfg.prediction, a, sample, model, cfg.clip, cfg.threshold, rows);
     let mut prev = vec![0f32; sample.len()];
     let mut x0s = vec![0f32; sample.len()];
     for k in 0..sample.len() {
-        let (x, m) = (sample[k] as f64, model[k] as f64);
-        let (mut x0, _) = x0_and_eps(cfg.prediction, a, x, m);
-        if let Some(r) = cfg.clip {
-            x0 = x0.clamp(-r, r);
-        }
+        let x = sample[k] as f64;
+        let x0 = x0v[k];
         let mut p = (ap.sqrt() * cur_beta / (1.0 - a)) * x0 + (cur_alpha.sqrt() * (1.0 - ap) / (1.0 - a)) * x;
         if t > 0 {
             p += var.sqrt() * noise.map_or(0.0, |z| z[k] as f64);
@@ -73,6 +128,18 @@ pub fn ddim_step(
     sample: &[f32],
     model: &[f32],
     noise: Option<&[f32]>,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    ddim_step_rows(cfg, t, sample, model, noise, 1)
+}
+
+/// [`ddim_step`] on `rows` samples (the first axis), which dynamic thresholding treats apart.
+pub fn ddim_step_rows(
+    cfg: &DdimConfig,
+    t: usize,
+    sample: &[f32],
+    model: &[f32],
+    noise: Option<&[f32]>,
+    rows: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     check_len("ddim_step", sample.len(), model, "model_output")?;
     let ac = alphas_cumprod(&betas(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)?);
@@ -94,14 +161,14 @@ pub fn ddim_step(
         let z = noise.ok_or_else(|| Error::param("ddim_step", "noise", "eta > 0 needs noise"))?;
         check_len("ddim_step", sample.len(), z, "noise")?;
     }
+    check_rows("ddim_step", sample.len(), rows)?;
+    let x0v = processed_x0(cfg.prediction, a, sample, model, cfg.clip, cfg.threshold, rows);
     let mut prev = vec![0f32; sample.len()];
     let mut x0s = vec![0f32; sample.len()];
     for k in 0..sample.len() {
         let (x, m) = (sample[k] as f64, model[k] as f64);
-        let (mut x0, eps) = x0_and_eps(cfg.prediction, a, x, m);
-        if let Some(r) = cfg.clip {
-            x0 = x0.clamp(-r, r);
-        }
+        let (_, eps) = x0_and_eps(cfg.prediction, a, x, m);
+        let x0 = x0v[k];
         let mut p = ap.sqrt() * x0 + (1.0 - ap - std * std).max(0.0).sqrt() * eps;
         if cfg.eta > 0.0 {
             p += std * noise.map_or(0.0, |z| z[k] as f64);
