@@ -11,6 +11,7 @@ mod errors;
 mod flows;
 mod golden;
 mod graph;
+mod guidance;
 mod matmul;
 mod norm;
 mod normalization;

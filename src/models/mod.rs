@@ -3,6 +3,7 @@
 pub mod cgnf;
 pub mod flow;
 pub mod mdm;
+pub mod platypose;
 pub mod sensorium;
 pub mod transformer;
 

@@ -8,6 +8,7 @@ pub mod diffusion;
 pub mod divisive_norm;
 pub mod flows;
 pub mod graph;
+pub mod guidance;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;

@@ -1,0 +1,172 @@
+//! Platypose's energy guidance: the multi-view projection, energy and gradient kernel and the
+//! plateau-scheduled SGD refinement against the f64 reference and against PyTorch autograd
+//! (scripts/golden_platypose.py, data/platypose).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::common::{assert_close, ctx, run1, up};
+use vcortex::io::{read_safetensors, HostTensor};
+use vcortex::ops::{self, Camera, Observations, Refinement};
+use vcortex::reference::guidance as rg;
+use vcortex::rng::SplitMix;
+
+fn data(name: &str) -> (BTreeMap<String, HostTensor>, std::collections::HashMap<String, String>) {
+    let f = read_safetensors(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/platypose").join(name)).unwrap();
+    (f.tensors, f.metadata)
+}
+
+/// The golden cameras (cameras.safetensors: R, t, intrinsics, radial, tangential).
+pub fn golden_cameras() -> Vec<Camera> {
+    let (t, _) = data("cameras.safetensors");
+    vcortex::models::platypose::cameras_from(&t).unwrap()
+}
+
+#[test]
+fn multiview_energy_gradient_and_projection_match_pytorch() {
+    let cams = golden_cameras();
+    let (t, _) = data("energy.safetensors");
+    let (x0, root, x2d, w) = (&t["x0"], &t["root"], &t["x2d"], &t["weights"]);
+    let (s, f, j) = (x0.shape[0], x0.shape[1], x0.shape[2] / 3);
+    let obs = Observations::new(ctx(), cams.clone(), &x2d.data, Some(&w.data), Some(&root.data), f, j).unwrap();
+    let x = up(&x0.data, &x0.shape);
+    let mut rec = ctx().recorder();
+    let (e, g) = ops::multiview_energy(&mut rec, &x, &obs).unwrap();
+    let p = ops::guidance::project(&mut rec, &x, &obs).unwrap();
+    let hs = [rec.read_back(&e), rec.read_back(&g), rec.read_back(&p)];
+    let d = rec.submit().unwrap();
+    assert_close(&d.f32(hs[0], &e), &t["energy"].data, 1e-4, 1e-4, "energy (GPU vs autograd)");
+    assert_close(&d.f32(hs[1], &g), &t["grad"].data, 1e-4, 1e-4, "gradient (GPU vs autograd)");
+    assert_close(&d.f32(hs[2], &p), &t["proj"].data, 1e-5, 1e-5, "projection (GPU)");
+    let (re, rgr) = rg::multiview_energy(&cams, &x0.data, &x2d.data, &w.data, &root.data, s, f, j);
+    let f32v = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
+    assert_close(&f32v(re), &t["energy"].data, 1e-5, 1e-5, "energy (reference vs autograd)");
+    assert_close(&f32v(rgr), &t["grad"].data, 1e-5, 1e-5, "gradient (reference vs autograd)");
+    assert_close(&rg::project(&cams, &x0.data, &root.data, s, f, j), &t["proj"].data, 1e-6, 1e-6, "projection (reference)");
+    // Monocular: camera 0, absolute coordinates, no weights (Platypose's monocular_2d_energy).
+    let x2d0 = &x2d.data[..f * j * 2];
+    let mono = Observations::new(ctx(), vec![cams[0]], x2d0, None, None, f, j).unwrap();
+    let xm = up(&t["x_mono"].data, &x0.shape);
+    let mut rec = ctx().recorder();
+    let (e, g) = ops::multiview_energy(&mut rec, &xm, &mono).unwrap();
+    let hs = [rec.read_back(&e), rec.read_back(&g)];
+    let d = rec.submit().unwrap();
+    assert_close(&d.f32(hs[0], &e), &t["energy_mono"].data, 1e-4, 1e-4, "monocular energy");
+    assert_close(&d.f32(hs[1], &g), &t["grad_mono"].data, 1e-4, 1e-4, "monocular gradient");
+}
+
+/// Random cameras looking at random poses (awkward sizes: one frame, one joint, many samples),
+/// GPU against the reference, and the reference's gradient against central differences.
+#[test]
+fn multiview_energy_on_random_cameras() {
+    let mut rng = SplitMix::new(401);
+    for (s, f, j, c) in [(1usize, 1usize, 1usize, 1usize), (7, 3, 17, 3), (300, 2, 5, 2)] {
+        let cams: Vec<Camera> = (0..c)
+            .map(|_| {
+                // A rotation about the vertical axis, the camera 5 units back along its optical
+                // axis (P = R (X - t), so P.z = 5 + R_z . X stays near 5).
+                let a = rng.uniform() * 6.28;
+                let (sa, ca) = (a.sin(), a.cos());
+                Camera {
+                    rotation: [[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]],
+                    centre: [-5.0 * sa, 0.1, -5.0 * ca],
+                    intrinsics: [1.1 + rng.uniform() * 0.2, 1.0 + rng.uniform() * 0.2, 0.02, -0.03, 0.004],
+                    radial: [-0.2, 0.05, -0.001],
+                    tangential: [0.001, -0.002],
+                }
+            })
+            .collect();
+        let x0 = rng.vec(s * f * j * 3, -0.5, 0.5);
+        let root = rng.vec(f * 3, -0.3, 0.3);
+        let kp = rng.vec(c * f * j * 2, -0.3, 0.3);
+        let w = rng.vec(c * f * j * 2, 0.0, 2.0);
+        let obs = Observations::new(ctx(), cams.clone(), &kp, Some(&w), Some(&root), f, j).unwrap();
+        let x = up(&x0, &[s, f, j * 3]);
+        let mut rec = ctx().recorder();
+        let (e, g) = ops::multiview_energy(&mut rec, &x, &obs).unwrap();
+        let hs = [rec.read_back(&e), rec.read_back(&g)];
+        let d = rec.submit().unwrap();
+        let (re, rgr) = rg::multiview_energy(&cams, &x0, &kp, &w, &root, s, f, j);
+        let what = format!("random cameras s {s} f {f} j {j} c {c}");
+        let f32v = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        assert_close(&d.f32(hs[0], &e), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
+        assert_close(&d.f32(hs[1], &g), &f32v(&rgr), 1e-5, 1e-4, &format!("{what}: gradient"));
+        // Central differences of the reference energy on a few coordinates.
+        for k in [0usize, x0.len() / 2, x0.len() - 1] {
+            let h = 1e-3f32;
+            let (mut xp, mut xm) = (x0.clone(), x0.clone());
+            xp[k] += h;
+            xm[k] -= h;
+            let si = k / (f * j * 3);
+            let ep = rg::multiview_energy(&cams, &xp, &kp, &w, &root, s, f, j).0[si];
+            let em = rg::multiview_energy(&cams, &xm, &kp, &w, &root, s, f, j).0[si];
+            let fd = (ep - em) / (xp[k] as f64 - xm[k] as f64);
+            assert!((fd - rgr[k]).abs() <= 1e-3 * (1.0 + rgr[k].abs()), "{what}: d/dx{k} {fd} vs {}", rgr[k]);
+        }
+    }
+}
+
+#[test]
+fn refinement_cuts_the_lr_on_plateaus_as_pytorch() {
+    let cams = golden_cameras();
+    let (t, meta) = data("refine.safetensors");
+    let (e, _) = data("energy.safetensors");
+    let (root, x2d, w) = (&e["root"], &e["x2d"], &e["weights"]);
+    let x0 = &t["x0_in"];
+    let (s, f, j) = (x0.shape[0], x0.shape[1], x0.shape[2] / 3);
+    let info: serde_json::Value = serde_json::from_str(&meta["info"]).unwrap();
+    let substeps: usize = info["num_substeps"].as_str().unwrap().parse().unwrap();
+    let obs = Observations::new(ctx(), cams.clone(), &x2d.data, Some(&w.data), Some(&root.data), f, j).unwrap();
+    for tag in ["a", "b"] {
+        let scale: f32 = info[format!("energy_scale_{tag}")].as_str().unwrap().parse().unwrap();
+        let r = Refinement::new(scale, substeps);
+        let mut rec = ctx().recorder();
+        let (y, trace) = ops::refine(&mut rec, &up(&x0.data, &x0.shape), &obs, &r).unwrap();
+        let hy = rec.read_back(&y);
+        let hl = rec.read_back(&trace.lrs);
+        let he: Vec<_> = trace.energies.iter().map(|t| rec.read_back(t)).collect();
+        let d = rec.submit().unwrap();
+        let want_lrs = &t[&format!("lrs_{tag}")].data;
+        assert_close(&d.f32(hl, &trace.lrs), want_lrs, 1e-6, 1e-5, &format!("refine {tag}: lr per substep"));
+        let energies: Vec<f32> = he.iter().zip(&trace.energies).flat_map(|(h, e)| d.f32(*h, e)).collect();
+        assert_close(&energies, &t[&format!("energies_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: energies"));
+        assert_close(&d.f32(hy, &y), &t[&format!("x0_out_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: x0"));
+        // The reference follows the same path.
+        let (ry, re, rl) = rg::refine(&cams, &x0.data, &x2d.data, &w.data, &root.data, s, f, j, &r);
+        assert_close(&rl.iter().map(|&v| v as f32).collect::<Vec<_>>(), want_lrs, 1e-6, 1e-5, "reference lrs");
+        assert_close(&re.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(), &energies, 1e-4, 1e-4, "reference energies");
+        assert_close(&ry, &t[&format!("x0_out_{tag}")].data, 1e-4, 1e-4, "reference x0");
+    }
+    // A plateau cut needs a rise: the golden's lr sequences do fall.
+    assert!(t["lrs_a"].data.windows(2).any(|p| p[1] < p[0]));
+}
+
+#[test]
+fn guidance_refuses_bad_input() {
+    let cams = golden_cameras();
+    let obs = |kp: &[f32], w: Option<&[f32]>, root: Option<&[f32]>| Observations::new(ctx(), cams.clone(), kp, w, root, 2, 3);
+    let kp = vec![0.0; 2 * 2 * 3 * 2];
+    assert!(obs(&kp[1..], None, None).is_err(), "keypoints of the wrong size");
+    assert!(obs(&kp, Some(&kp[1..]), None).is_err(), "weights of the wrong size");
+    assert!(obs(&kp, None, Some(&[0.0; 5])).is_err(), "root of the wrong size");
+    let mut nan = kp.clone();
+    nan[3] = f32::NAN;
+    assert!(obs(&nan, None, None).is_err(), "non-finite keypoints");
+    assert!(Observations::new(ctx(), vec![], &[], None, None, 2, 3).is_err(), "no camera");
+    let mut singular = cams[0];
+    singular.rotation = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
+    assert!(Observations::new(ctx(), vec![singular], &kp[..12], None, None, 2, 3).is_err(), "singular rotation");
+    let mut inf = cams[0];
+    inf.radial[1] = f64::INFINITY;
+    assert!(Observations::new(ctx(), vec![inf], &kp[..12], None, None, 2, 3).is_err(), "non-finite distortion");
+    let o = obs(&kp, None, None).unwrap();
+    let mut rec = ctx().recorder();
+    assert!(ops::multiview_energy(&mut rec, &up(&[0.0; 2 * 2 * 8], &[2, 2, 8]), &o).is_err(), "x0 not [S, F, J*3]");
+    assert!(ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement::new(f32::NAN, 3)).is_err());
+    assert!(ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement { factor: 1.5, ..Refinement::new(1.0, 3) }).is_err());
+    assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
+    // A NaN energy stops the refinement: x0 comes back unchanged after the NaN appears.
+    let x = up(&[f32::NAN; 18], &[1, 2, 9]);
+    let got = run1(|rec| Ok(ops::refine(rec, &x, &o, &Refinement::new(1.0, 2))?.1.lrs));
+    assert_eq!(got, vec![0.0, 0.0], "stopped: no lr used");
+}

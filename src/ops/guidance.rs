@@ -1,0 +1,328 @@
+//! Platypose's energy guidance (shaders/guidance.wgsl; models.md §9.4 and scripts/PLATYPOSE.md):
+//! the multi-view reprojection energy of x̂0 with its analytic gradient, and the SGD refinement of
+//! x̂0 whose learning rate follows PyTorch's ReduceLROnPlateau, all on the device so a whole
+//! refinement records without a readback.
+
+use crate::error::{Error, Result};
+use crate::runtime::{Access, Context, PipelineKey, Recorder};
+use crate::tensor::{DType, Tensor};
+
+/// One camera as propose's `Camera` holds it: rotation R (world → camera, row-major), the camera
+/// centre t in world coordinates, intrinsics (fx, fy, cx, cy, skew) and distortion: radial
+/// (k1, k2, k3) and tangential (p1, p2). A point projects as P = (X − t)·R⁻¹, x = P.x/P.z,
+/// y = P.y/P.z, distorted, then u = fx·x'' + skew·y'' + cx, v = fy·y'' + cy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    pub rotation: [[f64; 3]; 3],
+    pub centre: [f64; 3],
+    pub intrinsics: [f64; 5],
+    pub radial: [f64; 3],
+    pub tangential: [f64; 2],
+}
+
+/// The parameters of one camera in the kernel's layout: R⁻¹ (row-major), t, fx fy cx cy skew,
+/// k1 k2 k3, p1 p2, two zeros.
+pub const CAMERA_WORDS: usize = 24;
+
+impl Camera {
+    /// R⁻¹ (a general 3×3 inverse, as `torch.inverse`), refusing a singular or non-finite camera.
+    pub fn rotation_inverse(&self) -> Result<[[f64; 3]; 3]> {
+        const OP: &str = "camera";
+        let all = self
+            .rotation
+            .iter()
+            .flatten()
+            .chain(&self.centre)
+            .chain(&self.intrinsics)
+            .chain(&self.radial)
+            .chain(&self.tangential);
+        if let Some(v) = all.clone().find(|v| !v.is_finite()) {
+            return Err(Error::param(OP, "parameters", format!("{v} is not finite")));
+        }
+        let m = &self.rotation;
+        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+        if det.abs() < 1e-12 {
+            return Err(Error::param(OP, "rotation", format!("is singular (determinant {det:e})")));
+        }
+        let mut inv = [[0f64; 3]; 3];
+        for (i, row) in inv.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                // cofactor of (j, i) / det
+                let (a, b) = ((j + 1) % 3, (j + 2) % 3);
+                let (c, d) = ((i + 1) % 3, (i + 2) % 3);
+                *v = (m[a][c] * m[b][d] - m[a][d] * m[b][c]) / det;
+            }
+        }
+        Ok(inv)
+    }
+
+    /// The kernel's words for this camera.
+    pub fn words(&self) -> Result<[f32; CAMERA_WORDS]> {
+        let ri = self.rotation_inverse()?;
+        let mut w = [0f32; CAMERA_WORDS];
+        for i in 0..3 {
+            for k in 0..3 {
+                w[i * 3 + k] = ri[i][k] as f32;
+            }
+        }
+        let rest = self.centre.iter().chain(&self.intrinsics).chain(&self.radial).chain(&self.tangential);
+        for (slot, v) in w[9..22].iter_mut().zip(rest) {
+            *slot = *v as f32;
+        }
+        Ok(w)
+    }
+}
+
+/// What the energy compares against: the cameras (uploaded) and, per camera and frame, the
+/// observed 2-D keypoints and their per-coordinate confidence weights [C, F, J, 2], and the root
+/// trajectory [F, 3] added to every joint.
+pub struct Observations {
+    pub cameras: Vec<Camera>,
+    pub camera_words: Tensor,
+    pub keypoints: Tensor,
+    pub weights: Tensor,
+    pub root: Tensor,
+    pub frames: usize,
+    pub joints: usize,
+}
+
+impl Observations {
+    /// Uploads the observations: keypoints and weights [C, F, J, 2] (weights `None`: all 1), root
+    /// [F, 3] (`None`: the origin).
+    pub fn new(
+        ctx: &Context,
+        cameras: Vec<Camera>,
+        keypoints: &[f32],
+        weights: Option<&[f32]>,
+        root: Option<&[f32]>,
+        frames: usize,
+        joints: usize,
+    ) -> Result<Observations> {
+        const OP: &str = "multiview_energy";
+        let c = cameras.len();
+        if c == 0 {
+            return Err(Error::param(OP, "cameras", "at least one camera is needed"));
+        }
+        let n = c * frames * joints * 2;
+        if frames == 0 || joints == 0 || keypoints.len() != n {
+            return Err(Error::shape(OP, "keypoints", &[keypoints.len()], format!("[{c}, {frames}, {joints}, 2]")));
+        }
+        if let Some(w) = weights {
+            if w.len() != n {
+                return Err(Error::shape(OP, "weights", &[w.len()], format!("[{c}, {frames}, {joints}, 2]")));
+            }
+        }
+        if let Some(r) = root {
+            if r.len() != frames * 3 {
+                return Err(Error::shape(OP, "root", &[r.len()], format!("[{frames}, 3]")));
+            }
+        }
+        for (name, v) in [("keypoints", Some(keypoints)), ("weights", weights), ("root", root)] {
+            if let Some(i) = v.and_then(|v| v.iter().position(|x| !x.is_finite())) {
+                return Err(Error::param(OP, name, format!("element {i} is not finite")));
+            }
+        }
+        let mut words = Vec::with_capacity(c * CAMERA_WORDS);
+        for cam in &cameras {
+            words.extend(cam.words()?);
+        }
+        let shape = [c, frames, joints, 2];
+        let ones;
+        let w = match weights {
+            Some(w) => w,
+            None => {
+                ones = vec![1f32; n];
+                &ones
+            }
+        };
+        let zeros = vec![0f32; frames * 3];
+        Ok(Observations {
+            camera_words: Tensor::from_f32(ctx, &words, &[c, CAMERA_WORDS])?,
+            keypoints: Tensor::from_f32(ctx, keypoints, &shape)?,
+            weights: Tensor::from_f32(ctx, w, &shape)?,
+            root: Tensor::from_f32(ctx, root.unwrap_or(&zeros), &[frames, 3])?,
+            cameras,
+            frames,
+            joints,
+        })
+    }
+
+    fn check_x0(&self, op: &'static str, x0: &Tensor) -> Result<usize> {
+        x0.expect_f32(op, "x0")?;
+        match *x0.shape() {
+            [s, f, d] if f == self.frames && d == self.joints * 3 => Ok(s),
+            _ => Err(Error::shape(op, "x0", x0.shape(), format!("[S, {}, {}]", self.frames, self.joints * 3))),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct EnergyParams {
+    samples: u32,
+    frames: u32,
+    joints: u32,
+    cameras: u32,
+    proj_only: u32,
+    _p: [u32; 3],
+}
+
+const ENERGY_BINDINGS: [Access; 7] =
+    [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+
+fn energy_params(obs: &Observations, s: usize, proj_only: bool) -> EnergyParams {
+    EnergyParams {
+        samples: s as u32,
+        frames: obs.frames as u32,
+        joints: obs.joints as u32,
+        cameras: obs.cameras.len() as u32,
+        proj_only: proj_only as u32,
+        _p: [0; 3],
+    }
+}
+
+/// The multi-view energy of x0 [S, F, J·3] (root-relative poses): E [S] and dE/dx0 [S, F, J·3].
+pub fn multiview_energy(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> Result<(Tensor, Tensor)> {
+    rec.atomic(|rec| {
+        const OP: &str = "multiview_energy";
+        let s = obs.check_x0(OP, x0)?;
+        let ctx = rec.context();
+        let p = energy_params(obs, s, false);
+        let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
+        let fj = obs.frames * obs.joints;
+        let groups = super::elementwise_grid(ctx, s * fj, OP)?;
+        let part = Tensor::alloc(ctx, OP, &[s, fj], DType::F32)?;
+        let grad = Tensor::alloc(ctx, OP, x0.shape(), DType::F32)?;
+        rec.dispatch(
+            OP,
+            kernel,
+            bytemuck::bytes_of(&p),
+            &[Some(x0), Some(&obs.root), Some(&obs.camera_words), Some(&obs.keypoints), Some(&obs.weights), Some(&part), Some(&grad)],
+            groups,
+        )?;
+        let e = super::row_sum_add(rec, &part, None, 1.0, 0.0)?;
+        Ok((e, grad))
+    })
+}
+
+/// The projections of x0 + root by every camera: [C, S, F, J, 2].
+pub fn project(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> Result<Tensor> {
+    const OP: &str = "project";
+    let s = obs.check_x0(OP, x0)?;
+    let ctx = rec.context();
+    let p = energy_params(obs, s, true);
+    let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
+    let groups = super::elementwise_grid(ctx, s * obs.frames * obs.joints, OP)?;
+    let out = Tensor::alloc(ctx, OP, &[obs.cameras.len(), s, obs.frames, obs.joints, 2], DType::F32)?;
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(x0), Some(&obs.root), Some(&obs.camera_words), Some(&obs.keypoints), Some(&obs.weights), Some(&out), None],
+        groups,
+    )?;
+    Ok(out)
+}
+
+/// The refinement's settings: SGD with lr starting at `energy_scale`, `substeps` steps, the lr cut
+/// by ReduceLROnPlateau (PyTorch defaults: rel threshold 1e-4, patience 0 as Platypose sets it,
+/// factor 0.1, eps 1e-8).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Refinement {
+    pub energy_scale: f32,
+    pub substeps: usize,
+    pub factor: f32,
+    pub threshold: f32,
+}
+
+impl Refinement {
+    pub fn new(energy_scale: f32, substeps: usize) -> Refinement {
+        Refinement { energy_scale, substeps, factor: 0.1, threshold: 1e-4 }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        const OP: &str = "refine";
+        super::finite(OP, "energy_scale", self.energy_scale, false)?;
+        if self.energy_scale < 0.0 {
+            return Err(Error::param(OP, "energy_scale", format!("{} must be >= 0", self.energy_scale)));
+        }
+        if self.substeps > 10_000 {
+            return Err(Error::param(OP, "substeps", format!("{} is past 10000", self.substeps)));
+        }
+        super::finite(OP, "factor", self.factor, true)?;
+        if self.factor >= 1.0 {
+            return Err(Error::param(OP, "factor", format!("{} must be below 1", self.factor)));
+        }
+        super::finite(OP, "threshold", self.threshold, false)?;
+        Ok(())
+    }
+}
+
+/// A refinement's trace: the energies at the start of each substep ([S] each) and the lr each
+/// substep used ([substeps]; 0 once a NaN energy stopped it).
+pub struct RefineTrace {
+    pub energies: Vec<Tensor>,
+    pub lrs: Tensor,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PlateauParams {
+    samples: u32,
+    first: u32,
+    slot: u32,
+    _p: u32,
+    scale: f32,
+    factor: f32,
+    threshold: f32,
+    eps: f32,
+}
+
+/// Refines x0 [S, F, J·3] by `substeps` SGD steps on the multi-view energy (Platypose's
+/// `p_mean_variance`): per substep the energy and its gradient, the plateau rule on the mean
+/// energy (before the step), then x0 − lr·g. Returns the refined x0 and the trace.
+pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinement) -> Result<(Tensor, RefineTrace)> {
+    rec.atomic(|rec| {
+        const OP: &str = "refine";
+        r.validate()?;
+        let s = obs.check_x0(OP, x0)?;
+        let ctx = rec.context();
+        let state = Tensor::alloc(ctx, OP, &[4], DType::F32)?;
+        let lrs = Tensor::alloc(ctx, OP, &[r.substeps.max(1)], DType::F32)?;
+        rec.clear(&lrs);
+        let plateau = ctx.kernel(&PipelineKey::new(
+            "guidance",
+            "plateau_update",
+            &[Access::Read, Access::ReadWrite, Access::ReadWrite],
+        ))?;
+        let sgd = ctx.kernel(&PipelineKey::new(
+            "guidance",
+            "sgd_update",
+            &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+        ))?;
+        let groups = super::elementwise_grid(ctx, x0.numel(), OP)?;
+        let mut x = x0.clone();
+        let mut energies = Vec::with_capacity(r.substeps);
+        for k in 0..r.substeps {
+            let (e, g) = multiview_energy(rec, &x, obs)?;
+            let p = PlateauParams {
+                samples: s as u32,
+                first: (k == 0) as u32,
+                slot: k as u32,
+                _p: 0,
+                scale: r.energy_scale,
+                factor: r.factor,
+                threshold: r.threshold,
+                eps: 1e-8,
+            };
+            rec.dispatch("refine/plateau", plateau.clone(), bytemuck::bytes_of(&p), &[Some(&e), Some(&state), Some(&lrs)], [1, 1, 1])?;
+            let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+            let n = [x.numel() as u32, 0, 0, 0];
+            rec.dispatch("refine/sgd", sgd.clone(), bytemuck::bytes_of(&n), &[Some(&x), Some(&g), Some(&state), Some(&y)], groups)?;
+            energies.push(e);
+            x = y;
+        }
+        Ok((x, RefineTrace { energies, lrs }))
+    })
+}
