@@ -282,3 +282,41 @@ fn seeded_sampling_is_reproducible_and_checked() {
     assert!(anc.record_sample(&mut rec, 2, 8, None, SamplerNoise::Given { init: &z, steps: &[] }).is_err());
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
 }
+
+/// `vcortex sample` on the golden MDM and cameras: writes [S, F, 51] and the final energies,
+/// which guidance brings well below the unguided run's; bad input gets one line.
+#[test]
+fn cli_sample() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data");
+    let dir = std::env::temp_dir().join(format!("vcortex-sample-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.json");
+    std::fs::write(&cfg, r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "steps": 5, "substeps": 4}"#).unwrap();
+    let w = root.join("mdm/weights.safetensors");
+    let obs = root.join("platypose/cameras.safetensors");
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec!["sample", "--weights", w.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--samples", "6", "-o", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(&args).output().unwrap()
+    };
+    let (g, u) = (dir.join("g.safetensors"), dir.join("u.safetensors"));
+    let out = run(&["--observations", obs.to_str().unwrap(), "--seed", "4"], &g);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gt = read_safetensors(&g).unwrap().tensors;
+    assert_eq!(gt["samples"].shape, vec![6, 8, 51]);
+    assert_eq!(gt["energy"].shape, vec![6]);
+    let out = run(&["--frames", "8", "--seed", "4"], &u);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The unguided samples' energy under the same observations.
+    let (c, _) = data("cameras.safetensors");
+    let o = vcortex::models::platypose::observations_from(ctx(), &c).unwrap();
+    let ut = read_safetensors(&u).unwrap().tensors;
+    let eu = run1(|rec| Ok(ops::multiview_energy(rec, &up(&ut["samples"].data, &[6, 8, 51]), &o)?.0));
+    let (mg, mu) = (gt["energy"].data.iter().sum::<f32>(), eu.iter().sum::<f32>());
+    assert!(mg < 0.5 * mu, "guided energy {mg} vs unguided {mu}");
+    let out = run(&["--frames", "7", "--observations", obs.to_str().unwrap()], &u);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("frames"));
+    let out = run(&[], &u);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--frames"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
