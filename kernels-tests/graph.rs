@@ -94,48 +94,18 @@ fn skeleton_and_graph_ops_refuse_bad_input() {
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
 }
 
-/// A random propose-style state dict for `cfg` (masks by propose's rule unless `buffers`).
+/// A random propose-style state dict for `cfg` (`models::cgnf::random_state_dict`), with nflows'
+/// index buffers and ActNorm's `initialized` flag when `buffers` (masks by propose's rule).
 fn random_state_dict(cfg: &CgnfConfig, seed: u64, buffers: bool) -> BTreeMap<String, HostTensor> {
-    let mut rng = SplitMix::new(seed);
-    let mut sd = BTreeMap::new();
-    let put = |sd: &mut BTreeMap<String, HostTensor>, rng: &mut SplitMix, k: String, shape: Vec<usize>, s: f32| {
-        let n = shape.iter().product();
-        sd.insert(k, HostTensor::new(shape, rng.vec(n, -s, s)));
-    };
-    let (h, c) = (cfg.hidden, cfg.context_features);
-    for i in 0..cfg.layers {
-        let a = format!("_transform._transforms.{}", 2 * i);
-        put(&mut sd, &mut rng, format!("{a}.log_scale"), vec![3], 0.3);
-        put(&mut sd, &mut rng, format!("{a}.shift"), vec![3], 0.3);
-        let p = format!("_transform._transforms.{}", 2 * i + 1);
-        if buffers {
+    let mut sd = vcortex::models::cgnf::random_state_dict(cfg, seed);
+    if buffers {
+        for i in 0..cfg.layers {
+            let (a, p) = (format!("_transform._transforms.{}", 2 * i), format!("_transform._transforms.{}", 2 * i + 1));
             let t = i % 3;
             let ids: Vec<f32> = (0..3).filter(|&f| f != t).map(|f| f as f32).collect();
             sd.insert(format!("{p}.identity_features"), HostTensor::new(vec![2], ids));
             sd.insert(format!("{p}.transform_features"), HostTensor::new(vec![1], vec![t as f32]));
             sd.insert(format!("{a}.initialized"), HostTensor::new(vec![], vec![1.0]));
-        }
-        for (l, (fin, cin, out)) in [(2usize, c, h), (h, h, 2usize)].into_iter().enumerate() {
-            let g = format!("{p}.transform_net.layers.{l}");
-            for (rel, i_) in [("x", fin), ("x->x", fin), ("x<-x", fin), ("c", cin), ("c->x", cin), ("r", 3), ("r->x", 3)] {
-                let s = 1.0 / (i_ as f32).sqrt();
-                put(&mut sd, &mut rng, format!("{g}.layers.{rel}.weight"), vec![h, i_], s);
-                put(&mut sd, &mut rng, format!("{g}.layers.{rel}.bias"), vec![h], s);
-            }
-            let s = 1.5 / (h as f32).sqrt();
-            put(&mut sd, &mut rng, format!("{g}.pool.weight"), vec![out, h], s);
-            put(&mut sd, &mut rng, format!("{g}.pool.bias"), vec![out], s);
-        }
-    }
-    if let Some(e) = &cfg.embedding {
-        let j = cfg.joints;
-        sd.insert("_embedding_net.adj".into(), HostTensor::new(vec![j, j], rng.vec(j * j, 0.5, 1.5)));
-        for (l, (fin, out)) in [(2usize, e.hidden), (e.hidden, c)].into_iter().enumerate() {
-            let k = format!("_embedding_net.layers.{l}");
-            let s = 1.0 / (fin as f32).sqrt();
-            put(&mut sd, &mut rng, format!("{k}.lin_rel.weight"), vec![out, fin], s);
-            put(&mut sd, &mut rng, format!("{k}.lin_rel.bias"), vec![out], s);
-            put(&mut sd, &mut rng, format!("{k}.lin_root.weight"), vec![out, fin], s);
         }
     }
     sd

@@ -236,6 +236,7 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
         let hxt: Vec<_> = trace.x_t.iter().map(|t| rec.read_back(t)).collect();
         let hx0: Vec<_> = trace.x0.iter().map(|t| rec.read_back(t)).collect();
         let hl: Vec<_> = trace.refinements.iter().map(|r| rec.read_back(&r.lrs)).collect();
+        let hm: Vec<_> = trace.x0_model.iter().map(|t| rec.read_back(t)).collect();
         let d = rec.submit().unwrap();
         let per = s * f * 51;
         // Step by step, so a mismatch names its step.
@@ -244,6 +245,11 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
         }
         for (i, (h, t)) in hx0.iter().zip(&trace.x0).enumerate() {
             assert_close(&d.f32(*h, t), &g["x0_refined"].data[i * per..(i + 1) * per], 1e-4, 1e-4, &format!("{file}: refined x0 of step {i}"));
+        }
+        if let Some(want) = g.get("x0_model") {
+            for (i, (h, t)) in hm.iter().zip(&trace.x0_model).enumerate() {
+                assert_close(&d.f32(*h, t), &want.data[i * per..(i + 1) * per], 1e-4, 1e-4, &format!("{file}: model x0 of step {i}"));
+            }
         }
         let lrs: Vec<f32> = hl.iter().zip(&trace.refinements).flat_map(|(h, r)| d.f32(*h, &r.lrs)).collect();
         assert_close(&lrs, &g["lrs"].data, 1e-6, 1e-6, &format!("{file}: lrs"));

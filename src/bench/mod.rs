@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+mod pose;
+
 use crate::error::Result;
 use crate::ops::{self, Activation, Conv2dParams, Epilogue};
 use crate::reference;
@@ -552,6 +554,13 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         .any(|c| wanted(c))
     {
         sensorium_cases(ctx, opts, small, &wanted, &mut finish);
+    }
+
+    if wanted("cgnf_sample_200x1000") {
+        finish(pose::cgnf_case(ctx, opts, small));
+    }
+    if wanted("platypose_sample_200x60") {
+        finish(pose::platypose_case(ctx, opts, small));
     }
 
     if wanted("layernorm_12200x512") {

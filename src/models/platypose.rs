@@ -98,9 +98,10 @@ pub enum SamplerNoise<'a> {
 }
 
 /// What a run leaves on the device besides the sample, per step in loop order: the input x_t,
-/// the refined x̂0, and the refinement's trace.
+/// the model's x̂0, the refined x̂0, and the refinement's trace.
 pub struct SampleTrace {
     pub x_t: Vec<Tensor>,
+    pub x0_model: Vec<Tensor>,
     pub x0: Vec<Tensor>,
     pub refinements: Vec<ops::guidance::RefineTrace>,
     /// The original timestep fed to the model at each step.
@@ -319,7 +320,7 @@ impl Platypose {
         };
         let refinement = Refinement::new(self.config.energy_scale, self.config.substeps);
         let mut trace =
-            SampleTrace { x_t: Vec::new(), x0: Vec::new(), refinements: Vec::new(), model_timesteps: Vec::new() };
+            SampleTrace { x_t: Vec::new(), x0_model: Vec::new(), x0: Vec::new(), refinements: Vec::new(), model_timesteps: Vec::new() };
         for (i, &k) in indices.iter().enumerate() {
             let t = self.schedule.timestep_map[k];
             let m = self.mdm.record(rec, &x, t)?;
@@ -329,8 +330,9 @@ impl Platypose {
                     trace.refinements.push(tr);
                     y
                 }
-                _ => m,
+                _ => m.clone(),
             };
+            trace.x0_model.push(m);
             let c = self.step_coeffs(k);
             let step_noise = match (&noise, self.config.sampler) {
                 (_, SamplerKind::Ddim) => Noise::None,
