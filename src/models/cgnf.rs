@@ -835,8 +835,9 @@ impl CgnfConfig {
 }
 
 /// A random propose-style state dict for `cfg` (PyTorch's default init scale, the last pool
-/// layers doubled so the coupling scales vary; masks by propose's rule), for benchmarks and tests.
-pub fn random_state_dict(cfg: &CgnfConfig, seed: u64) -> BTreeMap<String, HostTensor> {
+/// layers times `gain`: 2 makes the coupling scales vary widely, as tests want; below 1 keeps a
+/// deep flow's inverse tame, as a trained one is; masks by propose's rule), for benchmarks and tests.
+pub fn random_state_dict(cfg: &CgnfConfig, seed: u64, gain: f32) -> BTreeMap<String, HostTensor> {
     let mut rng = crate::rng::SplitMix::new(seed);
     let mut sd = BTreeMap::new();
     let mut put = |sd: &mut BTreeMap<String, HostTensor>, k: String, shape: Vec<usize>, s: f32| {
@@ -856,7 +857,7 @@ pub fn random_state_dict(cfg: &CgnfConfig, seed: u64) -> BTreeMap<String, HostTe
                 put(&mut sd, format!("{g}.layers.{rel}.weight"), vec![h, i_], s);
                 put(&mut sd, format!("{g}.layers.{rel}.bias"), vec![h], s);
             }
-            let s = if l == 1 { 2.0 } else { 1.0 } / (h as f32).sqrt();
+            let s = if l == 1 { gain } else { 1.0 } / (h as f32).sqrt();
             put(&mut sd, format!("{g}.pool.weight"), vec![out, h], s);
             put(&mut sd, format!("{g}.pool.bias"), vec![out], s);
         }
