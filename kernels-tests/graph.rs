@@ -18,11 +18,19 @@ fn tree(rng: &mut SplitMix, j: usize) -> Vec<[usize; 2]> {
 #[test]
 fn gcn_aggregate_matches_on_random_skeletons() {
     let mut rng = SplitMix::new(301);
-    // (poses, samples, joints, hidden, extra columns, context)
-    for (b, s, j, h, extra, with_ctx) in
-        [(1usize, 1usize, 1usize, 1usize, 0usize, true), (3, 4, 16, 12, 0, true), (2, 5, 7, 5, 3, false), (1, 1, 33, 130, 1, true), (5, 2, 2, 3, 0, true)]
-    {
-        let skel = Skeleton::new(j, &tree(&mut rng, j)).unwrap();
+    // (poses, samples, joints, hidden, extra columns, context, root)
+    for (b, s, j, h, extra, with_ctx, with_root) in [
+        (1usize, 1usize, 1usize, 1usize, 0usize, true, true),
+        (3, 4, 16, 12, 0, true, true),
+        (2, 5, 7, 5, 3, false, true),
+        (1, 1, 33, 130, 1, true, false),
+        (5, 2, 2, 3, 0, true, false),
+    ] {
+        let children: Vec<usize> = (0..j).filter(|c| c % 3 == 0).collect();
+        let skel = Skeleton::new(j, &tree(&mut rng, j)).unwrap().with_root_children(&children).unwrap();
+        let mr_stride = 2 * h + extra;
+        let mr = rng.vec(b * mr_stride, -1.0, 1.0);
+        let mr_t = up(&mr, &[b, mr_stride]);
         let stride = 2 * h + extra;
         let mx = rng.vec(b * s * j * stride, -1.0, 1.0);
         let mc_stride = h + extra;
@@ -32,10 +40,20 @@ fn gcn_aggregate_matches_on_random_skeletons() {
         let (mx_t, mc_t, obs_t) = (up(&mx, &[b, s, j, stride]), up(&mc, &[b, j, mc_stride]), up(&obs, &[b, j]));
         let got = run1(|rec| {
             let c = with_ctx.then_some(GcnContext { message: &mc_t, observed: &obs_t });
-            ops::gcn_aggregate(rec, &mx_t, h, &skel, &table, c)
+            ops::gcn_aggregate(rec, &mx_t, h, &skel, &table, c, with_root.then_some(ops::GcnRoot { message: &mr_t }))
         });
-        let want = rg::gcn_aggregate(&mx, b, s, stride, h, &skel, with_ctx.then_some((&mc[..], mc_stride, &obs[..])));
-        assert_close(&got, &want, 1e-6, 1e-5, &format!("gcn_aggregate b {b} s {s} j {j} h {h} ctx {with_ctx}"));
+        let want = rg::gcn_aggregate(
+            &mx,
+            b,
+            s,
+            stride,
+            h,
+            &skel,
+            with_ctx.then_some((&mc[..], mc_stride, &obs[..])),
+            with_root.then_some((&mr[..], mr_stride)),
+        );
+        let what = format!("gcn_aggregate b {b} s {s} j {j} h {h} ctx {with_ctx} root {with_root}");
+        assert_close(&got, &want, 1e-6, 1e-5, &what);
     }
 }
 
@@ -75,13 +93,18 @@ fn skeleton_and_graph_ops_refuse_bad_input() {
     let table = skel.upload(ctx()).unwrap();
     let mut rec = ctx().recorder();
     let mx = up(&[0.0; 2 * 4 * 6], &[2, 1, 4, 6]);
-    assert!(ops::gcn_aggregate(&mut rec, &mx, 4, &skel, &table, None).is_err(), "too few columns for 2H");
+    assert!(ops::gcn_aggregate(&mut rec, &mx, 4, &skel, &table, None, None).is_err(), "too few columns for 2H");
     let mx5 = up(&[0.0; 2 * 5 * 6], &[2, 1, 5, 6]);
-    assert!(ops::gcn_aggregate(&mut rec, &mx5, 3, &skel, &table, None).is_err(), "joints mismatch");
+    assert!(ops::gcn_aggregate(&mut rec, &mx5, 3, &skel, &table, None, None).is_err(), "joints mismatch");
     let mc = up(&[0.0; 3 * 4 * 3], &[3, 4, 3]);
     let obs = up(&[1.0; 2 * 4], &[2, 4]);
     let bad = GcnContext { message: &mc, observed: &obs };
-    assert!(ops::gcn_aggregate(&mut rec, &mx, 3, &skel, &table, Some(bad)).is_err(), "context batch mismatch");
+    assert!(ops::gcn_aggregate(&mut rec, &mx, 3, &skel, &table, Some(bad), None).is_err(), "context batch mismatch");
+    let mr = up(&[0.0; 3 * 3], &[3, 3]);
+    let root = Some(ops::GcnRoot { message: &mr });
+    assert!(ops::gcn_aggregate(&mut rec, &mx, 3, &skel, &table, None, root).is_err(), "root batch mismatch");
+    assert!(Skeleton::new(4, &[[0, 1]]).unwrap().with_root_children(&[4]).is_err(), "root child out of range");
+    assert!(Skeleton::new(4, &[[0, 1]]).unwrap().with_root_children(&[1, 1]).is_err(), "root child twice");
     let x = up(&[0.0; 2 * 4 * 3], &[2, 4, 3]);
     let adj = up(&[1.0; 16], &[4, 4]);
     let prep = Some(KeypointPrep { root: Some(0), scale: [1.0, 1.0] });
@@ -250,52 +273,62 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
 }
 
-/// The golden cGNF of scripts/golden_cgnf.py (plain PyTorch after models.md §8.3, propose's key
-/// names, float64): context, posterior and prior densities, sampling from given base noise, mode.
+/// The golden cGNFs of scripts/golden_cgnf.py (plain PyTorch after models.md §8.3, propose's key
+/// names, float64), without and with propose's separate root node: context, posterior and prior
+/// densities, sampling from given base noise, mode.
 #[test]
 fn cgnf_reproduces_the_pytorch_golden() {
     use vcortex::io::read_safetensors;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/cgnf");
-    let m = Cgnf::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
-    let io = read_safetensors(&dir.join("io.safetensors")).unwrap();
-    let t = |k: &str| io.tensors[k].clone();
-    let tau: f32 = io.metadata["temperature"].parse().unwrap();
-    let (kp, poses, eps) = (t("keypoints"), t("poses"), t("eps"));
-    let (b, s, j) = (eps.shape[0], eps.shape[1], eps.shape[2]);
-    let observed: Vec<bool> = t("observed").data.iter().map(|&v| v > 0.5).collect();
-    let z: Vec<f32> = eps.data.iter().map(|v| v * tau).collect();
-    let mut rec = ctx().recorder();
-    let cond = m.record_condition(&mut rec, &up(&kp.data, &kp.shape), &observed).unwrap();
-    let pt = up(&poses.data, &poses.shape);
-    let (zp, lp) = m.record_log_prob(&mut rec, &pt, Some(&cond)).unwrap();
-    let (zq, lq) = m.record_log_prob(&mut rec, &pt, None).unwrap();
-    let (x, xl) = m.record_sample_from(&mut rec, &up(&z, &eps.shape), Some(&cond)).unwrap();
-    let mode = m.record_mode(&mut rec, Some(&cond), 0).unwrap();
-    let outs = [
-        ("context", cond.context().clone()),
-        ("z", zp),
-        ("logp", lp),
-        ("z_prior", zq),
-        ("logp_prior", lq),
-        ("samples", x),
-        ("sample_logp", xl),
-        ("mode", mode),
-    ];
-    let hs: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
-    let done = rec.submit().unwrap();
-    for ((name, tensor), h) in outs.iter().zip(hs) {
-        let want = t(name);
-        assert_eq!(tensor.shape(), &want.shape[..], "{name} shape");
-        assert_close(&done.f32(h, tensor), &want.data, 1e-4, 1e-4, &format!("golden cgnf {name} (GPU)"));
+    for suffix in ["", "_root"] {
+        let m = Cgnf::load(ctx(), &dir.join(format!("weights{suffix}.safetensors")), &dir.join(format!("config{suffix}.json")))
+            .unwrap();
+        assert_eq!(m.config.root.is_some(), suffix == "_root");
+        let io = read_safetensors(&dir.join(format!("io{suffix}.safetensors"))).unwrap();
+        let t = |k: &str| io.tensors[k].clone();
+        let tau: f32 = io.metadata["temperature"].parse().unwrap();
+        let (kp, poses, eps) = (t("keypoints"), t("poses"), t("eps"));
+        let (b, s) = (eps.shape[0], eps.shape[1]);
+        let observed: Vec<bool> = t("observed").data.iter().map(|&v| v > 0.5).collect();
+        let z: Vec<f32> = eps.data.iter().map(|v| v * tau).collect();
+        let root = io.tensors.get("root").map(|r| r.data.clone());
+        let mut rec = ctx().recorder();
+        let rt = root.as_ref().map(|r| up(r, &[b, 3]));
+        let cond = m.record_condition_with_root(&mut rec, &up(&kp.data, &kp.shape), &observed, rt.as_ref()).unwrap();
+        let prior = m.prior_condition(b, rt.as_ref()).unwrap();
+        let pt = up(&poses.data, &poses.shape);
+        let (zp, lp) = m.record_log_prob(&mut rec, &pt, Some(&cond)).unwrap();
+        let (zq, lq) = m.record_log_prob(&mut rec, &pt, Some(&prior)).unwrap();
+        let (x, xl) = m.record_sample_from(&mut rec, &up(&z, &eps.shape), Some(&cond)).unwrap();
+        let mode = m.record_mode(&mut rec, Some(&cond), 0).unwrap();
+        let outs = [
+            ("context", cond.context().unwrap().clone()),
+            ("z", zp),
+            ("logp", lp),
+            ("z_prior", zq),
+            ("logp_prior", lq),
+            ("samples", x),
+            ("sample_logp", xl),
+            ("mode", mode),
+        ];
+        let hs: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
+        let done = rec.submit().unwrap();
+        for ((name, tensor), h) in outs.iter().zip(hs) {
+            let want = t(name);
+            assert_eq!(tensor.shape(), &want.shape[..], "{name} shape");
+            assert_close(&done.f32(h, tensor), &want.data, 1e-4, 1e-4, &format!("golden cgnf{suffix} {name} (GPU)"));
+        }
+        // The CPU reference against the same golden.
+        let (c, r) = (Some((&kp.data[..], &observed[..])), root.as_deref());
+        let (rz, rl) = m.reference_log_prob_with_root(&poses.data, b, 1, c, r).unwrap();
+        assert_close(&rz, &t("z").data, 1e-4, 1e-4, &format!("golden cgnf{suffix} z (reference)"));
+        assert_close(&rl, &t("logp").data, 1e-4, 1e-4, &format!("golden cgnf{suffix} logp (reference)"));
+        let (_, rlq) = m.reference_log_prob_with_root(&poses.data, b, 1, None, r).unwrap();
+        assert_close(&rlq, &t("logp_prior").data, 1e-4, 1e-4, &format!("golden cgnf{suffix} logp_prior (reference)"));
+        let (rx, rxl) = m.reference_sample_with_root(&z, b, s, c, r).unwrap();
+        assert_close(&rx, &t("samples").data, 1e-4, 1e-4, &format!("golden cgnf{suffix} samples (reference)"));
+        assert_close(&rxl, &t("sample_logp").data, 1e-4, 1e-4, &format!("golden cgnf{suffix} sample_logp (reference)"));
     }
-    // The CPU reference against the same golden.
-    let (rz, rl) = m.reference_log_prob(&poses.data, b, 1, Some((&kp.data, &observed))).unwrap();
-    assert_close(&rz, &t("z").data, 1e-4, 1e-4, "golden cgnf z (reference)");
-    assert_close(&rl, &t("logp").data, 1e-4, 1e-4, "golden cgnf logp (reference)");
-    let (rx, rxl) = m.reference_sample(&z, b, s, Some((&kp.data, &observed))).unwrap();
-    assert_close(&rx, &t("samples").data, 1e-4, 1e-4, "golden cgnf samples (reference)");
-    assert_close(&rxl, &t("sample_logp").data, 1e-4, 1e-4, "golden cgnf sample_logp (reference)");
-    assert_eq!(j, m.config.joints);
 }
 
 /// `vcortex flow sample` / `flow density` on the golden cGNF: hypotheses for the golden keypoints,
@@ -392,4 +425,47 @@ fn cgnf_logdet_equals_the_finite_difference_jacobian() {
         }
     }
     assert!((fd - logdet).abs() < 2e-3 * (1.0 + logdet.abs()), "finite-difference log|det| {fd} vs flow log-det {logdet}");
+}
+
+/// propose's separate root node: its message reaches the configured children in both CondGCN
+/// layers; the GPU matches the reference with given and with default (zero) root features, and a
+/// root changes the result.
+#[test]
+fn cgnf_root_node_matches_the_reference() {
+    let mut cfg = config(9, 3, 7, 4, true, 21);
+    cfg.root = Some(vcortex::models::cgnf::RootConfig { children: vec![0, 4, 8] });
+    let m = model(&cfg, 66, false);
+    let (b, s, j) = (2usize, 3usize, 9usize);
+    let mut rng = SplitMix::new(306);
+    let kp = rng.vec(b * j * 2, 400.0, 600.0);
+    let observed: Vec<bool> = (0..b * j).map(|i| i % 4 != 1).collect();
+    let root = rng.vec(b * 3, -0.5, 0.5);
+    let poses = rng.vec(b * j * 3, -1.0, 1.0);
+    let z = rng.vec(b * s * j * 3, -1.5, 1.5);
+    let mut rec = ctx().recorder();
+    let rt = up(&root, &[b, 3]);
+    let cond = m.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&rt)).unwrap();
+    let zero = m.record_condition(&mut rec, &up(&kp, &[b, j, 2]), &observed).unwrap();
+    let (_, lp) = m.record_log_prob(&mut rec, &up(&poses, &[b, j, 3]), Some(&cond)).unwrap();
+    let (_, lp0) = m.record_log_prob(&mut rec, &up(&poses, &[b, j, 3]), Some(&zero)).unwrap();
+    let (_, lpp) = m.record_log_prob(&mut rec, &up(&poses, &[b, j, 3]), None).unwrap();
+    let (x, xl) = m.record_sample_from(&mut rec, &up(&z, &[b, s, j, 3]), Some(&cond)).unwrap();
+    let hs = [rec.read_back(&lp), rec.read_back(&lp0), rec.read_back(&lpp), rec.read_back(&x), rec.read_back(&xl)];
+    let d = rec.submit().unwrap();
+    let c = Some((&kp[..], &observed[..]));
+    let (_, w) = m.reference_log_prob_with_root(&poses, b, 1, c, Some(&root)).unwrap();
+    assert_close(&d.f32(hs[0], &lp), &w, 1e-4, 1e-4, "root: log p");
+    let (_, w0) = m.reference_log_prob(&poses, b, 1, c).unwrap();
+    assert_close(&d.f32(hs[1], &lp0), &w0, 1e-4, 1e-4, "root zero: log p");
+    let (_, wp) = m.reference_log_prob(&poses, b, 1, None).unwrap();
+    assert_close(&d.f32(hs[2], &lpp), &wp, 1e-4, 1e-4, "root, prior: log p");
+    let (wx, wxl) = m.reference_sample_with_root(&z, b, s, c, Some(&root)).unwrap();
+    assert_close(&d.f32(hs[3], &x), &wx, 1e-4, 1e-4, "root: samples");
+    assert_close(&d.f32(hs[4], &xl), &wxl, 1e-4, 1e-4, "root: sample log p");
+    assert!(w.iter().zip(&w0).any(|(a, b)| (a - b).abs() > 1e-3), "the root's features matter");
+    // A root for a model without one is refused.
+    let plain = model(&config(9, 3, 7, 4, true, 21), 66, false);
+    let mut rec = ctx().recorder();
+    assert!(plain.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&rt)).is_err());
+    assert!(m.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&up(&root[..3], &[1, 3]))).is_err());
 }

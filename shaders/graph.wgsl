@@ -1,8 +1,9 @@
 // graph.wgsl: the message passing of the cGNF pose model (models.md section 8.3).
 //   gcn_aggregate   one CondGCN layer's sum aggregation: per node, its self-loop term, the messages
-//                   of its skeleton neighbours (both directions, one weight) and, where the node's
-//                   keypoint is observed, the context message; nodes laid out [B, S, J] (poses,
-//                   samples, joints), the context [B, J] broadcast over the samples
+//                   of its skeleton neighbours (both directions, one weight), where the node's
+//                   keypoint is observed the context message, and for the root's children the root
+//                   node's message; nodes laid out [B, S, J] (poses, samples, joints), the context
+//                   [B, J] and the root [B] broadcast over the samples
 //   sage_aggregate  a DenseSAGE layer's input: [A x / clamp(rowsum A, 1), x] with the learned dense
 //                   adjacency masked to the observed keypoints of each pose; optionally preprocesses
 //                   raw keypoints first (scaled, root-centred, y flipped)
@@ -10,7 +11,8 @@
 
 struct GcnParams {
     rows: u32, hidden: u32, joints: u32, samples: u32,
-    mx_stride: u32, mc_stride: u32, has_ctx: u32, _p: u32,
+    mx_stride: u32, mc_stride: u32, has_ctx: u32, has_root: u32,
+    mr_stride: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 @group(0) @binding(0) var<uniform> gp: GcnParams;
 // [rows, mx_stride]: the self-loop term in columns 0..hidden, the neighbour message in hidden..2 hidden
@@ -19,9 +21,12 @@ struct GcnParams {
 @group(0) @binding(2) var<storage, read> g_mc: array<f32>;
 // [B * J]: 1 where the keypoint of the joint is observed
 @group(0) @binding(3) var<storage, read> g_obs: array<f32>;
-// the neighbour lists: offsets [J + 1], then the neighbour joints
+// the neighbour lists: offsets [J + 1], then the neighbour joints, then [J] flags: 1 for the root's
+// children
 @group(0) @binding(4) var<storage, read> g_nbr: array<u32>;
 @group(0) @binding(5) var<storage, read_write> g_out: array<f32>;
+// [B, mr_stride]: the root message in columns 0..hidden
+@group(0) @binding(6) var<storage, read> g_mr: array<f32>;
 
 @compute @workgroup_size(256)
 fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -36,12 +41,15 @@ fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         let n = g_nbr[gp.joints + 1u + e];
         acc += g_mx[(first + n) * gp.mx_stride + gp.hidden + h];
     }
+    let b = r / (gp.joints * gp.samples);
     if (gp.has_ctx != 0u) {
-        let b = r / (gp.joints * gp.samples);
         let cr = b * gp.joints + j;
         if (g_obs[cr] > 0.0) {
             acc += g_mc[cr * gp.mc_stride + h];
         }
+    }
+    if (gp.has_root != 0u && g_nbr[gp.joints + 1u + g_nbr[gp.joints] + j] != 0u) {
+        acc += g_mr[b * gp.mr_stride + h];
     }
     g_out[o] = acc;
 }

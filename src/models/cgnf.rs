@@ -18,9 +18,10 @@
 //!   `...transform_features` (nflows' index buffers) where present define the mask. propose creates
 //!   an `x<-x` layer and an `attention` layer too but never uses them (its reversed skeleton edges
 //!   use `x->x`; `use_attention` is off), so they are accepted and ignored. Its `r` and `r->x`
-//!   layers serve a separate root node, which this model does not have (the root is one of the J
-//!   joints): they are accepted and ignored, so a checkpoint trained with root nodes loads but
-//!   does not reproduce propose's outputs;
+//!   layers serve the separate root node: with `"root": {"children": [...]}` in the config each
+//!   pose has a root node (3 features: the root joint's position, [B, 3], zero by default as for
+//!   root-centred poses; not a flow variable) whose message ReLU(W_rx r + b_rx) reaches the listed
+//!   joints, and r' = ReLU(W_r r + b_r) feeds layer 1; without it they are accepted and ignored;
 //! - `_embedding_net.adj [J, J]`, `_embedding_net.layers.{0,1}.lin_rel.weight`,
 //!   `.lin_root.weight` and the layer's bias as `.lin_root.bias` (PyG 2) or `.lin_rel.bias`
 //!   (PyG DenseSAGEConv, 2 → hidden → C, ReLU between);
@@ -90,6 +91,16 @@ pub struct CgnfConfig {
     /// The keypoint embedding; null to use the raw keypoints as the context (C = 2).
     #[serde(default)]
     pub embedding: Option<EmbeddingConfig>,
+    /// propose's separate root node; null when the root is one of the joints.
+    #[serde(default)]
+    pub root: Option<RootConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootConfig {
+    /// The joints the root node sends its message to (propose's `r→x` edges).
+    pub children: Vec<usize>,
 }
 
 impl CgnfConfig {
@@ -151,6 +162,8 @@ struct Gcn {
     c: Lin,
     cx: Lin,
     pool: Lin,
+    /// The root node's `r` and `r->x` layers, with a root config.
+    r: Option<(Lin, Lin)>,
 }
 
 /// A coupling's folded conditioner on the device.
@@ -165,6 +178,9 @@ struct Folded {
     ctx1: Lin,
     shift: Lin,
     scale: Lin,
+    /// Layer 0: [W_rx; W_r], [2H, 3]; layer 1: W_rx on the r' half, [H, 2H].
+    root0: Option<Lin>,
+    root1: Option<Lin>,
 }
 
 struct Coupling {
@@ -197,22 +213,24 @@ pub struct Cgnf {
     embedding: Option<Sage>,
 }
 
-/// The context of a batch of poses on the device: the embedded keypoints [B, J, C] and the
-/// observation mask [B, J]. Made once by [`Cgnf::record_condition`], shared by density and
-/// sampling.
+/// The condition of a batch of poses on the device: the embedded keypoints [B, J, C] and the
+/// observation mask [B, J] (none for the prior), and the root nodes' features. Made once by
+/// [`Cgnf::record_condition`] (or [`Cgnf::prior_condition`]), shared by density and sampling.
 pub struct Condition {
-    context: Tensor,
-    observed: Tensor,
+    /// (embedded keypoints, observed mask)
+    keypoints: Option<(Tensor, Tensor)>,
     batch: usize,
+    /// The root nodes' features [B, 3] (a root config; None: zeros).
+    root: Option<Tensor>,
 }
 
 impl Condition {
     pub fn batch(&self) -> usize {
         self.batch
     }
-    /// The embedded keypoints [B, J, C] (the `c` node features).
-    pub fn context(&self) -> &Tensor {
-        &self.context
+    /// The embedded keypoints [B, J, C] (the `c` node features); None for the prior.
+    pub fn context(&self) -> Option<&Tensor> {
+        self.keypoints.as_ref().map(|k| &k.0)
     }
 }
 
@@ -320,7 +338,11 @@ impl Cgnf {
                 return Err(Error::param(OP, name, format!("{v} must be in 1..={}", ops::MAX_GEOMETRY)));
             }
         }
-        let skeleton = Skeleton::new(j, &config.edges)?;
+        let mut skeleton = Skeleton::new(j, &config.edges)?;
+        if let Some(r) = &config.root {
+            skeleton = skeleton.with_root_children(&r.children)?;
+        }
+        let has_root = config.root.is_some();
         let mut actnorms = Vec::new();
         let mut couplings = Vec::new();
         for i in 0..config.layers {
@@ -335,14 +357,23 @@ impl Cgnf {
             let mask = coupling_mask(&mut sd, &p, i)?;
             let t = mask.iter().filter(|&&m| m).count();
             let mut gcn = Vec::new();
-            for (l, (fin, cin, out)) in [(3 - t, c, h), (h, h, 2 * t)].into_iter().enumerate() {
+            for (l, (fin, cin, out, rin)) in [(3 - t, c, h, 3), (h, h, 2 * t, h)].into_iter().enumerate() {
                 let g = format!("{p}.transform_net.layers.{l}");
+                let r = if has_root {
+                    Some((
+                        lin(&mut sd, &format!("{g}.layers.r"), h, rin, true)?,
+                        lin(&mut sd, &format!("{g}.layers.r->x"), h, rin, true)?,
+                    ))
+                } else {
+                    None
+                };
                 gcn.push(Gcn {
                     x: lin(&mut sd, &format!("{g}.layers.x"), h, fin, true)?,
                     xx: lin(&mut sd, &format!("{g}.layers.x->x"), h, fin, true)?,
                     c: lin(&mut sd, &format!("{g}.layers.c"), h, cin, true)?,
                     cx: lin(&mut sd, &format!("{g}.layers.c->x"), h, cin, true)?,
                     pool: lin(&mut sd, &format!("{g}.pool"), out, h, true)?,
+                    r,
                 });
                 // Built by propose, never used here (module docs).
                 for unused in ["layers.x<-x", "layers.r", "layers.r->x", "attention"] {
@@ -360,6 +391,8 @@ impl Cgnf {
                 ctx1: Lin::new(widen(&g1.cx.w, &ctx_half), g1.cx.b.clone()),
                 shift: rows(&g1.pool, 0, t),
                 scale: rows(&g1.pool, t, 2 * t),
+                root0: g0.r.as_ref().map(|(r, rx)| vstack(rx, r)),
+                root1: g1.r.as_ref().map(|(_, rx)| Lin::new(widen(&rx.w, &ctx_half), rx.b.clone())),
             };
             couplings.push(Coupling { mask, gcn: [g0, g1], folded });
         }
@@ -445,6 +478,9 @@ impl Cgnf {
             for l in [&mut f.nodes0, &mut f.ctx0, &mut f.nodes1, &mut f.ctx1, &mut f.shift, &mut f.scale] {
                 l.upload(ctx)?;
             }
+            for l in [&mut f.root0, &mut f.root1].into_iter().flatten() {
+                l.upload(ctx)?;
+            }
         }
         if let Some(e) = &mut self.embedding {
             e.dev_adj = Some(Tensor::from_f32(ctx, &e.adj.data, &e.adj.shape)?);
@@ -472,6 +508,32 @@ impl Cgnf {
     /// Records the context of a batch: raw 2-D keypoints [B, J, 2] (pixels, as propose takes them)
     /// and which of them are observed ([B·J], row-major).
     pub fn record_condition(&self, rec: &mut Recorder, keypoints: &Tensor, observed: &[bool]) -> Result<Condition> {
+        self.record_condition_with_root(rec, keypoints, observed, None)
+    }
+
+    /// The prior's condition (no keypoints) for `batch` poses with the root nodes' features
+    /// [batch, 3] (a root config only; None: zeros).
+    pub fn prior_condition(&self, batch: usize, root: Option<&Tensor>) -> Result<Condition> {
+        if let Some(r) = root {
+            if self.config.root.is_none() {
+                return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
+            }
+            crate::ops::expect_shape(OP, "root", r, &[batch, 3])?;
+        }
+        if batch == 0 {
+            return Err(Error::param(OP, "batch", "must be >= 1"));
+        }
+        Ok(Condition { keypoints: None, batch, root: root.cloned() })
+    }
+
+    /// As [`Cgnf::record_condition`], with the root nodes' features [B, 3] (a root config only).
+    pub fn record_condition_with_root(
+        &self,
+        rec: &mut Recorder,
+        keypoints: &Tensor,
+        observed: &[bool],
+        root: Option<&Tensor>,
+    ) -> Result<Condition> {
         rec.atomic(|rec| {
             let j = self.config.joints;
             keypoints.expect_f32(OP, "keypoints")?;
@@ -492,7 +554,13 @@ impl Cgnf {
                     e.folded[1].record(rec, &a1, Activation::Identity)?
                 }
             };
-            Ok(Condition { context, observed: obs, batch: b })
+            if let Some(r) = root {
+                if self.config.root.is_none() {
+                    return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
+                }
+                crate::ops::expect_shape(OP, "root", r, &[b, 3])?;
+            }
+            Ok(Condition { keypoints: Some((context, obs)), batch: b, root: root.cloned() })
         })
     }
 
@@ -503,23 +571,49 @@ impl Cgnf {
         c: &Coupling,
         x: &Tensor,
         cond: Option<&Condition>,
+        root: Option<&Tensor>,
     ) -> Result<(Tensor, Tensor)> {
         let (h, f) = (self.config.hidden, &c.folded);
         let table = self.table.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
         let rows = x.numel() / 3;
         let mx0 = f.nodes0.record(rec, x, Activation::Relu)?;
-        let mc0 = cond.map(|k| f.ctx0.record(rec, &k.context, Activation::Relu)).transpose()?;
-        fn ctx<'a>(mc: &'a Option<Tensor>, cond: Option<&'a Condition>) -> Option<GcnContext<'a>> {
-            mc.as_ref().zip(cond).map(|(m, k)| GcnContext { message: m, observed: &k.observed })
+        let kp = cond.and_then(|k| k.keypoints.as_ref());
+        let mc0 = kp.map(|k| f.ctx0.record(rec, &k.0, Activation::Relu)).transpose()?;
+        fn ctx<'a>(mc: &'a Option<Tensor>, kp: Option<&'a (Tensor, Tensor)>) -> Option<GcnContext<'a>> {
+            mc.as_ref().zip(kp).map(|(m, k)| GcnContext { message: m, observed: &k.1 })
         }
-        let h0 = ops::gcn_aggregate(rec, &mx0, h, &self.skeleton, table, ctx(&mc0, cond))?;
+        let mr0 = match (&f.root0, root) {
+            (Some(l), Some(r)) => Some(l.record(rec, r, Activation::Relu)?),
+            _ => None,
+        };
+        fn rt(m: &Option<Tensor>) -> Option<ops::GcnRoot<'_>> {
+            m.as_ref().map(|message| ops::GcnRoot { message })
+        }
+        let h0 = ops::gcn_aggregate(rec, &mx0, h, &self.skeleton, table, ctx(&mc0, kp), rt(&mr0))?;
         let mx1 = f.nodes1.record(rec, &h0, Activation::Relu)?;
         let mc1 = mc0.as_ref().map(|m| f.ctx1.record(rec, m, Activation::Relu)).transpose()?;
-        let h1 = ops::gcn_aggregate(rec, &mx1, h, &self.skeleton, table, ctx(&mc1, cond))?;
+        let mr1 = match (&f.root1, &mr0) {
+            (Some(l), Some(m)) => Some(l.record(rec, m, Activation::Relu)?),
+            _ => None,
+        };
+        let h1 = ops::gcn_aggregate(rec, &mx1, h, &self.skeleton, table, ctx(&mc1, kp), rt(&mr1))?;
         let t = c.mask.iter().filter(|&&m| m).count();
         let shift = f.shift.record(rec, &h1, Activation::Identity)?.reshape(&[rows, t])?;
         let scale = f.scale.record(rec, &h1, Activation::Identity)?.reshape(&[rows, t])?;
         Ok((shift, scale))
+    }
+
+    /// The root nodes' features for a batch of b poses: the condition's, or zeros (a root config).
+    fn root_input(&self, rec: &mut Recorder, cond: Option<&Condition>, b: usize) -> Result<Option<Tensor>> {
+        if self.config.root.is_none() {
+            return Ok(None);
+        }
+        if let Some(r) = cond.and_then(|c| c.root.clone()) {
+            return Ok(Some(r));
+        }
+        let z = Tensor::empty(rec.context(), &[b, 3], crate::tensor::DType::F32)?;
+        rec.clear(&z);
+        Ok(Some(z))
     }
 
     fn check_nodes(&self, x: &Tensor, what: &str, cond: Option<&Condition>) -> Result<(usize, usize)> {
@@ -552,6 +646,7 @@ impl Cgnf {
                 _ => poses.clone(),
             };
             let (b, s) = self.check_nodes(&x, "poses", cond)?;
+            let root = self.root_input(rec, cond, b)?;
             let rows = b * s * self.config.joints;
             let mut h = x.reshape(&[rows, 3])?;
             let (mut acc, mut pending): (Option<Tensor>, f32) = (None, 0.0);
@@ -559,7 +654,8 @@ impl Cgnf {
                 let (ls, sh) = a.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
                 h = ops::actnorm(rec, &h, ls, sh, false)?;
                 pending += ops::flows::actnorm_logdet(&a.log_s.data, 1, false) as f32;
-                let (shift, scale) = self.conditioner(rec, c, &h.reshape(&[b, s, self.config.joints, 3])?, cond)?;
+                let (shift, scale) =
+                    self.conditioner(rec, c, &h.reshape(&[b, s, self.config.joints, 3])?, cond, root.as_ref())?;
                 let (y, ld) = ops::affine_coupling(rec, &h, &shift, &scale, &c.mask, false)?;
                 acc = Some(ops::row_sum_add(rec, &ld, acc.as_ref(), 1.0, pending)?);
                 pending = 0.0;
@@ -578,6 +674,7 @@ impl Cgnf {
 
     fn sample_unit(&self, rec: &mut Recorder, z: &Tensor, cond: Option<&Condition>) -> Result<(Tensor, Tensor)> {
         let (b, s) = self.check_nodes(z, "base points", cond)?;
+        let root = self.root_input(rec, cond, b)?;
         let j = self.config.joints;
         let rows = b * s * j;
         let zr = z.reshape(&[rows, 3])?;
@@ -585,7 +682,7 @@ impl Cgnf {
         // Σ of the inverse pass's log-dets (a tensor and a constant not yet added).
         let (mut acc, mut pending): (Option<Tensor>, f32) = (None, 0.0);
         for (a, c) in self.actnorms.iter().zip(&self.couplings).rev() {
-            let (shift, scale) = self.conditioner(rec, c, &h.reshape(&[b, s, j, 3])?, cond)?;
+            let (shift, scale) = self.conditioner(rec, c, &h.reshape(&[b, s, j, 3])?, cond, root.as_ref())?;
             let (y, ld) = ops::affine_coupling(rec, &h, &shift, &scale, &c.mask, true)?;
             acc = Some(ops::row_sum_add(rec, &ld, acc.as_ref(), 1.0, pending)?);
             pending = 0.0;
@@ -690,6 +787,7 @@ impl Cgnf {
         b: usize,
         s: usize,
         cond: Option<(&[f64], &[bool])>,
+        root: &[f64],
     ) -> Vec<Vec<f64>> {
         let j = self.config.joints;
         let cf = self.config.context_features;
@@ -698,7 +796,9 @@ impl Cgnf {
             .collect();
         let mut ctx: Option<Vec<Vec<f64>>> =
             cond.map(|(cx, _)| (0..b * j).map(|r| cx[r * cf..(r + 1) * cf].to_vec()).collect());
+        let mut rootf: Vec<Vec<f64>> = (0..b).map(|bi| root[bi * 3..bi * 3 + 3].to_vec()).collect();
         for g in &c.gcn {
+            let rmsg: Option<Vec<Vec<f64>>> = g.r.as_ref().map(|(_, rx)| rootf.iter().map(|v| rx.apply(v, relu)).collect());
             let own: Vec<Vec<f64>> = nodes.iter().map(|v| g.x.apply(v, relu)).collect();
             let msg: Vec<Vec<f64>> = nodes.iter().map(|v| g.xx.apply(v, relu)).collect();
             let cmsg: Option<Vec<Vec<f64>>> = ctx.as_ref().map(|cs| cs.iter().map(|v| g.cx.apply(v, relu)).collect());
@@ -714,20 +814,43 @@ impl Cgnf {
                             hsum.iter_mut().zip(&cm[bi * j + ji]).for_each(|(a, m)| *a += m);
                         }
                     }
+                    if let Some(rm) = &rmsg {
+                        if self.skeleton.is_root_child(ji) {
+                            hsum.iter_mut().zip(&rm[bi]).for_each(|(a, m)| *a += m);
+                        }
+                    }
                     g.pool.apply(&hsum, ident)
                 })
                 .collect();
             ctx = ctx.map(|cs| cs.iter().map(|v| g.c.apply(v, relu)).collect());
+            if let Some((r, _)) = &g.r {
+                rootf = rootf.iter().map(|v| r.apply(v, relu)).collect();
+            }
         }
         nodes
     }
 
-    fn reference_check(&self, x: &[f32], b: usize, s: usize, cond: Option<(&[f32], &[bool])>) -> Result<Option<Vec<f64>>> {
+    fn reference_check(
+        &self,
+        x: &[f32],
+        b: usize,
+        s: usize,
+        cond: Option<(&[f32], &[bool])>,
+        root: Option<&[f32]>,
+    ) -> Result<(Option<Vec<f64>>, Vec<f64>)> {
         let j = self.config.joints;
         if x.len() != b * s * j * 3 {
             return Err(Error::shape(OP, "poses", &[x.len()], format!("[{b}, {s}, {j}, 3]")));
         }
-        cond.map(|(k, o)| self.reference_condition(k, o, b)).transpose()
+        let root = match root {
+            Some(_) if self.config.root.is_none() => {
+                return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"))
+            }
+            Some(r) if r.len() != b * 3 => return Err(Error::shape(OP, "root", &[r.len()], format!("[{b}, 3]"))),
+            Some(r) => r.iter().map(|&v| v as f64).collect(),
+            None => vec![0.0; b * 3],
+        };
+        Ok((cond.map(|(k, o)| self.reference_condition(k, o, b)).transpose()?, root))
     }
 
     /// log p per node [B·S·J] of poses [B, S, J, 3] with the CPU reference (f64), and z.
@@ -738,7 +861,19 @@ impl Cgnf {
         s: usize,
         cond: Option<(&[f32], &[bool])>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let c = self.reference_check(poses, b, s, cond)?;
+        self.reference_log_prob_with_root(poses, b, s, cond, None)
+    }
+
+    /// [`Cgnf::reference_log_prob`] with the root nodes' features [B, 3] (None: zeros).
+    pub fn reference_log_prob_with_root(
+        &self,
+        poses: &[f32],
+        b: usize,
+        s: usize,
+        cond: Option<(&[f32], &[bool])>,
+        root: Option<&[f32]>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (c, root) = self.reference_check(poses, b, s, cond, root)?;
         let cond64 = c.as_deref().zip(cond.map(|c| c.1));
         let mut x: Vec<f64> = poses.iter().map(|&v| v as f64).collect();
         let mut ld = vec![0f64; b * s * self.config.joints];
@@ -750,7 +885,7 @@ impl Cgnf {
                     *l += ls;
                 }
             }
-            let p = self.reference_conditioner(cp, &x, b, s, cond64);
+            let p = self.reference_conditioner(cp, &x, b, s, cond64, &root);
             let t = cp.mask.iter().filter(|&&m| m).count();
             for (r, l) in ld.iter_mut().enumerate() {
                 let mut tj = 0;
@@ -780,12 +915,24 @@ impl Cgnf {
         s: usize,
         cond: Option<(&[f32], &[bool])>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let c = self.reference_check(z, b, s, cond)?;
+        self.reference_sample_with_root(z, b, s, cond, None)
+    }
+
+    /// [`Cgnf::reference_sample`] with the root nodes' features [B, 3] (None: zeros).
+    pub fn reference_sample_with_root(
+        &self,
+        z: &[f32],
+        b: usize,
+        s: usize,
+        cond: Option<(&[f32], &[bool])>,
+        root: Option<&[f32]>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (c, root) = self.reference_check(z, b, s, cond, root)?;
         let cond64 = c.as_deref().zip(cond.map(|c| c.1));
         let mut x: Vec<f64> = z.iter().map(|&v| v as f64).collect();
         let mut ld = vec![0f64; b * s * self.config.joints];
         for (a, cp) in self.actnorms.iter().zip(&self.couplings).rev() {
-            let p = self.reference_conditioner(cp, &x, b, s, cond64);
+            let p = self.reference_conditioner(cp, &x, b, s, cond64, &root);
             let t = cp.mask.iter().filter(|&&m| m).count();
             for (r, l) in ld.iter_mut().enumerate() {
                 let mut tj = 0;
@@ -830,6 +977,7 @@ impl CgnfConfig {
                 [8, 13], [13, 14], [14, 15],
             ],
             embedding: Some(EmbeddingConfig { hidden: 128, keypoint_scale: 0.0139, root: Some(0), flip_y: true }),
+            root: None,
         }
     }
 }
@@ -852,7 +1000,8 @@ pub fn random_state_dict(cfg: &CgnfConfig, seed: u64, gain: f32) -> BTreeMap<Str
         let p = format!("_transform._transforms.{}", 2 * i + 1);
         for (l, (fin, cin, out)) in [(2usize, c, h), (h, h, 2usize)].into_iter().enumerate() {
             let g = format!("{p}.transform_net.layers.{l}");
-            for (rel, i_) in [("x", fin), ("x->x", fin), ("x<-x", fin), ("c", cin), ("c->x", cin), ("r", 3), ("r->x", 3)] {
+            let rin = if l == 0 { 3 } else { h };
+            for (rel, i_) in [("x", fin), ("x->x", fin), ("x<-x", fin), ("c", cin), ("c->x", cin), ("r", rin), ("r->x", rin)] {
                 let s = 1.0 / (i_ as f32).sqrt();
                 put(&mut sd, format!("{g}.layers.{rel}.weight"), vec![h, i_], s);
                 put(&mut sd, format!("{g}.layers.{rel}.bias"), vec![h], s);

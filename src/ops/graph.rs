@@ -11,7 +11,8 @@ use crate::tensor::{DType, Tensor};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Skeleton {
     joints: usize,
-    /// offsets [J + 1], then the neighbour joints (the layout of the kernel's table).
+    /// offsets [J + 1], then the neighbour joints, then [J] root-child flags (the layout of the
+    /// kernel's table).
     table: Vec<u32>,
 }
 
@@ -47,7 +48,29 @@ impl Skeleton {
         for n in &nbr {
             table.extend(n);
         }
+        table.extend(std::iter::repeat_n(0, joints));
         Ok(Skeleton { joints, table })
+    }
+
+    /// Marks the joints that receive the root node's message (propose's `r→x` edges). Refuses a
+    /// joint out of range or listed twice.
+    pub fn with_root_children(mut self, children: &[usize]) -> Result<Skeleton> {
+        let base = self.table.len() - self.joints;
+        for &c in children {
+            if c >= self.joints {
+                return Err(Error::param("skeleton", "root children", format!("joint {c} is past {}", self.joints - 1)));
+            }
+            if self.table[base + c] != 0 {
+                return Err(Error::param("skeleton", "root children", format!("joint {c} is listed twice")));
+            }
+            self.table[base + c] = 1;
+        }
+        Ok(self)
+    }
+
+    /// Whether joint j receives the root's message.
+    pub fn is_root_child(&self, j: usize) -> bool {
+        self.table[self.table.len() - self.joints + j] != 0
     }
 
     pub fn joints(&self) -> usize {
@@ -76,7 +99,9 @@ struct GcnParams {
     mx_stride: u32,
     mc_stride: u32,
     has_ctx: u32,
-    _p: u32,
+    has_root: u32,
+    mr_stride: u32,
+    _p: [u32; 3],
 }
 
 /// The context side of a CondGCN aggregation: per pose and keypoint, the context message (its
@@ -86,6 +111,12 @@ pub struct GcnContext<'a> {
     pub message: &'a Tensor,
     /// [B, J]
     pub observed: &'a Tensor,
+}
+
+/// The root node's message per pose, [B, ≥ hidden] (its first `hidden` columns), added to the
+/// root's children.
+pub struct GcnRoot<'a> {
+    pub message: &'a Tensor,
 }
 
 /// Checks a CondGCN aggregation's shapes: node messages mx [B, S, J, ≥ 2H] (self loop in columns
@@ -118,7 +149,8 @@ pub fn gcn_shapes(
 /// One CondGCN layer's sum aggregation (models.md §8.3) for nodes [B, S, J]: per node i,
 /// h_i = mx_i[0..H] + Σ_{j ∈ neighbours(i)} mx_j[H..2H] + observed_i · mc_i[0..H], where mx holds
 /// ReLU(W_x x + b_x) and ReLU(W_xx x + b_xx) side by side and mc = ReLU(W_cx c + b_cx) per pose
-/// (broadcast over the S samples). Returns h [B, S, J, H].
+/// (broadcast over the S samples), plus, for the root's children, the root message (per pose).
+/// Returns h [B, S, J, H].
 pub fn gcn_aggregate(
     rec: &mut Recorder,
     mx: &Tensor,
@@ -126,6 +158,7 @@ pub fn gcn_aggregate(
     skeleton: &Skeleton,
     table: &Tensor,
     context: Option<GcnContext>,
+    root: Option<GcnRoot>,
 ) -> Result<Tensor> {
     const OP: &str = "gcn_aggregate";
     mx.expect_f32(OP, "node messages")?;
@@ -139,6 +172,14 @@ pub fn gcn_aggregate(
     if table.shape() != [skeleton.table.len()] {
         return Err(Error::shape(OP, "neighbour table", table.shape(), format!("[{}]", skeleton.table.len())));
     }
+    let mut mr_stride = 0;
+    if let Some(r) = &root {
+        r.message.expect_f32(OP, "root messages")?;
+        mr_stride = match *r.message.shape() {
+            [rb, c] if rb == b && c >= hidden => c,
+            _ => return Err(Error::shape(OP, "root messages", r.message.shape(), format!("[{b}, >= {hidden}]"))),
+        };
+    }
     let rows = b * s * j;
     let ctx = rec.context();
     let p = GcnParams {
@@ -149,9 +190,11 @@ pub fn gcn_aggregate(
         mx_stride: mx_stride as u32,
         mc_stride: mc_stride as u32,
         has_ctx: context.is_some() as u32,
-        _p: 0,
+        has_root: root.is_some() as u32,
+        mr_stride: mr_stride as u32,
+        _p: [0; 3],
     };
-    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read];
     let kernel = ctx.kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings))?;
     let groups = super::elementwise_grid(ctx, rows * hidden, OP)?;
     let y = Tensor::alloc(ctx, OP, &[b, s, j, hidden], DType::F32)?;
@@ -160,7 +203,14 @@ pub fn gcn_aggregate(
         Some(c) => (c.message, c.observed),
         None => (mx, mx),
     };
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y)], groups)?;
+    let mr = root.as_ref().map_or(mx, |r| r.message);
+    rec.dispatch(
+        OP,
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y), Some(mr)],
+        groups,
+    )?;
     Ok(y)
 }
 

@@ -4,7 +4,8 @@
 use crate::ops::graph::{KeypointPrep, Skeleton};
 
 /// h [B, S, J, H] from mx [B, S, J, stride] (self loop in 0..H, neighbour message in H..2H) and the
-/// optional context (mc [B, J, mc_stride], observed [B, J]).
+/// optional context (mc [B, J, mc_stride], observed [B, J]) and root message (mr [B, mr_stride],
+/// added to the root's children).
 #[allow(clippy::too_many_arguments)]
 pub fn gcn_aggregate(
     mx: &[f32],
@@ -14,6 +15,7 @@ pub fn gcn_aggregate(
     hidden: usize,
     skeleton: &Skeleton,
     context: Option<(&[f32], usize, &[f32])>,
+    root: Option<(&[f32], usize)>,
 ) -> Vec<f32> {
     let j = skeleton.joints();
     let mut out = vec![0f32; b * s * j * hidden];
@@ -30,6 +32,11 @@ pub fn gcn_aggregate(
                     if let Some((mc, mc_stride, obs)) = context {
                         if obs[bi * j + ji] > 0.0 {
                             acc += mc[(bi * j + ji) * mc_stride + h] as f64;
+                        }
+                    }
+                    if let Some((mr, mr_stride)) = root {
+                        if skeleton.is_root_child(ji) {
+                            acc += mr[bi * mr_stride + h] as f64;
                         }
                     }
                     out[r * hidden + h] = acc as f32;
