@@ -15,7 +15,8 @@ CPU), the last line is {"case": "device", ...}. On a CPU the default is 3 / 5 ti
 cGNF call at --small takes ~10 s on two cores there): a smoke test, not a measurement; --reps N
 sets the count. TF32 is off; float32 throughout; every timed call
 runs under torch.no_grad() (the energy gradient re-enables grad locally, as Platypose does).
---small shrinks the batches as vcortex's small suite does (1000 x 200 -> 8 poses x 6; 200 x 60 -> 6 x 10); the
+--small shrinks the batches as vcortex's small suite does (1000 x 200 -> 8 poses x 6; 200 x 60 -> 6 x 10
+with a 64-wide 2-layer MDM); the
 case names stay the same and the device line says small.
 
 Cases
@@ -247,8 +248,11 @@ class Mdm(gp.Mdm):
         return self.output_process(self.encoder(seq)[:, 1:])
 
 
-def build_mdm():
-    for k, v in MDM_SIZES.items():
+MDM_SIZES_SMALL = dict(D=51, E=64, HEADS=4, FF=128, LAYERS=2, MAX_LEN=64)   # vcortex's small suite
+
+
+def build_mdm(small=False):
+    for k, v in (MDM_SIZES_SMALL if small else MDM_SIZES).items():
         setattr(gp, k, v)
     m = Mdm()
     for p in m.parameters():
@@ -367,7 +371,7 @@ def case_platypose(small):
         return
     try:
         s, f = (200 // 32, 60 // 6) if small else (200, 60)
-        model = build_mdm()
+        model = build_mdm(small)
         cams = [bench_camera()]
         x2d, w, root = platypose_inputs(f)
         coeffs, _ = ddim_coeffs()

@@ -69,11 +69,13 @@ fn bench_observations(ctx: &Context, frames: usize) -> Result<Observations> {
 /// Platypose's MDM (d 512, 8 layers, 4 heads, FF 1024) and energy guidance (scale 30, 10 substeps)
 /// on one camera; the last refinement and step checked against the f64 reference.
 pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchResult {
-    let (s, f) = if small { (200 / 32, 60 / 6) } else { (200, 60) };
+    // Small suite: 6 hypotheses × 10 frames and a 64-wide, 2-layer MDM (the full one takes over a
+    // minute a run on a software adapter); same steps, substeps and kernels.
+    let (s, f, latent, layers, ff) = if small { (200 / 32, 60 / 6, 64, 2, 128) } else { (200, 60, 512, 8, 1024) };
     measure(ctx, opts, || {
-        let mdm = MdmConfig { features: 51, latent: 512, heads: 4, layers: 8, max_len: 64 };
+        let mdm = MdmConfig { features: 51, latent, heads: 4, layers, max_len: 64 };
         let cfg = PlatyposeConfig {
-            mdm: MdmJson { features: 51, latent: 512, heads: 4, layers: 8, max_len: 64 },
+            mdm: MdmJson { features: 51, latent, heads: 4, layers, max_len: 64 },
             train_steps: 50,
             steps: 20,
             sampler: SamplerKind::Ddim,
@@ -81,7 +83,7 @@ pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchR
             energy_scale: 30.0,
             substeps: 10,
         };
-        let p = std::rc::Rc::new(Platypose::new(ctx, &mdm_weights(&mdm, 1024, 3), cfg)?);
+        let p = std::rc::Rc::new(Platypose::new(ctx, &mdm_weights(&mdm, ff, 3), cfg)?);
         let obs = std::rc::Rc::new(bench_observations(ctx, f)?);
         let (p2, o2) = (p.clone(), obs.clone());
         Ok(Case {
