@@ -57,6 +57,34 @@ fn gcn_aggregate_matches_on_random_skeletons() {
     }
 }
 
+/// The direct form: node messages computed in the kernel from the features (F small).
+#[test]
+fn gcn_aggregate_linear_matches() {
+    let mut rng = SplitMix::new(307);
+    for (b, s, j, h, f, with_ctx) in [(1usize, 1usize, 1usize, 1usize, 1usize, false), (3, 4, 16, 12, 3, true), (2, 3, 7, 100, 5, true)] {
+        let skel = Skeleton::new(j, &tree(&mut rng, j)).unwrap().with_root_children(&[0]).unwrap();
+        let x = rng.vec(b * s * j * f, -1.0, 1.0);
+        let packed = rng.vec(2 * h * (f + 1), -1.0, 1.0);
+        let mc = rng.vec(b * j * h, -1.0, 1.0);
+        let obs: Vec<f32> = (0..b * j).map(|i| (i % 3 != 0) as u8 as f32).collect();
+        let mr = rng.vec(b * h, -1.0, 1.0);
+        let table = skel.upload(ctx()).unwrap();
+        let (xt, pt, mct, ot, mrt) = (up(&x, &[b, s, j, f]), up(&packed, &[2 * h, f + 1]), up(&mc, &[b, j, h]), up(&obs, &[b, j]), up(&mr, &[b, h]));
+        let got = run1(|rec| {
+            let c = with_ctx.then_some(GcnContext { message: &mct, observed: &ot });
+            ops::gcn_aggregate_linear(rec, &xt, &pt, h, &skel, &table, c, Some(ops::GcnRoot { message: &mrt }))
+        });
+        let want = rg::gcn_aggregate_linear(&x, f, &packed, b, s, h, &skel, with_ctx.then_some((&mc[..], h, &obs[..])), Some((&mr[..], h)));
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("gcn_aggregate_linear b {b} s {s} j {j} h {h} f {f}"));
+    }
+    let skel = Skeleton::new(3, &[[0, 1]]).unwrap();
+    let table = skel.upload(ctx()).unwrap();
+    let mut rec = ctx().recorder();
+    let x = up(&[0.0; 9], &[1, 1, 3, 3]);
+    assert!(ops::gcn_aggregate_linear(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), 2, &skel, &table, None, None).is_err(), "packed [2H, F + 1]");
+    assert_eq!(rec.dispatch_count(), 0);
+}
+
 #[test]
 fn sage_aggregate_matches_with_and_without_preprocessing() {
     let mut rng = SplitMix::new(302);

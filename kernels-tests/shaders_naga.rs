@@ -22,6 +22,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         "neurn" => v.push(vec![("WINDOW", 0.0)]),
         "box_filter" => v.push(vec![("SQUARE", 1.0)]),
         "flows" => v.push(vec![("COUPLING", 1.0)]),
+        "graph" => v.push(vec![("DIRECT", 1.0)]),
         "diffusion" => {
             v.push(vec![("NOISE", 1.0), ("CLIP", 1.0)]);
             v.push(vec![("NOISE", 2.0)]);

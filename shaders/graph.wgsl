@@ -8,6 +8,10 @@
 //                   adjacency masked to the observed keypoints of each pose; optionally preprocesses
 //                   raw keypoints first (scaled, root-centred, y flipped)
 // One invocation per output element for both.
+// DIRECT: the node messages are not given but computed in the kernel from the node features
+// (g_mx holds x [rows, mx_stride], g_w the packed layer [2 hidden, mx_stride + 1], weights then
+// bias): self = ReLU(W_x x_i + b_x), neighbour = ReLU(W_xx x_j + b_xx). For the first CondGCN layer,
+// whose input is 3 coordinates, this saves a [rows, 2 hidden] tensor and its matmul.
 
 struct GcnParams {
     rows: u32, hidden: u32, joints: u32, samples: u32,
@@ -27,6 +31,18 @@ struct GcnParams {
 @group(0) @binding(5) var<storage, read_write> g_out: array<f32>;
 // [B, mr_stride]: the root message in columns 0..hidden
 @group(0) @binding(6) var<storage, read> g_mr: array<f32>;
+@group(0) @binding(7) var<storage, read> g_w: array<f32>;
+override DIRECT: bool = false;
+
+// Message column c (0..2 hidden) of node row r: given, or computed (DIRECT).
+fn gcn_msg(r: u32, c: u32) -> f32 {
+    if (!DIRECT) { return g_mx[r * gp.mx_stride + c]; }
+    let f = gp.mx_stride;
+    let wb = c * (f + 1u);
+    var acc = g_w[wb + f];
+    for (var k = 0u; k < f; k++) { acc += g_w[wb + k] * g_mx[r * f + k]; }
+    return max(acc, 0.0);
+}
 
 @compute @workgroup_size(256)
 fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -36,10 +52,10 @@ fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let r = o / gp.hidden;
     let j = r % gp.joints;
     let first = r - j; // the row of joint 0 of this pose and sample
-    var acc = g_mx[r * gp.mx_stride + h];
+    var acc = gcn_msg(r, h);
     for (var e = g_nbr[j]; e < g_nbr[j + 1u]; e++) {
         let n = g_nbr[gp.joints + 1u + e];
-        acc += g_mx[(first + n) * gp.mx_stride + gp.hidden + h];
+        acc += gcn_msg(first + n, gp.hidden + h);
     }
     let b = r / (gp.joints * gp.samples);
     if (gp.has_ctx != 0u) {

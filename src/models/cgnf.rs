@@ -35,7 +35,9 @@
 //! Loading folds: each CondGCN's self-loop and neighbour linears are stacked into one matmul over
 //! the nodes (the first widened with a zero column for the transformed coordinate), the context
 //! linears into one matmul over the keypoints, layer 0's pool into layer 1's node linears, and
-//! layer 1's pool is split into a shift head and a scale head. A coupling is then 8 dispatches.
+//! layer 1's pool is split into a shift head and a scale head. Layer 0's node messages (from 3
+//! coordinates) are computed inside its aggregation rather than stored. A coupling is then 7
+//! dispatches (9 with a root node).
 
 use std::collections::BTreeMap;
 
@@ -168,8 +170,10 @@ struct Gcn {
 
 /// A coupling's folded conditioner on the device.
 struct Folded {
-    /// Layer 0: [W_x; W_xx] widened to the 3 coordinates, [2H, 3].
-    nodes0: Lin,
+    /// Layer 0: [W_x; W_xx] widened to the 3 coordinates, packed with its bias, [2H, 4] (its
+    /// messages are computed inside the aggregation: `ops::gcn_aggregate_linear`).
+    nodes0: HostTensor,
+    nodes0_dev: Option<Tensor>,
     /// Layer 0: [W_cx; W_c], [2H, C].
     ctx0: Lin,
     /// Layer 1: [W_x; W_xx] · pool0 (layer 0's pool folded in), [2H, H].
@@ -384,8 +388,13 @@ impl Cgnf {
             let [g0, g1]: [Gcn; 2] = gcn.try_into().map_err(|_| Error::Case("cgnf: two CondGCN layers".into()))?;
             let ctx_half: Vec<bool> = (0..2 * h).map(|k| k < h).collect();
             let nodes0 = vstack(&g0.x, &g0.xx);
+            let w0 = widen(&nodes0.w, &mask);
+            let b0 = nodes0.b.as_ref().expect("CondGCN layers have biases");
+            let packed: Vec<f32> =
+                (0..2 * h).flat_map(|r| w0.data[r * 3..r * 3 + 3].iter().copied().chain([b0.data[r]])).collect();
             let folded = Folded {
-                nodes0: Lin::new(widen(&nodes0.w, &mask), nodes0.b),
+                nodes0: HostTensor::new(vec![2 * h, 4], packed),
+                nodes0_dev: None,
                 ctx0: vstack(&g0.cx, &g0.c),
                 nodes1: compose(&vstack(&g1.x, &g1.xx), &g0.pool),
                 ctx1: Lin::new(widen(&g1.cx.w, &ctx_half), g1.cx.b.clone()),
@@ -475,7 +484,8 @@ impl Cgnf {
         }
         for c in &mut self.couplings {
             let f = &mut c.folded;
-            for l in [&mut f.nodes0, &mut f.ctx0, &mut f.nodes1, &mut f.ctx1, &mut f.shift, &mut f.scale] {
+            f.nodes0_dev = Some(Tensor::from_f32(ctx, &f.nodes0.data, &f.nodes0.shape)?);
+            for l in [&mut f.ctx0, &mut f.nodes1, &mut f.ctx1, &mut f.shift, &mut f.scale] {
                 l.upload(ctx)?;
             }
             for l in [&mut f.root0, &mut f.root1].into_iter().flatten() {
@@ -576,7 +586,7 @@ impl Cgnf {
         let (h, f) = (self.config.hidden, &c.folded);
         let table = self.table.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
         let rows = x.numel() / 3;
-        let mx0 = f.nodes0.record(rec, x, Activation::Relu)?;
+        let nodes0 = f.nodes0_dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
         let kp = cond.and_then(|k| k.keypoints.as_ref());
         let mc0 = kp.map(|k| f.ctx0.record(rec, &k.0, Activation::Relu)).transpose()?;
         fn ctx<'a>(mc: &'a Option<Tensor>, kp: Option<&'a (Tensor, Tensor)>) -> Option<GcnContext<'a>> {
@@ -589,7 +599,7 @@ impl Cgnf {
         fn rt(m: &Option<Tensor>) -> Option<ops::GcnRoot<'_>> {
             m.as_ref().map(|message| ops::GcnRoot { message })
         }
-        let h0 = ops::gcn_aggregate(rec, &mx0, h, &self.skeleton, table, ctx(&mc0, kp), rt(&mr0))?;
+        let h0 = ops::gcn_aggregate_linear(rec, x, nodes0, h, &self.skeleton, table, ctx(&mc0, kp), rt(&mr0))?;
         let mx1 = f.nodes1.record(rec, &h0, Activation::Relu)?;
         let mc1 = mc0.as_ref().map(|m| f.ctx1.record(rec, m, Activation::Relu)).transpose()?;
         let mr1 = match (&f.root1, &mr0) {

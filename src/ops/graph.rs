@@ -160,15 +160,60 @@ pub fn gcn_aggregate(
     context: Option<GcnContext>,
     root: Option<GcnRoot>,
 ) -> Result<Tensor> {
+    mx.expect_f32("gcn_aggregate", "node messages")?;
+    record_gcn(rec, mx, None, hidden, skeleton, table, context, root)
+}
+
+/// [`gcn_aggregate`] with the node messages computed in the kernel from the node features
+/// x [B, S, J, F] and the stacked layer `packed` [2H, F + 1] (rows: W_x then W_xx, each row its F
+/// weights then its bias): self loop ReLU(W_x x_i + b_x), neighbour message ReLU(W_xx x_j + b_xx).
+/// For a small F (the first CondGCN layer's 3 coordinates) it saves the [.., 2H] message tensor.
+#[allow(clippy::too_many_arguments)]
+pub fn gcn_aggregate_linear(
+    rec: &mut Recorder,
+    x: &Tensor,
+    packed: &Tensor,
+    hidden: usize,
+    skeleton: &Skeleton,
+    table: &Tensor,
+    context: Option<GcnContext>,
+    root: Option<GcnRoot>,
+) -> Result<Tensor> {
     const OP: &str = "gcn_aggregate";
-    mx.expect_f32(OP, "node messages")?;
+    x.expect_f32(OP, "node features")?;
+    let f = match *x.shape() {
+        [_, _, j, f] if j == skeleton.joints() && (1..=64).contains(&f) => f,
+        _ => return Err(Error::shape(OP, "node features", x.shape(), format!("[B, S, {}, F <= 64]", skeleton.joints()))),
+    };
+    super::expect_shape(OP, "packed layer", packed, &[2 * hidden, f + 1])?;
+    record_gcn(rec, x, Some(packed), hidden, skeleton, table, context, root)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_gcn(
+    rec: &mut Recorder,
+    mx: &Tensor,
+    packed: Option<&Tensor>,
+    hidden: usize,
+    skeleton: &Skeleton,
+    table: &Tensor,
+    context: Option<GcnContext>,
+    root: Option<GcnRoot>,
+) -> Result<Tensor> {
+    const OP: &str = "gcn_aggregate";
     if let Some(c) = &context {
         c.message.expect_f32(OP, "context messages")?;
         c.observed.expect_f32(OP, "observed")?;
     }
     let j = skeleton.joints();
-    let (b, s, mx_stride, mc_stride) =
-        gcn_shapes(mx.shape(), hidden, j, context.as_ref().map(|c| (c.message.shape(), c.observed.shape())))?;
+    // The direct form checks its input's shape as [B, S, J, F] against a message width of 2H.
+    let sh = mx.shape();
+    let as_messages = if packed.is_some() { vec![sh[0], sh[1], sh[2], 2 * hidden] } else { sh.to_vec() };
+    let (b, s, mut mx_stride, mc_stride) =
+        gcn_shapes(&as_messages, hidden, j, context.as_ref().map(|c| (c.message.shape(), c.observed.shape())))?;
+    if packed.is_some() {
+        mx_stride = sh[3];
+    }
     if table.shape() != [skeleton.table.len()] {
         return Err(Error::shape(OP, "neighbour table", table.shape(), format!("[{}]", skeleton.table.len())));
     }
@@ -194,8 +239,9 @@ pub fn gcn_aggregate(
         mr_stride: mr_stride as u32,
         _p: [0; 3],
     };
-    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read];
-    let kernel = ctx.kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings))?;
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];
+    let kernel =
+        ctx.kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings).with("DIRECT", packed.is_some() as u8 as f64))?;
     let groups = super::elementwise_grid(ctx, rows * hidden, OP)?;
     let y = Tensor::alloc(ctx, OP, &[b, s, j, hidden], DType::F32)?;
     // Without a context the context bindings are bound to the node messages (never read).
@@ -208,7 +254,7 @@ pub fn gcn_aggregate(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y), Some(mr)],
+        &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y), Some(mr), Some(packed.unwrap_or(mx))],
         groups,
     )?;
     Ok(y)

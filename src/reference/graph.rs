@@ -94,3 +94,29 @@ pub fn sage_aggregate(
     }
     out
 }
+
+/// `ops::gcn_aggregate_linear`: the messages ReLU(packed · [x, 1]) of x [B, S, J, F] with packed
+/// [2H, F + 1], then [`gcn_aggregate`].
+#[allow(clippy::too_many_arguments)]
+pub fn gcn_aggregate_linear(
+    x: &[f32],
+    f: usize,
+    packed: &[f32],
+    b: usize,
+    s: usize,
+    hidden: usize,
+    skeleton: &Skeleton,
+    context: Option<(&[f32], usize, &[f32])>,
+    root: Option<(&[f32], usize)>,
+) -> Vec<f32> {
+    let rows = x.len() / f;
+    let mut mx = vec![0f32; rows * 2 * hidden];
+    for r in 0..rows {
+        for c in 0..2 * hidden {
+            let w = &packed[c * (f + 1)..(c + 1) * (f + 1)];
+            let v = w[f] as f64 + (0..f).map(|k| w[k] as f64 * x[r * f + k] as f64).sum::<f64>();
+            mx[r * 2 * hidden + c] = v.max(0.0) as f32;
+        }
+    }
+    gcn_aggregate(&mx, b, s, 2 * hidden, hidden, skeleton, context, root)
+}
