@@ -130,7 +130,8 @@ enum FlowCmd {
         config: PathBuf,
         #[arg(long)]
         n: usize,
-        /// cGNF only: `keypoints` [B, J, 2] and optionally `observed` [B, J] (1 = observed).
+        /// cGNF only: `keypoints` [B, J, 2] and optionally `observed` [B, J] (1 = observed) and, for a
+    /// model with a root node, `root` [B, 3].
         #[arg(long)]
         input: Option<PathBuf>,
         #[arg(long, default_value_t = 1.0)]
@@ -476,11 +477,15 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
                      f: &mut std::collections::BTreeMap<String, HostTensor>,
                      path: &std::path::Path|
      -> Result<Option<vcortex::models::cgnf::Condition>> {
+        let root = f.remove("root").map(|r| Tensor::from_f32(ctx, &r.data, &r.shape)).transpose()?;
         let Some(kp) = f.remove("keypoints") else {
             if f.contains_key("observed") {
                 return Err(Error::File { path: path.display().to_string(), reason: "\"observed\" without \"keypoints\"".into() });
             }
-            return Ok(None);
+            return match root {
+                Some(r) => m.prior_condition(r.shape()[0], Some(&r)).map(Some),
+                None => Ok(None),
+            };
         };
         let n = kp.data.len() / 2;
         let observed: Vec<bool> = match f.remove("observed") {
@@ -493,7 +498,7 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
             }
         };
         let kt = Tensor::from_f32(ctx, &kp.data, &kp.shape)?;
-        m.record_condition(rec, &kt, &observed).map(Some)
+        m.record_condition_with_root(rec, &kt, &observed, root.as_ref()).map(Some)
     };
     let leftover = |f: &std::collections::BTreeMap<String, HostTensor>, path: &std::path::Path| -> Result<()> {
         match f.keys().next() {
