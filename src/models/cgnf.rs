@@ -888,32 +888,11 @@ impl Cgnf {
         let mut x: Vec<f64> = poses.iter().map(|&v| v as f64).collect();
         let mut ld = vec![0f64; b * s * self.config.joints];
         for (a, cp) in self.actnorms.iter().zip(&self.couplings) {
-            for (r, l) in ld.iter_mut().enumerate() {
-                for f in 0..3 {
-                    let ls = a.log_s.data[f] as f64;
-                    x[r * 3 + f] = ls.exp() * x[r * 3 + f] + a.shift.data[f] as f64;
-                    *l += ls;
-                }
-            }
+            ref_actnorm(a, &mut x, &mut ld, false);
             let p = self.reference_conditioner(cp, &x, b, s, cond64, &root);
-            let t = cp.mask.iter().filter(|&&m| m).count();
-            for (r, l) in ld.iter_mut().enumerate() {
-                let mut tj = 0;
-                for f in 0..3 {
-                    if cp.mask[f] {
-                        let scale = 1.0 / (1.0 + (-(p[r][t + tj] + 2.0)).exp()) + 1e-3;
-                        x[r * 3 + f] = x[r * 3 + f] * scale + p[r][tj];
-                        *l += scale.ln();
-                        tj += 1;
-                    }
-                }
-            }
+            ref_coupling(cp, &p, &mut x, &mut ld, false);
         }
-        let lp = x
-            .chunks(3)
-            .zip(&ld)
-            .map(|(z, l)| (-0.5 * z.iter().map(|v| v * v).sum::<f64>() - 1.5 * (2.0 * std::f64::consts::PI).ln() + l) as f32)
-            .collect();
+        let lp = x.chunks(3).zip(&ld).map(|(z, l)| (ref_base(z) + l) as f32).collect();
         Ok((x.iter().map(|&v| v as f32).collect(), lp))
     }
 
@@ -943,33 +922,60 @@ impl Cgnf {
         let mut ld = vec![0f64; b * s * self.config.joints];
         for (a, cp) in self.actnorms.iter().zip(&self.couplings).rev() {
             let p = self.reference_conditioner(cp, &x, b, s, cond64, &root);
-            let t = cp.mask.iter().filter(|&&m| m).count();
-            for (r, l) in ld.iter_mut().enumerate() {
-                let mut tj = 0;
-                for f in 0..3 {
-                    if cp.mask[f] {
-                        let scale = 1.0 / (1.0 + (-(p[r][t + tj] + 2.0)).exp()) + 1e-3;
-                        x[r * 3 + f] = (x[r * 3 + f] - p[r][tj]) / scale;
-                        *l -= scale.ln();
-                        tj += 1;
-                    }
-                }
-                for f in 0..3 {
-                    let ls = a.log_s.data[f] as f64;
-                    x[r * 3 + f] = (x[r * 3 + f] - a.shift.data[f] as f64) * (-ls).exp();
-                    *l -= ls;
-                }
-            }
+            ref_coupling(cp, &p, &mut x, &mut ld, true);
+            ref_actnorm(a, &mut x, &mut ld, true);
         }
         let lp = z
             .chunks(3)
             .zip(&ld)
-            .map(|(zz, l)| {
-                let n = -0.5 * zz.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() - 1.5 * (2.0 * std::f64::consts::PI).ln();
-                (n - l) as f32
-            })
+            .map(|(zz, l)| (ref_base(&zz.iter().map(|&v| v as f64).collect::<Vec<_>>()) - l) as f32)
             .collect();
         Ok((x.iter().map(|&v| v as f32).collect(), lp))
+    }
+}
+
+/// The standard-normal log-density of one node's 3 coordinates.
+fn ref_base(z: &[f64]) -> f64 {
+    -0.5 * z.iter().map(|v| v * v).sum::<f64>() - 1.5 * (2.0 * std::f64::consts::PI).ln()
+}
+
+/// ActNorm on every node of x [rows · 3] (inverse: its inverse), its log-det added to `ld`.
+fn ref_actnorm(a: &ActNorm, x: &mut [f64], ld: &mut [f64], inverse: bool) {
+    for (r, l) in ld.iter_mut().enumerate() {
+        for f in 0..3 {
+            let (ls, sh) = (a.log_s.data[f] as f64, a.shift.data[f] as f64);
+            let v = &mut x[r * 3 + f];
+            if inverse {
+                *v = (*v - sh) * (-ls).exp();
+                *l -= ls;
+            } else {
+                *v = ls.exp() * *v + sh;
+                *l += ls;
+            }
+        }
+    }
+}
+
+/// The affine coupling with conditioner outputs p (per node: T shifts, then T raw scales).
+fn ref_coupling(cp: &Coupling, p: &[Vec<f64>], x: &mut [f64], ld: &mut [f64], inverse: bool) {
+    let t = cp.mask.iter().filter(|&&m| m).count();
+    for (r, l) in ld.iter_mut().enumerate() {
+        let mut tj = 0;
+        for f in 0..3 {
+            if !cp.mask[f] {
+                continue;
+            }
+            let scale = 1.0 / (1.0 + (-(p[r][t + tj] + 2.0)).exp()) + 1e-3;
+            let v = &mut x[r * 3 + f];
+            if inverse {
+                *v = (*v - p[r][tj]) / scale;
+                *l -= scale.ln();
+            } else {
+                *v = *v * scale + p[r][tj];
+                *l += scale.ln();
+            }
+            tj += 1;
+        }
     }
 }
 
