@@ -241,7 +241,8 @@ fn dynamic_thresholding_matches_the_reference() {
         let shape = [rows, len];
         let mut rec = ctx().recorder();
         let (prev, x0) =
-            ops::ddpm_step(&mut rec, &ddpm, t, &up(&s, &shape), &up(&m, &shape), Noise::Tensor(&up(&z, &shape))).unwrap();
+            ops::ddpm_step(&mut rec, &ddpm, t, &up(&s, &shape), &up(&m, &shape), Noise::Tensor(&up(&z, &shape)))
+                .unwrap();
         let (hp, hx) = (rec.read_back(&prev), rec.read_back(&x0));
         let done = rec.submit().unwrap();
         let (wp, wx) = reference::diffusion::ddpm_step_rows(&ddpm, t, &s, &m, Some(&z), rows).unwrap();
@@ -272,7 +273,12 @@ fn dynamic_thresholding_matches_the_reference() {
     }
     // Bad parameters are refused before anything is recorded.
     let x = up(&[0.0; 6], &[2, 3]);
-    for th in [Threshold { ratio: 0.0, max: 1.0 }, Threshold { ratio: 1.5, max: 1.0 }, Threshold { ratio: 0.9, max: 0.5 }, Threshold { ratio: f64::NAN, max: 1.0 }] {
+    for th in [
+        Threshold { ratio: 0.0, max: 1.0 },
+        Threshold { ratio: 1.5, max: 1.0 },
+        Threshold { ratio: 0.9, max: 0.5 },
+        Threshold { ratio: f64::NAN, max: 1.0 },
+    ] {
         let cfg = DdpmConfig {
             num_train_timesteps: 50,
             beta_schedule: BetaSchedule::Linear,

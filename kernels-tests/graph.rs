@@ -61,7 +61,9 @@ fn gcn_aggregate_matches_on_random_skeletons() {
 #[test]
 fn gcn_aggregate_linear_matches() {
     let mut rng = SplitMix::new(307);
-    for (b, s, j, h, f, with_ctx) in [(1usize, 1usize, 1usize, 1usize, 1usize, false), (3, 4, 16, 12, 3, true), (2, 3, 7, 100, 5, true)] {
+    for (b, s, j, h, f, with_ctx) in
+        [(1usize, 1usize, 1usize, 1usize, 1usize, false), (3, 4, 16, 12, 3, true), (2, 3, 7, 100, 5, true)]
+    {
         let skel = Skeleton::new(j, &tree(&mut rng, j)).unwrap().with_root_children(&[0]).unwrap();
         let x = rng.vec(b * s * j * f, -1.0, 1.0);
         let packed = rng.vec(2 * h * (f + 1), -1.0, 1.0);
@@ -69,19 +71,38 @@ fn gcn_aggregate_linear_matches() {
         let obs: Vec<f32> = (0..b * j).map(|i| (i % 3 != 0) as u8 as f32).collect();
         let mr = rng.vec(b * h, -1.0, 1.0);
         let table = skel.upload(ctx()).unwrap();
-        let (xt, pt, mct, ot, mrt) = (up(&x, &[b, s, j, f]), up(&packed, &[2 * h, f + 1]), up(&mc, &[b, j, h]), up(&obs, &[b, j]), up(&mr, &[b, h]));
+        let (xt, pt, mct, ot, mrt) = (
+            up(&x, &[b, s, j, f]),
+            up(&packed, &[2 * h, f + 1]),
+            up(&mc, &[b, j, h]),
+            up(&obs, &[b, j]),
+            up(&mr, &[b, h]),
+        );
         let got = run1(|rec| {
             let c = with_ctx.then_some(GcnContext { message: &mct, observed: &ot });
             ops::gcn_aggregate_linear(rec, &xt, &pt, h, &skel, &table, c, Some(ops::GcnRoot { message: &mrt }))
         });
-        let want = rg::gcn_aggregate_linear(&x, f, &packed, b, s, h, &skel, with_ctx.then_some((&mc[..], h, &obs[..])), Some((&mr[..], h)));
+        let want = rg::gcn_aggregate_linear(
+            &x,
+            f,
+            &packed,
+            b,
+            s,
+            h,
+            &skel,
+            with_ctx.then_some((&mc[..], h, &obs[..])),
+            Some((&mr[..], h)),
+        );
         assert_close(&got, &want, 1e-5, 1e-5, &format!("gcn_aggregate_linear b {b} s {s} j {j} h {h} f {f}"));
     }
     let skel = Skeleton::new(3, &[[0, 1]]).unwrap();
     let table = skel.upload(ctx()).unwrap();
     let mut rec = ctx().recorder();
     let x = up(&[0.0; 9], &[1, 1, 3, 3]);
-    assert!(ops::gcn_aggregate_linear(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), 2, &skel, &table, None, None).is_err(), "packed [2H, F + 1]");
+    assert!(
+        ops::gcn_aggregate_linear(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), 2, &skel, &table, None, None).is_err(),
+        "packed [2H, F + 1]"
+    );
     assert_eq!(rec.dispatch_count(), 0);
 }
 
@@ -104,7 +125,8 @@ fn sage_aggregate_matches_with_and_without_preprocessing() {
         if b > 1 {
             obs[j..2 * j].iter_mut().for_each(|o| *o = 0.0); // a pose with no keypoint at all
         }
-        let got = run1(|rec| ops::sage_aggregate(rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep));
+        let got =
+            run1(|rec| ops::sage_aggregate(rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep));
         let want = rg::sage_aggregate(&x, b, j, f, &adj, &obs, prep);
         assert_close(&got, &want, 1e-4, 1e-5, &format!("sage_aggregate b {b} j {j} f {f} prep {prep:?}"));
     }
@@ -233,7 +255,14 @@ fn cgnf_gpu_round_trip_mode_and_seeded_sampling() {
     let (z, lp_back) = m.record_log_prob(&mut rec, &x, Some(&cond)).unwrap();
     let (x2, _) = m.record_sample(&mut rec, Some(&cond), 0, s, 0.7, 42, 0).unwrap();
     let mode = m.record_mode(&mut rec, Some(&cond), 0).unwrap();
-    let hs = [rec.read_back(&x), rec.read_back(&lp), rec.read_back(&z), rec.read_back(&lp_back), rec.read_back(&x2), rec.read_back(&mode)];
+    let hs = [
+        rec.read_back(&x),
+        rec.read_back(&lp),
+        rec.read_back(&z),
+        rec.read_back(&lp_back),
+        rec.read_back(&x2),
+        rec.read_back(&mode),
+    ];
     let d = rec.submit().unwrap();
     let (xv, lpv, zv, lpb) = (d.f32(hs[0], &x), d.f32(hs[1], &lp), d.f32(hs[2], &z), d.f32(hs[3], &lp_back));
     assert_eq!(xv, d.f32(hs[4], &x2), "same seed, same samples");
@@ -284,7 +313,10 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     bad.embedding = None;
     assert!(Cgnf::from_state_dict(bad, good.clone()).is_err(), "no embedding needs 2 context features");
     assert!(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2}"#).is_err(), "incomplete config");
-    assert!(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2, "hidden": 5, "context_features": 3, "edges": [], "extra": 1}"#).is_err());
+    assert!(CgnfConfig::from_json(
+        r#"{"joints": 4, "layers": 2, "hidden": 5, "context_features": 3, "edges": [], "extra": 1}"#
+    )
+    .is_err());
 
     let mut m = Cgnf::from_state_dict(cfg, good).unwrap();
     m.upload(ctx()).unwrap();
@@ -309,8 +341,12 @@ fn cgnf_reproduces_the_pytorch_golden() {
     use vcortex::io::read_safetensors;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/cgnf");
     for suffix in ["", "_root"] {
-        let m = Cgnf::load(ctx(), &dir.join(format!("weights{suffix}.safetensors")), &dir.join(format!("config{suffix}.json")))
-            .unwrap();
+        let m = Cgnf::load(
+            ctx(),
+            &dir.join(format!("weights{suffix}.safetensors")),
+            &dir.join(format!("config{suffix}.json")),
+        )
+        .unwrap();
         assert_eq!(m.config.root.is_some(), suffix == "_root");
         let io = read_safetensors(&dir.join(format!("io{suffix}.safetensors"))).unwrap();
         let t = |k: &str| io.tensors[k].clone();
@@ -369,12 +405,32 @@ fn cli_cgnf_sample_and_density() {
     std::fs::create_dir_all(&dir).unwrap();
     let io = read_safetensors(&data.join("io.safetensors")).unwrap().tensors;
     let cond = dir.join("cond.safetensors");
-    write_safetensors(&cond, &[("keypoints".into(), io["keypoints"].clone()), ("observed".into(), io["observed"].clone())], &Default::default()).unwrap();
+    write_safetensors(
+        &cond,
+        &[("keypoints".into(), io["keypoints"].clone()), ("observed".into(), io["observed"].clone())],
+        &Default::default(),
+    )
+    .unwrap();
     let (w, c) = (data.join("weights.safetensors"), data.join("config.json"));
     let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(args).output().unwrap();
     let (ws, cs) = (w.to_str().unwrap(), c.to_str().unwrap());
     let samples = dir.join("s.safetensors");
-    let out = run(&["flow", "sample", "--weights", ws, "--config", cs, "--n", "5", "--input", cond.to_str().unwrap(), "--seed", "3", "-o", samples.to_str().unwrap()]);
+    let out = run(&[
+        "flow",
+        "sample",
+        "--weights",
+        ws,
+        "--config",
+        cs,
+        "--n",
+        "5",
+        "--input",
+        cond.to_str().unwrap(),
+        "--seed",
+        "3",
+        "-o",
+        samples.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = read_safetensors(&samples).unwrap().tensors;
     assert_eq!(s["samples"].shape, vec![3, 5, 16, 3]);
@@ -384,24 +440,73 @@ fn cli_cgnf_sample_and_density() {
     let dens_in = dir.join("d_in.safetensors");
     write_safetensors(
         &dens_in,
-        &[("poses".into(), s["samples"].clone()), ("keypoints".into(), io["keypoints"].clone()), ("observed".into(), io["observed"].clone())],
+        &[
+            ("poses".into(), s["samples"].clone()),
+            ("keypoints".into(), io["keypoints"].clone()),
+            ("observed".into(), io["observed"].clone()),
+        ],
         &Default::default(),
     )
     .unwrap();
     let dens = dir.join("d.safetensors");
-    let out = run(&["flow", "density", "--weights", ws, "--config", cs, "--input", dens_in.to_str().unwrap(), "-o", dens.to_str().unwrap()]);
+    let out = run(&[
+        "flow",
+        "density",
+        "--weights",
+        ws,
+        "--config",
+        cs,
+        "--input",
+        dens_in.to_str().unwrap(),
+        "-o",
+        dens.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let d = read_safetensors(&dens).unwrap().tensors;
     assert_close(&d["log_prob"].data, &s["log_prob"].data, 1e-3, 1e-3, "CLI density of the samples");
     // Refused with one line: an unexpected tensor, and observed values that are not 0/1.
     let bad = dir.join("bad.safetensors");
-    write_safetensors(&bad, &[("poses".into(), io["poses"].clone()), ("junk".into(), io["observed"].clone())], &Default::default()).unwrap();
-    let out = run(&["flow", "density", "--weights", ws, "--config", cs, "--input", bad.to_str().unwrap(), "-o", dens.to_str().unwrap()]);
+    write_safetensors(
+        &bad,
+        &[("poses".into(), io["poses"].clone()), ("junk".into(), io["observed"].clone())],
+        &Default::default(),
+    )
+    .unwrap();
+    let out = run(&[
+        "flow",
+        "density",
+        "--weights",
+        ws,
+        "--config",
+        cs,
+        "--input",
+        bad.to_str().unwrap(),
+        "-o",
+        dens.to_str().unwrap(),
+    ]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("junk"));
     let mut half = io["observed"].clone();
     half.data[0] = 0.5;
-    write_safetensors(&bad, &[("keypoints".into(), io["keypoints"].clone()), ("observed".into(), half)], &Default::default()).unwrap();
-    let out = run(&["flow", "sample", "--weights", ws, "--config", cs, "--n", "2", "--input", bad.to_str().unwrap(), "-o", samples.to_str().unwrap()]);
+    write_safetensors(
+        &bad,
+        &[("keypoints".into(), io["keypoints"].clone()), ("observed".into(), half)],
+        &Default::default(),
+    )
+    .unwrap();
+    let out = run(&[
+        "flow",
+        "sample",
+        "--weights",
+        ws,
+        "--config",
+        cs,
+        "--n",
+        "2",
+        "--input",
+        bad.to_str().unwrap(),
+        "-o",
+        samples.to_str().unwrap(),
+    ]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("observed"));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -421,7 +526,8 @@ fn cgnf_logdet_equals_the_finite_difference_jacobian() {
     let x = rng.vec(j * 3, -1.0, 1.0);
     let cond = Some((&kp[..], &observed[..]));
     let (z, lp) = m.reference_log_prob(&x, 1, 1, cond).unwrap();
-    let base: f64 = z.iter().map(|&v| -0.5 * (v as f64).powi(2)).sum::<f64>() - 1.5 * j as f64 * (2.0 * std::f64::consts::PI).ln();
+    let base: f64 =
+        z.iter().map(|&v| -0.5 * (v as f64).powi(2)).sum::<f64>() - 1.5 * j as f64 * (2.0 * std::f64::consts::PI).ln();
     let logdet = lp.iter().map(|&v| v as f64).sum::<f64>() - base;
     let n = 3 * j;
     let h = 1e-2f32;
@@ -452,7 +558,10 @@ fn cgnf_logdet_equals_the_finite_difference_jacobian() {
             }
         }
     }
-    assert!((fd - logdet).abs() < 2e-3 * (1.0 + logdet.abs()), "finite-difference log|det| {fd} vs flow log-det {logdet}");
+    assert!(
+        (fd - logdet).abs() < 2e-3 * (1.0 + logdet.abs()),
+        "finite-difference log|det| {fd} vs flow log-det {logdet}"
+    );
 }
 
 /// propose's separate root node: its message reaches the configured children in both CondGCN
@@ -495,5 +604,7 @@ fn cgnf_root_node_matches_the_reference() {
     let plain = model(&config(9, 3, 7, 4, true, 21), 66, false);
     let mut rec = ctx().recorder();
     assert!(plain.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&rt)).is_err());
-    assert!(m.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&up(&root[..3], &[1, 3]))).is_err());
+    assert!(m
+        .record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&up(&root[..3], &[1, 3])))
+        .is_err());
 }

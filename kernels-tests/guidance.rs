@@ -12,7 +12,8 @@ use vcortex::reference::guidance as rg;
 use vcortex::rng::SplitMix;
 
 fn data(name: &str) -> (BTreeMap<String, HostTensor>, std::collections::HashMap<String, String>) {
-    let f = read_safetensors(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/platypose").join(name)).unwrap();
+    let f = read_safetensors(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/platypose").join(name))
+        .unwrap();
     (f.tensors, f.metadata)
 }
 
@@ -42,7 +43,13 @@ fn multiview_energy_gradient_and_projection_match_pytorch() {
     let f32v = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
     assert_close(&f32v(re), &t["energy"].data, 1e-5, 1e-5, "energy (reference vs autograd)");
     assert_close(&f32v(rgr), &t["grad"].data, 1e-5, 1e-5, "gradient (reference vs autograd)");
-    assert_close(&rg::project(&cams, &x0.data, &root.data, s, f, j), &t["proj"].data, 1e-6, 1e-6, "projection (reference)");
+    assert_close(
+        &rg::project(&cams, &x0.data, &root.data, s, f, j),
+        &t["proj"].data,
+        1e-6,
+        1e-6,
+        "projection (reference)",
+    );
     // Monocular: camera 0, absolute coordinates, no weights (Platypose's monocular_2d_energy).
     let x2d0 = &x2d.data[..f * j * 2];
     let mono = Observations::new(ctx(), vec![cams[0]], x2d0, None, None, f, j).unwrap();
@@ -134,7 +141,13 @@ fn refinement_cuts_the_lr_on_plateaus_as_pytorch() {
         // The reference follows the same path.
         let (ry, re, rl) = rg::refine(&cams, &x0.data, &x2d.data, &w.data, &root.data, s, f, j, &r);
         assert_close(&rl.iter().map(|&v| v as f32).collect::<Vec<_>>(), want_lrs, 1e-6, 1e-5, "reference lrs");
-        assert_close(&re.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(), &energies, 1e-4, 1e-4, "reference energies");
+        assert_close(
+            &re.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            &energies,
+            1e-4,
+            1e-4,
+            "reference energies",
+        );
         assert_close(&ry, &t[&format!("x0_out_{tag}")].data, 1e-4, 1e-4, "reference x0");
     }
     // A plateau cut needs a rise: the golden's lr sequences do fall.
@@ -144,7 +157,8 @@ fn refinement_cuts_the_lr_on_plateaus_as_pytorch() {
 #[test]
 fn guidance_refuses_bad_input() {
     let cams = golden_cameras();
-    let obs = |kp: &[f32], w: Option<&[f32]>, root: Option<&[f32]>| Observations::new(ctx(), cams.clone(), kp, w, root, 2, 3);
+    let obs =
+        |kp: &[f32], w: Option<&[f32]>, root: Option<&[f32]>| Observations::new(ctx(), cams.clone(), kp, w, root, 2, 3);
     let kp = vec![0.0; 2 * 2 * 3 * 2];
     assert!(obs(&kp[1..], None, None).is_err(), "keypoints of the wrong size");
     assert!(obs(&kp, Some(&kp[1..]), None).is_err(), "weights of the wrong size");
@@ -163,7 +177,13 @@ fn guidance_refuses_bad_input() {
     let mut rec = ctx().recorder();
     assert!(ops::multiview_energy(&mut rec, &up(&[0.0; 2 * 2 * 8], &[2, 2, 8]), &o).is_err(), "x0 not [S, F, J*3]");
     assert!(ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement::new(f32::NAN, 3)).is_err());
-    assert!(ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement { factor: 1.5, ..Refinement::new(1.0, 3) }).is_err());
+    assert!(ops::refine(
+        &mut rec,
+        &up(&[0.0; 18], &[1, 2, 9]),
+        &o,
+        &Refinement { factor: 1.5, ..Refinement::new(1.0, 3) }
+    )
+    .is_err());
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
     // A NaN energy stops the refinement: x0 comes back unchanged after the NaN appears.
     let x = up(&[f32::NAN; 18], &[1, 2, 9]);
@@ -229,7 +249,8 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
             None => Vec::new(),
         };
         let mut rec = ctx().recorder();
-        let (x, trace) = p.record_sample(&mut rec, s, f, Some(&obs), SamplerNoise::Given { init: &z, steps: &steps }).unwrap();
+        let (x, trace) =
+            p.record_sample(&mut rec, s, f, Some(&obs), SamplerNoise::Given { init: &z, steps: &steps }).unwrap();
         let want_t: Vec<usize> = serde_json::from_str(info["model_timestep_per_step"].as_str().unwrap()).unwrap();
         assert_eq!(trace.model_timesteps, want_t, "{file}: model timesteps");
         let hx = rec.read_back(&x);
@@ -241,14 +262,32 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
         let per = s * f * 51;
         // Step by step, so a mismatch names its step.
         for (i, (h, t)) in hxt.iter().zip(&trace.x_t).enumerate() {
-            assert_close(&d.f32(*h, t), &g["x_t"].data[i * per..(i + 1) * per], 1e-4, 1e-4, &format!("{file}: x_t of step {i}"));
+            assert_close(
+                &d.f32(*h, t),
+                &g["x_t"].data[i * per..(i + 1) * per],
+                1e-4,
+                1e-4,
+                &format!("{file}: x_t of step {i}"),
+            );
         }
         for (i, (h, t)) in hx0.iter().zip(&trace.x0).enumerate() {
-            assert_close(&d.f32(*h, t), &g["x0_refined"].data[i * per..(i + 1) * per], 1e-4, 1e-4, &format!("{file}: refined x0 of step {i}"));
+            assert_close(
+                &d.f32(*h, t),
+                &g["x0_refined"].data[i * per..(i + 1) * per],
+                1e-4,
+                1e-4,
+                &format!("{file}: refined x0 of step {i}"),
+            );
         }
         if let Some(want) = g.get("x0_model") {
             for (i, (h, t)) in hm.iter().zip(&trace.x0_model).enumerate() {
-                assert_close(&d.f32(*h, t), &want.data[i * per..(i + 1) * per], 1e-4, 1e-4, &format!("{file}: model x0 of step {i}"));
+                assert_close(
+                    &d.f32(*h, t),
+                    &want.data[i * per..(i + 1) * per],
+                    1e-4,
+                    1e-4,
+                    &format!("{file}: model x0 of step {i}"),
+                );
             }
         }
         let lrs: Vec<f32> = hl.iter().zip(&trace.refinements).flat_map(|(h, r)| d.f32(*h, &r.lrs)).collect();
@@ -297,11 +336,25 @@ fn cli_sample() {
     let dir = std::env::temp_dir().join(format!("vcortex-sample-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("c.json");
-    std::fs::write(&cfg, r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "steps": 5, "substeps": 4}"#).unwrap();
+    std::fs::write(
+        &cfg,
+        r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "steps": 5, "substeps": 4}"#,
+    )
+    .unwrap();
     let w = root.join("mdm/weights.safetensors");
     let obs = root.join("platypose/cameras.safetensors");
     let run = |extra: &[&str], out: &Path| {
-        let mut args = vec!["sample", "--weights", w.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--samples", "6", "-o", out.to_str().unwrap()];
+        let mut args = vec![
+            "sample",
+            "--weights",
+            w.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--samples",
+            "6",
+            "-o",
+            out.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(&args).output().unwrap()
     };

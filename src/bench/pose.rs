@@ -90,7 +90,9 @@ pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchR
             name: "platypose_sample_200x60",
             flops: 0.0,
             bytes: 0.0,
-            record: Box::new(move |rec| Ok(p.record_sample(rec, s, f, Some(&obs), SamplerNoise::Philox { seed: 8 })?.0)),
+            record: Box::new(move |rec| {
+                Ok(p.record_sample(rec, s, f, Some(&obs), SamplerNoise::Philox { seed: 8 })?.0)
+            }),
             check: Box::new(move |out| {
                 // The same run again, keeping the last step's input and model output.
                 let mut rec = ctx.recorder();

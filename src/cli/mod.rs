@@ -131,7 +131,7 @@ enum FlowCmd {
         #[arg(long)]
         n: usize,
         /// cGNF only: `keypoints` [B, J, 2] and optionally `observed` [B, J] (1 = observed) and, for a
-    /// model with a root node, `root` [B, 3].
+        /// model with a root node, `root` [B, 3].
         #[arg(long)]
         input: Option<PathBuf>,
         #[arg(long, default_value_t = 1.0)]
@@ -480,7 +480,10 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
         let root = f.remove("root").map(|r| Tensor::from_f32(ctx, &r.data, &r.shape)).transpose()?;
         let Some(kp) = f.remove("keypoints") else {
             if f.contains_key("observed") {
-                return Err(Error::File { path: path.display().to_string(), reason: "\"observed\" without \"keypoints\"".into() });
+                return Err(Error::File {
+                    path: path.display().to_string(),
+                    reason: "\"observed\" without \"keypoints\"".into(),
+                });
             }
             return match root {
                 Some(r) => m.prior_condition(r.shape()[0], Some(&r)).map(Some),
@@ -492,7 +495,10 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
             None => vec![true; n],
             Some(o) => {
                 if o.data.iter().any(|&v| v != 0.0 && v != 1.0) {
-                    return Err(Error::File { path: path.display().to_string(), reason: "\"observed\" must hold only 0 and 1".into() });
+                    return Err(Error::File {
+                        path: path.display().to_string(),
+                        reason: "\"observed\" must hold only 0 and 1".into(),
+                    });
                 }
                 o.data.iter().map(|&v| v == 1.0).collect()
             }
@@ -502,7 +508,9 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
     };
     let leftover = |f: &std::collections::BTreeMap<String, HostTensor>, path: &std::path::Path| -> Result<()> {
         match f.keys().next() {
-            Some(k) => Err(Error::File { path: path.display().to_string(), reason: format!("unexpected tensor {k:?}") }),
+            Some(k) => {
+                Err(Error::File { path: path.display().to_string(), reason: format!("unexpected tensor {k:?}") })
+            }
             None => Ok(()),
         }
     };
@@ -575,7 +583,10 @@ fn sample_cmd(
     let obs = match &observations {
         Some(path) => {
             let t = read_safetensors(path)?.tensors;
-            Some(observations_from(&ctx, &t).map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?)
+            Some(
+                observations_from(&ctx, &t)
+                    .map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?,
+            )
         }
         None => None,
     };

@@ -440,7 +440,9 @@ impl Cgnf {
                             let b = take_named(WHAT, &mut sd, &key, Some(&[out]))?;
                             bias = Some(match bias {
                                 None => b,
-                                Some(a) => HostTensor::new(vec![out], a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect()),
+                                Some(a) => {
+                                    HostTensor::new(vec![out], a.data.iter().zip(&b.data).map(|(x, y)| x + y).collect())
+                                }
                             });
                         }
                     }
@@ -635,7 +637,12 @@ impl Cgnf {
         };
         if let Some(c) = cond {
             if c.batch != b {
-                return Err(Error::shape(OP, what, x.shape(), format!("[{}, S, {j}, 3] (the condition's batch)", c.batch)));
+                return Err(Error::shape(
+                    OP,
+                    what,
+                    x.shape(),
+                    format!("[{}, S, {j}, 3] (the condition's batch)", c.batch),
+                ));
             }
         }
         Ok((b, s))
@@ -678,7 +685,12 @@ impl Cgnf {
 
     /// Records base → data for base points z [B, S, J, 3]: returns (poses [B, S, J, 3], their
     /// log p per node [B, S, J]).
-    pub fn record_sample_from(&self, rec: &mut Recorder, z: &Tensor, cond: Option<&Condition>) -> Result<(Tensor, Tensor)> {
+    pub fn record_sample_from(
+        &self,
+        rec: &mut Recorder,
+        z: &Tensor,
+        cond: Option<&Condition>,
+    ) -> Result<(Tensor, Tensor)> {
         rec.atomic(|rec| self.sample_unit(rec, z, cond))
     }
 
@@ -801,14 +813,14 @@ impl Cgnf {
     ) -> Vec<Vec<f64>> {
         let j = self.config.joints;
         let cf = self.config.context_features;
-        let mut nodes: Vec<Vec<f64>> = (0..b * s * j)
-            .map(|r| (0..3).filter(|&f| !c.mask[f]).map(|f| x[r * 3 + f]).collect())
-            .collect();
+        let mut nodes: Vec<Vec<f64>> =
+            (0..b * s * j).map(|r| (0..3).filter(|&f| !c.mask[f]).map(|f| x[r * 3 + f]).collect()).collect();
         let mut ctx: Option<Vec<Vec<f64>>> =
             cond.map(|(cx, _)| (0..b * j).map(|r| cx[r * cf..(r + 1) * cf].to_vec()).collect());
         let mut rootf: Vec<Vec<f64>> = (0..b).map(|bi| root[bi * 3..bi * 3 + 3].to_vec()).collect();
         for g in &c.gcn {
-            let rmsg: Option<Vec<Vec<f64>>> = g.r.as_ref().map(|(_, rx)| rootf.iter().map(|v| rx.apply(v, relu)).collect());
+            let rmsg: Option<Vec<Vec<f64>>> =
+                g.r.as_ref().map(|(_, rx)| rootf.iter().map(|v| rx.apply(v, relu)).collect());
             let own: Vec<Vec<f64>> = nodes.iter().map(|v| g.x.apply(v, relu)).collect();
             let msg: Vec<Vec<f64>> = nodes.iter().map(|v| g.xx.apply(v, relu)).collect();
             let cmsg: Option<Vec<Vec<f64>>> = ctx.as_ref().map(|cs| cs.iter().map(|v| g.cx.apply(v, relu)).collect());
@@ -989,8 +1001,21 @@ impl CgnfConfig {
             hidden: 100,
             context_features: 10,
             edges: vec![
-                [0, 1], [1, 2], [2, 6], [6, 3], [3, 4], [4, 5], [6, 7], [7, 8], [8, 9], [8, 12], [12, 11], [11, 10],
-                [8, 13], [13, 14], [14, 15],
+                [0, 1],
+                [1, 2],
+                [2, 6],
+                [6, 3],
+                [3, 4],
+                [4, 5],
+                [6, 7],
+                [7, 8],
+                [8, 9],
+                [8, 12],
+                [12, 11],
+                [11, 10],
+                [8, 13],
+                [13, 14],
+                [14, 15],
             ],
             embedding: Some(EmbeddingConfig { hidden: 128, keypoint_scale: 0.0139, root: Some(0), flip_y: true }),
             root: None,
@@ -1017,7 +1042,9 @@ pub fn random_state_dict(cfg: &CgnfConfig, seed: u64, gain: f32) -> BTreeMap<Str
         for (l, (fin, cin, out)) in [(2usize, c, h), (h, h, 2usize)].into_iter().enumerate() {
             let g = format!("{p}.transform_net.layers.{l}");
             let rin = if l == 0 { 3 } else { h };
-            for (rel, i_) in [("x", fin), ("x->x", fin), ("x<-x", fin), ("c", cin), ("c->x", cin), ("r", rin), ("r->x", rin)] {
+            for (rel, i_) in
+                [("x", fin), ("x->x", fin), ("x<-x", fin), ("c", cin), ("c->x", cin), ("r", rin), ("r->x", rin)]
+            {
                 let s = 1.0 / (i_ as f32).sqrt();
                 put(&mut sd, format!("{g}.layers.{rel}.weight"), vec![h, i_], s);
                 put(&mut sd, format!("{g}.layers.{rel}.bias"), vec![h], s);

@@ -117,9 +117,10 @@ pub struct Platypose {
 /// Cameras from observation tensors (see the module docs for the names).
 pub fn cameras_from(t: &BTreeMap<String, HostTensor>) -> Result<Vec<Camera>> {
     let get = |names: &[&str], per: &[usize]| -> Result<&HostTensor> {
-        let h = names.iter().find_map(|n| t.get(*n)).ok_or_else(|| {
-            Error::Case(format!("observations: missing tensor {:?}", names[0]))
-        })?;
+        let h = names
+            .iter()
+            .find_map(|n| t.get(*n))
+            .ok_or_else(|| Error::Case(format!("observations: missing tensor {:?}", names[0])))?;
         if h.shape.len() != per.len() + 1 || h.shape[1..] != *per {
             let mut want = vec!["C".to_string()];
             want.extend(per.iter().map(|v| v.to_string()));
@@ -210,7 +211,11 @@ impl Platypose {
         }
         if let Some(&t) = schedule.timestep_map.last() {
             if t >= m.max_len {
-                return Err(Error::param(OP, "train_steps", format!("timestep {t} is past the MDM table of {}", m.max_len)));
+                return Err(Error::param(
+                    OP,
+                    "train_steps",
+                    format!("timestep {t} is past the MDM table of {}", m.max_len),
+                ));
             }
         }
         Refinement::new(config.energy_scale, config.substeps).validate()?;
@@ -319,8 +324,13 @@ impl Platypose {
             z
         };
         let refinement = Refinement::new(self.config.energy_scale, self.config.substeps);
-        let mut trace =
-            SampleTrace { x_t: Vec::new(), x0_model: Vec::new(), x0: Vec::new(), refinements: Vec::new(), model_timesteps: Vec::new() };
+        let mut trace = SampleTrace {
+            x_t: Vec::new(),
+            x0_model: Vec::new(),
+            x0: Vec::new(),
+            refinements: Vec::new(),
+            model_timesteps: Vec::new(),
+        };
         for (i, &k) in indices.iter().enumerate() {
             let t = self.schedule.timestep_map[k];
             let m = self.mdm.record(rec, &x, t)?;

@@ -58,7 +58,11 @@ impl Skeleton {
         let base = self.table.len() - self.joints;
         for &c in children {
             if c >= self.joints {
-                return Err(Error::param("skeleton", "root children", format!("joint {c} is past {}", self.joints - 1)));
+                return Err(Error::param(
+                    "skeleton",
+                    "root children",
+                    format!("joint {c} is past {}", self.joints - 1),
+                ));
             }
             if self.table[base + c] != 0 {
                 return Err(Error::param("skeleton", "root children", format!("joint {c} is listed twice")));
@@ -183,7 +187,9 @@ pub fn gcn_aggregate_linear(
     x.expect_f32(OP, "node features")?;
     let f = match *x.shape() {
         [_, _, j, f] if j == skeleton.joints() && (1..=64).contains(&f) => f,
-        _ => return Err(Error::shape(OP, "node features", x.shape(), format!("[B, S, {}, F <= 64]", skeleton.joints()))),
+        _ => {
+            return Err(Error::shape(OP, "node features", x.shape(), format!("[B, S, {}, F <= 64]", skeleton.joints())))
+        }
     };
     super::expect_shape(OP, "packed layer", packed, &[2 * hidden, f + 1])?;
     record_gcn(rec, x, Some(packed), hidden, skeleton, table, context, root)
@@ -239,9 +245,10 @@ fn record_gcn(
         mr_stride: mr_stride as u32,
         _p: [0; 3],
     };
-    let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];
-    let kernel =
-        ctx.kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings).with("DIRECT", packed.is_some() as u8 as f64))?;
+    let bindings =
+        [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];
+    let kernel = ctx
+        .kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings).with("DIRECT", packed.is_some() as u8 as f64))?;
     let groups = super::elementwise_grid(ctx, rows * hidden, OP)?;
     let y = Tensor::alloc(ctx, OP, &[b, s, j, hidden], DType::F32)?;
     // Without a context the context bindings are bound to the node messages (never read).

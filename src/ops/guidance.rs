@@ -198,7 +198,15 @@ pub fn multiview_energy(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> 
             OP,
             kernel,
             bytemuck::bytes_of(&p),
-            &[Some(x0), Some(&obs.root), Some(&obs.camera_words), Some(&obs.keypoints), Some(&obs.weights), Some(&part), Some(&grad)],
+            &[
+                Some(x0),
+                Some(&obs.root),
+                Some(&obs.camera_words),
+                Some(&obs.keypoints),
+                Some(&obs.weights),
+                Some(&part),
+                Some(&grad),
+            ],
             groups,
         )?;
         let e = super::row_sum_add(rec, &part, None, 1.0, 0.0)?;
@@ -219,7 +227,15 @@ pub fn project(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> Result<Te
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(x0), Some(&obs.root), Some(&obs.camera_words), Some(&obs.keypoints), Some(&obs.weights), Some(&out), None],
+        &[
+            Some(x0),
+            Some(&obs.root),
+            Some(&obs.camera_words),
+            Some(&obs.keypoints),
+            Some(&obs.weights),
+            Some(&out),
+            None,
+        ],
         groups,
     )?;
     Ok(out)
@@ -316,10 +332,22 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
                 threshold: r.threshold,
                 eps: 1e-8,
             };
-            rec.dispatch("refine/plateau", plateau.clone(), bytemuck::bytes_of(&p), &[Some(&e), Some(&state), Some(&lrs)], [1, 1, 1])?;
+            rec.dispatch(
+                "refine/plateau",
+                plateau.clone(),
+                bytemuck::bytes_of(&p),
+                &[Some(&e), Some(&state), Some(&lrs)],
+                [1, 1, 1],
+            )?;
             let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
             let n = [x.numel() as u32, 0, 0, 0];
-            rec.dispatch("refine/sgd", sgd.clone(), bytemuck::bytes_of(&n), &[Some(&x), Some(&g), Some(&state), Some(&y)], groups)?;
+            rec.dispatch(
+                "refine/sgd",
+                sgd.clone(),
+                bytemuck::bytes_of(&n),
+                &[Some(&x), Some(&g), Some(&state), Some(&y)],
+                groups,
+            )?;
             energies.push(e);
             x = y;
         }

@@ -41,8 +41,7 @@ fn processed_x0(
     threshold: Option<Threshold>,
     rows: usize,
 ) -> Vec<f64> {
-    let mut x0: Vec<f64> =
-        sample.iter().zip(model).map(|(&x, &m)| x0_and_eps(pred, a, x as f64, m as f64).0).collect();
+    let mut x0: Vec<f64> = sample.iter().zip(model).map(|(&x, &m)| x0_and_eps(pred, a, x as f64, m as f64).0).collect();
     if let Some(th) = threshold {
         threshold_sample(&mut x0, rows, &th);
     } else if let Some(r) = clip {

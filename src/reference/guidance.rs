@@ -39,8 +39,7 @@ fn project_dual(cam: &Camera, ri: &[[f64; 3]; 3], x: [f64; 3]) -> (Dual, Dual) {
         d[i] = 1.0;
         Dual { v: x[i] - cam.centre[i], d }
     });
-    let p: [Dual; 3] =
-        [0, 1, 2].map(|k| (0..3).fold(Dual::c(0.0), |acc, i| acc.add(xs[i].scale(ri[i][k]))));
+    let p: [Dual; 3] = [0, 1, 2].map(|k| (0..3).fold(Dual::c(0.0), |acc, i| acc.add(xs[i].scale(ri[i][k]))));
     let (px, py) = (p[0].div(p[2]), p[1].div(p[2]));
     let r2 = px.mul(px).add(py.mul(py));
     let [k1, k2, k3] = cam.radial;
