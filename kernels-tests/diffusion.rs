@@ -220,9 +220,13 @@ fn dynamic_thresholding_matches_the_reference() {
         let n = rows * len;
         let s = rng.vec(n, -scale, scale);
         let mut m = rng.vec(n, -scale, scale);
-        // Ties: a run of equal magnitudes of both signs.
-        for k in 0..len.min(20) {
-            m[k] = if k % 2 == 0 { 1.25 } else { -1.25 };
+        // Ties: a run of equal magnitudes of both signs, large enough to straddle the selected
+        // ranks (the top 20 of |x0| in each row, so both order statistics of the quantile sit
+        // in the run or at its edge).
+        for row in 0..rows {
+            for k in 0..len.min(20) {
+                m[row * len + k] = if k % 2 == 0 { 1.25 * scale } else { -1.25 * scale };
+            }
         }
         let z = rng.vec(n, -1.0, 1.0);
         let th = Threshold { ratio, max };

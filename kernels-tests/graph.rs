@@ -347,7 +347,7 @@ fn cgnf_reproduces_the_pytorch_golden() {
             &dir.join(format!("config{suffix}.json")),
         )
         .unwrap();
-        assert_eq!(m.config.root.is_some(), suffix == "_root");
+        assert_eq!(m.config().root.is_some(), suffix == "_root");
         let io = read_safetensors(&dir.join(format!("io{suffix}.safetensors"))).unwrap();
         let t = |k: &str| io.tensors[k].clone();
         let tau: f32 = io.metadata["temperature"].parse().unwrap();

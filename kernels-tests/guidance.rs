@@ -185,10 +185,25 @@ fn guidance_refuses_bad_input() {
     )
     .is_err());
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
-    // A NaN energy stops the refinement: x0 comes back unchanged after the NaN appears.
-    let x = up(&[f32::NAN; 18], &[1, 2, 9]);
-    let got = run1(|rec| Ok(ops::refine(rec, &x, &o, &Refinement::new(1.0, 2))?.1.lrs));
-    assert_eq!(got, vec![0.0, 0.0], "stopped: no lr used");
+    // A NaN energy stops the refinement (PyTorch's break): no lr is used and x0 comes back
+    // unchanged, although its gradient is not finite. A joint at the camera centre projects to
+    // 0/0, with a zero weight on it (0 · NaN) only the energy's NaN is left to see.
+    let cam = cams[0];
+    let mut x0 = vec![0.1f32; 2 * 9];
+    x0[..3].copy_from_slice(&[cam.centre[0] as f32, cam.centre[1] as f32, cam.centre[2] as f32]);
+    let one = Observations::new(ctx(), vec![cam], &kp[..12], Some(&[0.0; 12]), None, 2, 3).unwrap();
+    let x = up(&x0, &[1, 2, 9]);
+    let mut rec = ctx().recorder();
+    let (y, tr) = ops::refine(&mut rec, &x, &one, &Refinement::new(1.0, 2)).unwrap();
+    let (hy, hl, he) = (rec.read_back(&y), rec.read_back(&tr.lrs), rec.read_back(&tr.energies[0]));
+    let d = rec.submit().unwrap();
+    assert!(d.f32(he, &tr.energies[0])[0].is_nan(), "the energy is NaN");
+    assert_eq!(d.f32(hl, &tr.lrs), vec![0.0, 0.0], "stopped: no lr used");
+    let got = d.f32(hy, &y);
+    assert!(got.iter().zip(&x0).all(|(a, b)| a.to_bits() == b.to_bits()), "x0 unchanged: {got:?}");
+    let r = rg::refine(&[cam], &x0, &kp[..12], &[0.0; 12], &[0.0; 6], 1, 2, 3, &Refinement::new(1.0, 2));
+    assert!(r.0.iter().zip(&x0).all(|(a, b)| a.to_bits() == b.to_bits()), "the reference keeps x0 too");
+    assert!(Refinement { threshold: 1.0, ..Refinement::new(1.0, 2) }.validate().is_err(), "threshold in [0, 1)");
 }
 
 #[test]
@@ -212,6 +227,21 @@ fn respaced_schedule_matches_guided_diffusion() {
         ] {
             assert_close(&f(got), &t[&format!("ddim{n}_{name}")].data, 1e-6, 1e-6, &format!("ddim{n} {name}"));
         }
+    }
+    // np.linspace(0, T - 1, n).astype(int) where truncation is fragile: (length, sum, first six)
+    // printed by numpy 2.
+    for (t, n, len, sum, first) in [
+        (1000usize, 124usize, 124usize, 61876usize, [0usize, 8, 16, 24, 32, 40]),
+        (1000, 244, 244, 121752, [0, 4, 8, 12, 16, 20]),
+        (31, 23, 23, 334, [0, 1, 2, 4, 5, 6]),
+        (1000, 50, 50, 24951, [0, 20, 40, 61, 81, 101]),
+    ] {
+        let m = SpacedSchedule::new(BetaSchedule::Linear, t, n).unwrap().timestep_map;
+        assert_eq!(
+            (m.len(), m.iter().sum::<usize>(), &m[..6]),
+            (len, sum, &first[..]),
+            "space_timesteps({t}, ddim{n})"
+        );
     }
     assert!(SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, 50, 51).is_err());
     assert!(SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, 50, 1).is_err());

@@ -126,7 +126,8 @@ fn x0_quantile(@builtin(local_invocation_index) t: u32,
     if (row >= sp.n) { return; }
     let base = row * sp.row_len;
     let lo = bitcast<f32>(tq_select(t, base, sp.q_lo));
-    let hi = bitcast<f32>(tq_select(t, base, min(sp.q_lo + 1u, sp.row_len - 1u)));
+    // torch takes the upper rank as ceil(position): the same element when the position is whole.
+    let hi = bitcast<f32>(tq_select(t, base, min(sp.q_lo + u32(sp.q_w > 0.0), sp.row_len - 1u)));
     if (t == 0u) {
         // torch.lerp
         let q = select(hi - (hi - lo) * (1.0 - sp.q_w), lo + sp.q_w * (hi - lo), sp.q_w < 0.5);

@@ -101,9 +101,12 @@ fn sage_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     var acc = 0.0;
     if (oi > 0.0) {
         for (var k = 0u; k < sp.joints; k++) {
-            let a = select(0.0, s_adj[i * sp.joints + k], s_obs[b * sp.joints + k] > 0.0);
-            deg += a;
-            acc += a * sage_in(b, k, f);
+            // A branch, not a product with 0: an unobserved keypoint's value never enters.
+            if (s_obs[b * sp.joints + k] > 0.0) {
+                let a = s_adj[i * sp.joints + k];
+                deg += a;
+                acc += a * sage_in(b, k, f);
+            }
         }
     }
     let row = (b * sp.joints + i) * 2u * sp.feat;

@@ -162,6 +162,6 @@ struct SgdParams { n: u32, _p0: u32, _p1: u32, _p2: u32 }
 fn sgd_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= gp.n) { return; }
-    let lr = select(g_state[0], 0.0, g_state[2] != 0.0);
-    g_y[i] = g_x[i] - lr * g_g[i];
+    // Once stopped x0 is kept as it is (x - 0 g would turn a non-finite gradient into NaN).
+    g_y[i] = select(g_x[i] - g_state[0] * g_g[i], g_x[i], g_state[2] != 0.0);
 }

@@ -486,7 +486,13 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
                 });
             }
             return match root {
-                Some(r) => m.prior_condition(r.shape()[0], Some(&r)).map(Some),
+                Some(r) => match *r.shape() {
+                    [b, 3] => m.prior_condition(b, Some(&r)).map(Some),
+                    _ => Err(Error::File {
+                        path: path.display().to_string(),
+                        reason: format!("\"root\" has shape {:?}, expected [B, 3]", r.shape()),
+                    }),
+                },
                 None => Ok(None),
             };
         };
@@ -503,6 +509,12 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
                 o.data.iter().map(|&v| v == 1.0).collect()
             }
         };
+        if let Some(i) = kp.data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::File {
+                path: path.display().to_string(),
+                reason: format!("\"keypoints\" element {i} is not finite"),
+            });
+        }
         let kt = Tensor::from_f32(ctx, &kp.data, &kp.shape)?;
         m.record_condition_with_root(rec, &kt, &observed, root.as_ref()).map(Some)
     };
@@ -591,10 +603,14 @@ fn sample_cmd(
         None => None,
     };
     let f = match (&obs, frames) {
-        (Some(o), Some(f)) if f != o.frames => {
-            return Err(Error::param("sample", "frames", format!("{f}, but the observations have {} frames", o.frames)))
+        (Some(o), Some(f)) if f != o.frames() => {
+            return Err(Error::param(
+                "sample",
+                "frames",
+                format!("{f}, but the observations have {} frames", o.frames()),
+            ))
         }
-        (Some(o), _) => o.frames,
+        (Some(o), _) => o.frames(),
         (None, Some(f)) => f,
         (None, None) => return Err(Error::param("sample", "frames", "give --frames or --observations")),
     };

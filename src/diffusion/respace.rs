@@ -29,9 +29,10 @@ impl SpacedSchedule {
         }
         let base = betas(kind, t, 1e-4, 0.02)?;
         let ac = alphas_cumprod(&base);
-        // np.linspace(0, T − 1, n).astype(int): truncation, then the set (sorted, unique).
-        let mut map: Vec<usize> =
-            (0..n).map(|i| ((t - 1) as f64 * i as f64 / (n - 1) as f64 + 1e-9).floor() as usize).collect();
+        // np.linspace(0, T − 1, n).astype(int) as numpy computes it (i · step, the last entry
+        // exactly T − 1), truncated, then the set (sorted, unique).
+        let step = (t - 1) as f64 / (n - 1) as f64;
+        let mut map: Vec<usize> = (0..n).map(|i| if i == n - 1 { t - 1 } else { (i as f64 * step) as usize }).collect();
         map.dedup();
         let mut last = 1.0;
         let betas: Vec<f64> = map

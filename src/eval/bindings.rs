@@ -438,7 +438,10 @@ fn step_outputs(
             let [p, x] = on_gpu_n(ctx, |rec| gpu(rec, &st, &mt, noise).map(|(p, x)| [p, x]))?;
             (p.data, x.data)
         }
-        Backend::Cpu => cpu(&s.data, &m.data, z.map(|t| &t.data[..]), s.shape[0])?,
+        Backend::Cpu => {
+            let rows = *s.shape.first().ok_or_else(|| Error::shape(op, "sample", &s.shape, "at least one axis"))?;
+            cpu(&s.data, &m.data, z.map(|t| &t.data[..]), rows)?
+        }
     };
     Ok(vec![
         ("prev_sample".to_string(), HostTensor::new(s.shape.clone(), prev)),

@@ -209,7 +209,7 @@ struct Sage {
 }
 
 pub struct Cgnf {
-    pub config: CgnfConfig,
+    config: CgnfConfig,
     skeleton: Skeleton,
     table: Option<Tensor>,
     actnorms: Vec<ActNorm>,
@@ -333,6 +333,11 @@ fn coupling_mask(sd: &mut BTreeMap<String, HostTensor>, prefix: &str, i: usize) 
 }
 
 impl Cgnf {
+    /// The config the model was built from (fixed: the folded weights depend on it).
+    pub fn config(&self) -> &CgnfConfig {
+        &self.config
+    }
+
     /// Builds the model from a propose state dict (see the module docs); refuses missing,
     /// unexpected, mis-shaped and non-finite keys by name.
     pub fn from_state_dict(config: CgnfConfig, mut sd: BTreeMap<String, HostTensor>) -> Result<Cgnf> {
@@ -554,6 +559,12 @@ impl Cgnf {
                 _ => return Err(Error::shape(OP, "keypoints", keypoints.shape(), format!("[B, {j}, 2]"))),
             };
             self.check_observed(observed, b)?;
+            if let Some(r) = root {
+                if self.config.root.is_none() {
+                    return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
+                }
+                crate::ops::expect_shape(OP, "root", r, &[b, 3])?;
+            }
             let mask: Vec<f32> = observed.iter().map(|&o| o as u8 as f32).collect();
             let obs = Tensor::from_f32(rec.context(), &mask, &[b, j])?;
             let context = match &self.embedding {
@@ -566,12 +577,6 @@ impl Cgnf {
                     e.folded[1].record(rec, &a1, Activation::Identity)?
                 }
             };
-            if let Some(r) = root {
-                if self.config.root.is_none() {
-                    return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
-                }
-                crate::ops::expect_shape(OP, "root", r, &[b, 3])?;
-            }
             Ok(Condition { keypoints: Some((context, obs)), batch: b, root: root.cloned() })
         })
     }

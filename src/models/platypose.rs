@@ -109,8 +109,8 @@ pub struct SampleTrace {
 }
 
 pub struct Platypose {
-    pub config: PlatyposeConfig,
-    pub schedule: SpacedSchedule,
+    config: PlatyposeConfig,
+    schedule: SpacedSchedule,
     mdm: Mdm,
 }
 
@@ -230,6 +230,16 @@ impl Platypose {
             .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
         let sd = crate::io::read_weights(weights)?.tensors;
         Self::new(ctx, &sd, cfg).map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })
+    }
+
+    /// The config the sampler was built from (fixed: it was checked against the schedule).
+    pub fn config(&self) -> &PlatyposeConfig {
+        &self.config
+    }
+
+    /// The respaced schedule.
+    pub fn schedule(&self) -> &SpacedSchedule {
+        &self.schedule
     }
 
     /// The respaced indices the loop visits, in order (N − 1 − skip down to 0).

@@ -131,7 +131,9 @@ fn sampler_step_unit(
         None => None,
         Some(th) => {
             th.validate(OP)?;
-            let rows = sample.shape()[0];
+            let rows = *sample.shape().first().ok_or_else(|| {
+                Error::shape(OP, "sample", sample.shape(), "at least one axis (the samples thresholded apart)")
+            })?;
             let len = sample.numel() / rows;
             // torch.quantile's position, in f32 as torch computes it for f32 input.
             let rank = th.ratio as f32 * (len - 1) as f32;

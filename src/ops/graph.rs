@@ -74,15 +74,18 @@ impl Skeleton {
 
     /// Whether joint j receives the root's message.
     pub fn is_root_child(&self, j: usize) -> bool {
-        self.table[self.table.len() - self.joints + j] != 0
+        j < self.joints && self.table[self.table.len() - self.joints + j] != 0
     }
 
     pub fn joints(&self) -> usize {
         self.joints
     }
 
-    /// The neighbours of joint j.
+    /// The neighbours of joint j (none past the last joint).
     pub fn neighbours(&self, j: usize) -> &[u32] {
+        if j >= self.joints {
+            return &[];
+        }
         let (a, b) = (self.table[j] as usize, self.table[j + 1] as usize);
         &self.table[self.joints + 1 + a..self.joints + 1 + b]
     }

@@ -77,17 +77,28 @@ impl Camera {
 /// What the energy compares against: the cameras (uploaded) and, per camera and frame, the
 /// observed 2-D keypoints and their per-coordinate confidence weights [C, F, J, 2], and the root
 /// trajectory [F, 3] added to every joint.
+/// Its fields are made only by [`Observations::new`], which checks them against each other.
 pub struct Observations {
-    pub cameras: Vec<Camera>,
-    pub camera_words: Tensor,
-    pub keypoints: Tensor,
-    pub weights: Tensor,
-    pub root: Tensor,
-    pub frames: usize,
-    pub joints: usize,
+    pub(crate) cameras: Vec<Camera>,
+    pub(crate) camera_words: Tensor,
+    pub(crate) keypoints: Tensor,
+    pub(crate) weights: Tensor,
+    pub(crate) root: Tensor,
+    pub(crate) frames: usize,
+    pub(crate) joints: usize,
 }
 
 impl Observations {
+    pub fn cameras(&self) -> &[Camera] {
+        &self.cameras
+    }
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+    pub fn joints(&self) -> usize {
+        self.joints
+    }
+
     /// Uploads the observations: keypoints and weights [C, F, J, 2] (weights `None`: all 1), root
     /// [F, 3] (`None`: the origin).
     pub fn new(
@@ -271,6 +282,9 @@ impl Refinement {
             return Err(Error::param(OP, "factor", format!("{} must be below 1", self.factor)));
         }
         super::finite(OP, "threshold", self.threshold, false)?;
+        if !(0.0..1.0).contains(&self.threshold) {
+            return Err(Error::param(OP, "threshold", format!("{} must be in [0, 1)", self.threshold)));
+        }
         Ok(())
     }
 }

@@ -23,9 +23,9 @@ pub fn threshold_sample(x0: &mut [f64], rows: usize, th: &Threshold) {
         let mut a: Vec<f64> = row.iter().map(|v| v.abs()).collect();
         a.sort_by(|p, q| p.total_cmp(q));
         let rank = th.ratio * (len - 1) as f64;
-        let lo = rank.floor() as usize;
-        let hi = (lo + 1).min(len - 1);
-        let q = a[lo] + (rank - lo as f64) * (a[hi] - a[lo]);
+        let lo = (rank.floor() as usize).min(len - 1);
+        let hi = (rank.ceil() as usize).min(len - 1);
+        let q = if hi == lo { a[lo] } else { a[lo] + (rank - lo as f64) * (a[hi] - a[lo]) };
         let s = q.clamp(1.0, th.max);
         row.iter_mut().for_each(|v| *v = v.clamp(-s, s) / s);
     }
@@ -104,6 +104,7 @@ pub fn ddpm_step_rows(
         check_len("ddpm_step", sample.len(), z, "noise")?;
     }
     check_rows("ddpm_step", sample.len(), rows)?;
+    cfg.coeffs(t)?; // the parameter checks of the GPU path (clip range, thresholding)
     let x0v = processed_x0(cfg.prediction, a, sample, model, cfg.clip, cfg.threshold, rows);
     let mut prev = vec![0f32; sample.len()];
     let mut x0s = vec![0f32; sample.len()];
@@ -161,6 +162,7 @@ pub fn ddim_step_rows(
         check_len("ddim_step", sample.len(), z, "noise")?;
     }
     check_rows("ddim_step", sample.len(), rows)?;
+    cfg.coeffs(t)?; // the parameter checks of the GPU path (clip range, thresholding, eta)
     let x0v = processed_x0(cfg.prediction, a, sample, model, cfg.clip, cfg.threshold, rows);
     let mut prev = vec![0f32; sample.len()];
     let mut x0s = vec![0f32; sample.len()];
