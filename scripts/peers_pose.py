@@ -81,6 +81,14 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import safetensors  # noqa: F401  (the golden modules import it; the peers never touch a file)
+except ImportError:  # a GPU machine with torch only: stand-ins so the imports below succeed
+    import types
+    _st, _stt = types.ModuleType("safetensors"), types.ModuleType("safetensors.torch")
+    _st.safe_open = _stt.load_file = _stt.save_file = None
+    _st.torch = _stt
+    sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _stt
 import golden_cgnf as gc  # noqa: E402  (both golden scripts only run their main under __main__)
 import golden_platypose as gp  # noqa: E402
 
