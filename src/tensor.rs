@@ -58,6 +58,18 @@ impl Tensor {
     }
 
     pub(crate) fn alloc(ctx: &Context, op: &'static str, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = Self::checked_bytes(ctx, op, shape, dtype)?;
+        let storage = ctx.pool.get(&ctx.device, BufferKind::Storage, bytes.div_ceil(4) * 4);
+        Ok(Tensor { storage, shape: shape.to_vec(), dtype })
+    }
+
+    /// A tensor on an existing storage buffer (the recorder's reuse of dead buffers).
+    pub(crate) fn on_storage(storage: Arc<PooledBuffer>, shape: &[usize], dtype: DType) -> Tensor {
+        Tensor { storage, shape: shape.to_vec(), dtype }
+    }
+
+    /// The bytes a tensor of `shape` needs, refusing zero sizes and sizes past the device's limits.
+    pub(crate) fn checked_bytes(ctx: &Context, op: &'static str, shape: &[usize], dtype: DType) -> Result<u64> {
         let n = numel(op, "tensor", shape)?;
         let bytes = (n as u64) * dtype.size() as u64;
         let limit = ctx.max_tensor_bytes();
@@ -79,8 +91,7 @@ impl Tensor {
                 limit_name: "u32 element index",
             });
         }
-        let storage = ctx.pool.get(&ctx.device, BufferKind::Storage, bytes.div_ceil(4) * 4);
-        Ok(Tensor { storage, shape: shape.to_vec(), dtype })
+        Ok(bytes)
     }
 
     /// Uploads f32 values.

@@ -628,7 +628,7 @@ impl Cgnf {
         if let Some(r) = cond.and_then(|c| c.root.clone()) {
             return Ok(Some(r));
         }
-        let z = Tensor::empty(rec.context(), &[b, 3], crate::tensor::DType::F32)?;
+        let z = rec.alloc(OP, &[b, 3], crate::tensor::DType::F32)?;
         rec.clear(&z);
         Ok(Some(z))
     }
@@ -751,7 +751,7 @@ impl Cgnf {
         rec.atomic(|rec| {
             let b = cond.map_or(batch, |c| c.batch);
             let j = self.config.joints;
-            let z = Tensor::empty(rec.context(), &[b, 1, j, 3], crate::tensor::DType::F32)?;
+            let z = rec.alloc(OP, &[b, 1, j, 3], crate::tensor::DType::F32)?;
             rec.clear(&z);
             let (x, _) = self.sample_unit(rec, &z, cond)?;
             x.reshape(&[b, j, 3])

@@ -100,7 +100,7 @@ pub fn activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Ten
     let groups = super::elementwise_grid(ctx, x.numel(), "activation")?;
     let key = act.specialize(PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]));
     let kernel = ctx.kernel(&key)?;
-    let y = Tensor::alloc(ctx, "activation", x.shape(), DType::F32)?;
+    let y = rec.alloc("activation", x.shape(), DType::F32)?;
     let p = ActParams { n: x.numel() as u32, offset: 0.0, _pad: [0; 2] };
     rec.dispatch("activation", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
@@ -115,7 +115,7 @@ pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor, act: Activation) -> Resul
     let groups = super::elementwise_grid(ctx, a.numel(), "add")?;
     let key = act.specialize(PipelineKey::new("activation", "add", &[Access::Read, Access::Read, Access::ReadWrite]));
     let kernel = ctx.kernel(&key)?;
-    let y = Tensor::alloc(ctx, "add", a.shape(), DType::F32)?;
+    let y = rec.alloc("add", a.shape(), DType::F32)?;
     let p = ActParams { n: a.numel() as u32, offset: 0.0, _pad: [0; 2] };
     rec.dispatch("add", kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), Some(&y)], groups)?;
     Ok(y)
@@ -131,7 +131,7 @@ pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor, offset: f32, act: Activat
     let groups = super::elementwise_grid(ctx, a.numel(), "mul")?;
     let key = act.specialize(PipelineKey::new("activation", "mul", &[Access::Read, Access::Read, Access::ReadWrite]));
     let kernel = ctx.kernel(&key)?;
-    let y = Tensor::alloc(ctx, "mul", a.shape(), DType::F32)?;
+    let y = rec.alloc("mul", a.shape(), DType::F32)?;
     let p = ActParams { n: a.numel() as u32, offset, _pad: [0; 2] };
     rec.dispatch("mul", kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), Some(&y)], groups)?;
     Ok(y)

@@ -31,7 +31,7 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor, scale: f32) -> Result<Tensor> {
     let p = AttnParams { rows: rows as u32, len: len as u32, scale, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new("attention", "softmax", &BINDINGS))?;
     let groups = ctx.grid_1d(rows as u64, OP)?;
-    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let y = rec.alloc(OP, x.shape(), DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
@@ -42,7 +42,7 @@ fn permute(rec: &mut Recorder, entry: &'static str, x: &Tensor, dims: [usize; 4]
     let p = AttnParams { b: b as u32, f: f as u32, h: h as u32, dh: dh as u32, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new("attention", entry, &BINDINGS))?;
     let groups = super::elementwise_grid(ctx, x.numel(), entry)?;
-    let y = Tensor::alloc(ctx, entry, out, DType::F32)?;
+    let y = rec.alloc(entry, out, DType::F32)?;
     rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
@@ -106,7 +106,7 @@ pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, pe: &Tensor) 
         &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     ))?;
     let groups = super::elementwise_grid(ctx, s * (f + 1) * e, OP)?;
-    let y = Tensor::alloc(ctx, OP, &[s, f + 1, e], DType::F32)?;
+    let y = rec.alloc(OP, &[s, f + 1, e], DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(tok), Some(pe), Some(&y)], groups)?;
     Ok(y)
 }
@@ -123,7 +123,7 @@ pub fn drop_token(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let p = AttnParams { b: s as u32, f: (t - 1) as u32, dh: e as u32, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new("attention", "drop_token", &BINDINGS))?;
     let groups = super::elementwise_grid(ctx, s * (t - 1) * e, OP)?;
-    let y = Tensor::alloc(ctx, OP, &[s, t - 1, e], DType::F32)?;
+    let y = rec.alloc(OP, &[s, t - 1, e], DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }

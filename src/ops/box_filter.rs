@@ -40,7 +40,7 @@ pub(crate) fn pass(
     let key =
         PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite]).with("SQUARE", square as u8 as f64);
     let kernel = ctx.kernel(&key)?;
-    let y = Tensor::alloc(ctx, "box_sum", x.shape(), DType::F32)?;
+    let y = rec.alloc("box_sum", x.shape(), DType::F32)?;
     let p = BoxParams {
         planes: planes as u32,
         h: h as u32,

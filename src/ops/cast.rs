@@ -26,7 +26,7 @@ pub fn cast(rec: &mut Recorder, x: &Tensor, to: DType) -> Result<Tensor> {
     };
     let groups = super::elementwise_grid(ctx, x.numel(), "cast")?;
     let kernel = ctx.kernel(&PipelineKey::new("cast_f16", entry, &[Access::Read, Access::ReadWrite]))?;
-    let y = Tensor::alloc(ctx, "cast", x.shape(), to)?;
+    let y = rec.alloc("cast", x.shape(), to)?;
     let p = CastParams { n: x.numel() as u32, _pad: [0; 3] };
     rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)

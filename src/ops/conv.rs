@@ -266,7 +266,7 @@ pub fn conv2d(
     .with("HAS_BIAS", bias.is_some() as u8 as f64)
     .with("HAS_AFFINE", epi.scale.is_some() as u8 as f64);
     let kernel = ctx.kernel(&epi.act.specialize(key))?;
-    let y = Tensor::alloc(ctx, OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
+    let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
     let params = ConvParams {
         n: s.n as u32,
         c: s.c as u32,

@@ -15,7 +15,7 @@ struct CopyParams {
 /// a buffer copy otherwise.
 pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let ctx = rec.context();
-    let y = Tensor::alloc(ctx, "copy", x.shape(), x.dtype())?;
+    let y = rec.alloc("copy", x.shape(), x.dtype())?;
     if x.bytes() % 16 != 0 {
         rec.copy(x, &y)?;
         return Ok(y);

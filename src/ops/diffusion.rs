@@ -150,7 +150,7 @@ fn sampler_step_unit(
             };
             p.row_len = len as u32;
             let kernel = ctx.kernel(&PipelineKey::new("diffusion", "x0_quantile", &BINDINGS))?;
-            let s = Tensor::alloc(ctx, OP, &[rows], DType::F32)?;
+            let s = rec.alloc(OP, &[rows], DType::F32)?;
             let groups = ctx.grid_1d(rows as u64, OP)?;
             rec.dispatch(
                 "sampler_step/x0_quantile",
@@ -168,8 +168,8 @@ fn sampler_step_unit(
         .with("THRESH", s.is_some() as u8 as f64);
     let kernel = ctx.kernel(&key)?;
     let groups = super::elementwise_grid(ctx, sample.numel(), OP)?;
-    let prev = Tensor::alloc(ctx, OP, sample.shape(), DType::F32)?;
-    let x0 = Tensor::alloc(ctx, OP, sample.shape(), DType::F32)?;
+    let prev = rec.alloc(OP, sample.shape(), DType::F32)?;
+    let x0 = rec.alloc(OP, sample.shape(), DType::F32)?;
     rec.dispatch(
         OP,
         kernel,
@@ -190,7 +190,7 @@ pub fn cfg_combine(rec: &mut Recorder, uncond: &Tensor, cond: &Tensor, w: f32) -
     let p = StepParams { n: uncond.numel() as u32, w, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new("diffusion", "cfg_combine", &BINDINGS))?;
     let groups = super::elementwise_grid(ctx, uncond.numel(), OP)?;
-    let out = Tensor::alloc(ctx, OP, uncond.shape(), DType::F32)?;
+    let out = rec.alloc(OP, uncond.shape(), DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(uncond), Some(cond), None, Some(&out), None], groups)?;
     Ok(out)
 }
@@ -215,7 +215,7 @@ pub fn add_noise(rec: &mut Recorder, x0: &Tensor, alpha_cumprod: f64, noise: Noi
     let (mode, z) = noise_parts(OP, noise, x0.shape(), &mut p)?;
     let kernel = ctx.kernel(&PipelineKey::new("diffusion", "add_noise", &BINDINGS).with("NOISE", mode as f64))?;
     let groups = super::elementwise_grid(ctx, x0.numel(), OP)?;
-    let out = Tensor::alloc(ctx, OP, x0.shape(), DType::F32)?;
+    let out = rec.alloc(OP, x0.shape(), DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x0), None, z, Some(&out), None], groups)?;
     Ok(out)
 }

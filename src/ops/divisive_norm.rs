@@ -188,15 +188,15 @@ fn divisive_norm_unit(
             .with("DN_BETA", beta.is_some() as u8 as f64);
         p.act.specialize(k)
     };
-    let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
-    let v = if p.centered { Some(Tensor::alloc(ctx, OP, s, DType::F32)?) } else { None };
+    let y = rec.alloc(OP, s, DType::F32)?;
+    let v = if p.centered { Some(rec.alloc(OP, s, DType::F32)?) } else { None };
     let apply_groups;
     match p.field {
         DnField::Local => {
             let plane = [n, h, w];
             let px_groups = super::elementwise_grid(ctx, pixels, OP)?;
-            let m = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
-            let varc = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
+            let m = rec.alloc(OP, &plane, DType::F32)?;
+            let varc = rec.alloc(OP, &plane, DType::F32)?;
             rec.dispatch(
                 "divisive_norm/stats",
                 ctx.kernel(&key("dn_stats"))?,
@@ -205,8 +205,8 @@ fn divisive_norm_unit(
                 px_groups,
             )?;
             let rm = box_pass(rec, &m, plane, p.sum_window[1], 1.0, false, false)?;
-            let mu = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
-            let q = Tensor::alloc(ctx, OP, &plane, DType::F32)?;
+            let mu = rec.alloc(OP, &plane, DType::F32)?;
+            let q = rec.alloc(OP, &plane, DType::F32)?;
             let pm = DnParams {
                 kh: p.sum_window[0] as u32,
                 before_h: before(p.sum_window[0]) as u32,
@@ -263,7 +263,7 @@ fn divisive_norm_unit(
                     ..base
                 }
             };
-            let stats = Tensor::alloc(ctx, OP, &[pg.groups as usize, 2], DType::F32)?;
+            let stats = rec.alloc(OP, &[pg.groups as usize, 2], DType::F32)?;
             let mg = ctx.grid_1d(pg.groups as u64, OP)?;
             rec.dispatch(
                 "divisive_norm/moments",
@@ -292,7 +292,7 @@ fn l1_partials(rec: &mut Recorder, p: &DivNormParams, groups: [u32; 3]) -> Resul
     if p.l1_alpha.is_none() {
         return Ok(None);
     }
-    Tensor::alloc(rec.context(), "divisive_norm", &[(groups[0] * groups[1]) as usize], DType::F32).map(Some)
+    rec.alloc("divisive_norm", &[(groups[0] * groups[1]) as usize], DType::F32).map(Some)
 }
 
 fn l1_final(
@@ -306,7 +306,7 @@ fn l1_final(
         return Ok(None);
     };
     let ctx = rec.context();
-    let out = Tensor::alloc(ctx, "divisive_norm", &[1], DType::F32)?;
+    let out = rec.alloc("divisive_norm", &[1], DType::F32)?;
     let pf = DnParams { count: parts.numel() as u32, scale: alpha / total as f32, ..Default::default() };
     rec.dispatch(
         "divisive_norm/l1",

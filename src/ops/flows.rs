@@ -134,8 +134,8 @@ fn record_spline(
     let key = PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", coupling.is_some() as u8 as f64);
     let kernel = ctx.kernel(&key)?;
     let groups = super::elementwise_grid(ctx, x.numel(), op)?;
-    let y = Tensor::alloc(ctx, op, x.shape(), DType::F32)?;
-    let lad = Tensor::alloc(ctx, op, x.shape(), DType::F32)?;
+    let y = rec.alloc(op, x.shape(), DType::F32)?;
+    let lad = rec.alloc(op, x.shape(), DType::F32)?;
     let map = coupling.map(|c| c.2);
     rec.dispatch(
         op,
@@ -238,7 +238,7 @@ pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>, scale: 
     let kernel =
         ctx.kernel(&PipelineKey::new("flows", "row_sum_add", &[Access::Read, Access::Read, Access::ReadWrite]))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
-    let y = Tensor::alloc(ctx, OP, &[n], DType::F32)?;
+    let y = rec.alloc(OP, &[n], DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(v), acc, Some(&y)], groups)?;
     Ok(y)
 }
@@ -298,8 +298,8 @@ pub fn affine_coupling(
     let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
     let kernel = ctx.kernel(&PipelineKey::new("flows", "affine_coupling", &bindings))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
-    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
-    let logdet = Tensor::alloc(ctx, OP, &[n], DType::F32)?;
+    let y = rec.alloc(OP, x.shape(), DType::F32)?;
+    let logdet = rec.alloc(OP, &[n], DType::F32)?;
     rec.dispatch(
         OP,
         kernel,
@@ -336,7 +336,7 @@ pub fn actnorm(rec: &mut Recorder, x: &Tensor, log_s: &Tensor, b: &Tensor, inver
         &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     ))?;
     let groups = super::elementwise_grid(ctx, x.numel(), OP)?;
-    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let y = rec.alloc(OP, x.shape(), DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(log_s), Some(b), Some(&y)], groups)?;
     Ok(y)
 }
@@ -378,7 +378,7 @@ pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>, cons
     let kernel =
         ctx.kernel(&PipelineKey::new("flows", "normal_logprob", &[Access::Read, Access::Read, Access::ReadWrite]))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
-    let y = Tensor::alloc(ctx, OP, &[n], DType::F32)?;
+    let y = rec.alloc(OP, &[n], DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), add, Some(&y)], groups)?;
     Ok(y)
 }

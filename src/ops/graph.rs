@@ -253,7 +253,7 @@ fn record_gcn(
     let kernel = ctx
         .kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings).with("DIRECT", packed.is_some() as u8 as f64))?;
     let groups = super::elementwise_grid(ctx, rows * hidden, OP)?;
-    let y = Tensor::alloc(ctx, OP, &[b, s, j, hidden], DType::F32)?;
+    let y = rec.alloc(OP, &[b, s, j, hidden], DType::F32)?;
     // Without a context the context bindings are bound to the node messages (never read).
     let (mc, obs) = match &context {
         Some(c) => (c.message, c.observed),
@@ -342,7 +342,7 @@ pub fn sage_aggregate(
     let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
     let kernel = ctx.kernel(&PipelineKey::new("graph", "sage_aggregate", &bindings))?;
     let groups = super::elementwise_grid(ctx, b * j * f, OP)?;
-    let y = Tensor::alloc(ctx, OP, &[b, j, 2 * f], DType::F32)?;
+    let y = rec.alloc(OP, &[b, j, 2 * f], DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&params), &[Some(x), Some(adj), Some(observed), Some(&y)], groups)?;
     Ok(y)
 }

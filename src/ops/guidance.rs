@@ -203,8 +203,8 @@ pub fn multiview_energy(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> 
         let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
         let fj = obs.frames * obs.joints;
         let groups = super::elementwise_grid(ctx, s * fj, OP)?;
-        let part = Tensor::alloc(ctx, OP, &[s, fj], DType::F32)?;
-        let grad = Tensor::alloc(ctx, OP, x0.shape(), DType::F32)?;
+        let part = rec.alloc(OP, &[s, fj], DType::F32)?;
+        let grad = rec.alloc(OP, x0.shape(), DType::F32)?;
         rec.dispatch(
             OP,
             kernel,
@@ -233,7 +233,7 @@ pub fn project(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> Result<Te
     let p = energy_params(obs, s, true);
     let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
     let groups = super::elementwise_grid(ctx, s * obs.frames * obs.joints, OP)?;
-    let out = Tensor::alloc(ctx, OP, &[obs.cameras.len(), s, obs.frames, obs.joints, 2], DType::F32)?;
+    let out = rec.alloc(OP, &[obs.cameras.len(), s, obs.frames, obs.joints, 2], DType::F32)?;
     rec.dispatch(
         OP,
         kernel,
@@ -318,8 +318,8 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
         r.validate()?;
         let s = obs.check_x0(OP, x0)?;
         let ctx = rec.context();
-        let state = Tensor::alloc(ctx, OP, &[4], DType::F32)?;
-        let lrs = Tensor::alloc(ctx, OP, &[r.substeps.max(1)], DType::F32)?;
+        let state = rec.alloc(OP, &[4], DType::F32)?;
+        let lrs = rec.alloc(OP, &[r.substeps.max(1)], DType::F32)?;
         rec.clear(&lrs);
         let plateau = ctx.kernel(&PipelineKey::new(
             "guidance",
@@ -353,7 +353,7 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
                 &[Some(&e), Some(&state), Some(&lrs)],
                 [1, 1, 1],
             )?;
-            let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+            let y = rec.alloc(OP, x.shape(), DType::F32)?;
             let n = [x.numel() as u32, 0, 0, 0];
             rec.dispatch(
                 "refine/sgd",

@@ -49,7 +49,7 @@ pub fn poisson_nll(
     let kernel =
         ctx.kernel(&PipelineKey::new("readout", "poisson_nll", &BINDINGS).with("REDUCE", reduce as u8 as f64))?;
     if !reduce {
-        let y = Tensor::alloc(ctx, OP, rate.shape(), DType::F32)?;
+        let y = rec.alloc(OP, rate.shape(), DType::F32)?;
         rec.dispatch(
             OP,
             kernel,
@@ -60,7 +60,7 @@ pub fn poisson_nll(
         return Ok(y);
     }
     let count = (groups[0] * groups[1]) as usize;
-    let partials = Tensor::alloc(ctx, OP, &[count], DType::F32)?;
+    let partials = rec.alloc(OP, &[count], DType::F32)?;
     rec.dispatch(
         OP,
         kernel,
@@ -70,7 +70,7 @@ pub fn poisson_nll(
     )?;
     let scale = if reduction == Reduction::Mean { 1.0 / total as f32 } else { 1.0 };
     let pf = RoParams { count: count as u32, scale, ..Default::default() };
-    let y = Tensor::alloc(ctx, OP, &[], DType::F32)?;
+    let y = rec.alloc(OP, &[], DType::F32)?;
     let fin = ctx.kernel(&PipelineKey::new("readout", "sum_partials", &BINDINGS))?;
     rec.dispatch(
         "poisson_nll/sum",
@@ -102,7 +102,7 @@ pub fn zig_loglik(
     let total = target.numel();
     let p = RoParams { total: total as u32, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new("readout", "zig_loglik", &BINDINGS))?;
-    let y = Tensor::alloc(ctx, OP, target.shape(), DType::F32)?;
+    let y = rec.alloc(OP, target.shape(), DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
     rec.dispatch(
         OP,
@@ -128,7 +128,7 @@ pub fn pearson(rec: &mut Recorder, a: &Tensor, b: &Tensor, eps: f32) -> Result<T
     let ctx = rec.context();
     let p = RoParams { n: t as u32, m: m as u32, eps, ..Default::default() };
     let kernel = ctx.kernel(&PipelineKey::new("readout", "pearson", &BINDINGS))?;
-    let y = Tensor::alloc(ctx, OP, &[m], DType::F32)?;
+    let y = rec.alloc(OP, &[m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, m, OP)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), None, None, None, Some(&y), None], groups)?;
     Ok(y)

@@ -54,7 +54,7 @@ fn record(
         .with("TRANS_B", trans_b as u8 as f64)
         .with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
     let kernel = ctx.kernel(&act.specialize(key))?;
-    let c = Tensor::alloc(ctx, op, out_shape, DType::F32)?;
+    let c = rec.alloc(op, out_shape, DType::F32)?;
     let p = MatmulParams {
         m: m as u32,
         n: n as u32,

@@ -93,7 +93,7 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor>
         MaxScope::Channel => (n * c, 1),
         MaxScope::Image => (n, c),
     };
-    let maxes = Tensor::alloc(ctx, OP, &[scopes], DType::F32)?;
+    let maxes = rec.alloc(OP, &[scopes], DType::F32)?;
     rec.clear(&maxes);
     let tiles = (h * w).div_ceil(256);
     let groups = ctx.grid_1d((n * c * tiles) as u64, OP)?;
@@ -112,7 +112,7 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor>
     };
     let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
     let key = |entry| PipelineKey::new("neurn", entry, &bindings).with("WINDOW", window as u8 as f64);
-    let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
+    let y = rec.alloc(OP, s, DType::F32)?;
     rec.dispatch(
         "neurn/max",
         ctx.kernel(&key("neurn_max"))?,

@@ -92,7 +92,7 @@ pub fn batch_norm(
         &[Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
     );
     let kernel = ctx.kernel(&act.specialize(key))?;
-    let y = Tensor::alloc(ctx, OP, x.shape(), DType::F32)?;
+    let y = rec.alloc(OP, x.shape(), DType::F32)?;
     let inner: usize = x.shape()[2..].iter().product();
     let p = BnParams { total: x.numel() as u32, c: c as u32, inner: inner as u32, eps };
     rec.dispatch(
@@ -142,7 +142,7 @@ pub fn layer_norm(
         .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
         .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
     let kernel = ctx.kernel(&act.specialize(key))?;
-    let y = Tensor::alloc(ctx, OP, s, DType::F32)?;
+    let y = rec.alloc(OP, s, DType::F32)?;
     let p = LnParams { rows: rows as u32, len: len as u32, eps, _pad: 0 };
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), weight, bias, Some(&y)], groups)?;
     Ok(y)

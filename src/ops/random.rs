@@ -28,7 +28,7 @@ fn fill(
     super::finite(entry, "scale", scale, false)?;
     let ctx = rec.context();
     let n = numel(entry, "shape", shape)?;
-    let y = Tensor::alloc(ctx, entry, shape, DType::F32)?;
+    let y = rec.alloc(entry, shape, DType::F32)?;
     let groups = super::elementwise_grid(ctx, n.div_ceil(4), entry)?;
     let kernel = ctx.kernel(&PipelineKey::new("random", entry, &[Access::ReadWrite]))?;
     let p = RandParams {

@@ -97,7 +97,7 @@ pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners:
     let kernel = ctx.kernel(
         &PipelineKey::new("readout", "grid_sample", &BINDINGS).with("ALIGN_CORNERS", align_corners as u8 as f64),
     )?;
-    let y = Tensor::alloc(ctx, OP, &[n, c, ho, wo], DType::F32)?;
+    let y = rec.alloc(OP, &[n, c, ho, wo], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(grid), None, None, None, Some(&y), None], groups)?;
     Ok(y)
@@ -195,7 +195,7 @@ fn readout(
         .with("RO_SHIFT", shift.is_some() as u8 as f64)
         .with("RO_SAMPLE", sample.is_some() as u8 as f64);
     let kernel = ctx.kernel(&act.specialize(key))?;
-    let y = Tensor::alloc(ctx, OP, &[n, m], DType::F32)?;
+    let y = rec.alloc(OP, &[n, m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
     rec.dispatch(
         OP,

@@ -85,6 +85,9 @@ impl PooledBuffer {
     pub fn capacity(&self) -> u64 {
         self.class
     }
+    pub(crate) fn kind(&self) -> BufferKind {
+        self.kind
+    }
 }
 
 impl Drop for PooledBuffer {
@@ -110,6 +113,11 @@ impl Pool {
     }
 
     /// A buffer of at least `bytes`, reused when one of its class is idle.
+    /// The size class a request of `bytes` gets.
+    pub(crate) fn class_of(&self, bytes: u64) -> u64 {
+        size_class(bytes, self.max_buffer)
+    }
+
     pub fn get(&self, device: &wgpu::Device, kind: BufferKind, bytes: u64) -> Arc<PooledBuffer> {
         let class = size_class(bytes, self.max_buffer);
         let mut p = self.inner.lock().unwrap_or_else(|e| e.into_inner());

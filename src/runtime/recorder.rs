@@ -2,7 +2,15 @@
 //! [`Recorder::submit`], which packs every op's parameters into one uniform ring, encodes all
 //! dispatches into one command encoder (one compute pass, or one pass per dispatch with timestamp
 //! pairs when timing), appends the requested readbacks, and submits once.
+//!
+//! Memory: a recorded chain keeps every buffer its items use until the submit. To keep a long
+//! chain's peak down, [`Recorder::alloc`] gives an op's output a buffer that only the recorder
+//! still holds (every tensor on it dropped, so nothing recorded later can read it): the items
+//! run in order and wgpu puts a barrier between dispatches, so the earlier reads see the old
+//! values and the new writes come after. Uploads never take such a buffer (their data would land
+//! before the whole submission).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Access, BufferKind, Context, Kernel, PooledBuffer};
@@ -67,11 +75,79 @@ pub struct Recorder<'c> {
     ring: Vec<u8>,
     reads: usize,
     timed: bool,
+    /// The storage buffers the items reference, each with its number of item references, and
+    /// where each sits in that list (by address).
+    held: Vec<(Arc<PooledBuffer>, usize)>,
+    index: HashMap<usize, usize>,
+    /// Output buffers taken from `held` instead of the pool (for tests and reports).
+    reused: usize,
 }
 
 impl<'c> Recorder<'c> {
     pub(crate) fn new(ctx: &'c Context) -> Self {
-        Recorder { ctx, items: Vec::new(), ring: Vec::new(), reads: 0, timed: false }
+        Recorder {
+            ctx,
+            items: Vec::new(),
+            ring: Vec::new(),
+            reads: 0,
+            timed: false,
+            held: Vec::new(),
+            index: HashMap::new(),
+            reused: 0,
+        }
+    }
+
+    fn hold(&mut self, b: &Arc<PooledBuffer>) {
+        let key = Arc::as_ptr(b) as usize;
+        match self.index.get(&key) {
+            Some(&i) => self.held[i].1 += 1,
+            None => {
+                self.index.insert(key, self.held.len());
+                self.held.push((b.clone(), 1));
+            }
+        }
+    }
+
+    /// Recounts the held buffers from the items (after a rollback).
+    fn rehold(&mut self) {
+        self.held.clear();
+        self.index.clear();
+        let bufs: Vec<Arc<PooledBuffer>> = self
+            .items
+            .iter()
+            .flat_map(|i| -> Vec<Arc<PooledBuffer>> {
+                match i {
+                    Item::Dispatch(d) => d.buffers.iter().flatten().map(|(b, _)| b.clone()).collect(),
+                    Item::Copy { src, dst, .. } => vec![src.clone(), dst.clone()],
+                    Item::Clear { dst, .. } => vec![dst.clone()],
+                    Item::Readback { src, .. } => vec![src.clone()],
+                }
+            })
+            .collect();
+        for b in &bufs {
+            self.hold(b);
+        }
+    }
+
+    /// An uninitialised tensor for an op's output: a buffer of the right size class that only
+    /// this recorder still holds (see the module docs), or a fresh one from the pool.
+    pub fn alloc(&mut self, op: &'static str, shape: &[usize], dtype: crate::tensor::DType) -> Result<Tensor> {
+        let bytes = Tensor::checked_bytes(self.ctx, op, shape, dtype)?;
+        let class = self.ctx.pool.class_of(bytes.div_ceil(4) * 4);
+        let dead = self.held.iter().find(|(b, refs)| {
+            b.kind() == BufferKind::Storage && b.capacity() == class && Arc::strong_count(b) == refs + 1
+        });
+        if let Some((b, _)) = dead {
+            let b = b.clone();
+            self.reused += 1;
+            return Ok(Tensor::on_storage(b, shape, dtype));
+        }
+        Tensor::alloc(self.ctx, op, shape, dtype)
+    }
+
+    /// How many outputs so far took a buffer the recording no longer needed.
+    pub fn reused_buffers(&self) -> usize {
+        self.reused
     }
 
     pub fn context(&self) -> &'c Context {
@@ -93,6 +169,7 @@ impl<'c> Recorder<'c> {
             self.items.truncate(items);
             self.ring.truncate(ring);
             self.reads = reads;
+            self.rehold();
         }
         out
     }
@@ -135,8 +212,12 @@ impl<'c> Recorder<'c> {
         self.ring.extend_from_slice(params);
         let size = (params.len().max(16)).div_ceil(16) * 16;
         self.ring.resize(off + size, 0);
-        let buffers = tensors.iter().map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes()))).collect();
+        let buffers: Vec<Option<(Arc<PooledBuffer>, u64)>> =
+            tensors.iter().map(|t| t.map(|t| (t.storage().clone(), t.binding_bytes()))).collect();
         if groups.iter().all(|&g| g > 0) {
+            for b in buffers.iter().flatten() {
+                self.hold(&b.0);
+            }
             self.items.push(Item::Dispatch(Dispatch {
                 label,
                 kernel,
@@ -167,6 +248,8 @@ impl<'c> Recorder<'c> {
         if src.bytes() != dst.bytes() {
             return Err(Error::shape("copy", "destination", dst.shape(), format!("{:?}", src.shape())));
         }
+        self.hold(src.storage());
+        self.hold(dst.storage());
         self.items.push(Item::Copy {
             src: src.storage().clone(),
             dst: dst.storage().clone(),
@@ -177,6 +260,7 @@ impl<'c> Recorder<'c> {
 
     /// Records zeroing `t` (all bits 0).
     pub fn clear(&mut self, t: &Tensor) {
+        self.hold(t.storage());
         self.items.push(Item::Clear { dst: t.storage().clone(), bytes: t.binding_bytes() });
     }
 
@@ -184,6 +268,7 @@ impl<'c> Recorder<'c> {
     pub fn read_back(&mut self, t: &Tensor) -> ReadHandle {
         let slot = self.reads;
         self.reads += 1;
+        self.hold(t.storage());
         self.items.push(Item::Readback { src: t.storage().clone(), bytes: t.binding_bytes(), slot });
         ReadHandle(slot)
     }
