@@ -124,6 +124,32 @@ fn reproduces_the_neuralpredictors_reference_model() {
     }
 }
 
+/// The behaviour modulator against a model built with neuralpredictors 0.3.0's core, readouts,
+/// shifter and FiringRateEncoder plus a plain-PyTorch MLPModulator with later neuralpredictors'
+/// structure and key names (scripts/golden_sensorium_modulator.py, data/sensorium_mod): gains
+/// from 1 to 6.7, a non-zero ELU offset (not folded where a modulator exists), a readout with
+/// both a shifter and a modulator; within 1e-4 relative.
+#[test]
+fn reproduces_the_modulated_reference_model() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/sensorium_mod");
+    let model = Sensorium::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+    let mut inputs = read_safetensors(&dir.join("images.safetensors")).unwrap().tensors;
+    let (images, eye, behavior) =
+        (inputs.remove("images").unwrap(), inputs.remove("eye").unwrap(), inputs.remove("behavior").unwrap());
+    let expected = read_safetensors(&dir.join("expected.safetensors")).unwrap();
+    for key in ["sessA", "sessB"] {
+        assert!(model.has_modulator(key), "{key} has a modulator");
+        let e = model.has_shifter(key).then_some(&eye.data[..]);
+        let want = &expected.tensors[key];
+        let got = model.predict_full(ctx(), &images.data, &images.shape, e, Some(&behavior.data), key).unwrap();
+        assert_close(&got, &want.data, 1e-6, 1e-4, &format!("modulated sensorium {key} (GPU)"));
+        let cpu = model.reference_forward_full(&images.data, &images.shape, e, Some(&behavior.data), key).unwrap();
+        assert_close(&cpu, &want.data, 1e-6, 1e-4, &format!("modulated sensorium {key} (CPU reference)"));
+        // Without its behaviour a modulated readout is refused, not run unmodulated.
+        assert!(model.predict_full(ctx(), &images.data, &images.shape, e, None, key).is_err());
+    }
+}
+
 fn golden_state_dict() -> (SensoriumConfig, BTreeMap<String, HostTensor>) {
     let dir = golden_dir();
     let cfg = SensoriumConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();

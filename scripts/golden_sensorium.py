@@ -118,6 +118,13 @@ def randomise(model):
 
 def reference(sd, x, key, eye, dtype):
     """The forward written out from the state_dict alone (what the engine implements)."""
+    y, core = reference_readout(sd, x, key, eye, dtype)
+    return F.elu(y + ELU_OFFSET) + 1, core
+
+
+def reference_readout(sd, x, key, eye, dtype):
+    """The core and the readout (with its shifter, if any) from the state_dict alone: the readout's
+    output before the output nonlinearity, and the core's output."""
     t = {k: v.to(dtype) for k, v in sd.items() if v.is_floating_point()}
     h = x.to(dtype)
     for l in range(4):
@@ -156,10 +163,19 @@ def reference(sd, x, key, eye, dtype):
             v = torch.gather(core.reshape(B, C, H * W), 2, flat[:, None, :].expand(B, C, n))
             sampled += v * (w * ok)[:, None, :]
     y = torch.einsum("bcn,cn->bn", sampled, t[f"{r}._features"].reshape(C, n)) + t[f"{r}.bias"]
-    return F.elu(y + ELU_OFFSET) + 1, core
+    return y, core
 
 
 # ----------------------------------------------------------------- files
+
+def core_config():
+    """The core's part of vcortex's config.json (build_model's Stacked2dCore)."""
+    return {
+        "input_channels": 1, "hidden_channels": 16, "input_kern": 9, "hidden_kern": 7, "layers": 4,
+        "pad_input": False, "depth_separable": True, "stack": -1, "batch_norm_eps": EPS,
+        "hidden_dilation": 1, "input_stride": 1, "stride": 1, "final_nonlinearity": True,
+    }
+
 
 _DTYPES = {torch.float32: "F32", torch.int64: "I64"}
 
@@ -230,11 +246,7 @@ def main():
     meta = {"script": SCRIPT, "torch": torch.__version__, "neuralpredictors": importlib.metadata.version("neuralpredictors")}
     save(out, os.path.join(OUT, "expected.safetensors"), metadata=meta)
     config = {
-        "core": {
-            "input_channels": 1, "hidden_channels": 16, "input_kern": 9, "hidden_kern": 7, "layers": 4,
-            "pad_input": False, "depth_separable": True, "stack": -1, "batch_norm_eps": EPS,
-            "hidden_dilation": 1, "input_stride": 1, "stride": 1, "final_nonlinearity": True,
-        },
+        "core": core_config(),
         "readouts": {k: dict(neurons=m, align_corners=True, **({"shifter": True} if k in SHIFTER_KEYS else {})) for k, m in NEURONS.items()},
         "elu_offset": ELU_OFFSET,
     }
