@@ -198,28 +198,9 @@ pub fn multiview_energy(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> 
     rec.atomic(|rec| {
         const OP: &str = "multiview_energy";
         let s = obs.check_x0(OP, x0)?;
-        let ctx = rec.context();
-        let p = energy_params(obs, s, false);
-        let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
-        let fj = obs.frames * obs.joints;
-        let groups = super::elementwise_grid(ctx, s * fj, OP)?;
-        let part = rec.alloc(OP, &[s, fj], DType::F32)?;
+        let part = rec.alloc(OP, &[s, obs.frames * obs.joints], DType::F32)?;
         let grad = rec.alloc(OP, x0.shape(), DType::F32)?;
-        rec.dispatch(
-            OP,
-            kernel,
-            bytemuck::bytes_of(&p),
-            &[
-                Some(x0),
-                Some(&obs.root),
-                Some(&obs.camera_words),
-                Some(&obs.keypoints),
-                Some(&obs.weights),
-                Some(&part),
-                Some(&grad),
-            ],
-            groups,
-        )?;
+        record_energy(rec, OP, x0, obs, s, &part, Some(&grad))?;
         let e = super::row_sum_add(rec, &part, None, 1.0, 0.0)?;
         Ok((e, grad))
     })
@@ -229,27 +210,30 @@ pub fn multiview_energy(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> 
 pub fn project(rec: &mut Recorder, x0: &Tensor, obs: &Observations) -> Result<Tensor> {
     const OP: &str = "project";
     let s = obs.check_x0(OP, x0)?;
-    let ctx = rec.context();
-    let p = energy_params(obs, s, true);
-    let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
-    let groups = super::elementwise_grid(ctx, s * obs.frames * obs.joints, OP)?;
     let out = rec.alloc(OP, &[obs.cameras.len(), s, obs.frames, obs.joints, 2], DType::F32)?;
-    rec.dispatch(
-        OP,
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[
-            Some(x0),
-            Some(&obs.root),
-            Some(&obs.camera_words),
-            Some(&obs.keypoints),
-            Some(&obs.weights),
-            Some(&out),
-            None,
-        ],
-        groups,
-    )?;
+    record_energy(rec, OP, x0, obs, s, &out, None)?;
     Ok(out)
+}
+
+/// One `multiview_energy` dispatch: energy shares into `part` and the gradient into `grad`, or
+/// (no `grad`) the projections into `part`.
+fn record_energy(
+    rec: &mut Recorder,
+    op: &'static str,
+    x0: &Tensor,
+    obs: &Observations,
+    s: usize,
+    part: &Tensor,
+    grad: Option<&Tensor>,
+) -> Result<()> {
+    let ctx = rec.context();
+    let p = energy_params(obs, s, grad.is_none());
+    let kernel = ctx.kernel(&PipelineKey::new("guidance", "multiview_energy", &ENERGY_BINDINGS))?;
+    let groups = super::elementwise_grid(ctx, s * obs.frames * obs.joints, op)?;
+    let ins = [Some(x0), Some(&obs.root), Some(&obs.camera_words), Some(&obs.keypoints), Some(&obs.weights)];
+    let mut bound: Vec<Option<&Tensor>> = ins.to_vec();
+    bound.extend([Some(part), grad]);
+    rec.dispatch(op, kernel, bytemuck::bytes_of(&p), &bound, groups)
 }
 
 /// The refinement's settings: SGD with lr starting at `energy_scale`, `substeps` steps, the lr cut

@@ -88,20 +88,18 @@ pub fn multiview_energy(
     j: usize,
 ) -> (Vec<f64>, Vec<f64>) {
     let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
-    energy_f64(cams, &x, keypoints, weights, root, s, f, j)
+    energy_f64(cams, &x, keypoints, weights, root, [s, f, j])
 }
 
-#[allow(clippy::too_many_arguments)]
 fn energy_f64(
     cams: &[Camera],
     x0: &[f64],
     keypoints: &[f32],
     weights: &[f32],
     root: &[f32],
-    s: usize,
-    f: usize,
-    j: usize,
+    sfj: [usize; 3],
 ) -> (Vec<f64>, Vec<f64>) {
+    let [s, f, j] = sfj;
     let mut e = vec![0f64; s];
     let mut g = vec![0f64; s * f * j * 3];
     let norm = 1.0 / (2 * j) as f64;
@@ -150,7 +148,7 @@ pub fn refine(
             lrs.push(0.0);
             continue;
         }
-        let (e, g) = energy_f64(cams, &x, keypoints, weights, root, s, f, j);
+        let (e, g) = energy_f64(cams, &x, keypoints, weights, root, [s, f, j]);
         energies.push(e.clone());
         if e.iter().any(|v| v.is_nan()) {
             stopped = true;
