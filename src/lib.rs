@@ -14,6 +14,9 @@
 //! # Ok::<(), vcortex::Error>(())
 //! ```
 
+// Shapes are written as in the field, `[N, C, H, W]`: not intra-doc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 pub mod bench;
 pub mod diffusion;
 pub mod error;
