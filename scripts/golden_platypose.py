@@ -41,34 +41,13 @@ def save(tensors, name, meta):
     save_file(tensors, os.path.join(OUT, name), metadata={"info": json.dumps(meta, sort_keys=True)})
 
 # ----------------------------------------------------------------------------------------------------
-# Denoiser: copied from scripts/golden_mdm.py (same module names, so its weights file loads as is).
-D, E, HEADS, FF, LAYERS, MAX_LEN = 51, 32, 4, 64, 2, 64
+# Denoiser: scripts/golden_mdm.py's module (same module names, so its weights file loads as is); its
+# sizes are that module's globals (peers_pose.py resizes them there).
+import sys  # noqa: E402
 
-
-def table(length, e):
-    pe = torch.zeros(length, e, dtype=torch.float64)
-    pos = torch.arange(length, dtype=torch.float64)[:, None]
-    div = torch.exp(torch.arange(0, e, 2, dtype=torch.float64) * (-math.log(10000.0) / e))
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)
-    return pe
-
-
-class Mdm(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.input_process = nn.Linear(D, E)
-        self.embed_timestep = nn.Sequential(nn.Linear(E, E), nn.SiLU(), nn.Linear(E, E))
-        layer = nn.TransformerEncoderLayer(E, HEADS, FF, dropout=0.0, activation="gelu", batch_first=True, norm_first=False)
-        self.encoder = nn.TransformerEncoder(layer, LAYERS, enable_nested_tensor=False)
-        self.output_process = nn.Linear(E, D)
-
-    def forward(self, x, t):
-        pe = table(MAX_LEN, E).to(x.dtype)
-        h = self.input_process(x)
-        tok = self.embed_timestep(pe[t].expand(x.shape[0], E))[:, None, :]
-        seq = torch.cat([tok, h], dim=1) + pe[: x.shape[1] + 1][None]
-        return self.output_process(self.encoder(seq)[:, 1:])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import golden_mdm as gm  # noqa: E402
+from golden_mdm import Mdm, table  # noqa: E402,F401
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ class Mdm(gp.Mdm):
 
     def __init__(self):
         super().__init__()
-        self.register_buffer("pe", gp.table(gp.MAX_LEN, gp.E).to(torch.float32), persistent=False)
+        self.register_buffer("pe", gp.table(gp.gm.MAX_LEN, gp.gm.E).to(torch.float32), persistent=False)
 
     def forward(self, x, t):
         h = self.input_process(x)
@@ -261,7 +261,7 @@ MDM_SIZES_SMALL = dict(D=51, E=64, HEADS=4, FF=128, LAYERS=2, MAX_LEN=64)   # vc
 
 def build_mdm(small=False):
     for k, v in (MDM_SIZES_SMALL if small else MDM_SIZES).items():
-        setattr(gp, k, v)
+        setattr(gp.gm, k, v)
     m = Mdm()
     for p in m.parameters():
         p.requires_grad_(False)
@@ -464,7 +464,7 @@ def check():
     with torch.no_grad():
         out = platypose_sample(model, coeffs, s, f, efn)
     assert out.shape == (s, f, 51) and torch.isfinite(out).all()
-    print(f"check platypose: S {s} F {f}, d {gp.E} x {gp.LAYERS} layers, {len(coeffs)} steps x {SUBSTEPS} substeps: "
+    print(f"check platypose: S {s} F {f}, d {gp.gm.E} x {gp.gm.LAYERS} layers, {len(coeffs)} steps x {SUBSTEPS} substeps: "
           f"proj2D / energy match the golden's f64 code, refinement = golden refine (lrs {lrs.tolist()}; at scale 300: {lrs_cut.tolist()}), "
           f"denoiser = golden Mdm, sample finite (|x| max {float(out.abs().max()):.3g})", flush=True)
     print(f"check passed in {time.perf_counter() - t0:.1f} s", flush=True)
