@@ -86,6 +86,29 @@ impl PlatyposeConfig {
     pub fn from_json(text: &str) -> Result<PlatyposeConfig> {
         serde_json::from_str(text).map_err(|e| Error::Case(format!("platypose config: {e}")))
     }
+
+    /// Checks the sampler's settings against each other and builds the respaced schedule.
+    pub fn schedule(&self) -> Result<SpacedSchedule> {
+        let schedule = SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, self.train_steps, self.steps)?;
+        if self.skip_timesteps >= schedule.len() {
+            return Err(Error::param(
+                OP,
+                "skip_timesteps",
+                format!("{} leaves none of the {} steps", self.skip_timesteps, schedule.len()),
+            ));
+        }
+        if let Some(&t) = schedule.timestep_map.last() {
+            if t >= self.mdm.max_len {
+                return Err(Error::param(
+                    OP,
+                    "train_steps",
+                    format!("timestep {t} is past the MDM table of {}", self.mdm.max_len),
+                ));
+            }
+        }
+        Refinement::new(self.energy_scale, self.substeps).validate()?;
+        Ok(schedule)
+    }
 }
 
 /// Where a run's random numbers come from.
@@ -201,24 +224,7 @@ impl Platypose {
             sd,
             MdmConfig { features: m.features, latent: m.latent, heads: m.heads, layers: m.layers, max_len: m.max_len },
         )?;
-        let schedule = SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, config.train_steps, config.steps)?;
-        if config.skip_timesteps >= schedule.len() {
-            return Err(Error::param(
-                OP,
-                "skip_timesteps",
-                format!("{} leaves none of the {} steps", config.skip_timesteps, schedule.len()),
-            ));
-        }
-        if let Some(&t) = schedule.timestep_map.last() {
-            if t >= m.max_len {
-                return Err(Error::param(
-                    OP,
-                    "train_steps",
-                    format!("timestep {t} is past the MDM table of {}", m.max_len),
-                ));
-            }
-        }
-        Refinement::new(config.energy_scale, config.substeps).validate()?;
+        let schedule = config.schedule()?;
         Ok(Platypose { config, schedule, mdm })
     }
 
@@ -227,6 +233,7 @@ impl Platypose {
         let text = std::fs::read_to_string(config)
             .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cannot read: {e}") })?;
         let cfg = PlatyposeConfig::from_json(&text)
+            .and_then(|c| c.schedule().map(|_| c))
             .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
         let sd = crate::io::read_weights(weights)?.tensors;
         Self::new(ctx, &sd, cfg).map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })
