@@ -74,3 +74,47 @@ fn linear_with_bias_and_activation() {
         assert_close(&got, &want, 1e-4, 1e-4, &format!("linear {sx:?} -> {o}"));
     }
 }
+
+/// The tiled kernels and the dot-product kernel (products of fewer than `DOT_MAX_TILES` tiles) on
+/// the same awkward shapes: a batch of `DOT_MAX_TILES` takes the tiled path, one matrix the dot
+/// path; matmul, A·Bᵀ and linear layers with bias and activation, both against the reference.
+#[test]
+fn tiled_and_dot_paths_agree() {
+    let mut rng = SplitMix::new(7);
+    let tiled = ops::matmul::DOT_MAX_TILES;
+    for (m, k, n) in [(1usize, 1usize, 1usize), (3, 300, 5), (130, 9, 257), (17, 12, 20), (1, 512, 512), (61, 33, 61)] {
+        for batch in [1, tiled] {
+            let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
+            let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+            let mut rec = crate::common::ctx().recorder();
+            let y = ops::matmul(&mut rec, &up(&ad, &[batch, m, k]), &up(&bd, &[batch, k, n])).unwrap();
+            let label = rec.labels()[0].to_string();
+            let h = rec.read_back(&y);
+            let got = rec.submit().unwrap().f32(h, &y);
+            let tiles = batch * m.div_ceil(128) * n.div_ceil(128);
+            assert_eq!(label.ends_with("matmul_dot"), tiles < tiled, "{label} for {tiles} tiles");
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("{label} {batch}x{m}x{k}x{n}"));
+            // A·Bᵀ on the same data (B read as [batch, n, k]).
+            let mut bt = vec![0f32; batch * n * k];
+            for b in 0..batch {
+                for i in 0..k {
+                    for j in 0..n {
+                        bt[(b * n + j) * k + i] = bd[(b * k + i) * n + j];
+                    }
+                }
+            }
+            let got = run1(|rec| ops::matmul_nt(rec, &up(&ad, &[batch, m, k]), &up(&bt, &[batch, n, k])));
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt {batch}x{m}x{k}x{n}"));
+        }
+    }
+    // Linear layers: few rows (dot) and 1100 rows (9 row tiles: tiled), bias and GELU.
+    for rows in [5usize, 1100] {
+        let (i, o) = (37, 23);
+        let (xd, wd, bd) = (rng.vec(rows * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
+        let want = reference::linear(&xd, rows, i, &wd, o, Some(&bd), Activation::Gelu);
+        let got = run1(|rec| {
+            ops::linear(rec, &up(&xd, &[rows, i]), &up(&wd, &[o, i]), Some(&up(&bd, &[o])), Activation::Gelu)
+        });
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("linear {rows} rows"));
+    }
+}

@@ -74,7 +74,7 @@ fn a_chain_of_ops_is_one_submit() {
     if timed {
         let t = done.timings.as_ref().expect("timings");
         let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["conv2d/conv2d_gemm", "layer_norm", "linear/matmul"]);
+        assert_eq!(labels, ["conv2d/conv2d_gemm", "layer_norm", "linear/matmul_dot"]);
         assert!(t.iter().all(|t| t.ms >= 0.0 && t.ms.is_finite()));
         assert!(done.ms_of("conv2d").unwrap() > 0.0);
     } else {
@@ -105,11 +105,12 @@ fn kernel_variants_follow_the_shape() {
     ops::conv2d(&mut rec, &x5, &up(&[0.1; 6], &[2, 3, 1, 1]), None, &d, &e).unwrap();
     ops::conv2d(&mut rec, &x5, &up(&[0.1; 27], &[3, 1, 3, 3]), None, &d.with_groups(3), &e).unwrap();
     ops::conv2d(&mut rec, &x5, &up(&[0.1; 54], &[2, 3, 3, 3]), None, &d, &e).unwrap();
-    let a = up(&[0.5; 12], &[3, 4]);
+    let a = up(&[0.5; 1100 * 4], &[1100, 4]); // 9 row tiles: the tiled kernels
     ops::matmul(&mut rec, &a, &up(&[0.5; 8], &[4, 2])).unwrap(); // N = 2: scalar
     ops::matmul(&mut rec, &a, &up(&[0.5; 16], &[4, 4])).unwrap();
     ops::linear(&mut rec, &a, &up(&[0.5; 8], &[2, 4]), None, Activation::Identity).unwrap();
     ops::linear(&mut rec, &up(&[0.5; 6], &[2, 3]), &up(&[0.5; 6], &[2, 3]), None, Activation::Identity).unwrap();
+    ops::matmul(&mut rec, &up(&[0.5; 12], &[3, 4]), &up(&[0.5; 16], &[4, 4])).unwrap(); // one tile
     assert_eq!(
         rec.labels(),
         [
@@ -120,7 +121,8 @@ fn kernel_variants_follow_the_shape() {
             "matmul/matmul",
             "matmul/matmul_vec4",
             "linear/matmul_vec4",
-            "linear/matmul"
+            "linear/matmul_dot",
+            "matmul/matmul_dot"
         ]
     );
     rec.submit().unwrap();

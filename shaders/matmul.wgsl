@@ -1,6 +1,9 @@
 // matmul.wgsl: batched C[b] = A[b] (M x K) * B[b] (K x N, or N x K with TRANS_B) + bias[N], then
 // the common activation. Batch strides of 0 broadcast an operand (a linear layer's weight).
 // 128x128 tiles in workgroup memory, BK = 8, 8x8 outputs per invocation.
+//   matmul_dot   for products of fewer than 8 tiles (a linear layer on a few rows, a timestep token):
+//                one invocation per output, a dot product over K, so the work spreads over many
+//                workgroups instead of one or two
 
 struct MatmulParams {
     m: u32, n: u32, k: u32, batch: u32,
@@ -151,4 +154,26 @@ fn matmul_vec4(@builtin(local_invocation_index) t: u32,
         workgroupBarrier();
     }
     mm_store(&acc, batch, m0, n0, t % 16u, t / 16u);
+}
+
+@compute @workgroup_size(256)
+fn matmul_dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    let per = mp.m * mp.n;
+    if (o >= per * mp.batch) { return; }
+    let batch = o / per;
+    let r = o % per;
+    let m = r / mp.n;
+    let n = r % mp.n;
+    let abase = batch * mp.a_stride + m * mp.k;
+    var acc = 0.0;
+    if (TRANS_B) {
+        let bbase = batch * mp.b_stride + n * mp.k;
+        for (var k = 0u; k < mp.k; k++) { acc = fma(ma[abase + k], mb[bbase + k], acc); }
+    } else {
+        let bbase = batch * mp.b_stride + n;
+        for (var k = 0u; k < mp.k; k++) { acc = fma(ma[abase + k], mb[bbase + k * mp.n], acc); }
+    }
+    if (MM_HAS_BIAS) { acc += mbias[n]; }
+    mc[batch * mp.c_stride + m * mp.n + n] = activate(acc);
 }

@@ -19,6 +19,8 @@ struct MatmulParams {
 }
 
 const TILE: usize = 128;
+/// Below this many 128 × 128 tiles a product runs as one dot product per output (`matmul_dot`).
+pub const DOT_MAX_TILES: usize = 8;
 
 #[allow(clippy::too_many_arguments)]
 fn record(
@@ -46,10 +48,22 @@ fn record(
         });
     }
     let ntiles = n.div_ceil(TILE);
-    let [gx, gy, _] = ctx.grid_1d((m.div_ceil(TILE) * ntiles) as u64, op)?;
+    let dot = batch * m.div_ceil(TILE) * ntiles < DOT_MAX_TILES;
+    let [gx, gy, gz] = if dot {
+        super::elementwise_grid(ctx, batch * m * n, op)?
+    } else {
+        let [gx, gy, _] = ctx.grid_1d((m.div_ceil(TILE) * ntiles) as u64, op)?;
+        [gx, gy, batch as u32]
+    };
     // vec4 loads where every row starts on a 16-byte boundary.
     let vec4 = k % 4 == 0 && (trans_b || n % 4 == 0);
-    let entry = if vec4 { "matmul_vec4" } else { "matmul" };
+    let entry = if dot {
+        "matmul_dot"
+    } else if vec4 {
+        "matmul_vec4"
+    } else {
+        "matmul"
+    };
     let key = PipelineKey::new("matmul", entry, &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
         .with("TRANS_B", trans_b as u8 as f64)
         .with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
@@ -70,7 +84,7 @@ fn record(
         kernel,
         bytemuck::bytes_of(&p),
         &[Some(a), Some(b), bias, Some(&c)],
-        [gx, gy, batch as u32],
+        [gx, gy, gz],
     )?;
     Ok(c)
 }
