@@ -42,7 +42,6 @@ Writes kernels-tests/data/cgnf/{weights.safetensors, io.safetensors, config.json
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
@@ -50,7 +49,7 @@ import torch.nn as nn
 from safetensors import safe_open
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from golden_common import deterministic_torch  # noqa: E402
+from golden_common import check_file, deterministic_torch, save_file  # noqa: E402
 
 SCRIPT = "scripts/golden_cgnf.py"
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -291,35 +290,10 @@ def log_normal(z):
 
 # --------------------------------------------------------------------------- files
 
-DTYPES = {torch.float32: ("F32", "f"), torch.int64: ("I64", "q"), torch.bool: ("BOOL", "?")}
-
-
 def save_st(tensors, path, metadata=None):
-    """safetensors with a byte-stable layout (header keys sorted, header padded to 8 bytes with
-    spaces, data ordered by item size, largest first, then name, as the safetensors library does, so
-    every tensor is aligned); F32, I64 and BOOL tensors."""
-    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
-    blobs, offset = [], 0
-    for name in sorted(tensors, key=lambda n: (-tensors[n].element_size(), n)):
-        t = tensors[name].contiguous()
-        code, fmt = DTYPES[t.dtype]
-        data = struct.pack("<%d%s" % (t.numel(), fmt), *t.reshape(-1).tolist())
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for data in blobs:
-            f.write(data)
-    with safe_open(path, framework="pt") as f:  # reload check
-        assert (f.metadata() or {}) == (metadata or {}), path
-        assert sorted(f.keys()) == sorted(tensors), path
-        for k, t in tensors.items():
-            got = f.get_tensor(k)
-            assert got.dtype == t.dtype and torch.equal(got, t), (path, k)
+    """golden_common's byte-stable writer (F32, I64 and BOOL), then a reload check."""
+    save_file(tensors, path, metadata)
+    check_file(path, metadata or {}, tensors)
 
 
 # --------------------------------------------------------------------------- main

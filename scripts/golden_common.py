@@ -84,23 +84,32 @@ def as_f32(tensors):
 
 # --------------------------------------------------------------------------- files
 
+DTYPES = {torch.float32: ("F32", "f"), torch.int64: ("I64", "q"), torch.bool: ("BOOL", "?")}
+
+
 def save_file(tensors, path, metadata):
     """Write a safetensors file with a byte-stable layout (safetensors.torch
     writes the header keys in hash order, so reruns would differ byte-wise):
-    header JSON with sorted keys, __metadata__ first, tensors laid out in name
-    order, header padded with spaces to a multiple of 8. F32 only; a
-    0-dimensional tensor is written with shape [] and one element."""
-    header = {"__metadata__": dict(sorted(metadata.items()))}
-    blobs = []
+    header JSON with __metadata__ first (none when `metadata` is None), then
+    the tensors in name order, header padded with
+    spaces to a multiple of 8, tensors laid out by item size, largest first,
+    then by name (name order when all are F32), as the safetensors library
+    does, so every tensor is aligned. F32, I64 and BOOL (the buffers of a
+    state_dict); a 0-dimensional tensor is written with shape [] and one
+    element."""
+    header = {} if metadata is None else {"__metadata__": dict(sorted(metadata.items()))}
+    entries, blobs = {}, []
     offset = 0
-    for name in sorted(tensors):
+    for name in sorted(tensors, key=lambda n: (-tensors[n].element_size(), n)):
         t = tensors[name]
-        assert t.dtype == torch.float32 and t.is_contiguous()
-        data = struct.pack("<%df" % t.numel(), *t.reshape(-1).tolist())
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(data)]}
+        assert t.is_contiguous(), name
+        code, fmt = DTYPES[t.dtype]
+        data = struct.pack("<%d%s" % (t.numel(), fmt), *t.reshape(-1).tolist())
+        entries[name] = {"dtype": code, "shape": list(t.shape),
+                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
+    header.update((name, entries[name]) for name in sorted(entries))
     h = json.dumps(header, separators=(",", ":")).encode("utf-8")
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:
@@ -111,8 +120,8 @@ def save_file(tensors, path, metadata):
 
 
 def check_file(path, want_meta, want_tensors):
-    """Reload `path` and compare its metadata, tensor names, dtypes (F32),
-    shapes and values (exactly) with the float32 tensors `want_tensors`."""
+    """Reload `path` and compare its metadata, tensor names, dtypes, shapes and
+    values (exactly) with `want_tensors`."""
     with safe_open(path, framework="pt") as f:
         meta = f.metadata() or {}
         assert meta == want_meta, (path, meta, want_meta)
@@ -120,7 +129,7 @@ def check_file(path, want_meta, want_tensors):
         assert keys == set(want_tensors), (path, keys, set(want_tensors))
         for k, t in want_tensors.items():
             got = f.get_tensor(k)
-            assert got.dtype == torch.float32, (path, k, got.dtype)
+            assert got.dtype == t.dtype, (path, k, got.dtype)
             assert list(got.shape) == list(t.shape), (path, k, got.shape, t.shape)
             assert torch.equal(got, t), (path, k)
 
