@@ -386,22 +386,17 @@ fn predict(
         progress.finish();
         outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
     }
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("adapter".to_string(), ctx.adapter().name.clone());
-    meta.insert("backend".to_string(), ctx.adapter().backend.clone());
-    write_safetensors(output, &outputs, &meta)?;
+    write_safetensors(output, &outputs, &device_meta(&ctx))?;
     let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
     println!("wrote {} ({})", output.display(), desc.join(", "));
     Ok(())
 }
 
 fn flow_cmd(cmd: FlowCmd) -> Result<()> {
-    use vcortex::io::{read_safetensors, write_safetensors, HostTensor};
+    use vcortex::io::read_safetensors;
     use vcortex::models::Flow;
     let ctx = Context::new()?;
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("adapter".to_string(), ctx.adapter().name.clone());
-    meta.insert("backend".to_string(), ctx.adapter().backend.clone());
+    let meta = device_meta(&ctx);
     let cfg_path = match &cmd {
         FlowCmd::Density { config, .. } | FlowCmd::Sample { config, .. } => config.clone(),
     };
@@ -426,13 +421,7 @@ fn flow_cmd(cmd: FlowCmd) -> Result<()> {
             let xt = vcortex::Tensor::from_f32(&ctx, &x.data, &x.shape)?;
             let mut rec = ctx.recorder();
             let (z, lp) = flow.record_log_prob(&mut rec, &xt)?;
-            let (hz, hl) = (rec.read_back(&z), rec.read_back(&lp));
-            let done = rec.submit()?;
-            let outs = vec![
-                ("log_prob".to_string(), HostTensor::new(lp.shape().to_vec(), done.f32(hl, &lp))),
-                ("z".to_string(), HostTensor::new(z.shape().to_vec(), done.f32(hz, &z))),
-            ];
-            write_safetensors(&output, &outs, &meta)?;
+            submit_and_write(rec, &[("log_prob", &lp), ("z", &z)], &output, &meta)?;
             println!("wrote {} (log_prob {:?})", output.display(), lp.shape());
         }
         FlowCmd::Sample { weights, config, n, temperature, seed, output, input } => {
@@ -445,13 +434,7 @@ fn flow_cmd(cmd: FlowCmd) -> Result<()> {
             let flow = Flow::load(&ctx, &weights, &config)?;
             let mut rec = ctx.recorder();
             let (x, _) = flow.record_sample(&mut rec, n, temperature, seed, 0)?;
-            let h = rec.read_back(&x);
-            let done = rec.submit()?;
-            write_safetensors(
-                &output,
-                &[("samples".to_string(), HostTensor::new(x.shape().to_vec(), done.f32(h, &x)))],
-                &meta,
-            )?;
+            submit_and_write(rec, &[("samples", &x)], &output, &meta)?;
             println!("wrote {} (samples {:?})", output.display(), x.shape());
         }
     }
@@ -468,7 +451,7 @@ fn is_cgnf_config(path: &std::path::Path) -> Result<bool> {
 }
 
 fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String, String>) -> Result<()> {
-    use vcortex::io::{read_safetensors, write_safetensors, HostTensor};
+    use vcortex::io::{read_safetensors, HostTensor};
     use vcortex::models::Cgnf;
     use vcortex::Tensor;
     // The condition of an input file: its keypoints (all observed unless `observed` says).
@@ -539,13 +522,7 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
             leftover(&f, &input)?;
             let pt = Tensor::from_f32(ctx, &poses.data, &poses.shape)?;
             let (z, lp) = m.record_log_prob(&mut rec, &pt, cond.as_ref())?;
-            let (hz, hl) = (rec.read_back(&z), rec.read_back(&lp));
-            let done = rec.submit()?;
-            let outs = vec![
-                ("log_prob".to_string(), HostTensor::new(lp.shape().to_vec(), done.f32(hl, &lp))),
-                ("z".to_string(), HostTensor::new(z.shape().to_vec(), done.f32(hz, &z))),
-            ];
-            write_safetensors(&output, &outs, &meta)?;
+            submit_and_write(rec, &[("log_prob", &lp), ("z", &z)], &output, &meta)?;
             println!("wrote {} (log_prob per joint {:?})", output.display(), lp.shape());
         }
         FlowCmd::Sample { weights, config, n, temperature, seed, output, input } => {
@@ -565,14 +542,7 @@ fn cgnf_cmd(ctx: &Context, cmd: FlowCmd, meta: std::collections::HashMap<String,
             };
             let (x, lp) = m.record_sample(&mut rec, cond.as_ref(), 1, n, temperature, seed, 0)?;
             let mode = m.record_mode(&mut rec, cond.as_ref(), 1)?;
-            let hs = [rec.read_back(&x), rec.read_back(&lp), rec.read_back(&mode)];
-            let done = rec.submit()?;
-            let outs = vec![
-                ("samples".to_string(), HostTensor::new(x.shape().to_vec(), done.f32(hs[0], &x))),
-                ("log_prob".to_string(), HostTensor::new(lp.shape().to_vec(), done.f32(hs[1], &lp))),
-                ("mode".to_string(), HostTensor::new(mode.shape().to_vec(), done.f32(hs[2], &mode))),
-            ];
-            write_safetensors(&output, &outs, &meta)?;
+            submit_and_write(rec, &[("samples", &x), ("log_prob", &lp), ("mode", &mode)], &output, &meta)?;
             println!("wrote {} (samples {:?}, log_prob per joint, mode)", output.display(), x.shape());
         }
     }
@@ -588,7 +558,7 @@ fn sample_cmd(
     seed: u64,
     output: PathBuf,
 ) -> Result<()> {
-    use vcortex::io::{read_safetensors, write_safetensors, HostTensor};
+    use vcortex::io::read_safetensors;
     use vcortex::models::platypose::{observations_from, Platypose, SamplerNoise};
     let ctx = Context::new()?;
     let model = Platypose::load(&ctx, &weights, &config)?;
@@ -618,21 +588,16 @@ fn sample_cmd(
     let mut rec = ctx.recorder();
     let (x, _) = model.record_sample(&mut rec, samples, f, obs.as_ref(), SamplerNoise::Philox { seed })?;
     let energy = obs.as_ref().map(|o| vcortex::ops::multiview_energy(&mut rec, &x, o)).transpose()?;
-    let hx = rec.read_back(&x);
-    let he = energy.as_ref().map(|(e, _)| rec.read_back(e));
     let dispatches = rec.dispatch_count();
-    let done = rec.submit()?;
-    let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let mut outs = vec![("samples".to_string(), HostTensor::new(x.shape().to_vec(), done.f32(hx, &x)))];
-    if let (Some(h), Some((e, _))) = (he, &energy) {
-        outs.push(("energy".to_string(), HostTensor::new(e.shape().to_vec(), done.f32(h, e))));
+    let mut outs = vec![("samples", &x)];
+    if let Some((e, _)) = &energy {
+        outs.push(("energy", e));
     }
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("adapter".to_string(), ctx.adapter().name.clone());
-    meta.insert("backend".to_string(), ctx.adapter().backend.clone());
+    let mut meta = device_meta(&ctx);
     meta.insert("seed".to_string(), seed.to_string());
     meta.insert("steps".to_string(), model.indices().len().to_string());
-    write_safetensors(&output, &outs, &meta)?;
+    submit_and_write(rec, &outs, &output, &meta)?;
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
     println!(
         "wrote {} (samples {:?}; {} steps, {} dispatches in one submit, {ms:.1} ms)",
         output.display(),
@@ -641,4 +606,30 @@ fn sample_cmd(
         dispatches
     );
     Ok(())
+}
+
+/// The output file's metadata: the device it ran on.
+fn device_meta(ctx: &Context) -> std::collections::HashMap<String, String> {
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("adapter".to_string(), ctx.adapter().name.clone());
+    meta.insert("backend".to_string(), ctx.adapter().backend.clone());
+    meta
+}
+
+/// Reads back the named tensors of `rec`, submits it once and writes them to `path`.
+fn submit_and_write(
+    mut rec: vcortex::Recorder,
+    outs: &[(&str, &vcortex::Tensor)],
+    path: &std::path::Path,
+    meta: &std::collections::HashMap<String, String>,
+) -> Result<()> {
+    use vcortex::io::{write_safetensors, HostTensor};
+    let handles: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
+    let done = rec.submit()?;
+    let tensors: Vec<(String, HostTensor)> = outs
+        .iter()
+        .zip(handles)
+        .map(|((name, t), h)| (name.to_string(), HostTensor::new(t.shape().to_vec(), done.f32(h, t))))
+        .collect();
+    write_safetensors(path, &tensors, meta)
 }
