@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::flow::{take_named, widen};
+use super::{take_named, widen};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::{self, Activation, GcnContext, KeypointPrep, Skeleton};
@@ -515,6 +515,17 @@ impl Cgnf {
         })
     }
 
+    /// Root features of `shape` for b poses: only a model with a root node takes them, as [b, 3].
+    fn check_root(&self, shape: &[usize], b: usize) -> Result<()> {
+        if self.config.root.is_none() {
+            return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
+        }
+        if shape != [b, 3] {
+            return Err(Error::shape(OP, "root", shape, format!("[{b}, 3]")));
+        }
+        Ok(())
+    }
+
     fn check_observed(&self, observed: &[bool], b: usize) -> Result<()> {
         if observed.len() != b * self.config.joints {
             return Err(Error::shape(OP, "observed", &[observed.len()], format!("[{b}, {}]", self.config.joints)));
@@ -532,10 +543,8 @@ impl Cgnf {
     /// [batch, 3] (a root config only; None: zeros).
     pub fn prior_condition(&self, batch: usize, root: Option<&Tensor>) -> Result<Condition> {
         if let Some(r) = root {
-            if self.config.root.is_none() {
-                return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
-            }
-            crate::ops::expect_shape(OP, "root", r, &[batch, 3])?;
+            self.check_root(r.shape(), batch)?;
+            r.expect_f32(OP, "root")?;
         }
         if batch == 0 {
             return Err(Error::param(OP, "batch", "must be >= 1"));
@@ -560,10 +569,8 @@ impl Cgnf {
             };
             self.check_observed(observed, b)?;
             if let Some(r) = root {
-                if self.config.root.is_none() {
-                    return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
-                }
-                crate::ops::expect_shape(OP, "root", r, &[b, 3])?;
+                self.check_root(r.shape(), b)?;
+                r.expect_f32(OP, "root")?;
             }
             let mask: Vec<f32> = observed.iter().map(|&o| o as u8 as f32).collect();
             let obs = Tensor::from_f32(rec.context(), &mask, &[b, j])?;
@@ -870,11 +877,12 @@ impl Cgnf {
             return Err(Error::shape(OP, "poses", &[x.len()], format!("[{b}, {s}, {j}, 3]")));
         }
         let root = match root {
-            Some(_) if self.config.root.is_none() => {
-                return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"))
+            Some(r) => {
+                // A flat [B·3] slice: its shape as [B, 3] where it divides.
+                let shape = if r.len() % 3 == 0 { vec![r.len() / 3, 3] } else { vec![r.len()] };
+                self.check_root(&shape, b)?;
+                r.iter().map(|&v| v as f64).collect()
             }
-            Some(r) if r.len() != b * 3 => return Err(Error::shape(OP, "root", &[r.len()], format!("[{b}, 3]"))),
-            Some(r) => r.iter().map(|&v| v as f64).collect(),
             None => vec![0.0; b * 3],
         };
         Ok((cond.map(|(k, o)| self.reference_condition(k, o, b)).transpose()?, root))

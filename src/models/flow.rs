@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::{take_named, widen};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::{self, Activation, SplineParams};
@@ -82,26 +83,6 @@ fn take(sd: &mut BTreeMap<String, HostTensor>, key: &str, shape: Option<&[usize]
     take_named("flow weights", sd, key, shape)
 }
 
-/// Removes `key` from a state dict, checking its shape (where given) and that it is finite; the
-/// error names `what` (the model's weights) and the key.
-pub(crate) fn take_named(
-    what: &str,
-    sd: &mut BTreeMap<String, HostTensor>,
-    key: &str,
-    shape: Option<&[usize]>,
-) -> Result<HostTensor> {
-    let t = sd.remove(key).ok_or_else(|| Error::Case(format!("{what}: missing key {key:?}")))?;
-    if let Some(s) = shape {
-        if t.shape != s {
-            return Err(Error::Case(format!("{what}: {key:?} has shape {:?}, expected {s:?}", t.shape)));
-        }
-    }
-    if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Case(format!("{what}: {key:?} has a non-finite value at {i}")));
-    }
-    Ok(t)
-}
-
 /// Reads layer i's conditioner and folds it (see the module docs). Its output is `blocks` blocks of
 /// `block` rows; `parts` are the heads as (rows taken from each block, offset in the block, scale).
 fn conditioner(
@@ -152,23 +133,6 @@ fn conditioner(
         })
         .collect();
     Ok(Conditioner { hidden, heads })
-}
-
-/// A first layer on the identity features, widened to all D features with zero columns.
-pub(crate) fn widen(w: &HostTensor, mask: &[bool]) -> HostTensor {
-    let (rows, cols) = (w.shape[0], w.shape[1]);
-    let d = mask.len();
-    let mut out = vec![0f32; rows * d];
-    for r in 0..rows {
-        let mut c = 0;
-        for (j, &m) in mask.iter().enumerate() {
-            if !m {
-                out[r * d + j] = w.data[r * cols + c];
-                c += 1;
-            }
-        }
-    }
-    HostTensor::new(vec![rows, d], out)
 }
 
 fn mask_of(sd: &mut BTreeMap<String, HostTensor>, i: usize, d: usize) -> Result<Vec<bool>> {
