@@ -28,7 +28,7 @@ fn multiview_energy_gradient_and_projection_match_pytorch() {
     let cams = golden_cameras();
     let (t, _) = data("energy.safetensors");
     let (x0, root, x2d, w) = (&t["x0"], &t["root"], &t["x2d"], &t["weights"]);
-    let (s, f, j) = (x0.shape[0], x0.shape[1], x0.shape[2] / 3);
+    let (f, j) = (x0.shape[1], x0.shape[2] / 3);
     let obs = Observations::new(ctx(), cams.clone(), &x2d.data, Some(&w.data), Some(&root.data), f, j).unwrap();
     let x = up(&x0.data, &x0.shape);
     let mut rec = ctx().recorder();
@@ -39,17 +39,12 @@ fn multiview_energy_gradient_and_projection_match_pytorch() {
     assert_close(&d.f32(hs[0], &e), &t["energy"].data, 1e-4, 1e-4, "energy (GPU vs autograd)");
     assert_close(&d.f32(hs[1], &g), &t["grad"].data, 1e-4, 1e-4, "gradient (GPU vs autograd)");
     assert_close(&d.f32(hs[2], &p), &t["proj"].data, 1e-5, 1e-5, "projection (GPU)");
-    let (re, rgr) = rg::multiview_energy(&cams, &x0.data, &x2d.data, &w.data, &root.data, s, f, j);
+    let scene = rg::Scene::new(&cams, &x2d.data, &w.data, &root.data, f, j).unwrap();
+    let (re, rgr) = scene.energy(&x0.data);
     let f32v = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
     assert_close(&f32v(re), &t["energy"].data, 1e-5, 1e-5, "energy (reference vs autograd)");
     assert_close(&f32v(rgr), &t["grad"].data, 1e-5, 1e-5, "gradient (reference vs autograd)");
-    assert_close(
-        &rg::project(&cams, &x0.data, &root.data, s, f, j),
-        &t["proj"].data,
-        1e-6,
-        1e-6,
-        "projection (reference)",
-    );
+    assert_close(&scene.project(&x0.data), &t["proj"].data, 1e-6, 1e-6, "projection (reference)");
     // Monocular: camera 0, absolute coordinates, no weights (Platypose's monocular_2d_energy).
     let x2d0 = &x2d.data[..f * j * 2];
     let mono = Observations::new(ctx(), vec![cams[0]], x2d0, None, None, f, j).unwrap();
@@ -93,7 +88,8 @@ fn multiview_energy_on_random_cameras() {
         let (e, g) = ops::multiview_energy(&mut rec, &x, &obs).unwrap();
         let hs = [rec.read_back(&e), rec.read_back(&g)];
         let d = rec.submit().unwrap();
-        let (re, rgr) = rg::multiview_energy(&cams, &x0, &kp, &w, &root, s, f, j);
+        let scene = rg::Scene::new(&cams, &kp, &w, &root, f, j).unwrap();
+        let (re, rgr) = scene.energy(&x0);
         let what = format!("random cameras s {s} f {f} j {j} c {c}");
         let f32v = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
         assert_close(&d.f32(hs[0], &e), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
@@ -105,8 +101,8 @@ fn multiview_energy_on_random_cameras() {
             xp[k] += h;
             xm[k] -= h;
             let si = k / (f * j * 3);
-            let ep = rg::multiview_energy(&cams, &xp, &kp, &w, &root, s, f, j).0[si];
-            let em = rg::multiview_energy(&cams, &xm, &kp, &w, &root, s, f, j).0[si];
+            let ep = scene.energy(&xp).0[si];
+            let em = scene.energy(&xm).0[si];
             let fd = (ep - em) / (xp[k] as f64 - xm[k] as f64);
             assert!((fd - rgr[k]).abs() <= 1e-3 * (1.0 + rgr[k].abs()), "{what}: d/dx{k} {fd} vs {}", rgr[k]);
         }
@@ -120,7 +116,7 @@ fn refinement_cuts_the_lr_on_plateaus_as_pytorch() {
     let (e, _) = data("energy.safetensors");
     let (root, x2d, w) = (&e["root"], &e["x2d"], &e["weights"]);
     let x0 = &t["x0_in"];
-    let (s, f, j) = (x0.shape[0], x0.shape[1], x0.shape[2] / 3);
+    let (f, j) = (x0.shape[1], x0.shape[2] / 3);
     let info: serde_json::Value = serde_json::from_str(&meta["info"]).unwrap();
     let substeps: usize = info["num_substeps"].as_str().unwrap().parse().unwrap();
     let obs = Observations::new(ctx(), cams.clone(), &x2d.data, Some(&w.data), Some(&root.data), f, j).unwrap();
@@ -139,7 +135,7 @@ fn refinement_cuts_the_lr_on_plateaus_as_pytorch() {
         assert_close(&energies, &t[&format!("energies_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: energies"));
         assert_close(&d.f32(hy, &y), &t[&format!("x0_out_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: x0"));
         // The reference follows the same path.
-        let (ry, re, rl) = rg::refine(&cams, &x0.data, &x2d.data, &w.data, &root.data, s, f, j, &r);
+        let (ry, re, rl) = rg::Scene::new(&cams, &x2d.data, &w.data, &root.data, f, j).unwrap().refine(&x0.data, &r);
         assert_close(&rl.iter().map(|&v| v as f32).collect::<Vec<_>>(), want_lrs, 1e-6, 1e-5, "reference lrs");
         assert_close(
             &re.concat().iter().map(|&v| v as f32).collect::<Vec<_>>(),
@@ -173,6 +169,10 @@ fn guidance_refuses_bad_input() {
     let mut inf = cams[0];
     inf.radial[1] = f64::INFINITY;
     assert!(Observations::new(ctx(), vec![inf], &kp[..12], None, None, 2, 3).is_err(), "non-finite distortion");
+    // The reference's scene refuses the same: a singular camera, inputs of the wrong lengths.
+    assert!(rg::Scene::new(&[singular], &kp[..12], &kp[..12], &[0.0; 6], 2, 3).is_err());
+    assert!(rg::Scene::new(&cams[..1], &kp[..11], &kp[..12], &[0.0; 6], 2, 3).is_err());
+    assert!(rg::Scene::new(&cams[..1], &kp[..12], &kp[..12], &[0.0; 5], 2, 3).is_err());
     let o = obs(&kp, None, None).unwrap();
     let mut rec = ctx().recorder();
     assert!(ops::multiview_energy(&mut rec, &up(&[0.0; 2 * 2 * 8], &[2, 2, 8]), &o).is_err(), "x0 not [S, F, J*3]");
@@ -201,7 +201,9 @@ fn guidance_refuses_bad_input() {
     assert_eq!(d.f32(hl, &tr.lrs), vec![0.0, 0.0], "stopped: no lr used");
     let got = d.f32(hy, &y);
     assert!(got.iter().zip(&x0).all(|(a, b)| a.to_bits() == b.to_bits()), "x0 unchanged: {got:?}");
-    let r = rg::refine(&[cam], &x0, &kp[..12], &[0.0; 12], &[0.0; 6], 1, 2, 3, &Refinement::new(1.0, 2));
+    let one_cam = [cam];
+    let r =
+        rg::Scene::new(&one_cam, &kp[..12], &[0.0; 12], &[0.0; 6], 2, 3).unwrap().refine(&x0, &Refinement::new(1.0, 2));
     assert!(r.0.iter().zip(&x0).all(|(a, b)| a.to_bits() == b.to_bits()), "the reference keeps x0 too");
     assert!(Refinement { threshold: 1.0, ..Refinement::new(1.0, 2) }.validate().is_err(), "threshold in [0, 1)");
 }

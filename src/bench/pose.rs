@@ -108,11 +108,12 @@ pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchR
                 let o = &*o2;
                 let (kp, w, root) = (o.keypoints.to_vec(ctx)?, o.weights.to_vec(ctx)?, o.root.to_vec(ctx)?);
                 let r = Refinement::new(p2.config().energy_scale, p2.config().substeps);
+                let scene = reference::guidance::Scene::new(&o.cameras, &kp, &w, &root, f, 17)?;
                 let indices = p2.indices();
                 let mut err = 0f64;
                 for (&i, (hx, hm)) in steps.iter().zip(hs) {
                     let (xt, m) = (done.f32(hx, &tr.x_t[i]), done.f32(hm, &tr.x0_model[i]));
-                    let (x0, _, _) = reference::guidance::refine(&o.cameras, &m, &kp, &w, &root, s, f, 17, &r);
+                    let (x0, _, _) = scene.refine(&m, &r);
                     let c = p2.step_coeffs(indices[i]);
                     let want: Vec<f32> = xt
                         .iter()

@@ -1,8 +1,9 @@
 //! CPU mirror of `ops::guidance` in f64: the projection of propose's `Camera.proj2D` (as coded:
 //! (X − t)·R⁻¹, then the pinhole, then distortion in normalised coordinates), the multi-view energy,
-//! its gradient by forward differences of dual numbers, and the SGD refinement with PyTorch's
-//! ReduceLROnPlateau.
+//! its gradient by forward-mode dual numbers, and the SGD refinement with PyTorch's
+//! ReduceLROnPlateau, all on a [`Scene`].
 
+use crate::error::{Error, Result};
 use crate::ops::guidance::{Camera, Refinement};
 
 /// A value with its derivatives along three directions (forward-mode AD over X).
@@ -53,119 +54,125 @@ fn project_dual(cam: &Camera, ri: &[[f64; 3]; 3], x: [f64; 3]) -> (Dual, Dual) {
     (u, v)
 }
 
-/// Projections [C, S, F, J, 2] of x0 [S, F, J·3] + root [F, 3].
-pub fn project(cams: &[Camera], x0: &[f32], root: &[f32], s: usize, f: usize, j: usize) -> Vec<f32> {
-    let mut out = vec![0f32; cams.len() * s * f * j * 2];
-    for (c, cam) in cams.iter().enumerate() {
-        let ri = cam.rotation_inverse().expect("a valid camera");
-        for si in 0..s {
-            for fi in 0..f {
-                for ji in 0..j {
-                    let o = (si * f + fi) * j + ji;
-                    let x = [0, 1, 2].map(|k| x0[o * 3 + k] as f64 + root[fi * 3 + k] as f64);
-                    let (u, v) = project_dual(cam, &ri, x);
-                    let p = (((c * s + si) * f + fi) * j + ji) * 2;
-                    out[p] = u.v as f32;
-                    out[p + 1] = v.v as f32;
+/// What the energy compares against, on the host: the cameras (their rotations inverted once),
+/// the observed keypoints and their weights [C, F, J, 2], the root trajectory [F, 3].
+pub struct Scene<'a> {
+    cameras: &'a [Camera],
+    inverses: Vec<[[f64; 3]; 3]>,
+    keypoints: &'a [f32],
+    weights: &'a [f32],
+    root: &'a [f32],
+    frames: usize,
+    joints: usize,
+}
+
+impl<'a> Scene<'a> {
+    /// Refuses a singular or non-finite camera and inputs of the wrong lengths.
+    pub fn new(
+        cameras: &'a [Camera],
+        keypoints: &'a [f32],
+        weights: &'a [f32],
+        root: &'a [f32],
+        frames: usize,
+        joints: usize,
+    ) -> Result<Scene<'a>> {
+        let n = cameras.len() * frames * joints * 2;
+        for (what, v, want) in [("keypoints", keypoints, n), ("weights", weights, n), ("root", root, frames * 3)] {
+            if v.len() != want {
+                return Err(Error::DataLength {
+                    op: "multiview_energy",
+                    what: what.into(),
+                    got: v.len(),
+                    expected: want,
+                    shape: vec![want],
+                });
+            }
+        }
+        let inverses = cameras.iter().map(|c| c.rotation_inverse()).collect::<Result<_>>()?;
+        Ok(Scene { cameras, inverses, keypoints, weights, root, frames, joints })
+    }
+
+    /// Calls `visit(camera, node, u, v)` for every camera and node (s, f, j) of x0 [S, F, J·3]
+    /// with the root added: (u, v) and their derivatives by the node's coordinates.
+    fn projections(&self, x0: &[f64], mut visit: impl FnMut(usize, usize, Dual, Dual)) {
+        let (f, j) = (self.frames, self.joints);
+        for (c, (cam, ri)) in self.cameras.iter().zip(&self.inverses).enumerate() {
+            for o in 0..x0.len() / 3 {
+                let fi = (o / j) % f;
+                let x = [0, 1, 2].map(|k| x0[o * 3 + k] + self.root[fi * 3 + k] as f64);
+                let (u, v) = project_dual(cam, ri, x);
+                visit(c, o, u, v);
+            }
+        }
+    }
+
+    /// Projections [C, S, F, J, 2] of x0 [S, F, J·3].
+    pub fn project(&self, x0: &[f32]) -> Vec<f32> {
+        let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
+        let nodes = x0.len() / 3;
+        let mut out = vec![0f32; self.cameras.len() * nodes * 2];
+        self.projections(&x, |c, o, u, v| {
+            out[(c * nodes + o) * 2] = u.v as f32;
+            out[(c * nodes + o) * 2 + 1] = v.v as f32;
+        });
+        out
+    }
+
+    /// The multi-view energy E [S] of x0 [S, F, J·3] and its gradient [S, F, J·3], in f64.
+    pub fn energy(&self, x0: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
+        self.energy_f64(&x)
+    }
+
+    fn energy_f64(&self, x0: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (f, j) = (self.frames, self.joints);
+        let mut e = vec![0f64; x0.len() / (3 * f * j)];
+        let mut g = vec![0f64; x0.len()];
+        let norm = 1.0 / (2 * j) as f64;
+        self.projections(x0, |c, o, u, v| {
+            let ob = ((c * f + (o / j) % f) * j + o % j) * 2;
+            let (du, dv) = (u.v - self.keypoints[ob] as f64, v.v - self.keypoints[ob + 1] as f64);
+            let (wu, wv) = (self.weights[ob] as f64, self.weights[ob + 1] as f64);
+            e[o / (f * j)] += norm * (wu * du * du + wv * dv * dv);
+            for k in 0..3 {
+                g[o * 3 + k] += 2.0 * norm * (wu * du * u.d[k] + wv * dv * v.d[k]);
+            }
+        });
+        (e, g)
+    }
+
+    /// The refinement of x0 [S, F, J·3] (see `ops::guidance::refine`): returns the refined x0,
+    /// the energies at the start of each substep and the lr each substep used.
+    pub fn refine(&self, x0: &[f32], r: &Refinement) -> (Vec<f32>, Vec<Vec<f64>>, Vec<f64>) {
+        let mut x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
+        let (mut lr, mut best) = (r.energy_scale as f64, f64::INFINITY);
+        let (mut energies, mut lrs) = (Vec::new(), Vec::new());
+        let mut stopped = false;
+        for _ in 0..r.substeps {
+            if stopped {
+                lrs.push(0.0);
+                continue;
+            }
+            let (e, g) = self.energy_f64(&x);
+            let samples = e.len();
+            energies.push(e.clone());
+            if e.iter().any(|v| v.is_nan()) {
+                stopped = true;
+                lrs.push(0.0);
+                continue;
+            }
+            let m = e.iter().sum::<f64>() / samples as f64;
+            if m < best * (1.0 - r.threshold as f64) {
+                best = m;
+            } else {
+                let nl = lr * r.factor as f64;
+                if lr - nl > 1e-8 {
+                    lr = nl;
                 }
             }
+            lrs.push(lr);
+            x.iter_mut().zip(&g).for_each(|(xv, gv)| *xv -= lr * gv);
         }
+        (x.iter().map(|&v| v as f32).collect(), energies, lrs)
     }
-    out
-}
-
-/// The multi-view energy E [S] and its gradient [S, F, J·3] in f64 (keypoints and weights
-/// [C, F, J, 2], root [F, 3]).
-#[allow(clippy::too_many_arguments)]
-pub fn multiview_energy(
-    cams: &[Camera],
-    x0: &[f32],
-    keypoints: &[f32],
-    weights: &[f32],
-    root: &[f32],
-    s: usize,
-    f: usize,
-    j: usize,
-) -> (Vec<f64>, Vec<f64>) {
-    let x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
-    energy_f64(cams, &x, keypoints, weights, root, [s, f, j])
-}
-
-fn energy_f64(
-    cams: &[Camera],
-    x0: &[f64],
-    keypoints: &[f32],
-    weights: &[f32],
-    root: &[f32],
-    sfj: [usize; 3],
-) -> (Vec<f64>, Vec<f64>) {
-    let [s, f, j] = sfj;
-    let mut e = vec![0f64; s];
-    let mut g = vec![0f64; s * f * j * 3];
-    let norm = 1.0 / (2 * j) as f64;
-    for (c, cam) in cams.iter().enumerate() {
-        let ri = cam.rotation_inverse().expect("a valid camera");
-        for si in 0..s {
-            for fi in 0..f {
-                for ji in 0..j {
-                    let o = (si * f + fi) * j + ji;
-                    let x = [0, 1, 2].map(|k| x0[o * 3 + k] + root[fi * 3 + k] as f64);
-                    let (u, v) = project_dual(cam, &ri, x);
-                    let ob = ((c * f + fi) * j + ji) * 2;
-                    let (du, dv) = (u.v - keypoints[ob] as f64, v.v - keypoints[ob + 1] as f64);
-                    let (wu, wv) = (weights[ob] as f64, weights[ob + 1] as f64);
-                    e[si] += norm * (wu * du * du + wv * dv * dv);
-                    for k in 0..3 {
-                        g[o * 3 + k] += 2.0 * norm * (wu * du * u.d[k] + wv * dv * v.d[k]);
-                    }
-                }
-            }
-        }
-    }
-    (e, g)
-}
-
-/// The refinement of x0 [S, F, J·3] (see `ops::guidance::refine`): returns the refined x0, the
-/// energies at the start of each substep and the lr each substep used.
-#[allow(clippy::too_many_arguments)]
-pub fn refine(
-    cams: &[Camera],
-    x0: &[f32],
-    keypoints: &[f32],
-    weights: &[f32],
-    root: &[f32],
-    s: usize,
-    f: usize,
-    j: usize,
-    r: &Refinement,
-) -> (Vec<f32>, Vec<Vec<f64>>, Vec<f64>) {
-    let mut x: Vec<f64> = x0.iter().map(|&v| v as f64).collect();
-    let (mut lr, mut best) = (r.energy_scale as f64, f64::INFINITY);
-    let (mut energies, mut lrs) = (Vec::new(), Vec::new());
-    let mut stopped = false;
-    for _ in 0..r.substeps {
-        if stopped {
-            lrs.push(0.0);
-            continue;
-        }
-        let (e, g) = energy_f64(cams, &x, keypoints, weights, root, [s, f, j]);
-        energies.push(e.clone());
-        if e.iter().any(|v| v.is_nan()) {
-            stopped = true;
-            lrs.push(0.0);
-            continue;
-        }
-        let m = e.iter().sum::<f64>() / s as f64;
-        if m < best * (1.0 - r.threshold as f64) {
-            best = m;
-        } else {
-            let nl = lr * r.factor as f64;
-            if lr - nl > 1e-8 {
-                lr = nl;
-            }
-        }
-        lrs.push(lr);
-        x.iter_mut().zip(&g).for_each(|(xv, gv)| *xv -= lr * gv);
-    }
-    (x.iter().map(|&v| v as f32).collect(), energies, lrs)
 }
