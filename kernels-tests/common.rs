@@ -38,3 +38,15 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str)
         }
     }
 }
+
+/// Runs the `vcortex` binary with `args`.
+pub fn vcortex(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(args).output().expect("run vcortex")
+}
+
+/// Writes named host tensors to a safetensors file (no metadata).
+pub fn write_tensors(path: &std::path::Path, tensors: &[(&str, &vcortex::io::HostTensor)]) {
+    let owned: Vec<(String, vcortex::io::HostTensor)> =
+        tensors.iter().map(|(n, t)| (n.to_string(), (*t).clone())).collect();
+    vcortex::io::write_safetensors(path, &owned, &Default::default()).expect("write tensors");
+}

@@ -222,10 +222,8 @@ fn cli_eval_error_is_one_line() {
         &[("op", "conv2d"), ("groups", "5")],
         &[("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3])],
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcortex"))
-        .args(["eval", path.to_str().unwrap(), "-o", tmp("cli.out").to_str().unwrap(), "--cpu"])
-        .output()
-        .unwrap();
+    let out =
+        crate::common::vcortex(&["eval", path.to_str().unwrap(), "-o", tmp("cli.out").to_str().unwrap(), "--cpu"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim_end().lines().count(), 1, "stderr: {err}");

@@ -416,7 +416,7 @@ mod composite {
         vcortex::io::write_safetensors(&w, &sd, &Default::default()).unwrap();
         std::fs::write(&c, serde_json::to_string(&config()).unwrap()).unwrap();
         let run = |args: &[&str]| {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(args).output().unwrap();
+            let out = crate::common::vcortex(args);
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         };
         let (samples, dens) = (dir.join("s.safetensors"), dir.join("d.safetensors"));

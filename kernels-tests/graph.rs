@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{assert_close, ctx, run1, up};
+use crate::common::{assert_close, ctx, run1, up, vcortex, write_tensors};
 use vcortex::io::HostTensor;
 use vcortex::models::{Cgnf, CgnfConfig};
 use vcortex::ops::{self, GcnContext, KeypointPrep, Skeleton};
@@ -399,38 +399,23 @@ fn cgnf_reproduces_the_pytorch_golden() {
 /// whose density (per joint) equals the log p the sampler wrote; a bad input is refused.
 #[test]
 fn cli_cgnf_sample_and_density() {
-    use vcortex::io::{read_safetensors, write_safetensors};
+    use vcortex::io::read_safetensors;
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/cgnf");
     let dir = std::env::temp_dir().join(format!("vcortex-cgnf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let io = read_safetensors(&data.join("io.safetensors")).unwrap().tensors;
     let cond = dir.join("cond.safetensors");
-    write_safetensors(
-        &cond,
-        &[("keypoints".into(), io["keypoints"].clone()), ("observed".into(), io["observed"].clone())],
-        &Default::default(),
-    )
-    .unwrap();
+    write_tensors(&cond, &[("keypoints", &io["keypoints"]), ("observed", &io["observed"])]);
     let (w, c) = (data.join("weights.safetensors"), data.join("config.json"));
-    let run = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(args).output().unwrap();
     let (ws, cs) = (w.to_str().unwrap(), c.to_str().unwrap());
+    let flow = |cmd: &str, input: &std::path::Path, out: &std::path::Path, rest: &[&str]| {
+        let mut args = vec!["flow", cmd, "--weights", ws, "--config", cs, "--input", input.to_str().unwrap()];
+        args.extend_from_slice(rest);
+        args.extend(["-o", out.to_str().unwrap()]);
+        vcortex(&args)
+    };
     let samples = dir.join("s.safetensors");
-    let out = run(&[
-        "flow",
-        "sample",
-        "--weights",
-        ws,
-        "--config",
-        cs,
-        "--n",
-        "5",
-        "--input",
-        cond.to_str().unwrap(),
-        "--seed",
-        "3",
-        "-o",
-        samples.to_str().unwrap(),
-    ]);
+    let out = flow("sample", &cond, &samples, &["--n", "5", "--seed", "3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s = read_safetensors(&samples).unwrap().tensors;
     assert_eq!(s["samples"].shape, vec![3, 5, 16, 3]);
@@ -438,75 +423,24 @@ fn cli_cgnf_sample_and_density() {
     assert_close(&s["mode"].data, &io["mode"].data, 1e-4, 1e-4, "CLI mode");
     // Density of the hypotheses, given the same keypoints.
     let dens_in = dir.join("d_in.safetensors");
-    write_safetensors(
+    write_tensors(
         &dens_in,
-        &[
-            ("poses".into(), s["samples"].clone()),
-            ("keypoints".into(), io["keypoints"].clone()),
-            ("observed".into(), io["observed"].clone()),
-        ],
-        &Default::default(),
-    )
-    .unwrap();
+        &[("poses", &s["samples"]), ("keypoints", &io["keypoints"]), ("observed", &io["observed"])],
+    );
     let dens = dir.join("d.safetensors");
-    let out = run(&[
-        "flow",
-        "density",
-        "--weights",
-        ws,
-        "--config",
-        cs,
-        "--input",
-        dens_in.to_str().unwrap(),
-        "-o",
-        dens.to_str().unwrap(),
-    ]);
+    let out = flow("density", &dens_in, &dens, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let d = read_safetensors(&dens).unwrap().tensors;
     assert_close(&d["log_prob"].data, &s["log_prob"].data, 1e-3, 1e-3, "CLI density of the samples");
     // Refused with one line: an unexpected tensor, and observed values that are not 0/1.
     let bad = dir.join("bad.safetensors");
-    write_safetensors(
-        &bad,
-        &[("poses".into(), io["poses"].clone()), ("junk".into(), io["observed"].clone())],
-        &Default::default(),
-    )
-    .unwrap();
-    let out = run(&[
-        "flow",
-        "density",
-        "--weights",
-        ws,
-        "--config",
-        cs,
-        "--input",
-        bad.to_str().unwrap(),
-        "-o",
-        dens.to_str().unwrap(),
-    ]);
+    write_tensors(&bad, &[("poses", &io["poses"]), ("junk", &io["observed"])]);
+    let out = flow("density", &bad, &dens, &[]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("junk"));
     let mut half = io["observed"].clone();
     half.data[0] = 0.5;
-    write_safetensors(
-        &bad,
-        &[("keypoints".into(), io["keypoints"].clone()), ("observed".into(), half)],
-        &Default::default(),
-    )
-    .unwrap();
-    let out = run(&[
-        "flow",
-        "sample",
-        "--weights",
-        ws,
-        "--config",
-        cs,
-        "--n",
-        "2",
-        "--input",
-        bad.to_str().unwrap(),
-        "-o",
-        samples.to_str().unwrap(),
-    ]);
+    write_tensors(&bad, &[("keypoints", &io["keypoints"]), ("observed", &half)]);
+    let out = flow("sample", &bad, &samples, &["--n", "2"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("observed"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -388,7 +388,7 @@ fn cli_sample() {
             out.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(&args).output().unwrap()
+        crate::common::vcortex(&args)
     };
     let (g, u) = (dir.join("g.safetensors"), dir.join("u.safetensors"));
     let out = run(&["--observations", obs.to_str().unwrap(), "--seed", "4"], &g);
