@@ -191,6 +191,14 @@ struct Coupling {
     mask: [bool; 3],
     gcn: [Gcn; 2],
     folded: Folded,
+    /// The mask's feature map on the device (made at upload).
+    fmask: Option<ops::flows::FeatureMask>,
+}
+
+impl Coupling {
+    fn feature_mask(&self) -> Result<&ops::flows::FeatureMask> {
+        self.fmask.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))
+    }
 }
 
 struct ActNorm {
@@ -408,7 +416,7 @@ impl Cgnf {
                 root0: g0.r.as_ref().map(|(r, rx)| vstack(rx, r)),
                 root1: g1.r.as_ref().map(|(_, rx)| Lin::new(widen(&rx.w, &ctx_half), rx.b.clone())),
             };
-            couplings.push(Coupling { mask, gcn: [g0, g1], folded });
+            couplings.push(Coupling { mask, gcn: [g0, g1], folded, fmask: None });
         }
         let embedding = match &config.embedding {
             None => {
@@ -490,6 +498,7 @@ impl Cgnf {
             a.dev = Some((Tensor::from_f32(ctx, &a.log_s.data, &[3])?, Tensor::from_f32(ctx, &a.shift.data, &[3])?));
         }
         for c in &mut self.couplings {
+            c.fmask = Some(ops::flows::FeatureMask::new(ctx, &c.mask)?);
             let f = &mut c.folded;
             f.nodes0_dev = Some(Tensor::from_f32(ctx, &f.nodes0.data, &f.nodes0.shape)?);
             for l in [&mut f.ctx0, &mut f.nodes1, &mut f.ctx1, &mut f.shift, &mut f.scale] {
@@ -685,7 +694,7 @@ impl Cgnf {
                 pending += ops::flows::actnorm_logdet(&a.log_s.data, 1, false) as f32;
                 let (shift, scale) =
                     self.conditioner(rec, c, &h.reshape(&[b, s, self.config.joints, 3])?, cond, root.as_ref())?;
-                let (y, ld) = ops::affine_coupling(rec, &h, &shift, &scale, &c.mask, false)?;
+                let (y, ld) = ops::flows::affine_coupling_masked(rec, &h, &shift, &scale, c.feature_mask()?, false)?;
                 acc = Some(ops::row_sum_add(rec, &ld, acc.as_ref(), 1.0, pending)?);
                 pending = 0.0;
                 h = y;
@@ -717,7 +726,7 @@ impl Cgnf {
         let (mut acc, mut pending): (Option<Tensor>, f32) = (None, 0.0);
         for (a, c) in self.actnorms.iter().zip(&self.couplings).rev() {
             let (shift, scale) = self.conditioner(rec, c, &h.reshape(&[b, s, j, 3])?, cond, root.as_ref())?;
-            let (y, ld) = ops::affine_coupling(rec, &h, &shift, &scale, &c.mask, true)?;
+            let (y, ld) = ops::flows::affine_coupling_masked(rec, &h, &shift, &scale, c.feature_mask()?, true)?;
             acc = Some(ops::row_sum_add(rec, &ld, acc.as_ref(), 1.0, pending)?);
             pending = 0.0;
             let (ls, sh) = a.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;

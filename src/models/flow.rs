@@ -66,6 +66,14 @@ impl Linear {
 struct Conditioner {
     hidden: Vec<Linear>,
     heads: Vec<Linear>,
+    /// The coupling's mask on the device (made at upload).
+    fmask: Option<ops::flows::FeatureMask>,
+}
+
+impl Conditioner {
+    fn feature_mask(&self) -> Result<&ops::flows::FeatureMask> {
+        self.fmask.as_ref().ok_or_else(|| Error::param("flow", "weights", "not uploaded"))
+    }
 }
 
 enum Layer {
@@ -132,7 +140,7 @@ fn conditioner(
             Linear::new(HostTensor::new(vec![blocks * rows, cols], hw), HostTensor::new(vec![blocks * rows], hb))
         })
         .collect();
-    Ok(Conditioner { hidden, heads })
+    Ok(Conditioner { hidden, heads, fmask: None })
 }
 
 fn mask_of(sd: &mut BTreeMap<String, HostTensor>, i: usize, d: usize) -> Result<Vec<bool>> {
@@ -212,7 +220,8 @@ impl Flow {
         for l in &mut self.layers {
             match l {
                 Layer::Actnorm { log_s, b, dev } => *dev = Some((up(log_s)?, up(b)?)),
-                Layer::Affine { net, .. } | Layer::Spline { net, .. } => {
+                Layer::Affine { mask, net } | Layer::Spline { mask, net, .. } => {
+                    net.fmask = Some(ops::flows::FeatureMask::new(ctx, mask)?);
                     for lin in net.hidden.iter_mut().chain(net.heads.iter_mut()) {
                         lin.dev = Some((up(&lin.w)?, up(&lin.b)?));
                     }
@@ -258,9 +267,9 @@ impl Flow {
                 let c = ops::flows::actnorm_logdet(&log_s.data, 1, inverse) as f32;
                 return Ok((y, acc.cloned(), pending + c));
             }
-            Layer::Affine { mask, net } => {
+            Layer::Affine { net, .. } => {
                 let p = Self::heads(rec, net, x)?;
-                ops::affine_coupling(rec, x, &p[0], &p[1], mask, inverse)?
+                ops::flows::affine_coupling_masked(rec, x, &p[0], &p[1], net.feature_mask()?, inverse)?
             }
             Layer::Spline { mask, bins, params, net } => {
                 let p = Self::heads(rec, net, x)?;
@@ -269,7 +278,7 @@ impl Flow {
                 let w = p[0].reshape(&[n, t, k])?;
                 let h = p[1].reshape(&[n, t, k])?;
                 let d = p[2].reshape(&[n, t, k - 1])?;
-                ops::rq_spline_coupling(rec, x, &w, &h, &d, mask, &sp)?
+                ops::flows::rq_spline_coupling_masked(rec, x, &w, &h, &d, net.feature_mask()?, &sp)?
             }
         };
         Ok((y, Some(ops::row_sum_add(rec, &ld, acc, 1.0, pending)?), 0.0))

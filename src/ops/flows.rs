@@ -115,7 +115,7 @@ fn record_spline(
     wdh: [&Tensor; 3],
     k: usize,
     p: &SplineParams,
-    coupling: Option<(usize, usize, Tensor)>,
+    coupling: Option<(usize, usize, &Tensor)>,
 ) -> Result<(Tensor, Tensor)> {
     let ctx = rec.context();
     let (d, t) = coupling.as_ref().map_or((0, 0), |c| (c.0, c.1));
@@ -141,10 +141,28 @@ fn record_spline(
         op,
         kernel,
         bytemuck::bytes_of(&params),
-        &[Some(x), Some(wdh[0]), Some(wdh[1]), Some(wdh[2]), Some(&y), Some(&lad), map.as_ref()],
+        &[Some(x), Some(wdh[0]), Some(wdh[1]), Some(wdh[2]), Some(&y), Some(&lad), map],
         groups,
     )?;
     Ok((y, lad))
+}
+
+/// A coupling's mask on the host and, on the device, its feature map (feature j → its index
+/// among the transformed features, or −1). A model makes it once at load time; the `&[bool]`
+/// forms of the coupling ops make one per call.
+pub struct FeatureMask {
+    mask: Vec<bool>,
+    map: Tensor,
+}
+
+impl FeatureMask {
+    pub fn new(ctx: &crate::runtime::Context, mask: &[bool]) -> Result<FeatureMask> {
+        Ok(FeatureMask { mask: mask.to_vec(), map: feature_map(ctx, mask)? })
+    }
+
+    pub fn mask(&self) -> &[bool] {
+        &self.mask
+    }
 }
 
 /// A spline coupling on x [N, D]: the features where `mask` is true (T of them, in order) go
@@ -159,13 +177,25 @@ pub fn rq_spline_coupling(
     mask: &[bool],
     p: &SplineParams,
 ) -> Result<(Tensor, Tensor)> {
+    // Checked before the map is made, so a bad mask gets the coupling's message.
+    spline_coupling_shapes(x.shape(), widths.shape(), heights.shape(), derivatives.shape(), mask)?;
+    let m = FeatureMask::new(rec.context(), mask)?;
+    rq_spline_coupling_masked(rec, x, widths, heights, derivatives, &m, p)
+}
+
+/// Checks a spline coupling's shapes: x [N, D], a mask of D transforming T ≥ 1 features,
+/// parameters [N, T, K] and [N, T, K − 1]. Returns (D, T, K).
+fn spline_coupling_shapes(
+    x: &[usize],
+    w: &[usize],
+    h: &[usize],
+    dv: &[usize],
+    mask: &[bool],
+) -> Result<(usize, usize, usize)> {
     const OP: &str = "rq_spline_coupling";
-    for (t, name) in [(x, "input"), (widths, "widths"), (heights, "heights"), (derivatives, "derivatives")] {
-        t.expect_f32(OP, name)?;
-    }
-    let (n, d) = match x.shape() {
-        &[n, d] => (n, d),
-        s => return Err(Error::shape(OP, "input", s, "[N, D]")),
+    let (n, d) = match *x {
+        [n, d] => (n, d),
+        _ => return Err(Error::shape(OP, "input", x, "[N, D]")),
     };
     if mask.len() != d {
         return Err(Error::shape(OP, "mask", &[mask.len()], format!("[{d}]")));
@@ -174,10 +204,26 @@ pub fn rq_spline_coupling(
     if t == 0 {
         return Err(Error::param(OP, "mask", "transforms no feature"));
     }
-    let k = spline_shapes(&[n, t], widths.shape(), heights.shape(), derivatives.shape())?;
+    Ok((d, t, spline_shapes(&[n, t], w, h, dv)?))
+}
+
+/// [`rq_spline_coupling`] with a prepared [`FeatureMask`].
+pub fn rq_spline_coupling_masked(
+    rec: &mut Recorder,
+    x: &Tensor,
+    widths: &Tensor,
+    heights: &Tensor,
+    derivatives: &Tensor,
+    fm: &FeatureMask,
+    p: &SplineParams,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "rq_spline_coupling";
+    for (t, name) in [(x, "input"), (widths, "widths"), (heights, "heights"), (derivatives, "derivatives")] {
+        t.expect_f32(OP, name)?;
+    }
+    let (d, t, k) = spline_coupling_shapes(x.shape(), widths.shape(), heights.shape(), derivatives.shape(), fm.mask())?;
     p.validate(k)?;
-    let map = feature_map(rec.context(), mask)?;
-    record_spline(rec, OP, x, [widths, heights, derivatives], k, p, Some((d, t, map)))
+    record_spline(rec, OP, x, [widths, heights, derivatives], k, p, Some((d, t, &fm.map)))
 }
 
 /// Feature j → its index among the transformed features, or −1: an i32 table on the device (its
@@ -286,14 +332,29 @@ pub fn affine_coupling(
     mask: &[bool],
     inverse: bool,
 ) -> Result<(Tensor, Tensor)> {
+    // Checked before the map is made, so a bad mask gets the coupling's message.
+    affine_shapes(x.shape(), shift.shape(), scale_raw.shape(), mask)?;
+    let m = FeatureMask::new(rec.context(), mask)?;
+    affine_coupling_masked(rec, x, shift, scale_raw, &m, inverse)
+}
+
+/// [`affine_coupling`] with a prepared [`FeatureMask`].
+pub fn affine_coupling_masked(
+    rec: &mut Recorder,
+    x: &Tensor,
+    shift: &Tensor,
+    scale_raw: &Tensor,
+    fm: &FeatureMask,
+    inverse: bool,
+) -> Result<(Tensor, Tensor)> {
     const OP: &str = "affine_coupling";
+    let mask = fm.mask();
     x.expect_f32(OP, "input")?;
     shift.expect_f32(OP, "shift")?;
     scale_raw.expect_f32(OP, "scale_raw")?;
     let t = affine_shapes(x.shape(), shift.shape(), scale_raw.shape(), mask)?;
     let (n, d) = (x.shape()[0], x.shape()[1]);
     let ctx = rec.context();
-    let map_t = feature_map(ctx, mask)?;
     let params = AffineParams { n: n as u32, d: d as u32, t: t as u32, inverse: inverse as u32 };
     let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
     let kernel = ctx.kernel(&PipelineKey::new("flows", "affine_coupling", &bindings))?;
@@ -304,7 +365,7 @@ pub fn affine_coupling(
         OP,
         kernel,
         bytemuck::bytes_of(&params),
-        &[Some(x), Some(shift), Some(scale_raw), Some(&map_t), Some(&y), Some(&logdet)],
+        &[Some(x), Some(shift), Some(scale_raw), Some(&fm.map), Some(&y), Some(&logdet)],
         groups,
     )?;
     Ok((y, logdet))
