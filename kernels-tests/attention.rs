@@ -146,3 +146,48 @@ fn mdm_denoiser_matches_pytorch() {
     bad.remove("embed_timestep.2.bias");
     assert!(Mdm::load(ctx(), &bad, cfg).is_err());
 }
+
+/// The MDM sequence kernels against plain loops on awkward sizes: a token per sample or a table
+/// row for all, the positional encoding added, and the first token dropped again.
+#[test]
+fn prepend_and_drop_token() {
+    let mut rng = SplitMix::new(85);
+    for (s, f, e, rows, row) in [
+        (1usize, 1usize, 1usize, 1usize, None),
+        (3, 7, 5, 3, None),
+        (2, 9, 12, 13, Some(12usize)),
+        (4, 1, 3, 2, Some(0)),
+    ] {
+        let (x, tok, pe) =
+            (rng.vec(s * f * e, -1.0, 1.0), rng.vec(rows * e, -1.0, 1.0), rng.vec((f + 3) * e, -1.0, 1.0));
+        let mut want = vec![0f32; s * (f + 1) * e];
+        for si in 0..s {
+            for p in 0..=f {
+                for d in 0..e {
+                    let v = if p == 0 { tok[row.unwrap_or(si) * e + d] } else { x[(si * f + p - 1) * e + d] };
+                    want[(si * (f + 1) + p) * e + d] = v + pe[p * e + d];
+                }
+            }
+        }
+        let (xt, tt, pt) = (up(&x, &[s, f, e]), up(&tok, &[rows, e]), up(&pe, &[f + 3, e]));
+        let got = run1(|rec| ops::attention::prepend_token(rec, &xt, &tt, row, &pt));
+        assert_close(&got, &want, 0.0, 1e-6, &format!("prepend_token s {s} f {f} e {e} row {row:?}"));
+        let back = run1(|rec| ops::attention::drop_token(rec, &up(&want, &[s, f + 1, e])));
+        let want_back: Vec<f32> = (0..s * f * e)
+            .map(|i| {
+                let (si, r) = (i / (f * e), i % (f * e));
+                want[si * (f + 1) * e + e + r]
+            })
+            .collect();
+        assert_close(&back, &want_back, 0.0, 0.0, "drop_token");
+    }
+    let mut rec = ctx().recorder();
+    let (x, tok, pe) = (up(&[0.0; 2 * 3 * 4], &[2, 3, 4]), up(&[0.0; 5 * 4], &[5, 4]), up(&[0.0; 4 * 4], &[4, 4]));
+    assert!(ops::attention::prepend_token(&mut rec, &x, &tok, None, &pe).is_err(), "5 tokens for 2 samples");
+    assert!(ops::attention::prepend_token(&mut rec, &x, &tok, Some(5), &pe).is_err(), "row past the table");
+    assert!(
+        ops::attention::prepend_token(&mut rec, &x, &tok, Some(1), &up(&[0.0; 12], &[3, 4])).is_err(),
+        "pe too short"
+    );
+    assert_eq!(rec.dispatch_count(), 0);
+}

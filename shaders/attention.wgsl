@@ -68,8 +68,9 @@ fn merge_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 }
 
 // The MDM denoiser's sequence: out[s, 0] = tok[s] + pe[0], out[s, 1 + f] = x[s, f] + pe[1 + f]
-// (x [S, F, E]; tok [S, E], or [1, E] broadcast when at.rows == 1; pe with at least F + 1 rows of E;
-// at.b = S, at.f = F, at.dh = E). Bindings 1..3: x, tok, pe; 4: out.
+// (x [S, F, E]; tok [S, E], or with at.rows == 1 row at.len of a token table broadcast to every s;
+// pe with at least F + 1 rows of E; at.b = S, at.f = F, at.dh = E). Bindings 1..3: x, tok, pe;
+// 4: out.
 @group(0) @binding(1) var<storage, read> mdm_x: array<f32>;
 @group(0) @binding(2) var<storage, read> mdm_tok: array<f32>;
 @group(0) @binding(3) var<storage, read> mdm_pe: array<f32>;
@@ -85,7 +86,7 @@ fn prepend_token(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let p = (o / e) % t;
     let s = o / (e * t);
     var v = 0.0;
-    if (p == 0u) { v = mdm_tok[select(s, 0u, at.rows == 1u) * e + d]; } else { v = mdm_x[(s * at.f + p - 1u) * e + d]; }
+    if (p == 0u) { v = mdm_tok[select(s, at.len, at.rows == 1u) * e + d]; } else { v = mdm_x[(s * at.f + p - 1u) * e + d]; }
     mdm_out[o] = v + mdm_pe[p * e + d];
 }
 

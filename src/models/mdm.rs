@@ -43,12 +43,12 @@ pub fn sinusoidal_table(len: usize, e: usize) -> Vec<f32> {
 
 pub struct Mdm {
     pub config: MdmConfig,
-    /// The sinusoidal table [max_len, E]: on the host for the timestep rows, on the device for the
-    /// positions.
-    pe: Vec<f32>,
+    /// The sinusoidal table [max_len, E] (the positions).
     pe_dev: Tensor,
+    /// The timestep token of every timestep, [max_len, E]: Linear → SiLU → Linear of the table's
+    /// row t depends on the weights only, so it is computed once at load time (f64 accumulation).
+    tokens: Tensor,
     input: (Tensor, Tensor),
-    time: [(Tensor, Tensor); 2],
     layers: Vec<EncoderLayer>,
     output: (Tensor, Tensor),
 }
@@ -77,12 +77,24 @@ impl Mdm {
             .map(|i| EncoderLayer::load(ctx, sd, &format!("encoder.layers.{i}"), e, config.heads, 1e-5))
             .collect::<Result<Vec<_>>>()?;
         let pe = sinusoidal_table(config.max_len, e);
+        let host = |k: String, shape: &[usize]| -> Result<&HostTensor> {
+            let t = sd.get(&k).ok_or_else(|| Error::Case(format!("weights: missing key {k:?}")))?;
+            if t.shape != shape {
+                return Err(Error::Case(format!("weights: {k:?} has shape {:?}, expected {shape:?}", t.shape)));
+            }
+            Ok(t)
+        };
+        let mut tokens = pe.clone();
+        for (i, act) in [(0, Activation::Silu), (2, Activation::Identity)] {
+            let w = host(format!("embed_timestep.{i}.weight"), &[e, e])?;
+            let b = host(format!("embed_timestep.{i}.bias"), &[e])?;
+            tokens = crate::reference::linear(&tokens, config.max_len, e, &w.data, e, Some(&b.data), act);
+        }
         Ok(Mdm {
             config,
             pe_dev: Tensor::from_f32(ctx, &pe, &[config.max_len, e])?,
-            pe,
+            tokens: Tensor::from_f32(ctx, &tokens, &[config.max_len, e])?,
             input: pair("input_process", &[e, d])?,
-            time: [pair("embed_timestep.0", &[e, e])?, pair("embed_timestep.2", &[e, e])?],
             layers,
             output: pair("output_process", &[d, e])?,
         })
@@ -94,7 +106,6 @@ impl Mdm {
             &[_, f, d] if d == self.config.features => f,
             sh => return Err(Error::shape("mdm", "x", sh, format!("[S, F, {}]", self.config.features))),
         };
-        let e = self.config.latent;
         if f + 1 > self.config.max_len || t >= self.config.max_len {
             return Err(Error::param(
                 "mdm",
@@ -103,14 +114,10 @@ impl Mdm {
             ));
         }
         rec.atomic(|rec| {
-            let ctx = rec.context();
             let id = Activation::Identity;
             let h = ops::linear(rec, x, &self.input.0, Some(&self.input.1), id)?;
-            // One timestep token for the batch (the row of t: the step's only upload).
-            let tt = Tensor::from_f32(ctx, &self.pe[t * e..(t + 1) * e], &[1, e])?;
-            let tok = ops::linear(rec, &tt, &self.time[0].0, Some(&self.time[0].1), Activation::Silu)?;
-            let tok = ops::linear(rec, &tok, &self.time[1].0, Some(&self.time[1].1), id)?;
-            let mut seq = ops::attention::prepend_token(rec, &h, &tok, &self.pe_dev)?;
+            // The timestep token: row t of the precomputed table, for the whole batch.
+            let mut seq = ops::attention::prepend_token(rec, &h, &self.tokens, Some(t), &self.pe_dev)?;
             for l in &self.layers {
                 seq = l.record(rec, &seq)?;
             }

@@ -79,9 +79,11 @@ fn attention_unit(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, heads:
     permute(rec, "merge_heads", &out, dims, &[b, f, e])
 }
 
-/// The MDM sequence: [S, F + 1, E] with token 0 = tok ([S, E], or [1, E] for the whole batch) and
-/// tokens 1.. = x [S, F, E], plus the first F + 1 rows of the positional encoding pe [L ≥ F + 1, E].
-pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, pe: &Tensor) -> Result<Tensor> {
+/// The MDM sequence: [S, F + 1, E] with token 0 from `tok` and tokens 1.. = x [S, F, E], plus the
+/// first F + 1 rows of the positional encoding pe [L ≥ F + 1, E]. `row` None: tok is [S, E], one
+/// token per sample; `row` Some(r): tok is a table [R, E] (r < R) whose row r every sample takes
+/// (the MDM's timestep token, precomputed for every timestep).
+pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, row: Option<usize>, pe: &Tensor) -> Result<Tensor> {
     const OP: &str = "prepend_token";
     x.expect_f32(OP, "x")?;
     let (s, f, e) = match x.shape() {
@@ -89,17 +91,26 @@ pub fn prepend_token(rec: &mut Recorder, x: &Tensor, tok: &Tensor, pe: &Tensor) 
         sh => return Err(Error::shape(OP, "x", sh, "[S, F, E]")),
     };
     tok.expect_f32(OP, "token")?;
-    let tok_rows = match tok.shape() {
-        &[r, te] if te == e && (r == s || r == 1) => r,
-        sh => return Err(Error::shape(OP, "token", sh, format!("[{s}, {e}] or [1, {e}]"))),
-    };
+    match (tok.shape(), row) {
+        (&[r, te], None) if te == e && r == s => {}
+        (&[r, te], Some(i)) if te == e && i < r => {}
+        (sh, None) => return Err(Error::shape(OP, "token", sh, format!("[{s}, {e}]"))),
+        (sh, Some(i)) => return Err(Error::shape(OP, "token table", sh, format!("[R > {i}, {e}]"))),
+    }
     pe.expect_f32(OP, "positional encoding")?;
     match pe.shape() {
         &[l, pe_e] if pe_e == e && l > f => {}
         sh => return Err(Error::shape(OP, "positional encoding", sh, format!("[L >= {}, {e}]", f + 1))),
     }
     let ctx = rec.context();
-    let p = AttnParams { rows: tok_rows as u32, b: s as u32, f: f as u32, dh: e as u32, ..Default::default() };
+    let p = AttnParams {
+        rows: row.is_some() as u32,
+        len: row.unwrap_or(0) as u32,
+        b: s as u32,
+        f: f as u32,
+        dh: e as u32,
+        ..Default::default()
+    };
     let kernel = ctx.kernel(&PipelineKey::new(
         "attention",
         "prepend_token",
