@@ -93,6 +93,9 @@ fn random_shapes_all_paths() {
         let mut algos = vec![ConvAlgo::Auto, ConvAlgo::Gemm];
         if g == c {
             algos.push(ConvAlgo::Depthwise);
+            if p.stride == [1, 1] && p.dilation == [1, 1] {
+                algos.push(ConvAlgo::DepthwiseTiled);
+            }
         }
         check(&case, &mut rng, &algos);
     }
@@ -230,6 +233,71 @@ fn depthwise_path() {
     }
 }
 
+/// The tiled depthwise kernel (stride 1, dilation 1) on every layout it picks: 32, 16 and 8
+/// invocations along the columns, one or four output channels per invocation, images that span
+/// several tiles in both axes, asymmetric padding, kernels larger than the image.
+#[test]
+fn depthwise_tiled_path() {
+    use vcortex::ops::conv::{conv_shape, depthwise_tile};
+    let mut rng = SplitMix::new(17);
+    let d = Conv2dParams::default();
+    let case = |x: [usize; 4], w: [usize; 4], p: Conv2dParams, act| ConvCase {
+        x,
+        w,
+        p,
+        bias: true,
+        affine: x[0] % 2 == 0,
+        act,
+    };
+    let cases = [
+        // Sensorium's hidden depthwise 7x7 (28x56 feature maps, two column tiles), 5 channels.
+        (case([2, 5, 28, 56], [5, 1, 7, 7], d.with_groups(5).with_padding(3, 3), Activation::Elu), (32, 1)),
+        // Sensorium's input layer: one channel to 8 (a multiplier of 8: four per invocation), 9x9.
+        (case([3, 1, 36, 64], [8, 1, 9, 9], d, Activation::Identity), (32, 4)),
+        // Multiplier 3 (one per invocation), rows past one tile (70 > 32), asymmetric padding.
+        (
+            case(
+                [1, 2, 70, 33],
+                [6, 1, 3, 5],
+                Conv2dParams { padding: [0, 3, 2, 1], ..d.with_groups(2) },
+                Activation::Relu,
+            ),
+            (32, 1),
+        ),
+        // Narrow and tall: 8 invocations along the columns, 128 rows a tile, two row tiles.
+        (case([2, 3, 150, 6], [3, 1, 5, 3], d.with_groups(3).with_padding(2, 1), Activation::Identity), (8, 1)),
+        // 16 columns, multiplier 4.
+        (case([1, 2, 64, 16], [8, 1, 3, 3], d.with_groups(2).with_padding(1, 1), Activation::Gelu), (16, 4)),
+        // Kernel larger than the image (all padding), 1x1 and 1-wide images (ties: the widest layout).
+        (case([2, 3, 2, 3], [3, 1, 7, 7], d.with_groups(3).with_padding(3, 3), Activation::Identity), (32, 1)),
+        (case([4, 2, 1, 1], [8, 1, 1, 1], d.with_groups(2), Activation::Identity), (32, 4)),
+        (case([1, 1, 9, 1], [1, 1, 3, 1], d.with_padding(1, 0), Activation::Identity), (32, 1)),
+        // The largest kernel the taps fit (16x16 = 256), even sizes.
+        (case([1, 2, 20, 20], [2, 1, 16, 16], d.with_groups(2).with_padding(8, 7), Activation::Identity), (32, 1)),
+    ];
+    for (c, layout) in &cases {
+        let s = conv_shape(&c.x, &c.w, &c.p).unwrap();
+        assert_eq!(depthwise_tile(&s, &c.p), Some(*layout), "layout of x{:?} w{:?}", c.x, c.w);
+        check(c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::DepthwiseTiled, ConvAlgo::Depthwise]);
+    }
+    // Past the kernel's capacity (17x17 taps), strided or dilated: the direct kernel, and the tiled
+    // one refused when forced.
+    let x = up(&[0.5; 2 * 20 * 20], &[1, 2, 20, 20]);
+    for (w, p) in [
+        ([2, 1, 17, 17], d.with_groups(2).with_padding(8, 8)),
+        ([2, 1, 3, 3], d.with_groups(2).with_stride(2, 1)),
+        ([2, 1, 3, 3], d.with_groups(2).with_dilation(1, 2)),
+    ] {
+        let s = conv_shape(&[1, 2, 20, 20], &w, &p).unwrap();
+        assert_eq!(vcortex::ops::conv::pick_algo(&s, &p), ConvAlgo::Depthwise);
+        let wt = up(&vec![0.1; w.iter().product()], &w);
+        let mut rec = vcortex::Context::recorder(crate::common::ctx());
+        let err = ops::conv2d(&mut rec, &x, &wt, None, &p.with_algo(ConvAlgo::DepthwiseTiled), &Epilogue::default())
+            .expect_err("the tiled path accepted a shape it cannot run");
+        assert!(err.to_string().contains("tiled depthwise"), "{err}");
+    }
+}
+
 #[test]
 fn one_by_one_path() {
     let mut rng = SplitMix::new(13);
@@ -255,7 +323,8 @@ fn ladder_picks_the_specialised_kernels() {
     use vcortex::ops::conv::{conv_shape, pick_algo};
     let d = Conv2dParams::default();
     let s = conv_shape(&[1, 8, 9, 9], &[8, 1, 3, 3], &d.with_groups(8)).unwrap();
-    assert_eq!(pick_algo(&s, &d.with_groups(8)), ConvAlgo::Depthwise);
+    assert_eq!(pick_algo(&s, &d.with_groups(8)), ConvAlgo::DepthwiseTiled);
+    assert_eq!(pick_algo(&s, &d.with_groups(8).with_stride(2, 2)), ConvAlgo::Depthwise);
     let s = conv_shape(&[1, 8, 9, 9], &[4, 8, 1, 1], &d).unwrap();
     assert_eq!(pick_algo(&s, &d), ConvAlgo::OneByOne);
     let s = conv_shape(&[1, 8, 9, 9], &[4, 8, 1, 1], &d.with_stride(2, 2)).unwrap();

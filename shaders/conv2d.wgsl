@@ -7,6 +7,12 @@
 //   conv2d_1x1        the same tiling for 1x1, stride 1, no padding, one group: a plain GEMM per image
 //                     with no index decoding in the inner loop.
 //   conv2d_depthwise  one group per input channel (C/G == 1): a direct kernel, one output per invocation.
+//   conv2d_depthwise_tile
+//                     the same for stride 1, dilation 1: the input tile with its halo and the weights
+//                     in workgroup memory, each invocation 4 output rows (a rolling window of 4 input
+//                     rows in registers, so one workgroup read per tap feeds 4 rows) of DW_Q output
+//                     channels of the same input channel (DW_Q = 4: the channel multiplier's outputs
+//                     share every input read, as in a 1 -> 64 input layer)
 
 struct ConvParams {
     n: u32, c: u32, h: u32, w: u32,
@@ -248,4 +254,87 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>,
         }
     }
     cy[idx] = conv_epilogue(acc, o);
+}
+
+// ---- conv2d_depthwise_tile --------------------------------------------------------------------
+override DW_TX: u32 = 32u;   // invocations along the output columns; 256 / DW_TX along the rows
+override DW_Q: u32 = 1u;     // output channels per invocation: 1, or 4 (O/C % 4 == 0)
+const DW_R: u32 = 4u;        // output rows per invocation
+// Capacities (the host checks them): (tile rows + KH - 1) * (tile cols + KW - 1) and KH * KW.
+var<workgroup> dw_tile: array<f32, 3072>;
+var<workgroup> dw_w: array<vec4<f32>, 256>;
+
+fn dw_store(nimg: u32, o: u32, oh: u32, ow: u32, v: f32) {
+    if (oh < cp.ho && ow < cp.wo) {
+        cy[((nimg * cp.o + o) * cp.ho + oh) * cp.wo + ow] = conv_epilogue(v, o);
+    }
+}
+
+// Workgroup wg: tile = wg % tiles, then (image, input channel, group of DW_Q output channels).
+@compute @workgroup_size(256)
+fn conv2d_depthwise_tile(@builtin(local_invocation_index) t: u32,
+                         @builtin(workgroup_id) wid: vec3<u32>,
+                         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let th = (256u / DW_TX) * DW_R;     // output rows of a tile
+    let tiles_x = (cp.wo + DW_TX - 1u) / DW_TX;
+    let tiles = tiles_x * ((cp.ho + th - 1u) / th);
+    let qn = cp.og / DW_Q;
+    let wg = wid.x + wid.y * nwg.x;
+    let rest = wg / tiles;
+    if (rest >= cp.n * cp.c * qn) { return; }
+    let tile = wg % tiles;
+    let q = rest % qn;
+    let nc = rest / qn;                 // nimg * C + c
+    let nimg = nc / cp.c;
+    let o0 = (nc % cp.c) * cp.og + q * DW_Q;
+    let oh0 = (tile / tiles_x) * th;
+    let ow0 = (tile % tiles_x) * DW_TX;
+    let ic = DW_TX + cp.kw - 1u;        // row pitch of the tile
+    let cells = (th + cp.kh - 1u) * ic;
+    let xb = nc * cp.hw;
+    for (var i = t; i < cells; i += 256u) {
+        let ih = i32(oh0 + i / ic) - i32(cp.pt);
+        let iw = i32(ow0 + i % ic) - i32(cp.pl);
+        var v = 0.0;
+        if (ih >= 0 && ih < i32(cp.h) && iw >= 0 && iw < i32(cp.w)) {
+            v = cx[xb + u32(ih) * cp.w + u32(iw)];
+        }
+        dw_tile[i] = v;
+    }
+    for (var k = t; k < cp.khw; k += 256u) {
+        var wv = vec4<f32>(0.0);
+        for (var j = 0u; j < DW_Q; j++) { wv[j] = cw[(o0 + j) * cp.khw + k]; }
+        dw_w[k] = wv;
+    }
+    workgroupBarrier();
+
+    let tx = t % DW_TX;
+    let ty = t / DW_TX;
+    // acc[i]: output row i, channels j < DW_Q in the lanes (DW_Q = 1: lane 0).
+    var acc: array<vec4<f32>, 4>;
+    for (var v = 0u; v < cp.kw; v++) {
+        var p = ty * DW_R * ic + tx + v;
+        // Input rows u + i for output rows i < 4 at kernel row u: r0..r3.
+        var r0 = dw_tile[p];
+        var r1 = dw_tile[p + ic];
+        var r2 = dw_tile[p + 2u * ic];
+        p += 3u * ic;
+        for (var u = 0u; u < cp.kh; u++) {
+            let r3 = dw_tile[p];
+            let wv = dw_w[u * cp.kw + v];
+            acc[0] = fma(vec4<f32>(r0), wv, acc[0]);
+            acc[1] = fma(vec4<f32>(r1), wv, acc[1]);
+            acc[2] = fma(vec4<f32>(r2), wv, acc[2]);
+            acc[3] = fma(vec4<f32>(r3), wv, acc[3]);
+            r0 = r1;
+            r1 = r2;
+            r2 = r3;
+            p += ic;
+        }
+    }
+    let ow = ow0 + tx;
+    for (var i = 0u; i < DW_R; i++) {
+        let oh = oh0 + ty * DW_R + i;
+        for (var j = 0u; j < DW_Q; j++) { dw_store(nimg, o0 + j, oh, ow, acc[i][j]); }
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 mod pose;
 
 use crate::error::Result;
-use crate::ops::{self, Activation, Conv2dParams, Epilogue};
+use crate::ops::{self, Activation, Conv2dParams, ConvAlgo, Epilogue};
 use crate::reference;
 use crate::rng::SplitMix;
 use crate::runtime::{Context, Recorder};
@@ -281,15 +281,20 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
-    // Convolutions: (name, N, C, H, W, O, k, pad, groups).
-    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize); 5] = [
-        ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1),
-        ("conv_dw7x7_64", 128, 64, 28, 56, 64, 7, 3, 64),
-        ("conv_1x1_64", 128, 64, 28, 56, 64, 1, 0, 1),
-        ("conv3x3_64", 128, 64, 28, 56, 64, 3, 1, 1),
-        ("conv3x3_vgg128", 32, 128, 56, 56, 128, 3, 1, 1),
+    // Convolutions: (name, N, C, H, W, O, k, pad, groups, kernel). The `_direct` and `_gemm` cases
+    // are the same shapes on the kernels the ladder passes over, to compare within one run.
+    use ConvAlgo::{Auto, Depthwise, Gemm};
+    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, ConvAlgo); 8] = [
+        ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1, Auto),
+        ("conv_sensorium_in_9x9_direct", 128, 1, 36, 64, 64, 9, 0, 1, Depthwise),
+        ("conv_sensorium_in_9x9_gemm", 128, 1, 36, 64, 64, 9, 0, 1, Gemm),
+        ("conv_dw7x7_64", 128, 64, 28, 56, 64, 7, 3, 64, Auto),
+        ("conv_dw7x7_64_direct", 128, 64, 28, 56, 64, 7, 3, 64, Depthwise),
+        ("conv_1x1_64", 128, 64, 28, 56, 64, 1, 0, 1, Auto),
+        ("conv3x3_64", 128, 64, 28, 56, 64, 3, 1, 1, Auto),
+        ("conv3x3_vgg128", 32, 128, 56, 56, 128, 3, 1, 1, Auto),
     ];
-    for (name, n, c, h, w, o, k, pad, g) in convs {
+    for (name, n, c, h, w, o, k, pad, g, algo) in convs {
         if !wanted(name) {
             continue;
         }
@@ -300,7 +305,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         let wd: Vec<f32> = rnd(ws.iter().product()).iter().map(|v| v / ((c / g * k * k) as f32).sqrt()).collect();
         let bd = rnd(o);
         finish(measure(ctx, opts, || {
-            let p = Conv2dParams::default().with_padding(pad, pad).with_groups(g);
+            let p = Conv2dParams::default().with_padding(pad, pad).with_groups(g).with_algo(algo);
             let (x, wt, bt) =
                 (Tensor::from_f32(ctx, &xd, &xs)?, Tensor::from_f32(ctx, &wd, &ws)?, Tensor::from_f32(ctx, &bd, &[o])?);
             let ho = h + 2 * pad - k + 1;

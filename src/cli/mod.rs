@@ -223,13 +223,13 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
         println!("standard suite on {}", ctx.adapter());
     }
     println!(
-        "{:<26} {:>10} {:>10} {:>10} {:>7} {:>10} {:>6}",
+        "{:<30} {:>10} {:>10} {:>10} {:>7} {:>10} {:>6}",
         "case", "ms", "GB/s", "GFLOP/s", "% copy", "max err", "check"
     );
     let mut copy_gbs = None;
     let results = bench::run_suite(&ctx, &opts, |r: &BenchResult| {
         if let Some(e) = &r.error {
-            println!("{:<26} error: {e}", r.case);
+            println!("{:<30} error: {e}", r.case);
             return;
         }
         if r.case == "copy_256mib" {
@@ -240,7 +240,7 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
             _ => "-".into(),
         };
         println!(
-            "{:<26} {:>10.4} {:>10} {:>10} {:>7} {:>10.2e} {:>6}{}",
+            "{:<30} {:>10.4} {:>10} {:>10} {:>7} {:>10.2e} {:>6}{}",
             r.case,
             r.ms,
             fmt_opt(r.gbs, 1),

@@ -1,8 +1,9 @@
 //! conv2d with PyTorch semantics and a fused epilogue (bias, per-channel scale and shift for
 //! folded batch norm, activation).
 //!
-//! The kernel ladder: depthwise (one input channel per group) → direct kernel; 1×1, stride 1, no
-//! padding, one group → GEMM per image; everything else → implicit GEMM.
+//! The kernel ladder: depthwise (one input channel per group) with stride 1 and no dilation → tiled
+//! kernel (input tile and weights in workgroup memory), other depthwise → direct kernel; 1×1,
+//! stride 1, no padding, one group → GEMM per image; everything else → implicit GEMM.
 
 use super::{expect_shape, Activation};
 use crate::error::{Error, Result};
@@ -17,7 +18,10 @@ pub enum ConvAlgo {
     Auto,
     Gemm,
     OneByOne,
+    /// The direct depthwise kernel: any stride and dilation, one output per invocation.
     Depthwise,
+    /// The tiled depthwise kernel: stride 1, dilation 1, a kernel of at most 256 taps.
+    DepthwiseTiled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,12 +185,42 @@ pub fn pick_algo(s: &ConvShape, p: &Conv2dParams) -> ConvAlgo {
         return p.algo;
     }
     if s.c == p.groups {
-        ConvAlgo::Depthwise
+        if depthwise_tile(s, p).is_some() {
+            ConvAlgo::DepthwiseTiled
+        } else {
+            ConvAlgo::Depthwise
+        }
     } else if one_by_one(s, p) {
         ConvAlgo::OneByOne
     } else {
         ConvAlgo::Gemm
     }
+}
+
+/// Workgroup memory of conv2d_depthwise_tile, in f32 (the WGSL arrays' sizes).
+const DW_TILE_CAP: usize = 3072;
+const DW_TAPS_CAP: usize = 256;
+
+/// The tiled depthwise kernel's layout for a shape: (invocations along the columns, output channels
+/// per invocation), or None where the kernel does not apply. The column count is the one that wastes
+/// the fewest invocations on the tile's overhang, wider first on ties (wider rows coalesce).
+pub fn depthwise_tile(s: &ConvShape, p: &Conv2dParams) -> Option<(usize, usize)> {
+    if s.c != p.groups || p.stride != [1, 1] || p.dilation != [1, 1] || s.kh * s.kw > DW_TAPS_CAP {
+        return None;
+    }
+    let mut best: Option<(usize, usize)> = None;
+    for tx in [32, 16, 8] {
+        let th = 256 / tx * 4;
+        if (th + s.kh - 1) * (tx + s.kw - 1) > DW_TILE_CAP {
+            continue;
+        }
+        let covered = s.wo.div_ceil(tx) * tx * s.ho.div_ceil(th) * th;
+        if best.is_none_or(|(_, c)| covered < c) {
+            best = Some((tx, covered));
+        }
+    }
+    let q = if (s.o / s.c) % 4 == 0 { 4 } else { 1 };
+    best.map(|(tx, _)| (tx, q))
 }
 
 fn one_by_one(s: &ConvShape, p: &Conv2dParams) -> bool {
@@ -224,6 +258,16 @@ pub fn conv2d(
         ConvAlgo::Depthwise if s.c != g => {
             return Err(Error::param(OP, "algo", format!("depthwise needs groups == channels ({g} != {})", s.c)))
         }
+        ConvAlgo::DepthwiseTiled if depthwise_tile(&s, p).is_none() => {
+            return Err(Error::param(
+                OP,
+                "algo",
+                format!(
+                    "the tiled depthwise path needs groups == channels, stride 1, dilation 1 and at most \
+                     {DW_TAPS_CAP} kernel taps"
+                ),
+            ))
+        }
         ConvAlgo::OneByOne if !one_by_one(&s, p) => {
             return Err(Error::param(OP, "algo", "the 1x1 path needs a 1x1 kernel, stride 1, no padding, one group"))
         }
@@ -235,8 +279,15 @@ pub fn conv2d(
     let og = s.o / g;
     let kdim = (s.c / g) * s.kh * s.kw;
     let otiles = og.div_ceil(BN);
+    let mut tile = (32, 1);
     let (entry, groups) = match algo {
         ConvAlgo::Depthwise => ("conv2d_depthwise", super::elementwise_grid(ctx, m * s.o, OP)?),
+        ConvAlgo::DepthwiseTiled => {
+            tile = depthwise_tile(&s, p).expect("checked above");
+            let (tx, q) = tile;
+            let tiles = s.wo.div_ceil(tx) * s.ho.div_ceil(256 / tx * 4);
+            ("conv2d_depthwise_tile", ctx.grid_1d((tiles * s.n * s.o / q) as u64, OP)?)
+        }
         ConvAlgo::OneByOne | ConvAlgo::Gemm | ConvAlgo::Auto => {
             let z = if algo == ConvAlgo::OneByOne { otiles } else { otiles * g };
             let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
@@ -265,6 +316,11 @@ pub fn conv2d(
     )
     .with("HAS_BIAS", bias.is_some() as u8 as f64)
     .with("HAS_AFFINE", epi.scale.is_some() as u8 as f64);
+    let key = if algo == ConvAlgo::DepthwiseTiled {
+        key.with("DW_TX", tile.0 as f64).with("DW_Q", tile.1 as f64)
+    } else {
+        key
+    };
     let kernel = ctx.kernel(&epi.act.specialize(key))?;
     let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
     let params = ConvParams {
