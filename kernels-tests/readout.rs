@@ -69,6 +69,85 @@ fn gaussian_readout_many_neurons() {
     }
 }
 
+/// The sorted readout gives the same responses, in the caller's neuron order, as the plain one and
+/// the reference: many neurons, one neuron, shared positions (ties), positions past the border.
+#[test]
+fn gaussian_readout_sorted_matches() {
+    let mut rng = SplitMix::new(63);
+    for (n, c, h, w, m) in [(2, 64, 7, 11, 1000), (1, 1, 1, 1, 1), (3, 13, 5, 1, 257), (2, 3, 28, 56, 4001)] {
+        let x = rng.vec(n * c * h * w, -1.0, 1.0);
+        let mut mu = rng.vec(m * 2, -1.3, 1.3);
+        // Some neurons share a position (ties keep their order), some sit on the corners.
+        for i in (0..m).step_by(7) {
+            mu[2 * i] = mu[0];
+            mu[2 * i + 1] = mu[1];
+        }
+        if m > 3 {
+            mu[2..6].copy_from_slice(&[1.0, 1.0, -1.0, -1.0]);
+        }
+        let f = rng.vec(c * m, -0.5, 0.5);
+        let b = rng.vec(m, -1.0, 1.0);
+        let s = rng.vec(n * 2, -0.3, 0.3);
+        for (bias, shift, align) in [(true, true, true), (false, false, false), (true, false, false)] {
+            let want =
+                rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bias.then_some(&b[..]), shift.then_some(&s[..]), align);
+            let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
+            let sorted = ops::SortedReadout::new(ctx(), &mu, &f, c, bias.then_some(&b[..])).unwrap();
+            let mut seen = sorted.order().to_vec();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..m as u32).collect::<Vec<_>>(), "the order is a permutation");
+            let got = run1(|rec| {
+                let st = up(&s, &[n, 2]);
+                ops::gaussian_readout_sorted(
+                    rec,
+                    &up(&x, &[n, c, h, w]),
+                    &sorted,
+                    shift.then_some(&st),
+                    align,
+                    ops::Activation::Elu1,
+                )
+            });
+            let what = format!("sorted readout [{n},{c},{h},{w}] M {m} bias {bias} shift {shift} align {align}");
+            assert_close(&got, &want, 1e-4, 1e-4, &what);
+        }
+    }
+}
+
+/// Z-order keeps neighbours together: the 32 slots of a warp span a small part of the grid, where
+/// the caller's random order spans all of it.
+#[test]
+fn readout_order_is_local() {
+    let mut rng = SplitMix::new(64);
+    let m = 8000;
+    let mu = rng.vec(2 * m, -1.0, 1.0);
+    let spread = |idx: &mut dyn Iterator<Item = usize>| {
+        let pts: Vec<usize> = idx.collect();
+        let mut total = 0.0;
+        for chunk in pts.chunks(32) {
+            let (mut x0, mut x1, mut y0, mut y1) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+            for &i in chunk {
+                x0 = x0.min(mu[2 * i]);
+                x1 = x1.max(mu[2 * i]);
+                y0 = y0.min(mu[2 * i + 1]);
+                y1 = y1.max(mu[2 * i + 1]);
+            }
+            total += (x1 - x0) * (y1 - y0);
+        }
+        total / pts.len().div_ceil(32) as f32
+    };
+    let order = ops::readout::readout_order(&mu);
+    let sorted = spread(&mut order.iter().map(|&i| i as usize));
+    let plain = spread(&mut (0..m));
+    assert!(sorted < plain / 20.0, "mean area of a warp's positions: sorted {sorted}, unsorted {plain}");
+    // Refusals: mis-sized features or bias, non-finite positions.
+    assert!(ops::SortedReadout::new(ctx(), &mu, &mu[..10], 3, None).is_err());
+    assert!(ops::SortedReadout::new(ctx(), &mu, &mu, 2, Some(&mu[..5])).is_err());
+    let mut bad = mu.clone();
+    bad[9] = f32::NAN;
+    let e = ops::SortedReadout::new(ctx(), &bad, &mu, 2, None).err().expect("NaN position accepted");
+    assert!(e.to_string().contains("mu[4][1]"), "{e}");
+}
+
 #[test]
 fn poisson_nll_reductions_over_many_workgroups() {
     let mut rng = SplitMix::new(63);

@@ -104,6 +104,7 @@ fn kernel_variants_follow_the_shape() {
     ops::conv2d(&mut rec, &x8, &up(&[0.1; 6], &[2, 3, 1, 1]), None, &d, &e).unwrap();
     ops::conv2d(&mut rec, &x5, &up(&[0.1; 6], &[2, 3, 1, 1]), None, &d, &e).unwrap();
     ops::conv2d(&mut rec, &x5, &up(&[0.1; 27], &[3, 1, 3, 3]), None, &d.with_groups(3), &e).unwrap();
+    ops::conv2d(&mut rec, &x5, &up(&[0.1; 27], &[3, 1, 3, 3]), None, &d.with_groups(3).with_stride(2, 2), &e).unwrap();
     ops::conv2d(&mut rec, &x5, &up(&[0.1; 54], &[2, 3, 3, 3]), None, &d, &e).unwrap();
     let a = up(&[0.5; 1100 * 4], &[1100, 4]); // 9 row tiles: the tiled kernels
     ops::matmul(&mut rec, &a, &up(&[0.5; 8], &[4, 2])).unwrap(); // N = 2: scalar
@@ -116,6 +117,7 @@ fn kernel_variants_follow_the_shape() {
         [
             "conv2d/conv2d_1x1_vec4",
             "conv2d/conv2d_1x1",
+            "conv2d/conv2d_depthwise_tile",
             "conv2d/conv2d_depthwise",
             "conv2d/conv2d_gemm",
             "matmul/matmul",

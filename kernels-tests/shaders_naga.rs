@@ -33,7 +33,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         }
         "readout" => {
             v.push(vec![("ALIGN_CORNERS", 1.0), ("RO_BIAS", 1.0), ("RO_SHIFT", 1.0), ("RO_SAMPLE", 1.0), ("ACT", 3.0)]);
-            v.push(vec![("REDUCE", 1.0)]);
+            v.push(vec![("REDUCE", 1.0), ("RO_ORDER", 1.0)]);
         }
         _ => {}
     }

@@ -20,6 +20,10 @@ override REDUCE: bool = false;
 // Sampling mode: positions drawn from each neuron's Gaussian (full covariance factor sigma [M, 2, 2]),
 // z from Philox: element (n * M + m) * 2 + d of stream (seed, offset).
 override RO_SAMPLE: bool = false;
+// Neuron order (ops::SortedReadout): slot j of mu, features and bias belongs to neuron ro_order[j]
+// (an index held as f32, exact below 2^24), whose column of the output it writes. Slots are in
+// Z-order of the positions, so neighbouring invocations sample neighbouring pixels.
+override RO_ORDER: bool = false;
 
 @group(0) @binding(0) var<uniform> ro: RoParams;
 @group(0) @binding(1) var<storage, read> ro_x: array<f32>;
@@ -29,6 +33,7 @@ override RO_SAMPLE: bool = false;
 @group(0) @binding(5) var<storage, read> ro_d: array<f32>;   // shift / loc
 @group(0) @binding(6) var<storage, read_write> ro_y: array<f32>;
 @group(0) @binding(7) var<storage, read> ro_sigma: array<f32>;
+@group(0) @binding(8) var<storage, read> ro_order: array<f32>;
 
 // Pixel coordinate of a normalized one along an axis of `size` pixels.
 fn unnormalize(g: f32, size: u32) -> f32 {
@@ -73,7 +78,7 @@ fn grid_sample(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     ro_y[i] = bilinear(nc * ro.h * ro.w, ro_a[g], ro_a[g + 1u]);
 }
 
-// One invocation per (n, m), neurons varying fastest; ro_a = mu [M, 2], ro_b = features [C, M],
+// One invocation per (n, slot m), slots varying fastest; ro_a = mu [M, 2], ro_b = features [C, M],
 // ro_c = bias [M], ro_d = shift [N, 2].
 @compute @workgroup_size(256)
 fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -120,7 +125,9 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         acc = fma(v, ro_b[c * ro.m + m], acc);
     }
     if (RO_BIAS) { acc += ro_c[m]; }
-    ro_y[i] = activate(acc);
+    var out = i;
+    if (RO_ORDER) { out = nimg * ro.m + u32(ro_order[m]); }
+    ro_y[out] = activate(acc);
 }
 
 var<workgroup> ro_red: array<f32, 256>;

@@ -21,11 +21,13 @@ pub struct BenchOptions {
     pub filter: Option<String>,
     /// Timed repetitions (at least 20 are used).
     pub reps: usize,
+    /// Keep each case's GPU time per dispatch label ([`BenchResult::profile`]).
+    pub profile: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { full: false, filter: None, reps: 20 }
+        BenchOptions { full: false, filter: None, reps: 20, profile: false }
     }
 }
 
@@ -41,6 +43,9 @@ pub struct BenchResult {
     /// "gpu" (timestamp queries) or "wall".
     pub timer: &'static str,
     pub error: Option<String>,
+    /// With `profile` and timestamp queries: per dispatch label, in the order first recorded, the
+    /// median over the repetitions of its summed GPU time and its dispatch count per run.
+    pub profile: Vec<(String, f64, usize)>,
 }
 
 impl BenchResult {
@@ -64,6 +69,14 @@ impl BenchResult {
         m.insert("checked".into(), self.checked.into());
         if self.timer == "wall" {
             m.insert("timer".into(), "wall".into());
+        }
+        if !self.profile.is_empty() {
+            let rows: Vec<serde_json::Value> = self
+                .profile
+                .iter()
+                .map(|(l, ms, k)| serde_json::json!({"label": l, "ms": round(*ms, 5), "count": k}))
+                .collect();
+            m.insert("profile".into(), rows.into());
         }
         m.into()
     }
@@ -90,12 +103,15 @@ pub fn device_json(ctx: &Context, small: bool) -> serde_json::Value {
     })
 }
 
+/// What [`time_op`] measured: the median time, its timer, and the per-label profile.
+struct Timed {
+    ms: f64,
+    timer: &'static str,
+    profile: Vec<(String, f64, usize)>,
+}
+
 /// Median time of `reps` submits of what `record` records (GPU time of every dispatch of the op).
-fn time_op(
-    ctx: &Context,
-    reps: usize,
-    record: &dyn Fn(&mut Recorder) -> Result<Tensor>,
-) -> Result<(f64, &'static str)> {
+fn time_op(ctx: &Context, reps: usize, record: &dyn Fn(&mut Recorder) -> Result<Tensor>) -> Result<Timed> {
     for _ in 0..3 {
         let mut rec = ctx.recorder();
         let y = record(&mut rec)?;
@@ -104,21 +120,56 @@ fn time_op(
     }
     let gpu = ctx.capabilities().timestamps;
     let mut ts = Vec::with_capacity(reps);
+    // Per label: (dispatches per run, each run's summed time).
+    let mut labels: Vec<(String, usize, Vec<f64>)> = Vec::new();
     for _ in 0..reps.max(20) {
         let mut rec = ctx.recorder().timed(gpu);
         let t0 = Instant::now();
         record(&mut rec)?;
         let done = rec.submit()?;
-        match done.total_ms() {
-            Some(ms) => ts.push(ms),
+        match &done.timings {
+            Some(t) => {
+                ts.push(t.iter().map(|x| x.ms).sum());
+                let mut run: Vec<(usize, usize, f64)> = Vec::new();
+                for x in t {
+                    let i = match labels.iter().position(|(l, _, _)| *l == x.label) {
+                        Some(i) => i,
+                        None => {
+                            labels.push((x.label.clone(), 0, Vec::new()));
+                            labels.len() - 1
+                        }
+                    };
+                    match run.iter_mut().find(|r| r.0 == i) {
+                        Some(r) => {
+                            r.1 += 1;
+                            r.2 += x.ms;
+                        }
+                        None => run.push((i, 1, x.ms)),
+                    }
+                }
+                for (i, k, ms) in run {
+                    labels[i].1 = k;
+                    labels[i].2.push(ms);
+                }
+            }
             None => {
                 ctx.wait()?;
                 ts.push(t0.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
-    ts.sort_by(|a, b| a.total_cmp(b));
-    Ok((ts[ts.len() / 2], if gpu { "gpu" } else { "wall" }))
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let profile = labels
+        .into_iter()
+        .map(|(l, k, mut v)| {
+            let m = median(&mut v);
+            (l, m, k)
+        })
+        .collect();
+    Ok(Timed { ms: median(&mut ts), timer: if gpu { "gpu" } else { "wall" }, profile })
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
@@ -140,7 +191,10 @@ fn measure<'a>(ctx: &Context, opts: &BenchOptions, make: impl FnOnce() -> Result
     let outcome = (|| -> Result<()> {
         let case = make()?;
         res.case = case.name.to_string();
-        let (ms, timer) = time_op(ctx, opts.reps, &*case.record)?;
+        let Timed { ms, timer, profile } = time_op(ctx, opts.reps, &*case.record)?;
+        if opts.profile {
+            res.profile = profile;
+        }
         let mut rec = ctx.recorder();
         let y = (case.record)(&mut rec)?;
         let h = rec.read_back(&y);
@@ -524,7 +578,12 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
-    if wanted("gaussian_readout_8000") {
+    // gaussian_readout_8000 runs the sorted readout, as the Sensorium model does (the neurons sorted
+    // once at load); _unsorted is the same readout in the caller's neuron order.
+    for (name, sorted) in [("gaussian_readout_8000", true), ("gaussian_readout_8000_unsorted", false)] {
+        if !wanted(name) {
+            continue;
+        }
         let m = 8000;
         let xd = rnd(fnum);
         let (mud, fd, bd) = (rnd(2 * m), rnd(64 * m), rnd(m));
@@ -535,14 +594,20 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 Tensor::from_f32(ctx, &fd, &[64, m])?,
                 Tensor::from_f32(ctx, &bd, &[m])?,
             );
+            let table = ops::SortedReadout::new(ctx, &mud, &fd, 64, Some(&bd))?;
             let (xd, mud, fd, bd) = (&xd, &mud, &fd, &bd);
             Ok(Case {
-                name: "gaussian_readout_8000",
+                name,
                 flops: 0.0,
                 // As torch_peers.py counts it: four taps per channel per neuron per image, plus the output.
                 bytes: 4.0 * (fs[0] * m * 64 * 4 + fs[0] * m) as f64,
                 record: Box::new(move |rec| {
-                    ops::gaussian_readout(rec, &x, &mu, &f, Some(&bias), None, true, ops::Activation::Identity)
+                    let act = ops::Activation::Identity;
+                    if sorted {
+                        ops::gaussian_readout_sorted(rec, &x, &table, None, true, act)
+                    } else {
+                        ops::gaussian_readout(rec, &x, &mu, &f, Some(&bias), None, true, act)
+                    }
                 }),
                 check: Box::new(move |out| {
                     let per = 64 * 28 * 56;

@@ -102,6 +102,9 @@ enum Cmd {
         /// Timed repetitions per case (at least 20).
         #[arg(long, default_value_t = 20)]
         reps: usize,
+        /// Also show each case's GPU time per kernel (dispatch label), in the table and the JSON.
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -170,7 +173,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} ({})", output.display(), desc.join(", "));
             Ok(())
         }
-        Cmd::Bench { json, filter, full, reps } => bench_cmd(json, filter, full, reps),
+        Cmd::Bench { json, filter, full, reps, profile } => bench_cmd(json, filter, full, reps, profile),
         Cmd::Flow { cmd } => flow_cmd(cmd),
         Cmd::Sample { weights, config, observations, samples, frames, seed, output } => {
             sample_cmd(weights, config, observations, samples, frames, seed, output)
@@ -210,9 +213,9 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
     v.map(|x| format!("{x:.prec$}")).unwrap_or_else(|| "-".into())
 }
 
-fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: usize) -> Result<()> {
+fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: usize, profile: bool) -> Result<()> {
     let ctx = Context::new()?;
-    let opts = BenchOptions { full, filter, reps };
+    let opts = BenchOptions { full, filter, reps, profile };
     let small = bench::is_small(&ctx, &opts);
     if small {
         println!(
@@ -250,6 +253,10 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
             r.checked,
             if r.timer == "wall" { " (wall clock)" } else { "" }
         );
+        for (label, ms, count) in &r.profile {
+            let share = if r.ms > 0.0 { 100.0 * ms / r.ms } else { 0.0 };
+            println!("    {label:<40} {ms:>10.4} ms {share:>5.1} %  x{count}");
+        }
         let _ = std::io::stdout().flush();
     });
     if let Some(path) = json {

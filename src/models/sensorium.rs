@@ -268,7 +268,8 @@ struct Readout {
     features: HostTensor,
     bias: HostTensor,
     align_corners: bool,
-    dev: Option<(Tensor, Tensor, Tensor)>,
+    /// mu, features and bias on the device, neurons in Z-order of their positions.
+    dev: Option<ops::SortedReadout>,
 }
 
 /// A loaded model.
@@ -574,7 +575,8 @@ impl Sensorium {
             }
         }
         for r in self.readouts.values_mut() {
-            r.dev = Some((up(&r.mu)?, up(&r.features)?, up(&r.bias)?));
+            let c = r.features.shape[0];
+            r.dev = Some(ops::SortedReadout::new(ctx, &r.mu.data, &r.features.data, c, Some(&r.bias.data))?);
             for mlp in r.shifter.iter_mut().chain(r.modulator.iter_mut()) {
                 mlp.upload(ctx)?;
             }
@@ -679,18 +681,14 @@ impl Sensorium {
             None => None,
         };
         let core = self.record_core(rec, images)?;
-        let (mu, f, b) = r.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
+        let sorted = r.dev.as_ref().ok_or_else(|| Error::param("sensorium", "weights", "not uploaded"))?;
         match gain {
-            None => {
-                ops::gaussian_readout(rec, &core, mu, f, Some(b), shift.as_ref(), r.align_corners, Activation::Elu1)
-            }
+            None => ops::gaussian_readout_sorted(rec, &core, sorted, shift.as_ref(), r.align_corners, Activation::Elu1),
             Some(g) => {
-                let y = ops::gaussian_readout(
+                let y = ops::gaussian_readout_sorted(
                     rec,
                     &core,
-                    mu,
-                    f,
-                    Some(b),
+                    sorted,
                     shift.as_ref(),
                     r.align_corners,
                     Activation::Identity,

@@ -35,7 +35,9 @@ pub use matmul::{linear, matmul, matmul_nt};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 pub use random::{random_normal, random_normal_scaled, random_uniform};
-pub use readout::{gaussian_readout, gaussian_readout_sample, grid_sample, ReadoutSample};
+pub use readout::{
+    gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
+};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;

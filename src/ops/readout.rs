@@ -1,9 +1,10 @@
 //! Sampling the core's feature map (shaders/readout.wgsl): bilinear grid_sample and the
-//! FullGaussian2d readout in eval mode (models.md §5.1).
+//! FullGaussian2d readout in eval mode (models.md §5.1), with its parameters as given or as a
+//! [`SortedReadout`] (neurons in Z-order of their positions, for the cache).
 
 use super::expect_shape;
 use crate::error::{Error, Result};
-use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::runtime::{Access, Context, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -29,6 +30,18 @@ pub(crate) struct RoParams {
 
 pub(crate) const BINDINGS: [Access; 7] =
     [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read];
+
+/// gaussian_readout's bindings: BINDINGS and the neuron order.
+const READOUT_BINDINGS: [Access; 8] = [
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::Read,
+    Access::ReadWrite,
+    Access::Read,
+    Access::Read,
+];
 
 fn nchw(op: &'static str, x: &[usize]) -> Result<[usize; 4]> {
     match *x {
@@ -127,7 +140,7 @@ pub fn gaussian_readout_sample(
     act: super::Activation,
     sample: ReadoutSample,
 ) -> Result<Tensor> {
-    readout(rec, x, mu, features, bias, shift, align_corners, act, Some(sample))
+    readout(rec, x, mu, features, bias, shift, align_corners, act, Some(sample), None)
 }
 
 /// The Gaussian readout in eval mode: for every image n and neuron m, the bilinear sample of x at
@@ -144,7 +157,102 @@ pub fn gaussian_readout(
     align_corners: bool,
     act: super::Activation,
 ) -> Result<Tensor> {
-    readout(rec, x, mu, features, bias, shift, align_corners, act, None)
+    readout(rec, x, mu, features, bias, shift, align_corners, act, None, None)
+}
+
+/// An eval-mode Gaussian readout's parameters on the device with the neurons reordered for the
+/// cache: in Z-order (Morton order) of their clamped positions, so the 32 or 64 invocations that run
+/// together sample a few neighbouring pixels and their reads of the feature map fall on the same
+/// cache lines, instead of one scattered read per neuron per tap per channel. `mu`, `features` and
+/// `bias` are stored in that order; the kernel writes each neuron's response to its own column, so
+/// the output is the same [N, M] as [`gaussian_readout`]'s, in the caller's neuron order. Build it
+/// once when a model loads (the positions are fixed at inference).
+pub struct SortedReadout {
+    mu: Tensor,
+    features: Tensor,
+    bias: Option<Tensor>,
+    order: Tensor,
+    perm: Vec<u32>,
+}
+
+/// The largest neuron count a [`SortedReadout`] holds: its order is stored as f32 indices.
+pub const SORTED_READOUT_MAX_NEURONS: usize = 1 << 24;
+
+/// The Z-order slot permutation of positions `mu` [M, 2] (x, y in [-1, 1] after clamping):
+/// `perm[slot]` is the neuron in that slot. Ties keep the neurons' order.
+pub fn readout_order(mu: &[f32]) -> Vec<u32> {
+    fn spread(v: u32) -> u64 {
+        (0..16).fold(0u64, |acc, b| acc | (((v as u64 >> b) & 1) << (2 * b)))
+    }
+    let q = |g: f32| ((g.clamp(-1.0, 1.0) + 1.0) * 0.5 * 65535.0).round() as u32;
+    let code = |i: usize| spread(q(mu[2 * i])) | (spread(q(mu[2 * i + 1])) << 1);
+    let mut perm: Vec<u32> = (0..(mu.len() / 2) as u32).collect();
+    perm.sort_by_key(|&i| (code(i as usize), i));
+    perm
+}
+
+impl SortedReadout {
+    /// Sorts and uploads mu [M, 2], features [C, M] and bias [M]; refuses mis-sized or non-finite
+    /// positions.
+    pub fn new(ctx: &Context, mu: &[f32], features: &[f32], c: usize, bias: Option<&[f32]>) -> Result<SortedReadout> {
+        const OP: &str = "gaussian_readout";
+        let m = mu.len() / 2;
+        if mu.len() % 2 != 0 || m == 0 {
+            return Err(Error::shape(OP, "mu", &[mu.len()], "[M, 2] with M >= 1"));
+        }
+        if m > SORTED_READOUT_MAX_NEURONS {
+            return Err(Error::param(
+                OP,
+                "neurons",
+                format!("{m} is past the sorted readout's {SORTED_READOUT_MAX_NEURONS}"),
+            ));
+        }
+        if c == 0 || features.len() != c * m {
+            return Err(Error::shape(OP, "features", &[features.len()], format!("[C, {m}] with C >= 1")));
+        }
+        if let Some(b) = bias {
+            if b.len() != m {
+                return Err(Error::shape(OP, "bias", &[b.len()], format!("[{m}]")));
+            }
+        }
+        if let Some(i) = mu.iter().position(|v| !v.is_finite()) {
+            return Err(Error::param(OP, "mu", format!("mu[{}][{}] = {} is not finite", i / 2, i % 2, mu[i])));
+        }
+        let perm = readout_order(mu);
+        let mu_s: Vec<f32> = perm.iter().flat_map(|&i| [mu[2 * i as usize], mu[2 * i as usize + 1]]).collect();
+        let f_s: Vec<f32> = (0..c).flat_map(|ch| perm.iter().map(move |&i| features[ch * m + i as usize])).collect();
+        let order: Vec<f32> = perm.iter().map(|&i| i as f32).collect();
+        Ok(SortedReadout {
+            mu: Tensor::from_f32(ctx, &mu_s, &[m, 2])?,
+            features: Tensor::from_f32(ctx, &f_s, &[c, m])?,
+            bias: bias
+                .map(|b| Tensor::from_f32(ctx, &perm.iter().map(|&i| b[i as usize]).collect::<Vec<_>>(), &[m]))
+                .transpose()?,
+            order: Tensor::from_f32(ctx, &order, &[m])?,
+            perm,
+        })
+    }
+
+    /// The neuron in each slot.
+    pub fn order(&self) -> &[u32] {
+        &self.perm
+    }
+
+    pub fn neurons(&self) -> usize {
+        self.perm.len()
+    }
+}
+
+/// [`gaussian_readout`] with sorted parameters: the same [N, M] responses, in the caller's order.
+pub fn gaussian_readout_sorted(
+    rec: &mut Recorder,
+    x: &Tensor,
+    r: &SortedReadout,
+    shift: Option<&Tensor>,
+    align_corners: bool,
+    act: super::Activation,
+) -> Result<Tensor> {
+    readout(rec, x, &r.mu, &r.features, r.bias.as_ref(), shift, align_corners, act, None, Some(&r.order))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -158,6 +266,7 @@ fn readout(
     align_corners: bool,
     act: super::Activation,
     sample: Option<ReadoutSample>,
+    order: Option<&Tensor>,
 ) -> Result<Tensor> {
     const OP: &str = "gaussian_readout";
     act.validate()?;
@@ -189,7 +298,8 @@ fn readout(
         off_hi: (offset >> 32) as u32,
         ..Default::default()
     };
-    let key = PipelineKey::new("readout", "gaussian_readout", &BINDINGS)
+    let key = PipelineKey::new("readout", "gaussian_readout", &READOUT_BINDINGS)
+        .with("RO_ORDER", order.is_some() as u8 as f64)
         .with("ALIGN_CORNERS", align_corners as u8 as f64)
         .with("RO_BIAS", bias.is_some() as u8 as f64)
         .with("RO_SHIFT", shift.is_some() as u8 as f64)
@@ -201,7 +311,7 @@ fn readout(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(x), Some(mu), Some(features), bias, shift, Some(&y), sample.map(|s| s.sigma)],
+        &[Some(x), Some(mu), Some(features), bias, shift, Some(&y), sample.map(|s| s.sigma), order],
         groups,
     )?;
     Ok(y)
