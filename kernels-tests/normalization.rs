@@ -4,7 +4,7 @@
 
 use crate::common::{assert_close, ctx, run1, up};
 use vcortex::ops::{
-    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, SupDivisor,
+    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, LocalPath, MaxScope, NeurnParams, SupDivisor,
 };
 use vcortex::reference;
 use vcortex::rng::SplitMix;
@@ -30,6 +30,17 @@ fn box_sum_matches_the_direct_window() {
 }
 
 fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool, beta: bool) {
+    if p.field == DnField::Local {
+        // Both paths where the one-pass kernel takes the windows; the separable one otherwise.
+        let fits = ops::divisive_norm::local_tile(shape[2], shape[3], p.sum_window, p.sup_window).is_some();
+        dn_case_on(rng, shape, p, gamma, beta, LocalPath::Separable);
+        dn_case_on(rng, shape, p, gamma, beta, if fits { LocalPath::OnePass } else { LocalPath::Auto });
+    } else {
+        dn_case_on(rng, shape, p, gamma, beta, LocalPath::Auto);
+    }
+}
+
+fn dn_case_on(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool, beta: bool, path: LocalPath) {
     let n: usize = shape.iter().product();
     let c = shape[1];
     let xd = rng.vec(n, -2.0, 2.0);
@@ -37,12 +48,13 @@ fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool,
     let want = reference::divisive_norm(&xd, &shape, gamma.then_some(&gd[..]), beta.then_some(&bd[..]), &p).unwrap();
     let mut rec = ctx().recorder();
     let (gt, bt) = (up(&gd, &[c]), up(&bd, &[c]));
-    let out = ops::divisive_norm(&mut rec, &up(&xd, &shape), gamma.then_some(&gt), beta.then_some(&bt), &p).unwrap();
+    let out = ops::divisive_norm_with(&mut rec, &up(&xd, &shape), gamma.then_some(&gt), beta.then_some(&bt), &p, path)
+        .unwrap();
     let hy = rec.read_back(&out.output);
     let hv = out.centered.as_ref().map(|v| rec.read_back(v));
     let hl = out.l1.as_ref().map(|v| rec.read_back(v));
     let done = rec.submit().unwrap();
-    let what = format!("divisive_norm {shape:?} {p:?} gamma {gamma} beta {beta}");
+    let what = format!("divisive_norm {path:?} {shape:?} {p:?} gamma {gamma} beta {beta}");
     assert_close(&done.f32(hy, &out.output), &want.output, 1e-4, 1e-4, &what);
     if let Some(h) = hv {
         assert_close(
@@ -75,6 +87,9 @@ fn divisive_norm_local_windows() {
         ([3, 4, 1, 1], [3, 3], [5, 5], SupDivisor::SumWindow), // 1x1 images
         ([2, 1, 8, 8], [3, 5], [5, 3], SupDivisor::SumWindow), // one channel
         ([1, 67, 3, 300], [1, 7], [3, 1], SupDivisor::SumWindow), // many channels, wide
+        ([2, 5, 40, 70], [5, 5], [5, 5], SupDivisor::SumWindow), // many tiles in both axes
+        ([1, 3, 33, 17], [7, 3], [3, 9], SupDivisor::SupWindow), // tiles with overhang, uneven halos
+        ([1, 2, 30, 30], [21, 21], [15, 15], SupDivisor::SumWindow), // too large for a tile
     ] {
         let p = DivNormParams { sum_window: sum, sup_window: sup, sup_divisor: div, sigma: 0.7, ..d };
         dn_case(&mut rng, shape, p, false, false);
@@ -85,6 +100,29 @@ fn divisive_norm_local_windows() {
     dn_case(&mut rng, [1, 6, 5, 5], DivNormParams { l1_alpha: Some(0.5), ..d }, true, false);
     // Without the centred output.
     dn_case(&mut rng, [2, 3, 4, 4], DivNormParams::default(), false, true);
+}
+
+/// The one-pass kernel's tile: the benchmark shape's, narrow and tall images, and windows past its
+/// workgroup memory (the separable path, and the one-pass path refused when forced).
+#[test]
+fn divisive_norm_local_tiles() {
+    use ops::divisive_norm::local_tile;
+    assert_eq!(local_tile(28, 56, [5, 5], [5, 5]), Some((14, 28)));
+    assert_eq!(local_tile(300, 3, [3, 3], [3, 3]).map(|t| t.1), Some(3));
+    assert_eq!(local_tile(30, 30, [21, 21], [15, 15]), None);
+    let x = up(&[0.5; 2 * 30 * 30], &[1, 2, 30, 30]);
+    let p = DivNormParams { sum_window: [21, 21], sup_window: [15, 15], ..Default::default() };
+    let mut rec = ctx().recorder();
+    let e = ops::divisive_norm_with(&mut rec, &x, None, None, &p, LocalPath::OnePass).err().expect("accepted");
+    assert!(e.to_string().contains("too large for the one-pass"), "{e}");
+    let out = ops::divisive_norm(&mut rec, &x, None, None, &p).unwrap();
+    assert_eq!(out.output.shape(), &[1, 2, 30, 30]);
+    assert_eq!(rec.labels()[0], "divisive_norm/stats");
+    let p = DivNormParams { sum_window: [5, 5], sup_window: [5, 5], ..Default::default() };
+    ops::divisive_norm_with(&mut rec, &x, None, None, &p, LocalPath::OnePass).unwrap();
+    assert_eq!(*rec.labels().last().unwrap(), "divisive_norm/local");
+    ops::divisive_norm(&mut rec, &x, None, None, &p).unwrap();
+    assert_eq!(*rec.labels().last().unwrap(), "divisive_norm/local", "Auto takes the one-pass kernel");
 }
 
 #[test]
@@ -174,8 +212,8 @@ fn neurn_conv_dn_pipeline_in_one_submit() {
     let mut rec = ctx().recorder();
     let y = ops::neurn(&mut rec, &up(&xd, &xs), &np).unwrap();
     let y = ops::conv2d(&mut rec, &y, &up(&wd, &[8, 3, 3, 3]), None, &cp, &Epilogue::default()).unwrap();
-    let y = ops::divisive_norm(&mut rec, &y, None, None, &dp).unwrap().output;
-    assert_eq!(rec.dispatch_count(), 2 + 1 + 5);
+    let y = ops::divisive_norm_with(&mut rec, &y, None, None, &dp, LocalPath::OnePass).unwrap().output;
+    assert_eq!(rec.dispatch_count(), 2 + 1 + 1); // NeuRN max and apply; conv; DN in one pass
     let h = rec.read_back(&y);
     assert_close(&rec.submit().unwrap().f32(h, &y), &want, 1e-4, 1e-4, "neurn -> conv -> dn");
 }

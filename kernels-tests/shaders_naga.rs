@@ -20,7 +20,8 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         "matmul" => v.push(vec![("TRANS_B", 1.0), ("MM_HAS_BIAS", 1.0), ("ACT", 7.0)]),
         "norm" => v.push(vec![("LN_HAS_WEIGHT", 1.0), ("LN_HAS_BIAS", 1.0)]),
         "divisive_norm" => {
-            v.push(vec![("DN_WRITE_CENTERED", 1.0), ("DN_L1", 1.0), ("DN_GAMMA", 1.0), ("DN_BETA", 1.0)])
+            v.push(vec![("DN_WRITE_CENTERED", 1.0), ("DN_L1", 1.0), ("DN_GAMMA", 1.0), ("DN_BETA", 1.0)]);
+            v.push(vec![("DN_TH", 4.0), ("DN_TW", 64.0), ("DN_L1", 1.0)]);
         }
         "neurn" => v.push(vec![("WINDOW", 0.0)]),
         "box_filter" => v.push(vec![("SQUARE", 1.0)]),

@@ -2,7 +2,12 @@
 //   v = x - mean over the summation field,  y = act(gamma * v / sqrt(sigma^2 + mean of v^2 over the
 //   suppression field) + beta), plus the sparse L1 term's partial sums of |v| on request.
 //
-// Local field (spatial windows over all channels of one example), with box_filter.wgsl between:
+// Local field (spatial windows over all channels of one example) in one pass where the tile fits:
+//   dn_local      one workgroup per DN_TH x DN_TW tile of one example: m and var_c of the tile grown
+//                 by both windows' halos, mu and q of the tile grown by the suppression halo, then
+//                 s2 and y of the tile, the statistics in workgroup memory; x is read from memory once
+//                 (the halo's re-reads hit the cache) and y written once.
+// Otherwise (windows too large for workgroup memory) five dispatches, box_filter.wgsl between:
 //   dn_stats      per pixel: m = mean_c x and var_c = mean_c (x - m)^2 (one read of x)
 //   [box_rows m]  -> dn_mu_q: mu = colsum(rowsum m) / |A|, q = var_c + (m - mu)^2 = mean_c (x - mu)^2
 //   [box_rows q]  -> dn_apply_local: s2 = colsum(rowsum q) / divisor, then y (and v) for every channel
@@ -18,6 +23,11 @@ struct DnParams {
     // g * g_stride + o * o_stride + j for o < o_count, j < inner
     g_div: u32, g_mod: u32, groups: u32, g_stride: u32,
     o_count: u32, o_stride: u32, inner: u32, count: u32,
+    // dn_local: summation window (sum_h, sum_w) with sb_* pixels before the centre, suppression
+    // window likewise; tiles_x tiles across a row, tiles per example; mu = window sum * mu_scale.
+    sum_h: u32, sum_w: u32, sup_h: u32, sup_w: u32,
+    sb_h: u32, sb_w: u32, pb_h: u32, pb_w: u32,
+    tiles_x: u32, tiles: u32, mu_scale: f32, s2_scale: f32,
 }
 override DN_WRITE_CENTERED: bool = false;
 override DN_L1: bool = false;
@@ -196,4 +206,120 @@ fn dn_l1_final(@builtin(local_invocation_index) t: u32) {
         workgroupBarrier();
     }
     if (t == 0u) { dn_y[0] = dn_red[0] * dp.scale; }
+}
+
+// ---- dn_local -------------------------------------------------------------------------------
+override DN_TH: u32 = 16u;
+override DN_TW: u32 = 32u;
+// Capacities (the host picks a tile that fits): the M region (tile + both halos), the Q region
+// (tile + suppression halo), the tile.
+var<workgroup> dl_m: array<f32, 1280>;
+var<workgroup> dl_var: array<f32, 960>;
+var<workgroup> dl_q: array<f32, 960>;
+var<workgroup> dl_mu: array<f32, 512>;
+
+@compute @workgroup_size(256)
+fn dn_local(@builtin(local_invocation_index) t: u32,
+            @builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let nimg = wg / dp.tiles;
+    if (nimg >= dp.n) { return; }
+    let tile = wg % dp.tiles;
+    let r0 = i32((tile / dp.tiles_x) * DN_TH);
+    let c0 = i32((tile % dp.tiles_x) * DN_TW);
+    let qh = DN_TH + dp.sup_h - 1u;
+    let qw = DN_TW + dp.sup_w - 1u;
+    let mh = qh + dp.sum_h - 1u;
+    let mw = qw + dp.sum_w - 1u;
+    // Image coordinates of the regions' first pixel.
+    let qr0 = r0 - i32(dp.pb_h);
+    let qc0 = c0 - i32(dp.pb_w);
+    let mr0 = qr0 - i32(dp.sb_h);
+    let mc0 = qc0 - i32(dp.sb_w);
+    let img = nimg * dp.c * dp.hw;
+    let fc = f32(dp.c);
+
+    // m and var_c (shifted sums, as dn_stats); zeros outside the image.
+    for (var i = t; i < mh * mw; i += 256u) {
+        let r = i / mw;
+        let cc = i % mw;
+        let gr = mr0 + i32(r);
+        let gc = mc0 + i32(cc);
+        var m = 0.0;
+        var var_c = 0.0;
+        if (gr >= 0 && gr < i32(dp.h) && gc >= 0 && gc < i32(dp.w)) {
+            let base = img + u32(gr) * dp.w + u32(gc);
+            let k = dn_x[base];
+            var s1 = 0.0;
+            var s2 = 0.0;
+            for (var c = 1u; c < dp.c; c++) {
+                let d = dn_x[base + c * dp.hw] - k;
+                s1 += d;
+                s2 = fma(d, d, s2);
+            }
+            let md = s1 / fc;
+            m = k + md;
+            var_c = max(s2 / fc - md * md, 0.0);
+        }
+        dl_m[i] = m;
+        let qr = i32(r) - i32(dp.sb_h);
+        let qc = i32(cc) - i32(dp.sb_w);
+        if (qr >= 0 && qr < i32(qh) && qc >= 0 && qc < i32(qw)) {
+            dl_var[u32(qr) * qw + u32(qc)] = var_c;
+        }
+    }
+    workgroupBarrier();
+
+    // mu (summation window) and q = var_c + (m - mu)^2; q is zero outside the image.
+    for (var j = t; j < qh * qw; j += 256u) {
+        let qr = j / qw;
+        let qc = j % qw;
+        let gr = qr0 + i32(qr);
+        let gc = qc0 + i32(qc);
+        var q = 0.0;
+        if (gr >= 0 && gr < i32(dp.h) && gc >= 0 && gc < i32(dp.w)) {
+            var s = 0.0;
+            for (var u = 0u; u < dp.sum_h; u++) {
+                let row = (qr + u) * mw + qc;
+                for (var v = 0u; v < dp.sum_w; v++) { s += dl_m[row + v]; }
+            }
+            let mu = s * dp.mu_scale;
+            let d = dl_m[(qr + dp.sb_h) * mw + qc + dp.sb_w] - mu;
+            q = dl_var[j] + d * d;
+            let tr = i32(qr) - i32(dp.pb_h);
+            let tc = i32(qc) - i32(dp.pb_w);
+            if (tr >= 0 && tr < i32(DN_TH) && tc >= 0 && tc < i32(DN_TW)) {
+                dl_mu[u32(tr) * DN_TW + u32(tc)] = mu;
+            }
+        }
+        dl_q[j] = q;
+    }
+    workgroupBarrier();
+
+    // s2 (suppression window) and the output of every channel.
+    var l1 = 0.0;
+    for (var k = t; k < DN_TH * DN_TW; k += 256u) {
+        let tr = k / DN_TW;
+        let tc = k % DN_TW;
+        let gr = r0 + i32(tr);
+        let gc = c0 + i32(tc);
+        if (gr < i32(dp.h) && gc < i32(dp.w)) {
+            var s = 0.0;
+            for (var u = 0u; u < dp.sup_h; u++) {
+                let row = (tr + u) * qw + tc;
+                for (var v = 0u; v < dp.sup_w; v++) { s += dl_q[row + v]; }
+            }
+            let rs = 1.0 / sqrt(s * dp.s2_scale + dp.sigma2);
+            let mu = dl_mu[k];
+            let base = img + u32(gr) * dp.w + u32(gc);
+            for (var c = 0u; c < dp.c; c++) {
+                let e = base + c * dp.hw;
+                let v = dn_x[e] - mu;
+                l1 += abs(v);
+                dn_out(e, c, v, rs);
+            }
+        }
+    }
+    if (DN_L1) { dn_l1_partial(t, wg, l1); }
 }

@@ -214,16 +214,25 @@ fn measure<'a>(ctx: &Context, opts: &BenchOptions, make: impl FnOnce() -> Result
     res
 }
 
-/// divnorm_5x5: local DN, 5×5 windows, sigma 1, checked on the first image.
-fn run_divnorm(ctx: &Context, opts: &BenchOptions, xd: &[f32], fs: [usize; 4], finish: &mut dyn FnMut(BenchResult)) {
+/// divnorm_5x5: local DN, 5×5 windows, sigma 1, checked on the first image; `_separable` is the
+/// five-dispatch path on the same input.
+fn run_divnorm(
+    ctx: &Context,
+    opts: &BenchOptions,
+    xd: &[f32],
+    fs: [usize; 4],
+    name: &'static str,
+    path: ops::LocalPath,
+    finish: &mut dyn FnMut(BenchResult),
+) {
     finish(measure(ctx, opts, || {
         let x = Tensor::from_f32(ctx, xd, &fs)?;
         let p = ops::DivNormParams { sum_window: [5, 5], sup_window: [5, 5], ..Default::default() };
         Ok(Case {
-            name: "divnorm_5x5",
+            name,
             flops: 0.0,
             bytes: 8.0 * x.numel() as f64,
-            record: Box::new(move |rec| Ok(ops::divisive_norm(rec, &x, None, None, &p)?.output)),
+            record: Box::new(move |rec| Ok(ops::divisive_norm_with(rec, &x, None, None, &p, path)?.output)),
             check: Box::new(move |out| {
                 let per = fs[1] * fs[2] * fs[3];
                 let r = reference::divisive_norm(&xd[..per], &[1, fs[1], fs[2], fs[3]], None, None, &p)?;
@@ -460,7 +469,13 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
 
     if wanted("divnorm_5x5") {
         let xd = rnd(fnum);
-        run_divnorm(ctx, opts, &xd, fs, &mut finish);
+        for (name, path) in
+            [("divnorm_5x5", ops::LocalPath::Auto), ("divnorm_5x5_separable", ops::LocalPath::Separable)]
+        {
+            if wanted(name) {
+                run_divnorm(ctx, opts, &xd, fs, name, path, &mut finish);
+            }
+        }
     }
 
     if wanted("neurn_k3") {

@@ -26,7 +26,9 @@ pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
 pub use copy::copy;
 pub use diffusion::{add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, Noise};
-pub use divisive_norm::{divisive_norm, DivNormOutput, DivNormParams, DnField, SupDivisor};
+pub use divisive_norm::{
+    divisive_norm, divisive_norm_with, DivNormOutput, DivNormParams, DnField, LocalPath, SupDivisor,
+};
 pub use flows::{actnorm, affine_coupling, normal_logprob, row_sum_add, rq_spline, rq_spline_coupling, SplineParams};
 pub use graph::{gcn_aggregate, gcn_aggregate_linear, sage_aggregate, GcnContext, GcnRoot, KeypointPrep, Skeleton};
 pub use guidance::{multiview_energy, refine, Camera, Observations, Refinement};
