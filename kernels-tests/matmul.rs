@@ -118,3 +118,59 @@ fn tiled_and_dot_paths_agree() {
         assert_close(&got, &want, 1e-4, 1e-4, &format!("linear {rows} rows"));
     }
 }
+
+/// Every tiled kernel (`Scalar`, `Vec4`, `DoubleBuffered`) on products of at least `DOT_MAX_TILES`
+/// tiles, so none falls to the dot kernel: partial tiles on every side, K a multiple of 4 but not of
+/// 8 (a half step), K = 4 (one step), long reductions; B as [K, N] and transposed (matmul_nt), and
+/// the kernels that do not fit a shape refused by name.
+#[test]
+fn every_tiled_kernel_on_many_tiles() {
+    use ops::MatmulKernel::{self, DoubleBuffered, Scalar, Vec4};
+    let mut rng = SplitMix::new(8);
+    let ctx = crate::common::ctx();
+    for (batch, m, k, n) in
+        [(8, 1, 4, 4), (8, 130, 12, 132), (1, 300, 20, 388), (2, 257, 36, 260), (8, 17, 300, 8), (1, 1100, 4, 1000)]
+    {
+        let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
+        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
+        for kernel in [MatmulKernel::Auto, Scalar, Vec4, DoubleBuffered] {
+            let mut rec = ctx.recorder();
+            let y = ops::matmul_with(&mut rec, &a, &b, kernel).unwrap();
+            let label = rec.labels()[0].to_string();
+            assert!(!label.ends_with("matmul_dot"), "{label}");
+            if matches!(kernel, MatmulKernel::Auto | DoubleBuffered) {
+                assert!(label.ends_with("matmul_db"), "{kernel:?} ran {label}");
+            }
+            let h = rec.read_back(&y);
+            let got = rec.submit().unwrap().f32(h, &y);
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("{label} {batch}x{m}x{k}x{n}"));
+        }
+        // Transposed B: the double-buffered kernel's other loader.
+        let mut bt = vec![0f32; batch * n * k];
+        for bi in 0..batch {
+            for i in 0..k {
+                for j in 0..n {
+                    bt[(bi * n + j) * k + i] = bd[(bi * k + i) * n + j];
+                }
+            }
+        }
+        let mut rec = ctx.recorder();
+        let y = ops::matmul_nt(&mut rec, &a, &up(&bt, &[batch, n, k])).unwrap();
+        assert!(rec.labels()[0].ends_with("matmul_db"), "{:?}", rec.labels());
+        let h = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(h, &y);
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt db {batch}x{m}x{k}x{n}"));
+    }
+    // K = 13 or N = 6: no vec4 rows, so Auto takes the scalar kernel and the vec4 ones are refused.
+    for (k, n) in [(13, 8), (8, 6)] {
+        let (a, b) = (up(&vec![0.5; 8 * 130 * k], &[8, 130, k]), up(&vec![0.5; 8 * k * n], &[8, k, n]));
+        let mut rec = ctx.recorder();
+        ops::matmul(&mut rec, &a, &b).unwrap();
+        assert_eq!(rec.labels()[0], "matmul/matmul");
+        for kernel in [Vec4, DoubleBuffered] {
+            let e = ops::matmul_with(&mut rec, &a, &b, kernel).err().expect("a vec4 kernel took unaligned rows");
+            assert!(e.to_string().contains("K % 4 == 0"), "{e}");
+        }
+    }
+}

@@ -121,8 +121,8 @@ fn kernel_variants_follow_the_shape() {
             "conv2d/conv2d_depthwise",
             "conv2d/conv2d_gemm",
             "matmul/matmul",
-            "matmul/matmul_vec4",
-            "linear/matmul_vec4",
+            "matmul/matmul_db",
+            "linear/matmul_db",
             "linear/matmul_dot",
             "matmul/matmul_dot"
         ]

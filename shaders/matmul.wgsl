@@ -1,6 +1,11 @@
 // matmul.wgsl: batched C[b] = A[b] (M x K) * B[b] (K x N, or N x K with TRANS_B) + bias[N], then
 // the common activation. Batch strides of 0 broadcast an operand (a linear layer's weight).
 // 128x128 tiles in workgroup memory, BK = 8, 8x8 outputs per invocation.
+//   matmul, matmul_vec4   one tile buffer, two barriers per step, scalar workgroup reads
+//   matmul_db             vec4 loads, two tile buffers (the next step's global loads are in flight
+//                         while this step multiplies; one barrier per step), and each invocation's
+//                         8x8 block as 2x2 groups of 4x4 so its operands come in four vec4
+//                         workgroup reads per k instead of sixteen scalar ones
 //   matmul_dot   for products of fewer than 8 tiles (a linear layer on a few rows, a timestep token):
 //                one invocation per output, a dot product over K, so the work spreads over many
 //                workgroups instead of one or two
@@ -176,4 +181,114 @@ fn matmul_dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
     if (MM_HAS_BIAS) { acc += mbias[n]; }
     mc[batch * mp.c_stride + m * mp.n + n] = activate(acc);
+}
+
+// ---- matmul_db --------------------------------------------------------------------------------
+// Tiles k-major: Ad[buf * 256 + k * 32 + m / 4] holds rows m..m+3 of column k (likewise Bd for n).
+var<workgroup> Ad: array<vec4<f32>, 512>;
+var<workgroup> Bd: array<vec4<f32>, 512>;
+
+// One step's global loads of invocation t: a vec4 of four consecutive k of one row of A (row t / 2,
+// k 4 (t % 2)), and of B: four consecutive k of row t / 2 of B [N, K] (TRANS_B) or four consecutive
+// n of row t / 32 of B [K, N]. Zero outside.
+fn db_load_a(abase: u32, m0: u32, k0: u32, t: u32) -> vec4<f32> {
+    let m = m0 + t / 2u;
+    let k = k0 + (t % 2u) * 4u;
+    if (m < mp.m && k < mp.k) { return ma4[(abase + m * mp.k + k) / 4u]; }
+    return vec4<f32>(0.0);
+}
+
+fn db_load_b(bbase: u32, n0: u32, k0: u32, t: u32) -> vec4<f32> {
+    if (TRANS_B) {
+        let n = n0 + t / 2u;
+        let k = k0 + (t % 2u) * 4u;
+        if (n < mp.n && k < mp.k) { return mb4[(bbase + n * mp.k + k) / 4u]; }
+    } else {
+        let k = k0 + t / 32u;
+        let n = n0 + (t % 32u) * 4u;
+        if (k < mp.k && n < mp.n) { return mb4[(bbase + k * mp.n + n) / 4u]; }
+    }
+    return vec4<f32>(0.0);
+}
+
+// Scatters a row-major vec4 (four k of one row r) into column r of rows k..k+3 of a k-major tile.
+fn db_store_kmajor(tile: u32, buf: u32, t: u32, v: vec4<f32>) {
+    let r = t / 2u;
+    let k = (t % 2u) * 4u;
+    for (var i = 0u; i < 4u; i++) {
+        let at = buf * 256u + (k + i) * 32u + r / 4u;
+        if (tile == 0u) { Ad[at][r % 4u] = v[i]; } else { Bd[at][r % 4u] = v[i]; }
+    }
+}
+
+fn db_store(buf: u32, t: u32, va: vec4<f32>, vb: vec4<f32>) {
+    db_store_kmajor(0u, buf, t, va);
+    if (TRANS_B) {
+        db_store_kmajor(1u, buf, t, vb);
+    } else {
+        Bd[buf * 256u + (t / 32u) * 32u + t % 32u] = vb;
+    }
+}
+
+@compute @workgroup_size(256)
+fn matmul_db(@builtin(local_invocation_index) t: u32,
+             @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let batch = wid.z;
+    let tile = wid.x + wid.y * nwg.x;
+    let n0 = (tile % mp.ntiles) * TN;
+    let m0 = (tile / mp.ntiles) * TM;
+    if (m0 >= mp.m) { return; }
+    let abase = batch * mp.a_stride;
+    let bbase = batch * mp.b_stride;
+    // Rows 4 ty + i and 64 + 4 ty + i, columns 4 tx + j and 64 + 4 tx + j.
+    let tx = t % 16u;
+    let ty = t / 16u;
+
+    db_store(0u, t, db_load_a(abase, m0, 0u, t), db_load_b(bbase, n0, 0u, t));
+    workgroupBarrier();
+    var acc: array<vec4<f32>, 16>;   // acc[4 * gi + ... ]: row block gi (2) x row i (4), column block in pairs
+    var buf = 0u;
+    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
+        let more = k0 + TK < mp.k;
+        var na = vec4<f32>(0.0);
+        var nb = vec4<f32>(0.0);
+        if (more) {
+            na = db_load_a(abase, m0, k0 + TK, t);
+            nb = db_load_b(bbase, n0, k0 + TK, t);
+        }
+        for (var kk = 0u; kk < TK; kk++) {
+            let row = buf * 256u + kk * 32u;
+            let a0 = Ad[row + ty];
+            let a1 = Ad[row + 16u + ty];
+            let b0 = Bd[row + tx];
+            let b1 = Bd[row + 16u + tx];
+            for (var i = 0u; i < 4u; i++) {
+                acc[2u * i] = fma(vec4<f32>(a0[i]), b0, acc[2u * i]);
+                acc[2u * i + 1u] = fma(vec4<f32>(a0[i]), b1, acc[2u * i + 1u]);
+                acc[8u + 2u * i] = fma(vec4<f32>(a1[i]), b0, acc[8u + 2u * i]);
+                acc[8u + 2u * i + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + 2u * i + 1u]);
+            }
+        }
+        if (more) { db_store(1u - buf, t, na, nb); }
+        workgroupBarrier();
+        buf = 1u - buf;
+    }
+
+    let cbase = batch * mp.c_stride;
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + (r / 4u) * 64u + 4u * ty + r % 4u;
+        if (m >= mp.m) { continue; }
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[(r / 4u) * 8u + 2u * (r % 4u) + h];
+            for (var j = 0u; j < 4u; j++) {
+                let n = n0 + h * 64u + 4u * tx + j;
+                if (n < mp.n) {
+                    var o = v[j];
+                    if (MM_HAS_BIAS) { o += mbias[n]; }
+                    mc[cbase + m * mp.n + n] = activate(o);
+                }
+            }
+        }
+    }
 }

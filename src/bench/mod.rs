@@ -399,12 +399,17 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
-    for name_m in [1024usize, 4096] {
-        let name: &'static str = if name_m == 1024 { "matmul_1024_fp32" } else { "matmul_4096_fp32" };
+    // The `_vec4` cases run the single-buffered kernel Auto passed over, for A/B in one run.
+    use ops::MatmulKernel;
+    for (name, side, kernel) in [
+        ("matmul_1024_fp32", 1024usize, MatmulKernel::Auto),
+        ("matmul_4096_fp32", 4096, MatmulKernel::Auto),
+        ("matmul_4096_fp32_vec4", 4096, MatmulKernel::Vec4),
+    ] {
         if !wanted(name) {
             continue;
         }
-        let m = name_m / if small { 4 } else { 1 };
+        let m = side / if small { 4 } else { 1 };
         let (ad, bd) = (rnd(m * m), rnd(m * m));
         finish(measure(ctx, opts, || {
             let (a, bt) = (Tensor::from_f32(ctx, &ad, &[m, m])?, Tensor::from_f32(ctx, &bd, &[m, m])?);
@@ -413,7 +418,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
                 name,
                 flops: 2.0 * (m as f64).powi(3),
                 bytes: 12.0 * (m * m) as f64,
-                record: Box::new(move |rec| ops::matmul(rec, &a, &bt)),
+                record: Box::new(move |rec| ops::matmul_with(rec, &a, &bt, kernel)),
                 check: Box::new(move |out| {
                     let rows = m.min(8);
                     let r = reference::matmul(&ad[..rows * m], bd, 1, rows, m, m, 0, 0);

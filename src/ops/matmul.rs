@@ -19,6 +19,21 @@ struct MatmulParams {
 }
 
 const TILE: usize = 128;
+
+/// Which kernel runs a tiled product. `Auto` takes `matmul_db` where rows are 16-byte aligned (K % 4
+/// == 0, and N % 4 == 0 unless B is transposed), else the scalar `matmul`; products of fewer than
+/// [`DOT_MAX_TILES`] tiles take `matmul_dot` whatever is asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MatmulKernel {
+    #[default]
+    Auto,
+    /// One tile buffer, scalar loads.
+    Scalar,
+    /// One tile buffer, vec4 global loads.
+    Vec4,
+    /// Two tile buffers, vec4 loads and vec4 workgroup reads.
+    DoubleBuffered,
+}
 /// Below this many 128 × 128 tiles a product runs as one dot product per output (`matmul_dot`).
 pub const DOT_MAX_TILES: usize = 8;
 
@@ -34,6 +49,7 @@ fn record(
     trans_b: bool,
     act: Activation,
     out_shape: &[usize],
+    kernel: MatmulKernel,
 ) -> Result<Tensor> {
     let (batch, m, n, k) = dims;
     let ctx = rec.context();
@@ -57,12 +73,19 @@ fn record(
     };
     // vec4 loads where every row starts on a 16-byte boundary.
     let vec4 = k % 4 == 0 && (trans_b || n % 4 == 0);
-    let entry = if dot {
-        "matmul_dot"
-    } else if vec4 {
-        "matmul_vec4"
-    } else {
-        "matmul"
+    if !vec4 && matches!(kernel, MatmulKernel::Vec4 | MatmulKernel::DoubleBuffered) {
+        return Err(Error::param(
+            op,
+            "kernel",
+            format!("{kernel:?} needs K % 4 == 0 and N % 4 == 0 (K = {k}, N = {n}, B transposed: {trans_b})"),
+        ));
+    }
+    let entry = match kernel {
+        _ if dot => "matmul_dot",
+        MatmulKernel::Scalar => "matmul",
+        MatmulKernel::Vec4 => "matmul_vec4",
+        MatmulKernel::Auto | MatmulKernel::DoubleBuffered if vec4 => "matmul_db",
+        _ => "matmul",
     };
     let key = PipelineKey::new("matmul", entry, &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
         .with("TRANS_B", trans_b as u8 as f64)
@@ -92,6 +115,12 @@ fn record(
 /// C = A · B for A [..., M, K] and B [..., K, N]. Leading (batch) dims must be equal, or one
 /// side 2-D and broadcast.
 pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    matmul_with(rec, a, b, MatmulKernel::Auto)
+}
+
+/// [`matmul`] on a chosen kernel (tests and benchmarks compare them); refused where the shape does
+/// not fit it.
+pub fn matmul_with(rec: &mut Recorder, a: &Tensor, b: &Tensor, kernel: MatmulKernel) -> Result<Tensor> {
     const OP: &str = "matmul";
     a.expect_f32(OP, "a")?;
     b.expect_f32(OP, "b")?;
@@ -120,7 +149,7 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let batch: usize = lead.iter().product();
     let mut out = lead.clone();
     out.extend([m, n]);
-    record(rec, OP, a, b, None, (batch, m, n, k), (a_stride, b_stride), false, Activation::Identity, &out)
+    record(rec, OP, a, b, None, (batch, m, n, k), (a_stride, b_stride), false, Activation::Identity, &out, kernel)
 }
 
 /// C = A · Bᵀ for A [batch, M, K] and B [batch, N, K] (same batch): attention scores.
@@ -136,7 +165,8 @@ pub fn matmul_nt(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         &[bb, n, kb] if bb == batch && kb == k => n,
         s => return Err(Error::shape(OP, "b", s, format!("[{batch}, N, {k}]"))),
     };
-    record(rec, OP, a, b, None, (batch, m, n, k), (m * k, n * k), true, Activation::Identity, &[batch, m, n])
+    let dims = (batch, m, n, k);
+    record(rec, OP, a, b, None, dims, (m * k, n * k), true, Activation::Identity, &[batch, m, n], MatmulKernel::Auto)
 }
 
 /// y = act(x Wᵀ + b) for x [..., I], W [O, I], b [O].
@@ -152,7 +182,7 @@ pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>,
     let sx = x.shape();
     let mut out = sx[..sx.len() - 1].to_vec();
     out.push(o);
-    record(rec, OP, x, w, bias, (1, rows, o, i), (0, 0), true, act, &out)
+    record(rec, OP, x, w, bias, (1, rows, o, i), (0, 0), true, act, &out, MatmulKernel::Auto)
 }
 
 /// Checks a linear layer's shapes, x [..., I], W [O, I], b [O]: returns (rows, I, O). Shared by

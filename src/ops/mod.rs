@@ -33,7 +33,7 @@ pub use flows::{actnorm, affine_coupling, normal_logprob, row_sum_add, rq_spline
 pub use graph::{gcn_aggregate, gcn_aggregate_linear, sage_aggregate, GcnContext, GcnRoot, KeypointPrep, Skeleton};
 pub use guidance::{multiview_energy, refine, Camera, Observations, Refinement};
 pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
-pub use matmul::{linear, matmul, matmul_nt};
+pub use matmul::{linear, matmul, matmul_nt, matmul_with, MatmulKernel};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 pub use random::{random_normal, random_normal_scaled, random_uniform};
