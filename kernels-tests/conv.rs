@@ -90,7 +90,7 @@ fn random_shapes_all_paths() {
             affine: rng.range(0, 3) == 0,
             act: acts[rng.range(0, acts.len() - 1)],
         };
-        let mut algos = vec![ConvAlgo::Auto, ConvAlgo::Gemm];
+        let mut algos = vec![ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb];
         if g == c {
             algos.push(ConvAlgo::Depthwise);
             if p.stride == [1, 1] && p.dilation == [1, 1] {
@@ -182,7 +182,7 @@ fn awkward_shapes() {
         },
     ];
     for c in &cases {
-        check(c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::Gemm]);
+        check(c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb]);
     }
 }
 
@@ -229,7 +229,7 @@ fn depthwise_path() {
         },
     ];
     for c in &cases {
-        check(c, &mut rng, &[ConvAlgo::Depthwise, ConvAlgo::Gemm]);
+        check(c, &mut rng, &[ConvAlgo::Depthwise, ConvAlgo::Gemm, ConvAlgo::GemmDb]);
     }
 }
 
@@ -313,7 +313,7 @@ fn one_by_one_path() {
             affine: n % 2 == 1,
             act: Activation::Identity,
         };
-        check(&case, &mut rng, &[ConvAlgo::OneByOne, ConvAlgo::Gemm]);
+        check(&case, &mut rng, &[ConvAlgo::OneByOne, ConvAlgo::OneByOneDb, ConvAlgo::Gemm, ConvAlgo::GemmDb]);
     }
 }
 
@@ -326,13 +326,49 @@ fn ladder_picks_the_specialised_kernels() {
     assert_eq!(pick_algo(&s, &d.with_groups(8)), ConvAlgo::DepthwiseTiled);
     assert_eq!(pick_algo(&s, &d.with_groups(8).with_stride(2, 2)), ConvAlgo::Depthwise);
     let s = conv_shape(&[1, 8, 9, 9], &[4, 8, 1, 1], &d).unwrap();
-    assert_eq!(pick_algo(&s, &d), ConvAlgo::OneByOne);
+    assert_eq!(pick_algo(&s, &d), ConvAlgo::OneByOneDb);
     let s = conv_shape(&[1, 8, 9, 9], &[4, 8, 1, 1], &d.with_stride(2, 2)).unwrap();
-    assert_eq!(pick_algo(&s, &d.with_stride(2, 2)), ConvAlgo::Gemm);
+    assert_eq!(pick_algo(&s, &d.with_stride(2, 2)), ConvAlgo::GemmDb);
     let out = run1(|rec| {
         let x = up(&[1.0; 4], &[1, 1, 2, 2]);
         let w = up(&[1.0; 4], &[1, 1, 2, 2]);
         ops::conv2d(rec, &x, &w, None, &d, &Epilogue::default())
     });
     assert_eq!(out, vec![4.0]);
+}
+
+/// The GEMM kernels on shapes past one tile in every axis: pixels past 128, channels past 64 (three
+/// channel tiles), reductions of hundreds with a partial last step, groups, stride and dilation.
+#[test]
+fn gemm_kernels_on_many_tiles() {
+    let mut rng = SplitMix::new(19);
+    let d = Conv2dParams::default();
+    let cases = [
+        ConvCase {
+            x: [2, 67, 20, 23],
+            w: [130, 67, 3, 3],
+            p: d.with_padding(1, 1),
+            bias: true,
+            affine: true,
+            act: Activation::Elu,
+        },
+        ConvCase {
+            x: [3, 12, 15, 17],
+            w: [70, 6, 3, 2],
+            p: d.with_groups(2).with_stride(2, 1).with_dilation(1, 2).with_padding(2, 0),
+            bias: true,
+            affine: false,
+            act: Activation::Identity,
+        },
+        ConvCase { x: [4, 1, 36, 64], w: [64, 1, 9, 9], p: d, bias: true, affine: false, act: Activation::Identity },
+    ];
+    for c in &cases {
+        check(c, &mut rng, &[ConvAlgo::GemmDb, ConvAlgo::Gemm]);
+    }
+    // 1x1 past one tile, with and without vec4 rows (H*W = 144 and 99).
+    for (h, w) in [(16, 9), (9, 11)] {
+        let c =
+            ConvCase { x: [3, 70, h, w], w: [131, 70, 1, 1], p: d, bias: true, affine: true, act: Activation::Relu };
+        check(&c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::OneByOneDb, ConvAlgo::OneByOne]);
+    }
 }

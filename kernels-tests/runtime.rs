@@ -74,7 +74,7 @@ fn a_chain_of_ops_is_one_submit() {
     if timed {
         let t = done.timings.as_ref().expect("timings");
         let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["conv2d/conv2d_gemm", "layer_norm", "linear/matmul_dot"]);
+        assert_eq!(labels, ["conv2d/conv2d_db", "layer_norm", "linear/matmul_dot"]);
         assert!(t.iter().all(|t| t.ms >= 0.0 && t.ms.is_finite()));
         assert!(done.ms_of("conv2d").unwrap() > 0.0);
     } else {
@@ -115,11 +115,11 @@ fn kernel_variants_follow_the_shape() {
     assert_eq!(
         rec.labels(),
         [
-            "conv2d/conv2d_1x1_vec4",
-            "conv2d/conv2d_1x1",
+            "conv2d/conv2d_1x1_db",
+            "conv2d/conv2d_db",
             "conv2d/conv2d_depthwise_tile",
             "conv2d/conv2d_depthwise",
-            "conv2d/conv2d_gemm",
+            "conv2d/conv2d_db",
             "matmul/matmul",
             "matmul/matmul_db",
             "linear/matmul_db",

@@ -6,6 +6,10 @@
 //                     K = C/G*KH*KW; 128x64 tiles in workgroup memory, 8x4 outputs per invocation.
 //   conv2d_1x1        the same tiling for 1x1, stride 1, no padding, one group: a plain GEMM per image
 //                     with no index decoding in the inner loop.
+//   conv2d_db, conv2d_1x1_db
+//                     the implicit GEMM and the 1x1 GEMM (vec4 loads) with two tile buffers (the next
+//                     step's loads in flight while this step multiplies, one barrier per step) and
+//                     each invocation's 8x4 block read as three vec4s per k instead of 12 scalars
 //   conv2d_depthwise  one group per input channel (C/G == 1): a direct kernel, one output per invocation.
 //   conv2d_depthwise_tile
 //                     the same for stride 1, dilation 1: the input tile with its halo and the weights
@@ -337,4 +341,170 @@ fn conv2d_depthwise_tile(@builtin(local_invocation_index) t: u32,
         let oh = oh0 + ty * DW_R + i;
         for (var j = 0u; j < DW_Q; j++) { dw_store(nimg, o0 + j, oh, ow, acc[i][j]); }
     }
+}
+
+// ---- conv2d_db, conv2d_1x1_db -----------------------------------------------------------------
+// Tiles k-major: Ad4[buf * 256 + k * 32 + m / 4] holds pixels m..m+3 of reduction index k;
+// Bd4[buf * 136 + k * 17 + o / 4] channels o..o+3 (rows padded to 17 vec4: conflict-free stores).
+var<workgroup> Ad4: array<vec4<f32>, 512>;
+var<workgroup> Bd4: array<vec4<f32>, 272>;
+// DB_1X1: conv2d_db without index decoding (1x1, stride 1, no padding, one group).
+override DB_1X1: bool = false;
+
+// The weights of one step for invocation t: w[g * og + o0 + o, k0 + k] for k = t % 8 and
+// o = t / 8 + 32 r (r < 2), zero outside.
+fn db_conv_load_b(t: u32, g: u32, o0: u32, k0: u32) -> vec2<f32> {
+    let k = k0 + t % BK;
+    var v = vec2<f32>(0.0);
+    for (var r = 0u; r < 2u; r++) {
+        let o = o0 + t / BK + 32u * r;
+        if (o < cp.og && k < cp.kdim) { v[r] = cw[(g * cp.og + o) * cp.kdim + k]; }
+    }
+    return v;
+}
+
+fn db_conv_store_b(buf: u32, t: u32, v: vec2<f32>) {
+    let k = t % BK;
+    for (var r = 0u; r < 2u; r++) {
+        let o = t / BK + 32u * r;
+        Bd4[buf * 136u + k * 17u + o / 4u][o % 4u] = v[r];
+    }
+}
+
+// One k step: invocation (tx, ty) owns pixels 4 tx + i and 64 + 4 tx + i, channels 4 ty + j.
+fn db_conv_mma(acc: ptr<function, array<vec4<f32>, 8>>, buf: u32, tx: u32, ty: u32) {
+    for (var kk = 0u; kk < BK; kk++) {
+        let a0 = Ad4[buf * 256u + kk * 32u + tx];
+        let a1 = Ad4[buf * 256u + kk * 32u + 16u + tx];
+        let b = Bd4[buf * 136u + kk * 17u + ty];
+        for (var i = 0u; i < 4u; i++) {
+            (*acc)[i] = fma(vec4<f32>(a0[i]), b, (*acc)[i]);
+            (*acc)[4u + i] = fma(vec4<f32>(a1[i]), b, (*acc)[4u + i]);
+        }
+    }
+}
+
+fn db_conv_out(acc: ptr<function, array<vec4<f32>, 8>>, m0: u32, g: u32, o0: u32, tx: u32, ty: u32) {
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + (r / 4u) * 64u + 4u * tx + r % 4u;
+        if (m >= cp.m) { continue; }
+        let nimg = m / cp.howo;
+        let p = m % cp.howo;
+        let v = (*acc)[r];
+        for (var j = 0u; j < 4u; j++) {
+            let o = o0 + 4u * ty + j;
+            if (o < cp.og) {
+                let oc = g * cp.og + o;
+                cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue(v[j], oc);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn conv2d_db(@builtin(local_invocation_index) t: u32,
+             @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m0 = (wid.x + wid.y * nwg.x) * BM;
+    let g = wid.z / cp.otiles;
+    let o0 = (wid.z % cp.otiles) * BN;
+    // The pixels this invocation gathers: ml + 32 r of reduction row kl.
+    let kl = t / 32u;
+    let ml = t % 32u;
+    var base: array<u32, 4>;
+    var ih0: array<i32, 4>;
+    var iw0: array<i32, 4>;
+    var ok: array<bool, 4>;
+    for (var r = 0u; r < 4u; r++) {
+        let m = m0 + ml + 32u * r;
+        ok[r] = m < cp.m;
+        let mm = min(m, cp.m - 1u);
+        let nimg = mm / cp.howo;
+        let p = mm % cp.howo;
+        if (DB_1X1) {
+            base[r] = nimg * cp.c * cp.hw + p;
+        } else {
+            base[r] = (nimg * cp.c + g * cp.cg) * cp.hw;
+            ih0[r] = i32((p / cp.wo) * cp.sh) - i32(cp.pt);
+            iw0[r] = i32((p % cp.wo) * cp.sw) - i32(cp.pl);
+        }
+    }
+
+    var buf = 0u;
+    var va = vec4<f32>(0.0);
+    var vb = db_conv_load_b(t, g, o0, 0u);
+    var acc: array<vec4<f32>, 8>;
+    for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
+        // Gather step k0 into registers (the first pass of the loop only loads).
+        if (k0 < cp.kdim) {
+            let k = k0 + kl;
+            let kin = k < cp.kdim;
+            if (DB_1X1) {
+                for (var r = 0u; r < 4u; r++) {
+                    va[r] = select(0.0, cx[base[r] + min(k, cp.kdim - 1u) * cp.hw], kin && ok[r]);
+                }
+            } else {
+                let kk = min(k, cp.kdim - 1u);
+                let coff = (kk / cp.khw) * cp.hw;
+                let rem = kk % cp.khw;
+                let u = i32((rem / cp.kw) * cp.dh);
+                let v = i32((rem % cp.kw) * cp.dw);
+                for (var r = 0u; r < 4u; r++) {
+                    let ih = ih0[r] + u;
+                    let iw = iw0[r] + v;
+                    var val = 0.0;
+                    if (kin && ok[r] && ih >= 0 && ih < i32(cp.h) && iw >= 0 && iw < i32(cp.w)) {
+                        val = cx[base[r] + coff + u32(ih) * cp.w + u32(iw)];
+                    }
+                    va[r] = val;
+                }
+            }
+        }
+        if (k0 > 0u) {
+            // Multiply the step stored last time while this step's loads are in flight.
+            db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u);
+        }
+        if (k0 < cp.kdim) {
+            for (var r = 0u; r < 4u; r++) { Ad4[buf * 256u + kl * 32u + (ml + 32u * r) / 4u][ml % 4u] = va[r]; }
+            db_conv_store_b(buf, t, vb);
+            vb = db_conv_load_b(t, g, o0, k0 + BK);
+        }
+        workgroupBarrier();
+        buf = 1u - buf;
+    }
+    db_conv_out(&acc, m0, g, o0, t % 16u, t / 16u);
+}
+
+// conv2d_db's 1x1 GEMM with a vec4 of four pixels per load (H*W % 4 == 0, as conv2d_1x1_vec4).
+@compute @workgroup_size(256)
+fn conv2d_1x1_db(@builtin(local_invocation_index) t: u32,
+                 @builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m0 = (wid.x + wid.y * nwg.x) * BM;
+    let o0 = wid.z * BN;
+    let kl = t / 32u;
+    let m = m0 + (t % 32u) * 4u;
+    let ok = m < cp.m;
+    let mm = min(m, cp.m - 4u);
+    let base = (mm / cp.hw) * cp.c * cp.hw + mm % cp.hw;
+    var buf = 0u;
+    var va = vec4<f32>(0.0);
+    var vb = db_conv_load_b(t, 0u, o0, 0u);
+    var acc: array<vec4<f32>, 8>;
+    for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
+        let k = k0 + kl;
+        if (k0 < cp.kdim) {
+            va = vec4<f32>(0.0);
+            if (k < cp.kdim && ok) { va = cx4[(base + k * cp.hw) / 4u]; }
+        }
+        if (k0 > 0u) { db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u); }
+        if (k0 < cp.kdim) {
+            Ad4[buf * 256u + kl * 32u + t % 32u] = va;
+            db_conv_store_b(buf, t, vb);
+            vb = db_conv_load_b(t, 0u, o0, k0 + BK);
+        }
+        workgroupBarrier();
+        buf = 1u - buf;
+    }
+    db_conv_out(&acc, m0, 0u, o0, t % 16u, t / 16u);
 }

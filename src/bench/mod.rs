@@ -344,18 +344,22 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
-    // Convolutions: (name, N, C, H, W, O, k, pad, groups, kernel). The `_direct` and `_gemm` cases
-    // are the same shapes on the kernels the ladder passes over, to compare within one run.
-    use ConvAlgo::{Auto, Depthwise, Gemm};
-    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, ConvAlgo); 8] = [
+    // Convolutions: (name, N, C, H, W, O, k, pad, groups, kernel). The `_direct`, `_gemm` and
+    // `_single` (single-buffered GEMM) cases are the same shapes on kernels the ladder passes over,
+    // to compare within one run.
+    use ConvAlgo::{Auto, Depthwise, Gemm, OneByOne};
+    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, ConvAlgo); 11] = [
         ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1, Auto),
         ("conv_sensorium_in_9x9_direct", 128, 1, 36, 64, 64, 9, 0, 1, Depthwise),
         ("conv_sensorium_in_9x9_gemm", 128, 1, 36, 64, 64, 9, 0, 1, Gemm),
         ("conv_dw7x7_64", 128, 64, 28, 56, 64, 7, 3, 64, Auto),
         ("conv_dw7x7_64_direct", 128, 64, 28, 56, 64, 7, 3, 64, Depthwise),
         ("conv_1x1_64", 128, 64, 28, 56, 64, 1, 0, 1, Auto),
+        ("conv_1x1_64_single", 128, 64, 28, 56, 64, 1, 0, 1, OneByOne),
         ("conv3x3_64", 128, 64, 28, 56, 64, 3, 1, 1, Auto),
+        ("conv3x3_64_single", 128, 64, 28, 56, 64, 3, 1, 1, Gemm),
         ("conv3x3_vgg128", 32, 128, 56, 56, 128, 3, 1, 1, Auto),
+        ("conv3x3_vgg128_single", 32, 128, 56, 56, 128, 3, 1, 1, Gemm),
     ];
     for (name, n, c, h, w, o, k, pad, g, algo) in convs {
         if !wanted(name) {

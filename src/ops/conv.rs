@@ -3,7 +3,9 @@
 //!
 //! The kernel ladder: depthwise (one input channel per group) with stride 1 and no dilation → tiled
 //! kernel (input tile and weights in workgroup memory), other depthwise → direct kernel; 1×1,
-//! stride 1, no padding, one group → GEMM per image; everything else → implicit GEMM.
+//! stride 1, no padding, one group → GEMM per image; everything else → implicit GEMM. Both GEMMs
+//! run double-buffered (`conv2d_db`, `conv2d_1x1_db`); the single-buffered kernels stay for
+//! comparison (`Gemm`, `OneByOne`).
 
 use super::{expect_shape, Activation};
 use crate::error::{Error, Result};
@@ -16,8 +18,14 @@ use crate::tensor::{DType, Tensor};
 pub enum ConvAlgo {
     #[default]
     Auto,
+    /// Implicit GEMM, one tile buffer.
     Gemm,
+    /// Implicit GEMM, two tile buffers and vec4 workgroup reads.
+    GemmDb,
+    /// 1×1 GEMM, one tile buffer.
     OneByOne,
+    /// 1×1 GEMM, two tile buffers and vec4 workgroup reads.
+    OneByOneDb,
     /// The direct depthwise kernel: any stride and dilation, one output per invocation.
     Depthwise,
     /// The tiled depthwise kernel: stride 1, dilation 1, a kernel of at most 256 taps.
@@ -191,9 +199,9 @@ pub fn pick_algo(s: &ConvShape, p: &Conv2dParams) -> ConvAlgo {
             ConvAlgo::Depthwise
         }
     } else if one_by_one(s, p) {
-        ConvAlgo::OneByOne
+        ConvAlgo::OneByOneDb
     } else {
-        ConvAlgo::Gemm
+        ConvAlgo::GemmDb
     }
 }
 
@@ -268,7 +276,7 @@ pub fn conv2d(
                 ),
             ))
         }
-        ConvAlgo::OneByOne if !one_by_one(&s, p) => {
+        ConvAlgo::OneByOne | ConvAlgo::OneByOneDb if !one_by_one(&s, p) => {
             return Err(Error::param(OP, "algo", "the 1x1 path needs a 1x1 kernel, stride 1, no padding, one group"))
         }
         _ => {}
@@ -288,8 +296,8 @@ pub fn conv2d(
             let tiles = s.wo.div_ceil(tx) * s.ho.div_ceil(256 / tx * 4);
             ("conv2d_depthwise_tile", ctx.grid_1d((tiles * s.n * s.o / q) as u64, OP)?)
         }
-        ConvAlgo::OneByOne | ConvAlgo::Gemm | ConvAlgo::Auto => {
-            let z = if algo == ConvAlgo::OneByOne { otiles } else { otiles * g };
+        ConvAlgo::OneByOne | ConvAlgo::OneByOneDb | ConvAlgo::Gemm | ConvAlgo::GemmDb | ConvAlgo::Auto => {
+            let z = if matches!(algo, ConvAlgo::OneByOne | ConvAlgo::OneByOneDb) { otiles } else { otiles * g };
             let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
             if z > max {
                 return Err(Error::TooLarge {
@@ -301,9 +309,12 @@ pub fn conv2d(
                 });
             }
             let [x, y, _] = ctx.grid_1d(m.div_ceil(BM) as u64, OP)?;
+            let vec4 = (s.h * s.w) % 4 == 0;
             let entry = match algo {
-                ConvAlgo::OneByOne if (s.h * s.w) % 4 == 0 => "conv2d_1x1_vec4",
+                ConvAlgo::OneByOne if vec4 => "conv2d_1x1_vec4",
                 ConvAlgo::OneByOne => "conv2d_1x1",
+                ConvAlgo::OneByOneDb if vec4 => "conv2d_1x1_db",
+                ConvAlgo::OneByOneDb | ConvAlgo::GemmDb => "conv2d_db",
                 _ => "conv2d_gemm",
             };
             (entry, [x, y, z as u32])
@@ -316,10 +327,10 @@ pub fn conv2d(
     )
     .with("HAS_BIAS", bias.is_some() as u8 as f64)
     .with("HAS_AFFINE", epi.scale.is_some() as u8 as f64);
-    let key = if algo == ConvAlgo::DepthwiseTiled {
-        key.with("DW_TX", tile.0 as f64).with("DW_Q", tile.1 as f64)
-    } else {
-        key
+    let key = match algo {
+        ConvAlgo::DepthwiseTiled => key.with("DW_TX", tile.0 as f64).with("DW_Q", tile.1 as f64),
+        ConvAlgo::OneByOneDb if entry == "conv2d_db" => key.with("DB_1X1", 1.0),
+        _ => key,
     };
     let kernel = ctx.kernel(&epi.act.specialize(key))?;
     let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
