@@ -116,7 +116,7 @@ fn transformer_encoder_layer() {
 fn transformer_encoder_layer_matches_pytorch() {
     use vcortex::io::{read_safetensors, read_weights};
     use vcortex::models::transformer::EncoderLayer;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/transformer");
+    let dir = crate::common::data_dir("transformer");
     let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
     let io = read_safetensors(&dir.join("io.safetensors")).unwrap().tensors;
     let (x, want) = (&io["input"], &io["output"]);
@@ -130,7 +130,7 @@ fn transformer_encoder_layer_matches_pytorch() {
 fn mdm_denoiser_matches_pytorch() {
     use vcortex::io::{read_safetensors, read_weights};
     use vcortex::models::mdm::{Mdm, MdmConfig};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/mdm");
+    let dir = crate::common::data_dir("mdm");
     let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
     let io = read_safetensors(&dir.join("io.safetensors")).unwrap();
     let t: usize = io.metadata["timestep"].parse().unwrap();

@@ -50,3 +50,17 @@ pub fn write_tensors(path: &std::path::Path, tensors: &[(&str, &vcortex::io::Hos
         tensors.iter().map(|(n, t)| (n.to_string(), (*t).clone())).collect();
     vcortex::io::write_safetensors(path, &owned, &Default::default()).expect("write tensors");
 }
+
+/// kernels-tests/data/<sub>: under `VCORTEX_TEST_DATA` when set (a test binary run away from its
+/// checkout, as on a GPU machine), else under this crate's directory.
+pub fn data_dir(sub: &str) -> std::path::PathBuf {
+    let root = match std::env::var_os("VCORTEX_TEST_DATA") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data"),
+    };
+    if sub.is_empty() {
+        root
+    } else {
+        root.join(sub)
+    }
+}

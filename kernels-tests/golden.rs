@@ -8,7 +8,7 @@ use vcortex::eval::{self, check_tolerance, Backend};
 use vcortex::io::read_safetensors;
 
 fn cases() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/golden");
+    let dir = crate::common::data_dir("golden");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("golden data directory")
         .map(|e| e.unwrap().path())

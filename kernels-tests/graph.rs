@@ -339,7 +339,7 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
 #[test]
 fn cgnf_reproduces_the_pytorch_golden() {
     use vcortex::io::read_safetensors;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/cgnf");
+    let dir = crate::common::data_dir("cgnf");
     for suffix in ["", "_root"] {
         let m = Cgnf::load(
             ctx(),
@@ -400,7 +400,7 @@ fn cgnf_reproduces_the_pytorch_golden() {
 #[test]
 fn cli_cgnf_sample_and_density() {
     use vcortex::io::read_safetensors;
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/cgnf");
+    let data = crate::common::data_dir("cgnf");
     let dir = std::env::temp_dir().join(format!("vcortex-cgnf-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let io = read_safetensors(&data.join("io.safetensors")).unwrap().tensors;

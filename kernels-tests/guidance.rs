@@ -12,8 +12,7 @@ use vcortex::reference::guidance as rg;
 use vcortex::rng::SplitMix;
 
 fn data(name: &str) -> (BTreeMap<String, HostTensor>, std::collections::HashMap<String, String>) {
-    let f = read_safetensors(&Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/platypose").join(name))
-        .unwrap();
+    let f = read_safetensors(&crate::common::data_dir("platypose").join(name)).unwrap();
     (f.tensors, f.metadata)
 }
 
@@ -251,7 +250,7 @@ fn respaced_schedule_matches_guided_diffusion() {
 
 fn sampler(kind: &str, steps: usize, skip: usize, substeps: usize) -> vcortex::models::platypose::Platypose {
     use vcortex::models::platypose::{Platypose, PlatyposeConfig};
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/mdm");
+    let dir = crate::common::data_dir("mdm");
     let sd = vcortex::io::read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
     let cfg = PlatyposeConfig::from_json(&format!(
         r#"{{"mdm": {{"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}},
@@ -364,7 +363,7 @@ fn seeded_sampling_is_reproducible_and_checked() {
 /// which guidance brings well below the unguided run's; bad input gets one line.
 #[test]
 fn cli_sample() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data");
+    let root = crate::common::data_dir("");
     let dir = std::env::temp_dir().join(format!("vcortex-sample-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("c.json");

@@ -3,7 +3,7 @@
 //! scripts/golden_sensorium.py), the loader's refusals, and `vcortex predict`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::common::{assert_close, ctx};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
@@ -101,7 +101,7 @@ fn random_models_match_the_reference_forward() {
 }
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/sensorium")
+    crate::common::data_dir("sensorium")
 }
 
 /// The neuralpredictors model's responses, reproduced within 1e-4 relative.
@@ -131,7 +131,7 @@ fn reproduces_the_neuralpredictors_reference_model() {
 /// both a shifter and a modulator; within 1e-4 relative.
 #[test]
 fn reproduces_the_modulated_reference_model() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/sensorium_mod");
+    let dir = crate::common::data_dir("sensorium_mod");
     let model = Sensorium::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
     let mut inputs = read_safetensors(&dir.join("images.safetensors")).unwrap().tensors;
     let (images, eye, behavior) =
@@ -227,7 +227,7 @@ fn cli_predict() {
 /// scripts/golden_sensorium_gmp.py, data/sensorium_gmp.
 #[test]
 fn grid_mean_predictor_readout_matches_neuralpredictors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/data/sensorium_gmp");
+    let dir = crate::common::data_dir("sensorium_gmp");
     let model = Sensorium::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
     let images = read_safetensors(&dir.join("images.safetensors")).unwrap().tensors.remove("images").unwrap();
     let want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors.remove("sessC").unwrap();

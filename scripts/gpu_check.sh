@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# On the GPU machine, after `source .gpu/env.sh` (see scripts/gpu_prepare.sh): one pass that leaves
+# everything a session needs under $OUT, each step bounded so one slow step cannot eat the lease:
+#   info.txt        adapters, features, limits
+#   tests.txt       the kernels test suite on the GPU (golden data from this checkout)
+#   vc.json         vcortex bench --json --profile (standard shapes, per-kernel profile)
+#   bench.txt       its table
+#   torch.jsonl     PyTorch peers (torch_peers.py, then scripts/peers_pose.py)
+#   compare.md      compare.py's table of the two
+# Set STEPS to a subset (e.g. STEPS="bench torch compare") and FILTER to a bench filter.
+set -uo pipefail
+out=${OUT:-/tmp/vcortex-gpu}
+mkdir -p "$out"
+steps=${STEPS:-"info tests bench torch compare"}
+has() { [[ " $steps " == *" $1 "* ]]; }
+stamp() { echo "[$(date +%T)] $*" | tee -a "$out/log.txt"; }
+
+if has info; then
+  stamp info
+  timeout 60 .gpu/vcortex info > "$out/info.txt" 2>&1
+fi
+if has tests; then
+  stamp tests
+  # Tests look for golden data under VCORTEX_TEST_DATA; the shader registry check needs the build
+  # machine's path, so it is skipped here (it ran there).
+  VCORTEX_TEST_DATA="$PWD/kernels-tests/data" timeout 180 .gpu/kernels --test-threads 4 \
+    --skip every_wgsl_file_is_registered > "$out/tests.txt" 2>&1
+  tail -3 "$out/tests.txt" | tee -a "$out/log.txt"
+fi
+if has bench; then
+  stamp bench
+  args=(bench --json "$out/vc.json" --profile)
+  [ -n "${FILTER:-}" ] && args+=(--filter "$FILTER")
+  timeout 300 .gpu/vcortex "${args[@]}" > "$out/bench.txt" 2>&1
+  stamp "bench rc $?"
+fi
+if has torch; then
+  stamp torch
+  timeout 240 python3 .gpu/torch_peers.py > "$out/torch.jsonl" 2> "$out/torch.err"
+  timeout 200 python3 scripts/peers_pose.py >> "$out/torch.jsonl" 2>> "$out/torch.err"
+  stamp "torch done"
+fi
+if has compare && [ -s "$out/vc.json" ] && [ -s "$out/torch.jsonl" ]; then
+  python3 .gpu/compare.py "$out/vc.json" "$out/torch.jsonl" > "$out/compare.md" 2>&1
+  cat "$out/compare.md"
+fi
+stamp done

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Here (the build machine): packs what scripts/gpu_check.sh needs into .gpu/ (git-ignored): the
+# release CLI, benches and test binaries with the Vulkan loaders (../shared/gpu/prepare), the
+# PyTorch peers and compare.py. Then, with the device tool:
+#   run  carry [".gpu"]  command "source .gpu/env.sh; bash scripts/gpu_check.sh"  timeout_s 540
+set -euo pipefail
+root=$(git rev-parse --show-toplevel); cd "$root"
+../shared/gpu/prepare --bins --benches --tests
+cp ../shared/bench/compare.py .gpu/
+echo ".gpu/ holds $(du -sm .gpu | cut -f1) MiB"
