@@ -153,9 +153,11 @@ fn neurn_matches_the_reference() {
         let xd = rng.vec(n, 0.0, 1.0);
         let p = NeurnParams { kernel: k, max_scope: scope, eps: 1e-8 };
         let want = reference::neurn(&xd, &shape, &p).unwrap();
-        let got = run1(|rec| ops::neurn(rec, &up(&xd, &shape), &p));
         let tol = if k > ops::neurn::WINDOW_MAX_K { 1e-4 } else { 2e-5 };
-        assert_close(&got, &want, tol, 1e-4, &format!("neurn {shape:?} k {k} {scope:?}"));
+        for reversed in [true, false] {
+            let got = run1(|rec| ops::neurn::neurn_with(rec, &up(&xd, &shape), &p, reversed));
+            assert_close(&got, &want, tol, 1e-4, &format!("neurn {shape:?} k {k} {scope:?} reversed {reversed}"));
+        }
     }
     // 8-bit-range input and a constant plane.
     let mut xd: Vec<f32> = rng.vec(2 * 64, 0.0, 255.0).iter().map(|v| v.floor()).collect();

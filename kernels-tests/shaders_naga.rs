@@ -23,7 +23,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
             v.push(vec![("DN_WRITE_CENTERED", 1.0), ("DN_L1", 1.0), ("DN_GAMMA", 1.0), ("DN_BETA", 1.0)]);
             v.push(vec![("DN_TH", 4.0), ("DN_TW", 64.0), ("DN_L1", 1.0)]);
         }
-        "neurn" => v.push(vec![("WINDOW", 0.0)]),
+        "neurn" => v.push(vec![("WINDOW", 0.0), ("NR_REVERSE", 1.0)]),
         "box_filter" => v.push(vec![("SQUARE", 1.0)]),
         "flows" => v.push(vec![("COUPLING", 1.0)]),
         "graph" => v.push(vec![("DIRECT", 1.0)]),

@@ -487,27 +487,33 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }
     }
 
+    // neurn_k3_forward: the apply pass in the max pass's order (neurn_k3 walks it backwards).
     if wanted("neurn_k3") {
         let is = [b(128), 3, 224, 224];
         let n: usize = is.iter().product();
         let xd: Vec<f32> = rnd(n).iter().map(|v| 0.5 + 0.5 * v).collect();
-        finish(measure(ctx, opts, || {
-            let x = Tensor::from_f32(ctx, &xd, &is)?;
-            let p = ops::NeurnParams::default();
-            let xd = &xd;
-            Ok(Case {
-                name: "neurn_k3",
-                flops: 0.0,
-                bytes: 8.0 * n as f64,
-                record: Box::new(move |rec| ops::neurn(rec, &x, &p)),
-                check: Box::new(move |out| {
-                    // The first image (the maximum is per channel, so it stands alone).
-                    let per = 3 * 224 * 224;
-                    let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
-                    Ok((max_abs_diff(&out[..per], &r), if is[0] > 1 { "slice" } else { "full" }))
-                }),
-            })
-        }));
+        for (name, reversed) in [("neurn_k3", true), ("neurn_k3_forward", false)] {
+            if !wanted(name) {
+                continue;
+            }
+            finish(measure(ctx, opts, || {
+                let x = Tensor::from_f32(ctx, &xd, &is)?;
+                let p = ops::NeurnParams::default();
+                let xd = &xd;
+                Ok(Case {
+                    name,
+                    flops: 0.0,
+                    bytes: 8.0 * n as f64,
+                    record: Box::new(move |rec| ops::neurn::neurn_with(rec, &x, &p, reversed)),
+                    check: Box::new(move |out| {
+                        // The first image (the maximum is per channel, so it stands alone).
+                        let per = 3 * 224 * 224;
+                        let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
+                        Ok((max_abs_diff(&out[..per], &r), if is[0] > 1 { "slice" } else { "full" }))
+                    }),
+                })
+            }));
+        }
     }
 
     for (name, ddim) in [("ddim_step_200x60x51", true), ("ddpm_step_200x60x51", false)] {

@@ -68,10 +68,17 @@ struct Params {
 
 /// NeuRN of x [N, C, H, W].
 pub fn neurn(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> {
-    rec.atomic(|rec| neurn_unit(rec, x, p))
+    neurn_with(rec, x, p, true)
 }
 
-fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor> {
+/// [`neurn`] with the apply pass's order chosen: `reversed` (the default) walks the planes last to
+/// first, so it starts on the planes the max pass read last, which may still be in the cache; the
+/// results are the same either way (benchmarks compare the two orders).
+pub fn neurn_with(rec: &mut Recorder, x: &Tensor, p: &NeurnParams, reversed: bool) -> Result<Tensor> {
+    rec.atomic(|rec| neurn_unit(rec, x, p, reversed))
+}
+
+fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams, reversed: bool) -> Result<Tensor> {
     const OP: &str = "neurn";
     x.expect_f32(OP, "input")?;
     let s = x.shape();
@@ -122,7 +129,7 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams) -> Result<Tensor>
     )?;
     rec.dispatch(
         "neurn/apply",
-        ctx.kernel(&key("neurn_apply"))?,
+        ctx.kernel(&key("neurn_apply").with("NR_REVERSE", reversed as u8 as f64))?,
         bytemuck::bytes_of(&params),
         &[Some(x), mean.as_ref(), sq.as_ref(), Some(&maxes), Some(&y)],
         groups,
