@@ -299,3 +299,118 @@ fn dynamic_thresholding_matches_the_reference() {
         assert_eq!(rec.dispatch_count(), 0);
     }
 }
+
+/// Classifier (mean) and score guidance against the reference, on DDPM and DDIM steps of every
+/// prediction type, with clipping, at the first, a middle and the last step; scale 0 and the
+/// noiseless last step leave a mean-guided step as it was; bad guidance is refused.
+#[test]
+fn classifier_and_score_guidance_match_the_reference() {
+    use ops::{Guidance, GuidanceKind};
+    let mut rng = SplitMix::new(44);
+    let shape = [4, 6, 5];
+    let (s, m, z) = data(&mut rng, 120);
+    let g = rng.vec(120, -1.0, 1.0);
+    let gt = up(&g, &shape);
+    for prediction in PREDICTIONS {
+        let ddpm = DdpmConfig {
+            num_train_timesteps: 1000,
+            beta_schedule: BetaSchedule::SquaredCosCapV2,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            num_inference_steps: 20,
+            prediction,
+            variance: VarianceType::FixedSmall,
+            clip: Some(1.0),
+            threshold: None,
+        };
+        let ddim = DdimConfig {
+            num_train_timesteps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            num_inference_steps: 20,
+            prediction,
+            clip: None,
+            threshold: None,
+            eta: 0.7,
+            set_alpha_to_one: true,
+            steps_offset: 0,
+            spacing: vcortex::diffusion::Spacing::Leading,
+        };
+        for kind in [GuidanceKind::Mean, GuidanceKind::Score] {
+            let scale = 0.8;
+            let ts = ddpm.timesteps().unwrap();
+            for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
+                let rg = Some((&g[..], kind, scale));
+                let (wp, wx) = reference::diffusion::ddpm_step_guided(&ddpm, t, &s, &m, Some(&z), 1, rg).unwrap();
+                let c = ddpm.coeffs(t).unwrap();
+                let (gp, gx) = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
+                    ops::sampler_step_guided(rec, st, mt, n, &c, Guidance { grad: &gt, scale, kind })
+                });
+                let what = format!("ddpm {prediction:?} {kind:?} t {t}");
+                assert_close(&gx, &wx, 1e-4, 1e-4, &format!("{what}: x0"));
+                assert_close(&gp, &wp, 1e-4, 1e-4, &format!("{what}: prev"));
+                let (up_, _) = reference::diffusion::ddpm_step(&ddpm, t, &s, &m, Some(&z)).unwrap();
+                let moved = wp.iter().zip(&up_).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                // Guidance moves the first (noisiest) step; mean guidance leaves the noiseless last
+                // step (t = 0) exactly as it was.
+                if t == ts[0] {
+                    assert!(moved > 1e-3, "{what}: guidance moved the step by {moved}");
+                }
+                if t == 0 && kind == GuidanceKind::Mean {
+                    assert_eq!(wp, up_, "{what}");
+                }
+            }
+            let ts = ddim.timesteps().unwrap();
+            for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
+                let rg = Some((&g[..], kind, scale));
+                let (wp, wx) = reference::diffusion::ddim_step_guided(&ddim, t, &s, &m, Some(&z), 1, rg).unwrap();
+                let c = ddim.coeffs(t).unwrap();
+                let (gp, gx) = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
+                    ops::sampler_step_guided(rec, st, mt, n, &c, Guidance { grad: &gt, scale, kind })
+                });
+                let what = format!("ddim {prediction:?} {kind:?} t {t}");
+                assert_close(&gx, &wx, 1e-4, 1e-4, &format!("{what}: x0"));
+                assert_close(&gp, &wp, 1e-4, 1e-4, &format!("{what}: prev"));
+            }
+        }
+    }
+    // Scale 0 is the unguided step, bit for bit.
+    let ddpm = DdpmConfig {
+        num_train_timesteps: 1000,
+        beta_schedule: BetaSchedule::Linear,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: 10,
+        prediction: Prediction::Epsilon,
+        variance: VarianceType::FixedSmall,
+        clip: None,
+        threshold: None,
+    };
+    let t = ddpm.timesteps().unwrap()[3];
+    let c = ddpm.coeffs(t).unwrap();
+    let plain = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| ops::sampler_step(rec, st, mt, n, &c));
+    for kind in [GuidanceKind::Mean, GuidanceKind::Score] {
+        let zero = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
+            ops::sampler_step_guided(rec, st, mt, n, &c, Guidance { grad: &gt, scale: 0.0, kind })
+        });
+        assert_eq!(zero, plain, "{kind:?} with scale 0");
+    }
+    // Refusals: a non-finite scale, a mis-shaped gradient, score guidance without alpha-bar.
+    let (st, mt, zt) = (up(&s, &shape), up(&m, &shape), up(&z, &shape));
+    let mut rec = ctx().recorder();
+    let bad = [
+        (c, Guidance { grad: &gt, scale: f64::NAN, kind: GuidanceKind::Mean }, "not finite"),
+        (c, Guidance { grad: &up(&g[..60], &[60]), scale: 1.0, kind: GuidanceKind::Mean }, "gradient"),
+        (
+            vcortex::diffusion::StepCoeffs { a_m: 1.0, p_x0: 1.0, ..Default::default() },
+            Guidance { grad: &gt, scale: 1.0, kind: GuidanceKind::Score },
+            "alpha-bar",
+        ),
+    ];
+    for (c, guide, msg) in bad {
+        let e = ops::sampler_step_guided(&mut rec, &st, &mt, Noise::Tensor(&zt), &c, guide).err().expect(msg);
+        assert!(e.to_string().contains(msg), "{e}");
+    }
+    assert_eq!(rec.dispatch_count(), 0);
+}

@@ -30,7 +30,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         "diffusion" => {
             v.push(vec![("NOISE", 1.0), ("CLIP", 1.0)]);
             v.push(vec![("NOISE", 2.0)]);
-            v.push(vec![("NOISE", 2.0), ("THRESH", 1.0)]);
+            v.push(vec![("NOISE", 2.0), ("THRESH", 1.0), ("GUIDE", 1.0)]);
         }
         "readout" => {
             v.push(vec![("ALIGN_CORNERS", 1.0), ("RO_BIAS", 1.0), ("RO_SHIFT", 1.0), ("RO_SAMPLE", 1.0), ("ACT", 3.0)]);

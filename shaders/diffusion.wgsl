@@ -2,7 +2,8 @@
 //   sampler_step  DDPM or DDIM step from host-computed coefficients (src/diffusion/schedule.rs):
 //                 x0 = a_s x + a_m m (clipped to +-clip when CLIP), eps = e_s x + e_m m,
 //                 prev = p_x0 x0 + p_eps eps + p_s x + sigma z; writes prev and x0
-//                 (THRESH: x0 = clamp(x0, -s, s) / s with s of its sample from x0_quantile)
+//                 (THRESH: x0 = clamp(x0, -s, s) / s with s of its sample from x0_quantile;
+//                 GUIDE: a gradient g moves them, x0 += g_x0 g, eps += g_eps g, prev += g_prev g)
 //   x0_quantile   dynamic thresholding's s per sample (row): the linearly interpolated quantile of
 //                 |x0| (torch.quantile), clamped to [1, max]; one workgroup per row, the two order
 //                 statistics found by a 4-pass radix select on the f32 bits (|x0| >= 0 sorts as u32)
@@ -17,10 +18,12 @@ struct StepParams {
     a_s: f32, a_m: f32, e_s: f32, e_m: f32,
     p_x0: f32, p_eps: f32, p_s: f32, sigma: f32,
     clip: f32, w: f32, q_w: f32, s_max: f32,         // q_w, s_max: thresholding
+    g_x0: f32, g_eps: f32, g_prev: f32, _p3: f32,     // guidance
 }
 override NOISE: u32 = 0u;
 override CLIP: bool = false;
 override THRESH: bool = false;
+override GUIDE: bool = false;
 
 @group(0) @binding(0) var<uniform> sp: StepParams;
 @group(0) @binding(1) var<storage, read> st_x: array<f32>;
@@ -29,6 +32,7 @@ override THRESH: bool = false;
 @group(0) @binding(4) var<storage, read_write> st_prev: array<f32>;
 @group(0) @binding(5) var<storage, read_write> st_x0: array<f32>;
 @group(0) @binding(6) var<storage, read> st_s: array<f32>;
+@group(0) @binding(7) var<storage, read> st_g: array<f32>;
 
 fn st_noise(i: u32) -> f32 {
     switch NOISE {
@@ -51,8 +55,14 @@ fn sampler_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     } else if (CLIP) {
         x0 = clamp(x0, -sp.clip, sp.clip);
     }
-    let eps = sp.e_s * x + sp.e_m * m;
-    var prev = sp.p_x0 * x0 + sp.p_eps * eps + sp.p_s * x;
+    var eps = sp.e_s * x + sp.e_m * m;
+    var g = 0.0;
+    if (GUIDE) {
+        g = st_g[i];
+        x0 += sp.g_x0 * g;
+        eps += sp.g_eps * g;
+    }
+    var prev = sp.p_x0 * x0 + sp.p_eps * eps + sp.p_s * x + sp.g_prev * g;
     if (NOISE != 0u) { prev += sp.sigma * st_noise(i); }
     st_prev[i] = prev;
     st_x0[i] = x0;

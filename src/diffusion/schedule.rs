@@ -215,7 +215,8 @@ impl Threshold {
 }
 
 /// The coefficients of one fused step: x̂0 = a_s·x + a_m·m (then clipped to ±clip, or dynamically
-/// thresholded), ε̂ = e_s·x + e_m·m, x_prev = p_x0·x̂0 + p_eps·ε̂ + p_s·x + sigma·z.
+/// thresholded), ε̂ = e_s·x + e_m·m, x_prev = p_x0·x̂0 + p_eps·ε̂ + p_s·x + sigma·z; `abar` is the
+/// step's ᾱ_t (score guidance needs it; 0 where unknown).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepCoeffs {
     pub a_s: f64,
@@ -228,6 +229,7 @@ pub struct StepCoeffs {
     pub p_eps: f64,
     pub p_s: f64,
     pub sigma: f64,
+    pub abar: f64,
 }
 
 /// x̂0 and ε̂ as linear combinations of the sample and the model output, for ᾱ_t = `a`.
@@ -311,6 +313,7 @@ impl DdpmConfig {
             p_eps: 0.0,
             p_s: cur_alpha.sqrt() * bp / bt,
             sigma: if t > 0 { var.sqrt() } else { 0.0 },
+            abar: a,
         })
     }
 }
@@ -369,6 +372,7 @@ impl DdimConfig {
             p_eps: (1.0 - ap - std * std).max(0.0).sqrt(),
             p_s: 0.0,
             sigma: if self.eta > 0.0 { std } else { 0.0 },
+            abar: a,
         })
     }
 }

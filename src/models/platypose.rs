@@ -263,6 +263,7 @@ impl Platypose {
                 p_x0: s.posterior_mean_coef1[k],
                 p_s: s.posterior_mean_coef2[k],
                 sigma: if k > 0 { (0.5 * s.posterior_log_variance_clipped[k]).exp() } else { 0.0 },
+                abar: s.alphas_cumprod[k],
                 ..Default::default()
             },
             SamplerKind::Ddim => {
@@ -274,6 +275,7 @@ impl Platypose {
                     e_m: -1.0 / rm1,
                     p_x0: ap.sqrt(),
                     p_eps: (1.0 - ap).sqrt(),
+                    abar: a,
                     ..Default::default()
                 }
             }

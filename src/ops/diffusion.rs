@@ -1,5 +1,6 @@
-//! The sampler's fused elementwise passes (shaders/diffusion.wgsl): a DDPM or DDIM step, the
-//! classifier-free guidance combine and forward noising.
+//! The sampler's fused elementwise passes (shaders/diffusion.wgsl): a DDPM or DDIM step (with
+//! classifier or score guidance from a gradient, optionally), the classifier-free guidance combine
+//! and forward noising.
 
 use super::{expect_shape, finite};
 use crate::diffusion::StepCoeffs;
@@ -43,11 +44,61 @@ struct StepParams {
     w: f32,
     q_w: f32,
     s_max: f32,
+    g_x0: f32,
+    g_eps: f32,
+    g_prev: f32,
+    _p3: f32,
+}
+
+/// How a gradient g = ∇ₓ log p(y | x_t) (a classifier's, or any differentiable objective's) guides a
+/// step (models.md §9.4; guided-diffusion's `condition_mean` and `condition_score`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GuidanceKind {
+    /// μ ← μ + scale · σ_t² · g: the step's mean moves by its variance times the gradient; x̂0 is
+    /// left as predicted. No effect where the step adds no noise (σ_t = 0: the last step, or DDIM
+    /// with η = 0).
+    Mean,
+    /// ε̂ ← ε̂ − scale · √(1 − ᾱ_t) · g, and x̂0 from the guided ε̂ (x̂0 += scale · (1 − ᾱ_t)/√ᾱ_t · g);
+    /// the step then uses both. Where x̂0 is clipped, the guided x̂0 is the clipped one moved, and ε̂
+    /// the model's (as the unguided DDIM step uses it).
+    Score,
+}
+
+/// A step's guidance: the gradient (the sample's shape) and its scale.
+#[derive(Clone, Copy, Debug)]
+pub struct Guidance<'a> {
+    pub grad: &'a Tensor,
+    pub scale: f64,
+    pub kind: GuidanceKind,
+}
+
+impl Guidance<'_> {
+    /// (g_x0, g_eps, g_prev): what one unit of gradient adds to x̂0, ε̂ and the previous sample.
+    pub fn coefficients(&self, c: &StepCoeffs) -> Result<(f64, f64, f64)> {
+        const OP: &str = "sampler_step";
+        if !self.scale.is_finite() {
+            return Err(Error::param(OP, "guidance scale", format!("{} is not finite", self.scale)));
+        }
+        Ok(match self.kind {
+            GuidanceKind::Mean => (0.0, 0.0, self.scale * c.sigma * c.sigma),
+            GuidanceKind::Score => {
+                let a = c.abar;
+                if !(a > 0.0 && a < 1.0) {
+                    return Err(Error::param(
+                        OP,
+                        "guidance",
+                        format!("score guidance needs the step's alpha-bar in (0, 1); the coefficients have {a}"),
+                    ));
+                }
+                (self.scale * (1.0 - a) / a.sqrt(), -self.scale * (1.0 - a).sqrt(), 0.0)
+            }
+        })
+    }
 }
 
 const BINDINGS: [Access; 5] = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
-const STEP_BINDINGS: [Access; 6] =
-    [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::Read];
+const STEP_BINDINGS: [Access; 7] =
+    [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite, Access::Read, Access::Read];
 
 fn noise_parts<'a>(
     op: &'static str,
@@ -80,7 +131,19 @@ pub fn sampler_step(
     noise: Noise,
     c: &StepCoeffs,
 ) -> Result<(Tensor, Tensor)> {
-    rec.atomic(|rec| sampler_step_unit(rec, sample, model_output, noise, c))
+    rec.atomic(|rec| sampler_step_unit(rec, sample, model_output, noise, c, None))
+}
+
+/// [`sampler_step`] guided by a gradient (classifier or score guidance), in the same pass.
+pub fn sampler_step_guided(
+    rec: &mut Recorder,
+    sample: &Tensor,
+    model_output: &Tensor,
+    noise: Noise,
+    c: &StepCoeffs,
+    guidance: Guidance,
+) -> Result<(Tensor, Tensor)> {
+    rec.atomic(|rec| sampler_step_unit(rec, sample, model_output, noise, c, Some(guidance)))
 }
 
 fn sampler_step_unit(
@@ -89,10 +152,18 @@ fn sampler_step_unit(
     model_output: &Tensor,
     noise: Noise,
     c: &StepCoeffs,
+    guidance: Option<Guidance>,
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "sampler_step";
     sample.expect_f32(OP, "sample")?;
     expect_shape(OP, "model_output", model_output, sample.shape())?;
+    let (g_x0, g_eps, g_prev) = match &guidance {
+        Some(g) => {
+            expect_shape(OP, "guidance gradient", g.grad, sample.shape())?;
+            g.coefficients(c)?
+        }
+        None => (0.0, 0.0, 0.0),
+    };
     for (name, v) in [
         ("a_s", c.a_s),
         ("a_m", c.a_m),
@@ -122,6 +193,9 @@ fn sampler_step_unit(
         p_s: c.p_s as f32,
         sigma: c.sigma as f32,
         clip: c.clip.unwrap_or(0.0) as f32,
+        g_x0: g_x0 as f32,
+        g_eps: g_eps as f32,
+        g_prev: g_prev as f32,
         ..Default::default()
     };
     let (mode, z) = noise_parts(OP, noise, sample.shape(), &mut p)?;
@@ -165,7 +239,8 @@ fn sampler_step_unit(
     let key = PipelineKey::new("diffusion", "sampler_step", &STEP_BINDINGS)
         .with("NOISE", mode as f64)
         .with("CLIP", (c.clip.is_some() && s.is_none()) as u8 as f64)
-        .with("THRESH", s.is_some() as u8 as f64);
+        .with("THRESH", s.is_some() as u8 as f64)
+        .with("GUIDE", guidance.is_some() as u8 as f64);
     let kernel = ctx.kernel(&key)?;
     let groups = super::elementwise_grid(ctx, sample.numel(), OP)?;
     let prev = rec.alloc(OP, sample.shape(), DType::F32)?;
@@ -174,7 +249,15 @@ fn sampler_step_unit(
         OP,
         kernel,
         bytemuck::bytes_of(&p),
-        &[Some(sample), Some(model_output), if mode == 1 { z } else { None }, Some(&prev), Some(&x0), s.as_ref()],
+        &[
+            Some(sample),
+            Some(model_output),
+            if mode == 1 { z } else { None },
+            Some(&prev),
+            Some(&x0),
+            s.as_ref(),
+            guidance.map(|g| g.grad),
+        ],
         groups,
     )?;
     Ok((prev, x0))

@@ -25,7 +25,9 @@ pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
 pub use copy::copy;
-pub use diffusion::{add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, Noise};
+pub use diffusion::{
+    add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, sampler_step_guided, Guidance, GuidanceKind, Noise,
+};
 pub use divisive_norm::{
     divisive_norm, divisive_norm_with, DivNormOutput, DivNormParams, DnField, LocalPath, SupDivisor,
 };

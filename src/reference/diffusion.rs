@@ -4,6 +4,7 @@
 use crate::diffusion::schedule::{alphas_cumprod, betas};
 use crate::diffusion::{DdimConfig, DdpmConfig, Prediction, Threshold, VarianceType};
 use crate::error::{Error, Result};
+use crate::ops::GuidanceKind;
 
 fn x0_and_eps(pred: Prediction, a: f64, x: f64, m: f64) -> (f64, f64) {
     let b = 1.0 - a;
@@ -84,7 +85,42 @@ pub fn ddpm_step_rows(
     noise: Option<&[f32]>,
     rows: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    ddpm_step_guided(cfg, t, sample, model, noise, rows, None)
+}
+
+/// A step's guidance for the reference: the gradient, its kind and its scale (ops::Guidance).
+pub type RefGuidance<'a> = Option<(&'a [f32], GuidanceKind, f64)>;
+
+/// The guided x̂0 and ε̂ of score guidance, and the amount mean guidance adds, for ᾱ_t = `a` and
+/// step variance `var` (models.md §9.4).
+fn guide(g: RefGuidance, k: usize, a: f64, var: f64, x0: &mut f64, eps: &mut f64) -> f64 {
+    match g {
+        None => 0.0,
+        Some((grad, GuidanceKind::Mean, s)) => s * var * grad[k] as f64,
+        Some((grad, GuidanceKind::Score, s)) => {
+            // ε̂' = ε̂ − s √(1 − ᾱ) g, and x̂0 from it: x̂0' = x̂0 + s (1 − ᾱ)/√ᾱ g.
+            let gk = s * grad[k] as f64;
+            *eps -= (1.0 - a).sqrt() * gk;
+            *x0 += (1.0 - a) / a.sqrt() * gk;
+            0.0
+        }
+    }
+}
+
+/// [`ddpm_step_rows`] with classifier or score guidance.
+pub fn ddpm_step_guided(
+    cfg: &DdpmConfig,
+    t: usize,
+    sample: &[f32],
+    model: &[f32],
+    noise: Option<&[f32]>,
+    rows: usize,
+    guidance: RefGuidance,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     check_len("ddpm_step", sample.len(), model, "model_output")?;
+    if let Some((g, _, _)) = guidance {
+        check_len("ddpm_step", sample.len(), g, "guidance gradient")?;
+    }
     let ac = alphas_cumprod(&betas(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)?);
     let steps = cfg.timesteps()?;
     let i = steps
@@ -110,8 +146,10 @@ pub fn ddpm_step_rows(
     let mut x0s = vec![0f32; sample.len()];
     for k in 0..sample.len() {
         let x = sample[k] as f64;
-        let x0 = x0v[k];
-        let mut p = (ap.sqrt() * cur_beta / (1.0 - a)) * x0 + (cur_alpha.sqrt() * (1.0 - ap) / (1.0 - a)) * x;
+        let mut x0 = x0v[k];
+        let mut eps = 0.0; // the DDPM mean reads x̂0 only
+        let g = guide(guidance, k, a, if t > 0 { var } else { 0.0 }, &mut x0, &mut eps);
+        let mut p = (ap.sqrt() * cur_beta / (1.0 - a)) * x0 + (cur_alpha.sqrt() * (1.0 - ap) / (1.0 - a)) * x + g;
         if t > 0 {
             p += var.sqrt() * noise.map_or(0.0, |z| z[k] as f64);
         }
@@ -141,7 +179,23 @@ pub fn ddim_step_rows(
     noise: Option<&[f32]>,
     rows: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
+    ddim_step_guided(cfg, t, sample, model, noise, rows, None)
+}
+
+/// [`ddim_step_rows`] with classifier or score guidance.
+pub fn ddim_step_guided(
+    cfg: &DdimConfig,
+    t: usize,
+    sample: &[f32],
+    model: &[f32],
+    noise: Option<&[f32]>,
+    rows: usize,
+    guidance: RefGuidance,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     check_len("ddim_step", sample.len(), model, "model_output")?;
+    if let Some((g, _, _)) = guidance {
+        check_len("ddim_step", sample.len(), g, "guidance gradient")?;
+    }
     let ac = alphas_cumprod(&betas(cfg.beta_schedule, cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end)?);
     if !cfg.timesteps()?.contains(&t) {
         return Err(Error::param("ddim_step", "timestep", format!("{t} is not on the schedule")));
@@ -168,9 +222,10 @@ pub fn ddim_step_rows(
     let mut x0s = vec![0f32; sample.len()];
     for k in 0..sample.len() {
         let (x, m) = (sample[k] as f64, model[k] as f64);
-        let (_, eps) = x0_and_eps(cfg.prediction, a, x, m);
-        let x0 = x0v[k];
-        let mut p = ap.sqrt() * x0 + (1.0 - ap - std * std).max(0.0).sqrt() * eps;
+        let (_, mut eps) = x0_and_eps(cfg.prediction, a, x, m);
+        let mut x0 = x0v[k];
+        let g = guide(guidance, k, a, std * std, &mut x0, &mut eps);
+        let mut p = ap.sqrt() * x0 + (1.0 - ap - std * std).max(0.0).sqrt() * eps + g;
         if cfg.eta > 0.0 {
             p += std * noise.map_or(0.0, |z| z[k] as f64);
         }
