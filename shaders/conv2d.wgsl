@@ -103,6 +103,62 @@ fn conv_store(acc: ptr<function, array<f32, 32>>, m0: u32, g: u32, o0: u32, tx: 
     }
 }
 
+// The implicit GEMM's gather (im2col on the fly): the four pixels ml + 32 r (r < 4) of the pixel
+// tile at m0 that an invocation loads, as input offsets and top-left input coordinates; ok: the
+// pixel is inside the batch. With DB_1X1 (1x1, stride 1, no padding, one group) base is the
+// pixel's own offset and no coordinates are needed.
+struct Gather {
+    base: array<u32, 4>,
+    ih0: array<i32, 4>,
+    iw0: array<i32, 4>,
+    ok: array<bool, 4>,
+}
+
+fn gather_setup(m0: u32, ml: u32, g: u32) -> Gather {
+    var gs: Gather;
+    for (var r = 0u; r < 4u; r++) {
+        let m = m0 + ml + 32u * r;
+        gs.ok[r] = m < cp.m;
+        let mm = min(m, cp.m - 1u);
+        let nimg = mm / cp.howo;
+        let p = mm % cp.howo;
+        if (DB_1X1) {
+            gs.base[r] = nimg * cp.c * cp.hw + p;
+        } else {
+            gs.base[r] = (nimg * cp.c + g * cp.cg) * cp.hw;
+            gs.ih0[r] = i32((p / cp.wo) * cp.sh) - i32(cp.pt);
+            gs.iw0[r] = i32((p % cp.wo) * cp.sw) - i32(cp.pl);
+        }
+    }
+    return gs;
+}
+
+// The four pixels' values at reduction index k = (channel, kernel row, kernel column): zero in
+// the padding, past the batch and past K.
+fn gather(gs: ptr<function, Gather>, k: u32) -> vec4<f32> {
+    let kin = k < cp.kdim;
+    let kk = min(k, cp.kdim - 1u);
+    var val = vec4<f32>(0.0);
+    if (DB_1X1) {
+        for (var r = 0u; r < 4u; r++) {
+            if (kin && (*gs).ok[r]) { val[r] = cx[(*gs).base[r] + kk * cp.hw]; }
+        }
+        return val;
+    }
+    let coff = (kk / cp.khw) * cp.hw;
+    let rem = kk % cp.khw;
+    let u = i32((rem / cp.kw) * cp.dh);
+    let v = i32((rem % cp.kw) * cp.dw);
+    for (var r = 0u; r < 4u; r++) {
+        let ih = (*gs).ih0[r] + u;
+        let iw = (*gs).iw0[r] + v;
+        if (kin && (*gs).ok[r] && ih >= 0 && ih < i32(cp.h) && iw >= 0 && iw < i32(cp.w)) {
+            val[r] = cx[(*gs).base[r] + coff + u32(ih) * cp.w + u32(iw)];
+        }
+    }
+    return val;
+}
+
 @compute @workgroup_size(256)
 fn conv2d_gemm(@builtin(local_invocation_index) t: u32,
                @builtin(workgroup_id) wid: vec3<u32>,
@@ -116,42 +172,12 @@ fn conv2d_gemm(@builtin(local_invocation_index) t: u32,
     // The pixels this invocation loads into As: column ml + 32 r of row kl.
     let kl = t / 32u;
     let ml = t % 32u;
-    var base: array<u32, 4>;
-    var ih0: array<i32, 4>;
-    var iw0: array<i32, 4>;
-    var ok: array<bool, 4>;
-    for (var r = 0u; r < 4u; r++) {
-        let m = m0 + ml + 32u * r;
-        ok[r] = m < cp.m;
-        let mm = min(m, cp.m - 1u);
-        let nimg = mm / cp.howo;
-        let p = mm % cp.howo;
-        let oh = p / cp.wo;
-        let ow = p % cp.wo;
-        base[r] = (nimg * cp.c + g * cp.cg) * cp.hw;
-        ih0[r] = i32(oh * cp.sh) - i32(cp.pt);
-        iw0[r] = i32(ow * cp.sw) - i32(cp.pl);
-    }
+    var gs = gather_setup(m0, ml, g);
 
     var acc: array<f32, 32>;
     for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
-        let k = k0 + kl;
-        let kin = k < cp.kdim;
-        let kk = min(k, cp.kdim - 1u);
-        let c = kk / cp.khw;
-        let rem = kk % cp.khw;
-        let u = i32((rem / cp.kw) * cp.dh);
-        let v = i32((rem % cp.kw) * cp.dw);
-        let coff = c * cp.hw;
-        for (var r = 0u; r < 4u; r++) {
-            let ih = ih0[r] + u;
-            let iw = iw0[r] + v;
-            var val = 0.0;
-            if (kin && ok[r] && ih >= 0 && ih < i32(cp.h) && iw >= 0 && iw < i32(cp.w)) {
-                val = cx[base[r] + coff + u32(ih) * cp.w + u32(iw)];
-            }
-            As[kl * AS + ml + 32u * r] = val;
-        }
+        let val = gather(&gs, k0 + kl);
+        for (var r = 0u; r < 4u; r++) { As[kl * AS + ml + 32u * r] = val[r]; }
         conv_load_b(t, g, o0, k0);
         workgroupBarrier();
         conv_mma(&acc, tx, ty);
@@ -411,55 +437,15 @@ fn conv2d_db(@builtin(local_invocation_index) t: u32,
     // The pixels this invocation gathers: ml + 32 r of reduction row kl.
     let kl = t / 32u;
     let ml = t % 32u;
-    var base: array<u32, 4>;
-    var ih0: array<i32, 4>;
-    var iw0: array<i32, 4>;
-    var ok: array<bool, 4>;
-    for (var r = 0u; r < 4u; r++) {
-        let m = m0 + ml + 32u * r;
-        ok[r] = m < cp.m;
-        let mm = min(m, cp.m - 1u);
-        let nimg = mm / cp.howo;
-        let p = mm % cp.howo;
-        if (DB_1X1) {
-            base[r] = nimg * cp.c * cp.hw + p;
-        } else {
-            base[r] = (nimg * cp.c + g * cp.cg) * cp.hw;
-            ih0[r] = i32((p / cp.wo) * cp.sh) - i32(cp.pt);
-            iw0[r] = i32((p % cp.wo) * cp.sw) - i32(cp.pl);
-        }
-    }
+    var gs = gather_setup(m0, ml, g);
 
     var buf = 0u;
     var va = vec4<f32>(0.0);
     var vb = db_conv_load_b(t, g, o0, 0u);
     var acc: array<vec4<f32>, 8>;
     for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
-        // Gather step k0 into registers (the first pass of the loop only loads).
-        if (k0 < cp.kdim) {
-            let k = k0 + kl;
-            let kin = k < cp.kdim;
-            if (DB_1X1) {
-                for (var r = 0u; r < 4u; r++) {
-                    va[r] = select(0.0, cx[base[r] + min(k, cp.kdim - 1u) * cp.hw], kin && ok[r]);
-                }
-            } else {
-                let kk = min(k, cp.kdim - 1u);
-                let coff = (kk / cp.khw) * cp.hw;
-                let rem = kk % cp.khw;
-                let u = i32((rem / cp.kw) * cp.dh);
-                let v = i32((rem % cp.kw) * cp.dw);
-                for (var r = 0u; r < 4u; r++) {
-                    let ih = ih0[r] + u;
-                    let iw = iw0[r] + v;
-                    var val = 0.0;
-                    if (kin && ok[r] && ih >= 0 && ih < i32(cp.h) && iw >= 0 && iw < i32(cp.w)) {
-                        val = cx[base[r] + coff + u32(ih) * cp.w + u32(iw)];
-                    }
-                    va[r] = val;
-                }
-            }
-        }
+        // Gather step k0 into registers (the last pass of the loop only multiplies).
+        if (k0 < cp.kdim) { va = gather(&gs, k0 + kl); }
         if (k0 > 0u) {
             // Multiply the step stored last time while this step's loads are in flight.
             db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u);

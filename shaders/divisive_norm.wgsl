@@ -51,10 +51,14 @@ override DN_BETA: bool = false;
 fn dn_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= dp.pixels) { return; }
-    let nimg = i / dp.hw;
-    let p = i % dp.hw;
-    let base = nimg * dp.c * dp.hw + p;
-    // Shifted sums (shift = the first channel) keep the variance free of cancellation.
+    let mv = dn_pixel_stats((i / dp.hw) * dp.c * dp.hw + i % dp.hw);
+    dn_y[i] = mv.x;
+    dn_v[i] = mv.y;
+}
+
+// (m, var_c) over the channels of the pixel at dn_x[base] (channel stride H*W). Shifted sums
+// (shift = the first channel) keep the variance free of cancellation.
+fn dn_pixel_stats(base: u32) -> vec2<f32> {
     let k = dn_x[base];
     var s1 = 0.0;
     var s2 = 0.0;
@@ -65,8 +69,7 @@ fn dn_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
     let fc = f32(dp.c);
     let md = s1 / fc;
-    dn_y[i] = k + md;
-    dn_v[i] = max(s2 / fc - md * md, 0.0);
+    return vec2<f32>(k + md, max(s2 / fc - md * md, 0.0));
 }
 
 // Column sum of a row-summed plane at pixel i (zero outside).
@@ -238,9 +241,8 @@ fn dn_local(@builtin(local_invocation_index) t: u32,
     let mr0 = qr0 - i32(dp.sb_h);
     let mc0 = qc0 - i32(dp.sb_w);
     let img = nimg * dp.c * dp.hw;
-    let fc = f32(dp.c);
 
-    // m and var_c (shifted sums, as dn_stats); zeros outside the image.
+    // m and var_c; zeros outside the image.
     for (var i = t; i < mh * mw; i += 256u) {
         let r = i / mw;
         let cc = i % mw;
@@ -249,18 +251,9 @@ fn dn_local(@builtin(local_invocation_index) t: u32,
         var m = 0.0;
         var var_c = 0.0;
         if (gr >= 0 && gr < i32(dp.h) && gc >= 0 && gc < i32(dp.w)) {
-            let base = img + u32(gr) * dp.w + u32(gc);
-            let k = dn_x[base];
-            var s1 = 0.0;
-            var s2 = 0.0;
-            for (var c = 1u; c < dp.c; c++) {
-                let d = dn_x[base + c * dp.hw] - k;
-                s1 += d;
-                s2 = fma(d, d, s2);
-            }
-            let md = s1 / fc;
-            m = k + md;
-            var_c = max(s2 / fc - md * md, 0.0);
+            let mv = dn_pixel_stats(img + u32(gr) * dp.w + u32(gc));
+            m = mv.x;
+            var_c = mv.y;
         }
         dl_m[i] = m;
         let qr = i32(r) - i32(dp.sb_h);
