@@ -73,6 +73,40 @@ pub struct Context {
     /// slots (wgpu refuses one buffer in both within a dispatch).
     pub(crate) dummy: [wgpu::Buffer; 2],
     errors: Arc<Mutex<Vec<String>>>,
+    checks: ShaderChecks,
+}
+
+/// The runtime checks compiled into the kernels (`VCORTEX_SHADER_CHECKS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaderChecks {
+    /// The default: no loop-bounding counters and no index clamps (every index of every kernel is
+    /// bounded by the host's shape checks, and every loop by its uniform parameters), but integer
+    /// division still guarded. The counters wgpu adds to each loop otherwise cost instructions in
+    /// the innermost loops and keep the driver from unrolling them.
+    Trusted,
+    /// All of wgpu's checks (`VCORTEX_SHADER_CHECKS=full`): for chasing a kernel bug.
+    Full,
+}
+
+impl ShaderChecks {
+    fn from_env() -> ShaderChecks {
+        match std::env::var("VCORTEX_SHADER_CHECKS").as_deref() {
+            Ok("full") => ShaderChecks::Full,
+            _ => ShaderChecks::Trusted,
+        }
+    }
+
+    fn runtime_checks(self) -> wgpu::ShaderRuntimeChecks {
+        match self {
+            ShaderChecks::Full => wgpu::ShaderRuntimeChecks::checked(),
+            ShaderChecks::Trusted => wgpu::ShaderRuntimeChecks {
+                bounds_checks: false,
+                force_loop_bounding: false,
+                int_div_checks: true,
+                ..wgpu::ShaderRuntimeChecks::checked()
+            },
+        }
+    }
 }
 
 const DEFAULT_POOL_BUDGET: u64 = 1 << 30;
@@ -138,6 +172,7 @@ impl Context {
             kernels: Mutex::new(HashMap::new()),
             dummy,
             errors,
+            checks: ShaderChecks::from_env(),
         })
     }
 
@@ -182,6 +217,11 @@ impl Context {
     }
 
     /// The kernel for `key`, compiled once per device.
+    /// The runtime checks the kernels are compiled with.
+    pub fn shader_checks(&self) -> ShaderChecks {
+        self.checks
+    }
+
     pub fn kernel(&self, key: &PipelineKey) -> Result<Arc<Kernel>> {
         if let Some(k) = self.kernels.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Ok(k.clone());
@@ -199,10 +239,17 @@ impl Context {
             modules
                 .entry(key.shader)
                 .or_insert_with(|| {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    let desc = wgpu::ShaderModuleDescriptor {
                         label: Some(key.shader),
                         source: wgpu::ShaderSource::Wgsl(src.composed().into()),
-                    })
+                    };
+                    // SAFETY: the kernels are this crate's own WGSL. Every index they form is
+                    // bounded by the shapes the ops check before dispatching (workgroup arrays by
+                    // the capacities the host checks), and every loop runs to a bound taken from
+                    // its uniform parameters, so wgpu's index clamps and loop counters guard
+                    // nothing; integer division keeps its guard. VCORTEX_SHADER_CHECKS=full
+                    // restores every check.
+                    unsafe { self.device.create_shader_module_trusted(desc, self.checks.runtime_checks()) }
                 })
                 .clone()
         };
