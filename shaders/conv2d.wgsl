@@ -103,9 +103,9 @@ fn conv_store(acc: ptr<function, array<f32, 32>>, m0: u32, g: u32, o0: u32, tx: 
     }
 }
 
-// The implicit GEMM's gather (im2col on the fly): the four pixels ml + 32 r (r < 4) of the pixel
-// tile at m0 that an invocation loads, as input offsets and top-left input coordinates; ok: the
-// pixel is inside the batch. With DB_1X1 (1x1, stride 1, no padding, one group) base is the
+// The implicit GEMM's gather (im2col on the fly): the four pixels first + step r (r < 4) of the
+// pixel tile at m0 that an invocation loads, as input offsets and top-left input coordinates; ok:
+// the pixel is inside the batch. With DB_1X1 (1x1, stride 1, no padding, one group) base is the
 // pixel's own offset and no coordinates are needed.
 struct Gather {
     base: array<u32, 4>,
@@ -114,10 +114,10 @@ struct Gather {
     ok: array<bool, 4>,
 }
 
-fn gather_setup(m0: u32, ml: u32, g: u32) -> Gather {
+fn gather_setup(m0: u32, first: u32, step: u32, g: u32) -> Gather {
     var gs: Gather;
     for (var r = 0u; r < 4u; r++) {
-        let m = m0 + ml + 32u * r;
+        let m = m0 + first + step * r;
         gs.ok[r] = m < cp.m;
         let mm = min(m, cp.m - 1u);
         let nimg = mm / cp.howo;
@@ -172,7 +172,7 @@ fn conv2d_gemm(@builtin(local_invocation_index) t: u32,
     // The pixels this invocation loads into As: column ml + 32 r of row kl.
     let kl = t / 32u;
     let ml = t % 32u;
-    var gs = gather_setup(m0, ml, g);
+    var gs = gather_setup(m0, ml, 32u, g);
 
     var acc: array<f32, 32>;
     for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
@@ -371,30 +371,29 @@ fn conv2d_depthwise_tile(@builtin(local_invocation_index) t: u32,
 
 // ---- conv2d_db, conv2d_1x1_db -----------------------------------------------------------------
 // Tiles k-major: Ad4[buf * 256 + k * 32 + m / 4] holds pixels m..m+3 of reduction index k;
-// Bd4[buf * 136 + k * 17 + o / 4] channels o..o+3 (rows padded to 17 vec4: conflict-free stores).
+// Bd4[buf * 136 + k * 17 + o / 4] channels o..o+3 (rows padded to 17 vec4).
 var<workgroup> Ad4: array<vec4<f32>, 512>;
 var<workgroup> Bd4: array<vec4<f32>, 272>;
 // DB_1X1: conv2d_db without index decoding (1x1, stride 1, no padding, one group).
 override DB_1X1: bool = false;
 
-// The weights of one step for invocation t: w[g * og + o0 + o, k0 + k] for k = t % 8 and
-// o = t / 8 + 32 r (r < 2), zero outside.
-fn db_conv_load_b(t: u32, g: u32, o0: u32, k0: u32) -> vec2<f32> {
+// The weights of one step: invocation t < 128 reads w[g * og + o0 + 4 q + j, k0 + k] for k = t % 8,
+// q = t / 8 and j < 4, zero outside, and stores them as one whole vec4 of the tile (invocations
+// must not share a vector: a write to one component may touch all of it).
+fn db_conv_load_b(t: u32, g: u32, o0: u32, k0: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
     let k = k0 + t % BK;
-    var v = vec2<f32>(0.0);
-    for (var r = 0u; r < 2u; r++) {
-        let o = o0 + t / BK + 32u * r;
-        if (o < cp.og && k < cp.kdim) { v[r] = cw[(g * cp.og + o) * cp.kdim + k]; }
+    if (t < 128u && k < cp.kdim) {
+        for (var j = 0u; j < 4u; j++) {
+            let o = o0 + (t / BK) * 4u + j;
+            if (o < cp.og) { v[j] = cw[(g * cp.og + o) * cp.kdim + k]; }
+        }
     }
     return v;
 }
 
-fn db_conv_store_b(buf: u32, t: u32, v: vec2<f32>) {
-    let k = t % BK;
-    for (var r = 0u; r < 2u; r++) {
-        let o = t / BK + 32u * r;
-        Bd4[buf * 136u + k * 17u + o / 4u][o % 4u] = v[r];
-    }
+fn db_conv_store_b(buf: u32, t: u32, v: vec4<f32>) {
+    if (t < 128u) { Bd4[buf * 136u + (t % BK) * 17u + t / BK] = v; }
 }
 
 // One k step: invocation (tx, ty) owns pixels 4 tx + i and 64 + 4 tx + i, channels 4 ty + j.
@@ -434,10 +433,10 @@ fn conv2d_db(@builtin(local_invocation_index) t: u32,
     let m0 = (wid.x + wid.y * nwg.x) * BM;
     let g = wid.z / cp.otiles;
     let o0 = (wid.z % cp.otiles) * BN;
-    // The pixels this invocation gathers: ml + 32 r of reduction row kl.
+    // The pixels this invocation gathers: 4 ml + r of reduction row kl, one whole vec4 of the tile.
     let kl = t / 32u;
     let ml = t % 32u;
-    var gs = gather_setup(m0, ml, g);
+    var gs = gather_setup(m0, 4u * ml, 1u, g);
 
     var buf = 0u;
     var va = vec4<f32>(0.0);
@@ -451,7 +450,7 @@ fn conv2d_db(@builtin(local_invocation_index) t: u32,
             db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u);
         }
         if (k0 < cp.kdim) {
-            for (var r = 0u; r < 4u; r++) { Ad4[buf * 256u + kl * 32u + (ml + 32u * r) / 4u][ml % 4u] = va[r]; }
+            Ad4[buf * 256u + kl * 32u + ml] = va;
             db_conv_store_b(buf, t, vb);
             vb = db_conv_load_b(t, g, o0, k0 + BK);
         }

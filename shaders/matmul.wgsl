@@ -188,46 +188,51 @@ fn matmul_dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 var<workgroup> Ad: array<vec4<f32>, 512>;
 var<workgroup> Bd: array<vec4<f32>, 512>;
 
-// One step's global loads of invocation t: a vec4 of four consecutive k of one row of A (row t / 2,
-// k 4 (t % 2)), and of B: four consecutive k of row t / 2 of B [N, K] (TRANS_B) or four consecutive
-// n of row t / 32 of B [K, N]. Zero outside.
-fn db_load_a(abase: u32, m0: u32, k0: u32, t: u32) -> vec4<f32> {
-    let m = m0 + t / 2u;
-    let k = k0 + (t % 2u) * 4u;
-    if (m < mp.m && k < mp.k) { return ma4[(abase + m * mp.k + k) / 4u]; }
-    return vec4<f32>(0.0);
+// One step's global loads. Every vec4 of a tile is written by one invocation (a write to one
+// component of a vector may touch the whole vector, so invocations must not share one): the
+// row-major operands (A, and B [N, K] with TRANS_B) are read as 4 x 4 blocks, four rows by four
+// consecutive k, one block per invocation (t < 64 for A, 64 <= t < 128 for a transposed B: row
+// quad b / 2 and k quad b % 2 of block b = t % 64), and transposed in registers; B [K, N] is one
+// vec4 of four consecutive n per invocation. Zero outside.
+struct DbLoad {
+    blk: array<vec4<f32>, 4>,
+    vb: vec4<f32>,
 }
 
-fn db_load_b(bbase: u32, n0: u32, k0: u32, t: u32) -> vec4<f32> {
-    if (TRANS_B) {
-        let n = n0 + t / 2u;
-        let k = k0 + (t % 2u) * 4u;
-        if (n < mp.n && k < mp.k) { return mb4[(bbase + n * mp.k + k) / 4u]; }
-    } else {
-        let k = k0 + t / 32u;
+fn db_load(t: u32, abase: u32, bbase: u32, m0: u32, n0: u32, k0: u32) -> DbLoad {
+    var l: DbLoad;
+    let b = t % 64u;
+    let k = k0 + (b % 2u) * 4u;
+    let r0 = (b / 2u) * 4u;
+    if (t < 64u) {
+        for (var i = 0u; i < 4u; i++) {
+            let m = m0 + r0 + i;
+            if (m < mp.m && k < mp.k) { l.blk[i] = ma4[(abase + m * mp.k + k) / 4u]; }
+        }
+    } else if (TRANS_B && t < 128u) {
+        for (var i = 0u; i < 4u; i++) {
+            let n = n0 + r0 + i;
+            if (n < mp.n && k < mp.k) { l.blk[i] = mb4[(bbase + n * mp.k + k) / 4u]; }
+        }
+    }
+    if (!TRANS_B) {
+        let kk = k0 + t / 32u;
         let n = n0 + (t % 32u) * 4u;
-        if (k < mp.k && n < mp.n) { return mb4[(bbase + k * mp.n + n) / 4u]; }
+        if (kk < mp.k && n < mp.n) { l.vb = mb4[(bbase + kk * mp.n + n) / 4u]; }
     }
-    return vec4<f32>(0.0);
+    return l;
 }
 
-// Scatters a row-major vec4 (four k of one row r) into column r of rows k..k+3 of a k-major tile.
-fn db_store_kmajor(tile: u32, buf: u32, t: u32, v: vec4<f32>) {
-    let r = t / 2u;
-    let k = (t % 2u) * 4u;
-    for (var i = 0u; i < 4u; i++) {
-        let at = buf * 256u + (k + i) * 32u + r / 4u;
-        if (tile == 0u) { Ad[at][r % 4u] = v[i]; } else { Bd[at][r % 4u] = v[i]; }
+fn db_store(buf: u32, t: u32, l: DbLoad) {
+    let b = t % 64u;
+    if (t < 64u || (TRANS_B && t < 128u)) {
+        for (var j = 0u; j < 4u; j++) {
+            let v = vec4<f32>(l.blk[0][j], l.blk[1][j], l.blk[2][j], l.blk[3][j]);
+            let at = buf * 256u + ((b % 2u) * 4u + j) * 32u + b / 2u;
+            if (t < 64u) { Ad[at] = v; } else { Bd[at] = v; }
+        }
     }
-}
-
-fn db_store(buf: u32, t: u32, va: vec4<f32>, vb: vec4<f32>) {
-    db_store_kmajor(0u, buf, t, va);
-    if (TRANS_B) {
-        db_store_kmajor(1u, buf, t, vb);
-    } else {
-        Bd[buf * 256u + (t / 32u) * 32u + t % 32u] = vb;
-    }
+    if (!TRANS_B) { Bd[buf * 256u + (t / 32u) * 32u + t % 32u] = l.vb; }
 }
 
 @compute @workgroup_size(256)
@@ -245,18 +250,14 @@ fn matmul_db(@builtin(local_invocation_index) t: u32,
     let tx = t % 16u;
     let ty = t / 16u;
 
-    db_store(0u, t, db_load_a(abase, m0, 0u, t), db_load_b(bbase, n0, 0u, t));
+    db_store(0u, t, db_load(t, abase, bbase, m0, n0, 0u));
     workgroupBarrier();
     var acc: array<vec4<f32>, 16>;   // acc[4 * gi + ... ]: row block gi (2) x row i (4), column block in pairs
     var buf = 0u;
     for (var k0 = 0u; k0 < mp.k; k0 += TK) {
         let more = k0 + TK < mp.k;
-        var na = vec4<f32>(0.0);
-        var nb = vec4<f32>(0.0);
-        if (more) {
-            na = db_load_a(abase, m0, k0 + TK, t);
-            nb = db_load_b(bbase, n0, k0 + TK, t);
-        }
+        var next: DbLoad;
+        if (more) { next = db_load(t, abase, bbase, m0, n0, k0 + TK); }
         for (var kk = 0u; kk < TK; kk++) {
             let row = buf * 256u + kk * 32u;
             let a0 = Ad[row + ty];
@@ -270,7 +271,7 @@ fn matmul_db(@builtin(local_invocation_index) t: u32,
                 acc[8u + 2u * i + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + 2u * i + 1u]);
             }
         }
-        if (more) { db_store(1u - buf, t, na, nb); }
+        if (more) { db_store(1u - buf, t, next); }
         workgroupBarrier();
         buf = 1u - buf;
     }
