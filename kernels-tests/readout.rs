@@ -196,6 +196,17 @@ fn zig_loglik_random() {
     let got =
         run1(|rec| ops::zig_loglik(rec, &up(&y, &[n]), &up(&q, &[n]), &up(&th, &[n]), &up(&k, &[n]), &up(&loc, &[n])));
     assert_close(&got, &want, 1e-4, 1e-4, "zig_loglik");
+    // Shapes k outside the domain (k <= 0, huge negative, NaN) end, and valid ones beside them
+    // keep their values: the log-gamma shift is bounded.
+    let k_bad = [-1e30, -5.5, 0.0, f32::NAN, 2.0];
+    let y5 = [1.0f32; 5];
+    let (q5, th5, loc5) = ([0.5f32; 5], [1.0f32; 5], [0.01f32; 5]);
+    let got = run1(|rec| {
+        let u = |v: &[f32]| up(v, &[5]);
+        ops::zig_loglik(rec, &u(&y5), &u(&q5), &u(&th5), &u(&k_bad), &u(&loc5))
+    });
+    let want = rr::zig_loglik(&y5[4..], &q5[4..], &th5[4..], &k_bad[4..], &loc5[4..]);
+    assert_close(&got[4..], &want, 1e-4, 1e-4, "zig_loglik beside invalid shapes");
 }
 
 #[test]

@@ -171,11 +171,13 @@ fn sum_partials(@builtin(local_invocation_index) t: u32) {
     if (t == 0u) { ro_y[0] = ro_red[0] * ro.scale; }
 }
 
-// log Gamma(x) for x > 0: shifted up to x >= 7 by the recurrence, then Stirling's series.
+// log Gamma(x) for x > 0: shifted up to x >= 7 by the recurrence, then Stirling's series. The
+// shift takes at most 7 steps for x > 0, and the loop stops there whatever x is (a k <= 0 or NaN
+// is outside the density's domain and gives no meaningful value, but must not spin).
 fn vc_lgamma(x: f32) -> f32 {
     var z = x;
     var p = 1.0;
-    while (z < 7.0) {
+    for (var i = 0u; i < 7u && z < 7.0; i++) {
         p *= z;
         z += 1.0;
     }
