@@ -5,13 +5,15 @@
 #   tests.txt       the kernels test suite on the GPU (golden data from this checkout)
 #   vc.json         vcortex bench --json --profile (standard shapes, per-kernel profile)
 #   bench.txt       its table
+#   checks.txt      two GEMM cases again with VCORTEX_SHADER_CHECKS=full (the cost of wgpu's
+#                   loop counters and index clamps, which vcortex compiles out by default)
 #   torch.jsonl     PyTorch peers (torch_peers.py, then scripts/peers_pose.py)
 #   compare.md      compare.py's table of the two
 # Set STEPS to a subset (e.g. STEPS="bench torch compare") and FILTER to a bench filter.
 set -uo pipefail
 out=${OUT:-/tmp/vcortex-gpu}
 mkdir -p "$out"
-steps=${STEPS:-"info tests bench torch compare"}
+steps=${STEPS:-"info tests bench checks torch compare"}
 has() { [[ " $steps " == *" $1 "* ]]; }
 stamp() { echo "[$(date +%T)] $*" | tee -a "$out/log.txt"; }
 
@@ -33,6 +35,12 @@ if has bench; then
   [ -n "${FILTER:-}" ] && args+=(--filter "$FILTER")
   timeout 300 .gpu/vcortex "${args[@]}" > "$out/bench.txt" 2>&1
   stamp "bench rc $?"
+fi
+if has checks; then
+  stamp checks
+  for f in conv3x3_64 matmul_4096_fp32; do
+    VCORTEX_SHADER_CHECKS=full timeout 60 .gpu/vcortex bench --filter "$f" >> "$out/checks.txt" 2>&1
+  done
 fi
 if has torch; then
   stamp torch
