@@ -337,8 +337,9 @@ fn ladder_picks_the_specialised_kernels() {
     assert_eq!(out, vec![4.0]);
 }
 
-/// The GEMM kernels on shapes past one tile in every axis: pixels past 128, channels past 64 (three
-/// channel tiles), reductions of hundreds with a partial last step, groups, stride and dilation.
+/// The GEMM kernels on shapes past one tile in every axis: pixels past 128, channels past 64 (two
+/// 128-channel tiles, three 64-channel ones), reductions of hundreds with a partial last step,
+/// groups, stride and dilation.
 #[test]
 fn gemm_kernels_on_many_tiles() {
     let mut rng = SplitMix::new(19);
@@ -363,12 +364,12 @@ fn gemm_kernels_on_many_tiles() {
         ConvCase { x: [4, 1, 36, 64], w: [64, 1, 9, 9], p: d, bias: true, affine: false, act: Activation::Identity },
     ];
     for c in &cases {
-        check(c, &mut rng, &[ConvAlgo::GemmDb, ConvAlgo::Gemm]);
+        check(c, &mut rng, &[ConvAlgo::GemmDb, ConvAlgo::GemmDbWide, ConvAlgo::Gemm]);
     }
     // 1x1 past one tile, with and without vec4 rows (H*W = 144 and 99).
     for (h, w) in [(16, 9), (9, 11)] {
         let c =
             ConvCase { x: [3, 70, h, w], w: [131, 70, 1, 1], p: d, bias: true, affine: true, act: Activation::Relu };
-        check(&c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::OneByOneDb, ConvAlgo::OneByOne]);
+        check(&c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::OneByOneDb, ConvAlgo::OneByOne, ConvAlgo::GemmDbWide]);
     }
 }

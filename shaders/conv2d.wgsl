@@ -9,7 +9,8 @@
 //   conv2d_db, conv2d_1x1_db
 //                     the implicit GEMM and the 1x1 GEMM (vec4 loads) with two tile buffers (the next
 //                     step's loads in flight while this step multiplies, one barrier per step) and
-//                     each invocation's 8x4 block read as three vec4s per k instead of 12 scalars
+//                     each invocation's 8x4 block read as three vec4s per k instead of 12 scalars;
+//                     DB_WIDE: 128 channels a tile, 8x8 outputs per invocation (four vec4s per k)
 //   conv2d_depthwise  one group per input channel (C/G == 1): a direct kernel, one output per invocation.
 //   conv2d_depthwise_tile
 //                     the same for stride 1, dilation 1: the input tile with its halo and the weights
@@ -370,22 +371,33 @@ fn conv2d_depthwise_tile(@builtin(local_invocation_index) t: u32,
 }
 
 // ---- conv2d_db, conv2d_1x1_db -----------------------------------------------------------------
-// Tiles k-major: Ad4[buf * 256 + k * 32 + m / 4] holds pixels m..m+3 of reduction index k;
-// Bd4[buf * 136 + k * 17 + o / 4] channels o..o+3 (rows padded to 17 vec4).
+// Tiles k-major: Ad4[buf * 256 + k * 32 + m / 4] holds pixels m..m+3 of reduction index k. The
+// weight tile holds channels o..o+3 in Bd4[buf * 136 + k * 17 + o / 4] (64 channels, rows padded
+// to 17 vec4), or with DB_WIDE in Bd4[buf * 256 + k * 32 + o / 4] (128 channels: each pixel tile
+// gathered once for twice the channels, and 8x8 outputs per invocation).
 var<workgroup> Ad4: array<vec4<f32>, 512>;
-var<workgroup> Bd4: array<vec4<f32>, 272>;
+var<workgroup> Bd4: array<vec4<f32>, 512>;
 // DB_1X1: conv2d_db without index decoding (1x1, stride 1, no padding, one group).
 override DB_1X1: bool = false;
+override DB_WIDE: bool = false;
 
-// The weights of one step: invocation t < 128 reads w[g * og + o0 + 4 q + j, k0 + k] for k = t % 8,
-// q = t / 8 and j < 4, zero outside, and stores them as one whole vec4 of the tile (invocations
-// must not share a vector: a write to one component may touch all of it).
+fn db_bn() -> u32 { return select(BN, 2u * BN, DB_WIDE); }
+
+// The weights of one step, each vec4 of the tile read and stored whole by one invocation
+// (invocations must not share a vector: a write to one component may touch all of it): four
+// channels o0 + 4 q + j (j < 4) at k0 + k, for (k, q) = (t % 8, t / 8) and t < 128, or with
+// DB_WIDE (t / 32, t % 32) for every t. Zero outside.
 fn db_conv_load_b(t: u32, g: u32, o0: u32, k0: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
-    let k = k0 + t % BK;
-    if (t < 128u && k < cp.kdim) {
+    var k = k0 + t % BK;
+    var q = t / BK;
+    if (DB_WIDE) {
+        k = k0 + t / 32u;
+        q = t % 32u;
+    }
+    if ((DB_WIDE || t < 128u) && k < cp.kdim) {
         for (var j = 0u; j < 4u; j++) {
-            let o = o0 + (t / BK) * 4u + j;
+            let o = o0 + q * 4u + j;
             if (o < cp.og) { v[j] = cw[(g * cp.og + o) * cp.kdim + k]; }
         }
     }
@@ -393,34 +405,53 @@ fn db_conv_load_b(t: u32, g: u32, o0: u32, k0: u32) -> vec4<f32> {
 }
 
 fn db_conv_store_b(buf: u32, t: u32, v: vec4<f32>) {
-    if (t < 128u) { Bd4[buf * 136u + (t % BK) * 17u + t / BK] = v; }
+    if (DB_WIDE) {
+        Bd4[buf * 256u + t] = v;
+    } else if (t < 128u) {
+        Bd4[buf * 136u + (t % BK) * 17u + t / BK] = v;
+    }
 }
 
-// One k step: invocation (tx, ty) owns pixels 4 tx + i and 64 + 4 tx + i, channels 4 ty + j.
-fn db_conv_mma(acc: ptr<function, array<vec4<f32>, 8>>, buf: u32, tx: u32, ty: u32) {
+// One k step: invocation (tx, ty) owns pixels 4 tx + i and 64 + 4 tx + i (acc[i], acc[4 + i]) of
+// channels 4 ty + j, and with DB_WIDE also of channels 64 + 4 ty + j (acc[8 + i], acc[12 + i]).
+fn db_conv_mma(acc: ptr<function, array<vec4<f32>, 16>>, buf: u32, tx: u32, ty: u32) {
     for (var kk = 0u; kk < BK; kk++) {
         let a0 = Ad4[buf * 256u + kk * 32u + tx];
         let a1 = Ad4[buf * 256u + kk * 32u + 16u + tx];
-        let b = Bd4[buf * 136u + kk * 17u + ty];
-        for (var i = 0u; i < 4u; i++) {
-            (*acc)[i] = fma(vec4<f32>(a0[i]), b, (*acc)[i]);
-            (*acc)[4u + i] = fma(vec4<f32>(a1[i]), b, (*acc)[4u + i]);
+        if (DB_WIDE) {
+            let b0 = Bd4[buf * 256u + kk * 32u + ty];
+            let b1 = Bd4[buf * 256u + kk * 32u + 16u + ty];
+            for (var i = 0u; i < 4u; i++) {
+                (*acc)[i] = fma(vec4<f32>(a0[i]), b0, (*acc)[i]);
+                (*acc)[4u + i] = fma(vec4<f32>(a1[i]), b0, (*acc)[4u + i]);
+                (*acc)[8u + i] = fma(vec4<f32>(a0[i]), b1, (*acc)[8u + i]);
+                (*acc)[12u + i] = fma(vec4<f32>(a1[i]), b1, (*acc)[12u + i]);
+            }
+        } else {
+            let b = Bd4[buf * 136u + kk * 17u + ty];
+            for (var i = 0u; i < 4u; i++) {
+                (*acc)[i] = fma(vec4<f32>(a0[i]), b, (*acc)[i]);
+                (*acc)[4u + i] = fma(vec4<f32>(a1[i]), b, (*acc)[4u + i]);
+            }
         }
     }
 }
 
-fn db_conv_out(acc: ptr<function, array<vec4<f32>, 8>>, m0: u32, g: u32, o0: u32, tx: u32, ty: u32) {
+fn db_conv_out(acc: ptr<function, array<vec4<f32>, 16>>, m0: u32, g: u32, o0: u32, tx: u32, ty: u32) {
+    let blocks = select(1u, 2u, DB_WIDE);
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + (r / 4u) * 64u + 4u * tx + r % 4u;
         if (m >= cp.m) { continue; }
         let nimg = m / cp.howo;
         let p = m % cp.howo;
-        let v = (*acc)[r];
-        for (var j = 0u; j < 4u; j++) {
-            let o = o0 + 4u * ty + j;
-            if (o < cp.og) {
-                let oc = g * cp.og + o;
-                cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue(v[j], oc);
+        for (var h = 0u; h < blocks; h++) {
+            let v = (*acc)[h * 8u + r];
+            for (var j = 0u; j < 4u; j++) {
+                let o = o0 + h * 64u + 4u * ty + j;
+                if (o < cp.og) {
+                    let oc = g * cp.og + o;
+                    cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue(v[j], oc);
+                }
             }
         }
     }
@@ -432,7 +463,7 @@ fn conv2d_db(@builtin(local_invocation_index) t: u32,
              @builtin(num_workgroups) nwg: vec3<u32>) {
     let m0 = (wid.x + wid.y * nwg.x) * BM;
     let g = wid.z / cp.otiles;
-    let o0 = (wid.z % cp.otiles) * BN;
+    let o0 = (wid.z % cp.otiles) * db_bn();
     // The pixels this invocation gathers: 4 ml + r of reduction row kl, one whole vec4 of the tile.
     let kl = t / 32u;
     let ml = t % 32u;
@@ -441,7 +472,7 @@ fn conv2d_db(@builtin(local_invocation_index) t: u32,
     var buf = 0u;
     var va = vec4<f32>(0.0);
     var vb = db_conv_load_b(t, g, o0, 0u);
-    var acc: array<vec4<f32>, 8>;
+    var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
         // Gather step k0 into registers (the last pass of the loop only multiplies).
         if (k0 < cp.kdim) { va = gather(&gs, k0 + kl); }
@@ -466,7 +497,7 @@ fn conv2d_1x1_db(@builtin(local_invocation_index) t: u32,
                  @builtin(workgroup_id) wid: vec3<u32>,
                  @builtin(num_workgroups) nwg: vec3<u32>) {
     let m0 = (wid.x + wid.y * nwg.x) * BM;
-    let o0 = wid.z * BN;
+    let o0 = wid.z * db_bn();
     let kl = t / 32u;
     let m = m0 + (t % 32u) * 4u;
     let ok = m < cp.m;
@@ -475,7 +506,7 @@ fn conv2d_1x1_db(@builtin(local_invocation_index) t: u32,
     var buf = 0u;
     var va = vec4<f32>(0.0);
     var vb = db_conv_load_b(t, 0u, o0, 0u);
-    var acc: array<vec4<f32>, 8>;
+    var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
         let k = k0 + kl;
         if (k0 < cp.kdim) {

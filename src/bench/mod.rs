@@ -344,11 +344,11 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }));
     }
 
-    // Convolutions: (name, N, C, H, W, O, k, pad, groups, kernel). The `_direct`, `_gemm` and
-    // `_single` (single-buffered GEMM) cases are the same shapes on kernels the ladder passes over,
-    // to compare within one run.
-    use ConvAlgo::{Auto, Depthwise, Gemm, OneByOne};
-    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, ConvAlgo); 11] = [
+    // Convolutions: (name, N, C, H, W, O, k, pad, groups, kernel). The `_direct`, `_gemm`,
+    // `_single` (single-buffered GEMM) and `_wide` (128 channels a tile) cases are the same shapes on
+    // kernels the ladder passes over, to compare within one run.
+    use ConvAlgo::{Auto, Depthwise, Gemm, GemmDbWide, OneByOne};
+    let convs: [(&'static str, usize, usize, usize, usize, usize, usize, usize, usize, ConvAlgo); 12] = [
         ("conv_sensorium_in_9x9", 128, 1, 36, 64, 64, 9, 0, 1, Auto),
         ("conv_sensorium_in_9x9_direct", 128, 1, 36, 64, 64, 9, 0, 1, Depthwise),
         ("conv_sensorium_in_9x9_gemm", 128, 1, 36, 64, 64, 9, 0, 1, Gemm),
@@ -360,6 +360,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         ("conv3x3_64_single", 128, 64, 28, 56, 64, 3, 1, 1, Gemm),
         ("conv3x3_vgg128", 32, 128, 56, 56, 128, 3, 1, 1, Auto),
         ("conv3x3_vgg128_single", 32, 128, 56, 56, 128, 3, 1, 1, Gemm),
+        ("conv3x3_vgg128_wide", 32, 128, 56, 56, 128, 3, 1, 1, GemmDbWide),
     ];
     for (name, n, c, h, w, o, k, pad, g, algo) in convs {
         if !wanted(name) {

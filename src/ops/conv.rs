@@ -20,8 +20,13 @@ pub enum ConvAlgo {
     Auto,
     /// Implicit GEMM, one tile buffer.
     Gemm,
-    /// Implicit GEMM, two tile buffers and vec4 workgroup reads.
+    /// Implicit GEMM, two tile buffers and vec4 workgroup reads, 64 channels a tile.
     GemmDb,
+    /// `GemmDb` with 128 channels a tile where a group has more than 64: each pixel tile gathered
+    /// once for twice the channels, 8×8 outputs per invocation. Not the default: on lavapipe it is
+    /// slower (VGG 128→128 small suite: 304–321 ms against 234–255 ms for `GemmDb`); the bench
+    /// compares the two on a GPU (`conv3x3_vgg128_wide`).
+    GemmDbWide,
     /// 1×1 GEMM, one tile buffer.
     OneByOne,
     /// 1×1 GEMM, two tile buffers and vec4 workgroup reads.
@@ -286,7 +291,10 @@ pub fn conv2d(
     let m = s.n * howo;
     let og = s.o / g;
     let kdim = (s.c / g) * s.kh * s.kw;
-    let otiles = og.div_ceil(BN);
+    // GemmDbWide takes 128 channels a tile where a group has more than 64.
+    let wide = algo == ConvAlgo::GemmDbWide && og > BN;
+    let algo = if algo == ConvAlgo::GemmDbWide { ConvAlgo::GemmDb } else { algo };
+    let otiles = og.div_ceil(if wide { 2 * BN } else { BN });
     let mut tile = (32, 1);
     let (entry, groups) = match algo {
         ConvAlgo::Depthwise => ("conv2d_depthwise", super::elementwise_grid(ctx, m * s.o, OP)?),
@@ -296,7 +304,12 @@ pub fn conv2d(
             let tiles = s.wo.div_ceil(tx) * s.ho.div_ceil(256 / tx * 4);
             ("conv2d_depthwise_tile", ctx.grid_1d((tiles * s.n * s.o / q) as u64, OP)?)
         }
-        ConvAlgo::OneByOne | ConvAlgo::OneByOneDb | ConvAlgo::Gemm | ConvAlgo::GemmDb | ConvAlgo::Auto => {
+        ConvAlgo::OneByOne
+        | ConvAlgo::OneByOneDb
+        | ConvAlgo::Gemm
+        | ConvAlgo::GemmDb
+        | ConvAlgo::GemmDbWide
+        | ConvAlgo::Auto => {
             let z = if matches!(algo, ConvAlgo::OneByOne | ConvAlgo::OneByOneDb) { otiles } else { otiles * g };
             let max = ctx.limits().max_compute_workgroups_per_dimension as usize;
             if z > max {
@@ -332,6 +345,7 @@ pub fn conv2d(
         ConvAlgo::OneByOneDb if entry == "conv2d_db" => key.with("DB_1X1", 1.0),
         _ => key,
     };
+    let key = if wide { key.with("DB_WIDE", 1.0) } else { key };
     let kernel = ctx.kernel(&epi.act.specialize(key))?;
     let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
     let params = ConvParams {
