@@ -337,19 +337,22 @@ fn classifier_and_score_guidance_match_the_reference() {
             steps_offset: 0,
             spacing: vcortex::diffusion::Spacing::Leading,
         };
+        // The guided GPU step on coefficients c against the reference's (prev, x0).
+        let check = |what: &str, c: &vcortex::diffusion::StepCoeffs, kind, want: &(Vec<f32>, Vec<f32>)| {
+            let (gp, gx) = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
+                ops::sampler_step_guided(rec, st, mt, n, c, Guidance { grad: &gt, scale: 0.8, kind })
+            });
+            assert_close(&gx, &want.1, 1e-4, 1e-4, &format!("{what}: x0"));
+            assert_close(&gp, &want.0, 1e-4, 1e-4, &format!("{what}: prev"));
+        };
         for kind in [GuidanceKind::Mean, GuidanceKind::Score] {
-            let scale = 0.8;
+            let rg = Some((&g[..], kind, 0.8));
             let ts = ddpm.timesteps().unwrap();
             for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
-                let rg = Some((&g[..], kind, scale));
-                let (wp, wx) = reference::diffusion::ddpm_step_guided(&ddpm, t, &s, &m, Some(&z), 1, rg).unwrap();
-                let c = ddpm.coeffs(t).unwrap();
-                let (gp, gx) = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
-                    ops::sampler_step_guided(rec, st, mt, n, &c, Guidance { grad: &gt, scale, kind })
-                });
+                let want = reference::diffusion::ddpm_step_guided(&ddpm, t, &s, &m, Some(&z), 1, rg).unwrap();
                 let what = format!("ddpm {prediction:?} {kind:?} t {t}");
-                assert_close(&gx, &wx, 1e-4, 1e-4, &format!("{what}: x0"));
-                assert_close(&gp, &wp, 1e-4, 1e-4, &format!("{what}: prev"));
+                check(&what, &ddpm.coeffs(t).unwrap(), kind, &want);
+                let wp = &want.0;
                 let (up_, _) = reference::diffusion::ddpm_step(&ddpm, t, &s, &m, Some(&z)).unwrap();
                 let moved = wp.iter().zip(&up_).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                 // Guidance moves the first (noisiest) step; mean guidance leaves the noiseless last
@@ -358,20 +361,13 @@ fn classifier_and_score_guidance_match_the_reference() {
                     assert!(moved > 1e-3, "{what}: guidance moved the step by {moved}");
                 }
                 if t == 0 && kind == GuidanceKind::Mean {
-                    assert_eq!(wp, up_, "{what}");
+                    assert_eq!(*wp, up_, "{what}");
                 }
             }
             let ts = ddim.timesteps().unwrap();
             for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
-                let rg = Some((&g[..], kind, scale));
-                let (wp, wx) = reference::diffusion::ddim_step_guided(&ddim, t, &s, &m, Some(&z), 1, rg).unwrap();
-                let c = ddim.coeffs(t).unwrap();
-                let (gp, gx) = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
-                    ops::sampler_step_guided(rec, st, mt, n, &c, Guidance { grad: &gt, scale, kind })
-                });
-                let what = format!("ddim {prediction:?} {kind:?} t {t}");
-                assert_close(&gx, &wx, 1e-4, 1e-4, &format!("{what}: x0"));
-                assert_close(&gp, &wp, 1e-4, 1e-4, &format!("{what}: prev"));
+                let want = reference::diffusion::ddim_step_guided(&ddim, t, &s, &m, Some(&z), 1, rg).unwrap();
+                check(&format!("ddim {prediction:?} {kind:?} t {t}"), &ddim.coeffs(t).unwrap(), kind, &want);
             }
         }
     }

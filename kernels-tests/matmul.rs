@@ -5,6 +5,19 @@ use vcortex::ops::{self, Activation};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
 
+/// Each [k, n] matrix of a batch as [n, k].
+fn transposed(b: &[f32], batch: usize, k: usize, n: usize) -> Vec<f32> {
+    let mut t = vec![0f32; batch * n * k];
+    for bi in 0..batch {
+        for i in 0..k {
+            for j in 0..n {
+                t[(bi * n + j) * k + i] = b[(bi * k + i) * n + j];
+            }
+        }
+    }
+    t
+}
+
 #[test]
 fn matmul_random_and_awkward_shapes() {
     let mut rng = SplitMix::new(5);
@@ -95,14 +108,7 @@ fn tiled_and_dot_paths_agree() {
             assert_eq!(label.ends_with("matmul_dot"), tiles < tiled, "{label} for {tiles} tiles");
             assert_close(&got, &want, 1e-4, 1e-4, &format!("{label} {batch}x{m}x{k}x{n}"));
             // A·Bᵀ on the same data (B read as [batch, n, k]).
-            let mut bt = vec![0f32; batch * n * k];
-            for b in 0..batch {
-                for i in 0..k {
-                    for j in 0..n {
-                        bt[(b * n + j) * k + i] = bd[(b * k + i) * n + j];
-                    }
-                }
-            }
+            let bt = transposed(&bd, batch, k, n);
             let got = run1(|rec| ops::matmul_nt(rec, &up(&ad, &[batch, m, k]), &up(&bt, &[batch, n, k])));
             assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt {batch}x{m}x{k}x{n}"));
         }
@@ -147,14 +153,7 @@ fn every_tiled_kernel_on_many_tiles() {
             assert_close(&got, &want, 1e-4, 1e-4, &format!("{label} {batch}x{m}x{k}x{n}"));
         }
         // Transposed B: the double-buffered kernel's other loader.
-        let mut bt = vec![0f32; batch * n * k];
-        for bi in 0..batch {
-            for i in 0..k {
-                for j in 0..n {
-                    bt[(bi * n + j) * k + i] = bd[(bi * k + i) * n + j];
-                }
-            }
-        }
+        let bt = transposed(&bd, batch, k, n);
         let mut rec = ctx.recorder();
         let y = ops::matmul_nt(&mut rec, &a, &up(&bt, &[batch, n, k])).unwrap();
         assert!(rec.labels()[0].ends_with("matmul_db"), "{:?}", rec.labels());
