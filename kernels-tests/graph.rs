@@ -165,6 +165,13 @@ fn skeleton_and_graph_ops_refuse_bad_input() {
     let nan = Some(KeypointPrep { root: None, scale: [f32::NAN, 1.0] });
     assert!(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, nan).is_err(), "non-finite scale");
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
+    // A table of the right length but garbage contents (1.0 as bits, huge offsets and joints) and
+    // root flags on: the kernel clamps what it reads and ends, with finite sums.
+    let junk = up(&vec![1.0; table.numel()], &[table.numel()]);
+    let mx = up(&[0.5; 2 * 4 * 6], &[2, 1, 4, 6]);
+    let mr = up(&[0.5; 2 * 3], &[2, 3]);
+    let y = run1(|rec| ops::gcn_aggregate(rec, &mx, 3, &skel, &junk, None, Some(ops::GcnRoot { message: &mr })));
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
 }
 
 /// A random propose-style state dict for `cfg` (`models::cgnf::random_state_dict`), with nflows'

@@ -27,6 +27,9 @@ impl DType {
     }
 }
 
+/// The most elements a tensor may hold (see `Tensor::checked_bytes`).
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
 #[derive(Clone)]
 pub struct Tensor {
     storage: Arc<PooledBuffer>,
@@ -82,13 +85,15 @@ impl Tensor {
                 limit_name: "max_storage_buffer_binding_size",
             });
         }
-        if n > u32::MAX as usize {
+        // Kernels index elements with u32 and step loops by up to 256 past the last index: 2^31
+        // elements keeps every index and every counter clear of wrapping.
+        if n > MAX_ELEMENTS {
             return Err(Error::TooLarge {
                 op,
                 what: format!("tensor of shape {shape:?}"),
                 bytes,
-                limit: u32::MAX as u64,
-                limit_name: "u32 element index",
+                limit: MAX_ELEMENTS as u64,
+                limit_name: "2^31 elements (u32 indices in the kernels)",
             });
         }
         Ok(bytes)

@@ -63,6 +63,10 @@ pub fn spline_shapes(x: &[usize], w: &[usize], h: &[usize], d: &[usize]) -> Resu
     if k < 2 {
         return Err(Error::shape(OP, "widths", w, "at least 2 bins"));
     }
+    // The kernel carries the bin index in an f32 lane: exact up to 2^24.
+    if k > 1 << 24 {
+        return Err(Error::shape(OP, "widths", w, "at most 2^24 bins"));
+    }
     expect("widths", w, k)?;
     expect("heights", h, k)?;
     expect("derivatives", d, k - 1)?;

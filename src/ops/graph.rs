@@ -108,7 +108,8 @@ struct GcnParams {
     has_ctx: u32,
     has_root: u32,
     mr_stride: u32,
-    _p: [u32; 3],
+    entries: u32,
+    _p: [u32; 2],
 }
 
 /// The context side of a CondGCN aggregation: per pose and keypoint, the context message (its
@@ -246,7 +247,8 @@ fn record_gcn(
         has_ctx: context.is_some() as u32,
         has_root: root.is_some() as u32,
         mr_stride: mr_stride as u32,
-        _p: [0; 3],
+        entries: (skeleton.table.len() - 2 * j - 1) as u32,
+        _p: [0; 2],
     };
     let bindings =
         [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];
