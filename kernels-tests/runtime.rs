@@ -167,3 +167,13 @@ fn recorder_reuses_dead_buffers_in_order() {
     assert_close(&done.f32(hk, &kept), &x0.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0, 0.0, "kept tensor");
     assert_close(&done.f32(hh, &h), &want_h, 1e-5, 1e-5, "end of the chain");
 }
+
+/// The kernels compile with the trusted checks unless VCORTEX_SHADER_CHECKS=full asks for all.
+#[test]
+fn shader_checks_follow_the_environment() {
+    let want = match std::env::var("VCORTEX_SHADER_CHECKS").as_deref() {
+        Ok("full") => vcortex::ShaderChecks::Full,
+        _ => vcortex::ShaderChecks::Trusted,
+    };
+    assert_eq!(ctx().shader_checks(), want);
+}

@@ -31,5 +31,5 @@ pub mod shaders;
 pub mod tensor;
 
 pub use error::{Error, Result};
-pub use runtime::{Context, Recorder};
+pub use runtime::{Context, Recorder, ShaderChecks};
 pub use tensor::{DType, Tensor};

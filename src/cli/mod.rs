@@ -206,6 +206,7 @@ fn info() -> Result<()> {
     println!("  max_compute_workgroups_per_dimension {}", l.max_compute_workgroups_per_dimension);
     println!("  min_uniform_buffer_offset_alignment {}", l.min_uniform_buffer_offset_alignment);
     println!("pool budget: {} MiB of idle buffers (VCORTEX_POOL_BUDGET_MB)", ctx.pool_stats().budget >> 20);
+    println!("shader checks: {:?} (VCORTEX_SHADER_CHECKS=full for all of wgpu's)", ctx.shader_checks());
     Ok(())
 }
 
