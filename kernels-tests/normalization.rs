@@ -90,6 +90,7 @@ fn divisive_norm_local_windows() {
         ([2, 5, 40, 70], [5, 5], [5, 5], SupDivisor::SumWindow), // many tiles in both axes
         ([1, 3, 33, 17], [7, 3], [3, 9], SupDivisor::SupWindow), // tiles with overhang, uneven halos
         ([1, 2, 30, 30], [21, 21], [15, 15], SupDivisor::SumWindow), // too large for a tile
+        ([2, 130, 9, 13], [1, 1], [1, 1], SupDivisor::SumWindow), // 1x1 windows, many channels
     ] {
         let p = DivNormParams { sum_window: sum, sup_window: sup, sup_divisor: div, sigma: 0.7, ..d };
         dn_case(&mut rng, shape, p, false, false);
