@@ -28,6 +28,19 @@ fn grid_sample_random_shapes() {
     }
 }
 
+/// Positions far outside the image (1e30) sample nothing, and NaN positions end without reading
+/// anything out of range: the taps are tested in float before any conversion to an index.
+#[test]
+fn grid_sample_far_and_nan_positions() {
+    let x = vec![1.0f32; 2 * 3 * 4];
+    let grid = [1e30f32, 0.0, -1e30, 1e30, f32::NAN, 0.5, 0.0, f32::NAN];
+    let got = run1(|rec| ops::grid_sample(rec, &up(&x, &[1, 2, 3, 4]), &up(&grid, &[1, 2, 2, 2]), false));
+    assert_eq!(&got[..2], &[0.0, 0.0], "far outside samples zero");
+    assert_eq!(&got[4..6], &[0.0, 0.0], "far outside samples zero (second channel)");
+    let want = rr::grid_sample(&x, 1, 2, 3, 4, &grid, 2, 2, false);
+    assert_eq!(&want[..2], &[0.0, 0.0]);
+}
+
 #[test]
 fn gaussian_readout_many_neurons() {
     let mut rng = SplitMix::new(62);

@@ -41,6 +41,12 @@ fn unnormalize(g: f32, size: u32) -> f32 {
     return ((g + 1.0) * f32(size) - 1.0) * 0.5;
 }
 
+// Whether the tap at pixel (xx, yy) (integer-valued floats) lies in the image. Tested in float,
+// before any conversion to an integer, so a NaN or huge position (user data) is outside.
+fn tap_inside(xx: f32, yy: f32) -> bool {
+    return xx >= 0.0 && xx < f32(ro.w) && yy >= 0.0 && yy < f32(ro.h);
+}
+
 // Bilinear sample of plane `base` of ro_x at normalized (gx, gy); outside pixels count 0.
 fn bilinear(base: u32, gx: f32, gy: f32) -> f32 {
     let ix = unnormalize(gx, ro.w);
@@ -49,14 +55,12 @@ fn bilinear(base: u32, gx: f32, gy: f32) -> f32 {
     let y0f = floor(iy);
     let tx = ix - x0f;
     let ty = iy - y0f;
-    let x0 = i32(x0f);
-    let y0 = i32(y0f);
     var s = 0.0;
     for (var dy = 0; dy < 2; dy++) {
         for (var dx = 0; dx < 2; dx++) {
-            let xx = x0 + dx;
-            let yy = y0 + dy;
-            if (xx >= 0 && xx < i32(ro.w) && yy >= 0 && yy < i32(ro.h)) {
+            let xx = x0f + f32(dx);
+            let yy = y0f + f32(dy);
+            if (tap_inside(xx, yy)) {
                 let wgt = select(1.0 - tx, tx, dx == 1) * select(1.0 - ty, ty, dy == 1);
                 s += wgt * ro_x[base + u32(yy) * ro.w + u32(xx)];
             }
@@ -111,9 +115,9 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     var off: array<u32, 4>;
     var wgt: array<f32, 4>;
     for (var k = 0; k < 4; k++) {
-        let xx = i32(x0f) + (k & 1);
-        let yy = i32(y0f) + (k >> 1u);
-        let inside = xx >= 0 && xx < i32(ro.w) && yy >= 0 && yy < i32(ro.h);
+        let xx = x0f + f32(k & 1);
+        let yy = y0f + f32(k >> 1u);
+        let inside = tap_inside(xx, yy);
         off[k] = select(0u, u32(yy) * ro.w + u32(xx), inside);
         wgt[k] = select(0.0, select(1.0 - tx, tx, (k & 1) == 1) * select(1.0 - ty, ty, (k >> 1u) == 1), inside);
     }
