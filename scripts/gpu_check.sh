@@ -9,7 +9,8 @@
 #                   loop counters and index clamps, which vcortex compiles out by default)
 #   torch.jsonl     PyTorch peers (torch_peers.py, then scripts/peers_pose.py)
 #   compare.md      compare.py's table of the two
-# Set STEPS to a subset (e.g. STEPS="bench torch compare") and FILTER to a bench filter.
+# Set STEPS to a subset (e.g. STEPS="bench torch compare"), FILTER to a bench filter, and
+# TORCH_COMPILE=1 to add torch.compile's variants to the peers (a minute or more of compiling).
 set -uo pipefail
 out=${OUT:-/tmp/vcortex-gpu}
 mkdir -p "$out"
@@ -44,7 +45,9 @@ if has checks; then
 fi
 if has torch; then
   stamp torch
-  timeout 240 python3 .gpu/torch_peers.py > "$out/torch.jsonl" 2> "$out/torch.err"
+  peer_args=()
+  [ -n "${TORCH_COMPILE:-}" ] && peer_args+=(--compile)
+  timeout 300 python3 .gpu/torch_peers.py "${peer_args[@]}" > "$out/torch.jsonl" 2> "$out/torch.err"
   timeout 200 python3 scripts/peers_pose.py >> "$out/torch.jsonl" 2>> "$out/torch.err"
   stamp "torch done"
 fi
