@@ -35,7 +35,16 @@ if has bench; then
   args=(bench --json "$out/vc.json" --profile)
   [ -n "${FILTER:-}" ] && args+=(--filter "$FILTER")
   timeout 300 .gpu/vcortex "${args[@]}" > "$out/bench.txt" 2>&1
-  stamp "bench rc $?"
+  rc=$?
+  stamp "bench rc $rc"
+  if [ $rc -ne 0 ] || grep -q '"error"' "$out/vc.json" 2>/dev/null; then
+    # A failure (a lost device, a case's error): once more with every wgpu shader check on, to
+    # tell a kernel bug that the checks would have caught from anything else.
+    stamp "bench again with VCORTEX_SHADER_CHECKS=full"
+    VCORTEX_SHADER_CHECKS=full timeout 300 .gpu/vcortex bench --json "$out/vc_full_checks.json" \
+      ${FILTER:+--filter "$FILTER"} > "$out/bench_full_checks.txt" 2>&1
+    stamp "rc $?"
+  fi
 fi
 if has checks; then
   stamp checks
