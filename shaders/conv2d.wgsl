@@ -418,40 +418,60 @@ fn db_conv_mma(acc: ptr<function, array<vec4<f32>, 16>>, buf: u32, tx: u32, ty: 
     for (var kk = 0u; kk < BK; kk++) {
         let a0 = Ad4[buf * 256u + kk * 32u + tx];
         let a1 = Ad4[buf * 256u + kk * 32u + 16u + tx];
+        // Written out, so every index into acc is a constant whatever the driver unrolls.
+        var b0: vec4<f32>;
         if (DB_WIDE) {
-            let b0 = Bd4[buf * 256u + kk * 32u + ty];
-            let b1 = Bd4[buf * 256u + kk * 32u + 16u + ty];
-            for (var i = 0u; i < 4u; i++) {
-                (*acc)[i] = fma(vec4<f32>(a0[i]), b0, (*acc)[i]);
-                (*acc)[4u + i] = fma(vec4<f32>(a1[i]), b0, (*acc)[4u + i]);
-                (*acc)[8u + i] = fma(vec4<f32>(a0[i]), b1, (*acc)[8u + i]);
-                (*acc)[12u + i] = fma(vec4<f32>(a1[i]), b1, (*acc)[12u + i]);
-            }
+            b0 = Bd4[buf * 256u + kk * 32u + ty];
         } else {
-            let b = Bd4[buf * 136u + kk * 17u + ty];
-            for (var i = 0u; i < 4u; i++) {
-                (*acc)[i] = fma(vec4<f32>(a0[i]), b, (*acc)[i]);
-                (*acc)[4u + i] = fma(vec4<f32>(a1[i]), b, (*acc)[4u + i]);
-            }
+            b0 = Bd4[buf * 136u + kk * 17u + ty];
+        }
+        (*acc)[0] = fma(vec4<f32>(a0.x), b0, (*acc)[0]);
+        (*acc)[1] = fma(vec4<f32>(a0.y), b0, (*acc)[1]);
+        (*acc)[2] = fma(vec4<f32>(a0.z), b0, (*acc)[2]);
+        (*acc)[3] = fma(vec4<f32>(a0.w), b0, (*acc)[3]);
+        (*acc)[4] = fma(vec4<f32>(a1.x), b0, (*acc)[4]);
+        (*acc)[5] = fma(vec4<f32>(a1.y), b0, (*acc)[5]);
+        (*acc)[6] = fma(vec4<f32>(a1.z), b0, (*acc)[6]);
+        (*acc)[7] = fma(vec4<f32>(a1.w), b0, (*acc)[7]);
+        if (DB_WIDE) {
+            let b1 = Bd4[buf * 256u + kk * 32u + 16u + ty];
+            (*acc)[8] = fma(vec4<f32>(a0.x), b1, (*acc)[8]);
+            (*acc)[9] = fma(vec4<f32>(a0.y), b1, (*acc)[9]);
+            (*acc)[10] = fma(vec4<f32>(a0.z), b1, (*acc)[10]);
+            (*acc)[11] = fma(vec4<f32>(a0.w), b1, (*acc)[11]);
+            (*acc)[12] = fma(vec4<f32>(a1.x), b1, (*acc)[12]);
+            (*acc)[13] = fma(vec4<f32>(a1.y), b1, (*acc)[13]);
+            (*acc)[14] = fma(vec4<f32>(a1.z), b1, (*acc)[14]);
+            (*acc)[15] = fma(vec4<f32>(a1.w), b1, (*acc)[15]);
         }
     }
 }
 
 fn db_conv_out(acc: ptr<function, array<vec4<f32>, 16>>, m0: u32, g: u32, o0: u32, tx: u32, ty: u32) {
+    let p0 = m0 + 4u * tx;
+    let c0 = o0 + 4u * ty;
+    db_conv_out_px(p0, g, c0, (*acc)[0], (*acc)[8]);
+    db_conv_out_px(p0 + 1u, g, c0, (*acc)[1], (*acc)[9]);
+    db_conv_out_px(p0 + 2u, g, c0, (*acc)[2], (*acc)[10]);
+    db_conv_out_px(p0 + 3u, g, c0, (*acc)[3], (*acc)[11]);
+    db_conv_out_px(p0 + 64u, g, c0, (*acc)[4], (*acc)[12]);
+    db_conv_out_px(p0 + 65u, g, c0, (*acc)[5], (*acc)[13]);
+    db_conv_out_px(p0 + 66u, g, c0, (*acc)[6], (*acc)[14]);
+    db_conv_out_px(p0 + 67u, g, c0, (*acc)[7], (*acc)[15]);
+}
+
+// Pixel m of an invocation's block: channels c0..c0+3 (lo) and, with DB_WIDE, c0+64..c0+67 (hi).
+fn db_conv_out_px(m: u32, g: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= cp.m) { return; }
+    let nimg = m / cp.howo;
+    let p = m % cp.howo;
     let blocks = select(1u, 2u, DB_WIDE);
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + (r / 4u) * 64u + 4u * tx + r % 4u;
-        if (m >= cp.m) { continue; }
-        let nimg = m / cp.howo;
-        let p = m % cp.howo;
-        for (var h = 0u; h < blocks; h++) {
-            let v = (*acc)[h * 8u + r];
-            for (var j = 0u; j < 4u; j++) {
-                let o = o0 + h * 64u + 4u * ty + j;
-                if (o < cp.og) {
-                    let oc = g * cp.og + o;
-                    cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue(v[j], oc);
-                }
+    for (var h = 0u; h < blocks; h++) {
+        for (var j = 0u; j < 4u; j++) {
+            let o = c0 + h * 64u + j;
+            if (o < cp.og) {
+                let oc = g * cp.og + o;
+                cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue(select(lo[j], hi[j], h == 1u), oc);
             }
         }
     }

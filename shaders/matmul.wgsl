@@ -264,12 +264,24 @@ fn matmul_db(@builtin(local_invocation_index) t: u32,
             let a1 = Ad[row + 16u + ty];
             let b0 = Bd[row + tx];
             let b1 = Bd[row + 16u + tx];
-            for (var i = 0u; i < 4u; i++) {
-                acc[2u * i] = fma(vec4<f32>(a0[i]), b0, acc[2u * i]);
-                acc[2u * i + 1u] = fma(vec4<f32>(a0[i]), b1, acc[2u * i + 1u]);
-                acc[8u + 2u * i] = fma(vec4<f32>(a1[i]), b0, acc[8u + 2u * i]);
-                acc[8u + 2u * i + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + 2u * i + 1u]);
-            }
+            // Written out, so every index into acc is a constant whatever the driver unrolls (one
+            // dynamic index anywhere can send the whole array to local memory).
+            acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
+            acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
+            acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
+            acc[3] = fma(vec4<f32>(a0.y), b1, acc[3]);
+            acc[4] = fma(vec4<f32>(a0.z), b0, acc[4]);
+            acc[5] = fma(vec4<f32>(a0.z), b1, acc[5]);
+            acc[6] = fma(vec4<f32>(a0.w), b0, acc[6]);
+            acc[7] = fma(vec4<f32>(a0.w), b1, acc[7]);
+            acc[8] = fma(vec4<f32>(a1.x), b0, acc[8]);
+            acc[9] = fma(vec4<f32>(a1.x), b1, acc[9]);
+            acc[10] = fma(vec4<f32>(a1.y), b0, acc[10]);
+            acc[11] = fma(vec4<f32>(a1.y), b1, acc[11]);
+            acc[12] = fma(vec4<f32>(a1.z), b0, acc[12]);
+            acc[13] = fma(vec4<f32>(a1.z), b1, acc[13]);
+            acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
+            acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
         }
         if (more) { db_store(1u - buf, t, next); }
         workgroupBarrier();
@@ -277,18 +289,28 @@ fn matmul_db(@builtin(local_invocation_index) t: u32,
     }
 
     let cbase = batch * mp.c_stride;
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + (r / 4u) * 64u + 4u * ty + r % 4u;
-        if (m >= mp.m) { continue; }
+    let r0 = m0 + 4u * ty;
+    let c0 = n0 + 4u * tx;
+    db_out_row(cbase, r0, c0, acc[0], acc[1]);
+    db_out_row(cbase, r0 + 1u, c0, acc[2], acc[3]);
+    db_out_row(cbase, r0 + 2u, c0, acc[4], acc[5]);
+    db_out_row(cbase, r0 + 3u, c0, acc[6], acc[7]);
+    db_out_row(cbase, r0 + 64u, c0, acc[8], acc[9]);
+    db_out_row(cbase, r0 + 65u, c0, acc[10], acc[11]);
+    db_out_row(cbase, r0 + 66u, c0, acc[12], acc[13]);
+    db_out_row(cbase, r0 + 67u, c0, acc[14], acc[15]);
+}
+
+// Row m of an invocation's block: columns c0..c0+3 (lo) and c0+64..c0+67 (hi), bias, activation.
+fn db_out_row(cbase: u32, m: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= mp.m) { return; }
+    for (var j = 0u; j < 4u; j++) {
         for (var h = 0u; h < 2u; h++) {
-            let v = acc[(r / 4u) * 8u + 2u * (r % 4u) + h];
-            for (var j = 0u; j < 4u; j++) {
-                let n = n0 + h * 64u + 4u * tx + j;
-                if (n < mp.n) {
-                    var o = v[j];
-                    if (MM_HAS_BIAS) { o += mbias[n]; }
-                    mc[cbase + m * mp.n + n] = activate(o);
-                }
+            let n = c0 + h * 64u + j;
+            if (n < mp.n) {
+                var o = select(lo[j], hi[j], h == 1u);
+                if (MM_HAS_BIAS) { o += mbias[n]; }
+                mc[cbase + m * mp.n + n] = activate(o);
             }
         }
     }
