@@ -363,11 +363,17 @@ fn conv2d_depthwise_tile(@builtin(local_invocation_index) t: u32,
             p += ic;
         }
     }
+    // Row by row with constant indices into acc (a dynamic one could send it to local memory).
     let ow = ow0 + tx;
-    for (var i = 0u; i < DW_R; i++) {
-        let oh = oh0 + ty * DW_R + i;
-        for (var j = 0u; j < DW_Q; j++) { dw_store(nimg, o0 + j, oh, ow, acc[i][j]); }
-    }
+    let oh = oh0 + ty * DW_R;
+    dw_store_row(nimg, o0, oh, ow, acc[0]);
+    dw_store_row(nimg, o0, oh + 1u, ow, acc[1]);
+    dw_store_row(nimg, o0, oh + 2u, ow, acc[2]);
+    dw_store_row(nimg, o0, oh + 3u, ow, acc[3]);
+}
+
+fn dw_store_row(nimg: u32, o0: u32, oh: u32, ow: u32, v: vec4<f32>) {
+    for (var j = 0u; j < DW_Q; j++) { dw_store(nimg, o0 + j, oh, ow, v[j]); }
 }
 
 // ---- conv2d_db, conv2d_1x1_db -----------------------------------------------------------------

@@ -112,21 +112,19 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let y0f = floor(iy);
     let tx = ix - x0f;
     let ty = iy - y0f;
-    var off: array<u32, 4>;
-    var wgt: array<f32, 4>;
-    for (var k = 0; k < 4; k++) {
-        let xx = x0f + f32(k & 1);
-        let yy = y0f + f32(k >> 1u);
-        let inside = tap_inside(xx, yy);
-        off[k] = select(0u, u32(yy) * ro.w + u32(xx), inside);
-        wgt[k] = select(0.0, select(1.0 - tx, tx, (k & 1) == 1) * select(1.0 - ty, ty, (k >> 1u) == 1), inside);
-    }
+    // Taps (x0, y0), (x0 + 1, y0), (x0, y0 + 1), (x0 + 1, y0 + 1) as the lanes of two vectors (no
+    // array, so nothing the channel loop reads can end up in local memory).
+    let xs = vec4<f32>(x0f, x0f + 1.0, x0f, x0f + 1.0);
+    let ys = vec4<f32>(y0f, y0f, y0f + 1.0, y0f + 1.0);
+    let inside = vec4<bool>(tap_inside(xs.x, ys.x), tap_inside(xs.y, ys.y), tap_inside(xs.z, ys.z), tap_inside(xs.w, ys.w));
+    let off = select(vec4<u32>(0u), vec4<u32>(ys) * ro.w + vec4<u32>(xs), inside);
+    let wgt = select(vec4<f32>(0.0), vec4<f32>(1.0 - tx, tx, 1.0 - tx, tx) * vec4<f32>(1.0 - ty, 1.0 - ty, ty, ty), inside);
     let plane = ro.h * ro.w;
     var acc = 0.0;
     for (var c = 0u; c < ro.c; c++) {
         let base = (nimg * ro.c + c) * plane;
-        let v = wgt[0] * ro_x[base + off[0]] + wgt[1] * ro_x[base + off[1]] + wgt[2] * ro_x[base + off[2]] + wgt[3] * ro_x[base + off[3]];
-        acc = fma(v, ro_b[c * ro.m + m], acc);
+        let v = vec4<f32>(ro_x[base + off.x], ro_x[base + off.y], ro_x[base + off.z], ro_x[base + off.w]);
+        acc = fma(dot(wgt, v), ro_b[c * ro.m + m], acc);
     }
     if (RO_BIAS) { acc += ro_c[m]; }
     var out = i;
