@@ -107,12 +107,13 @@ fn conv_store(acc: ptr<function, array<f32, 32>>, m0: u32, g: u32, o0: u32, tx: 
 // The implicit GEMM's gather (im2col on the fly): the four pixels first + step r (r < 4) of the
 // pixel tile at m0 that an invocation loads, as input offsets and top-left input coordinates; ok:
 // the pixel is inside the batch. With DB_1X1 (1x1, stride 1, no padding, one group) base is the
-// pixel's own offset and no coordinates are needed.
+// pixel's own offset and no coordinates are needed. Vectors rather than arrays, so no driver puts
+// them in local memory.
 struct Gather {
-    base: array<u32, 4>,
-    ih0: array<i32, 4>,
-    iw0: array<i32, 4>,
-    ok: array<bool, 4>,
+    base: vec4<u32>,
+    ih0: vec4<i32>,
+    iw0: vec4<i32>,
+    ok: vec4<bool>,
 }
 
 fn gather_setup(m0: u32, first: u32, step: u32, g: u32) -> Gather {
