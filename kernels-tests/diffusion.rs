@@ -11,6 +11,41 @@ use vcortex::rng::SplitMix;
 const SCHEDULES: [BetaSchedule; 3] = [BetaSchedule::Linear, BetaSchedule::ScaledLinear, BetaSchedule::SquaredCosCapV2];
 const PREDICTIONS: [Prediction; 3] = [Prediction::Epsilon, Prediction::Sample, Prediction::VPrediction];
 
+/// A DDPM config with diffusers' default beta endpoints, fixed-small variance, no clipping or
+/// thresholding; each test states what it varies.
+fn ddpm_cfg(t_train: usize, schedule: BetaSchedule, steps: usize, prediction: Prediction) -> DdpmConfig {
+    DdpmConfig {
+        num_train_timesteps: t_train,
+        beta_schedule: schedule,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: steps,
+        prediction,
+        variance: VarianceType::FixedSmall,
+        clip: None,
+        threshold: None,
+    }
+}
+
+/// A DDIM config over 1000 training steps, eta 0, alpha-bar one at the end, leading spacing, no
+/// clipping or thresholding.
+fn ddim_cfg(schedule: BetaSchedule, steps: usize, prediction: Prediction) -> DdimConfig {
+    DdimConfig {
+        num_train_timesteps: 1000,
+        beta_schedule: schedule,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: steps,
+        prediction,
+        clip: None,
+        threshold: None,
+        eta: 0.0,
+        set_alpha_to_one: true,
+        steps_offset: 0,
+        spacing: Spacing::Leading,
+    }
+}
+
 fn data(rng: &mut SplitMix, n: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     (rng.vec(n, -2.0, 2.0), rng.vec(n, -2.0, 2.0), reference::random::normal(rng.next_u64(), 0, n))
 }
@@ -47,17 +82,7 @@ fn ddpm_steps_match_the_reference() {
                 (VarianceType::FixedLarge, None, 100, 100),
                 (VarianceType::FixedSmall, Some(2.0), 50, 7),
             ] {
-                let cfg = DdpmConfig {
-                    num_train_timesteps: t_train,
-                    beta_schedule: schedule,
-                    beta_start: 1e-4,
-                    beta_end: 0.02,
-                    num_inference_steps: steps,
-                    prediction,
-                    variance,
-                    clip,
-                    threshold: None,
-                };
+                let cfg = DdpmConfig { variance, clip, ..ddpm_cfg(t_train, schedule, steps, prediction) };
                 let ts = cfg.timesteps().unwrap();
                 for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
                     let (wp, wx) = reference::diffusion::ddpm_step(&cfg, t, &s, &m, Some(&z)).unwrap();
@@ -89,18 +114,12 @@ fn ddim_steps_match_the_reference() {
                 (0.3, false, 0, Spacing::Linspace, 7),
             ] {
                 let cfg = DdimConfig {
-                    num_train_timesteps: 1000,
-                    beta_schedule: schedule,
-                    beta_start: 1e-4,
-                    beta_end: 0.02,
-                    num_inference_steps: steps,
-                    prediction,
                     clip: if eta > 0.4 { Some(1.5) } else { None },
-                    threshold: None,
                     eta,
                     set_alpha_to_one: one,
                     steps_offset: offset,
                     spacing,
+                    ..ddim_cfg(schedule, steps, prediction)
                 };
                 let ts = cfg.timesteps().unwrap();
                 for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
@@ -123,20 +142,7 @@ fn fused_philox_noise_equals_the_drawn_stream() {
     let shape = [4, 60, 51];
     let n = 4 * 60 * 51;
     let (s, m) = (rng.vec(n, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
-    let cfg = DdimConfig {
-        num_train_timesteps: 1000,
-        beta_schedule: BetaSchedule::SquaredCosCapV2,
-        beta_start: 1e-4,
-        beta_end: 0.02,
-        num_inference_steps: 20,
-        prediction: Prediction::Sample,
-        clip: None,
-        threshold: None,
-        eta: 1.0,
-        set_alpha_to_one: true,
-        steps_offset: 0,
-        spacing: Spacing::Leading,
-    };
+    let cfg = DdimConfig { eta: 1.0, ..ddim_cfg(BetaSchedule::SquaredCosCapV2, 20, Prediction::Sample) };
     let (st, mt) = (up(&s, &shape), up(&m, &shape));
     let mut rec = ctx().recorder();
     let z = ops::random_normal(&mut rec, &shape, 99, 5).unwrap();
@@ -168,17 +174,7 @@ fn guidance_and_forward_noising() {
 fn steps_refuse_bad_input() {
     let x = up(&[0.0; 6], &[2, 3]);
     let y = up(&[0.0; 4], &[2, 2]);
-    let ddpm = DdpmConfig {
-        num_train_timesteps: 1000,
-        beta_schedule: BetaSchedule::Linear,
-        beta_start: 1e-4,
-        beta_end: 0.02,
-        num_inference_steps: 10,
-        prediction: Prediction::Epsilon,
-        variance: VarianceType::FixedSmall,
-        clip: Some(1.0),
-        threshold: None,
-    };
+    let ddpm = DdpmConfig { clip: Some(1.0), ..ddpm_cfg(1000, BetaSchedule::Linear, 10, Prediction::Epsilon) };
     let mut rec = ctx().recorder();
     let e = ops::ddpm_step(&mut rec, &ddpm, 901, &x, &x, Noise::Tensor(&x)).unwrap_err();
     assert!(e.to_string().contains("not on the schedule"), "{e}");
@@ -231,15 +227,9 @@ fn dynamic_thresholding_matches_the_reference() {
         let z = rng.vec(n, -1.0, 1.0);
         let th = Threshold { ratio, max };
         let ddpm = DdpmConfig {
-            num_train_timesteps: 50,
-            beta_schedule: BetaSchedule::SquaredCosCapV2,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            num_inference_steps: 10,
-            prediction: pred,
-            variance: VarianceType::FixedSmall,
             clip: Some(1.0),
             threshold: Some(th),
+            ..ddpm_cfg(50, BetaSchedule::SquaredCosCapV2, 10, pred)
         };
         let t = ddpm.timesteps().unwrap()[3];
         let shape = [rows, len];
@@ -256,20 +246,7 @@ fn dynamic_thresholding_matches_the_reference() {
         let got = done.f32(hx, &x0);
         assert!(got.iter().all(|v| v.abs() <= 1.0 + 1e-6), "{what}: thresholded x0 within [-1, 1]");
         // DDIM thresholds the same way.
-        let ddim = DdimConfig {
-            num_train_timesteps: 1000,
-            beta_schedule: BetaSchedule::Linear,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            num_inference_steps: 20,
-            prediction: pred,
-            clip: None,
-            threshold: Some(th),
-            eta: 0.0,
-            set_alpha_to_one: true,
-            steps_offset: 0,
-            spacing: Spacing::Leading,
-        };
+        let ddim = DdimConfig { threshold: Some(th), ..ddim_cfg(BetaSchedule::Linear, 20, pred) };
         let t = ddim.timesteps().unwrap()[4];
         let got = run1(|rec| ops::ddim_step(rec, &ddim, t, &up(&s, &shape), &up(&m, &shape), Noise::None).map(|r| r.1));
         let (_, wx) = reference::diffusion::ddim_step_rows(&ddim, t, &s, &m, None, rows).unwrap();
@@ -283,17 +260,7 @@ fn dynamic_thresholding_matches_the_reference() {
         Threshold { ratio: 0.9, max: 0.5 },
         Threshold { ratio: f64::NAN, max: 1.0 },
     ] {
-        let cfg = DdpmConfig {
-            num_train_timesteps: 50,
-            beta_schedule: BetaSchedule::Linear,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            num_inference_steps: 10,
-            prediction: Prediction::Sample,
-            variance: VarianceType::FixedSmall,
-            clip: None,
-            threshold: Some(th),
-        };
+        let cfg = DdpmConfig { threshold: Some(th), ..ddpm_cfg(50, BetaSchedule::Linear, 10, Prediction::Sample) };
         let mut rec = ctx().recorder();
         assert!(ops::ddpm_step(&mut rec, &cfg, 45, &x, &x, Noise::Tensor(&x)).is_err(), "{th:?}");
         assert_eq!(rec.dispatch_count(), 0);
@@ -312,31 +279,8 @@ fn classifier_and_score_guidance_match_the_reference() {
     let g = rng.vec(120, -1.0, 1.0);
     let gt = up(&g, &shape);
     for prediction in PREDICTIONS {
-        let ddpm = DdpmConfig {
-            num_train_timesteps: 1000,
-            beta_schedule: BetaSchedule::SquaredCosCapV2,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            num_inference_steps: 20,
-            prediction,
-            variance: VarianceType::FixedSmall,
-            clip: Some(1.0),
-            threshold: None,
-        };
-        let ddim = DdimConfig {
-            num_train_timesteps: 1000,
-            beta_schedule: BetaSchedule::Linear,
-            beta_start: 1e-4,
-            beta_end: 0.02,
-            num_inference_steps: 20,
-            prediction,
-            clip: None,
-            threshold: None,
-            eta: 0.7,
-            set_alpha_to_one: true,
-            steps_offset: 0,
-            spacing: vcortex::diffusion::Spacing::Leading,
-        };
+        let ddpm = DdpmConfig { clip: Some(1.0), ..ddpm_cfg(1000, BetaSchedule::SquaredCosCapV2, 20, prediction) };
+        let ddim = DdimConfig { eta: 0.7, ..ddim_cfg(BetaSchedule::Linear, 20, prediction) };
         // The guided GPU step on coefficients c against the reference's (prev, x0).
         let check = |what: &str, c: &vcortex::diffusion::StepCoeffs, kind, want: &(Vec<f32>, Vec<f32>)| {
             let (gp, gx) = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| {
@@ -372,17 +316,7 @@ fn classifier_and_score_guidance_match_the_reference() {
         }
     }
     // Scale 0 is the unguided step, bit for bit.
-    let ddpm = DdpmConfig {
-        num_train_timesteps: 1000,
-        beta_schedule: BetaSchedule::Linear,
-        beta_start: 1e-4,
-        beta_end: 0.02,
-        num_inference_steps: 10,
-        prediction: Prediction::Epsilon,
-        variance: VarianceType::FixedSmall,
-        clip: None,
-        threshold: None,
-    };
+    let ddpm = ddpm_cfg(1000, BetaSchedule::Linear, 10, Prediction::Epsilon);
     let t = ddpm.timesteps().unwrap()[3];
     let c = ddpm.coeffs(t).unwrap();
     let plain = gpu_step(&shape, &s, &m, &z, |rec, st, mt, n| ops::sampler_step(rec, st, mt, n, &c));
