@@ -239,7 +239,7 @@ fn dynamic_thresholding_matches_the_reference() {
                 .unwrap();
         let (hp, hx) = (rec.read_back(&prev), rec.read_back(&x0));
         let done = rec.submit().unwrap();
-        let (wp, wx) = reference::diffusion::ddpm_step_rows(&ddpm, t, &s, &m, Some(&z), rows).unwrap();
+        let (wp, wx) = reference::diffusion::ddpm_step_rows(&ddpm, t, &s, &m, Some(&z), rows, None).unwrap();
         let what = format!("threshold rows {rows} len {len} ratio {ratio} max {max} {pred:?}");
         assert_close(&done.f32(hx, &x0), &wx, 1e-5, 1e-4, &format!("{what}: x0"));
         assert_close(&done.f32(hp, &prev), &wp, 1e-5, 1e-4, &format!("{what}: prev"));
@@ -249,7 +249,7 @@ fn dynamic_thresholding_matches_the_reference() {
         let ddim = DdimConfig { threshold: Some(th), ..ddim_cfg(BetaSchedule::Linear, 20, pred) };
         let t = ddim.timesteps().unwrap()[4];
         let got = run1(|rec| ops::ddim_step(rec, &ddim, t, &up(&s, &shape), &up(&m, &shape), Noise::None).map(|r| r.1));
-        let (_, wx) = reference::diffusion::ddim_step_rows(&ddim, t, &s, &m, None, rows).unwrap();
+        let (_, wx) = reference::diffusion::ddim_step_rows(&ddim, t, &s, &m, None, rows, None).unwrap();
         assert_close(&got, &wx, 1e-5, 1e-4, &format!("{what}: ddim x0"));
     }
     // Bad parameters are refused before anything is recorded.
@@ -293,7 +293,7 @@ fn classifier_and_score_guidance_match_the_reference() {
             let rg = Some((&g[..], kind, 0.8));
             let ts = ddpm.timesteps().unwrap();
             for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
-                let want = reference::diffusion::ddpm_step_guided(&ddpm, t, &s, &m, Some(&z), 1, rg).unwrap();
+                let want = reference::diffusion::ddpm_step_rows(&ddpm, t, &s, &m, Some(&z), 1, rg).unwrap();
                 let what = format!("ddpm {prediction:?} {kind:?} t {t}");
                 check(&what, &ddpm.coeffs(t).unwrap(), kind, &want);
                 let wp = &want.0;
@@ -310,7 +310,7 @@ fn classifier_and_score_guidance_match_the_reference() {
             }
             let ts = ddim.timesteps().unwrap();
             for t in [ts[0], ts[ts.len() / 2], ts[ts.len() - 1]] {
-                let want = reference::diffusion::ddim_step_guided(&ddim, t, &s, &m, Some(&z), 1, rg).unwrap();
+                let want = reference::diffusion::ddim_step_rows(&ddim, t, &s, &m, Some(&z), 1, rg).unwrap();
                 check(&format!("ddim {prediction:?} {kind:?} t {t}"), &ddim.coeffs(t).unwrap(), kind, &want);
             }
         }

@@ -468,7 +468,7 @@ fn ddpm_step(b: &Backend, c: &Case) -> Result<Outputs> {
         c,
         "ddpm_step",
         |rec, s, m, z| ops::ddpm_step(rec, &cfg, t, s, m, z),
-        |s, m, z, rows| reference::diffusion::ddpm_step_rows(&cfg, t, s, m, z, rows),
+        |s, m, z, rows| reference::diffusion::ddpm_step_rows(&cfg, t, s, m, z, rows, None),
     )
 }
 
@@ -494,7 +494,7 @@ fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
         c,
         "ddim_step",
         |rec, s, m, z| ops::ddim_step(rec, &cfg, t, s, m, z),
-        |s, m, z, rows| reference::diffusion::ddim_step_rows(&cfg, t, s, m, z, rows),
+        |s, m, z, rows| reference::diffusion::ddim_step_rows(&cfg, t, s, m, z, rows, None),
     )
 }
 

@@ -73,19 +73,7 @@ pub fn ddpm_step(
     model: &[f32],
     noise: Option<&[f32]>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    ddpm_step_rows(cfg, t, sample, model, noise, 1)
-}
-
-/// [`ddpm_step`] on `rows` samples (the first axis), which dynamic thresholding treats apart.
-pub fn ddpm_step_rows(
-    cfg: &DdpmConfig,
-    t: usize,
-    sample: &[f32],
-    model: &[f32],
-    noise: Option<&[f32]>,
-    rows: usize,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    ddpm_step_guided(cfg, t, sample, model, noise, rows, None)
+    ddpm_step_rows(cfg, t, sample, model, noise, 1, None)
 }
 
 /// A step's guidance for the reference: the gradient, its kind and its scale (ops::Guidance).
@@ -107,8 +95,9 @@ fn guide(g: RefGuidance, k: usize, a: f64, var: f64, x0: &mut f64, eps: &mut f64
     }
 }
 
-/// [`ddpm_step_rows`] with classifier or score guidance.
-pub fn ddpm_step_guided(
+/// [`ddpm_step`] on `rows` samples (the first axis), which dynamic thresholding treats apart, with
+/// classifier or score guidance where given.
+pub fn ddpm_step_rows(
     cfg: &DdpmConfig,
     t: usize,
     sample: &[f32],
@@ -167,23 +156,12 @@ pub fn ddim_step(
     model: &[f32],
     noise: Option<&[f32]>,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    ddim_step_rows(cfg, t, sample, model, noise, 1)
+    ddim_step_rows(cfg, t, sample, model, noise, 1, None)
 }
 
-/// [`ddim_step`] on `rows` samples (the first axis), which dynamic thresholding treats apart.
+/// [`ddim_step`] on `rows` samples (the first axis), which dynamic thresholding treats apart, with
+/// classifier or score guidance where given.
 pub fn ddim_step_rows(
-    cfg: &DdimConfig,
-    t: usize,
-    sample: &[f32],
-    model: &[f32],
-    noise: Option<&[f32]>,
-    rows: usize,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    ddim_step_guided(cfg, t, sample, model, noise, rows, None)
-}
-
-/// [`ddim_step_rows`] with classifier or score guidance.
-pub fn ddim_step_guided(
     cfg: &DdimConfig,
     t: usize,
     sample: &[f32],
