@@ -16,7 +16,7 @@
 struct GcnParams {
     rows: u32, hidden: u32, joints: u32, samples: u32,
     mx_stride: u32, mc_stride: u32, has_ctx: u32, has_root: u32,
-    mr_stride: u32, entries: u32, _p1: u32, _p2: u32,   // entries: neighbour entries of the table
+    mr_stride: u32, _p0: u32, _p1: u32, _p2: u32,
 }
 @group(0) @binding(0) var<uniform> gp: GcnParams;
 // [rows, mx_stride]: the self-loop term in columns 0..hidden, the neighbour message in hidden..2 hidden
@@ -53,12 +53,9 @@ fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let j = r % gp.joints;
     let first = r - j; // the row of joint 0 of this pose and sample
     var acc = gcn_msg(r, h);
-    // The table is a tensor like any other: every entry read from it is clamped to the skeleton
-    // the host described (entries, joints), so a wrong table gives wrong sums, never a read out of
-    // range or a loop of a billion steps.
-    let e1 = min(g_nbr[j + 1u], gp.entries);
-    for (var e = min(g_nbr[j], e1); e < e1; e++) {
-        let n = min(g_nbr[gp.joints + 1u + e], gp.joints - 1u);
+    // The table is the skeleton's own (ops::DeviceSkeleton), built and checked on the host.
+    for (var e = g_nbr[j]; e < g_nbr[j + 1u]; e++) {
+        let n = g_nbr[gp.joints + 1u + e];
         acc += gcn_msg(first + n, gp.hidden + h);
     }
     let b = r / (gp.joints * gp.samples);
@@ -68,7 +65,7 @@ fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             acc += g_mc[cr * gp.mc_stride + h];
         }
     }
-    if (gp.has_root != 0u && g_nbr[gp.joints + 1u + gp.entries + j] != 0u) {
+    if (gp.has_root != 0u && g_nbr[gp.joints + 1u + g_nbr[gp.joints] + j] != 0u) {
         acc += g_mr[b * gp.mr_stride + h];
     }
     g_out[o] = acc;

@@ -219,7 +219,7 @@ struct Sage {
 pub struct Cgnf {
     config: CgnfConfig,
     skeleton: Skeleton,
-    table: Option<Tensor>,
+    table: Option<ops::DeviceSkeleton>,
     actnorms: Vec<ActNorm>,
     couplings: Vec<Coupling>,
     embedding: Option<Sage>,
@@ -622,14 +622,14 @@ impl Cgnf {
         fn rt(m: &Option<Tensor>) -> Option<ops::GcnRoot<'_>> {
             m.as_ref().map(|message| ops::GcnRoot { message })
         }
-        let h0 = ops::gcn_aggregate_linear(rec, x, nodes0, h, &self.skeleton, table, ctx(&mc0, kp), rt(&mr0))?;
+        let h0 = ops::gcn_aggregate_linear(rec, x, nodes0, h, table, ctx(&mc0, kp), rt(&mr0))?;
         let mx1 = f.nodes1.record(rec, &h0, Activation::Relu)?;
         let mc1 = mc0.as_ref().map(|m| f.ctx1.record(rec, m, Activation::Relu)).transpose()?;
         let mr1 = match (&f.root1, &mr0) {
             (Some(l), Some(m)) => Some(l.record(rec, m, Activation::Relu)?),
             _ => None,
         };
-        let h1 = ops::gcn_aggregate(rec, &mx1, h, &self.skeleton, table, ctx(&mc1, kp), rt(&mr1))?;
+        let h1 = ops::gcn_aggregate(rec, &mx1, h, table, ctx(&mc1, kp), rt(&mr1))?;
         let t = c.mask.iter().filter(|&&m| m).count();
         let shift = f.shift.record(rec, &h1, Activation::Identity)?.reshape(&[rows, t])?;
         let scale = f.scale.record(rec, &h1, Activation::Identity)?.reshape(&[rows, t])?;

@@ -90,9 +90,27 @@ impl Skeleton {
         &self.table[self.joints + 1 + a..self.joints + 1 + b]
     }
 
-    /// The neighbour table on the device (u32 bits in an f32 tensor).
-    pub fn upload(&self, ctx: &Context) -> Result<Tensor> {
-        Tensor::from_f32(ctx, bytemuck::cast_slice(&self.table), &[self.table.len()])
+    /// The skeleton with its neighbour table on the device, as the aggregation kernels read it.
+    pub fn upload(&self, ctx: &Context) -> Result<DeviceSkeleton> {
+        let table = Tensor::from_f32(ctx, bytemuck::cast_slice(&self.table), &[self.table.len()])?;
+        Ok(DeviceSkeleton { skeleton: self.clone(), table })
+    }
+}
+
+/// A [`Skeleton`] and its neighbour table on the device (u32 bits in an f32 tensor). The table is
+/// only ever the skeleton's own, so the kernel can trust every offset and joint it reads from it.
+pub struct DeviceSkeleton {
+    skeleton: Skeleton,
+    table: Tensor,
+}
+
+impl DeviceSkeleton {
+    pub fn skeleton(&self) -> &Skeleton {
+        &self.skeleton
+    }
+
+    pub fn joints(&self) -> usize {
+        self.skeleton.joints
     }
 }
 
@@ -108,8 +126,7 @@ struct GcnParams {
     has_ctx: u32,
     has_root: u32,
     mr_stride: u32,
-    entries: u32,
-    _p: [u32; 2],
+    _p: [u32; 3],
 }
 
 /// The context side of a CondGCN aggregation: per pose and keypoint, the context message (its
@@ -163,13 +180,12 @@ pub fn gcn_aggregate(
     rec: &mut Recorder,
     mx: &Tensor,
     hidden: usize,
-    skeleton: &Skeleton,
-    table: &Tensor,
+    skeleton: &DeviceSkeleton,
     context: Option<GcnContext>,
     root: Option<GcnRoot>,
 ) -> Result<Tensor> {
     mx.expect_f32("gcn_aggregate", "node messages")?;
-    record_gcn(rec, mx, None, hidden, skeleton, table, context, root)
+    record_gcn(rec, mx, None, hidden, skeleton, context, root)
 }
 
 /// [`gcn_aggregate`] with the node messages computed in the kernel from the node features
@@ -182,8 +198,7 @@ pub fn gcn_aggregate_linear(
     x: &Tensor,
     packed: &Tensor,
     hidden: usize,
-    skeleton: &Skeleton,
-    table: &Tensor,
+    skeleton: &DeviceSkeleton,
     context: Option<GcnContext>,
     root: Option<GcnRoot>,
 ) -> Result<Tensor> {
@@ -196,7 +211,7 @@ pub fn gcn_aggregate_linear(
         }
     };
     super::expect_shape(OP, "packed layer", packed, &[2 * hidden, f + 1])?;
-    record_gcn(rec, x, Some(packed), hidden, skeleton, table, context, root)
+    record_gcn(rec, x, Some(packed), hidden, skeleton, context, root)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -205,8 +220,7 @@ fn record_gcn(
     mx: &Tensor,
     packed: Option<&Tensor>,
     hidden: usize,
-    skeleton: &Skeleton,
-    table: &Tensor,
+    skeleton: &DeviceSkeleton,
     context: Option<GcnContext>,
     root: Option<GcnRoot>,
 ) -> Result<Tensor> {
@@ -215,6 +229,7 @@ fn record_gcn(
         c.message.expect_f32(OP, "context messages")?;
         c.observed.expect_f32(OP, "observed")?;
     }
+    let (table, skeleton) = (&skeleton.table, &skeleton.skeleton);
     let j = skeleton.joints();
     // The direct form checks its input's shape as [B, S, J, F] against a message width of 2H.
     let sh = mx.shape();
@@ -223,9 +238,6 @@ fn record_gcn(
         gcn_shapes(&as_messages, hidden, j, context.as_ref().map(|c| (c.message.shape(), c.observed.shape())))?;
     if packed.is_some() {
         mx_stride = sh[3];
-    }
-    if table.shape() != [skeleton.table.len()] {
-        return Err(Error::shape(OP, "neighbour table", table.shape(), format!("[{}]", skeleton.table.len())));
     }
     let mut mr_stride = 0;
     if let Some(r) = &root {
@@ -247,8 +259,7 @@ fn record_gcn(
         has_ctx: context.is_some() as u32,
         has_root: root.is_some() as u32,
         mr_stride: mr_stride as u32,
-        entries: (skeleton.table.len() - 2 * j - 1) as u32,
-        _p: [0; 2],
+        _p: [0; 3],
     };
     let bindings =
         [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];

@@ -32,7 +32,9 @@ pub use divisive_norm::{
     divisive_norm, divisive_norm_with, DivNormOutput, DivNormParams, DnField, LocalPath, SupDivisor,
 };
 pub use flows::{actnorm, affine_coupling, normal_logprob, row_sum_add, rq_spline, rq_spline_coupling, SplineParams};
-pub use graph::{gcn_aggregate, gcn_aggregate_linear, sage_aggregate, GcnContext, GcnRoot, KeypointPrep, Skeleton};
+pub use graph::{
+    gcn_aggregate, gcn_aggregate_linear, sage_aggregate, DeviceSkeleton, GcnContext, GcnRoot, KeypointPrep, Skeleton,
+};
 pub use guidance::{multiview_energy, refine, Camera, Observations, Refinement};
 pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
 pub use matmul::{linear, matmul, matmul_nt, matmul_with, MatmulKernel};
