@@ -118,6 +118,9 @@ fn divisive_norm_local_tiles() {
     assert!(e.to_string().contains("too large for the one-pass"), "{e}");
     let out = ops::divisive_norm(&mut rec, &x, None, None, &p).unwrap();
     assert_eq!(out.output.shape(), &[1, 2, 30, 30]);
+    // The path concerns the local field only: a batch field ignores it.
+    let pb = DivNormParams { field: DnField::Batch, ..p };
+    assert!(ops::divisive_norm_with(&mut rec, &x, None, None, &pb, LocalPath::OnePass).is_ok());
     assert_eq!(rec.labels()[0], "divisive_norm/stats");
     let p = DivNormParams { sum_window: [5, 5], sup_window: [5, 5], ..Default::default() };
     ops::divisive_norm_with(&mut rec, &x, None, None, &p, LocalPath::OnePass).unwrap();

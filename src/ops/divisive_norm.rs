@@ -245,9 +245,10 @@ fn divisive_norm_unit(
         sigma2: p.sigma * p.sigma,
         ..Default::default()
     };
-    let tile = local_tile(h, w, p.sum_window, p.sup_window);
+    // The path concerns the local field only.
+    let tile = if p.field == DnField::Local { local_tile(h, w, p.sum_window, p.sup_window) } else { None };
     let one_pass = match (path, tile) {
-        (LocalPath::OnePass, None) => {
+        (LocalPath::OnePass, None) if p.field == DnField::Local => {
             return Err(Error::param(
                 OP,
                 "path",
@@ -293,10 +294,7 @@ fn divisive_norm_unit(
             };
             let groups = ctx.grid_1d((tiles * n) as u64, OP)?;
             // One partial per tile (grid padding past them returns at once).
-            let partials = match p.l1_alpha {
-                Some(_) => Some(rec.alloc(OP, &[tiles * n], DType::F32)?),
-                None => None,
-            };
+            let partials = l1_partials(rec, p, tiles * n)?;
             let k = key("dn_local").with("DN_TH", th as f64).with("DN_TW", tw as f64);
             rec.dispatch(
                 "divisive_norm/local",
@@ -344,7 +342,7 @@ fn divisive_norm_unit(
                 ..base
             };
             apply_groups = px_groups;
-            let partials = l1_partials(rec, p, apply_groups)?;
+            let partials = l1_partials(rec, p, (apply_groups[0] * apply_groups[1]) as usize)?;
             rec.dispatch(
                 "divisive_norm/apply",
                 ctx.kernel(&key("dn_apply_local"))?,
@@ -389,7 +387,7 @@ fn divisive_norm_unit(
                 mg,
             )?;
             apply_groups = super::elementwise_grid(ctx, total, OP)?;
-            let partials = l1_partials(rec, p, apply_groups)?;
+            let partials = l1_partials(rec, p, (apply_groups[0] * apply_groups[1]) as usize)?;
             rec.dispatch(
                 "divisive_norm/apply",
                 ctx.kernel(&key("dn_apply_global"))?,
@@ -404,11 +402,11 @@ fn divisive_norm_unit(
 }
 
 /// One partial sum of |v| per workgroup of the apply pass.
-fn l1_partials(rec: &mut Recorder, p: &DivNormParams, groups: [u32; 3]) -> Result<Option<Tensor>> {
+fn l1_partials(rec: &mut Recorder, p: &DivNormParams, count: usize) -> Result<Option<Tensor>> {
     if p.l1_alpha.is_none() {
         return Ok(None);
     }
-    rec.alloc("divisive_norm", &[(groups[0] * groups[1]) as usize], DType::F32).map(Some)
+    rec.alloc("divisive_norm", &[count], DType::F32).map(Some)
 }
 
 fn l1_final(

@@ -237,10 +237,6 @@ impl SortedReadout {
     pub fn order(&self) -> &[u32] {
         &self.perm
     }
-
-    pub fn neurons(&self) -> usize {
-        self.perm.len()
-    }
 }
 
 /// [`gaussian_readout`] with sorted parameters: the same [N, M] responses, in the caller's order.
