@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 pub use adapter::AdapterSummary;
 pub use pool::{BufferKind, Pool, PoolStats, PooledBuffer};
-pub use recorder::{Finished, ReadHandle, Recorder, Timing};
+pub use recorder::{chunks, Finished, ReadHandle, Recorder, Timing, LOOP_BUDGET};
 
 use crate::error::{Error, Result};
 use crate::shaders;

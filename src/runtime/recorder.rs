@@ -69,6 +69,20 @@ impl Finished {
     }
 }
 
+/// The most loop iterations one invocation may run in one dispatch, summed over all the loops
+/// whose trip count depends on a parameter. Mesa's software rasterizers (lavapipe, llvmpipe) give
+/// each invocation one counter of 65,535 loop iterations, shared by every loop of the kernel, nested
+/// or not, and silently leave all loops once it runs out; half of that leaves room for the loops of
+/// constant trip count a compiler may not unroll. Every op keeps its kernels within this budget (by
+/// splitting a reduction across invocations or dispatches), so no result depends on the adapter.
+pub const LOOP_BUDGET: u64 = 32_768;
+
+/// Splits `0..total` into consecutive ranges of at most `max` (at least 1) items each.
+pub fn chunks(total: usize, max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let max = max.max(1);
+    (0..total.div_ceil(max)).map(move |i| (i * max, ((i + 1) * max).min(total)))
+}
+
 pub struct Recorder<'c> {
     ctx: &'c Context,
     items: Vec<Item>,
@@ -81,6 +95,8 @@ pub struct Recorder<'c> {
     index: HashMap<usize, usize>,
     /// Output buffers taken from `held` instead of the pool (for tests and reports).
     reused: usize,
+    /// The most loop iterations one invocation may run in one dispatch (see [`LOOP_BUDGET`]).
+    loop_budget: u64,
 }
 
 impl<'c> Recorder<'c> {
@@ -94,6 +110,7 @@ impl<'c> Recorder<'c> {
             held: Vec::new(),
             index: HashMap::new(),
             reused: 0,
+            loop_budget: LOOP_BUDGET,
         }
     }
 
@@ -148,6 +165,19 @@ impl<'c> Recorder<'c> {
     /// How many outputs so far took a buffer the recording no longer needed.
     pub fn reused_buffers(&self) -> usize {
         self.reused
+    }
+
+    /// The most loop iterations (summed over every loop whose trip count a parameter sets) that one
+    /// invocation of any kernel recorded here may run in one dispatch: [`LOOP_BUDGET`] unless a
+    /// test lowered it. Ops split longer work across invocations or dispatches.
+    pub fn loop_budget(&self) -> u64 {
+        self.loop_budget
+    }
+
+    /// Lowers (or restores) the loop budget of this recorder's ops, so that a test reaches the
+    /// split paths of long reductions on small shapes. At least 16; never above [`LOOP_BUDGET`].
+    pub fn set_loop_budget(&mut self, iterations: u64) {
+        self.loop_budget = iterations.clamp(16, LOOP_BUDGET);
     }
 
     pub fn context(&self) -> &'c Context {
