@@ -13,6 +13,7 @@ mod golden;
 mod graph;
 mod guidance;
 mod matmul;
+mod nan;
 mod norm;
 mod normalization;
 mod random;

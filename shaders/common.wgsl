@@ -12,29 +12,34 @@ fn vc_erf(x: f32) -> f32 {
     let t = 1.0 / (1.0 + 0.3275911 * a);
     let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
     let r = 1.0 - poly * exp(-a * a);
-    return select(-r, r, x >= 0.0);
+    return select(r, -r, x < 0.0);
 }
 
 fn vc_sigmoid(x: f32) -> f32 {
     let e = exp(-abs(x));
     let s = 1.0 / (1.0 + e);
-    return select(e * s, s, x >= 0.0);
+    return select(s, e * s, x < 0.0);
 }
 
+// NaN and infinities as in PyTorch: every branch is chosen by a comparison that is false for NaN
+// and takes x itself there (never max/min/clamp of the data, which may return the other operand);
+// relu(-inf) = 0, elu(-inf) = -1, elu1(-inf) = 0, sigmoid/tanh saturate, softplus(-inf) = 0,
+// gelu(-inf) and silu(-inf) are NaN (x times a vanishing factor, as PyTorch computes them).
 fn activate(x: f32) -> f32 {
     switch ACT {
-        case 1u: { return max(x, 0.0); }
-        case 2u: { return select(exp(min(x, 0.0)) - 1.0, x, x > 0.0); }
-        case 3u: { return select(exp(min(x, 0.0)), x + 1.0, x > 0.0); }
+        case 1u: { return select(x, 0.0, x < 0.0); }
+        case 2u: { return select(x, exp(min(x, 0.0)) - 1.0, x < 0.0); }
+        case 3u: { return select(x + 1.0, exp(min(x, 0.0)), x < 0.0); }
         case 4u: { return vc_sigmoid(x); }
         case 5u: {
             let e = exp(-2.0 * abs(x));
             let t = (1.0 - e) / (1.0 + e);
-            return select(-t, t, x >= 0.0);
+            return select(t, -t, x < 0.0);
         }
         case 6u: {
             let bx = ACT_BETA * x;
-            let sp = (max(bx, 0.0) + log(1.0 + exp(-abs(bx)))) / ACT_BETA;
+            // log(1 + exp(bx)) = relu(bx) + log(1 + exp(-|bx|)), without overflow; NaN stays NaN.
+            let sp = (select(bx, 0.0, bx < 0.0) + log(1.0 + exp(-abs(bx)))) / ACT_BETA;
             return select(sp, x, bx > ACT_THRESHOLD);
         }
         case 7u: { return 0.5 * x * (1.0 + vc_erf(x * 0.7071067811865476)); }

@@ -1,10 +1,17 @@
 use crate::ops::Activation;
 
-/// The activation of one value, in f64.
+/// The activation of one value, in f64, with PyTorch's NaN and infinity semantics: NaN in, NaN out
+/// (`f64::max` would drop it); relu(-inf) = 0, elu(-inf) = -1, gelu(-inf) = silu(-inf) = NaN.
 pub fn apply(act: Activation, x: f64) -> f64 {
     match act {
         Activation::Identity => x,
-        Activation::Relu => x.max(0.0),
+        Activation::Relu => {
+            if x < 0.0 {
+                0.0
+            } else {
+                x
+            }
+        }
         Activation::Elu => {
             if x > 0.0 {
                 x

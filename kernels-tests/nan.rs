@@ -1,0 +1,217 @@
+//! NaN and infinities as PyTorch has them. Every activation on NaN, ±Inf, signed zeros and f32
+//! extremes against PyTorch's own answers (`golden/special_values.safetensors`, made by
+//! scripts/golden_special_values.py), on the GPU, in the reference, and fused into the epilogues of
+//! conv, linear and batch norm; layer norm, the Gaussian readout and the Sensorium forward with NaN
+//! and ±Inf in their inputs, GPU against the reference.
+
+use std::collections::BTreeMap;
+
+use crate::common::{ctx, data_dir, run1, up};
+use vcortex::io::{read_safetensors, HostTensor};
+use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
+use vcortex::reference;
+use vcortex::rng::SplitMix;
+
+/// NaN exactly where `want` is NaN, the same infinities, finite values within atol + rtol·|want|
+/// (the sign of a zero is not compared).
+#[track_caller]
+pub fn assert_special(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else if w.is_infinite() {
+            g == w
+        } else {
+            g.is_finite() && (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
+        };
+        assert!(ok, "{what}: element {i}: got {g}, want {w}");
+    }
+}
+
+fn golden() -> BTreeMap<String, HostTensor> {
+    read_safetensors(&data_dir("golden").join("special_values.safetensors")).expect("special values golden").tensors
+}
+
+/// The activations of the golden file, by the names scripts/golden_special_values.py gives them.
+fn activations() -> Vec<(&'static str, Activation)> {
+    vec![
+        ("identity", Activation::Identity),
+        ("relu", Activation::Relu),
+        ("elu", Activation::Elu),
+        ("elu1", Activation::Elu1),
+        ("sigmoid", Activation::Sigmoid),
+        ("tanh", Activation::Tanh),
+        ("softplus", Activation::Softplus { beta: 1.0, threshold: 20.0 }),
+        ("softplus_b2_t5", Activation::Softplus { beta: 2.0, threshold: 5.0 }),
+        ("softplus_b0.5_t1", Activation::Softplus { beta: 0.5, threshold: 1.0 }),
+        ("softplus_b-1_t5", Activation::Softplus { beta: -1.0, threshold: 5.0 }),
+        ("gelu", Activation::Gelu),
+        ("silu", Activation::Silu),
+    ]
+}
+
+#[test]
+fn activations_follow_pytorch_on_nan_and_infinities() {
+    let g = golden();
+    let x = &g["x"].data;
+    assert!(x[0].is_nan() && x[1] == f32::INFINITY && x[2] == f32::NEG_INFINITY, "the golden starts with NaN, ±Inf");
+    let n = x.len();
+    for (name, act) in activations() {
+        let want = &g[&format!("y.{name}")].data;
+        assert_special(&reference::activation(x, act), want, 1e-6, 1e-5, &format!("reference {name}"));
+        let got = run1(|rec| ops::activation(rec, &up(x, &[n]), act));
+        assert_special(&got, want, 1e-5, 1e-4, &format!("GPU activation {name}"));
+        // Fused into an epilogue: x·1 + 0 is x itself (NaN·1 = NaN, Inf·1 = Inf), then the activation.
+        let one = up(&[1.0], &[1, 1]);
+        let zero = up(&[0.0], &[1]);
+        let got = run1(|rec| ops::linear(rec, &up(x, &[n, 1]), &one, Some(&zero), act));
+        assert_special(&got, want, 1e-5, 1e-4, &format!("linear epilogue {name}"));
+        let w = up(&[1.0], &[1, 1, 1, 1]);
+        let got = run1(|rec| {
+            ops::conv2d(rec, &up(x, &[1, 1, 1, n]), &w, Some(&zero), &Conv2dParams::default(), &Epilogue { act, ..Default::default() })
+        });
+        assert_special(&got, want, 1e-5, 1e-4, &format!("conv2d epilogue {name}"));
+        let (m, v, wt) = (up(&[0.0], &[1]), up(&[1.0], &[1]), up(&[1.0], &[1]));
+        let got = run1(|rec| ops::batch_norm(rec, &up(x, &[1, 1, n]), &m, &v, &wt, &zero, 0.0, act));
+        assert_special(&got, want, 1e-5, 1e-4, &format!("batch_norm epilogue {name}"));
+    }
+}
+
+/// The special values scattered into random data: NaN, +Inf, −Inf at a few positions.
+fn sprinkle(rng: &mut SplitMix, x: &mut [f32], count: usize) {
+    for j in 0..count {
+        let i = (rng.next_u64() % x.len() as u64) as usize;
+        x[i] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][j % 3];
+    }
+}
+
+#[test]
+fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
+    let mut rng = SplitMix::new(1201);
+    // Shapes that take each conv path: implicit GEMM (partial tiles in every axis), 1x1, depthwise.
+    let cases: [([usize; 4], [usize; 4], usize, [usize; 4]); 4] = [
+        ([2, 3, 9, 11], [5, 3, 3, 3], 1, [1, 1, 1, 1]),
+        ([1, 16, 7, 5], [24, 16, 1, 1], 1, [0; 4]),
+        ([2, 8, 10, 9], [8, 1, 5, 5], 8, [2, 2, 2, 2]),
+        ([1, 4, 6, 6], [4, 2, 3, 3], 2, [0, 1, 1, 0]),
+    ];
+    for (xs, ws, groups, padding) in cases {
+        let mut x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        sprinkle(&mut rng, &mut x, 3);
+        let w = rng.vec(ws.iter().product(), -0.5, 0.5);
+        let b = rng.vec(ws[0], -0.1, 0.1);
+        let p = Conv2dParams { groups, padding, ..Default::default() };
+        for act in [Activation::Identity, Activation::Relu, Activation::Elu] {
+            let (want, _) = reference::conv2d(&x, &xs, &w, &ws, Some(&b), &p, None, act).unwrap();
+            let got = run1(|rec| {
+                ops::conv2d(rec, &up(&x, &xs), &up(&w, &ws), Some(&up(&b, &[ws[0]])), &p, &Epilogue { act, ..Default::default() })
+            });
+            assert!(want.iter().any(|v| v.is_nan()), "the case reaches NaN");
+            assert_special(&got, &want, 1e-4, 1e-4, &format!("conv2d {xs:?} {ws:?} {act:?}"));
+        }
+    }
+    // linear on every matmul kernel's shape class: one row (dot), aligned rows (tiled), odd K.
+    for (rows, i, o) in [(1usize, 37usize, 5usize), (70, 64, 72), (9, 13, 3)] {
+        let mut x = rng.vec(rows * i, -1.0, 1.0);
+        sprinkle(&mut rng, &mut x, 3);
+        let w = rng.vec(o * i, -0.5, 0.5);
+        let b = rng.vec(o, -0.1, 0.1);
+        for act in [Activation::Identity, Activation::Relu, Activation::Elu1] {
+            let want = reference::linear(&x, rows, i, &w, o, Some(&b), act);
+            let got = run1(|rec| ops::linear(rec, &up(&x, &[rows, i]), &up(&w, &[o, i]), Some(&up(&b, &[o])), act));
+            assert_special(&got, &want, 1e-4, 1e-4, &format!("linear {rows}x{i}x{o} {act:?}"));
+        }
+    }
+}
+
+#[test]
+fn layer_norm_and_readout_propagate_nan_and_infinities() {
+    let mut rng = SplitMix::new(1202);
+    // A NaN or an infinity anywhere in a row makes that row NaN (its mean or variance is), as in
+    // PyTorch; the other rows are untouched.
+    let (rows, len) = (6, 300);
+    let mut x = rng.vec(rows * len, -2.0, 2.0);
+    x[len + 17] = f32::NAN;
+    x[3 * len + 299] = f32::INFINITY;
+    x[4 * len] = f32::NEG_INFINITY;
+    let want = reference::layer_norm(&x, len, None, None, 1e-5, Activation::Identity);
+    let got = run1(|rec| ops::layer_norm(rec, &up(&x, &[rows, len]), 1, None, None, 1e-5, Activation::Identity));
+    for r in [1, 3, 4] {
+        assert!(want[r * len..(r + 1) * len].iter().all(|v| v.is_nan()), "reference row {r} is NaN");
+    }
+    assert_special(&got, &want, 1e-4, 1e-4, "layer_norm");
+    // The readout: a neuron whose taps touch a NaN or an infinite pixel of any channel gives NaN
+    // (Inf where only one sign of infinity reaches it), through the fused ELU+1 too.
+    let (n, c, h, w, m) = (2, 5, 7, 9, 40);
+    let mut fx = rng.vec(n * c * h * w, -1.0, 1.0);
+    sprinkle(&mut rng, &mut fx, 6);
+    let mu = rng.vec(m * 2, -1.0, 1.0);
+    let feat = rng.vec(c * m, -0.5, 0.5);
+    let bias = rng.vec(m, -0.1, 0.1);
+    for align in [true, false] {
+        let lin = reference::readout::gaussian_readout(&fx, n, c, h, w, &mu, &feat, Some(&bias), None, align);
+        for act in [Activation::Identity, Activation::Elu1] {
+            let want = reference::activation(&lin, act);
+            let got = run1(|rec| {
+                ops::gaussian_readout(
+                    rec,
+                    &up(&fx, &[n, c, h, w]),
+                    &up(&mu, &[m, 2]),
+                    &up(&feat, &[c, m]),
+                    Some(&up(&bias, &[m])),
+                    None,
+                    align,
+                    act,
+                )
+            });
+            assert!(want.iter().any(|v| !v.is_finite()), "the case reaches a non-finite neuron");
+            assert_special(&got, &want, 1e-4, 1e-4, &format!("readout align {align} {act:?}"));
+        }
+    }
+}
+
+#[test]
+fn sensorium_forward_of_nan_and_infinite_images() {
+    use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
+    use vcortex::models::{Sensorium, SensoriumConfig};
+    let config = SensoriumConfig {
+        core: CoreConfig {
+            input_channels: 1,
+            hidden_channels: 8,
+            input_kern: 5,
+            hidden_kern: 3,
+            layers: 2,
+            pad_input: false,
+            depth_separable: true,
+            stack: -1,
+            batch_norm_eps: 1e-5,
+            hidden_dilation: 1,
+            input_stride: 1,
+            stride: 1,
+            final_nonlinearity: true,
+        },
+        readouts: [(
+            "a".to_string(),
+            ReadoutConfig { neurons: 11, align_corners: true, shifter: false, grid_mean_final_tanh: None, modulator: false },
+        )]
+        .into(),
+        elu_offset: 0.0,
+    };
+    let mut model = Sensorium::random(config, 9).unwrap();
+    model.upload(ctx()).unwrap();
+    let shape = [3, 1, 12, 14];
+    let per = 12 * 14;
+    let mut rng = SplitMix::new(1203);
+    let mut x = rng.vec(3 * per, 0.0, 1.0);
+    // Image 0 all NaN, image 1 one infinite pixel, image 2 ordinary.
+    x[..per].fill(f32::NAN);
+    x[per + 5 * 14 + 6] = f32::INFINITY;
+    let t = up(&x, &shape);
+    let got = run1(|rec| model.record(rec, &t, "a"));
+    let want = model.reference_forward(&x, &shape, "a").unwrap();
+    assert!(got[..11].iter().all(|v| v.is_nan()), "an all-NaN image gives NaN rates, not {:?}", &got[..11]);
+    assert!(want[..11].iter().all(|v| v.is_nan()), "reference: an all-NaN image gives NaN rates");
+    assert!(got[22..].iter().all(|v| v.is_finite() && *v > 0.0), "the ordinary image is untouched");
+    assert_special(&got, &want, 1e-5, 1e-4, "sensorium forward");
+}
