@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use vcortex::bench::{self, BenchOptions, BenchResult};
 use vcortex::eval::{self, Backend};
+use vcortex::io::check_output;
 use vcortex::runtime::adapter;
 use vcortex::{Context, Error, Result};
 
@@ -161,6 +162,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info => info(),
         Cmd::Eval { case, output, cpu } => {
+            check_output(&output, &[("case", &case)])?;
             let ctx;
             let backend = if cpu {
                 Backend::Cpu
@@ -215,6 +217,9 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 }
 
 fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: usize, profile: bool) -> Result<()> {
+    if let Some(path) = &json {
+        check_output(path, &[])?;
+    }
     let ctx = Context::new()?;
     let opts = BenchOptions { full, filter, reps, profile };
     let small = bench::is_small(&ctx, &opts);
@@ -268,8 +273,7 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
         }
         text.push_str(&bench::device_json(&ctx, small).to_string());
         text.push('\n');
-        std::fs::write(&path, text)
-            .map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?;
+        vcortex::io::write_file_atomic(&path, text.as_bytes())?;
     }
     if results.iter().any(|r| r.error.is_some()) {
         return Err(Error::Case("some benchmark cases failed (see above)".into()));
@@ -325,6 +329,7 @@ fn predict(
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }
+    check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
     let ctx = Context::new()?;
     let model = Sensorium::load(&ctx, weights, config)?;
     let (x, eye, behavior) = read_images(images)?;
@@ -403,6 +408,16 @@ fn predict(
 fn flow_cmd(cmd: FlowCmd) -> Result<()> {
     use vcortex::io::read_safetensors;
     use vcortex::models::Flow;
+    match &cmd {
+        FlowCmd::Density { weights, config, input, output } => {
+            check_output(output, &[("--weights", weights), ("--config", config), ("--input", input)])?
+        }
+        FlowCmd::Sample { weights, config, input, output, .. } => {
+            let mut inputs = vec![("--weights", weights.as_path()), ("--config", config.as_path())];
+            inputs.extend(input.as_deref().map(|i| ("--input", i)));
+            check_output(output, &inputs)?
+        }
+    }
     let ctx = Context::new()?;
     let meta = device_meta(&ctx);
     let cfg_path = match &cmd {
@@ -568,6 +583,9 @@ fn sample_cmd(
 ) -> Result<()> {
     use vcortex::io::read_safetensors;
     use vcortex::models::platypose::{observations_from, Platypose, SamplerNoise};
+    let mut inputs = vec![("--weights", weights.as_path()), ("--config", config.as_path())];
+    inputs.extend(observations.as_deref().map(|o| ("--observations", o)));
+    check_output(&output, &inputs)?;
     let ctx = Context::new()?;
     let model = Platypose::load(&ctx, &weights, &config)?;
     let obs = match &observations {
