@@ -1,6 +1,7 @@
 //! Output files: written atomically under a temporary name unique to the process and the write,
 //! checked before any work (folder, not a folder, writable, not one of the inputs), and never
-//! left half-written: no `.partial` and no new output after any failure.
+//! left half-written: no `.partial` and no new output after any failure. And `vcortex sample`'s
+//! submits in parts (for its progress), which give the one-submit sample.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -269,4 +270,72 @@ fn a_full_disk_leaves_no_partial_file() {
     let small = HostTensor::new(vec![8], vec![1.0; 8]);
     write_tensors(&dir.join("small.safetensors"), &[("x", &small)]);
     assert_eq!(names(&dir), ["small.safetensors"]);
+}
+
+/// `vcortex sample` submits one part per sampler step so that it can show its progress
+/// (Recorder::submit_in_parts): the same sample, bit for bit, as one submit (guided ancestral
+/// sampling with the engine's noise and a skipped start, so every kind of step is cut), and the
+/// progress counts every part once, in order.
+#[test]
+fn sampling_in_parts_gives_the_one_submit_sample() {
+    use vcortex::models::platypose::{observations_from, Platypose, PlatyposeConfig, SamplerNoise};
+    let sd = vcortex::io::read_weights(&data_dir("mdm").join("weights.safetensors")).unwrap().tensors;
+    let cam = read_safetensors(&data_dir("platypose").join("cameras.safetensors")).unwrap().tensors;
+    let ctx = crate::common::ctx();
+    let obs = observations_from(ctx, &cam).unwrap();
+    for (kind, skip) in [("ancestral", 1), ("ddim", 0)] {
+        let cfg = PlatyposeConfig::from_json(&format!(
+            r#"{{"mdm": {{"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}},
+                "train_steps": 50, "steps": 6, "sampler": "{kind}", "skip_timesteps": {skip},
+                "energy_scale": 30.0, "substeps": 2}}"#
+        ))
+        .unwrap();
+        let p = Platypose::new(ctx, &sd, cfg).unwrap();
+        let steps = p.indices().len();
+        let record = || {
+            let mut rec = ctx.recorder();
+            let (x, _) = p.record_sample(&mut rec, 5, 8, Some(&obs), SamplerNoise::Philox { seed: 3 }).unwrap();
+            let h = rec.read_back(&x);
+            (rec, x, h)
+        };
+        let (rec, x, h) = record();
+        let whole: Vec<u32> = rec.submit().unwrap().f32(h, &x).iter().map(|v| v.to_bits()).collect();
+        let (rec, x, h) = record();
+        let parts = rec.labels().iter().filter(|l| **l == "sampler_step").count();
+        assert_eq!(parts, steps + skip, "{kind}: one step dispatch per step (and the forward noising)");
+        let mut seen = Vec::new();
+        let done = rec.submit_in_parts("sampler_step", |d, n| seen.push((d, n))).unwrap();
+        let cut: Vec<u32> = done.f32(h, &x).iter().map(|v| v.to_bits()).collect();
+        assert!(whole.iter().all(|b| f32::from_bits(*b).is_finite()), "{kind}: a finite sample");
+        assert!(cut == whole, "{kind}: the sample submitted in parts differs from one submit");
+        assert_eq!(seen, (1..=parts).map(|d| (d, parts)).collect::<Vec<_>>(), "{kind}: progress");
+    }
+    // The command: one submit per step and one for the rest.
+    let dir = scratch("sample");
+    let cfg = dir.join("c.json");
+    std::fs::write(
+        &cfg,
+        r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "steps": 5}"#,
+    )
+    .unwrap();
+    let w = data_dir("mdm").join("weights.safetensors");
+    let out = dir.join("s.safetensors");
+    let r = vcortex(&[
+        "sample",
+        "--weights",
+        w.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--samples",
+        "2",
+        "--frames",
+        "8",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(said.contains("5 steps") && said.contains("in 6 submits"), "{said}");
+    assert_eq!(read_safetensors(&out).unwrap().tensors["samples"].shape, [2, 8, 51]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
