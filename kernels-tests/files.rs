@@ -242,14 +242,15 @@ fn failed_writes_leave_no_partial_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A full disk for real: a 64 KiB tmpfs (only where mount works, as root; skipped elsewhere with a
-/// note). The write fails with ENOSPC, nothing is left, the tmpfs is unmounted.
+/// A full disk and a read-only place for real: a 64 KiB tmpfs (only where mount works, as root;
+/// skipped elsewhere with a note). The write fails with ENOSPC and nothing is left; remounted
+/// read-only, the output is refused before the work; the tmpfs is unmounted.
 #[test]
-fn a_full_disk_leaves_no_partial_file() {
+fn a_full_disk_or_a_read_only_place_leaves_nothing() {
     let dir = scratch("tmpfs");
     let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(&dir).output();
     if !ok.is_ok_and(|o| o.status.success()) {
-        eprintln!("a_full_disk_leaves_no_partial_file: skipped (cannot mount a tmpfs here)");
+        eprintln!("a_full_disk_or_a_read_only_place_leaves_nothing: skipped (cannot mount a tmpfs here)");
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
@@ -269,6 +270,16 @@ fn a_full_disk_leaves_no_partial_file() {
     // And a small one still fits, so the check and the rename work there.
     let small = HostTensor::new(vec![8], vec![1.0; 8]);
     write_tensors(&dir.join("small.safetensors"), &[("x", &small)]);
+    assert_eq!(names(&dir), ["small.safetensors"]);
+    // Read-only (EROFS stops root too, unlike a chmod): refused before the work, nothing created.
+    let ro = Command::new("mount").args(["-o", "remount,ro"]).arg(&dir).status().unwrap();
+    assert!(ro.success(), "remount read-only");
+    let o = dir.join("r.safetensors");
+    let (path, reason) = file_error(check_output(&o, &[]).unwrap_err());
+    assert!(path == o.to_str().unwrap() && reason.contains("Read-only"), "{reason}");
+    let r = vcortex(&["eval", "--cpu", golden("activation_relu").to_str().unwrap(), "-o", o.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("cannot create a file in") && err.contains("Read-only"), "{err}");
     assert_eq!(names(&dir), ["small.safetensors"]);
 }
 
