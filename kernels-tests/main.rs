@@ -8,6 +8,7 @@ mod conv;
 mod diffusion;
 mod elementwise;
 mod errors;
+mod files;
 mod flows;
 mod golden;
 mod graph;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use vcortex::bench::{self, BenchOptions, BenchResult};
 use vcortex::eval::{self, Backend};
+use vcortex::io::check_output;
 use vcortex::runtime::adapter;
 use vcortex::{Context, Error, Result};
 
@@ -60,7 +61,8 @@ enum Cmd {
         batch: usize,
     },
     /// Platypose: S motion hypotheses [S, F, D] from the MDM denoiser, each x0 refined on the
-    /// multi-view reprojection energy of the observations (models::platypose); one submit.
+    /// multi-view reprojection energy of the observations (models::platypose); one submit per
+    /// step, with progress on stderr.
     Sample {
         /// MDM weights (models::mdm key names).
         #[arg(long)]
@@ -161,6 +163,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Info => info(),
         Cmd::Eval { case, output, cpu } => {
+            check_output(&output, &[("case", &case)])?;
             let ctx;
             let backend = if cpu {
                 Backend::Cpu
@@ -215,6 +218,9 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 }
 
 fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: usize, profile: bool) -> Result<()> {
+    if let Some(path) = &json {
+        check_output(path, &[])?;
+    }
     let ctx = Context::new()?;
     let opts = BenchOptions { full, filter, reps, profile };
     let small = bench::is_small(&ctx, &opts);
@@ -268,8 +274,7 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
         }
         text.push_str(&bench::device_json(&ctx, small).to_string());
         text.push('\n');
-        std::fs::write(&path, text)
-            .map_err(|e| Error::File { path: path.display().to_string(), reason: e.to_string() })?;
+        vcortex::io::write_file_atomic(&path, text.as_bytes())?;
     }
     if results.iter().any(|r| r.error.is_some()) {
         return Err(Error::Case("some benchmark cases failed (see above)".into()));
@@ -280,13 +285,15 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
 /// A one-line progress bar on stderr, shown once a run is expected to take more than a second.
 struct Progress {
     total: usize,
+    /// What is counted ("images", "steps").
+    unit: &'static str,
     start: std::time::Instant,
     shown: bool,
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
-        Progress { total, start: std::time::Instant::now(), shown: false }
+    fn new(total: usize, unit: &'static str) -> Self {
+        Progress { total, unit, start: std::time::Instant::now(), shown: false }
     }
     fn update(&mut self, done: usize, what: &str) {
         let el = self.start.elapsed().as_secs_f64();
@@ -298,10 +305,11 @@ impl Progress {
         let width = 30;
         let fill = width * done / self.total.max(1);
         eprint!(
-            "\r{what} [{}{}] {done}/{} images, {eta:.1} s left ",
+            "\r{what} [{}{}] {done}/{} {}, {eta:.1} s left ",
             "#".repeat(fill),
             " ".repeat(width - fill),
-            self.total
+            self.total,
+            self.unit
         );
         let _ = std::io::stderr().flush();
     }
@@ -325,6 +333,7 @@ fn predict(
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }
+    check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
     let ctx = Context::new()?;
     let model = Sensorium::load(&ctx, weights, config)?;
     let (x, eye, behavior) = read_images(images)?;
@@ -342,7 +351,7 @@ fn predict(
     let per: usize = x.shape[1..].iter().product();
     let mut outputs = Vec::new();
     for key in &keys {
-        let mut progress = Progress::new(n);
+        let mut progress = Progress::new(n, "images");
         let mut responses = Vec::new();
         let mut neurons = 0;
         for start in (0..n).step_by(batch) {
@@ -403,6 +412,16 @@ fn predict(
 fn flow_cmd(cmd: FlowCmd) -> Result<()> {
     use vcortex::io::read_safetensors;
     use vcortex::models::Flow;
+    match &cmd {
+        FlowCmd::Density { weights, config, input, output } => {
+            check_output(output, &[("--weights", weights), ("--config", config), ("--input", input)])?
+        }
+        FlowCmd::Sample { weights, config, input, output, .. } => {
+            let mut inputs = vec![("--weights", weights.as_path()), ("--config", config.as_path())];
+            inputs.extend(input.as_deref().map(|i| ("--input", i)));
+            check_output(output, &inputs)?
+        }
+    }
     let ctx = Context::new()?;
     let meta = device_meta(&ctx);
     let cfg_path = match &cmd {
@@ -568,6 +587,9 @@ fn sample_cmd(
 ) -> Result<()> {
     use vcortex::io::read_safetensors;
     use vcortex::models::platypose::{observations_from, Platypose, SamplerNoise};
+    let mut inputs = vec![("--weights", weights.as_path()), ("--config", config.as_path())];
+    inputs.extend(observations.as_deref().map(|o| ("--observations", o)));
+    check_output(&output, &inputs)?;
     let ctx = Context::new()?;
     let model = Platypose::load(&ctx, &weights, &config)?;
     let obs = match &observations {
@@ -602,16 +624,25 @@ fn sample_cmd(
         outs.push(("energy", e));
     }
     let mut meta = device_meta(&ctx);
+    let steps = model.indices().len();
     meta.insert("seed".to_string(), seed.to_string());
-    meta.insert("steps".to_string(), model.indices().len().to_string());
-    submit_and_write(rec, &outs, &output, &meta)?;
+    meta.insert("steps".to_string(), steps.to_string());
+    // One submit per sampler step (the samples are not independent: the refinement's plateau rule
+    // follows their mean energy), the same dispatches as one submit. A skipped start adds one
+    // step dispatch (the forward noising) before the first step.
+    let parts = rec.labels().iter().filter(|l| **l == SAMPLER_STEP).count();
+    let mut progress = Progress::new(steps, "steps");
+    let tensors = submit_parts_and_read(rec, &outs, |done, _| {
+        progress.update(done.saturating_sub(parts.saturating_sub(steps)), "sample")
+    })?;
+    progress.finish();
+    vcortex::io::write_safetensors(&output, &tensors, &meta)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     println!(
-        "wrote {} (samples {:?}; {} steps, {} dispatches in one submit, {ms:.1} ms)",
+        "wrote {} (samples {:?}; {steps} steps, {dispatches} dispatches in {} submits, {ms:.1} ms)",
         output.display(),
         x.shape(),
-        model.indices().len(),
-        dispatches
+        parts + 1
     );
     Ok(())
 }
@@ -624,6 +655,9 @@ fn device_meta(ctx: &Context) -> std::collections::HashMap<String, String> {
     meta
 }
 
+/// The label of a sampler step's dispatch (ops::sampler_step): where `sample` cuts its submits.
+const SAMPLER_STEP: &str = "sampler_step";
+
 /// Reads back the named tensors of `rec`, submits it once and writes them to `path`.
 fn submit_and_write(
     mut rec: vcortex::Recorder,
@@ -631,13 +665,30 @@ fn submit_and_write(
     path: &std::path::Path,
     meta: &std::collections::HashMap<String, String>,
 ) -> Result<()> {
-    use vcortex::io::{write_safetensors, HostTensor};
     let handles: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
     let done = rec.submit()?;
-    let tensors: Vec<(String, HostTensor)> = outs
-        .iter()
+    vcortex::io::write_safetensors(path, &read_outs(outs, handles, &done), meta)
+}
+
+/// Reads back the named tensors of `rec`, submitted in parts (one per sampler step), calling
+/// `progress(steps done, steps)` after each.
+fn submit_parts_and_read(
+    mut rec: vcortex::Recorder,
+    outs: &[(&str, &vcortex::Tensor)],
+    progress: impl FnMut(usize, usize),
+) -> Result<Vec<(String, vcortex::io::HostTensor)>> {
+    let handles: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
+    let done = rec.submit_in_parts(SAMPLER_STEP, progress)?;
+    Ok(read_outs(outs, handles, &done))
+}
+
+fn read_outs(
+    outs: &[(&str, &vcortex::Tensor)],
+    handles: Vec<vcortex::runtime::ReadHandle>,
+    done: &vcortex::runtime::Finished,
+) -> Vec<(String, vcortex::io::HostTensor)> {
+    outs.iter()
         .zip(handles)
-        .map(|((name, t), h)| (name.to_string(), HostTensor::new(t.shape().to_vec(), done.f32(h, t))))
-        .collect();
-    write_safetensors(path, &tensors, meta)
+        .map(|((name, t), h)| (name.to_string(), vcortex::io::HostTensor::new(t.shape().to_vec(), done.f32(h, t))))
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::{read_safetensors, write_safetensors, HostTensor};
+use crate::io::{check_output, read_safetensors, write_safetensors, HostTensor};
 use crate::runtime::Context;
 
 pub use bindings::OPS;
@@ -174,8 +174,10 @@ pub fn run(case: &Case, spec: &OpSpec, backend: &Backend) -> Result<Vec<(String,
     (spec.run)(backend, case)
 }
 
-/// Reads CASE, runs it, writes OUT (only when everything succeeded).
+/// Reads CASE, runs it, writes OUT (only when everything succeeded). OUT is checked first (see
+/// [`check_output`]: its folder, that it can be created there, that it is not CASE).
 pub fn eval_file(case_path: &Path, out_path: &Path, backend: &Backend) -> Result<Vec<(String, HostTensor)>> {
+    check_output(out_path, &[("case", case_path)])?;
     let (case, spec) = read_case(case_path)?;
     let outputs = run(&case, spec, backend)?;
     let mut meta = HashMap::new();

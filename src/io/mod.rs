@@ -1,7 +1,11 @@
 //! Files: safetensors tensors (with their `__metadata__`), read and written on the host.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -90,8 +94,8 @@ fn to_f32(name: &str, v: &TensorView, ints: bool) -> Result<Vec<f32>> {
     })
 }
 
-/// Writes f32 tensors and metadata as safetensors, atomically (a temporary file renamed into
-/// place), so a failure never leaves a partial file.
+/// Writes f32 tensors and metadata as safetensors, atomically (see [`write_file_atomic`]): the
+/// file at `path` is either the old one (or none) or the whole new one, never a part.
 pub fn write_safetensors(
     path: &Path,
     tensors: &[(String, HostTensor)],
@@ -110,7 +114,117 @@ pub fn write_safetensors(
         })
         .collect::<Result<_>>()?;
     let data = safetensors::serialize(views, Some(metadata.clone())).map_err(|e| file_err(path, e.to_string()))?;
-    let tmp = path.with_extension("safetensors.partial");
-    std::fs::write(&tmp, data).map_err(|e| file_err(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, path).map_err(|e| file_err(path, format!("cannot move into place: {e}")))
+    write_file_atomic(path, &data)
+}
+
+/// The folder a file goes in (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A temporary name in `path`'s own folder (so that the rename is atomic), unique to this process
+/// and to this write: `.<file name>.<pid>.<n>.partial`.
+fn temp_name(path: &Path) -> Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| file_err(path, "not a file name"))?;
+    let mut t = OsString::from(".");
+    t.push(name);
+    t.push(format!(".{}.{}.partial", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    Ok(folder_of(path).join(t))
+}
+
+/// Writes `bytes` to `path` atomically (see [`write_atomic_with`]).
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Writes a file atomically, its contents from `fill`: a temporary file of a name unique to this
+/// process and this write is created (never opened if it exists) in `path`'s folder, filled, flushed
+/// to disk (fsync) and renamed onto `path`. On any failure (a write error such as a full disk, the
+/// output being a folder, a failed rename) the temporary file is removed and `path` is left as it
+/// was; the error names `path` and the reason.
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    let tmp = temp_name(path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| file_err(path, format!("cannot create a file in {}: {e}", folder_of(path).display())))?;
+    let written = fill(&mut f)
+        .map_err(|e| format!("cannot write: {e}"))
+        .and_then(|()| f.sync_all().map_err(|e| format!("cannot write (fsync): {e}")));
+    drop(f);
+    let placed = written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| format!("cannot move into place: {e}")));
+    if let Err(reason) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(file_err(path, reason));
+    }
+    // The rename itself reaches the disk with the folder (best effort: not every system can sync one).
+    if let Ok(d) = File::open(folder_of(path)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Checks, before any work, that an output file can be written at `path`: its folder exists and is
+/// a folder, `path` is not a folder, a file can be created there (a probe file is created and
+/// removed), and `path` is none of the `inputs` (flag, path) (by canonical path, and on Unix by
+/// device and inode, so a link is caught too). A refusal is an [`Error::File`] naming `path`.
+pub fn check_output(path: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    let dir = folder_of(path);
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(file_err(path, format!("cannot write here: folder {} does not exist", dir.display())))
+        }
+        Err(e) => return Err(file_err(path, format!("cannot write here: folder {}: {e}", dir.display()))),
+        Ok(m) if !m.is_dir() => {
+            return Err(file_err(path, format!("cannot write here: {} is not a folder", dir.display())))
+        }
+        Ok(_) => {}
+    }
+    if path.file_name().is_none() {
+        return Err(file_err(path, "cannot write here: not a file name"));
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.is_dir() {
+            return Err(file_err(path, "cannot write here: it is a folder"));
+        }
+        for (flag, input) in inputs {
+            if same_file(path, &m, input) {
+                return Err(file_err(
+                    path,
+                    format!("is the same file as the input {flag} {}; the output would replace it", input.display()),
+                ));
+            }
+        }
+    }
+    let probe = temp_name(path)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| file_err(path, format!("cannot create a file in {}: {e}", dir.display())))?;
+    std::fs::remove_file(&probe)
+        .map_err(|e| file_err(path, format!("cannot remove the probe {}: {e}", probe.display())))
+}
+
+/// Whether `input` is the file `out` (whose metadata is `m`).
+fn same_file(out: &Path, m: &std::fs::Metadata, input: &Path) -> bool {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(out), std::fs::canonicalize(input)) {
+        if a == b {
+            return true;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(n) = std::fs::metadata(input) {
+            return n.dev() == m.dev() && n.ino() == m.ino();
+        }
+    }
+    let _ = m;
+    false
 }

@@ -1,7 +1,8 @@
 //! Command recording. Ops append dispatches to a [`Recorder`]; nothing reaches the GPU until
 //! [`Recorder::submit`], which packs every op's parameters into one uniform ring, encodes all
 //! dispatches into one command encoder (one compute pass, or one pass per dispatch with timestamp
-//! pairs when timing), appends the requested readbacks, and submits once.
+//! pairs when timing), appends the requested readbacks, and submits once
+//! ([`Recorder::submit_in_parts`]: in parts, waiting for each, so a long run can show progress).
 //!
 //! Memory: a recorded chain keeps every buffer its items use until the submit. To keep a long
 //! chain's peak down, [`Recorder::alloc`] gives an op's output a buffer that only the recorder
@@ -306,6 +307,20 @@ impl<'c> Recorder<'c> {
     /// Sends everything recorded as one submission. Waits for the GPU only when something must come
     /// back (a readback or timings); otherwise the results stay on the device.
     pub fn submit(self) -> Result<Finished> {
+        self.submit_parts(None, &mut |_, _| {})
+    }
+
+    /// As [`submit`](Self::submit), in parts so that a long run can show its progress: a part
+    /// ends after each dispatch labelled `after` (a sampler step, say); each part is submitted and
+    /// waited for, then `progress(parts done, parts)` is called (the parts counted by their
+    /// `after` dispatches; what follows the last one comes with the readbacks). The same
+    /// dispatches run in the same order on the same buffers, so the results are those of one
+    /// submit, bit for bit.
+    pub fn submit_in_parts(self, after: &str, mut progress: impl FnMut(usize, usize)) -> Result<Finished> {
+        self.submit_parts(Some(after), &mut progress)
+    }
+
+    fn submit_parts(self, after: Option<&str>, progress: &mut dyn FnMut(usize, usize)) -> Result<Finished> {
         let ctx = self.ctx;
         let dev = &ctx.device;
         let scope = dev.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -372,6 +387,9 @@ impl<'c> Recorder<'c> {
             })
             .collect();
 
+        let cuts = |it: &Item| matches!((it, after), (Item::Dispatch(d), Some(a)) if d.label == a);
+        let parts = self.items.iter().filter(|it| cuts(it)).count();
+        let mut done = 0;
         let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("vcortex") });
         let mut staging: Vec<Option<(Arc<PooledBuffer>, u64)>> = (0..self.reads).map(|_| None).collect();
         let mut labels = Vec::with_capacity(n_dispatch);
@@ -380,9 +398,13 @@ impl<'c> Recorder<'c> {
             match &self.items[i] {
                 Item::Dispatch(_) => {
                     // A run of dispatches: one pass, or one pass each when timed.
+                    // A part ends after its `after` dispatch.
                     let mut j = i;
                     while j < self.items.len() && matches!(self.items[j], Item::Dispatch(_)) {
                         j += 1;
+                        if cuts(&self.items[j - 1]) {
+                            break;
+                        }
                     }
                     if timed {
                         for k in i..j {
@@ -412,6 +434,18 @@ impl<'c> Recorder<'c> {
                             pass.set_bind_group(0, bind_groups[k].as_ref(), &[]);
                             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
                         }
+                    }
+                    if cuts(&self.items[j - 1]) {
+                        let part = std::mem::replace(
+                            &mut enc,
+                            dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("vcortex") }),
+                        );
+                        let index = ctx.queue.submit(Some(part.finish()));
+                        dev.poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None }).map_err(
+                            |e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() },
+                        )?;
+                        done += 1;
+                        progress(done, parts);
                     }
                     i = j;
                 }
