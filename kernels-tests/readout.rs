@@ -450,12 +450,18 @@ fn gaussian_readout_nan() {
     x[0] = f32::NAN; // pixel (0, 0) of channel 0: read by neurons at the top-left corner only
     x[2 * h * w + 3 * w + 4] = f32::INFINITY; // pixel (4, 3) of channel 2
     let mu = [
-        -1.0, -1.0, // on pixel (0, 0) (align_corners): NaN
-        -0.9, -0.9, // taps (0, 0)..(1, 1): NaN
-        0.0, 0.0, // centre: finite
-        1.0, 1.0, // on pixel (4, 3): +inf
-        f32::NAN, 0.0, // NaN position: samples nothing
-        0.5, -0.5, // finite, but its feature weight is NaN
+        -1.0,
+        -1.0, // on pixel (0, 0) (align_corners): NaN
+        -0.9,
+        -0.9, // taps (0, 0)..(1, 1): NaN
+        0.0,
+        0.0, // centre: finite
+        1.0,
+        1.0, // on pixel (4, 3): +inf
+        f32::NAN,
+        0.0, // NaN position: samples nothing
+        0.5,
+        -0.5, // finite, but its feature weight is NaN
     ];
     let m = mu.len() / 2;
     let mut f = vec![0.1f32; c * m];

@@ -319,12 +319,7 @@ fn readout(
     }
     let last = parts.len() - 1;
     for (k, &(lo, hi)) in parts.iter().enumerate() {
-        let pk = RoParams {
-            lo: lo as u32,
-            hi: hi as u32,
-            part: (k == 0) as u32 | (((k == last) as u32) << 1),
-            ..p
-        };
+        let pk = RoParams { lo: lo as u32, hi: hi as u32, part: (k == 0) as u32 | (((k == last) as u32) << 1), ..p };
         rec.dispatch(
             OP,
             kernel.clone(),
