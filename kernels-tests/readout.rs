@@ -506,3 +506,77 @@ fn gaussian_readout_nan() {
     assert!(want.iter().all(|v| v.is_finite()), "reference {want:?}");
     assert_close(&got, &want, 1e-5, 1e-5, "outside taps read nothing");
 }
+
+/// The Poisson sum over more partials than sum_partials' loop may cover (1.3M elements with the
+/// budget at 16: a level of per-workgroup sums first), and random sizes around it.
+#[test]
+fn poisson_nll_sum_levels() {
+    let mut rng = SplitMix::new(69);
+    for (n, budget) in [(1_300_000usize, 16u64), (4097 * 256, 16), (70_001, 16), (5, 16)] {
+        let r = rng.vec(n, 0.0, 3.0);
+        let t: Vec<f32> = rng.vec(n, 0.0, 4.0).iter().map(|v| v.floor()).collect();
+        let sum: f64 = rr::poisson_nll(&r, &t, 1e-8).iter().sum();
+        for (red, want) in [(Reduction::Sum, sum), (Reduction::Mean, sum / n as f64)] {
+            let got = run_budget(budget, |rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, red));
+            assert_close(&got, &[want as f32], 1e-3, 1e-5, &format!("poisson {red:?} n={n} budget {budget}"));
+        }
+    }
+}
+
+/// NaN and ±inf through Poisson NLL (elementwise as PyTorch: NaN stays NaN, inf·0 is NaN; a NaN
+/// anywhere makes the sum and mean NaN) and the ZIG log-density (a NaN in any input gives NaN, as
+/// PyTorch's masked products do, even where the taken branch does not read it).
+#[test]
+fn likelihoods_nan_and_inf() {
+    let inf = f32::INFINITY;
+    let rate = [f32::NAN, 1.0, inf, inf, 0.0, 2.0, 1.0];
+    let target = [1.0, f32::NAN, 0.0, 2.0, 0.0, inf, 3.0];
+    let n = rate.len();
+    let want: Vec<f32> = rr::poisson_nll(&rate, &target, 1e-8).iter().map(|&v| v as f32).collect();
+    assert!(want[0].is_nan() && want[1].is_nan() && want[2].is_nan() && want[5] == -inf, "{want:?}");
+    let got = run1(|rec| ops::poisson_nll(rec, &up(&rate, &[n]), &up(&target, &[n]), 1e-8, Reduction::None));
+    assert_close_nan(&got, &want, 1e-5, 1e-5, "poisson none with NaN/inf");
+    for red in [Reduction::Sum, Reduction::Mean] {
+        let got = run_budget(16, |rec| ops::poisson_nll(rec, &up(&rate, &[n]), &up(&target, &[n]), 1e-8, red));
+        assert!(got[0].is_nan(), "poisson {red:?} with a NaN: {got:?}");
+    }
+    // Finite but for one +inf target: the sum is -inf.
+    let got = run1(|rec| ops::poisson_nll(rec, &up(&rate[4..], &[3]), &up(&target[4..], &[3]), 1e-8, Reduction::Sum));
+    assert_eq!(got, vec![-inf]);
+    let nan = f32::NAN;
+    // Columns: spike branch (y <= loc) and slab branch, a NaN in each input in turn, and a NaN target.
+    let y = [0.001, 1.0, 0.001, 1.0, 0.001, 1.0, 0.001, 1.0, nan, 0.001, 2.0];
+    let q = [nan, nan, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+    let th = [1.0, 1.0, nan, nan, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+    let k = [2.0, 2.0, 2.0, 2.0, nan, nan, 2.0, 2.0, 2.0, 2.0, 2.0];
+    let loc = [0.01, 0.01, 0.01, 0.01, 0.01, 0.01, nan, nan, 0.01, 0.01, 0.01];
+    let n = y.len();
+    let want = rr::zig_loglik(&y, &q, &th, &k, &loc);
+    assert!(want[..9].iter().all(|v| v.is_nan()) && want[9..].iter().all(|v| v.is_finite()), "{want:?}");
+    let got = run1(|rec| {
+        let u = |v: &[f32]| up(v, &[n]);
+        ops::zig_loglik(rec, &u(&y), &u(&q), &u(&th), &u(&k), &u(&loc))
+    });
+    assert_close_nan(&got, &want, 1e-4, 1e-4, "zig_loglik with NaN inputs");
+}
+
+/// Pearson over 40,000 trials (two loops of T per invocation: 80,000 iterations, past lavapipe's
+/// 65,535) and over random trial counts with a lowered budget: both passes split in chunks of
+/// trials, the running sums carried between dispatches.
+#[test]
+fn pearson_split_trials() {
+    let mut rng = SplitMix::new(70);
+    let mut cases = vec![(vcortex::runtime::LOOP_BUDGET, 40_000usize, 3usize)];
+    for _ in 0..8 {
+        cases.push((rng.range(16, 64) as u64, rng.range(1, 150), rng.range(1, 300)));
+    }
+    for (budget, t, m) in cases {
+        let a = rng.vec(t * m, -1.0, 1.0);
+        let noise = rng.vec(t * m, -1.0, 1.0);
+        // An offset, so that the means matter.
+        let b: Vec<f32> = (0..t * m).map(|i| 3.0 + a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
+        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let got = run_budget(budget, |rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("pearson T {t} M {m} budget {budget}"));
+    }
+}

@@ -178,6 +178,19 @@ fn poisson_nll(@builtin(global_invocation_id) gid: vec3<u32>,
     if (REDUCE) { ro_partial(t, wid.x + wid.y * nwg.x, l); }
 }
 
+// One partial sum per workgroup of ro_x[0..total] into ro_y: a level of the reduction tree that
+// keeps sum_partials' strided loop (count / 256 per invocation) within the loop budget.
+@compute @workgroup_size(256)
+fn block_sum(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(local_invocation_index) t: u32,
+             @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    var v = 0.0;
+    if (i < ro.total) { v = ro_x[i]; }
+    ro_partial(t, wid.x + wid.y * nwg.x, v);
+}
+
 // sum of ro_x[0..count] * scale into ro_y[0] (one workgroup).
 @compute @workgroup_size(256)
 fn sum_partials(@builtin(local_invocation_index) t: u32) {
@@ -218,12 +231,19 @@ fn zig_loglik(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let theta = ro_b[i];
     let k = ro_c[i];
     let loc = ro_d[i];
+    var l: f32;
     if (y <= loc) {
-        ro_y[i] = log(1.0 - q) - log(loc);
+        l = log(1.0 - q) - log(loc);
     } else {
         let d = y - loc;
-        ro_y[i] = log(q) + (k - 1.0) * log(d) - d / theta - k * log(theta) - vc_lgamma(k);
+        l = log(q) + (k - 1.0) * log(d) - d / theta - k * log(theta) - vc_lgamma(k);
     }
+    // PyTorch's masked form multiplies both branches by their masks, so a NaN in any input (one the
+    // taken branch does not read included, and a NaN target, which neither mask takes) gives NaN.
+    // (NaN tested on the bits: a compiler may fold v != v to false.)
+    let bits = vec4<u32>(bitcast<u32>(y), bitcast<u32>(q), bitcast<u32>(theta), bitcast<u32>(k));
+    let nan = any((bits & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)) || (bitcast<u32>(loc) & 0x7fffffffu) > 0x7f800000u;
+    ro_y[i] = select(l, y + q + theta + k + loc, nan);
 }
 
 // Per-neuron correlation across trials of a [T, M] and b [T, M] (ro_x, ro_a; ro.n = T, ro.m = M):
@@ -251,6 +271,50 @@ fn pearson(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         vaa = fma(da, da, vaa);
         vbb = fma(db, db, vbb);
         vab = fma(da, db, vab);
+    }
+    ro_y[m] = (vab / fn_) / ((sqrt(vaa / fn_) + ro.eps) * (sqrt(vbb / fn_) + ro.eps));
+}
+
+// pearson for more trials than the loop budget: the same sums, over trials lo..hi per dispatch,
+// carried in ro_st [M, 5] (sum a, sum b, then the centred sums aa, bb, ab). `part` bit 2 clear: the
+// first pass (the sums), set: the second (the centred products; its last chunk writes ro_y).
+@group(0) @binding(7) var<storage, read_write> ro_st: array<f32>;
+
+@compute @workgroup_size(256)
+fn pearson_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m = gid.x + gid.y * nwg.x * 256u;
+    if (m >= ro.m) { return; }
+    let first = (ro.part & 1u) != 0u;
+    let sb5 = m * 5u;
+    if ((ro.part & 4u) == 0u) {
+        var sa = select(ro_st[sb5], 0.0, first);
+        var sb = select(ro_st[sb5 + 1u], 0.0, first);
+        for (var t = ro.lo; t < ro.hi; t++) {
+            sa += ro_x[t * ro.m + m];
+            sb += ro_a[t * ro.m + m];
+        }
+        ro_st[sb5] = sa;
+        ro_st[sb5 + 1u] = sb;
+        return;
+    }
+    let fn_ = f32(ro.n);
+    let ma = ro_st[sb5] / fn_;
+    let mb = ro_st[sb5 + 1u] / fn_;
+    var vaa = select(ro_st[sb5 + 2u], 0.0, first);
+    var vbb = select(ro_st[sb5 + 3u], 0.0, first);
+    var vab = select(ro_st[sb5 + 4u], 0.0, first);
+    for (var t = ro.lo; t < ro.hi; t++) {
+        let da = ro_x[t * ro.m + m] - ma;
+        let db = ro_a[t * ro.m + m] - mb;
+        vaa = fma(da, da, vaa);
+        vbb = fma(db, db, vbb);
+        vab = fma(da, db, vab);
+    }
+    if ((ro.part & 2u) == 0u) {
+        ro_st[sb5 + 2u] = vaa;
+        ro_st[sb5 + 3u] = vbb;
+        ro_st[sb5 + 4u] = vab;
+        return;
     }
     ro_y[m] = (vab / fn_) / ((sqrt(vaa / fn_) + ro.eps) * (sqrt(vbb / fn_) + ro.eps));
 }

@@ -146,6 +146,10 @@ pub fn zig_loglik(target: &[f32], q: &[f32], theta: &[f32], k: &[f32], loc: &[f3
     (0..target.len())
         .map(|i| {
             let (y, q, th, k, l) = (target[i] as f64, q[i] as f64, theta[i] as f64, k[i] as f64, loc[i] as f64);
+            // PyTorch's masked products: a NaN in any input gives NaN.
+            if [y, q, th, k, l].iter().any(|v| v.is_nan()) {
+                return f32::NAN;
+            }
             (if y <= l {
                 (1.0 - q).ln() - l.ln()
             } else {
