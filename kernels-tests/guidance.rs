@@ -415,7 +415,7 @@ fn cli_sample() {
 fn random_cameras(rng: &mut SplitMix, c: usize) -> Vec<Camera> {
     (0..c)
         .map(|_| {
-            let a = rng.uniform() * 6.28;
+            let a = rng.uniform() * std::f64::consts::TAU;
             let (sa, ca) = (a.sin(), a.cos());
             Camera {
                 rotation: [[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]],
