@@ -636,3 +636,27 @@ fn row_loops_split() {
         }
     }
 }
+
+/// A NaN input takes nflows' outside branch (its inside mask is false for NaN): output NaN,
+/// log-det 0; ±inf are outside too. Fused and large-K paths.
+#[test]
+fn spline_nan_input() {
+    let mut rng = SplitMix::new(61);
+    let k = 6;
+    let mut s = spline(&mut rng, 4, k, -0.5, 0.5);
+    s.x[1] = f32::NAN;
+    s.x[2] = f32::INFINITY;
+    s.x[3] = f32::NEG_INFINITY;
+    for inverse in [false, true] {
+        let p = SplineParams { inverse, ..Default::default() };
+        let (want_y, want_l) = rf::rq_spline_one(s.x[1], &s.w[k..2 * k], &s.h[k..2 * k], &s.d[k - 1..2 * (k - 1)], &p);
+        assert!(want_y.is_nan() && want_l == 0.0, "reference: {want_y} {want_l}");
+        for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+            let (gy, gl) = gpu_budget(budget, &s.x, (&s.w, &s.h, &s.d), k, None, &p);
+            assert!(gy[1].is_nan() && gl[1] == 0.0, "NaN input, budget {budget}: {} {}", gy[1], gl[1]);
+            assert_eq!((gy[2], gy[3], gl[2], gl[3]), (f32::INFINITY, f32::NEG_INFINITY, 0.0, 0.0));
+            let (wy, wl) = rf::rq_spline_one(s.x[0], &s.w[..k], &s.h[..k], &s.d[..k - 1], &p);
+            assert!((gy[0] - wy).abs() < 1e-4 && (gl[0] - wl).abs() < 1e-4, "finite neighbour: {} {}", gy[0], gl[0]);
+        }
+    }
+}

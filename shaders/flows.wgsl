@@ -81,7 +81,9 @@ fn rq_row(i: u32, v: f32) -> i32 {
         }
         pi = (i / rq.d) * rq.t + u32(tj);
     }
-    if (v < -rq.bound || v > rq.bound) {
+    // Outside [-B, B], or NaN (nflows' inside mask is false for NaN: y = x, log-det 0; tested on
+    // the bits, as a compiler may fold a NaN comparison).
+    if (v < -rq.bound || v > rq.bound || (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) {
         rq_y[i] = v;
         rq_lad[i] = 0.0;
         return -1;
