@@ -473,3 +473,190 @@ mod composite {
         assert!(f.record_log_prob(&mut ctx().recorder(), &crate::common::up(&[0.0; 8], &[2, 4])).is_err());
     }
 }
+
+/// The spline with the recorder's loop budget set to `budget`; `coupling` = (D, mask) for a
+/// coupling on x [N, D] (parameters [N, T, K]), else x [n].
+fn gpu_budget(
+    budget: u64,
+    x: &[f32],
+    (w, h, d): (&[f32], &[f32], &[f32]),
+    k: usize,
+    coupling: Option<&[bool]>,
+    p: &SplineParams,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut rec = ctx().recorder();
+    rec.set_loop_budget(budget);
+    let (y, l) = match coupling {
+        None => {
+            let n = x.len();
+            ops::rq_spline(&mut rec, &up(x, &[n]), &up(w, &[n, k]), &up(h, &[n, k]), &up(d, &[n, k - 1]), p).unwrap()
+        }
+        Some(mask) => {
+            let dd = mask.len();
+            let n = x.len() / dd;
+            let t = mask.iter().filter(|&&m| m).count();
+            ops::rq_spline_coupling(
+                &mut rec,
+                &up(x, &[n, dd]),
+                &up(w, &[n, t, k]),
+                &up(h, &[n, t, k]),
+                &up(d, &[n, t, k - 1]),
+                mask,
+                p,
+            )
+            .unwrap()
+        }
+    };
+    let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
+    let done = rec.submit().unwrap();
+    (done.f32(hy, &y), done.f32(hl, &l))
+}
+
+/// 70,000 bins: the fused kernel's loops over the bins (softmax, knots, search) are far past
+/// lavapipe's 65,535 iterations per invocation; the knots are built in chunks of bins across
+/// dispatches and binary-searched instead. Forward and inverse, against the f64 reference.
+#[test]
+fn spline_70000_bins() {
+    let mut rng = SplitMix::new(58);
+    let (n, k, bound) = (3usize, 70_000usize, 3.0f32);
+    let mut s = spline(&mut rng, n, k, -1.1 * bound, 1.1 * bound);
+    s.x[0] = 0.37;
+    s.x[1] = -2.9;
+    let min = 1e-6;
+    for inverse in [false, true] {
+        let p =
+            SplineParams { inverse, tail_bound: bound, min_bin_width: min, min_bin_height: min, min_derivative: 1e-3 };
+        let (gy, gl) = gpu_budget(vcortex::runtime::LOOP_BUDGET, &s.x, (&s.w, &s.h, &s.d), k, None, &p);
+        assert_spline_close(&s, &s.x, &p, (&gy, &gl), &format!("spline K 70000 inverse {inverse}"));
+    }
+}
+
+/// Random odd shapes with a lowered loop budget: the large-K path (knots in 1, 2 or more chunks of
+/// bins, ragged last chunk) against the reference, forward and inverse, plain and in a coupling,
+/// on knots and at the bounds too.
+#[test]
+fn spline_split_random() {
+    let mut rng = SplitMix::new(59);
+    for it in 0..16 {
+        let budget = rng.range(16, 64) as u64;
+        let (n, k) = (rng.range(1, 40), rng.range(2, 40));
+        let bound = 2.0;
+        let mut s = spline(&mut rng, n, k, -1.2 * bound, 1.2 * bound);
+        if n > 3 {
+            let kn = rf::spline_knots(&s.w[..k], 1e-3, bound);
+            s.x[0] = kn[rng.range(0, k)] as f32;
+            s.x[1] = bound;
+            s.x[2] = -bound;
+        }
+        let inverse = it % 2 == 1;
+        let p = SplineParams { inverse, tail_bound: bound, ..Default::default() };
+        let (gy, gl) = gpu_budget(budget, &s.x, (&s.w, &s.h, &s.d), k, None, &p);
+        assert_spline_close(&s, &s.x, &p, (&gy, &gl), &format!("spline n {n} K {k} budget {budget} inverse {inverse}"));
+        // A coupling over [N, D]: the parameter rows are N·T.
+        let dd = rng.range(1, 5);
+        let mut mask: Vec<bool> = (0..dd).map(|_| rng.range(0, 1) == 1).collect();
+        mask[rng.range(0, dd - 1)] = true;
+        let t = mask.iter().filter(|&&m| m).count();
+        let rows = rng.range(1, 9);
+        let x = rng.vec(rows * dd, -1.2 * bound, 1.2 * bound);
+        let (w, h, dv) = (
+            rng.vec(rows * t * k, -1.5, 1.5),
+            rng.vec(rows * t * k, -1.5, 1.5),
+            rng.vec(rows * t * (k - 1), -1.5, 1.5),
+        );
+        let (gy, gl) = gpu_budget(budget, &x, (&w, &h, &dv), k, Some(&mask), &p);
+        for r in 0..rows {
+            let mut tj = 0;
+            for j in 0..dd {
+                let i = r * dd + j;
+                if !mask[j] {
+                    assert_eq!((gy[i], gl[i]), (x[i], 0.0), "copied feature {j} of row {r}");
+                    continue;
+                }
+                let e = r * t + tj;
+                let one = Spline {
+                    n: 1,
+                    k,
+                    x: vec![x[i]],
+                    w: w[e * k..(e + 1) * k].to_vec(),
+                    h: h[e * k..(e + 1) * k].to_vec(),
+                    d: dv[e * (k - 1)..(e + 1) * (k - 1)].to_vec(),
+                };
+                let what = format!("coupling {mask:?} K {k} budget {budget} row {r} feature {j}");
+                assert_spline_close(&one, &one.x, &p, (&gy[i..i + 1], &gl[i..i + 1]), &what);
+                tj += 1;
+            }
+        }
+    }
+}
+
+/// Rows of 70,000 features (past 65,535 loop iterations per invocation) and random odd rows with a
+/// lowered budget: the affine coupling's log-det, row_sum_add and normal_logprob are split in
+/// feature chunks across dispatches.
+#[test]
+fn row_loops_split() {
+    let mut rng = SplitMix::new(60);
+    let mut cases = vec![(vcortex::runtime::LOOP_BUDGET, 2usize, 70_000usize)];
+    for _ in 0..10 {
+        cases.push((rng.range(16, 64) as u64, rng.range(1, 5), rng.range(1, 200)));
+    }
+    for (budget, n, d) in cases {
+        let mut mask: Vec<bool> = (0..d).map(|j| j % 3 != 1).collect();
+        mask[0] = true;
+        let t = mask.iter().filter(|&&m| m).count();
+        let (x, sh, sc) = (rng.vec(n * d, -3.0, 3.0), rng.vec(n * t, -1.0, 1.0), rng.vec(n * t, -4.0, 4.0));
+        let acc0 = rng.vec(n, -1.0, 1.0);
+        for inverse in [false, true] {
+            let mut rec = ctx().recorder();
+            rec.set_loop_budget(budget);
+            let xt = up(&x, &[n, d]);
+            let (y, l) =
+                ops::affine_coupling(&mut rec, &xt, &up(&sh, &[n, t]), &up(&sc, &[n, t]), &mask, inverse).unwrap();
+            let rs = ops::row_sum_add(&mut rec, &xt, Some(&up(&acc0, &[n])), 0.5, 0.25).unwrap();
+            let lp = ops::normal_logprob(&mut rec, &xt, None, 0.0).unwrap();
+            let hs = [rec.read_back(&y), rec.read_back(&l), rec.read_back(&rs), rec.read_back(&lp)];
+            let done = rec.submit().unwrap();
+            let what = format!("[{n}, {d}] budget {budget} inverse {inverse}");
+            let (wy, wl) = rf::affine_coupling(&x, n, d, &sh, &sc, &mask, inverse);
+            assert_close(&done.f32(hs[0], &y), &wy, 1e-5, 1e-5, &format!("affine {what}"));
+            assert_close(&done.f32(hs[1], &l), &wl, 1e-3, 1e-5, &format!("affine logdet {what}"));
+            let want: Vec<f32> = (0..n)
+                .map(|r| {
+                    (acc0[r] as f64 + 0.25 + 0.5 * x[r * d..(r + 1) * d].iter().map(|&v| v as f64).sum::<f64>()) as f32
+                })
+                .collect();
+            assert_close(&done.f32(hs[2], &rs), &want, 1e-3, 1e-5, &format!("row_sum_add {what}"));
+            assert_close(
+                &done.f32(hs[3], &lp),
+                &rf::normal_logprob(&x, d),
+                1e-3,
+                1e-4,
+                &format!("normal_logprob {what}"),
+            );
+        }
+    }
+}
+
+/// A NaN input takes nflows' outside branch (its inside mask is false for NaN): output NaN,
+/// log-det 0; ±inf are outside too. Fused and large-K paths.
+#[test]
+fn spline_nan_input() {
+    let mut rng = SplitMix::new(61);
+    let k = 6;
+    let mut s = spline(&mut rng, 4, k, -0.5, 0.5);
+    s.x[1] = f32::NAN;
+    s.x[2] = f32::INFINITY;
+    s.x[3] = f32::NEG_INFINITY;
+    for inverse in [false, true] {
+        let p = SplineParams { inverse, ..Default::default() };
+        let (want_y, want_l) = rf::rq_spline_one(s.x[1], &s.w[k..2 * k], &s.h[k..2 * k], &s.d[k - 1..2 * (k - 1)], &p);
+        assert!(want_y.is_nan() && want_l == 0.0, "reference: {want_y} {want_l}");
+        for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+            let (gy, gl) = gpu_budget(budget, &s.x, (&s.w, &s.h, &s.d), k, None, &p);
+            assert!(gy[1].is_nan() && gl[1] == 0.0, "NaN input, budget {budget}: {} {}", gy[1], gl[1]);
+            assert_eq!((gy[2], gy[3], gl[2], gl[3]), (f32::INFINITY, f32::NEG_INFINITY, 0.0, 0.0));
+            let (wy, wl) = rf::rq_spline_one(s.x[0], &s.w[..k], &s.h[..k], &s.d[..k - 1], &p);
+            assert!((gy[0] - wy).abs() < 1e-4 && (gl[0] - wl).abs() < 1e-4, "finite neighbour: {} {}", gy[0], gl[0]);
+        }
+    }
+}

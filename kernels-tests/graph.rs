@@ -542,3 +542,137 @@ fn cgnf_root_node_matches_the_reference() {
         .record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&up(&root[..3], &[1, 3])))
         .is_err());
 }
+
+/// gcn_aggregate (given or direct messages) with the recorder's loop budget at `budget`.
+#[allow(clippy::too_many_arguments)]
+fn gcn_case(
+    budget: u64,
+    skel: &Skeleton,
+    (b, s, h): (usize, usize, usize),
+    input: (&[f32], usize),
+    packed: Option<&[f32]>,
+    ctxm: Option<(&[f32], &[f32])>,
+    root: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
+    let j = skel.joints();
+    let (x, width) = input;
+    let table = skel.upload(ctx()).unwrap();
+    let xt = up(x, &[b, s, j, width]);
+    let ct = ctxm.map(|(m, o)| (up(m, &[b, j, h]), up(o, &[b, j])));
+    let rt = root.map(|r| up(r, &[b, h]));
+    let mut rec = ctx().recorder();
+    rec.set_loop_budget(budget);
+    let c = ct.as_ref().map(|(m, o)| GcnContext { message: m, observed: o });
+    let r = rt.as_ref().map(|m| ops::GcnRoot { message: m });
+    let y = match packed {
+        Some(p) => {
+            let pt = up(p, &[2 * h, width + 1]);
+            ops::gcn_aggregate_linear(&mut rec, &xt, &pt, h, &table, c, r).unwrap()
+        }
+        None => ops::gcn_aggregate(&mut rec, &xt, h, &table, c, r).unwrap(),
+    };
+    let hy = rec.read_back(&y);
+    let got = rec.submit().unwrap().f32(hy, &y);
+    let cref = ctxm.map(|(m, o)| (m, h, o));
+    let rref = root.map(|r| (r, h));
+    let want = match packed {
+        Some(p) => rg::gcn_aggregate_linear(x, width, p, b, s, h, skel, cref, rref),
+        None => rg::gcn_aggregate(x, b, s, width, h, skel, cref, rref),
+    };
+    (got, want)
+}
+
+/// A star of 70,000 neighbours around joint 0: its invocations looped over 70,000 neighbours
+/// (280,000 iterations with the direct form's feature loop inside), past lavapipe's 65,535; the
+/// neighbour lists now go in chunks across dispatches.
+#[test]
+fn gcn_aggregate_star_of_70000() {
+    let mut rng = SplitMix::new(310);
+    let j = 70_001;
+    let edges: Vec<[usize; 2]> = (1..j).map(|c| [0, c]).collect();
+    let skel = Skeleton::new(j, &edges).unwrap().with_root_children(&[0, 5]).unwrap();
+    let (b, s, h, f) = (1, 1, 2, 3);
+    let mx = rng.vec(b * s * j * 2 * h, 0.0, 1.0);
+    let x = rng.vec(b * s * j * f, -1.0, 1.0);
+    let packed = rng.vec(2 * h * (f + 1), -1.0, 1.0);
+    let mr = rng.vec(b * h, -1.0, 1.0);
+    let (got, want) = gcn_case(vcortex::runtime::LOOP_BUDGET, &skel, (b, s, h), (&mx, 2 * h), None, None, Some(&mr));
+    assert_close(&got, &want, 1e-2, 1e-5, "gcn_aggregate star 70000");
+    let (got, want) =
+        gcn_case(vcortex::runtime::LOOP_BUDGET, &skel, (b, s, h), (&x, f), Some(&packed), None, Some(&mr));
+    assert_close(&got, &want, 1e-2, 1e-5, "gcn_aggregate_linear star 70000");
+}
+
+/// Random skeletons with hubs and a lowered loop budget: every split of the neighbour lists (one
+/// chunk, several, ragged) against the reference, given and direct messages, context and root.
+#[test]
+fn gcn_aggregate_split_neighbours() {
+    let mut rng = SplitMix::new(311);
+    for it in 0..10 {
+        let budget = rng.range(16, 64) as u64;
+        let j = rng.range(2, 90);
+        // A tree plus a hub joined to every joint it is not yet joined to.
+        let hub = rng.range(0, j - 1);
+        let mut edges = tree(&mut rng, j);
+        for v in 0..j {
+            if v != hub && !edges.iter().any(|&[a, c]| (a == hub && c == v) || (a == v && c == hub)) {
+                edges.push([hub, v]);
+            }
+        }
+        let skel = Skeleton::new(j, &edges).unwrap().with_root_children(&[hub]).unwrap();
+        let (b, s, h, f) = (rng.range(1, 2), rng.range(1, 3), rng.range(1, 6), rng.range(1, 4));
+        let mx = rng.vec(b * s * j * 2 * h, -1.0, 1.0);
+        let x = rng.vec(b * s * j * f, -1.0, 1.0);
+        let packed = rng.vec(2 * h * (f + 1), -1.0, 1.0);
+        let mc = rng.vec(b * j * h, -1.0, 1.0);
+        let obs: Vec<f32> = (0..b * j).map(|i| (i % 3 != 0) as u8 as f32).collect();
+        let mr = rng.vec(b * h, -1.0, 1.0);
+        let (c, r) = ((it % 2 == 0).then_some((&mc[..], &obs[..])), (it % 3 != 0).then_some(&mr[..]));
+        let what = format!("j {j} b {b} s {s} h {h} f {f} budget {budget}");
+        let (got, want) = gcn_case(budget, &skel, (b, s, h), (&mx, 2 * h), None, c, r);
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("gcn_aggregate {what}"));
+        let (got, want) = gcn_case(budget, &skel, (b, s, h), (&x, f), Some(&packed), c, r);
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("gcn_aggregate_linear {what}"));
+    }
+}
+
+/// A NaN feature gives NaN messages (the direct form's ReLU keeps it, as PyTorch's does) in its
+/// own node and its neighbours, and nowhere else.
+#[test]
+fn gcn_aggregate_linear_keeps_nan() {
+    let skel = Skeleton::new(4, &[[0, 1], [1, 2], [2, 3]]).unwrap();
+    let (h, f) = (2, 2);
+    let mut x = vec![0.5f32; 4 * f];
+    x[0] = f32::NAN; // joint 0
+    let packed = vec![0.25f32; 2 * h * (f + 1)];
+    let (got, want) = gcn_case(vcortex::runtime::LOOP_BUDGET, &skel, (1, 1, h), (&x, f), Some(&packed), None, None);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let joint = i / h;
+        assert_eq!(w.is_nan(), joint <= 1, "reference at joint {joint}: {w}");
+        assert!(g.is_nan() == w.is_nan() && (w.is_nan() || (g - w).abs() < 1e-5), "joint {joint}: {g} vs {w}");
+    }
+}
+
+/// sage_aggregate's loop over the keypoints in chunks across dispatches (a lowered budget: no
+/// adjacency [J, J] that fits a buffer has J past the real one), against the reference.
+#[test]
+fn sage_aggregate_split_keypoints() {
+    let mut rng = SplitMix::new(312);
+    for it in 0..8 {
+        let budget = rng.range(16, 64) as u64;
+        let (b, j, f) = (rng.range(1, 3), rng.range(1, 150), rng.range(1, 4));
+        let prep =
+            (f == 2 && it % 2 == 0).then_some(KeypointPrep { root: Some(rng.range(0, j - 1)), scale: [0.5, -2.0] });
+        let x = rng.vec(b * j * f, -5.0, 5.0);
+        let adj = rng.vec(j * j, -0.5, 1.5);
+        let obs: Vec<f32> = (0..b * j).map(|_| (rng.uniform() < 0.75) as u8 as f32).collect();
+        let mut rec = ctx().recorder();
+        rec.set_loop_budget(budget);
+        let y =
+            ops::sage_aggregate(&mut rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep).unwrap();
+        let hy = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(hy, &y);
+        let want = rg::sage_aggregate(&x, b, j, f, &adj, &obs, prep);
+        assert_close(&got, &want, 1e-4, 1e-5, &format!("sage_aggregate b {b} j {j} f {f} budget {budget}"));
+    }
+}

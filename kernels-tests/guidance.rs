@@ -410,3 +410,91 @@ fn cli_sample() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--frames"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// c random cameras around the origin (as in multiview_energy_on_random_cameras).
+fn random_cameras(rng: &mut SplitMix, c: usize) -> Vec<Camera> {
+    (0..c)
+        .map(|_| {
+            let a = rng.uniform() * std::f64::consts::TAU;
+            let (sa, ca) = (a.sin(), a.cos());
+            Camera {
+                rotation: [[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]],
+                centre: [-5.0 * sa, 0.1, -5.0 * ca],
+                intrinsics: [1.1 + rng.uniform() * 0.2, 1.0 + rng.uniform() * 0.2, 0.02, -0.03, 0.004],
+                radial: [-0.2, 0.05, -0.001],
+                tangential: [0.001, -0.002],
+            }
+        })
+        .collect()
+}
+
+/// Energy, gradient and projections with the loop budget at `budget`, against the reference.
+fn energy_case(rng: &mut SplitMix, budget: u64, (s, f, j, c): (usize, usize, usize, usize)) {
+    let cams = random_cameras(rng, c);
+    let x0 = rng.vec(s * f * j * 3, -0.5, 0.5);
+    let root = rng.vec(f * 3, -0.3, 0.3);
+    let kp = rng.vec(c * f * j * 2, -0.3, 0.3);
+    let w = rng.vec(c * f * j * 2, 0.0, 2.0);
+    let obs = Observations::new(ctx(), cams.clone(), &kp, Some(&w), Some(&root), f, j).unwrap();
+    let x = up(&x0, &[s, f, j * 3]);
+    let mut rec = ctx().recorder();
+    rec.set_loop_budget(budget);
+    let (e, g) = ops::multiview_energy(&mut rec, &x, &obs).unwrap();
+    let p = ops::guidance::project(&mut rec, &x, &obs).unwrap();
+    let hs = [rec.read_back(&e), rec.read_back(&g), rec.read_back(&p)];
+    let d = rec.submit().unwrap();
+    let scene = rg::Scene::new(&cams, &kp, &w, &root, f, j).unwrap();
+    let (re, rgr) = scene.energy(&x0);
+    let what = format!("s {s} f {f} j {j} cameras {c} budget {budget}");
+    let f32v = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    assert_close(&d.f32(hs[0], &e), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
+    assert_close(&d.f32(hs[1], &g), &f32v(&rgr), 1e-4, 1e-4, &format!("{what}: gradient"));
+    assert_close(&d.f32(hs[2], &p), &scene.project(&x0), 1e-5, 1e-5, &format!("{what}: projection"));
+}
+
+/// 70,000 cameras: each invocation's camera loop ran past lavapipe's 65,535 iterations; the
+/// cameras now go in chunks across dispatches. And random camera counts with a lowered budget.
+#[test]
+fn multiview_energy_split_cameras() {
+    let mut rng = SplitMix::new(402);
+    energy_case(&mut rng, vcortex::runtime::LOOP_BUDGET, (2, 1, 2, 70_000));
+    for _ in 0..6 {
+        let budget = rng.range(16, 64) as u64;
+        let shape = (rng.range(1, 5), rng.range(1, 3), rng.range(1, 6), rng.range(1, 150));
+        energy_case(&mut rng, budget, shape);
+    }
+}
+
+/// The plateau scheduler's mean over more samples than 256 × the budget (5,000 samples at budget
+/// 16: two chunks), with and without a NaN energy in the second chunk, against the reference.
+#[test]
+fn refinement_split_samples() {
+    let mut rng = SplitMix::new(403);
+    let (s, f, j, c) = (5000usize, 1usize, 1usize, 2usize);
+    let cams = random_cameras(&mut rng, c);
+    let kp = rng.vec(c * f * j * 2, -0.3, 0.3);
+    let (w, root) = (vec![1.0f32; c * f * j * 2], vec![0.0f32; 3]);
+    let obs = Observations::new(ctx(), cams.clone(), &kp, Some(&w), Some(&root), f, j).unwrap();
+    let scene = rg::Scene::new(&cams, &kp, &w, &root, f, j).unwrap();
+    for nan in [false, true] {
+        let mut x0 = rng.vec(s * f * j * 3, -0.5, 0.5);
+        if nan {
+            x0[4500 * 3] = f32::NAN;
+        }
+        let r = Refinement::new(0.05, 4);
+        for budget in [16u64, vcortex::runtime::LOOP_BUDGET] {
+            let mut rec = ctx().recorder();
+            rec.set_loop_budget(budget);
+            let (y, trace) = ops::refine(&mut rec, &up(&x0, &[s, f, j * 3]), &obs, &r).unwrap();
+            let (hy, hl) = (rec.read_back(&y), rec.read_back(&trace.lrs));
+            let d = rec.submit().unwrap();
+            let (ry, _, rl) = scene.refine(&x0, &r);
+            let what = format!("refine S {s} budget {budget} nan {nan}");
+            let lrs: Vec<f32> = rl.iter().map(|&v| v as f32).collect();
+            assert_close(&d.f32(hl, &trace.lrs), &lrs, 1e-7, 1e-5, &format!("{what}: lrs"));
+            let (gy, ry): (Vec<f32>, Vec<f32>) =
+                d.f32(hy, &y).iter().zip(&ry).filter(|(_, r)| !r.is_nan()).map(|(&g, &r)| (g, r)).unzip();
+            assert_close(&gy, &ry, 1e-4, 1e-4, &format!("{what}: x0"));
+        }
+    }
+}

@@ -317,3 +317,266 @@ fn gaussian_readout_sampling_mode() {
     );
     assert!(r.is_err());
 }
+
+/// Records with `f` on a recorder whose loop budget is `budget`, submits, reads the result back.
+fn run_budget(budget: u64, f: impl FnOnce(&mut vcortex::Recorder) -> vcortex::Result<vcortex::Tensor>) -> Vec<f32> {
+    let mut rec = ctx().recorder();
+    rec.set_loop_budget(budget);
+    let y = f(&mut rec).expect("op refused valid input");
+    let h = rec.read_back(&y);
+    rec.submit().expect("submit").f32(h, &y)
+}
+
+/// As assert_close, but NaN where the reference has NaN (and only there) passes.
+#[track_caller]
+fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if w.is_nan() || g.is_nan() {
+            assert!(w.is_nan() && g.is_nan(), "{what}: element {i}: got {g}, want {w}");
+        } else if w.is_infinite() || g.is_infinite() {
+            assert_eq!(g, w, "{what}: element {i}");
+        } else {
+            let err = (g as f64 - w as f64).abs();
+            assert!(err <= atol + rtol * (w as f64).abs(), "{what}: element {i}: got {g}, want {w}");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn readout_case(
+    budget: u64,
+    x: &[f32],
+    [n, c, h, w]: [usize; 4],
+    mu: &[f32],
+    f: &[f32],
+    b: Option<&[f32]>,
+    s: Option<&[f32]>,
+    align: bool,
+    sorted: bool,
+) -> Vec<f32> {
+    let m = mu.len() / 2;
+    if sorted {
+        let r = ops::SortedReadout::new(ctx(), mu, f, c, b).unwrap();
+        run_budget(budget, |rec| {
+            let st = s.map(|s| up(s, &[n, 2]));
+            ops::gaussian_readout_sorted(rec, &up(x, &[n, c, h, w]), &r, st.as_ref(), align, ops::Activation::Elu1)
+        })
+    } else {
+        run_budget(budget, |rec| {
+            let (bt, st) = (b.map(|b| up(b, &[m])), s.map(|s| up(s, &[n, 2])));
+            ops::gaussian_readout(
+                rec,
+                &up(x, &[n, c, h, w]),
+                &up(mu, &[m, 2]),
+                &up(f, &[c, m]),
+                bt.as_ref(),
+                st.as_ref(),
+                align,
+                ops::Activation::Elu1,
+            )
+        })
+    }
+}
+
+/// 70,000 channels: one invocation's channel loop is past lavapipe's 65,535 loop iterations, so
+/// the sum is split across dispatches (before, it silently stopped at channel 65,535). Plain and
+/// sorted parameters.
+#[test]
+fn gaussian_readout_70000_channels() {
+    let mut rng = SplitMix::new(67);
+    let (n, c, h, w, m) = (1, 70_000, 2, 2, 3);
+    let x = rng.vec(n * c * h * w, 0.0, 1.0);
+    let mu = rng.vec(m * 2, -0.8, 0.8);
+    // Positive weights: a lost tail of channels shows as a clearly smaller sum.
+    let f = rng.vec(c * m, 0.0, 1e-3);
+    let b = rng.vec(m, -1.0, 1.0);
+    let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), None, false);
+    let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
+    for sorted in [false, true] {
+        let got = readout_case(vcortex::runtime::LOOP_BUDGET, &x, [n, c, h, w], &mu, &f, Some(&b), None, false, sorted);
+        assert_close(&got, &want, 1e-3, 1e-4, &format!("readout C 70000 sorted {sorted}"));
+    }
+}
+
+/// Random odd shapes with a lowered loop budget: every split of the channel sum (one chunk, first,
+/// middle and ragged last chunks) against the reference, plain, sorted and sampling mode.
+#[test]
+fn gaussian_readout_split_channels() {
+    let mut rng = SplitMix::new(68);
+    for it in 0..12 {
+        let budget = rng.range(16, 64) as u64;
+        let (n, c, h, w, m) = (rng.range(1, 3), rng.range(1, 200), rng.range(1, 6), rng.range(1, 6), rng.range(1, 40));
+        let x = rng.vec(n * c * h * w, -1.0, 1.0);
+        let mu = rng.vec(m * 2, -1.2, 1.2);
+        let f = rng.vec(c * m, -0.5, 0.5);
+        let b = rng.vec(m, -1.0, 1.0);
+        let s = rng.vec(n * 2, -0.3, 0.3);
+        let (bias, shift, align, sorted) = (it % 2 == 0, it % 3 == 0, it % 4 < 2, it % 5 < 2);
+        let (bo, so) = (bias.then_some(&b[..]), shift.then_some(&s[..]));
+        let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bo, so, align);
+        let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
+        let got = readout_case(budget, &x, [n, c, h, w], &mu, &f, bo, so, align, sorted);
+        let what = format!("readout [{n},{c},{h},{w}] M {m} budget {budget} bias {bias} shift {shift} sorted {sorted}");
+        assert_close(&got, &want, 1e-4, 1e-4, &what);
+        // Sampling mode takes the same split.
+        let sigma = rng.vec(m * 4, -0.2, 0.2);
+        let want = rr::gaussian_readout_sample(&x, n, c, h, w, &mu, Some((&sigma, 3, 1)), &f, bo, so, align);
+        let got = run_budget(budget, |rec| {
+            let (bt, st, sg) = (up(&b, &[m]), up(&s, &[n, 2]), up(&sigma, &[m, 2, 2]));
+            ops::gaussian_readout_sample(
+                rec,
+                &up(&x, &[n, c, h, w]),
+                &up(&mu, &[m, 2]),
+                &up(&f, &[c, m]),
+                bias.then_some(&bt),
+                shift.then_some(&st),
+                align,
+                ops::Activation::Identity,
+                ops::ReadoutSample { sigma: &sg, seed: 3, offset: 1 },
+            )
+        });
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("sampled {what}"));
+    }
+}
+
+/// NaN in the feature map gives NaN in exactly the neurons with a tap on it (a tap of weight 0
+/// included, as PyTorch multiplies it), never in a neuron whose taps fall outside the image; a
+/// NaN position samples nothing (only the bias); a NaN or infinite feature weight poisons its neuron.
+#[test]
+fn gaussian_readout_nan() {
+    let (n, c, h, w) = (1, 3, 4, 5);
+    let mut x: Vec<f32> = (0..n * c * h * w).map(|i| (i % 7) as f32 * 0.1).collect();
+    x[0] = f32::NAN; // pixel (0, 0) of channel 0: read by neurons at the top-left corner only
+    x[2 * h * w + 3 * w + 4] = f32::INFINITY; // pixel (4, 3) of channel 2
+    let mu = [
+        -1.0,
+        -1.0, // on pixel (0, 0) (align_corners): NaN
+        -0.9,
+        -0.9, // taps (0, 0)..(1, 1): NaN
+        0.0,
+        0.0, // centre: finite
+        1.0,
+        1.0, // on pixel (4, 3): +inf
+        f32::NAN,
+        0.0, // NaN position: samples nothing
+        0.5,
+        -0.5, // finite, but its feature weight is NaN
+    ];
+    let m = mu.len() / 2;
+    let mut f = vec![0.1f32; c * m];
+    f[5] = f32::NAN;
+    let b: Vec<f32> = (0..m).map(|i| i as f32 * 0.25).collect();
+    // The raw readout: the activations' NaN rule is not this kernel's.
+    let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), None, true);
+    assert!(want[0].is_nan() && want[1].is_nan() && want[5].is_nan(), "reference: {want:?}");
+    assert!(want[2].is_finite() && want[3] == f32::INFINITY && want[4].is_finite(), "reference: {want:?}");
+    for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+        let got = run_budget(budget, |rec| {
+            ops::gaussian_readout(
+                rec,
+                &up(&x, &[n, c, h, w]),
+                &up(&mu, &[m, 2]),
+                &up(&f, &[c, m]),
+                Some(&up(&b, &[m])),
+                None,
+                true,
+                ops::Activation::Identity,
+            )
+        });
+        assert_close_nan(&got, &want, 1e-5, 1e-5, "readout with NaN and inf");
+    }
+    // A NaN at pixel 0 does not reach a neuron whose outside taps used to read it with weight 0.
+    let mut x1 = vec![1.0f32; h * w];
+    x1[0] = f32::NAN;
+    let mu1 = [1.0f32, 1.0, 0.99, -0.99];
+    let want = rr::gaussian_readout(&x1, 1, 1, h, w, &mu1, &[1.0, 1.0], None, None, false);
+    let got = run1(|rec| {
+        ops::gaussian_readout(
+            rec,
+            &up(&x1, &[1, 1, h, w]),
+            &up(&mu1, &[2, 2]),
+            &up(&[1.0, 1.0], &[1, 2]),
+            None,
+            None,
+            false,
+            ops::Activation::Identity,
+        )
+    });
+    assert!(want.iter().all(|v| v.is_finite()), "reference {want:?}");
+    assert_close(&got, &want, 1e-5, 1e-5, "outside taps read nothing");
+}
+
+/// The Poisson sum over more partials than sum_partials' loop may cover (1.3M elements with the
+/// budget at 16: a level of per-workgroup sums first), and random sizes around it.
+#[test]
+fn poisson_nll_sum_levels() {
+    let mut rng = SplitMix::new(69);
+    for (n, budget) in [(1_300_000usize, 16u64), (4097 * 256, 16), (70_001, 16), (5, 16)] {
+        let r = rng.vec(n, 0.0, 3.0);
+        let t: Vec<f32> = rng.vec(n, 0.0, 4.0).iter().map(|v| v.floor()).collect();
+        let sum: f64 = rr::poisson_nll(&r, &t, 1e-8).iter().sum();
+        for (red, want) in [(Reduction::Sum, sum), (Reduction::Mean, sum / n as f64)] {
+            let got = run_budget(budget, |rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, red));
+            assert_close(&got, &[want as f32], 1e-3, 1e-5, &format!("poisson {red:?} n={n} budget {budget}"));
+        }
+    }
+}
+
+/// NaN and ±inf through Poisson NLL (elementwise as PyTorch: NaN stays NaN, inf·0 is NaN; a NaN
+/// anywhere makes the sum and mean NaN) and the ZIG log-density (a NaN in any input gives NaN, as
+/// PyTorch's masked products do, even where the taken branch does not read it).
+#[test]
+fn likelihoods_nan_and_inf() {
+    let inf = f32::INFINITY;
+    let rate = [f32::NAN, 1.0, inf, inf, 0.0, 2.0, 1.0];
+    let target = [1.0, f32::NAN, 0.0, 2.0, 0.0, inf, 3.0];
+    let n = rate.len();
+    let want: Vec<f32> = rr::poisson_nll(&rate, &target, 1e-8).iter().map(|&v| v as f32).collect();
+    assert!(want[0].is_nan() && want[1].is_nan() && want[2].is_nan() && want[5] == -inf, "{want:?}");
+    let got = run1(|rec| ops::poisson_nll(rec, &up(&rate, &[n]), &up(&target, &[n]), 1e-8, Reduction::None));
+    assert_close_nan(&got, &want, 1e-5, 1e-5, "poisson none with NaN/inf");
+    for red in [Reduction::Sum, Reduction::Mean] {
+        let got = run_budget(16, |rec| ops::poisson_nll(rec, &up(&rate, &[n]), &up(&target, &[n]), 1e-8, red));
+        assert!(got[0].is_nan(), "poisson {red:?} with a NaN: {got:?}");
+    }
+    // Finite but for one +inf target: the sum is -inf.
+    let got = run1(|rec| ops::poisson_nll(rec, &up(&rate[4..], &[3]), &up(&target[4..], &[3]), 1e-8, Reduction::Sum));
+    assert_eq!(got, vec![-inf]);
+    let nan = f32::NAN;
+    // Columns: spike branch (y <= loc) and slab branch, a NaN in each input in turn, and a NaN target.
+    let y = [0.001, 1.0, 0.001, 1.0, 0.001, 1.0, 0.001, 1.0, nan, 0.001, 2.0];
+    let q = [nan, nan, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+    let th = [1.0, 1.0, nan, nan, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0];
+    let k = [2.0, 2.0, 2.0, 2.0, nan, nan, 2.0, 2.0, 2.0, 2.0, 2.0];
+    let loc = [0.01, 0.01, 0.01, 0.01, 0.01, 0.01, nan, nan, 0.01, 0.01, 0.01];
+    let n = y.len();
+    let want = rr::zig_loglik(&y, &q, &th, &k, &loc);
+    assert!(want[..9].iter().all(|v| v.is_nan()) && want[9..].iter().all(|v| v.is_finite()), "{want:?}");
+    let got = run1(|rec| {
+        let u = |v: &[f32]| up(v, &[n]);
+        ops::zig_loglik(rec, &u(&y), &u(&q), &u(&th), &u(&k), &u(&loc))
+    });
+    assert_close_nan(&got, &want, 1e-4, 1e-4, "zig_loglik with NaN inputs");
+}
+
+/// Pearson over 40,000 trials (two loops of T per invocation: 80,000 iterations, past lavapipe's
+/// 65,535) and over random trial counts with a lowered budget: both passes split in chunks of
+/// trials, the running sums carried between dispatches.
+#[test]
+fn pearson_split_trials() {
+    let mut rng = SplitMix::new(70);
+    let mut cases = vec![(vcortex::runtime::LOOP_BUDGET, 40_000usize, 3usize)];
+    for _ in 0..8 {
+        cases.push((rng.range(16, 64) as u64, rng.range(1, 150), rng.range(1, 300)));
+    }
+    for (budget, t, m) in cases {
+        let a = rng.vec(t * m, -1.0, 1.0);
+        let noise = rng.vec(t * m, -1.0, 1.0);
+        // An offset, so that the means matter.
+        let b: Vec<f32> = (0..t * m).map(|i| 3.0 + a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
+        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let got = run_budget(budget, |rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("pearson T {t} M {m} budget {budget}"));
+    }
+}

@@ -16,7 +16,10 @@
 struct GcnParams {
     rows: u32, hidden: u32, joints: u32, samples: u32,
     mx_stride: u32, mc_stride: u32, has_ctx: u32, has_root: u32,
-    mr_stride: u32, _p0: u32, _p1: u32, _p2: u32,
+    // The neighbours e_lo..e_hi of each joint's list in this dispatch; `part` bit 0 = the first
+    // (the self-loop term; else the sum so far in g_out is continued), bit 1 = the last (context
+    // and root). One dispatch (0, all, 3) unless a joint's neighbours would pass the loop budget.
+    mr_stride: u32, e_lo: u32, e_hi: u32, part: u32,
 }
 @group(0) @binding(0) var<uniform> gp: GcnParams;
 // [rows, mx_stride]: the self-loop term in columns 0..hidden, the neighbour message in hidden..2 hidden
@@ -41,7 +44,8 @@ fn gcn_msg(r: u32, c: u32) -> f32 {
     let wb = c * (f + 1u);
     var acc = g_w[wb + f];
     for (var k = 0u; k < f; k++) { acc += g_w[wb + k] * g_mx[r * f + k]; }
-    return max(acc, 0.0);
+    // ReLU keeping a NaN (WGSL's max may drop it; PyTorch's relu does not). Tested on the bits.
+    return select(max(acc, 0.0), acc, (bitcast<u32>(acc) & 0x7fffffffu) > 0x7f800000u);
 }
 
 @compute @workgroup_size(256)
@@ -52,11 +56,18 @@ fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let r = o / gp.hidden;
     let j = r % gp.joints;
     let first = r - j; // the row of joint 0 of this pose and sample
-    var acc = gcn_msg(r, h);
+    var acc: f32;
+    if ((gp.part & 1u) != 0u) { acc = gcn_msg(r, h); } else { acc = g_out[o]; }
     // The table is the skeleton's own (ops::DeviceSkeleton), built and checked on the host.
-    for (var e = g_nbr[j]; e < g_nbr[j + 1u]; e++) {
+    let e0 = g_nbr[j];
+    let deg = g_nbr[j + 1u] - e0;
+    for (var e = e0 + min(gp.e_lo, deg); e < e0 + min(gp.e_hi, deg); e++) {
         let n = g_nbr[gp.joints + 1u + e];
         acc += gcn_msg(first + n, gp.hidden + h);
+    }
+    if ((gp.part & 2u) == 0u) {
+        g_out[o] = acc;
+        return;
     }
     let b = r / (gp.joints * gp.samples);
     if (gp.has_ctx != 0u) {
@@ -74,6 +85,9 @@ fn gcn_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 struct SageParams {
     batch: u32, joints: u32, feat: u32, prep: u32,
     root: i32, sx: f32, sy: f32, _p: u32,
+    // sage_aggregate_part: the keypoints k_lo..k_hi summed by this dispatch; `part` bit 0 = the
+    // first chunk, bit 1 = the last (the division by the degree, the second half).
+    k_lo: u32, k_hi: u32, part: u32, _q: u32,
 }
 @group(0) @binding(0) var<uniform> sp: SageParams;
 @group(0) @binding(1) var<storage, read> s_x: array<f32>;   // [B, J, F]
@@ -97,20 +111,48 @@ fn sage_aggregate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let f = o % sp.feat;
     let i = (o / sp.feat) % sp.joints;
     let b = o / (sp.feat * sp.joints);
-    let oi = s_obs[b * sp.joints + i];
-    var deg = 0.0;
-    var acc = 0.0;
-    if (oi > 0.0) {
-        for (var k = 0u; k < sp.joints; k++) {
-            // A branch, not a product with 0: an unobserved keypoint's value never enters.
-            if (s_obs[b * sp.joints + k] > 0.0) {
-                let a = s_adj[i * sp.joints + k];
-                deg += a;
-                acc += a * sage_in(b, k, f);
-            }
+    var r = vec2<f32>(0.0);
+    if (s_obs[b * sp.joints + i] > 0.0) { r = sage_sum(b, i, f, 0u, sp.joints, r); }
+    let row = (b * sp.joints + i) * 2u * sp.feat;
+    s_out[row + f] = r.x / max(r.y, 1.0);
+    s_out[row + sp.feat + f] = sage_in(b, i, f);
+}
+
+// (acc, deg) continued over the keypoints lo..hi of pose b for keypoint i, feature f.
+fn sage_sum(b: u32, i: u32, f: u32, lo: u32, hi: u32, start: vec2<f32>) -> vec2<f32> {
+    var acc = start.x;
+    var deg = start.y;
+    for (var k = lo; k < hi; k++) {
+        // A branch, not a product with 0: an unobserved keypoint's value never enters.
+        if (s_obs[b * sp.joints + k] > 0.0) {
+            let a = s_adj[i * sp.joints + k];
+            deg += a;
+            acc += a * sage_in(b, k, f);
         }
     }
+    return vec2<f32>(acc, deg);
+}
+
+// sage_aggregate for more keypoints than the loop budget: the sums over keypoints k_lo..k_hi per
+// dispatch, the running (acc, deg) in s_out's first half and s_deg [B, J, F].
+@group(0) @binding(5) var<storage, read_write> s_deg: array<f32>;
+
+@compute @workgroup_size(256)
+fn sage_aggregate_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * 256u;
+    if (o >= sp.batch * sp.joints * sp.feat) { return; }
+    let f = o % sp.feat;
+    let i = (o / sp.feat) % sp.joints;
+    let b = o / (sp.feat * sp.joints);
     let row = (b * sp.joints + i) * 2u * sp.feat;
-    s_out[row + f] = acc / max(deg, 1.0);
+    var r = vec2<f32>(0.0);
+    if ((sp.part & 1u) == 0u) { r = vec2<f32>(s_out[row + f], s_deg[o]); }
+    if (s_obs[b * sp.joints + i] > 0.0) { r = sage_sum(b, i, f, sp.k_lo, sp.k_hi, r); }
+    if ((sp.part & 2u) == 0u) {
+        s_out[row + f] = r.x;
+        s_deg[o] = r.y;
+        return;
+    }
+    s_out[row + f] = r.x / max(r.y, 1.0);
     s_out[row + sp.feat + f] = sage_in(b, i, f);
 }

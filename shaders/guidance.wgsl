@@ -11,7 +11,10 @@
 
 struct EnergyParams {
     samples: u32, frames: u32, joints: u32, cameras: u32,
-    proj_only: u32, _p0: u32, _p1: u32, _p2: u32,
+    // The cameras c_lo..c_hi of this dispatch; `part` bit 0 = the first (else the energy share and
+    // gradient so far in e_part / e_grad are continued). One dispatch (0, C, 1) unless the cameras
+    // would pass the loop budget.
+    proj_only: u32, c_lo: u32, c_hi: u32, part: u32,
 }
 @group(0) @binding(0) var<uniform> ep: EnergyParams;
 @group(0) @binding(1) var<storage, read> e_x0: array<f32>;     // [S, F, J * 3]
@@ -34,8 +37,12 @@ fn multiview_energy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
           + vec3<f32>(e_root[f * 3u], e_root[f * 3u + 1u], e_root[f * 3u + 2u]);
     var energy = 0.0;
     var g = vec3<f32>(0.0);
+    if (ep.proj_only == 0u && (ep.part & 1u) == 0u) {
+        energy = e_part[o];
+        g = vec3<f32>(e_grad[o * 3u], e_grad[o * 3u + 1u], e_grad[o * 3u + 2u]);
+    }
     let norm = 1.0 / f32(2u * ep.joints);
-    for (var c = 0u; c < ep.cameras; c++) {
+    for (var c = ep.c_lo; c < ep.c_hi; c++) {
         let cb = c * 24u;
         let ri = mat3x3<f32>(e_cam[cb], e_cam[cb + 1u], e_cam[cb + 2u],
                              e_cam[cb + 3u], e_cam[cb + 4u], e_cam[cb + 5u],
@@ -90,9 +97,13 @@ fn multiview_energy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     e_grad[o * 3u + 2u] = g.z;
 }
 
+// With more samples than 256 x the loop budget, the mean goes in chunks of samples lo..hi across
+// dispatches, the running sum and NaN flag in p_state[4], p_state[5]; `part` bit 0 = the first
+// chunk, bit 1 = the last (which steps the scheduler). One dispatch (0, S, 3) otherwise.
 struct PlateauParams {
     samples: u32, first: u32, slot: u32, _p0: u32,
     scale: f32, factor: f32, threshold: f32, eps: f32,
+    lo: u32, hi: u32, part: u32, _p1: u32,
 }
 @group(0) @binding(0) var<uniform> pp: PlateauParams;
 @group(0) @binding(1) var<storage, read> p_e: array<f32>;          // [S] energies
@@ -110,7 +121,7 @@ fn is_nan(v: f32) -> bool {
 fn plateau_update(@builtin(local_invocation_index) t: u32) {
     var acc = 0.0;
     var nan = 0u;
-    for (var i = t; i < pp.samples; i += 256u) {
+    for (var i = pp.lo + t; i < pp.hi; i += 256u) {
         let v = p_e[i];
         acc += v;
         nan |= u32(is_nan(v));
@@ -126,6 +137,17 @@ fn plateau_update(@builtin(local_invocation_index) t: u32) {
         workgroupBarrier();
     }
     if (t != 0u) { return; }
+    var total = p_sum[0];
+    var any_nan = p_nan[0];
+    if ((pp.part & 1u) == 0u) {
+        total += p_state[4];
+        any_nan |= u32(p_state[5] != 0.0);
+    }
+    if ((pp.part & 2u) == 0u) {
+        p_state[4] = total;
+        p_state[5] = f32(any_nan);
+        return;
+    }
     if (pp.first != 0u) {
         // A fresh optimizer and scheduler for this diffusion step.
         p_state[0] = pp.scale;
@@ -133,10 +155,10 @@ fn plateau_update(@builtin(local_invocation_index) t: u32) {
         p_state[3] = 0.0;
     }
     if (p_state[2] == 0.0) {
-        if (p_nan[0] != 0u) {
+        if (any_nan != 0u) {
             p_state[2] = 1.0; // torch.isnan(energy).any(): break
         } else {
-            let m = p_sum[0] / f32(pp.samples);
+            let m = total / f32(pp.samples);
             let better = select(m <= 3.4028235e38, m < p_state[1] * (1.0 - pp.threshold), p_state[3] != 0.0);
             if (better) {
                 p_state[1] = m;

@@ -12,6 +12,11 @@ struct RoParams {
     m: u32, ho: u32, wo: u32, total: u32,
     eps: f32, scale: f32, count: u32, _p: u32,
     seed_lo: u32, seed_hi: u32, off_lo: u32, off_hi: u32,
+    // gaussian_readout: the channels lo..hi of this dispatch, and `part`: bit 0 set = the first
+    // chunk (else the partial sum in ro_y is continued), bit 1 set = the last (bias, activation).
+    // The whole sum is lo = 0, hi = C, part = 3; a channel count past the loop budget is split.
+    // pearson_part: trials lo..hi, `part` bit 0 = first chunk, bit 1 = last, bit 2 = the second pass.
+    lo: u32, hi: u32, part: u32, _q: u32,
 }
 override ALIGN_CORNERS: bool = false;
 override RO_BIAS: bool = false;
@@ -45,6 +50,13 @@ fn unnormalize(g: f32, size: u32) -> f32 {
 // before any conversion to an integer, so a NaN or huge position (user data) is outside.
 fn tap_inside(xx: f32, yy: f32) -> bool {
     return xx >= 0.0 && xx < f32(ro.w) && yy >= 0.0 && yy < f32(ro.h);
+}
+
+// clamp(v, lo, hi) that keeps a NaN (WGSL's clamp may turn it into a bound); a NaN position then
+// samples nothing, as in PyTorch, instead of a border pixel.
+// (NaN is tested on the bits: a compiler may fold v != v to false.)
+fn clamp_nan(v: f32, lo: f32, hi: f32) -> f32 {
+    return select(clamp(v, lo, hi), v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);
 }
 
 // Bilinear sample of plane `base` of ro_x at normalized (gx, gy); outside pixels count 0.
@@ -90,16 +102,16 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (i >= ro.total) { return; }
     let m = i % ro.m;
     let nimg = i / ro.m;
-    var gx = clamp(ro_a[2u * m], -1.0, 1.0);
-    var gy = clamp(ro_a[2u * m + 1u], -1.0, 1.0);
+    var gx = clamp_nan(ro_a[2u * m], -1.0, 1.0);
+    var gy = clamp_nan(ro_a[2u * m + 1u], -1.0, 1.0);
     if (RO_SAMPLE) {
         let seed = vec2<u32>(ro.seed_lo, ro.seed_hi);
         let off = vec2<u32>(ro.off_lo, ro.off_hi);
         let zi = (nimg * ro.m + m) * 2u;
         let z0 = philox_normal(seed, off, zi);
         let z1 = philox_normal(seed, off, zi + 1u);
-        gx = clamp(gx + ro_sigma[4u * m] * z0 + ro_sigma[4u * m + 1u] * z1, -1.0, 1.0);
-        gy = clamp(gy + ro_sigma[4u * m + 2u] * z0 + ro_sigma[4u * m + 3u] * z1, -1.0, 1.0);
+        gx = clamp_nan(gx + ro_sigma[4u * m] * z0 + ro_sigma[4u * m + 1u] * z1, -1.0, 1.0);
+        gy = clamp_nan(gy + ro_sigma[4u * m + 2u] * z0 + ro_sigma[4u * m + 3u] * z1, -1.0, 1.0);
     }
     if (RO_SHIFT) {
         gx += ro_d[2u * nimg];
@@ -120,15 +132,22 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let off = select(vec4<u32>(0u), vec4<u32>(ys) * ro.w + vec4<u32>(xs), inside);
     let wgt = select(vec4<f32>(0.0), vec4<f32>(1.0 - tx, tx, 1.0 - tx, tx) * vec4<f32>(1.0 - ty, 1.0 - ty, ty, ty), inside);
     let plane = ro.h * ro.w;
-    var acc = 0.0;
-    for (var c = 0u; c < ro.c; c++) {
-        let base = (nimg * ro.c + c) * plane;
-        let v = vec4<f32>(ro_x[base + off.x], ro_x[base + off.y], ro_x[base + off.z], ro_x[base + off.w]);
-        acc = fma(dot(wgt, v), ro_b[c * ro.m + m], acc);
-    }
-    if (RO_BIAS) { acc += ro_c[m]; }
     var out = i;
     if (RO_ORDER) { out = nimg * ro.m + u32(ro_order[m]); }
+    var acc = 0.0;
+    if ((ro.part & 1u) == 0u) { acc = ro_y[out]; }
+    for (var c = ro.lo; c < ro.hi; c++) {
+        let base = (nimg * ro.c + c) * plane;
+        // An outside tap reads nothing (its value, not only its weight, is 0), so a NaN elsewhere in
+        // the plane cannot leak in; a NaN at an inside tap gives NaN, as in PyTorch.
+        let v = select(vec4<f32>(0.0), vec4<f32>(ro_x[base + off.x], ro_x[base + off.y], ro_x[base + off.z], ro_x[base + off.w]), inside);
+        acc = fma(dot(wgt, v), ro_b[c * ro.m + m], acc);
+    }
+    if ((ro.part & 2u) == 0u) {
+        ro_y[out] = acc;
+        return;
+    }
+    if (RO_BIAS) { acc += ro_c[m]; }
     ro_y[out] = activate(acc);
 }
 
@@ -157,6 +176,19 @@ fn poisson_nll(@builtin(global_invocation_id) gid: vec3<u32>,
         if (!REDUCE) { ro_y[i] = l; }
     }
     if (REDUCE) { ro_partial(t, wid.x + wid.y * nwg.x, l); }
+}
+
+// One partial sum per workgroup of ro_x[0..total] into ro_y: a level of the reduction tree that
+// keeps sum_partials' strided loop (count / 256 per invocation) within the loop budget.
+@compute @workgroup_size(256)
+fn block_sum(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(local_invocation_index) t: u32,
+             @builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    var v = 0.0;
+    if (i < ro.total) { v = ro_x[i]; }
+    ro_partial(t, wid.x + wid.y * nwg.x, v);
 }
 
 // sum of ro_x[0..count] * scale into ro_y[0] (one workgroup).
@@ -199,12 +231,19 @@ fn zig_loglik(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let theta = ro_b[i];
     let k = ro_c[i];
     let loc = ro_d[i];
+    var l: f32;
     if (y <= loc) {
-        ro_y[i] = log(1.0 - q) - log(loc);
+        l = log(1.0 - q) - log(loc);
     } else {
         let d = y - loc;
-        ro_y[i] = log(q) + (k - 1.0) * log(d) - d / theta - k * log(theta) - vc_lgamma(k);
+        l = log(q) + (k - 1.0) * log(d) - d / theta - k * log(theta) - vc_lgamma(k);
     }
+    // PyTorch's masked form multiplies both branches by their masks, so a NaN in any input (one the
+    // taken branch does not read included, and a NaN target, which neither mask takes) gives NaN.
+    // (NaN tested on the bits: a compiler may fold v != v to false.)
+    let bits = vec4<u32>(bitcast<u32>(y), bitcast<u32>(q), bitcast<u32>(theta), bitcast<u32>(k));
+    let nan = any((bits & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)) || (bitcast<u32>(loc) & 0x7fffffffu) > 0x7f800000u;
+    ro_y[i] = select(l, y + q + theta + k + loc, nan);
 }
 
 // Per-neuron correlation across trials of a [T, M] and b [T, M] (ro_x, ro_a; ro.n = T, ro.m = M):
@@ -232,6 +271,50 @@ fn pearson(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         vaa = fma(da, da, vaa);
         vbb = fma(db, db, vbb);
         vab = fma(da, db, vab);
+    }
+    ro_y[m] = (vab / fn_) / ((sqrt(vaa / fn_) + ro.eps) * (sqrt(vbb / fn_) + ro.eps));
+}
+
+// pearson for more trials than the loop budget: the same sums, over trials lo..hi per dispatch,
+// carried in ro_st [M, 5] (sum a, sum b, then the centred sums aa, bb, ab). `part` bit 2 clear: the
+// first pass (the sums), set: the second (the centred products; its last chunk writes ro_y).
+@group(0) @binding(7) var<storage, read_write> ro_st: array<f32>;
+
+@compute @workgroup_size(256)
+fn pearson_part(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let m = gid.x + gid.y * nwg.x * 256u;
+    if (m >= ro.m) { return; }
+    let first = (ro.part & 1u) != 0u;
+    let sb5 = m * 5u;
+    if ((ro.part & 4u) == 0u) {
+        var sa = select(ro_st[sb5], 0.0, first);
+        var sb = select(ro_st[sb5 + 1u], 0.0, first);
+        for (var t = ro.lo; t < ro.hi; t++) {
+            sa += ro_x[t * ro.m + m];
+            sb += ro_a[t * ro.m + m];
+        }
+        ro_st[sb5] = sa;
+        ro_st[sb5 + 1u] = sb;
+        return;
+    }
+    let fn_ = f32(ro.n);
+    let ma = ro_st[sb5] / fn_;
+    let mb = ro_st[sb5 + 1u] / fn_;
+    var vaa = select(ro_st[sb5 + 2u], 0.0, first);
+    var vbb = select(ro_st[sb5 + 3u], 0.0, first);
+    var vab = select(ro_st[sb5 + 4u], 0.0, first);
+    for (var t = ro.lo; t < ro.hi; t++) {
+        let da = ro_x[t * ro.m + m] - ma;
+        let db = ro_a[t * ro.m + m] - mb;
+        vaa = fma(da, da, vaa);
+        vbb = fma(db, db, vbb);
+        vab = fma(da, db, vab);
+    }
+    if ((ro.part & 2u) == 0u) {
+        ro_st[sb5 + 2u] = vaa;
+        ro_st[sb5 + 3u] = vbb;
+        ro_st[sb5 + 4u] = vab;
+        return;
     }
     ro_y[m] = (vab / fn_) / ((sqrt(vaa / fn_) + ro.eps) * (sqrt(vbb / fn_) + ro.eps));
 }

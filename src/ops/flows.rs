@@ -79,7 +79,8 @@ struct RqParams {
     n: u32,
     k: u32,
     inverse: u32,
-    _p: u32,
+    /// The parameter rows R (read by the large-K path).
+    rows: u32,
     bound: f32,
     min_w: f32,
     min_h: f32,
@@ -135,20 +136,87 @@ fn record_spline(
         t: t as u32,
         ..Default::default()
     };
-    let key = PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", coupling.is_some() as u8 as f64);
-    let kernel = ctx.kernel(&key)?;
     let groups = super::elementwise_grid(ctx, x.numel(), op)?;
     let y = rec.alloc(op, x.shape(), DType::F32)?;
     let lad = rec.alloc(op, x.shape(), DType::F32)?;
     let map = coupling.map(|c| c.2);
+    let cpl = coupling.is_some() as u8 as f64;
+    // One invocation of the fused kernel runs rq_bin's three loops over the K bins twice. Past the
+    // loop budget the knots are built first, per row and in chunks of bins across dispatches.
+    let fused = 6u64.saturating_mul(k as u64) <= rec.loop_budget();
+    if fused {
+        let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", cpl))?;
+        rec.dispatch(
+            op,
+            kernel,
+            bytemuck::bytes_of(&params),
+            &[Some(x), Some(wdh[0]), Some(wdh[1]), Some(wdh[2]), Some(&y), Some(&lad), map],
+            groups,
+        )?;
+        return Ok((y, lad));
+    }
+    // The parameter rows: one per element, or N·T in a coupling.
+    let rows = if coupling.is_some() { (x.numel() / d.max(1)) * t } else { x.numel() };
+    // The knots' flat indices (2R·K·2) are u32 in the kernels.
+    let words = (rows as u64).checked_mul(4).and_then(|v| v.checked_mul(k as u64));
+    if words.is_none_or(|v| v > u32::MAX as u64) {
+        return Err(Error::param(op, "bins", format!("{k} bins of {rows} rows: the knot table is past 2^32 entries")));
+    }
+    let state = rec.alloc(op, &[2 * rows, 6], DType::F32)?;
+    let knots = rec.alloc(op, &[2, rows, k, 2], DType::F32)?;
+    let kk = ctx.kernel(&PipelineKey::new(
+        "flows",
+        "rq_knots",
+        &[Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
+    ))?;
+    let kgroups = super::elementwise_grid(ctx, 2 * rows, op)?;
+    let per = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    for stage in 0..3u32 {
+        for (c, (lo, hi)) in crate::runtime::chunks(k, per).enumerate() {
+            let kp = KnotParams {
+                rows: rows as u32,
+                k: k as u32,
+                lo: lo as u32,
+                hi: hi as u32,
+                stage,
+                first: (c == 0) as u32,
+                min_w: p.min_bin_width,
+                min_h: p.min_bin_height,
+            };
+            rec.dispatch(
+                format!("{op}/knots"),
+                kk.clone(),
+                bytemuck::bytes_of(&kp),
+                &[Some(wdh[0]), Some(wdh[1]), Some(&state), Some(&knots)],
+                kgroups,
+            )?;
+        }
+    }
+    let mut bindings = RQ_BINDINGS.to_vec();
+    bindings.push(Access::Read);
+    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline_knots", &bindings).with("COUPLING", cpl))?;
+    let params = RqParams { rows: rows as u32, ..params };
     rec.dispatch(
         op,
         kernel,
         bytemuck::bytes_of(&params),
-        &[Some(x), Some(wdh[0]), Some(wdh[1]), Some(wdh[2]), Some(&y), Some(&lad), map],
+        &[Some(x), Some(wdh[0]), Some(wdh[1]), Some(wdh[2]), Some(&y), Some(&lad), map, Some(&knots)],
         groups,
     )?;
     Ok((y, lad))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct KnotParams {
+    rows: u32,
+    k: u32,
+    lo: u32,
+    hi: u32,
+    stage: u32,
+    first: u32,
+    min_w: f32,
+    min_h: f32,
 }
 
 /// A coupling's mask on the host and, on the device, its feature map (feature j → its index
@@ -248,16 +316,32 @@ fn feature_map(ctx: &crate::runtime::Context, mask: &[bool]) -> Result<Tensor> {
     Tensor::from_f32(ctx, bytemuck::cast_slice(&map), &[mask.len()])
 }
 
+/// The column ranges of a per-row loop over `cols`, each within the loop budget, with its `part`
+/// bits (1: the first, 2: the last): one range (part 3) for every normal row length.
+fn row_parts(rec: &Recorder, cols: usize) -> Vec<(u32, u32, u32)> {
+    let per = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    let mut r: Vec<(usize, usize)> = crate::runtime::chunks(cols, per).collect();
+    if r.is_empty() {
+        r.push((0, 0));
+    }
+    let last = r.len() - 1;
+    r.iter()
+        .enumerate()
+        .map(|(k, &(lo, hi))| (lo as u32, hi as u32, (k == 0) as u32 | (((k == last) as u32) << 1)))
+        .collect()
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct RowSumParams {
     rows: u32,
     cols: u32,
     has_acc: u32,
-    _p: u32,
+    part: u32,
     scale: f32,
     constant: f32,
-    _q: [u32; 2],
+    lo: u32,
+    hi: u32,
 }
 
 /// acc + scale·Σ over the last axis of v [N, C] + constant (acc [N], optional): [N]. A flow's
@@ -276,20 +360,24 @@ pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>, scale: 
     let ctx = rec.context();
     crate::ops::finite(OP, "scale", scale, false)?;
     crate::ops::finite(OP, "constant", constant, false)?;
-    let p = RowSumParams {
-        rows: n as u32,
-        cols: c as u32,
-        has_acc: acc.is_some() as u32,
-        _p: 0,
-        scale,
-        constant,
-        _q: [0; 2],
-    };
     let kernel =
         ctx.kernel(&PipelineKey::new("flows", "row_sum_add", &[Access::Read, Access::Read, Access::ReadWrite]))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
     let y = rec.alloc(OP, &[n], DType::F32)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(v), acc, Some(&y)], groups)?;
+    // A row longer than the loop budget is summed in column chunks, one dispatch each.
+    for (lo, hi, part) in row_parts(rec, c) {
+        let p = RowSumParams {
+            rows: n as u32,
+            cols: c as u32,
+            has_acc: acc.is_some() as u32,
+            part,
+            scale,
+            constant,
+            lo,
+            hi,
+        };
+        rec.dispatch(OP, kernel.clone(), bytemuck::bytes_of(&p), &[Some(v), acc, Some(&y)], groups)?;
+    }
     Ok(y)
 }
 
@@ -323,6 +411,10 @@ struct AffineParams {
     d: u32,
     t: u32,
     inverse: u32,
+    lo: u32,
+    hi: u32,
+    part: u32,
+    _p: u32,
 }
 
 /// Affine coupling on x [N, D]: the features where `mask` is true (T of them, in order) are
@@ -359,19 +451,23 @@ pub fn affine_coupling_masked(
     let t = affine_shapes(x.shape(), shift.shape(), scale_raw.shape(), mask)?;
     let (n, d) = (x.shape()[0], x.shape()[1]);
     let ctx = rec.context();
-    let params = AffineParams { n: n as u32, d: d as u32, t: t as u32, inverse: inverse as u32 };
     let bindings = [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
     let kernel = ctx.kernel(&PipelineKey::new("flows", "affine_coupling", &bindings))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
     let y = rec.alloc(OP, x.shape(), DType::F32)?;
     let logdet = rec.alloc(OP, &[n], DType::F32)?;
-    rec.dispatch(
-        OP,
-        kernel,
-        bytemuck::bytes_of(&params),
-        &[Some(x), Some(shift), Some(scale_raw), Some(&fm.map), Some(&y), Some(&logdet)],
-        groups,
-    )?;
+    // A row of more features than the loop budget goes in feature chunks, one dispatch each.
+    for (lo, hi, part) in row_parts(rec, d) {
+        let params =
+            AffineParams { n: n as u32, d: d as u32, t: t as u32, inverse: inverse as u32, lo, hi, part, _p: 0 };
+        rec.dispatch(
+            OP,
+            kernel.clone(),
+            bytemuck::bytes_of(&params),
+            &[Some(x), Some(shift), Some(scale_raw), Some(&fm.map), Some(&y), Some(&logdet)],
+            groups,
+        )?;
+    }
     Ok((y, logdet))
 }
 
@@ -423,6 +519,10 @@ struct LogpParams {
     d: u32,
     add: u32,
     constant: f32,
+    lo: u32,
+    hi: u32,
+    part: u32,
+    _p: u32,
 }
 
 /// The standard-normal log-density of each row of x [N, D], + `add` [N] and `constant` (a flow's
@@ -439,11 +539,14 @@ pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>, cons
     }
     let ctx = rec.context();
     crate::ops::finite(OP, "constant", constant, false)?;
-    let p = LogpParams { rows: n as u32, d: d as u32, add: add.is_some() as u32, constant };
     let kernel =
         ctx.kernel(&PipelineKey::new("flows", "normal_logprob", &[Access::Read, Access::Read, Access::ReadWrite]))?;
     let groups = super::elementwise_grid(ctx, n, OP)?;
     let y = rec.alloc(OP, &[n], DType::F32)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), add, Some(&y)], groups)?;
+    // A row longer than the loop budget is summed in column chunks, one dispatch each.
+    for (lo, hi, part) in row_parts(rec, d) {
+        let p = LogpParams { rows: n as u32, d: d as u32, add: add.is_some() as u32, constant, lo, hi, part, _p: 0 };
+        rec.dispatch(OP, kernel.clone(), bytemuck::bytes_of(&p), &[Some(x), add, Some(&y)], groups)?;
+    }
     Ok(y)
 }

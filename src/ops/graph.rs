@@ -126,7 +126,9 @@ struct GcnParams {
     has_ctx: u32,
     has_root: u32,
     mr_stride: u32,
-    _p: [u32; 3],
+    e_lo: u32,
+    e_hi: u32,
+    part: u32,
 }
 
 /// The context side of a CondGCN aggregation: per pose and keypoint, the context message (its
@@ -259,7 +261,9 @@ fn record_gcn(
         has_ctx: context.is_some() as u32,
         has_root: root.is_some() as u32,
         mr_stride: mr_stride as u32,
-        _p: [0; 3],
+        e_lo: 0,
+        e_hi: u32::MAX,
+        part: 3,
     };
     let bindings =
         [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];
@@ -273,13 +277,30 @@ fn record_gcn(
         None => (mx, mx),
     };
     let mr = root.as_ref().map_or(mx, |r| r.message);
-    rec.dispatch(
-        OP,
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y), Some(mr), Some(packed.unwrap_or(mx))],
-        groups,
-    )?;
+    // One invocation runs the direct form's loop over the F features for its own message and for
+    // each neighbour's, inside the loop over the neighbours: F + deg·(F + 1) iterations. Past the
+    // loop budget the neighbour lists go in chunks across dispatches.
+    let f = if packed.is_some() { mx_stride as u64 } else { 0 };
+    let max_deg = (0..j).map(|v| skeleton.neighbours(v).len()).max().unwrap_or(0) as u64;
+    let budget = rec.loop_budget();
+    let per =
+        if f + max_deg * (f + 1) <= budget { max_deg.max(1) } else { (budget.saturating_sub(f) / (f + 1)).max(1) };
+    let mut parts: Vec<(usize, usize)> = crate::runtime::chunks(max_deg as usize, per as usize).collect();
+    if parts.len() <= 1 {
+        parts = vec![(0, u32::MAX as usize)];
+    }
+    let last = parts.len() - 1;
+    for (k, &(lo, hi)) in parts.iter().enumerate() {
+        let pk =
+            GcnParams { e_lo: lo as u32, e_hi: hi as u32, part: (k == 0) as u32 | (((k == last) as u32) << 1), ..p };
+        rec.dispatch(
+            OP,
+            kernel.clone(),
+            bytemuck::bytes_of(&pk),
+            &[Some(mx), Some(mc), Some(obs), Some(table), Some(&y), Some(mr), Some(packed.unwrap_or(mx))],
+            groups,
+        )?;
+    }
     Ok(y)
 }
 
@@ -302,6 +323,10 @@ struct SageParams {
     sx: f32,
     sy: f32,
     _p: u32,
+    k_lo: u32,
+    k_hi: u32,
+    part: u32,
+    _q: u32,
 }
 
 /// A DenseSAGE layer's input for x [B, J, F], the dense adjacency adj [J, J] and observed [B, J]
@@ -351,11 +376,36 @@ pub fn sage_aggregate(
         sx: scale[0],
         sy: scale[1],
         _p: 0,
+        k_lo: 0,
+        k_hi: j as u32,
+        part: 3,
+        _q: 0,
     };
-    let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
-    let kernel = ctx.kernel(&PipelineKey::new("graph", "sage_aggregate", &bindings))?;
     let groups = super::elementwise_grid(ctx, b * j * f, OP)?;
     let y = rec.alloc(OP, &[b, j, 2 * f], DType::F32)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&params), &[Some(x), Some(adj), Some(observed), Some(&y)], groups)?;
+    // One invocation loops over the J keypoints: past the loop budget, in chunks of keypoints
+    // across dispatches, the running degree in a scratch buffer.
+    let budget = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    if j <= budget {
+        let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+        let kernel = ctx.kernel(&PipelineKey::new("graph", "sage_aggregate", &bindings))?;
+        let t = [Some(x), Some(adj), Some(observed), Some(&y)];
+        rec.dispatch(OP, kernel, bytemuck::bytes_of(&params), &t, groups)?;
+        return Ok(y);
+    }
+    let deg = rec.alloc(OP, &[b, j, f], DType::F32)?;
+    let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+    let kernel = ctx.kernel(&PipelineKey::new("graph", "sage_aggregate_part", &bindings))?;
+    let parts: Vec<(usize, usize)> = crate::runtime::chunks(j, budget).collect();
+    for (k, &(lo, hi)) in parts.iter().enumerate() {
+        let pk = SageParams {
+            k_lo: lo as u32,
+            k_hi: hi as u32,
+            part: (k == 0) as u32 | (((k == parts.len() - 1) as u32) << 1),
+            ..params
+        };
+        let t = [Some(x), Some(adj), Some(observed), Some(&y), Some(&deg)];
+        rec.dispatch(OP, kernel.clone(), bytemuck::bytes_of(&pk), &t, groups)?;
+    }
     Ok(y)
 }

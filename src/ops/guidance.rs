@@ -176,7 +176,9 @@ struct EnergyParams {
     joints: u32,
     cameras: u32,
     proj_only: u32,
-    _p: [u32; 3],
+    c_lo: u32,
+    c_hi: u32,
+    part: u32,
 }
 
 const ENERGY_BINDINGS: [Access; 7] =
@@ -189,7 +191,9 @@ fn energy_params(obs: &Observations, s: usize, proj_only: bool) -> EnergyParams 
         joints: obs.joints as u32,
         cameras: obs.cameras.len() as u32,
         proj_only: proj_only as u32,
-        _p: [0; 3],
+        c_lo: 0,
+        c_hi: obs.cameras.len() as u32,
+        part: 1,
     }
 }
 
@@ -233,7 +237,14 @@ fn record_energy(
     let ins = [Some(x0), Some(&obs.root), Some(&obs.camera_words), Some(&obs.keypoints), Some(&obs.weights)];
     let mut bound: Vec<Option<&Tensor>> = ins.to_vec();
     bound.extend([Some(part), grad]);
-    rec.dispatch(op, kernel, bytemuck::bytes_of(&p), &bound, groups)
+    // One invocation loops over the cameras: past the loop budget, in chunks of cameras across
+    // dispatches (the later ones continue the energy share and gradient).
+    let per = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    for (k, (lo, hi)) in crate::runtime::chunks(obs.cameras.len(), per).enumerate() {
+        let pk = EnergyParams { c_lo: lo as u32, c_hi: hi as u32, part: (k == 0) as u32, ..p };
+        rec.dispatch(op, kernel.clone(), bytemuck::bytes_of(&pk), &bound, groups)?;
+    }
+    Ok(())
 }
 
 /// The refinement's settings: SGD with lr starting at `energy_scale`, `substeps` steps, the lr cut
@@ -291,6 +302,10 @@ struct PlateauParams {
     factor: f32,
     threshold: f32,
     eps: f32,
+    lo: u32,
+    hi: u32,
+    part: u32,
+    _p1: u32,
 }
 
 /// Refines x0 [S, F, J·3] by `substeps` SGD steps on the multi-view energy (Platypose's
@@ -302,7 +317,8 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
         r.validate()?;
         let s = obs.check_x0(OP, x0)?;
         let ctx = rec.context();
-        let state = rec.alloc(OP, &[4], DType::F32)?;
+        // lr, best, stopped, has_best; the running sum and NaN flag of a chunked mean.
+        let state = rec.alloc(OP, &[6], DType::F32)?;
         let lrs = rec.alloc(OP, &[r.substeps.max(1)], DType::F32)?;
         rec.clear(&lrs);
         let plateau = ctx.kernel(&PipelineKey::new(
@@ -318,6 +334,13 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
         let groups = super::elementwise_grid(ctx, x0.numel(), OP)?;
         let mut x = x0.clone();
         let mut energies = Vec::with_capacity(r.substeps);
+        // Each plateau invocation loops over S / 256 energies: past the loop budget, in chunks of
+        // samples across dispatches.
+        let per = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX).saturating_mul(256);
+        let mut parts: Vec<(usize, usize)> = crate::runtime::chunks(s, per).collect();
+        if parts.is_empty() {
+            parts.push((0, 0));
+        }
         for k in 0..r.substeps {
             let (e, g) = multiview_energy(rec, &x, obs)?;
             let p = PlateauParams {
@@ -329,14 +352,26 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
                 factor: r.factor,
                 threshold: r.threshold,
                 eps: 1e-8,
+                lo: 0,
+                hi: s as u32,
+                part: 3,
+                _p1: 0,
             };
-            rec.dispatch(
-                "refine/plateau",
-                plateau.clone(),
-                bytemuck::bytes_of(&p),
-                &[Some(&e), Some(&state), Some(&lrs)],
-                [1, 1, 1],
-            )?;
+            for (c, &(lo, hi)) in parts.iter().enumerate() {
+                let pc = PlateauParams {
+                    lo: lo as u32,
+                    hi: hi as u32,
+                    part: (c == 0) as u32 | (((c == parts.len() - 1) as u32) << 1),
+                    ..p
+                };
+                rec.dispatch(
+                    "refine/plateau",
+                    plateau.clone(),
+                    bytemuck::bytes_of(&pc),
+                    &[Some(&e), Some(&state), Some(&lrs)],
+                    [1, 1, 1],
+                )?;
+            }
             let y = rec.alloc(OP, x.shape(), DType::F32)?;
             let n = [x.numel() as u32, 0, 0, 0];
             rec.dispatch(

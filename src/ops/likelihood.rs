@@ -59,8 +59,8 @@ pub fn poisson_nll(
         )?;
         return Ok(y);
     }
-    let count = (groups[0] * groups[1]) as usize;
-    let partials = rec.alloc(OP, &[count], DType::F32)?;
+    let mut count = (groups[0] * groups[1]) as usize;
+    let mut partials = rec.alloc(OP, &[count], DType::F32)?;
     rec.dispatch(
         OP,
         kernel,
@@ -68,6 +68,24 @@ pub fn poisson_nll(
         &[Some(rate), Some(target), None, None, None, Some(&partials), None],
         groups,
     )?;
+    // sum_partials' invocations each loop over count / 256 partials: past the loop budget, levels
+    // of per-workgroup sums first (each a loop-free tree), until the last is within it.
+    let budget = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    while count.div_ceil(256) > budget {
+        let bs = ctx.kernel(&PipelineKey::new("readout", "block_sum", &BINDINGS))?;
+        let g = super::elementwise_grid(ctx, count, OP)?;
+        let next = (g[0] * g[1]) as usize;
+        let level = rec.alloc(OP, &[next], DType::F32)?;
+        let pl = RoParams { total: count as u32, ..Default::default() };
+        rec.dispatch(
+            "poisson_nll/level",
+            bs,
+            bytemuck::bytes_of(&pl),
+            &[Some(&partials), None, None, None, None, Some(&level), None],
+            g,
+        )?;
+        (count, partials) = (next, level);
+    }
     let scale = if reduction == Reduction::Mean { 1.0 / total as f32 } else { 1.0 };
     let pf = RoParams { count: count as u32, scale, ..Default::default() };
     let y = rec.alloc(OP, &[], DType::F32)?;
@@ -127,9 +145,39 @@ pub fn pearson(rec: &mut Recorder, a: &Tensor, b: &Tensor, eps: f32) -> Result<T
     };
     let ctx = rec.context();
     let p = RoParams { n: t as u32, m: m as u32, eps, ..Default::default() };
-    let kernel = ctx.kernel(&PipelineKey::new("readout", "pearson", &BINDINGS))?;
     let y = rec.alloc(OP, &[m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, m, OP)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), None, None, None, Some(&y), None], groups)?;
+    // One invocation per neuron loops twice over the trials. Past the loop budget, both passes go
+    // in chunks of trials across dispatches, the running sums in a [M, 5] buffer.
+    let budget = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    if t.saturating_mul(2) <= budget {
+        let kernel = ctx.kernel(&PipelineKey::new("readout", "pearson", &BINDINGS))?;
+        rec.dispatch(
+            OP,
+            kernel,
+            bytemuck::bytes_of(&p),
+            &[Some(a), Some(b), None, None, None, Some(&y), None],
+            groups,
+        )?;
+        return Ok(y);
+    }
+    let st = rec.alloc(OP, &[m, 5], DType::F32)?;
+    let mut bindings = BINDINGS;
+    bindings[6] = crate::runtime::Access::ReadWrite;
+    let kernel = ctx.kernel(&PipelineKey::new("readout", "pearson_part", &bindings))?;
+    let parts: Vec<(usize, usize)> = crate::runtime::chunks(t, budget).collect();
+    for pass in 0..2u32 {
+        for (k, &(lo, hi)) in parts.iter().enumerate() {
+            let part = (k == 0) as u32 | (((k == parts.len() - 1) as u32) << 1) | (pass << 2);
+            let pk = RoParams { lo: lo as u32, hi: hi as u32, part, ..p };
+            rec.dispatch(
+                OP,
+                kernel.clone(),
+                bytemuck::bytes_of(&pk),
+                &[Some(a), Some(b), None, None, None, Some(&y), Some(&st)],
+                groups,
+            )?;
+        }
+    }
     Ok(y)
 }

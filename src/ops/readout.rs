@@ -26,6 +26,12 @@ pub(crate) struct RoParams {
     pub seed_hi: u32,
     pub off_lo: u32,
     pub off_hi: u32,
+    /// gaussian_readout and pearson_part: the range of channels (trials) of one dispatch and
+    /// which part of the split sum it is (bit 0: first, bit 1: last; pearson's bit 2: second pass).
+    pub lo: u32,
+    pub hi: u32,
+    pub part: u32,
+    pub _q: u32,
 }
 
 pub(crate) const BINDINGS: [Access; 7] =
@@ -303,12 +309,24 @@ fn readout(
     let kernel = ctx.kernel(&act.specialize(key))?;
     let y = rec.alloc(OP, &[n, m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
-    rec.dispatch(
-        OP,
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(x), Some(mu), Some(features), bias, shift, Some(&y), sample.map(|s| s.sigma), order],
-        groups,
-    )?;
+    // One invocation loops over the channels: past the loop budget the channel sum is split across
+    // dispatches (the first writes its partial sum, the next ones continue it, the last adds the
+    // bias and applies the activation). Normal channel counts are one dispatch.
+    let per = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
+    let mut parts: Vec<(usize, usize)> = crate::runtime::chunks(c, per).collect();
+    if parts.is_empty() {
+        parts.push((0, 0)); // no channel: the bias alone
+    }
+    let last = parts.len() - 1;
+    for (k, &(lo, hi)) in parts.iter().enumerate() {
+        let pk = RoParams { lo: lo as u32, hi: hi as u32, part: (k == 0) as u32 | (((k == last) as u32) << 1), ..p };
+        rec.dispatch(
+            OP,
+            kernel.clone(),
+            bytemuck::bytes_of(&pk),
+            &[Some(x), Some(mu), Some(features), bias, shift, Some(&y), sample.map(|s| s.sigma), order],
+            groups,
+        )?;
+    }
     Ok(y)
 }

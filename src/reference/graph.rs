@@ -115,7 +115,8 @@ pub fn gcn_aggregate_linear(
         for c in 0..2 * hidden {
             let w = &packed[c * (f + 1)..(c + 1) * (f + 1)];
             let v = w[f] as f64 + (0..f).map(|k| w[k] as f64 * x[r * f + k] as f64).sum::<f64>();
-            mx[r * 2 * hidden + c] = v.max(0.0) as f32;
+            // ReLU keeping a NaN, as PyTorch's.
+            mx[r * 2 * hidden + c] = if v.is_nan() { v as f32 } else { v.max(0.0) as f32 };
         }
     }
     gcn_aggregate(&mx, b, s, 2 * hidden, hidden, skeleton, context, root)

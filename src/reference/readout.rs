@@ -14,10 +14,11 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, gx: f64, gy: f64, align: bool
     let (x0, y0) = (ix.floor(), iy.floor());
     let (tx, ty) = (ix - x0, iy - y0);
     let mut s = 0.0;
-    for (dy, wy) in [(0, 1.0 - ty), (1, ty)] {
-        for (dx, wx) in [(0, 1.0 - tx), (1, tx)] {
-            let (xx, yy) = (x0 as i64 + dx, y0 as i64 + dy);
-            if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h {
+    // The taps are tested in float, so a NaN or huge position samples nothing (PyTorch's mask).
+    for (dy, wy) in [(0.0, 1.0 - ty), (1.0, ty)] {
+        for (dx, wx) in [(0.0, 1.0 - tx), (1.0, tx)] {
+            let (xx, yy) = (x0 + dx, y0 + dy);
+            if xx >= 0.0 && yy >= 0.0 && xx < w as f64 && yy < h as f64 {
                 s += wx * wy * plane[yy as usize * w + xx as usize] as f64;
             }
         }
@@ -145,6 +146,10 @@ pub fn zig_loglik(target: &[f32], q: &[f32], theta: &[f32], k: &[f32], loc: &[f3
     (0..target.len())
         .map(|i| {
             let (y, q, th, k, l) = (target[i] as f64, q[i] as f64, theta[i] as f64, k[i] as f64, loc[i] as f64);
+            // PyTorch's masked products: a NaN in any input gives NaN.
+            if [y, q, th, k, l].iter().any(|v| v.is_nan()) {
+                return f32::NAN;
+            }
             (if y <= l {
                 (1.0 - q).ln() - l.ln()
             } else {
