@@ -354,7 +354,7 @@ fn divisive_norm_unit(
             let m = rec.alloc(OP, &plane, DType::F32)?;
             let varc = rec.alloc(OP, &plane, DType::F32)?;
             // The channels in pieces of at most the budget.
-            let pieces: Vec<_> = chunks(c, budget as usize).collect();
+            let pieces = channel_pieces(c, budget);
             let stats = ctx.kernel(&key("dn_stats"))?;
             for (i, &(lo, hi)) in pieces.iter().enumerate() {
                 let ps = DnParams {
@@ -396,7 +396,7 @@ fn divisive_norm_unit(
             apply_groups = px_groups;
             // The channels in pieces within what the column loop leaves of the budget.
             let col_loop = sup_kh.min(h) as u64;
-            let pieces: Vec<_> = chunks(c, (budget - col_loop) as usize).collect();
+            let pieces = channel_pieces(c, budget - col_loop);
             let wgs = (apply_groups[0] * apply_groups[1]) as usize;
             let partials = l1_partials(rec, p, wgs * pieces.len())?;
             let apply = ctx.kernel(&key("dn_apply_local"))?;
@@ -493,6 +493,15 @@ fn divisive_norm_unit(
             Ok(DivNormOutput { output: y, centered: v, l1 })
         }
     }
+}
+
+/// Channels 0..c in pieces of at most `per` (one empty piece for no channels, as one pass would).
+fn channel_pieces(c: usize, per: u64) -> Vec<(usize, usize)> {
+    let mut pieces: Vec<_> = chunks(c, per as usize).collect();
+    if pieces.is_empty() {
+        pieces.push((0, 0));
+    }
+    pieces
 }
 
 /// One partial sum of |v| per workgroup of the apply pass.
