@@ -18,6 +18,58 @@ fn softmax_rows_of_any_length_and_magnitude() {
     }
 }
 
+/// One row of 6,000,000 elements: one workgroup's three strided loops would run 3 x 23,438
+/// iterations per invocation, past lavapipe's 65,535; the op slices the row across workgroups.
+#[test]
+fn softmax_over_a_row_past_the_loop_budget() {
+    let mut rng = SplitMix::new(82);
+    let len = 6_000_000;
+    let x = rng.vec(len, -8.0, 8.0);
+    let got = run1(|rec| ops::softmax(rec, &up(&x, &[1, len]), 1.5));
+    assert_close(&got, &rm::softmax(&x, len, 1.5), 1e-9, 2e-3, "softmax [1, 6000000]");
+}
+
+/// Random odd shapes under small loop budgets: every split against the reference.
+#[test]
+fn softmax_split_paths_under_small_budgets() {
+    let mut rng = SplitMix::new(83);
+    for case in 0..20 {
+        let budget = rng.range(16, 64) as u64;
+        let len = match case % 4 {
+            0 => rng.range(1, 300),
+            1 => rng.range(1300, 3000),
+            2 => 256 * (budget as usize / 2) * rng.range(1, 3),
+            _ => rng.range(3000, 20000),
+        };
+        let rows = rng.range(1, 4);
+        let x = rng.vec(rows * len, -20.0, 20.0);
+        let got = run1(|rec| {
+            rec.set_loop_budget(budget);
+            ops::softmax(rec, &up(&x, &[rows, len]), 0.7)
+        });
+        assert_close(&got, &rm::softmax(&x, len, 0.7), 1e-7, 1e-3, &format!("softmax {rows}x{len} budget {budget}"));
+    }
+}
+
+/// A NaN or +Inf in a row makes the row NaN; -Inf gives 0 there (as PyTorch), on both paths.
+#[test]
+fn softmax_propagates_nan_and_inf() {
+    let mut rng = SplitMix::new(84);
+    for (len, budget) in [(700usize, vcortex::runtime::LOOP_BUDGET), (5000, 16)] {
+        let mut x = rng.vec(4 * len, -3.0, 3.0);
+        x[5] = f32::NAN;
+        x[len + 7] = f32::INFINITY;
+        x[2 * len + 9] = f32::NEG_INFINITY;
+        let want = rm::softmax(&x, len, 1.0);
+        assert!(want[..2 * len].iter().all(|v| v.is_nan()) && want[2 * len + 9] == 0.0);
+        let got = run1(|rec| {
+            rec.set_loop_budget(budget);
+            ops::softmax(rec, &up(&x, &[4, len]), 1.0)
+        });
+        crate::norm::assert_close_nan(&got, &want, 1e-7, 1e-3, &format!("softmax NaN/Inf rows of {len}"));
+    }
+}
+
 #[test]
 fn matmul_nt_matches() {
     let mut rng = SplitMix::new(82);

@@ -344,3 +344,94 @@ fn classifier_and_score_guidance_match_the_reference() {
     }
     assert_eq!(rec.dispatch_count(), 0);
 }
+
+/// A thresholded DDPM step on `shape` under `budget`: (prev, x0) from the GPU and the reference.
+fn threshold_case(
+    s: &[f32],
+    m: &[f32],
+    shape: &[usize],
+    th: vcortex::diffusion::Threshold,
+    budget: u64,
+) -> ((Vec<f32>, Vec<f32>), (Vec<f32>, Vec<f32>)) {
+    let cfg = DdpmConfig { threshold: Some(th), ..ddpm_cfg(50, BetaSchedule::Linear, 10, Prediction::Sample) };
+    let t = cfg.timesteps().unwrap()[2];
+    let z = vec![0.25f32; s.len()];
+    let got = gpu_step(shape, s, m, &z, |rec, st, mt, noise| {
+        rec.set_loop_budget(budget);
+        ops::ddpm_step(rec, &cfg, t, st, mt, noise)
+    });
+    let want = reference::diffusion::ddpm_step_rows(&cfg, t, s, m, Some(&z), shape[0], None).unwrap();
+    (got, want)
+}
+
+/// Dynamic thresholding over one sample of 8,000,000 elements: one workgroup's radix select ran
+/// 8 strided loops of 31,250 iterations per invocation, past lavapipe's 65,535 (the last rounds
+/// saw empty histograms); the rounds' histograms now come from slices in workgroups of their own.
+#[test]
+fn dynamic_thresholding_over_one_large_sample() {
+    use vcortex::diffusion::Threshold;
+    let mut rng = SplitMix::new(48);
+    let len = 8_000_000;
+    let (s, m) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -3.0, 3.0));
+    let th = Threshold { ratio: 0.995, max: 5.0 };
+    let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[1, len], th, vcortex::runtime::LOOP_BUDGET);
+    assert_close(&gx, &wx, 1e-5, 1e-4, "threshold [1, 8000000]: x0");
+    assert_close(&gp, &wp, 1e-5, 1e-4, "threshold [1, 8000000]: prev");
+}
+
+/// Random odd rows (ties straddling the ranks, whole and fractional positions) under budgets of
+/// 16..64: the split select in slices (one, several, ragged) against the reference.
+#[test]
+fn dynamic_thresholding_under_small_budgets() {
+    use vcortex::diffusion::Threshold;
+    let mut rng = SplitMix::new(49);
+    for case in 0..16 {
+        let budget = rng.range(16, 64) as u64;
+        let rows = rng.range(1, 4);
+        let len =
+            [rng.range(1, 50), rng.range(200, 3000), rng.range(3000, 9000), 256 * (budget as usize / 2)][case % 4];
+        let ratio = [0.5, 0.9, 0.995, 1.0][case / 4];
+        let n = rows * len;
+        let s = rng.vec(n, -2.0, 2.0);
+        let mut m = rng.vec(n, -3.0, 3.0);
+        for row in 0..rows {
+            for k in 0..len.min(30) {
+                m[row * len + k] = if k % 2 == 0 { 2.75 } else { -2.75 };
+            }
+        }
+        let th = Threshold { ratio, max: 4.0 };
+        let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
+        let what = format!("threshold rows {rows} len {len} ratio {ratio} budget {budget}");
+        assert_close(&gx, &wx, 1e-5, 1e-4, &format!("{what}: x0"));
+        assert_close(&gp, &wp, 1e-5, 1e-4, &format!("{what}: prev"));
+    }
+}
+
+/// A NaN in a sample makes its quantile NaN (torch.quantile), so the whole thresholded sample is
+/// NaN; an infinite top element makes torch.lerp's upper form NaN too; other samples are
+/// untouched. Clipping keeps a NaN where it is (torch.clamp). One workgroup and the split select.
+#[test]
+fn thresholding_and_clipping_propagate_nan() {
+    use vcortex::diffusion::Threshold;
+    let mut rng = SplitMix::new(50);
+    let (rows, len) = (3, 3000);
+    let s = rng.vec(rows * len, -2.0, 2.0);
+    let mut m = rng.vec(rows * len, -3.0, 3.0);
+    m[17] = f32::NAN;
+    m[len + 5] = f32::INFINITY;
+    let th = Threshold { ratio: 0.9999, max: 4.0 };
+    for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+        let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
+        assert!(wx[..2 * len].iter().all(|v| v.is_nan()) && wx[2 * len..].iter().all(|v| v.is_finite()));
+        crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: x0"));
+        crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: prev"));
+    }
+    let cfg = DdpmConfig { clip: Some(1.0), ..ddpm_cfg(50, BetaSchedule::Linear, 10, Prediction::Sample) };
+    let t = cfg.timesteps().unwrap()[2];
+    let z = vec![0.0f32; s.len()];
+    let (gp, gx) = gpu_step(&[rows, len], &s, &m, &z, |rec, st, mt, noise| ops::ddpm_step(rec, &cfg, t, st, mt, noise));
+    let (wp, wx) = reference::diffusion::ddpm_step_rows(&cfg, t, &s, &m, Some(&z), rows, None).unwrap();
+    assert!(wx[17].is_nan() && wx.iter().filter(|v| v.is_nan()).count() == 1);
+    crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, "clip NaN: x0");
+    crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, "clip NaN: prev");
+}

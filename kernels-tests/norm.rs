@@ -4,6 +4,7 @@ use crate::common::{assert_close, run1, up};
 use vcortex::ops::{self, Activation};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
+use vcortex::Recorder;
 
 #[test]
 fn batch_norm_shapes() {
@@ -71,5 +72,112 @@ fn layer_norm_shapes() {
             });
             assert_close(&got, &want, 2e-4, 2e-4, &format!("layer_norm {shape:?} dims {dims} weight {w} bias {b}"));
         }
+    }
+}
+
+/// As `assert_close`, but where `want` is NaN `got` must be NaN too, and infinities must match.
+#[track_caller]
+pub fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else if w.is_infinite() {
+            g == w
+        } else {
+            (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
+        };
+        assert!(ok, "{what}: element {i}: got {g}, want {w}; {} elements", got.len());
+    }
+}
+
+fn layer_norm_case(
+    rec: &mut Recorder,
+    xd: &[f32],
+    shape: &[usize],
+    wd: &[f32],
+    bd: &[f32],
+    affine: bool,
+) -> vcortex::Result<vcortex::Tensor> {
+    let len = *shape.last().unwrap();
+    let (wt, bt) = (up(wd, &[len]), up(bd, &[len]));
+    let t = ops::layer_norm(
+        rec,
+        &up(xd, shape),
+        1,
+        affine.then_some(&wt),
+        affine.then_some(&bt),
+        1e-5,
+        Activation::Identity,
+    )?;
+    Ok(t)
+}
+
+/// One row of 8,388,608 elements: one workgroup's three strided loops would run 3 x 32,768
+/// iterations per invocation, past lavapipe's 65,535 (8.37M of the outputs came out wrong); the
+/// op slices the row across workgroups.
+#[test]
+fn layer_norm_over_a_row_past_the_loop_budget() {
+    let mut rng = SplitMix::new(23);
+    let len = 8_388_608;
+    let xd: Vec<f32> = rng.vec(len, -1.0, 1.0).iter().map(|v| v + 3.0).collect();
+    let (wd, bd) = (rng.vec(len, 0.5, 1.5), rng.vec(len, -0.5, 0.5));
+    let want = reference::layer_norm(&xd, len, Some(&wd), Some(&bd), 1e-5, Activation::Identity);
+    let got = run1(|rec| layer_norm_case(rec, &xd, &[1, len], &wd, &bd, true));
+    assert_close(&got, &want, 5e-4, 5e-4, "layer_norm [1, 8388608]");
+}
+
+/// Random odd shapes under small loop budgets: every split (one slice, several, a ragged last
+/// one, the rows beside each other) against the reference.
+#[test]
+fn layer_norm_split_paths_under_small_budgets() {
+    let mut rng = SplitMix::new(24);
+    for case in 0..24 {
+        let budget = rng.range(16, 64) as u64;
+        let len = match case % 4 {
+            0 => rng.range(1, 300),
+            1 => rng.range(1300, 3000),
+            2 => 256 * (budget as usize / 2) * rng.range(1, 3),
+            _ => rng.range(3000, 20000),
+        };
+        let rows = rng.range(1, 4);
+        let xd: Vec<f32> = rng.vec(rows * len, -1.0, 1.0).iter().map(|v| v + 50.0).collect();
+        let (wd, bd) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -1.0, 1.0));
+        let affine = case % 3 != 0;
+        let want = reference::layer_norm(
+            &xd,
+            len,
+            affine.then_some(&wd[..]),
+            affine.then_some(&bd[..]),
+            1e-5,
+            Activation::Identity,
+        );
+        let got = run1(|rec| {
+            rec.set_loop_budget(budget);
+            layer_norm_case(rec, &xd, &[rows, len], &wd, &bd, affine)
+        });
+        assert_close(&got, &want, 5e-4, 5e-4, &format!("layer_norm [{rows}, {len}] budget {budget} affine {affine}"));
+    }
+}
+
+/// A NaN or an infinity in a row makes that row NaN (as PyTorch); the other rows are untouched,
+/// on the one-workgroup path and the split one.
+#[test]
+fn layer_norm_propagates_nan_and_inf_per_row() {
+    let mut rng = SplitMix::new(25);
+    for (len, budget) in [(777usize, vcortex::runtime::LOOP_BUDGET), (5000, 16)] {
+        let rows = 4;
+        let mut xd = rng.vec(rows * len, -1.0, 1.0);
+        xd[3] = f32::NAN;
+        xd[len + len / 2] = f32::INFINITY;
+        xd[2 * len + len - 1] = f32::NEG_INFINITY;
+        let (wd, bd) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -1.0, 1.0));
+        let want = reference::layer_norm(&xd, len, Some(&wd), Some(&bd), 1e-5, Activation::Identity);
+        assert!(want[..3 * len].iter().all(|v| v.is_nan()) && want[3 * len..].iter().all(|v| v.is_finite()));
+        let got = run1(|rec| {
+            rec.set_loop_budget(budget);
+            layer_norm_case(rec, &xd, &[rows, len], &wd, &bd, true)
+        });
+        assert_close_nan(&got, &want, 2e-4, 2e-4, &format!("layer_norm NaN/Inf rows of {len}, budget {budget}"));
     }
 }

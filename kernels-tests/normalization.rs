@@ -3,6 +3,7 @@
 //! windows even and odd, larger than the image, 1×1 images, one channel.
 
 use crate::common::{assert_close, ctx, run1, up};
+use crate::norm::assert_close_nan;
 use vcortex::ops::{
     self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, LocalPath, MaxScope, NeurnParams, SupDivisor,
 };
@@ -41,12 +42,29 @@ fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool,
 }
 
 fn dn_case_on(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool, beta: bool, path: LocalPath) {
-    let n: usize = shape.iter().product();
+    let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
+    dn_check(rng, &xd, shape, p, gamma, beta, path, vcortex::runtime::LOOP_BUDGET);
+}
+
+/// GPU against the reference on x, with the recorder's loop budget set (NaN where the reference
+/// has NaN).
+#[allow(clippy::too_many_arguments)]
+fn dn_check(
+    rng: &mut SplitMix,
+    xd: &[f32],
+    shape: [usize; 4],
+    p: DivNormParams,
+    gamma: bool,
+    beta: bool,
+    path: LocalPath,
+    budget: u64,
+) {
     let c = shape[1];
-    let xd = rng.vec(n, -2.0, 2.0);
+    let xd = xd.to_vec();
     let (gd, bd) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5));
     let want = reference::divisive_norm(&xd, &shape, gamma.then_some(&gd[..]), beta.then_some(&bd[..]), &p).unwrap();
     let mut rec = ctx().recorder();
+    rec.set_loop_budget(budget);
     let (gt, bt) = (up(&gd, &[c]), up(&bd, &[c]));
     let out = ops::divisive_norm_with(&mut rec, &up(&xd, &shape), gamma.then_some(&gt), beta.then_some(&bt), &p, path)
         .unwrap();
@@ -54,10 +72,10 @@ fn dn_case_on(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bo
     let hv = out.centered.as_ref().map(|v| rec.read_back(v));
     let hl = out.l1.as_ref().map(|v| rec.read_back(v));
     let done = rec.submit().unwrap();
-    let what = format!("divisive_norm {path:?} {shape:?} {p:?} gamma {gamma} beta {beta}");
-    assert_close(&done.f32(hy, &out.output), &want.output, 1e-4, 1e-4, &what);
+    let what = format!("divisive_norm {path:?} {shape:?} {p:?} gamma {gamma} beta {beta} budget {budget}");
+    assert_close_nan(&done.f32(hy, &out.output), &want.output, 1e-4, 1e-4, &what);
     if let Some(h) = hv {
-        assert_close(
+        assert_close_nan(
             &done.f32(h, out.centered.as_ref().unwrap()),
             &want.centered,
             1e-5,
@@ -67,7 +85,7 @@ fn dn_case_on(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bo
     }
     match (hl, want.l1) {
         (Some(h), Some(w)) => {
-            assert_close(&done.f32(h, out.l1.as_ref().unwrap()), &[w], 1e-6, 1e-4, &format!("{what}: l1"))
+            assert_close_nan(&done.f32(h, out.l1.as_ref().unwrap()), &[w], 1e-6, 1e-4, &format!("{what}: l1"))
         }
         (None, None) => {}
         _ => panic!("{what}: l1 asked for but not returned"),
@@ -222,4 +240,153 @@ fn neurn_conv_dn_pipeline_in_one_submit() {
     assert_eq!(rec.dispatch_count(), 2 + 1 + 1); // NeuRN max and apply; conv; DN in one pass
     let h = rec.read_back(&y);
     assert_close(&rec.submit().unwrap().f32(h, &y), &want, 1e-4, 1e-4, "neurn -> conv -> dn");
+}
+
+/// Windows longer than small loop budgets: the box passes sum them in pieces (first, middle,
+/// ragged last; windows past the image) against the direct window.
+#[test]
+fn box_sum_long_windows_in_pieces() {
+    let mut rng = SplitMix::new(35);
+    for case in 0..16 {
+        let budget = rng.range(16, 64) as u64;
+        let (h, w) = (rng.range(1, 90), rng.range(1, 90));
+        let win = [rng.range(1, 2 * h + 5), rng.range(1, 2 * w + 5)];
+        let planes = rng.range(1, 3);
+        let square = case % 2 == 1;
+        let xd = rng.vec(planes * h * w, -1.0, 1.0);
+        let want = reference::box_sum(&xd, planes, h, w, win, 0.25, square);
+        let got = run1(|rec| {
+            rec.set_loop_budget(budget);
+            ops::box_sum(rec, &up(&xd, &[planes, h, w]), win, 0.25, square)
+        });
+        assert_close(&got, &want, 1e-5, 1e-5, &format!("box_sum [{planes}, {h}, {w}] {win:?} budget {budget}"));
+    }
+}
+
+/// A local field over 65,536 channels: the per-pixel channel loops (the one-pass kernel's and the
+/// separable path's) ran out of lavapipe's 65,535 iterations and left the last channels 0; the
+/// channels now go in pieces of the loop budget.
+#[test]
+fn divisive_norm_local_over_65536_channels() {
+    let mut rng = SplitMix::new(36);
+    let shape = [1, 65_536, 2, 3];
+    let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
+    let p = DivNormParams { centered: true, l1_alpha: Some(0.3), ..Default::default() };
+    for path in [LocalPath::Auto, LocalPath::Separable] {
+        dn_check(&mut rng, &xd, shape, p, true, true, path, vcortex::runtime::LOOP_BUDGET);
+    }
+    // Forcing the one-pass kernel is refused, naming the path and the budget.
+    let mut rec = ctx().recorder();
+    let x = up(&xd, &shape);
+    match ops::divisive_norm_with(&mut rec, &x, None, None, &p, LocalPath::OnePass) {
+        Err(vcortex::Error::Param { name, reason, .. }) => {
+            assert_eq!(name, "path");
+            assert!(reason.contains("loop budget"), "{reason}");
+        }
+        other => panic!("one pass over 65,536 channels: {:?}", other.map(|_| ())),
+    }
+}
+
+/// The batch and layer fields over one plane of 9M and 12M elements: one workgroup's two strided
+/// loops per group ran past lavapipe's 65,535 iterations; the groups go in slices.
+#[test]
+fn divisive_norm_batch_and_layer_fields_over_large_planes() {
+    let mut rng = SplitMix::new(37);
+    for (field, shape) in [(DnField::Layer, [1, 1, 3000, 4000]), (DnField::Batch, [2, 1, 1500, 3000])] {
+        let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
+        let p = DivNormParams { field, sigma: 0.1, l1_alpha: Some(0.1), ..Default::default() };
+        dn_check(&mut rng, &xd, shape, p, false, true, LocalPath::Auto, vcortex::runtime::LOOP_BUDGET);
+    }
+}
+
+/// Random odd shapes under budgets of 16..64: channel pieces, tall and wide windows in box
+/// pieces, sliced group moments and the L1 sum in levels, against the reference.
+#[test]
+fn divisive_norm_split_paths_under_small_budgets() {
+    let mut rng = SplitMix::new(38);
+    for case in 0..14 {
+        let budget = rng.range(16, 64) as u64;
+        let shape = [rng.range(1, 2), rng.range(1, 150), rng.range(1, 40), rng.range(1, 40)];
+        let field = [DnField::Local, DnField::Local, DnField::Batch, DnField::Layer][case % 4];
+        let p = DivNormParams {
+            field,
+            sum_window: [rng.range(1, 70), rng.range(1, 9)],
+            sup_window: [rng.range(1, 9), rng.range(1, 70)],
+            sup_divisor: if case % 3 == 0 { SupDivisor::SupWindow } else { SupDivisor::SumWindow },
+            centered: true,
+            l1_alpha: Some(0.2),
+            ..Default::default()
+        };
+        let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
+        for path in [LocalPath::Auto, LocalPath::Separable] {
+            dn_check(&mut rng, &xd, shape, p, case % 2 == 0, true, path, budget);
+        }
+    }
+    // The L1 sum past one workgroup's budget (4,400 partials at budget 16) and sliced moments.
+    let shape = [1, 1, 1100, 1024];
+    let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
+    for field in [DnField::Batch, DnField::Layer] {
+        let p = DivNormParams { field, l1_alpha: Some(0.2), ..Default::default() };
+        dn_check(&mut rng, &xd, shape, p, false, false, LocalPath::Auto, 16);
+    }
+}
+
+/// A NaN in x: the statistics that include it are NaN, and so is every output they reach (the
+/// local windows around it; the whole group of a batch or layer field) and the L1 term.
+#[test]
+fn divisive_norm_propagates_nan() {
+    let mut rng = SplitMix::new(39);
+    let shape = [2, 5, 9, 11];
+    let mut xd = rng.vec(shape.iter().product(), -2.0, 2.0);
+    xd[2 * 99 + 4 * 11 + 5] = f32::NAN; // example 0, channel 2, pixel (4, 5)
+    for field in [DnField::Local, DnField::Batch, DnField::Layer] {
+        let p = DivNormParams { field, centered: true, l1_alpha: Some(0.2), ..Default::default() };
+        let want = reference::divisive_norm(&xd, &shape, None, None, &p).unwrap();
+        let nans = want.output.iter().filter(|v| v.is_nan()).count();
+        assert!(nans > 0 && nans < xd.len(), "{field:?}: {nans} NaN");
+        for (path, budget) in [(LocalPath::Auto, vcortex::runtime::LOOP_BUDGET), (LocalPath::Separable, 16)] {
+            dn_check(&mut rng, &xd, shape, p, true, true, path, budget);
+        }
+    }
+}
+
+/// Random odd shapes and kernels under budgets of 16..64: the in-kernel window where it fits the
+/// budget, else the box passes in pieces, against the reference.
+#[test]
+fn neurn_under_small_budgets() {
+    let mut rng = SplitMix::new(40);
+    for case in 0..14 {
+        let budget = rng.range(16, 64) as u64;
+        let shape = [rng.range(1, 2), rng.range(1, 3), rng.range(1, 40), rng.range(1, 40)];
+        let k = [1, 2, 3, 4, 5, 9, 17, 40][case % 8];
+        let scope = if case % 2 == 0 { MaxScope::Channel } else { MaxScope::Image };
+        let xd = rng.vec(shape.iter().product(), 0.0, 1.0);
+        let p = NeurnParams { kernel: k, max_scope: scope, eps: 1e-8 };
+        let want = reference::neurn(&xd, &shape, &p).unwrap();
+        let got = run1(|rec| {
+            rec.set_loop_budget(budget);
+            ops::neurn(rec, &up(&xd, &shape), &p)
+        });
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("neurn {shape:?} k {k} {scope:?} budget {budget}"));
+    }
+}
+
+/// A NaN or an infinity makes the sigma of the windows around it NaN, hence the scope's maximum
+/// (torch's max keeps NaN) and every output of that scope; other scopes are untouched. Both the
+/// in-kernel window and the box path.
+#[test]
+fn neurn_propagates_nan_and_inf() {
+    let mut rng = SplitMix::new(41);
+    let shape = [2, 3, 8, 10];
+    let mut xd = rng.vec(shape.iter().product(), 0.0, 1.0);
+    xd[80 + 3 * 10 + 4] = f32::NAN; // example 0, channel 1
+    xd[3 * 80 + 2 * 80 + 7] = f32::INFINITY; // example 1, channel 2
+    for (k, scope) in [(3, MaxScope::Channel), (3, MaxScope::Image), (11, MaxScope::Channel), (11, MaxScope::Image)] {
+        let p = NeurnParams { kernel: k, max_scope: scope, eps: 1e-8 };
+        let want = reference::neurn(&xd, &shape, &p).unwrap();
+        let planes_nan = want.chunks(80).filter(|pl| pl.iter().all(|v| v.is_nan())).count();
+        assert_eq!(planes_nan, if scope == MaxScope::Channel { 2 } else { 6 }, "{k} {scope:?}");
+        let got = run1(|rec| ops::neurn(rec, &up(&xd, &shape), &p));
+        assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("neurn NaN/Inf k {k} {scope:?}"));
+    }
 }

@@ -101,3 +101,88 @@ fn drop_token(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let s = o / (e * at.f);
     at_y[o] = at_x[(s * (at.f + 1u) + f + 1u) * e + d];
 }
+
+// ---- softmax over rows too long for one workgroup's loop budget -----------------------------
+// As layer norm's split (norm.wgsl): at.h slices of at.dh elements (a multiple of 256) per row, one
+// workgroup per (row, slice); at_part holds the slice's maximum and its sum of exp(scale x - max of
+// the row). sm_max_split, sm_sum_split, sm_apply_split; each combines the partials strided over
+// the slices.
+@group(0) @binding(3) var<storage, read_write> at_part: array<f32>;
+
+// The maximum (k = 0) or the sum (k = 1) of the row's partials; a NaN maximum stays NaN.
+fn sm_row_partials(t: u32, row: u32, k: u32) -> f32 {
+    var v = select(0.0, -3.4e38, k == 0u);
+    for (var j = t; j < at.h; j += 256u) {
+        let p = at_part[2u * (row * at.h + j) + k];
+        v = select(v + p, sm_max(v, p), k == 0u);
+    }
+    return at_reduce_nan(t, v, k == 0u);
+}
+
+// max that keeps a NaN operand (WGSL's max may drop it).
+fn sm_max(a: f32, b: f32) -> f32 {
+    let nan = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;
+    return select(max(a, b), a + b, nan);
+}
+
+fn at_reduce_nan(t: u32, v: f32, is_max: bool) -> f32 {
+    at_red[t] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (t < s) {
+            at_red[t] = select(at_red[t] + at_red[t + s], sm_max(at_red[t], at_red[t + s]), is_max);
+        }
+        workgroupBarrier();
+    }
+    let r = at_red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(256)
+fn sm_max_split(@builtin(local_invocation_index) t: u32,
+                @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let row = wg / at.h;
+    if (row >= at.rows) { return; }
+    let lo = (wg % at.h) * at.dh;
+    let hi = min(lo + at.dh, at.len);
+    let base = row * at.len;
+    var m = -3.4e38;
+    for (var i = lo + t; i < hi; i += 256u) { m = sm_max(m, at.scale * at_x[base + i]); }
+    m = at_reduce_nan(t, m, true);
+    if (t == 0u) { at_part[2u * wg] = m; }
+}
+
+@compute @workgroup_size(256)
+fn sm_sum_split(@builtin(local_invocation_index) t: u32,
+                @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let row = wg / at.h;
+    if (row >= at.rows) { return; }
+    let m = sm_row_partials(t, row, 0u);
+    let lo = (wg % at.h) * at.dh;
+    let hi = min(lo + at.dh, at.len);
+    let base = row * at.len;
+    var s = 0.0;
+    for (var i = lo + t; i < hi; i += 256u) { s += exp(at.scale * at_x[base + i] - m); }
+    s = at_reduce(t, s, false);
+    if (t == 0u) { at_part[2u * wg + 1u] = s; }
+}
+
+@compute @workgroup_size(256)
+fn sm_apply_split(@builtin(local_invocation_index) t: u32,
+                  @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let row = wg / at.h;
+    if (row >= at.rows) { return; }
+    let m = sm_row_partials(t, row, 0u);
+    let s = sm_row_partials(t, row, 1u);
+    let lo = (wg % at.h) * at.dh;
+    let hi = min(lo + at.dh, at.len);
+    let base = row * at.len;
+    for (var i = lo + t; i < hi; i += 256u) { at_y[base + i] = exp(at.scale * at_x[base + i] - m) / s; }
+}

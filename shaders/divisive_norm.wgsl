@@ -28,6 +28,11 @@ struct DnParams {
     sum_h: u32, sum_w: u32, sup_h: u32, sup_w: u32,
     sb_h: u32, sb_w: u32, pb_h: u32, pb_w: u32,
     tiles_x: u32, tiles: u32, mu_scale: f32, s2_scale: f32,
+    // Pieces within the loop budget: channels c_lo..c_hi of dn_stats and dn_apply_local (first:
+    // the piece writes its sums, else adds them; last: it finishes the statistics); l1_off: where
+    // this piece's L1 partials start. dn_moments' split: `slices` slices of `slice` elements.
+    c_lo: u32, c_hi: u32, first: u32, last: u32,
+    l1_off: u32, slices: u32, slice: u32, _q: u32,
 }
 override DN_WRITE_CENTERED: bool = false;
 override DN_L1: bool = false;
@@ -47,29 +52,48 @@ override DN_BETA: bool = false;
 // Binding use per entry point: dn_stats writes m to dn_y and var_c to dn_v; dn_mu_q reads
 // dn_a = rowsum(m), dn_b = m, dn_x = var_c and writes mu to dn_y and q to dn_v.
 
+// Channels lo..hi of the pixel's m and var_c (dn_pixel_stats); the first piece writes the shifted
+// sums, later ones add to them, the last turns them into (m, var_c).
 @compute @workgroup_size(256)
 fn dn_stats(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= dp.pixels) { return; }
-    let mv = dn_pixel_stats((i / dp.hw) * dp.c * dp.hw + i % dp.hw);
-    dn_y[i] = mv.x;
-    dn_v[i] = mv.y;
+    let base = (i / dp.hw) * dp.c * dp.hw + i % dp.hw;
+    var s = dn_shifted_sums(base, max(dp.c_lo, 1u), dp.c_hi);
+    if (dp.first == 0u) { s += vec2<f32>(dn_y[i], dn_v[i]); }
+    if (dp.last != 0u) { s = dn_finish_stats(dn_x[base], s); }
+    dn_y[i] = s.x;
+    dn_v[i] = s.y;
+}
+
+// max(v, 0) that keeps a NaN (WGSL's max may drop it; the statistics propagate NaN as PyTorch).
+fn dn_nonneg(v: f32) -> f32 {
+    return select(max(v, 0.0), v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u);
+}
+
+// Sums of d and d^2 over channels lo..hi of the pixel at dn_x[base], d = x - the first channel.
+fn dn_shifted_sums(base: u32, lo: u32, hi: u32) -> vec2<f32> {
+    let k = dn_x[base];
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var c = lo; c < hi; c++) {
+        let d = dn_x[base + c * dp.hw] - k;
+        s1 += d;
+        s2 = fma(d, d, s2);
+    }
+    return vec2<f32>(s1, s2);
+}
+
+fn dn_finish_stats(k: f32, s: vec2<f32>) -> vec2<f32> {
+    let fc = f32(dp.c);
+    let md = s.x / fc;
+    return vec2<f32>(k + md, dn_nonneg(s.y / fc - md * md));
 }
 
 // (m, var_c) over the channels of the pixel at dn_x[base] (channel stride H*W). Shifted sums
 // (shift = the first channel) keep the variance free of cancellation.
 fn dn_pixel_stats(base: u32) -> vec2<f32> {
-    let k = dn_x[base];
-    var s1 = 0.0;
-    var s2 = 0.0;
-    for (var c = 1u; c < dp.c; c++) {
-        let d = dn_x[base + c * dp.hw] - k;
-        s1 += d;
-        s2 = fma(d, d, s2);
-    }
-    let fc = f32(dp.c);
-    let md = s1 / fc;
-    return vec2<f32>(k + md, max(s2 / fc - md * md, 0.0));
+    return dn_finish_stats(dn_x[base], dn_shifted_sums(base, 1u, dp.c));
 }
 
 // Column sum of a row-summed plane at pixel i (zero outside).
@@ -116,7 +140,7 @@ fn dn_out(i: u32, c: u32, v: f32, rs: f32) {
     if (DN_WRITE_CENTERED) { dn_v[i] = v; }
 }
 
-// dn_a: rowsum of q; dn_b: mu. One invocation per pixel, looping over the channels.
+// dn_a: rowsum of q; dn_b: mu. One invocation per pixel, looping over channels c_lo..c_hi.
 @compute @workgroup_size(256)
 fn dn_apply_local(@builtin(global_invocation_id) gid: vec3<u32>,
                   @builtin(local_invocation_index) t: u32,
@@ -131,14 +155,14 @@ fn dn_apply_local(@builtin(global_invocation_id) gid: vec3<u32>,
         let nimg = i / dp.hw;
         let p = i % dp.hw;
         let base = nimg * dp.c * dp.hw + p;
-        for (var c = 0u; c < dp.c; c++) {
+        for (var c = dp.c_lo; c < dp.c_hi; c++) {
             let e = base + c * dp.hw;
             let v = dn_x[e] - mu;
             l1 += abs(v);
             dn_out(e, c, v, rs);
         }
     }
-    if (DN_L1) { dn_l1_partial(t, wid.x + wid.y * nwg.x, l1); }
+    if (DN_L1) { dn_l1_partial(t, dp.l1_off + wid.x + wid.y * nwg.x, l1); }
 }
 
 // One workgroup per group: mean, then the centred second moment; writes dn_y[2g], dn_y[2g+1].
@@ -179,6 +203,86 @@ fn dn_moments(@builtin(local_invocation_index) t: u32,
     }
 }
 
+// ---- dn_moments over groups too large for one workgroup's loop budget ------------------------
+// Group g is cut into dp.slices slices of dp.slice elements (a multiple of 256), one workgroup per
+// (group, slice): wg = g * slices + slice. dn_y holds two floats per (group, slice): the slice's
+// sum, then its sum of squares about the group's mean. dn_moments_final (one workgroup per
+// group, reading them as dn_a) writes (mean, var) to dn_y as dn_moments does.
+
+fn dn_reduce(t: u32, v: f32) -> f32 {
+    dn_red[t] = v;
+    workgroupBarrier();
+    for (var k = 128u; k > 0u; k >>= 1u) {
+        if (t < k) { dn_red[t] += dn_red[t + k]; }
+        workgroupBarrier();
+    }
+    let r = dn_red[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn dn_group_elem(g: u32, j: u32) -> f32 {
+    return dn_x[g * dp.g_stride + (j / dp.inner) * dp.o_stride + j % dp.inner];
+}
+
+@compute @workgroup_size(256)
+fn dn_moments_sum_split(@builtin(local_invocation_index) t: u32,
+                        @builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let g = wg / dp.slices;
+    if (g >= dp.groups) { return; }
+    let lo = (wg % dp.slices) * dp.slice;
+    let hi = min(lo + dp.slice, dp.o_count * dp.inner);
+    var s = 0.0;
+    for (var j = lo + t; j < hi; j += 256u) { s += dn_group_elem(g, j); }
+    let r = dn_reduce(t, s);
+    if (t == 0u) { dn_y[2u * wg] = r; }
+}
+
+@compute @workgroup_size(256)
+fn dn_moments_sq_split(@builtin(local_invocation_index) t: u32,
+                       @builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let g = wg / dp.slices;
+    if (g >= dp.groups) { return; }
+    let n = dp.o_count * dp.inner;
+    var ps = 0.0;
+    for (var j = t; j < dp.slices; j += 256u) { ps += dn_y[2u * (g * dp.slices + j)]; }
+    let mean = dn_reduce(t, ps) / f32(n);
+    let lo = (wg % dp.slices) * dp.slice;
+    let hi = min(lo + dp.slice, n);
+    var q = 0.0;
+    for (var j = lo + t; j < hi; j += 256u) {
+        let d = dn_group_elem(g, j) - mean;
+        q = fma(d, d, q);
+    }
+    let r = dn_reduce(t, q);
+    if (t == 0u) { dn_y[2u * wg + 1u] = r; }
+}
+
+@compute @workgroup_size(256)
+fn dn_moments_final(@builtin(local_invocation_index) t: u32,
+                    @builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= dp.groups) { return; }
+    let n = f32(dp.o_count * dp.inner);
+    var s = 0.0;
+    var q = 0.0;
+    for (var j = t; j < dp.slices; j += 256u) {
+        s += dn_a[2u * (g * dp.slices + j)];
+        q += dn_a[2u * (g * dp.slices + j) + 1u];
+    }
+    let mean = dn_reduce(t, s) / n;
+    let var_ = dn_reduce(t, q) / n;
+    if (t == 0u) {
+        dn_y[2u * g] = mean;
+        dn_y[2u * g + 1u] = var_;
+    }
+}
+
 // dn_a: [groups, 2] (mean, var). One invocation per element.
 @compute @workgroup_size(256)
 fn dn_apply_global(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -197,18 +301,22 @@ fn dn_apply_global(@builtin(global_invocation_id) gid: vec3<u32>,
     if (DN_L1) { dn_l1_partial(t, wid.x + wid.y * nwg.x, l1); }
 }
 
-// Sums the partial sums in dn_x[0..count] (one workgroup) and writes dn_y[0] = sum * scale.
+// Sums the partial sums in dn_x[0..count] (workgroup g those of g * slice.. (g + 1) * slice) and
+// writes dn_y[g] = sum * scale: one workgroup for the last level, more where count is past the
+// loop budget.
 @compute @workgroup_size(256)
-fn dn_l1_final(@builtin(local_invocation_index) t: u32) {
+fn dn_l1_final(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let lo = wid.x * dp.slice;
+    let hi = min(lo + dp.slice, dp.count);
     var s = 0.0;
-    for (var j = t; j < dp.count; j += 256u) { s += dn_x[j]; }
+    for (var j = lo + t; j < hi; j += 256u) { s += dn_x[j]; }
     dn_red[t] = s;
     workgroupBarrier();
     for (var k = 128u; k > 0u; k >>= 1u) {
         if (t < k) { dn_red[t] += dn_red[t + k]; }
         workgroupBarrier();
     }
-    if (t == 0u) { dn_y[0] = dn_red[0] * dp.scale; }
+    if (t == 0u) { dn_y[wid.x] = dn_red[0] * dp.scale; }
 }
 
 // ---- dn_local -------------------------------------------------------------------------------

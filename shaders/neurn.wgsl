@@ -29,7 +29,9 @@ fn nr_sigma(plane: u32, p: u32) -> f32 {
     let i = plane * np.h * np.w + p;
     if (!WINDOW) {
         let m = nr_mean[i];
-        return sqrt(max(nr_sq[i] - m * m, 0.0));
+        let v = nr_sq[i] - m * m;
+        // max(v, 0) keeping a NaN (WGSL's max may drop it).
+        return sqrt(select(max(v, 0.0), v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u));
     }
     let row = i32(p / np.w);
     let col = i32(p % np.w);
@@ -55,7 +57,9 @@ fn nr_sigma(plane: u32, p: u32) -> f32 {
     return sqrt(q * np.inv_k2);
 }
 
-var<workgroup> nr_red: array<f32, 256>;
+// The maximum is taken on the bits: sigma >= 0 orders like its bits, and a NaN (any sign) has
+// larger bits than every sigma, so a NaN sigma makes its scope's maximum NaN (as torch's max).
+var<workgroup> nr_red: array<u32, 256>;
 
 // Workgroups cover 256 pixels of one plane each: wg = plane * tiles + tile.
 @compute @workgroup_size(256)
@@ -66,15 +70,19 @@ fn neurn_max(@builtin(local_invocation_index) t: u32,
     let plane = wg / np.tiles;
     if (plane >= np.planes) { return; }
     let p = (wg % np.tiles) * 256u + t;
-    var s = 0.0;
-    if (p < np.h * np.w) { s = nr_sigma(plane, p); }
-    nr_red[t] = s;
+    var b = 0u;
+    if (p < np.h * np.w) {
+        b = bitcast<u32>(nr_sigma(plane, p));
+        // -0.0 (sign bit set) counts as 0.
+        b = select(b, 0u, b == 0x80000000u);
+    }
+    nr_red[t] = b;
     workgroupBarrier();
     for (var k = 128u; k > 0u; k >>= 1u) {
         if (t < k) { nr_red[t] = max(nr_red[t], nr_red[t + k]); }
         workgroupBarrier();
     }
-    if (t == 0u) { atomicMax(&nr_max[plane / np.scope_div], bitcast<u32>(nr_red[0])); }
+    if (t == 0u) { atomicMax(&nr_max[plane / np.scope_div], nr_red[0]); }
 }
 
 @compute @workgroup_size(256)

@@ -66,3 +66,77 @@ fn layer_norm(@builtin(local_invocation_index) t: u32,
         ln_y[base + i] = activate(v);
     }
 }
+
+// ---- layer norm over rows too long for one workgroup's loop budget --------------------------
+// Each row is cut into ln.slices slices of ln.slice elements (a multiple of 256), one workgroup
+// per (row, slice): wg = row * slices + slice. ln_part holds two floats per (row, slice): the
+// slice's sum, then its sum of squares about the row's mean. Three dispatches, each within budget:
+//   ln_sum_split    the slice's sum
+//   ln_sq_split     the row's mean from the sums (strided over the slices), the slice's centred squares
+//   ln_apply_split  mean and variance from the partials, then the slice's output
+struct LnSplitParams { rows: u32, len: u32, eps: f32, slices: u32, slice: u32, _p0: u32, _p1: u32, _p2: u32 }
+@group(0) @binding(0) var<uniform> lns: LnSplitParams;
+@group(0) @binding(5) var<storage, read_write> ln_part: array<f32>;
+
+// Sum over the row's slices of ln_part[2 * (row * slices + j) + k], all threads get it.
+fn ln_row_partials(t: u32, row: u32, k: u32) -> f32 {
+    var s = 0.0;
+    for (var j = t; j < lns.slices; j += 256u) { s += ln_part[2u * (row * lns.slices + j) + k]; }
+    return ln_reduce(t, s);
+}
+
+@compute @workgroup_size(256)
+fn ln_sum_split(@builtin(local_invocation_index) t: u32,
+                @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let row = wg / lns.slices;
+    if (row >= lns.rows) { return; }
+    let lo = (wg % lns.slices) * lns.slice;
+    let hi = min(lo + lns.slice, lns.len);
+    let base = row * lns.len;
+    var s = 0.0;
+    for (var i = lo + t; i < hi; i += 256u) { s += ln_x[base + i]; }
+    let r = ln_reduce(t, s);
+    if (t == 0u) { ln_part[2u * wg] = r; }
+}
+
+@compute @workgroup_size(256)
+fn ln_sq_split(@builtin(local_invocation_index) t: u32,
+               @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let row = wg / lns.slices;
+    if (row >= lns.rows) { return; }
+    let mean = ln_row_partials(t, row, 0u) / f32(lns.len);
+    let lo = (wg % lns.slices) * lns.slice;
+    let hi = min(lo + lns.slice, lns.len);
+    let base = row * lns.len;
+    var q = 0.0;
+    for (var i = lo + t; i < hi; i += 256u) {
+        let d = ln_x[base + i] - mean;
+        q = fma(d, d, q);
+    }
+    let r = ln_reduce(t, q);
+    if (t == 0u) { ln_part[2u * wg + 1u] = r; }
+}
+
+@compute @workgroup_size(256)
+fn ln_apply_split(@builtin(local_invocation_index) t: u32,
+                  @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let wg = wid.x + wid.y * nwg.x;
+    let row = wg / lns.slices;
+    if (row >= lns.rows) { return; }
+    let mean = ln_row_partials(t, row, 0u) / f32(lns.len);
+    let rstd = 1.0 / sqrt(ln_row_partials(t, row, 1u) / f32(lns.len) + lns.eps);
+    let lo = (wg % lns.slices) * lns.slice;
+    let hi = min(lo + lns.slice, lns.len);
+    let base = row * lns.len;
+    for (var i = lo + t; i < hi; i += 256u) {
+        var v = (ln_x[base + i] - mean) * rstd;
+        if (LN_HAS_WEIGHT) { v *= ln_w[i]; }
+        if (LN_HAS_BIAS) { v += ln_b[i]; }
+        ln_y[base + i] = activate(v);
+    }
+}

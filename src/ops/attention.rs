@@ -29,10 +29,26 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor, scale: f32) -> Result<Tensor> {
     let rows = x.numel() / len;
     let ctx = rec.context();
     let p = AttnParams { rows: rows as u32, len: len as u32, scale, ..Default::default() };
-    let kernel = ctx.kernel(&PipelineKey::new("attention", "softmax", &BINDINGS))?;
-    let groups = ctx.grid_1d(rows as u64, OP)?;
     let y = rec.alloc(OP, x.shape(), DType::F32)?;
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    let budget = rec.loop_budget();
+    // One workgroup per row loops len/256 times in each of three passes.
+    if 3 * (len as u64).div_ceil(256) <= budget {
+        let kernel = ctx.kernel(&PipelineKey::new("attention", "softmax", &BINDINGS))?;
+        let groups = ctx.grid_1d(rows as u64, OP)?;
+        rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+        return Ok(y);
+    }
+    // Longer rows: slices of a row in workgroups of their own (h: slices, dh: slice length).
+    let split = super::norm::RowSplit::new(OP, "input", len, budget)?;
+    let p = AttnParams { h: split.slices as u32, dh: split.slice as u32, ..p };
+    let part = rec.alloc(OP, &[rows, split.slices, 2], DType::F32)?;
+    let groups = ctx.grid_1d((rows * split.slices) as u64, OP)?;
+    let access = [Access::Read, Access::ReadWrite, Access::ReadWrite];
+    for entry in ["sm_max_split", "sm_sum_split", "sm_apply_split"] {
+        let kernel = ctx.kernel(&PipelineKey::new("attention", entry, &access))?;
+        let out = (entry == "sm_apply_split").then_some(&y);
+        rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), out, Some(&part)], groups)?;
+    }
     Ok(y)
 }
 

@@ -15,12 +15,31 @@ pub(crate) struct BoxParams {
     before: u32,
     scale: f32,
     total: u32,
-    _p: u32,
+    /// Add to the output (a later piece of a long window).
+    acc: u32,
+    /// The window's cells this dispatch sums (of 0..k).
+    o_lo: u32,
+    o_hi: u32,
+    _p: [u32; 2],
 }
 
 /// Cells before the centre of a window of size k.
 pub fn before(k: usize) -> usize {
     (k - 1) / 2
+}
+
+/// The pieces (cells of 0..k) a window of size k along an axis of `extent` cells is summed in:
+/// one piece where the clipped loop (at most min(k, extent) cells) fits `budget` iterations, else
+/// the cells that can reach the axis at all (at most 2·extent − 1) in pieces of `budget`.
+pub(crate) fn window_pieces(k: usize, extent: usize, budget: u64) -> Vec<(usize, usize)> {
+    let budget = budget as usize;
+    if k.min(extent) <= budget {
+        return vec![(0, k)];
+    }
+    // Cell o of the window at position i reads i - before + o, in 0..extent for some i.
+    let lo = (before(k) + 1).saturating_sub(extent);
+    let hi = k.min(before(k) + extent);
+    crate::runtime::chunks(hi - lo, budget).map(|(a, b)| (lo + a, lo + b)).collect()
 }
 
 /// One pass along W (`rows`) or H (`cols`) over planes [P, H, W].
@@ -41,18 +60,24 @@ pub(crate) fn pass(
         PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite]).with("SQUARE", square as u8 as f64);
     let kernel = ctx.kernel(&key)?;
     let y = rec.alloc("box_sum", x.shape(), DType::F32)?;
-    let p = BoxParams {
-        planes: planes as u32,
-        h: h as u32,
-        w: w as u32,
-        k: k as u32,
-        before: before(k) as u32,
-        scale,
-        total: total as u32,
-        _p: 0,
-    };
     let groups = super::elementwise_grid(ctx, total, "box_sum")?;
-    rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    let pieces = window_pieces(k, if cols { h } else { w }, rec.loop_budget());
+    for (i, &(o_lo, o_hi)) in pieces.iter().enumerate() {
+        let p = BoxParams {
+            planes: planes as u32,
+            h: h as u32,
+            w: w as u32,
+            k: k as u32,
+            before: before(k) as u32,
+            scale,
+            total: total as u32,
+            acc: (i > 0) as u32,
+            o_lo: o_lo as u32,
+            o_hi: o_hi as u32,
+            _p: [0; 2],
+        };
+        rec.dispatch(entry, kernel.clone(), bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
+    }
     Ok(y)
 }
 

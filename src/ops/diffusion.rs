@@ -31,7 +31,7 @@ struct StepParams {
     off_hi: u32,
     row_len: u32,
     q_lo: u32,
-    _p: u32,
+    q_round: u32,
     a_s: f32,
     a_m: f32,
     e_s: f32,
@@ -48,6 +48,9 @@ struct StepParams {
     g_eps: f32,
     g_prev: f32,
     _p3: f32,
+    q_slices: u32,
+    q_slice: u32,
+    _p4: [u32; 2],
 }
 
 /// How a gradient g = ∇ₓ log p(y | x_t) (a classifier's, or any differentiable objective's) guides a
@@ -223,16 +226,43 @@ fn sampler_step_unit(
                 ..Default::default()
             };
             p.row_len = len as u32;
-            let kernel = ctx.kernel(&PipelineKey::new("diffusion", "x0_quantile", &BINDINGS))?;
             let s = rec.alloc(OP, &[rows], DType::F32)?;
             let groups = ctx.grid_1d(rows as u64, OP)?;
-            rec.dispatch(
-                "sampler_step/x0_quantile",
-                kernel,
-                bytemuck::bytes_of(&q),
-                &[Some(sample), Some(model_output), None, Some(&s), None],
-                groups,
-            )?;
+            let budget = rec.loop_budget();
+            // One workgroup per row: two selects of 4 rounds, each a strided loop over the row and
+            // thread 0's scan of at most 256 bins.
+            if 8 * ((len as u64).div_ceil(256) + 256) <= budget {
+                let kernel = ctx.kernel(&PipelineKey::new("diffusion", "x0_quantile", &BINDINGS))?;
+                rec.dispatch(
+                    "sampler_step/x0_quantile",
+                    kernel,
+                    bytemuck::bytes_of(&q),
+                    &[Some(sample), Some(model_output), None, Some(&s), None],
+                    groups,
+                )?;
+            } else {
+                // Longer rows: each round's histograms from slices of the row in workgroups of
+                // their own, then one workgroup per row picks the digits.
+                let slice = 256 * (budget as usize / 2);
+                let slices = len.div_ceil(slice);
+                let state = rec.alloc(OP, &[rows, 520], DType::F32)?;
+                rec.clear(&state);
+                let hist = ctx.kernel(&PipelineKey::new("diffusion", "tq_hist_split", &BINDINGS))?;
+                let pick = ctx.kernel(&PipelineKey::new("diffusion", "tq_pick_split", &BINDINGS))?;
+                let hist_groups = ctx.grid_1d((rows * slices) as u64, OP)?;
+                for round in 0..4u32 {
+                    let pr = StepParams { q_round: round, q_slices: slices as u32, q_slice: slice as u32, ..q };
+                    let bufs = [Some(sample), Some(model_output), None, Some(&s), Some(&state)];
+                    rec.dispatch(
+                        "sampler_step/x0_quantile",
+                        hist.clone(),
+                        bytemuck::bytes_of(&pr),
+                        &bufs,
+                        hist_groups,
+                    )?;
+                    rec.dispatch("sampler_step/x0_quantile", pick.clone(), bytemuck::bytes_of(&pr), &bufs, groups)?;
+                }
+            }
             Some(s)
         }
     };

@@ -7,7 +7,7 @@
 use super::box_filter::{before, pass as box_pass};
 use super::{expect_shape, finite, Activation};
 use crate::error::{Error, Result};
-use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::runtime::{chunks, Access, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
 
 /// Which units a unit is normalized over.
@@ -134,6 +134,14 @@ struct DnParams {
     tiles: u32,
     mu_scale: f32,
     s2_scale: f32,
+    c_lo: u32,
+    c_hi: u32,
+    first: u32,
+    last: u32,
+    l1_off: u32,
+    slices: u32,
+    slice: u32,
+    _q: u32,
 }
 
 /// How a local field runs. `Auto` takes the one-pass kernel where the windows fit its tile: it
@@ -172,6 +180,17 @@ pub fn local_tile(h: usize, w: usize, sum: [usize; 2], sup: [usize; 2]) -> Optio
         }
     }
     best.map(|(t, _)| t)
+}
+
+/// The loop iterations one invocation of dn_local runs with tile (th, tw) over c channels: the
+/// statistics of the M region's pixels (c channels each), the summation window of the Q
+/// region's, the suppression window and the c outputs of the tile's.
+pub fn local_iterations(c: usize, tile: (usize, usize), sum: [usize; 2], sup: [usize; 2]) -> u64 {
+    let (th, tw) = tile;
+    let (qh, qw) = (th + sup[0] - 1, tw + sup[1] - 1);
+    let (mh, mw) = (qh + sum[0] - 1, qw + sum[1] - 1);
+    let per = |cells: usize, inner: usize| cells.div_ceil(256) as u64 * (1 + inner as u64);
+    per(mh * mw, c) + per(qh * qw, sum[0] * (sum[1] + 1)) + per(th * tw, sup[0] * (sup[1] + 1) + c) + 8
 }
 
 const BINDINGS: [Access; 8] = [
@@ -243,8 +262,12 @@ fn divisive_norm_unit(
         pixels: pixels as u32,
         total: total as u32,
         sigma2: p.sigma * p.sigma,
+        c_hi: c as u32,
+        first: 1,
+        last: 1,
         ..Default::default()
     };
+    let budget = rec.loop_budget();
     // The path concerns the local field only.
     let tile = if p.field == DnField::Local { local_tile(h, w, p.sum_window, p.sup_window) } else { None };
     let one_pass = match (path, tile) {
@@ -260,6 +283,25 @@ fn divisive_norm_unit(
         }
         (LocalPath::Separable, _) => None,
         (_, t) => t,
+    };
+    // Where the one-pass kernel would loop past the budget (many channels), the separable path
+    // takes the channels in pieces.
+    let one_pass = match one_pass {
+        Some(t) if local_iterations(c, t, p.sum_window, p.sup_window) > budget => {
+            if path == LocalPath::OnePass {
+                return Err(Error::param(
+                    OP,
+                    "path",
+                    format!(
+                        "the one-pass kernel would loop {} times per invocation over {c} channels, past the \
+                         loop budget {budget}; the separable path takes any channel count",
+                        local_iterations(c, t, p.sum_window, p.sup_window)
+                    ),
+                ));
+            }
+            None
+        }
+        t => t,
     };
     let key = |entry: &'static str| {
         let k = PipelineKey::new("divisive_norm", entry, &BINDINGS)
@@ -311,19 +353,34 @@ fn divisive_norm_unit(
             let px_groups = super::elementwise_grid(ctx, pixels, OP)?;
             let m = rec.alloc(OP, &plane, DType::F32)?;
             let varc = rec.alloc(OP, &plane, DType::F32)?;
-            rec.dispatch(
-                "divisive_norm/stats",
-                ctx.kernel(&key("dn_stats"))?,
-                bytemuck::bytes_of(&base),
-                &[Some(x), None, None, None, None, Some(&m), Some(&varc), None],
-                px_groups,
-            )?;
+            // The channels in pieces of at most the budget.
+            let pieces = channel_pieces(c, budget);
+            let stats = ctx.kernel(&key("dn_stats"))?;
+            for (i, &(lo, hi)) in pieces.iter().enumerate() {
+                let ps = DnParams {
+                    c_lo: lo as u32,
+                    c_hi: hi as u32,
+                    first: (i == 0) as u32,
+                    last: (i + 1 == pieces.len()) as u32,
+                    ..base
+                };
+                rec.dispatch(
+                    "divisive_norm/stats",
+                    stats.clone(),
+                    bytemuck::bytes_of(&ps),
+                    &[Some(x), None, None, None, None, Some(&m), Some(&varc), None],
+                    px_groups,
+                )?;
+            }
             let rm = box_pass(rec, &m, plane, p.sum_window[1], 1.0, false, false)?;
+            // A window taller than half the budget: its column sums in a box pass of their own
+            // (in pieces), and the kernels' column loop becomes one row.
+            let (rm, sum_kh) = tall_window(rec, rm, plane, p.sum_window[0], budget)?;
             let mu = rec.alloc(OP, &plane, DType::F32)?;
             let q = rec.alloc(OP, &plane, DType::F32)?;
             let pm = DnParams {
-                kh: p.sum_window[0] as u32,
-                before_h: before(p.sum_window[0]) as u32,
+                kh: sum_kh as u32,
+                before_h: before(sum_kh) as u32,
                 scale: 1.0 / (p.sum_window[0] * p.sum_window[1]) as f32,
                 ..base
             };
@@ -335,21 +392,32 @@ fn divisive_norm_unit(
                 px_groups,
             )?;
             let rq = box_pass(rec, &q, plane, p.sup_window[1], 1.0, false, false)?;
-            let pa = DnParams {
-                kh: p.sup_window[0] as u32,
-                before_h: before(p.sup_window[0]) as u32,
-                scale: 1.0 / p.divisor(),
-                ..base
-            };
+            let (rq, sup_kh) = tall_window(rec, rq, plane, p.sup_window[0], budget)?;
             apply_groups = px_groups;
-            let partials = l1_partials(rec, p, (apply_groups[0] * apply_groups[1]) as usize)?;
-            rec.dispatch(
-                "divisive_norm/apply",
-                ctx.kernel(&key("dn_apply_local"))?,
-                bytemuck::bytes_of(&pa),
-                &[Some(x), Some(&rq), Some(&mu), gamma, beta, Some(&y), v.as_ref(), partials.as_ref()],
-                apply_groups,
-            )?;
+            // The channels in pieces within what the column loop leaves of the budget.
+            let col_loop = sup_kh.min(h) as u64;
+            let pieces = channel_pieces(c, budget - col_loop);
+            let wgs = (apply_groups[0] * apply_groups[1]) as usize;
+            let partials = l1_partials(rec, p, wgs * pieces.len())?;
+            let apply = ctx.kernel(&key("dn_apply_local"))?;
+            for (i, &(lo, hi)) in pieces.iter().enumerate() {
+                let pa = DnParams {
+                    kh: sup_kh as u32,
+                    before_h: before(sup_kh) as u32,
+                    scale: 1.0 / p.divisor(),
+                    c_lo: lo as u32,
+                    c_hi: hi as u32,
+                    l1_off: (i * wgs) as u32,
+                    ..base
+                };
+                rec.dispatch(
+                    "divisive_norm/apply",
+                    apply.clone(),
+                    bytemuck::bytes_of(&pa),
+                    &[Some(x), Some(&rq), Some(&mu), gamma, beta, Some(&y), v.as_ref(), partials.as_ref()],
+                    apply_groups,
+                )?;
+            }
             let l1 = l1_final(rec, p, partials, total, &key)?;
             Ok(DivNormOutput { output: y, centered: v, l1 })
         }
@@ -379,13 +447,39 @@ fn divisive_norm_unit(
             };
             let stats = rec.alloc(OP, &[pg.groups as usize, 2], DType::F32)?;
             let mg = ctx.grid_1d(pg.groups as u64, OP)?;
-            rec.dispatch(
-                "divisive_norm/moments",
-                ctx.kernel(&key("dn_moments"))?,
-                bytemuck::bytes_of(&pg),
-                &[Some(x), None, None, None, None, Some(&stats), None, None],
-                mg,
-            )?;
+            let len = pg.o_count as usize * pg.inner as usize;
+            if 2 * (len as u64).div_ceil(256) <= budget {
+                rec.dispatch(
+                    "divisive_norm/moments",
+                    ctx.kernel(&key("dn_moments"))?,
+                    bytemuck::bytes_of(&pg),
+                    &[Some(x), None, None, None, None, Some(&stats), None, None],
+                    mg,
+                )?;
+            } else {
+                // Groups past the budget: slices of a group in workgroups of their own.
+                let split = super::norm::RowSplit::new(OP, "input", len, budget)?;
+                let ps = DnParams { slices: split.slices as u32, slice: split.slice as u32, ..pg };
+                let groups = pg.groups as usize;
+                let part = rec.alloc(OP, &[groups, split.slices, 2], DType::F32)?;
+                let sg = ctx.grid_1d((groups * split.slices) as u64, OP)?;
+                for entry in ["dn_moments_sum_split", "dn_moments_sq_split"] {
+                    rec.dispatch(
+                        "divisive_norm/moments",
+                        ctx.kernel(&key(entry))?,
+                        bytemuck::bytes_of(&ps),
+                        &[Some(x), None, None, None, None, Some(&part), None, None],
+                        sg,
+                    )?;
+                }
+                rec.dispatch(
+                    "divisive_norm/moments",
+                    ctx.kernel(&key("dn_moments_final"))?,
+                    bytemuck::bytes_of(&ps),
+                    &[None, Some(&part), None, None, None, Some(&stats), None, None],
+                    mg,
+                )?;
+            }
             apply_groups = super::elementwise_grid(ctx, total, OP)?;
             let partials = l1_partials(rec, p, (apply_groups[0] * apply_groups[1]) as usize)?;
             rec.dispatch(
@@ -399,6 +493,15 @@ fn divisive_norm_unit(
             Ok(DivNormOutput { output: y, centered: v, l1 })
         }
     }
+}
+
+/// Channels 0..c in pieces of at most `per` (one empty piece for no channels, as one pass would).
+fn channel_pieces(c: usize, per: u64) -> Vec<(usize, usize)> {
+    let mut pieces: Vec<_> = chunks(c, per as usize).collect();
+    if pieces.is_empty() {
+        pieces.push((0, 0));
+    }
+    pieces
 }
 
 /// One partial sum of |v| per workgroup of the apply pass.
@@ -420,14 +523,42 @@ fn l1_final(
         return Ok(None);
     };
     let ctx = rec.context();
-    let out = rec.alloc("divisive_norm", &[1], DType::F32)?;
-    let pf = DnParams { count: parts.numel() as u32, scale: alpha / total as f32, ..Default::default() };
-    rec.dispatch(
-        "divisive_norm/l1",
-        ctx.kernel(&key("dn_l1_final"))?,
-        bytemuck::bytes_of(&pf),
-        &[Some(&parts), None, None, None, None, Some(&out), None, None],
-        [1, 1, 1],
-    )?;
-    Ok(Some(out))
+    let kernel = ctx.kernel(&key("dn_l1_final"))?;
+    let budget = rec.loop_budget() as usize;
+    let mut parts = parts;
+    // Levels of slices of 256 · budget partials while one workgroup would loop past the budget.
+    loop {
+        let count = parts.numel();
+        let last = count.div_ceil(256) <= budget;
+        let slice = if last { count.max(1) } else { 256 * budget };
+        let groups = count.div_ceil(slice);
+        let out = rec.alloc("divisive_norm", &[groups], DType::F32)?;
+        let pf = DnParams {
+            count: count as u32,
+            slice: slice as u32,
+            scale: if last { alpha / total as f32 } else { 1.0 },
+            ..Default::default()
+        };
+        rec.dispatch(
+            "divisive_norm/l1",
+            kernel.clone(),
+            bytemuck::bytes_of(&pf),
+            &[Some(&parts), None, None, None, None, Some(&out), None, None],
+            [groups as u32, 1, 1],
+        )?;
+        if last {
+            return Ok(Some(out));
+        }
+        parts = out;
+    }
+}
+
+/// The column sums of a row-summed plane where a window of `kh` rows would loop past half the
+/// budget (min(kh, H) rows per pixel): a box pass along H (in pieces), and kh = 1 for the
+/// kernels' own column loop. Otherwise the plane and kh as they are.
+fn tall_window(rec: &mut Recorder, rows: Tensor, plane: [usize; 3], kh: usize, budget: u64) -> Result<(Tensor, usize)> {
+    if kh.min(plane[1]) as u64 <= budget / 2 {
+        return Ok((rows, kh));
+    }
+    Ok((box_pass(rec, &rows, plane, kh, 1.0, false, true)?, 1))
 }

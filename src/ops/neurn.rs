@@ -89,7 +89,9 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams, reversed: bool) -
     let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
     let k = p.kernel;
     let ctx = rec.context();
-    let window = k <= WINDOW_MAX_K;
+    // The in-kernel window loops 2 (k + k²) times per invocation; past the budget (or WINDOW_MAX_K)
+    // the box filter's passes (in pieces of the budget) give E[x] and E[x²].
+    let window = k <= WINDOW_MAX_K && 2 * (k + k * k) as u64 <= rec.loop_budget();
     let (mean, sq) = if window {
         (None, None)
     } else {

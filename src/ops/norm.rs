@@ -141,9 +141,72 @@ pub fn layer_norm(
     let key = PipelineKey::new("norm", "layer_norm", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
         .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
         .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
-    let kernel = ctx.kernel(&act.specialize(key))?;
     let y = rec.alloc(OP, s, DType::F32)?;
-    let p = LnParams { rows: rows as u32, len: len as u32, eps, _pad: 0 };
-    rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), weight, bias, Some(&y)], groups)?;
+    let budget = rec.loop_budget();
+    // One workgroup per row loops len/256 times in each of three passes.
+    if 3 * (len as u64).div_ceil(256) <= budget {
+        let kernel = ctx.kernel(&act.specialize(key))?;
+        let p = LnParams { rows: rows as u32, len: len as u32, eps, _pad: 0 };
+        rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), weight, bias, Some(&y)], groups)?;
+        return Ok(y);
+    }
+    let split = RowSplit::new(OP, "input", len, budget)?;
+    let p = LnSplitParams {
+        rows: rows as u32,
+        len: len as u32,
+        eps,
+        slices: split.slices as u32,
+        slice: split.slice as u32,
+        _pad: [0; 3],
+    };
+    let part = rec.alloc(OP, &[rows, split.slices, 2], DType::F32)?;
+    let groups = ctx.grid_1d((rows * split.slices) as u64, OP)?;
+    let access = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
+    for entry in ["ln_sum_split", "ln_sq_split", "ln_apply_split"] {
+        let k = PipelineKey::new("norm", entry, &access)
+            .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
+            .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
+        let kernel = ctx.kernel(&act.specialize(k))?;
+        let out = (entry == "ln_apply_split").then_some(&y);
+        rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), weight, bias, out, Some(&part)], groups)?;
+    }
     Ok(y)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LnSplitParams {
+    rows: u32,
+    len: u32,
+    eps: f32,
+    slices: u32,
+    slice: u32,
+    _pad: [u32; 3],
+}
+
+/// How a row too long for one workgroup's loop budget is cut into slices of whole workgroup
+/// strides, one workgroup each, whose partials a later pass of every slice combines (strided over
+/// the slices): `slices` slices of `slice` elements (a multiple of 256), the last one ragged.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowSplit {
+    pub slices: usize,
+    pub slice: usize,
+}
+
+impl RowSplit {
+    /// Half the budget for the slice's own loop, the rest for the strided loops over the partials
+    /// (at most two of them per kernel).
+    pub(crate) fn new(op: &'static str, what: &str, len: usize, budget: u64) -> Result<Self> {
+        let per = (budget / 2).max(1) as usize;
+        let slice = per * 256;
+        let slices = len.div_ceil(slice).max(1);
+        if 2 * slices.div_ceil(256) as u64 > budget / 2 {
+            return Err(Error::param(
+                op,
+                what,
+                format!("rows of {len} elements are past the longest this op splits ({})", slice * 256 * (per / 2)),
+            ));
+        }
+        Ok(RowSplit { slices, slice })
+    }
 }

@@ -17,7 +17,9 @@ fn x0_and_eps(pred: Prediction, a: f64, x: f64, m: f64) -> (f64, f64) {
 
 /// diffusers' `_threshold_sample` on x̂0 of `rows` samples (the first axis), in place:
 /// s = quantile(|x̂0|, ratio) per sample (linear interpolation, as torch.quantile), clamped to
-/// [1, max]; x̂0 ← clamp(x̂0, −s, s) / s.
+/// [1, max]; x̂0 ← clamp(x̂0, −s, s) / s. A NaN in a sample makes its quantile NaN (torch.quantile),
+/// hence s and the whole thresholded sample (torch.clamp keeps NaN); the interpolation is
+/// torch.lerp's (so an infinite order statistic may give NaN too).
 pub fn threshold_sample(x0: &mut [f64], rows: usize, th: &Threshold) {
     let len = x0.len() / rows;
     for row in x0.chunks_mut(len) {
@@ -26,7 +28,20 @@ pub fn threshold_sample(x0: &mut [f64], rows: usize, th: &Threshold) {
         let rank = th.ratio * (len - 1) as f64;
         let lo = (rank.floor() as usize).min(len - 1);
         let hi = (rank.ceil() as usize).min(len - 1);
-        let q = if hi == lo { a[lo] } else { a[lo] + (rank - lo as f64) * (a[hi] - a[lo]) };
+        let w = rank - lo as f64;
+        let q = if a.iter().any(|v| v.is_nan()) {
+            f64::NAN
+        } else if hi == lo {
+            a[lo]
+        } else if w < 0.5 {
+            a[lo] + w * (a[hi] - a[lo])
+        } else {
+            a[hi] - (a[hi] - a[lo]) * (1.0 - w)
+        };
+        if q.is_nan() {
+            row.iter_mut().for_each(|v| *v = f64::NAN);
+            continue;
+        }
         let s = q.clamp(1.0, th.max);
         row.iter_mut().for_each(|v| *v = v.clamp(-s, s) / s);
     }

@@ -22,7 +22,9 @@ pub fn neurn(x: &[f32], shape: &[usize], p: &NeurnParams) -> Result<Vec<f32>> {
                 let inside = window_sum(h, w, [k, k], i, j, |_, _| 1.0);
                 let sq =
                     window_sum(h, w, [k, k], i, j, |r, cc| (at(r, cc) - mean).powi(2)) + (k2 - inside) * mean * mean;
-                sd[pl * hw + i * w + j] = (sq / k2).max(0.0).sqrt();
+                // max(0) keeping a NaN (f64::max drops it).
+                let var = sq / k2;
+                sd[pl * hw + i * w + j] = if var.is_nan() { var } else { var.max(0.0).sqrt() };
             }
         }
     }
@@ -38,7 +40,9 @@ pub fn neurn(x: &[f32], shape: &[usize], p: &NeurnParams) -> Result<Vec<f32>> {
         }
     ];
     for (e, &s) in sd.iter().enumerate() {
-        maxes[scope(e)] = maxes[scope(e)].max(s);
+        // torch's max: a NaN makes the maximum NaN.
+        let m = &mut maxes[scope(e)];
+        *m = if m.is_nan() || s.is_nan() { f64::NAN } else { m.max(s) };
     }
     Ok(sd.iter().enumerate().map(|(e, &s)| (s / (maxes[scope(e)] + p.eps as f64)) as f32).collect())
 }
