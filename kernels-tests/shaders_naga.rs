@@ -17,6 +17,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
             v.push(vec![("HAS_BIAS", 1.0), ("HAS_AFFINE", 1.0), ("ACT", 3.0)]);
             v.push(vec![("DW_TX", 8.0), ("DW_Q", 4.0), ("DB_1X1", 1.0)]);
             v.push(vec![("DB_WIDE", 1.0), ("HAS_AFFINE", 1.0)]);
+            v.push(vec![("CONV_SPLIT", 1.0), ("DB_WIDE", 1.0), ("DB_1X1", 1.0), ("DW_Q", 4.0)]);
         }
         "matmul" => {
             v.push(vec![("TRANS_B", 1.0), ("MM_HAS_BIAS", 1.0), ("ACT", 7.0)]);
