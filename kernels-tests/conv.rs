@@ -601,4 +601,17 @@ fn split_pipelines_at_the_full_loop_budget() {
         let n = check_with(&case, &mut rng, &algos, budget, 1e-4);
         assert!(n.iter().all(|&n| n >= 2), "x{:?} w{:?} {algos:?}: {n:?} parts", case.x, case.w);
     }
+    // The longest reductions that still run in one dispatch (steps of 8: 1724 for conv2d_gemm,
+    // 1926 for conv2d_db, 2184 for conv2d_1x1), with bias, scale/shift and activation: the normal
+    // pipelines at the most iterations the host gives them.
+    for (k, algo) in [
+        (1724 * 8, ConvAlgo::Gemm),
+        (1926 * 8, ConvAlgo::GemmDb),
+        (1926 * 8, ConvAlgo::GemmDbWide),
+        (2184 * 8, ConvAlgo::OneByOne),
+    ] {
+        let o = if algo == ConvAlgo::GemmDbWide { 65 } else { 2 };
+        let case = ConvCase { x: [1, k, 1, 1], w: [o, k, 1, 1], p: d, bias: true, affine: true, act: Activation::Elu };
+        assert_eq!(check_with(&case, &mut rng, &[algo], budget, 1e-4), [1], "{algo:?} C = {k}");
+    }
 }

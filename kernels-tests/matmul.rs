@@ -356,8 +356,21 @@ fn nan_and_inf_propagate() {
 /// first chunk is as long as the host allows; for the dot kernel K = LOOP_BUDGET + 1. What the driver
 /// unrolls, and so how many iterations a kernel's constant loops add, is a property of each
 /// pipeline: this checks that the host's count covers each split one on lavapipe.
+///
+/// In the suite: the dot kernel, `matmul_db` and the transposed scalar kernel (seconds); the ignored
+/// `every_pipeline_at_the_full_loop_budget` adds the rest (a minute on lavapipe).
 #[test]
 fn split_pipelines_at_the_full_loop_budget() {
+    full_budget_checks(false);
+}
+
+#[test]
+#[ignore = "a minute on lavapipe: run after changing shaders/matmul.wgsl"]
+fn every_pipeline_at_the_full_loop_budget() {
+    full_budget_checks(true);
+}
+
+fn full_budget_checks(all: bool) {
     let budget = vcortex::runtime::LOOP_BUDGET as usize;
     let mut rng = SplitMix::new(1);
     let ctx = crate::common::ctx();
@@ -367,15 +380,18 @@ fn split_pipelines_at_the_full_loop_budget() {
         let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
         let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
         let bt = up(&transposed(&bd, batch, k, n), &[batch, n, k]);
-        let kernels: &[ops::MatmulKernel] = match (batch, k % 4) {
-            (1, _) => &[ops::MatmulKernel::Auto],
-            (_, 0) => &[ops::MatmulKernel::Vec4, ops::MatmulKernel::DoubleBuffered],
-            _ => &[ops::MatmulKernel::Scalar],
+        // A kernel for matmul, or None for matmul_nt (B transposed).
+        let runs: &[Option<ops::MatmulKernel>] = match (batch, k % 4, all) {
+            (1, _, _) => &[Some(ops::MatmulKernel::Auto), None],
+            (_, 0, false) => &[Some(ops::MatmulKernel::DoubleBuffered)],
+            (_, 0, true) => &[Some(ops::MatmulKernel::Vec4), Some(ops::MatmulKernel::DoubleBuffered), None],
+            (_, _, false) => &[None],
+            (_, _, true) => &[Some(ops::MatmulKernel::Scalar), None],
         };
-        for kernel in kernels.iter().map(Some).chain([None]) {
+        for kernel in runs {
             let mut rec = ctx.recorder();
             let y = match kernel {
-                Some(&kernel) => ops::matmul_with(&mut rec, &a, &b, kernel).unwrap(),
+                Some(kernel) => ops::matmul_with(&mut rec, &a, &b, *kernel).unwrap(),
                 None => ops::matmul_nt(&mut rec, &a, &bt).unwrap(),
             };
             let what = format!("{batch}x{m}x{k}x{n} {:?}", rec.labels());
@@ -384,5 +400,25 @@ fn split_pipelines_at_the_full_loop_budget() {
             let got = rec.submit().unwrap().f32(h, &y);
             assert_close(&got, &want, 1e-2, 1e-4, &what);
         }
+    }
+    // The longest reductions that still run in one dispatch (1927 steps of 8 for the scalar kernel,
+    // 1560 for the double-buffered one), through a linear layer's bias and activation: the normal
+    // pipelines at the most iterations the host gives them.
+    let longest: &[(usize, &str)] = if all {
+        &[(1927 * 8 - 1, "linear/matmul"), (1560 * 8, "linear/matmul_db")]
+    } else {
+        &[(1560 * 8, "linear/matmul_db")]
+    };
+    for &(k, entry) in longest {
+        let (rows, o) = (900, 4);
+        let (xd, wd, bd) = (rng.vec(rows * k, -1.0, 1.0), rng.vec(o * k, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
+        let want = reference::linear(&xd, rows, k, &wd, o, Some(&bd), Activation::Relu);
+        let mut rec = ctx.recorder();
+        let y = ops::linear(&mut rec, &up(&xd, &[rows, k]), &up(&wd, &[o, k]), Some(&up(&bd, &[o])), Activation::Relu)
+            .unwrap();
+        assert_eq!(rec.labels(), [entry], "K = {k}");
+        let h = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(h, &y);
+        assert_close(&got, &want, 1e-2, 1e-4, &format!("{entry} K = {k}"));
     }
 }
