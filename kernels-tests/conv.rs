@@ -15,8 +15,14 @@ struct ConvCase {
     act: Activation,
 }
 
-/// Runs one case on the given path (and `Auto`) and compares both with the reference.
+/// Runs one case on the given paths and compares each with the reference.
 fn check(c: &ConvCase, rng: &mut SplitMix, algos: &[ConvAlgo]) {
+    check_with(c, rng, algos, vcortex::runtime::LOOP_BUDGET, 2e-5);
+}
+
+/// [`check`] on a recorder with the given loop budget and absolute tolerance; returns the number of
+/// parts each path's reduction took (its dispatches less the epilogue of a split one).
+fn check_with(c: &ConvCase, rng: &mut SplitMix, algos: &[ConvAlgo], budget: u64, atol: f64) -> Vec<usize> {
     let xn: usize = c.x.iter().product();
     let wn: usize = c.w.iter().product();
     let fan = (c.w[1] * c.w[2] * c.w[3]) as f32;
@@ -38,18 +44,30 @@ fn check(c: &ConvCase, rng: &mut SplitMix, algos: &[ConvAlgo]) {
     )
     .expect("reference accepts the case");
     let (x, w, b, s, h) = (up(&xd, &c.x), up(&wd, &c.w), up(&bd, &[o]), up(&sd, &[o]), up(&hd, &[o]));
+    let mut dispatches = Vec::new();
     for &algo in algos {
         let p = c.p.with_algo(algo);
         let epi = Epilogue { scale: c.affine.then_some(&s), shift: c.affine.then_some(&h), act: c.act };
         let mut rec = vcortex::Context::recorder(crate::common::ctx());
+        rec.set_loop_budget(budget);
         let y = ops::conv2d(&mut rec, &x, &w, c.bias.then_some(&b), &p, &epi).expect("conv2d refused a valid case");
         assert_eq!(y.shape(), &shape[..]);
+        dispatches.push(rec.labels().iter().filter(|l| !l.ends_with("_epilogue")).count());
         let hnd = rec.read_back(&y);
         let got = rec.submit().unwrap().f32(hnd, &y);
-        let what =
-            format!("conv2d {algo:?} x{:?} w{:?} {:?} bias {} affine {} {:?}", c.x, c.w, c.p, c.bias, c.affine, c.act);
-        assert_close(&got, &want, 2e-5, 2e-4, &what);
+        let what = format!(
+            "conv2d {algo:?} x{:?} w{:?} {:?} bias {} affine {} {:?}, loop budget {budget}, {} parts",
+            c.x,
+            c.w,
+            c.p,
+            c.bias,
+            c.affine,
+            c.act,
+            dispatches.last().unwrap()
+        );
+        assert_close(&got, &want, atol, 2e-4, &what);
     }
+    dispatches
 }
 
 fn divisors(n: usize) -> Vec<usize> {
@@ -371,5 +389,229 @@ fn gemm_kernels_on_many_tiles() {
         let c =
             ConvCase { x: [3, 70, h, w], w: [131, 70, 1, 1], p: d, bias: true, affine: true, act: Activation::Relu };
         check(&c, &mut rng, &[ConvAlgo::Auto, ConvAlgo::OneByOneDb, ConvAlgo::OneByOne, ConvAlgo::GemmDbWide]);
+    }
+}
+
+/// Reductions longer than one invocation may loop on lavapipe (one counter of 65,535 iterations
+/// for all its loops): a 300x300 depthwise kernel (90,000 taps per output) and implicit GEMMs with
+/// C/G*KH*KW = 540,000 (67,500 steps of 8). Each splits its reduction
+/// into parts within the recorder's loop budget (the other kernels' splits: on a lowered budget).
+#[test]
+fn reductions_past_the_loop_counter() {
+    let mut rng = SplitMix::new(65_535);
+    let d = Conv2dParams::default();
+    let budget = vcortex::runtime::LOOP_BUDGET;
+    let dw = ConvCase {
+        x: [1, 2, 300, 300],
+        w: [2, 1, 300, 300],
+        p: d.with_groups(2).with_padding(1, 1),
+        bias: true,
+        affine: true,
+        act: Activation::Identity,
+    };
+    let n = check_with(&dw, &mut rng, &[ConvAlgo::Auto], budget, 1e-4);
+    assert!(n[0] > 1, "{n:?}");
+    let gemm = ConvCase {
+        x: [1, 60_000, 3, 3],
+        w: [2, 60_000, 3, 3],
+        p: d.with_padding(1, 1),
+        bias: true,
+        affine: true,
+        act: Activation::Identity,
+    };
+    let n = check_with(&gemm, &mut rng, &[ConvAlgo::Auto], budget, 1e-4);
+    assert!(n.iter().all(|&n| n > 1), "{n:?}");
+}
+
+/// Every kernel's split path on a lowered loop budget (16..64 iterations a dispatch): random
+/// batches, groups, stride, dilation, padding, with and without bias, scale/shift and activation,
+/// so that reductions run as one part, two, or many with a ragged last one (the GEMMs split K; the
+/// depthwise kernels the kernel window into rows and columns), each compared with the reference.
+#[test]
+fn split_reductions_on_a_lowered_loop_budget() {
+    use std::collections::HashMap;
+    let mut rng = SplitMix::new(4242);
+    let acts = [Activation::Identity, Activation::Relu, Activation::Elu, Activation::Gelu];
+    let d = Conv2dParams::default();
+    let mut most: HashMap<String, usize> = HashMap::new();
+    let mut run = |c: ConvCase, algos: &[ConvAlgo], rng: &mut SplitMix| {
+        let budget = rng.range(16, 64) as u64;
+        for (a, n) in algos.iter().zip(check_with(&c, rng, algos, budget, 2e-5)) {
+            let e = most.entry(format!("{a:?}")).or_default();
+            *e = (*e).max(n);
+        }
+    };
+    for i in 0..30 {
+        let bias = rng.range(0, 1) == 1;
+        let affine = rng.range(0, 2) == 0;
+        let act = acts[rng.range(0, acts.len() - 1)];
+        let n = rng.range(1, 2);
+        let h = rng.range(1, 11);
+        let w = rng.range(1, 11);
+        let pad = [rng.range(0, 2), rng.range(0, 2), rng.range(0, 2), rng.range(0, 2)];
+        let stride = [rng.range(1, 2), rng.range(1, 2)];
+        let dil = [rng.range(1, 2), rng.range(1, 2)];
+        let kmax = |len: usize, p0: usize, p1: usize, dl: usize, cap: usize| ((len + p0 + p1 - 1) / dl + 1).min(cap);
+        match i % 3 {
+            // Implicit GEMM: C/G*KH*KW up to 40 * 16, so 80 steps of 8.
+            0 | 1 => {
+                let g = rng.range(1, 3);
+                let (cg, og) = (rng.range(1, 40), rng.range(1, 6));
+                let kh = rng.range(1, kmax(h, pad[0], pad[1], dil[0], 4));
+                let kw = rng.range(1, kmax(w, pad[2], pad[3], dil[1], 4));
+                let p = Conv2dParams { stride, padding: pad, dilation: dil, groups: g, algo: ConvAlgo::Auto };
+                let c = ConvCase { x: [n, g * cg, h, w], w: [g * og, cg, kh, kw], p, bias, affine, act };
+                run(c, &[ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb], &mut rng);
+            }
+            // Depthwise, channel multiplier 1..4 (4: four channels an invocation in the tiled kernel).
+            _ => {
+                let ch = rng.range(1, 3);
+                let mult = [1, 2, 4][rng.range(0, 2)];
+                let (h, w) = (h + 4, w + 4);
+                let kh = rng.range(1, kmax(h, pad[0], pad[1], dil[0], 9));
+                let kw = rng.range(1, kmax(w, pad[2], pad[3], dil[1], 9));
+                let tiled = i % 2 == 0;
+                let (stride, dil) = if tiled { ([1, 1], [1, 1]) } else { (stride, dil) };
+                let p = Conv2dParams { stride, padding: pad, dilation: dil, groups: ch, algo: ConvAlgo::Auto };
+                let c = ConvCase { x: [n, ch, h, w], w: [ch * mult, 1, kh, kw], p, bias, affine, act };
+                if tiled {
+                    run(c, &[ConvAlgo::DepthwiseTiled, ConvAlgo::Depthwise], &mut rng);
+                } else {
+                    run(c, &[ConvAlgo::Depthwise], &mut rng);
+                }
+            }
+        }
+    }
+    // 1x1 GEMMs with and without vec4 rows (H*W = 12 and 7), C/G*KH*KW = 1080 (135 steps: at least
+    // three parts) with 128 channels a tile and 64, a kernel wider than the budget (columns split
+    // too), a 16x16 tiled depthwise kernel (rows split).
+    for (h, w) in [(3, 4), (7, 1)] {
+        let c =
+            ConvCase { x: [2, 1100, h, w], w: [5, 1100, 1, 1], p: d, bias: true, affine: true, act: Activation::Elu };
+        run(c, &[ConvAlgo::OneByOne, ConvAlgo::OneByOneDb], &mut rng);
+    }
+    let c = ConvCase {
+        x: [1, 120, 5, 6],
+        w: [70, 120, 3, 3],
+        p: d.with_padding(1, 1),
+        bias: true,
+        affine: false,
+        act: Activation::Relu,
+    };
+    run(c, &[ConvAlgo::GemmDbWide, ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb], &mut rng);
+    let c = ConvCase {
+        x: [2, 2, 3, 80],
+        w: [2, 1, 2, 70],
+        p: d.with_groups(2).with_padding(0, 1),
+        bias: true,
+        affine: true,
+        act: Activation::Identity,
+    };
+    run(c, &[ConvAlgo::Depthwise], &mut rng);
+    let c = ConvCase {
+        x: [1, 2, 20, 20],
+        w: [8, 1, 16, 16],
+        p: d.with_groups(2).with_padding(8, 7),
+        bias: false,
+        affine: true,
+        act: Activation::Gelu,
+    };
+    run(c, &[ConvAlgo::DepthwiseTiled, ConvAlgo::Depthwise], &mut rng);
+    // Every kernel ran split into first, middle and last parts at least once.
+    for a in ["Auto", "Gemm", "GemmDb", "GemmDbWide", "OneByOne", "OneByOneDb", "Depthwise", "DepthwiseTiled"] {
+        assert!(most.get(a).is_some_and(|&n| n >= 3), "{a}: at most {:?} parts", most.get(a));
+    }
+}
+
+/// NaN and ±Inf in the input image reach exactly the outputs whose window covers them, as in
+/// PyTorch (Inf·w + −Inf·w' is NaN), on every kernel and on the split paths (a loop budget of 16),
+/// with a bias and Identity.
+#[test]
+fn nan_and_inf_in_the_input_propagate() {
+    let mut rng = SplitMix::new(23);
+    let d = Conv2dParams::default();
+    let ctx = crate::common::ctx();
+    let cases = [
+        ([2, 3, 9, 10], [4, 3, 3, 3], d.with_padding(1, 1), vec![ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDbWide]),
+        ([2, 3, 9, 10], [4, 3, 1, 1], d, vec![ConvAlgo::OneByOne, ConvAlgo::OneByOneDb]),
+        ([2, 3, 8, 8], [4, 3, 1, 1], d, vec![ConvAlgo::OneByOne, ConvAlgo::OneByOneDb]),
+        (
+            [2, 3, 9, 10],
+            [6, 1, 5, 3],
+            d.with_groups(3).with_padding(2, 1),
+            vec![ConvAlgo::Depthwise, ConvAlgo::DepthwiseTiled, ConvAlgo::GemmDb],
+        ),
+        (
+            [2, 3, 9, 10],
+            [3, 1, 3, 3],
+            d.with_groups(3).with_stride(2, 1).with_dilation(1, 2),
+            vec![ConvAlgo::Depthwise],
+        ),
+    ];
+    for (xs, ws, p, algos) in cases {
+        let mut xd = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let wd = rng.vec(ws.iter().product(), -1.0, 1.0);
+        let bd = rng.vec(ws[0], -1.0, 1.0);
+        let plane = xs[2] * xs[3];
+        xd[2 * xs[3] + 3] = f32::NAN; // image 0, channel 0
+        xd[plane * xs[1] + plane + 5 * xs[3] + 6] = f32::INFINITY; // image 1, channel 1
+        xd[plane * xs[1] + plane + 5 * xs[3] + 7] = f32::NEG_INFINITY;
+        let (want, _) =
+            reference::conv2d(&xd, &xs, &wd, &ws, Some(&bd), &p, None, Activation::Identity).expect("a valid case");
+        assert!(want.iter().any(|v| v.is_nan()) && want.iter().any(|v| v.is_finite()), "the reference keeps NaN");
+        let (x, w, b) = (up(&xd, &xs), up(&wd, &ws), up(&bd, &[ws[0]]));
+        for &algo in &algos {
+            for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+                let mut rec = ctx.recorder();
+                rec.set_loop_budget(budget);
+                let y = ops::conv2d(&mut rec, &x, &w, Some(&b), &p.with_algo(algo), &Epilogue::default()).unwrap();
+                let what = format!("conv2d {algo:?} x{xs:?} w{ws:?} {p:?} budget {budget}: {:?}", rec.labels());
+                let h = rec.read_back(&y);
+                let got = rec.submit().unwrap().f32(h, &y);
+                crate::matmul::assert_close_nan(&got, &want, 2e-5, 2e-4, &what);
+            }
+        }
+    }
+}
+
+/// Every split pipeline of conv2d.wgsl at the full loop budget, against the reference (see matmul's
+/// `split_pipelines_at_the_full_loop_budget`): the GEMMs with C/G*KH*KW = 30,000, more than one part
+/// for each (13 to 19 counted iterations a step of 8), so the first part is as long as the host
+/// allows, on 1x1 images (one workgroup; 2x2 for the vec4 loads) with 64 and 128 channels a tile;
+/// the direct depthwise kernel on a 1 x 40,000 kernel (parts of 32,767 columns). The tiled
+/// depthwise kernel runs at most 13 + 16 * 17 iterations (its capacities), so it splits only on a
+/// lowered budget.
+#[test]
+fn split_pipelines_at_the_full_loop_budget() {
+    let budget = vcortex::runtime::LOOP_BUDGET;
+    let mut rng = SplitMix::new(2);
+    let d = Conv2dParams::default();
+    let c = |x, w| ConvCase { x, w, p: d, bias: false, affine: false, act: Activation::Identity };
+    let k = 30_000;
+    for (case, algos) in [
+        (
+            c([1, k, 1, 1], [2, k, 1, 1]),
+            vec![ConvAlgo::Gemm, ConvAlgo::OneByOne, ConvAlgo::GemmDb, ConvAlgo::OneByOneDb],
+        ),
+        (c([1, k, 2, 2], [2, k, 1, 1]), vec![ConvAlgo::OneByOne, ConvAlgo::OneByOneDb]),
+        // 12,500 steps: in one dispatch they ran past 65,535 iterations (9 to 10 a step).
+        (c([1, 100_000, 1, 1], [65, 100_000, 1, 1]), vec![ConvAlgo::GemmDbWide]),
+        (c([1, 1, 1, 40_000], [1, 1, 1, 40_000]), vec![ConvAlgo::Depthwise]),
+    ] {
+        let n = check_with(&case, &mut rng, &algos, budget, 1e-4);
+        assert!(n.iter().all(|&n| n >= 2), "x{:?} w{:?} {algos:?}: {n:?} parts", case.x, case.w);
+    }
+    // The longest reductions that still run in one dispatch (steps of 8: 1724 for conv2d_gemm,
+    // 1926 for conv2d_db, 2184 for conv2d_1x1), with bias, scale/shift and activation: the normal
+    // pipelines at the most iterations the host gives them.
+    for (k, algo) in [
+        (1724 * 8, ConvAlgo::Gemm),
+        (1926 * 8, ConvAlgo::GemmDb),
+        (1926 * 8, ConvAlgo::GemmDbWide),
+        (2184 * 8, ConvAlgo::OneByOne),
+    ] {
+        let o = if algo == ConvAlgo::GemmDbWide { 65 } else { 2 };
+        let case = ConvCase { x: [1, k, 1, 1], w: [o, k, 1, 1], p: d, bias: true, affine: true, act: Activation::Elu };
+        assert_eq!(check_with(&case, &mut rng, &[algo], budget, 1e-4), [1], "{algo:?} C = {k}");
     }
 }

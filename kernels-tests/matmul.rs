@@ -173,3 +173,252 @@ fn every_tiled_kernel_on_many_tiles() {
         }
     }
 }
+
+/// |got − want| ≤ atol + rtol·|want| where both are finite; otherwise the same NaN, or the same
+/// infinity.
+#[track_caller]
+pub(crate) fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() || g.is_nan() || w.is_infinite() || g.is_infinite() {
+            (w.is_nan() && g.is_nan()) || g == w
+        } else {
+            (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
+        };
+        assert!(ok, "{what}: element {i}: got {g}, want {w}; {} elements", got.len());
+    }
+}
+
+/// linear and matmul_nt with K = 70,000: longer than one invocation may loop on lavapipe (its loop
+/// counter of 65,535 silently ended the dot product after the first 65,535 products), so the
+/// reduction runs in chunks of at most the recorder's loop budget, bias on the last.
+#[test]
+fn reductions_past_the_loop_counter() {
+    let mut rng = SplitMix::new(70_000);
+    let (i, o) = (70_000, 3);
+    let (xd, wd, bd) = (rng.vec(2 * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
+    for rows in [1, 2] {
+        let want = reference::linear(&xd[..rows * i], rows, i, &wd, o, Some(&bd), Activation::Identity);
+        let mut rec = crate::common::ctx().recorder();
+        let (x, w, b) = (up(&xd[..rows * i], &[rows, i]), up(&wd, &[o, i]), up(&bd, &[o]));
+        let y = ops::linear(&mut rec, &x, &w, Some(&b), Activation::Identity).unwrap();
+        let dispatches = rec.dispatch_count();
+        let h = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(h, &y);
+        assert_close(&got, &want, 1e-2, 1e-4, &format!("linear [{rows}, {i}] -> {o}"));
+        assert_eq!(dispatches, i.div_ceil(vcortex::runtime::LOOP_BUDGET as usize) + 1, "chunks and epilogue of linear");
+    }
+    // A·Bᵀ on the same data: x as [1, 2, K], W as [1, 3, K].
+    let want = reference::linear(&xd, 2, i, &wd, o, None, Activation::Identity);
+    let got = run1(|rec| ops::matmul_nt(rec, &up(&xd, &[1, 2, i]), &up(&wd, &[1, o, i])));
+    assert_close(&got, &want, 1e-2, 1e-4, "matmul_nt [1, 2, 70000] x [1, 3, 70000]ᵀ");
+}
+
+/// Every kernel's split-K path on a lowered loop budget (16..64 iterations a dispatch): matmul with
+/// B as [K, N] (also broadcast), matmul_nt, and linear layers with and without bias and activation,
+/// on the dot kernel and every tiled one, with K in one chunk, in exactly two, and in many with a
+/// ragged last chunk; each against the reference.
+#[test]
+fn split_k_on_a_lowered_loop_budget() {
+    use ops::MatmulKernel::{self, DoubleBuffered, Scalar, Vec4};
+    use std::collections::HashMap;
+    let mut rng = SplitMix::new(99);
+    let ctx = crate::common::ctx();
+    let acts = [Activation::Identity, Activation::Relu, Activation::Gelu, Activation::Tanh];
+    let mut most: HashMap<String, usize> = HashMap::new();
+    // Runs one op on a recorder with the budget; returns the output and notes its chunk count.
+    let mut run = |budget: u64, f: &dyn Fn(&mut vcortex::Recorder) -> vcortex::Result<vcortex::Tensor>| {
+        let mut rec = ctx.recorder();
+        rec.set_loop_budget(budget);
+        let y = f(&mut rec).expect("a valid product refused");
+        let labels: Vec<String> = rec.labels().iter().map(|l| l.to_string()).collect();
+        let parts = labels.iter().filter(|l| !l.ends_with("_epilogue")).count();
+        let e = most.entry(labels[0].clone()).or_default();
+        *e = (*e).max(parts);
+        let h = rec.read_back(&y);
+        (rec.submit().unwrap().f32(h, &y), format!("{labels:?}, budget {budget}"))
+    };
+    for i in 0..12 {
+        let budget = rng.range(16, 64) as u64;
+        let tiled = i % 2 == 1;
+        // One loop iteration per product (dot) or per step of 8 (tiled).
+        let chunk = budget as usize * if tiled { 8 } else { 1 };
+        let aligned = i % 4 == 1;
+        let mut k = match i % 3 {
+            0 => rng.range(1, chunk),
+            1 => 2 * chunk,
+            _ => rng.range(2 * chunk + 1, 3 * chunk),
+        };
+        if aligned {
+            k = k.div_ceil(4) * 4;
+        } else if tiled {
+            k |= 1; // no vec4 rows: the scalar kernel
+        }
+        let batch = if tiled { 8 } else { rng.range(1, 3) };
+        let (m, mut n) = (rng.range(1, 40), rng.range(1, 40));
+        if aligned {
+            n = n.div_ceil(4) * 4;
+        }
+        let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
+        let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
+        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let kernels: &[MatmulKernel] = match (tiled, aligned) {
+            (false, _) => &[MatmulKernel::Auto],
+            (true, false) => &[MatmulKernel::Auto, Scalar],
+            (true, true) => &[MatmulKernel::Auto, Scalar, Vec4, DoubleBuffered],
+        };
+        for &kernel in kernels {
+            let (got, what) = run(budget, &|rec| ops::matmul_with(rec, &a, &b, kernel));
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul {batch}x{m}x{k}x{n} {kernel:?}: {what}"));
+        }
+        let bt = up(&transposed(&bd, batch, k, n), &[batch, n, k]);
+        let (got, what) = run(budget, &|rec| ops::matmul_nt(rec, &a, &bt));
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt {batch}x{m}x{k}x{n}: {what}"));
+        // B broadcast: one [K, N] for every matrix of the batch.
+        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, 0);
+        let (got, what) = run(budget, &|rec| ops::matmul(rec, &a, &up(&bd[..k * n], &[k, n])));
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul {batch}x{m}x{k} x [{k}, {n}]: {what}"));
+        // A linear layer on the same K: a few rows (dot) or 900 (8 tiles: tiled), bias and activation.
+        let rows = if tiled { 900 } else { rng.range(1, 20) };
+        let (xd, bias) = (rng.vec(rows * k, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+        let act = acts[rng.range(0, acts.len() - 1)];
+        let with_bias = i % 4 < 2;
+        let want = reference::linear(&xd, rows, k, &bd[..n * k], n, with_bias.then_some(&bias[..]), act);
+        let (x, w, bt) = (up(&xd, &[rows, k]), up(&bd[..n * k], &[n, k]), up(&bias, &[n]));
+        let (got, what) = run(budget, &|rec| ops::linear(rec, &x, &w, with_bias.then_some(&bt), act));
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("linear [{rows}, {k}] -> {n} {act:?}: {what}"));
+    }
+    // Every kernel ran in first, middle and last chunks at least once.
+    for l in [
+        "matmul/matmul_dot",
+        "matmul/matmul",
+        "matmul/matmul_vec4",
+        "matmul/matmul_db",
+        "matmul_nt/matmul_dot",
+        "matmul_nt/matmul_db",
+        "linear/matmul_dot",
+        "linear/matmul",
+    ] {
+        assert!(most.get(l).is_some_and(|&n| n >= 3), "{l}: at most {:?} chunks ({most:?})", most.get(l));
+    }
+}
+
+/// NaN and ±Inf in A (or x) reach the outputs they feed, as in PyTorch (NaN·0 and Inf·0 are NaN,
+/// Inf + −Inf is NaN), on the dot kernel, the tiled ones and their split-K paths.
+#[test]
+fn nan_and_inf_propagate() {
+    let mut rng = SplitMix::new(13);
+    let ctx = crate::common::ctx();
+    for (batch, m, k, n, budget) in
+        [(1, 3, 20, 5, 32_768), (1, 3, 100, 5, 16), (8, 9, 24, 12, 32_768), (8, 9, 300, 12, 16)]
+    {
+        let mut ad = rng.vec(batch * m * k, -1.0, 1.0);
+        let mut bd = rng.vec(batch * k * n, -1.0, 1.0);
+        // Row 0: a NaN; row 1: +Inf where B's row has a zero (Inf·0 = NaN there); row 2: +Inf and
+        // −Inf (Inf − Inf = NaN where B's rows agree in sign, else ±Inf).
+        ad[1] = f32::NAN;
+        ad[k + 2] = f32::INFINITY;
+        bd[2 * n] = 0.0;
+        ad[2 * k + 3] = f32::INFINITY;
+        ad[2 * k + 4] = f32::NEG_INFINITY;
+        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        assert!(want[..n].iter().all(|v| v.is_nan()), "the reference keeps NaN");
+        assert!(want[n].is_nan() && want[n + 1].is_infinite(), "{:?}", &want[n..2 * n]);
+        let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
+        for kernel in [ops::MatmulKernel::Auto, ops::MatmulKernel::Scalar] {
+            let mut rec = ctx.recorder();
+            rec.set_loop_budget(budget);
+            let y = ops::matmul_with(&mut rec, &a, &b, kernel).unwrap();
+            let what = format!("matmul {batch}x{m}x{k}x{n} {kernel:?} {:?}", rec.labels());
+            let h = rec.read_back(&y);
+            let got = rec.submit().unwrap().f32(h, &y);
+            assert_close_nan(&got, &want, 1e-4, 1e-4, &what);
+        }
+        // linear with bias (Identity): the same rows of x.
+        let w = transposed(&bd[..k * n], 1, k, n);
+        let bias = rng.vec(n, -1.0, 1.0);
+        let rows = batch * m;
+        let want = reference::linear(&ad, rows, k, &w, n, Some(&bias), Activation::Identity);
+        let mut rec = ctx.recorder();
+        rec.set_loop_budget(budget);
+        let y =
+            ops::linear(&mut rec, &up(&ad, &[rows, k]), &up(&w, &[n, k]), Some(&up(&bias, &[n])), Activation::Identity)
+                .unwrap();
+        let what = format!("linear [{rows}, {k}] -> {n} {:?}", rec.labels());
+        let h = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(h, &y);
+        assert_close_nan(&got, &want, 1e-4, 1e-4, &what);
+    }
+}
+
+/// Every split-K pipeline of matmul.wgsl at the full loop budget, against the reference: K = 15,504
+/// is more than one chunk for every tiled kernel (17 or 21 counted iterations a step of 8), so the
+/// first chunk is as long as the host allows; for the dot kernel K = LOOP_BUDGET + 1. What the driver
+/// unrolls, and so how many iterations a kernel's constant loops add, is a property of each
+/// pipeline: this checks that the host's count covers each split one on lavapipe.
+///
+/// In the suite: the dot kernel, `matmul_db` and the transposed scalar kernel (seconds); the ignored
+/// `every_pipeline_at_the_full_loop_budget` adds the rest (a minute on lavapipe).
+#[test]
+fn split_pipelines_at_the_full_loop_budget() {
+    full_budget_checks(false);
+}
+
+#[test]
+#[ignore = "a minute on lavapipe: run after changing shaders/matmul.wgsl"]
+fn every_pipeline_at_the_full_loop_budget() {
+    full_budget_checks(true);
+}
+
+fn full_budget_checks(all: bool) {
+    let budget = vcortex::runtime::LOOP_BUDGET as usize;
+    let mut rng = SplitMix::new(1);
+    let ctx = crate::common::ctx();
+    // (batch, m, k, n): the dot kernel; the tiled ones (8 tiles), K a multiple of 4, and K odd.
+    for (batch, m, k, n) in [(1, 2, budget + 1, 3), (8, 1, 15_504, 4), (8, 1, 15_505, 4)] {
+        let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
+        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
+        let bt = up(&transposed(&bd, batch, k, n), &[batch, n, k]);
+        // A kernel for matmul, or None for matmul_nt (B transposed).
+        let runs: &[Option<ops::MatmulKernel>] = match (batch, k % 4, all) {
+            (1, _, _) => &[Some(ops::MatmulKernel::Auto), None],
+            (_, 0, false) => &[Some(ops::MatmulKernel::DoubleBuffered)],
+            (_, 0, true) => &[Some(ops::MatmulKernel::Vec4), Some(ops::MatmulKernel::DoubleBuffered), None],
+            (_, _, false) => &[None],
+            (_, _, true) => &[Some(ops::MatmulKernel::Scalar), None],
+        };
+        for kernel in runs {
+            let mut rec = ctx.recorder();
+            let y = match kernel {
+                Some(kernel) => ops::matmul_with(&mut rec, &a, &b, *kernel).unwrap(),
+                None => ops::matmul_nt(&mut rec, &a, &bt).unwrap(),
+            };
+            let what = format!("{batch}x{m}x{k}x{n} {:?}", rec.labels());
+            assert!(rec.dispatch_count() >= 2, "{what}");
+            let h = rec.read_back(&y);
+            let got = rec.submit().unwrap().f32(h, &y);
+            assert_close(&got, &want, 1e-2, 1e-4, &what);
+        }
+    }
+    // The longest reductions that still run in one dispatch (1927 steps of 8 for the scalar kernel,
+    // 1560 for the double-buffered one), through a linear layer's bias and activation: the normal
+    // pipelines at the most iterations the host gives them.
+    let longest: &[(usize, &str)] = if all {
+        &[(1927 * 8 - 1, "linear/matmul"), (1560 * 8, "linear/matmul_db")]
+    } else {
+        &[(1560 * 8, "linear/matmul_db")]
+    };
+    for &(k, entry) in longest {
+        let (rows, o) = (900, 4);
+        let (xd, wd, bd) = (rng.vec(rows * k, -1.0, 1.0), rng.vec(o * k, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
+        let want = reference::linear(&xd, rows, k, &wd, o, Some(&bd), Activation::Relu);
+        let mut rec = ctx.recorder();
+        let y = ops::linear(&mut rec, &up(&xd, &[rows, k]), &up(&wd, &[o, k]), Some(&up(&bd, &[o])), Activation::Relu)
+            .unwrap();
+        assert_eq!(rec.labels(), [entry], "K = {k}");
+        let h = rec.read_back(&y);
+        let got = rec.submit().unwrap().f32(h, &y);
+        assert_close(&got, &want, 1e-2, 1e-4, &format!("{entry} K = {k}"));
+    }
+}

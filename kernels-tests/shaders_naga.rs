@@ -17,8 +17,12 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
             v.push(vec![("HAS_BIAS", 1.0), ("HAS_AFFINE", 1.0), ("ACT", 3.0)]);
             v.push(vec![("DW_TX", 8.0), ("DW_Q", 4.0), ("DB_1X1", 1.0)]);
             v.push(vec![("DB_WIDE", 1.0), ("HAS_AFFINE", 1.0)]);
+            v.push(vec![("CONV_SPLIT", 1.0), ("DB_WIDE", 1.0), ("DB_1X1", 1.0), ("DW_Q", 4.0)]);
         }
-        "matmul" => v.push(vec![("TRANS_B", 1.0), ("MM_HAS_BIAS", 1.0), ("ACT", 7.0)]),
+        "matmul" => {
+            v.push(vec![("TRANS_B", 1.0), ("MM_HAS_BIAS", 1.0), ("ACT", 7.0)]);
+            v.push(vec![("MM_SPLIT", 1.0), ("TRANS_B", 1.0)]);
+        }
         "norm" => v.push(vec![("LN_HAS_WEIGHT", 1.0), ("LN_HAS_BIAS", 1.0)]),
         "divisive_norm" => {
             v.push(vec![("DN_WRITE_CENTERED", 1.0), ("DN_L1", 1.0), ("DN_GAMMA", 1.0), ("DN_BETA", 1.0)]);

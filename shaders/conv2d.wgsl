@@ -18,6 +18,15 @@
 //                     rows in registers, so one workgroup read per tap feeds 4 rows) of DW_Q output
 //                     channels of the same input channel (DW_Q = 4: the channel multiplier's outputs
 //                     share every input read, as in a 1 -> 64 input layer)
+//
+// CONV_SPLIT: a reduction longer than one invocation may loop in one dispatch runs as consecutive
+// dispatches over parts of it, each within the host's loop budget: k_lo..k_hi of K for the GEMMs;
+// kernel rows k_lo..k_hi by columns v_lo..v_hi for the depthwise kernels. The first writes its
+// partial sums, later ones (mode SPLIT_ACC) add what the output holds, and conv2d_epilogue then
+// applies the epilogue once. The split pipelines carry no epilogue, so there is one per kernel
+// (what the driver unrolls, and so how many iterations its loops take, can differ between
+// pipelines; these few are each checked at the full budget). Without it every kernel runs its
+// whole reduction.
 
 struct ConvParams {
     n: u32, c: u32, h: u32, w: u32,
@@ -26,10 +35,22 @@ struct ConvParams {
     pt: u32, pl: u32, dh: u32, dw: u32,
     cg: u32, og: u32, kdim: u32, m: u32,     // C/G, O/G, C/G*KH*KW, N*Ho*Wo
     khw: u32, howo: u32, hw: u32, otiles: u32,
+    k_lo: u32, k_hi: u32, v_lo: u32, v_hi: u32,   // CONV_SPLIT only
+    mode: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 override HAS_BIAS: bool = false;
 override HAS_AFFINE: bool = false;
+override CONV_SPLIT: bool = false;
+const SPLIT_ACC: u32 = 1u;   // add to what the output holds (every part but the first)
+
+// This dispatch's part of the reduction (GEMMs: K; depthwise: kernel rows u and columns v).
+fn conv_k_lo() -> u32 { return select(0u, cp.k_lo, CONV_SPLIT); }
+fn conv_k_hi() -> u32 { return select(cp.kdim, cp.k_hi, CONV_SPLIT); }
+fn conv_u_lo() -> u32 { return select(0u, cp.k_lo, CONV_SPLIT); }
+fn conv_u_hi() -> u32 { return select(cp.kh, cp.k_hi, CONV_SPLIT); }
+fn conv_v_lo() -> u32 { return select(0u, cp.v_lo, CONV_SPLIT); }
+fn conv_v_hi() -> u32 { return select(cp.kw, cp.v_hi, CONV_SPLIT); }
 
 @group(0) @binding(0) var<uniform> cp: ConvParams;
 @group(0) @binding(1) var<storage, read> cx: array<f32>;
@@ -44,6 +65,26 @@ fn conv_epilogue(acc: f32, o: u32) -> f32 {
     if (HAS_BIAS) { v += cbias[o]; }
     if (HAS_AFFINE) { v = v * cscale[o] + cshift[o]; }
     return activate(v);
+}
+
+// Stores output i (channel o): the sum through the epilogue, or with CONV_SPLIT this part of it.
+fn conv_put(i: u32, acc: f32, o: u32) {
+    var v = acc;
+    if (CONV_SPLIT) {
+        if (cp.mode == SPLIT_ACC) { v += cy[i]; }
+    } else {
+        v = conv_epilogue(v, o);
+    }
+    cy[i] = v;
+}
+
+// The epilogue of a split convolution, once its parts are summed: one invocation per output.
+@compute @workgroup_size(256)
+fn conv2d_epilogue(@builtin(global_invocation_id) gid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= cp.n * cp.o * cp.howo) { return; }
+    cy[i] = conv_epilogue(cy[i], (i / cp.howo) % cp.o);
 }
 
 const BM: u32 = 128u;   // output pixels per tile
@@ -80,7 +121,7 @@ fn conv_load_b(t: u32, g: u32, o0: u32, k0: u32) {
         let ol = t / BK + 32u * r;
         let o = o0 + ol;
         var v = 0.0;
-        if (o < cp.og && k < cp.kdim) {
+        if (o < cp.og && k < conv_k_hi()) {
             v = cw[(g * cp.og + o) * cp.kdim + k];
         }
         Bs[kl * BS + ol] = v;
@@ -98,7 +139,7 @@ fn conv_store(acc: ptr<function, array<f32, 32>>, m0: u32, g: u32, o0: u32, tx: 
             let o = o0 + ty + 16u * j;
             if (o < cp.og) {
                 let oc = g * cp.og + o;
-                cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue((*acc)[i * 4u + j], oc);
+                conv_put((nimg * cp.o + oc) * cp.howo + p, (*acc)[i * 4u + j], oc);
             }
         }
     }
@@ -136,9 +177,9 @@ fn gather_setup(m0: u32, first: u32, step: u32, g: u32) -> Gather {
 }
 
 // The four pixels' values at reduction index k = (channel, kernel row, kernel column): zero in
-// the padding, past the batch and past K.
+// the padding, past the batch and past this dispatch's part of K.
 fn gather(gs: ptr<function, Gather>, k: u32) -> vec4<f32> {
-    let kin = k < cp.kdim;
+    let kin = k < conv_k_hi();
     let kk = min(k, cp.kdim - 1u);
     var val = vec4<f32>(0.0);
     if (DB_1X1) {
@@ -176,8 +217,9 @@ fn conv2d_gemm(@builtin(local_invocation_index) t: u32,
     let ml = t % 32u;
     var gs = gather_setup(m0, ml, 32u, g);
 
+    let k_hi = conv_k_hi();
     var acc: array<f32, 32>;
-    for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
+    for (var k0 = conv_k_lo(); k0 < k_hi; k0 += BK) {
         let val = gather(&gs, k0 + kl);
         for (var r = 0u; r < 4u; r++) { As[kl * AS + ml + 32u * r] = val[r]; }
         conv_load_b(t, g, o0, k0);
@@ -206,12 +248,13 @@ fn conv2d_1x1(@builtin(local_invocation_index) t: u32,
         let mm = min(m, cp.m - 1u);
         base[r] = (mm / cp.hw) * cp.c * cp.hw + mm % cp.hw;
     }
+    let k_hi = conv_k_hi();
     var acc: array<f32, 32>;
-    for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
+    for (var k0 = conv_k_lo(); k0 < k_hi; k0 += BK) {
         let k = k0 + kl;
         for (var r = 0u; r < 4u; r++) {
             var val = 0.0;
-            if (k < cp.kdim && ok[r]) {
+            if (k < k_hi && ok[r]) {
                 val = cx[base[r] + k * cp.hw];
             }
             As[kl * AS + ml + 32u * r] = val;
@@ -240,11 +283,12 @@ fn conv2d_1x1_vec4(@builtin(local_invocation_index) t: u32,
     let ok = m < cp.m;
     let mm = min(m, cp.m - 4u);
     let base = (mm / cp.hw) * cp.c * cp.hw + mm % cp.hw;
+    let k_hi = conv_k_hi();
     var acc: array<f32, 32>;
-    for (var k0 = 0u; k0 < cp.kdim; k0 += BK) {
+    for (var k0 = conv_k_lo(); k0 < k_hi; k0 += BK) {
         let k = k0 + kl;
         var val = vec4<f32>(0.0);
-        if (k < cp.kdim && ok) {
+        if (k < k_hi && ok) {
             val = cx4[(base + k * cp.hw) / 4u];
         }
         for (var i = 0u; i < 4u; i++) { As[kl * AS + m4 + i] = val[i]; }
@@ -273,19 +317,22 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>,
     let wb = o * cp.khw;
     let ih0 = i32(oh * cp.sh) - i32(cp.pt);
     let iw0 = i32(ow * cp.sw) - i32(cp.pl);
+    let u_hi = conv_u_hi();
+    let v_lo = conv_v_lo();
+    let v_hi = conv_v_hi();
     var acc = 0.0;
-    for (var u = 0u; u < cp.kh; u++) {
+    for (var u = conv_u_lo(); u < u_hi; u++) {
         let ih = ih0 + i32(u * cp.dh);
         if (ih < 0 || ih >= i32(cp.h)) { continue; }
         let row = xb + u32(ih) * cp.w;
-        for (var v = 0u; v < cp.kw; v++) {
+        for (var v = v_lo; v < v_hi; v++) {
             let iw = iw0 + i32(v * cp.dw);
             if (iw >= 0 && iw < i32(cp.w)) {
                 acc = fma(cw[wb + u * cp.kw + v], cx[row + u32(iw)], acc);
             }
         }
     }
-    cy[idx] = conv_epilogue(acc, o);
+    conv_put(idx, acc, o);
 }
 
 // ---- conv2d_depthwise_tile --------------------------------------------------------------------
@@ -298,7 +345,7 @@ var<workgroup> dw_w: array<vec4<f32>, 256>;
 
 fn dw_store(nimg: u32, o: u32, oh: u32, ow: u32, v: f32) {
     if (oh < cp.ho && ow < cp.wo) {
-        cy[((nimg * cp.o + o) * cp.ho + oh) * cp.wo + ow] = conv_epilogue(v, o);
+        conv_put(((nimg * cp.o + o) * cp.ho + oh) * cp.wo + ow, v, o);
     }
 }
 
@@ -344,14 +391,17 @@ fn conv2d_depthwise_tile(@builtin(local_invocation_index) t: u32,
     let ty = t / DW_TX;
     // acc[i]: output row i, channels j < DW_Q in the lanes (DW_Q = 1: lane 0).
     var acc: array<vec4<f32>, 4>;
-    for (var v = 0u; v < cp.kw; v++) {
-        var p = ty * DW_R * ic + tx + v;
+    let u_lo = conv_u_lo();
+    let u_hi = conv_u_hi();
+    let v_hi = conv_v_hi();
+    for (var v = conv_v_lo(); v < v_hi; v++) {
+        var p = (ty * DW_R + u_lo) * ic + tx + v;
         // Input rows u + i for output rows i < 4 at kernel row u: r0..r3.
         var r0 = dw_tile[p];
         var r1 = dw_tile[p + ic];
         var r2 = dw_tile[p + 2u * ic];
         p += 3u * ic;
-        for (var u = 0u; u < cp.kh; u++) {
+        for (var u = u_lo; u < u_hi; u++) {
             let r3 = dw_tile[p];
             let wv = dw_w[u * cp.kw + v];
             acc[0] = fma(vec4<f32>(r0), wv, acc[0]);
@@ -402,7 +452,7 @@ fn db_conv_load_b(t: u32, g: u32, o0: u32, k0: u32) -> vec4<f32> {
         k = k0 + t / 32u;
         q = t % 32u;
     }
-    if ((DB_WIDE || t < 128u) && k < cp.kdim) {
+    if ((DB_WIDE || t < 128u) && k < conv_k_hi()) {
         for (var j = 0u; j < 4u; j++) {
             let o = o0 + q * 4u + j;
             if (o < cp.og) { v[j] = cw[(g * cp.og + o) * cp.kdim + k]; }
@@ -478,7 +528,7 @@ fn db_conv_out_px(m: u32, g: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>) {
             let o = c0 + h * 64u + j;
             if (o < cp.og) {
                 let oc = g * cp.og + o;
-                cy[(nimg * cp.o + oc) * cp.howo + p] = conv_epilogue(select(lo[j], hi[j], h == 1u), oc);
+                conv_put((nimg * cp.o + oc) * cp.howo + p, select(lo[j], hi[j], h == 1u), oc);
             }
         }
     }
@@ -496,18 +546,20 @@ fn conv2d_db(@builtin(local_invocation_index) t: u32,
     let ml = t % 32u;
     var gs = gather_setup(m0, 4u * ml, 1u, g);
 
+    let k_lo = conv_k_lo();
+    let k_hi = conv_k_hi();
     var buf = 0u;
     var va = vec4<f32>(0.0);
-    var vb = db_conv_load_b(t, g, o0, 0u);
+    var vb = db_conv_load_b(t, g, o0, k_lo);
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
+    for (var k0 = k_lo; k0 < k_hi + BK; k0 += BK) {
         // Gather step k0 into registers (the last pass of the loop only multiplies).
-        if (k0 < cp.kdim) { va = gather(&gs, k0 + kl); }
-        if (k0 > 0u) {
+        if (k0 < k_hi) { va = gather(&gs, k0 + kl); }
+        if (k0 > k_lo) {
             // Multiply the step stored last time while this step's loads are in flight.
             db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u);
         }
-        if (k0 < cp.kdim) {
+        if (k0 < k_hi) {
             Ad4[buf * 256u + kl * 32u + ml] = va;
             db_conv_store_b(buf, t, vb);
             vb = db_conv_load_b(t, g, o0, k0 + BK);
@@ -530,18 +582,20 @@ fn conv2d_1x1_db(@builtin(local_invocation_index) t: u32,
     let ok = m < cp.m;
     let mm = min(m, cp.m - 4u);
     let base = (mm / cp.hw) * cp.c * cp.hw + mm % cp.hw;
+    let k_lo = conv_k_lo();
+    let k_hi = conv_k_hi();
     var buf = 0u;
     var va = vec4<f32>(0.0);
-    var vb = db_conv_load_b(t, 0u, o0, 0u);
+    var vb = db_conv_load_b(t, 0u, o0, k_lo);
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < cp.kdim + BK; k0 += BK) {
+    for (var k0 = k_lo; k0 < k_hi + BK; k0 += BK) {
         let k = k0 + kl;
-        if (k0 < cp.kdim) {
+        if (k0 < k_hi) {
             va = vec4<f32>(0.0);
-            if (k < cp.kdim && ok) { va = cx4[(base + k * cp.hw) / 4u]; }
+            if (k < k_hi && ok) { va = cx4[(base + k * cp.hw) / 4u]; }
         }
-        if (k0 > 0u) { db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u); }
-        if (k0 < cp.kdim) {
+        if (k0 > k_lo) { db_conv_mma(&acc, 1u - buf, t % 16u, t / 16u); }
+        if (k0 < k_hi) {
             Ad4[buf * 256u + kl * 32u + t % 32u] = va;
             db_conv_store_b(buf, t, vb);
             vb = db_conv_load_b(t, 0u, o0, k0 + BK);

@@ -9,20 +9,56 @@
 //   matmul_dot   for products of fewer than 8 tiles (a linear layer on a few rows, a timestep token):
 //                one invocation per output, a dot product over K, so the work spreads over many
 //                workgroups instead of one or two
+// MM_SPLIT (split K): a reduction longer than one invocation may loop in one dispatch (the host
+// keeps each dispatch's k range within its loop budget) runs as consecutive dispatches over
+// k_lo..k_hi: the first writes its partial sums, later ones (mode SPLIT_ACC) add what the output
+// holds, and matmul_epilogue then adds the bias and applies the activation once. The split
+// pipelines carry no epilogue, so there is one per kernel and layout (what the driver unrolls, and
+// so how many iterations its loops take, can differ between pipelines; these few are each checked
+// at the full budget). Without it the kernels run 0..K.
 
 struct MatmulParams {
     m: u32, n: u32, k: u32, batch: u32,
     a_stride: u32, b_stride: u32, c_stride: u32, ntiles: u32,
+    k_lo: u32, k_hi: u32, mode: u32, pad: u32,   // MM_SPLIT only
 }
 
 override TRANS_B: bool = false;
 override MM_HAS_BIAS: bool = false;
+override MM_SPLIT: bool = false;
+const SPLIT_ACC: u32 = 1u;   // add to what the output holds (every chunk but the first)
+
+fn mm_k_lo() -> u32 { return select(0u, mp.k_lo, MM_SPLIT); }
+fn mm_k_hi() -> u32 { return select(mp.k, mp.k_hi, MM_SPLIT); }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
 @group(0) @binding(1) var<storage, read> ma: array<f32>;
 @group(0) @binding(2) var<storage, read> mb: array<f32>;
 @group(0) @binding(3) var<storage, read> mbias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mc: array<f32>;
+
+// Stores output i (column n): the sum through bias and activation, or with MM_SPLIT this chunk's
+// part of it.
+fn mm_put(i: u32, n: u32, acc: f32) {
+    var v = acc;
+    if (MM_SPLIT) {
+        if (mp.mode == SPLIT_ACC) { v += mc[i]; }
+    } else {
+        if (MM_HAS_BIAS) { v += mbias[n]; }
+        v = activate(v);
+    }
+    mc[i] = v;
+}
+
+// The bias and activation of a split product, once its chunks are summed: one invocation per output.
+@compute @workgroup_size(256)
+fn matmul_epilogue(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= mp.batch * mp.m * mp.n) { return; }
+    var v = mc[i];
+    if (MM_HAS_BIAS) { v += mbias[i % mp.n]; }
+    mc[i] = activate(v);
+}
 
 const TM: u32 = 128u;
 const TN: u32 = 128u;
@@ -55,11 +91,7 @@ fn mm_store(acc: ptr<function, array<f32, 64>>, batch: u32, m0: u32, n0: u32, tx
         if (m >= mp.m) { continue; }
         for (var j = 0u; j < 8u; j++) {
             let n = n0 + tx + 16u * j;
-            if (n < mp.n) {
-                var v = (*acc)[i * 8u + j];
-                if (MM_HAS_BIAS) { v += mbias[n]; }
-                mc[cbase + m * mp.n + n] = activate(v);
-            }
+            if (n < mp.n) { mm_put(cbase + m * mp.n + n, n, (*acc)[i * 8u + j]); }
         }
     }
 }
@@ -76,8 +108,9 @@ fn matmul(@builtin(local_invocation_index) t: u32,
     let abase = batch * mp.a_stride;
     let bbase = batch * mp.b_stride;
 
+    let k_hi = mm_k_hi();
     var acc: array<f32, 64>;
-    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
+    for (var k0 = mm_k_lo(); k0 < k_hi; k0 += TK) {
         // A tile: row-major A[m, k]; eight neighbouring invocations read eight consecutive k.
         let akl = t % TK;
         let ak = k0 + akl;
@@ -85,7 +118,7 @@ fn matmul(@builtin(local_invocation_index) t: u32,
             let ml = t / TK + 32u * r;
             let m = m0 + ml;
             var v = 0.0;
-            if (m < mp.m && ak < mp.k) { v = ma[abase + m * mp.k + ak]; }
+            if (m < mp.m && ak < k_hi) { v = ma[abase + m * mp.k + ak]; }
             Am[akl * PAD + ml] = v;
         }
         if (TRANS_B) {
@@ -94,7 +127,7 @@ fn matmul(@builtin(local_invocation_index) t: u32,
                 let nl = t / TK + 32u * r;
                 let n = n0 + nl;
                 var v = 0.0;
-                if (n < mp.n && ak < mp.k) { v = mb[bbase + n * mp.k + ak]; }
+                if (n < mp.n && ak < k_hi) { v = mb[bbase + n * mp.k + ak]; }
                 Bm[akl * PAD + nl] = v;
             }
         } else {
@@ -105,7 +138,7 @@ fn matmul(@builtin(local_invocation_index) t: u32,
                 let kl = t / TN + 2u * r;
                 let k = k0 + kl;
                 var v = 0.0;
-                if (n < mp.n && k < mp.k) { v = mb[bbase + k * mp.n + n]; }
+                if (n < mp.n && k < k_hi) { v = mb[bbase + k * mp.n + n]; }
                 Bm[kl * PAD + nl] = v;
             }
         }
@@ -132,26 +165,27 @@ fn matmul_vec4(@builtin(local_invocation_index) t: u32,
     let abase = batch * mp.a_stride;
     let bbase = batch * mp.b_stride;
 
+    let k_hi = mm_k_hi();
     var acc: array<f32, 64>;
-    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
+    for (var k0 = mm_k_lo(); k0 < k_hi; k0 += TK) {
         // A tile: one vec4 of four consecutive k per invocation (two per row of the tile).
         let rl = t / 2u;
         let k4 = (t % 2u) * 4u;
         let m = m0 + rl;
         var va = vec4<f32>(0.0);
-        if (m < mp.m && k0 + k4 < mp.k) { va = ma4[(abase + m * mp.k + k0 + k4) / 4u]; }
+        if (m < mp.m && k0 + k4 < k_hi) { va = ma4[(abase + m * mp.k + k0 + k4) / 4u]; }
         for (var i = 0u; i < 4u; i++) { Am[(k4 + i) * PAD + rl] = va[i]; }
         if (TRANS_B) {
             let n = n0 + rl;
             var vb = vec4<f32>(0.0);
-            if (n < mp.n && k0 + k4 < mp.k) { vb = mb4[(bbase + n * mp.k + k0 + k4) / 4u]; }
+            if (n < mp.n && k0 + k4 < k_hi) { vb = mb4[(bbase + n * mp.k + k0 + k4) / 4u]; }
             for (var i = 0u; i < 4u; i++) { Bm[(k4 + i) * PAD + rl] = vb[i]; }
         } else {
             // One vec4 of four consecutive n per invocation: 32 per row, eight rows.
             let kl = t / 32u;
             let n4 = (t % 32u) * 4u;
             var vb = vec4<f32>(0.0);
-            if (k0 + kl < mp.k && n0 + n4 < mp.n) { vb = mb4[(bbase + (k0 + kl) * mp.n + n0 + n4) / 4u]; }
+            if (k0 + kl < k_hi && n0 + n4 < mp.n) { vb = mb4[(bbase + (k0 + kl) * mp.n + n0 + n4) / 4u]; }
             for (var i = 0u; i < 4u; i++) { Bm[kl * PAD + n4 + i] = vb[i]; }
         }
         workgroupBarrier();
@@ -171,16 +205,17 @@ fn matmul_dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let m = r / mp.n;
     let n = r % mp.n;
     let abase = batch * mp.a_stride + m * mp.k;
+    let k_lo = mm_k_lo();
+    let k_hi = mm_k_hi();
     var acc = 0.0;
     if (TRANS_B) {
         let bbase = batch * mp.b_stride + n * mp.k;
-        for (var k = 0u; k < mp.k; k++) { acc = fma(ma[abase + k], mb[bbase + k], acc); }
+        for (var k = k_lo; k < k_hi; k++) { acc = fma(ma[abase + k], mb[bbase + k], acc); }
     } else {
         let bbase = batch * mp.b_stride + n;
-        for (var k = 0u; k < mp.k; k++) { acc = fma(ma[abase + k], mb[bbase + k * mp.n], acc); }
+        for (var k = k_lo; k < k_hi; k++) { acc = fma(ma[abase + k], mb[bbase + k * mp.n], acc); }
     }
-    if (MM_HAS_BIAS) { acc += mbias[n]; }
-    mc[batch * mp.c_stride + m * mp.n + n] = activate(acc);
+    mm_put(batch * mp.c_stride + m * mp.n + n, n, acc);
 }
 
 // ---- matmul_db --------------------------------------------------------------------------------
@@ -201,24 +236,25 @@ struct DbLoad {
 
 fn db_load(t: u32, abase: u32, bbase: u32, m0: u32, n0: u32, k0: u32) -> DbLoad {
     var l: DbLoad;
+    let k_hi = mm_k_hi();
     let b = t % 64u;
     let k = k0 + (b % 2u) * 4u;
     let r0 = (b / 2u) * 4u;
     if (t < 64u) {
         for (var i = 0u; i < 4u; i++) {
             let m = m0 + r0 + i;
-            if (m < mp.m && k < mp.k) { l.blk[i] = ma4[(abase + m * mp.k + k) / 4u]; }
+            if (m < mp.m && k < k_hi) { l.blk[i] = ma4[(abase + m * mp.k + k) / 4u]; }
         }
     } else if (TRANS_B && t < 128u) {
         for (var i = 0u; i < 4u; i++) {
             let n = n0 + r0 + i;
-            if (n < mp.n && k < mp.k) { l.blk[i] = mb4[(bbase + n * mp.k + k) / 4u]; }
+            if (n < mp.n && k < k_hi) { l.blk[i] = mb4[(bbase + n * mp.k + k) / 4u]; }
         }
     }
     if (!TRANS_B) {
         let kk = k0 + t / 32u;
         let n = n0 + (t % 32u) * 4u;
-        if (kk < mp.k && n < mp.n) { l.vb = mb4[(bbase + kk * mp.n + n) / 4u]; }
+        if (kk < k_hi && n < mp.n) { l.vb = mb4[(bbase + kk * mp.n + n) / 4u]; }
     }
     return l;
 }
@@ -250,12 +286,14 @@ fn matmul_db(@builtin(local_invocation_index) t: u32,
     let tx = t % 16u;
     let ty = t / 16u;
 
-    db_store(0u, t, db_load(t, abase, bbase, m0, n0, 0u));
+    let k_lo = mm_k_lo();
+    let k_hi = mm_k_hi();
+    db_store(0u, t, db_load(t, abase, bbase, m0, n0, k_lo));
     workgroupBarrier();
     var acc: array<vec4<f32>, 16>;   // acc[4 * gi + ... ]: row block gi (2) x row i (4), column block in pairs
     var buf = 0u;
-    for (var k0 = 0u; k0 < mp.k; k0 += TK) {
-        let more = k0 + TK < mp.k;
+    for (var k0 = k_lo; k0 < k_hi; k0 += TK) {
+        let more = k0 + TK < k_hi;
         var next: DbLoad;
         if (more) { next = db_load(t, abase, bbase, m0, n0, k0 + TK); }
         for (var kk = 0u; kk < TK; kk++) {
@@ -301,17 +339,13 @@ fn matmul_db(@builtin(local_invocation_index) t: u32,
     db_out_row(cbase, r0 + 67u, c0, acc[14], acc[15]);
 }
 
-// Row m of an invocation's block: columns c0..c0+3 (lo) and c0+64..c0+67 (hi), bias, activation.
+// Row m of an invocation's block: columns c0..c0+3 (lo) and c0+64..c0+67 (hi), through mm_put.
 fn db_out_row(cbase: u32, m: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>) {
     if (m >= mp.m) { return; }
     for (var j = 0u; j < 4u; j++) {
         for (var h = 0u; h < 2u; h++) {
             let n = c0 + h * 64u + j;
-            if (n < mp.n) {
-                var o = select(lo[j], hi[j], h == 1u);
-                if (MM_HAS_BIAS) { o += mbias[n]; }
-                mc[cbase + m * mp.n + n] = activate(o);
-            }
+            if (n < mp.n) { mm_put(cbase + m * mp.n + n, n, select(lo[j], hi[j], h == 1u)); }
         }
     }
 }

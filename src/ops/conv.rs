@@ -9,7 +9,7 @@
 
 use super::{expect_shape, Activation};
 use crate::error::{Error, Result};
-use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::runtime::{chunks, Access, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
 
 /// Which kernel runs a convolution. `Auto` picks by shape; the others force a path (tests and
@@ -187,10 +187,89 @@ struct ConvParams {
     howo: u32,
     hw: u32,
     otiles: u32,
+    /// CONV_SPLIT: this dispatch's part of the reduction (GEMMs: k_lo..k_hi of K; depthwise: kernel
+    /// rows k_lo..k_hi by columns v_lo..v_hi), and its mode (SPLIT_ACC after the first part).
+    k_lo: u32,
+    k_hi: u32,
+    v_lo: u32,
+    v_hi: u32,
+    mode: u32,
+    pad: [u32; 3],
 }
 
 const BM: usize = 128;
 const BN: usize = 64;
+/// The GEMMs' reduction step (BK): one loop iteration per step.
+const BK: usize = 8;
+/// CONV_SPLIT mode of every part but the first: add to what the output holds.
+const SPLIT_ACC: u32 = 1;
+
+/// One dispatch's part of a reduction: `k` (a range of K, or of kernel rows for depthwise) and `v`
+/// (a range of kernel columns; depthwise only).
+type Part = ((usize, usize), (usize, usize));
+
+/// The loop iterations a GEMM kernel's invocation runs per BK step of K, and the extra steps of
+/// its loop (the double-buffered kernels' last pass only multiplies). A step counts itself, the BK
+/// loop of the multiply and the small loops of the loads and gather, as if the driver left all of
+/// them rolled: lavapipe counts every iteration of every loop, and what it unrolls differs from
+/// pipeline to pipeline (measured: the 128-channel conv2d_db, 9-10 iterations a step; the split
+/// conv2d_gemm with a bias, about 10). Only the innermost loops over an invocation's own registers
+/// are taken as unrolled (compilers unroll them to keep the arrays in registers).
+fn gemm_step_iterations(entry: &str) -> (usize, usize) {
+    match entry {
+        "conv2d_gemm" => (1 + 4 + 4 + 2 + BK, 0), // gather, store to As, weight loads
+        "conv2d_1x1" | "conv2d_1x1_vec4" => (1 + 4 + 2 + BK, 0),
+        "conv2d_db" => (1 + 4 + 4 + BK, 1), // gather, weight loads
+        _ => (1 + 4 + BK, 1),               // conv2d_1x1_db: weight loads
+    }
+}
+
+/// How a kernel's reduction splits into dispatches of at most `budget` loop iterations per
+/// invocation (counting every loop whose trip count a parameter sets), for the `entry` chosen for
+/// shape `s` (`tile`: the tiled depthwise layout). One part, the whole reduction, where it fits;
+/// at least one step (GEMMs) or tap a part, whatever the budget.
+fn split_parts(entry: &str, s: &ConvShape, kdim: usize, tile: (usize, usize), budget: usize) -> Vec<Part> {
+    let whole = vec![((0, kdim), (0, s.kw))];
+    match entry {
+        "conv2d_gemm" | "conv2d_1x1" | "conv2d_1x1_vec4" | "conv2d_db" | "conv2d_1x1_db" => {
+            let (per_step, extra) = gemm_step_iterations(entry);
+            let steps = (budget / per_step).saturating_sub(extra).max(1);
+            if kdim.div_ceil(BK) <= steps {
+                return whole;
+            }
+            chunks(kdim, steps * BK).map(|k| (k, (0, 0))).collect()
+        }
+        // Kernel rows (one iteration each) times (columns + 1).
+        "conv2d_depthwise" => {
+            if s.kh * (s.kw + 1) <= budget {
+                return vec![((0, s.kh), (0, s.kw))];
+            }
+            let cols = s.kw.min(budget - 1);
+            let rows = s.kh.min(budget / (cols + 1));
+            rect_parts(s.kh, rows, s.kw, cols)
+        }
+        // The tile and weight loads (strided by 256), then columns times (rows + 1).
+        "conv2d_depthwise_tile" => {
+            let (tx, _) = tile;
+            let cells = (256 / tx * 4 + s.kh - 1) * (tx + s.kw - 1);
+            let fixed = cells.div_ceil(256) + (s.kh * s.kw).div_ceil(256);
+            if fixed + s.kw * (s.kh + 1) <= budget {
+                return vec![((0, s.kh), (0, s.kw))];
+            }
+            // The capacities keep `fixed` at 13 or less, and the budget is at least 16.
+            let avail = budget.saturating_sub(fixed).max(2);
+            let rows = s.kh.min(avail - 1);
+            let cols = s.kw.min(avail / (rows + 1));
+            rect_parts(s.kh, rows, s.kw, cols)
+        }
+        _ => whole,
+    }
+}
+
+/// The kernel window as rectangles of at most `rows` x `cols` taps.
+fn rect_parts(kh: usize, rows: usize, kw: usize, cols: usize) -> Vec<Part> {
+    chunks(kh, rows).flat_map(|u| chunks(kw, cols).map(move |v| (u, v))).collect()
+}
 
 /// The kernel `Auto` picks for a shape.
 pub fn pick_algo(s: &ConvShape, p: &Conv2dParams) -> ConvAlgo {
@@ -333,22 +412,25 @@ pub fn conv2d(
             (entry, [x, y, z as u32])
         }
     };
-    let key = PipelineKey::new(
-        "conv2d",
-        entry,
-        &[Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
-    )
-    .with("HAS_BIAS", bias.is_some() as u8 as f64)
-    .with("HAS_AFFINE", epi.scale.is_some() as u8 as f64);
+    let accesses = [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+    let key = PipelineKey::new("conv2d", entry, &accesses);
     let key = match algo {
         ConvAlgo::DepthwiseTiled => key.with("DW_TX", tile.0 as f64).with("DW_Q", tile.1 as f64),
         ConvAlgo::OneByOneDb if entry == "conv2d_db" => key.with("DB_1X1", 1.0),
         _ => key,
     };
     let key = if wide { key.with("DB_WIDE", 1.0) } else { key };
-    let kernel = ctx.kernel(&epi.act.specialize(key))?;
+    // A reduction past the loop budget runs in parts (CONV_SPLIT, no epilogue), then conv2d_epilogue.
+    let parts = split_parts(entry, &s, kdim, tile, rec.loop_budget() as usize);
+    let split = parts.len() > 1;
+    let with_epilogue = |key: PipelineKey| {
+        epi.act.specialize(
+            key.with("HAS_BIAS", bias.is_some() as u8 as f64).with("HAS_AFFINE", epi.scale.is_some() as u8 as f64),
+        )
+    };
+    let kernel = ctx.kernel(&if split { key.with("CONV_SPLIT", 1.0) } else { with_epilogue(key) })?;
     let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
-    let params = ConvParams {
+    let mut params = ConvParams {
         n: s.n as u32,
         c: s.c as u32,
         h: s.h as u32,
@@ -373,13 +455,36 @@ pub fn conv2d(
         howo: howo as u32,
         hw: (s.h * s.w) as u32,
         otiles: otiles as u32,
+        k_lo: 0,
+        k_hi: 0,
+        v_lo: 0,
+        v_hi: 0,
+        mode: 0,
+        pad: [0; 3],
     };
-    rec.dispatch(
-        format!("conv2d/{entry}"),
-        kernel,
-        bytemuck::bytes_of(&params),
-        &[Some(x), Some(w), bias, epi.scale, epi.shift, Some(&y)],
-        groups,
-    )?;
+    let buffers = [Some(x), Some(w), bias, epi.scale, epi.shift, Some(&y)];
+    if !split {
+        rec.dispatch(format!("conv2d/{entry}"), kernel, bytemuck::bytes_of(&params), &buffers, groups)?;
+        return Ok(y);
+    }
+    for (i, &((k_lo, k_hi), (v_lo, v_hi))) in parts.iter().enumerate() {
+        params.k_lo = k_lo as u32;
+        params.k_hi = k_hi as u32;
+        params.v_lo = v_lo as u32;
+        params.v_hi = v_hi as u32;
+        params.mode = if i > 0 { SPLIT_ACC } else { 0 };
+        rec.dispatch(
+            format!("conv2d/{entry}"),
+            kernel.clone(),
+            bytemuck::bytes_of(&params),
+            &[Some(x), Some(w), None, None, None, Some(&y)],
+            groups,
+        )?;
+    }
+    if bias.is_some() || epi.scale.is_some() || epi.act != Activation::Identity {
+        let kernel = ctx.kernel(&with_epilogue(PipelineKey::new("conv2d", "conv2d_epilogue", &accesses)))?;
+        let groups = super::elementwise_grid(ctx, m * s.o, OP)?;
+        rec.dispatch("conv2d/conv2d_epilogue", kernel, bytemuck::bytes_of(&params), &buffers, groups)?;
+    }
     Ok(y)
 }

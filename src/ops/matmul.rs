@@ -2,7 +2,7 @@
 
 use super::Activation;
 use crate::error::{Error, Result};
-use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::runtime::{chunks, Access, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -16,9 +16,18 @@ struct MatmulParams {
     b_stride: u32,
     c_stride: u32,
     ntiles: u32,
+    /// MM_SPLIT: this dispatch's range of the reduction, and its mode (SPLIT_ACC after the first).
+    k_lo: u32,
+    k_hi: u32,
+    mode: u32,
+    pad: u32,
 }
 
 const TILE: usize = 128;
+/// The tiled kernels' reduction step (TK): one loop iteration per step.
+const TK: usize = 8;
+/// MM_SPLIT mode of every chunk but the first: add to what the output holds.
+const SPLIT_ACC: u32 = 1;
 
 /// Which kernel runs a tiled product. `Auto` takes `matmul_db` where rows are 16-byte aligned (K % 4
 /// == 0, and N % 4 == 0 unless B is transposed), else the scalar `matmul`; products of fewer than
@@ -36,6 +45,20 @@ pub enum MatmulKernel {
 }
 /// Below this many 128 × 128 tiles a product runs as one dot product per output (`matmul_dot`).
 pub const DOT_MAX_TILES: usize = 8;
+
+/// The loop iterations a tiled kernel's invocation runs per TK step of K (None: matmul_dot, one per
+/// product). A step counts itself, the TK loop of the multiply and the small loops of its loads, as
+/// if the driver left all of them rolled: lavapipe counts every iteration of every loop, and what
+/// it unrolls differs from pipeline to pipeline (measured on conv2d.wgsl's kernels of the same
+/// shape: 9-10 iterations a step in some). Only the innermost loops over an invocation's own
+/// registers are taken as unrolled (compilers unroll them to keep the arrays in registers).
+fn step_iterations(entry: &str) -> Option<usize> {
+    match entry {
+        "matmul_dot" => None,
+        "matmul_db" => Some(1 + 4 + 4 + 4 + TK), // the A and B blocks' loads, the transposing store
+        _ => Some(1 + 4 + 4 + TK),               // matmul, matmul_vec4: the A and B loads
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn record(
@@ -87,12 +110,22 @@ fn record(
         MatmulKernel::Auto | MatmulKernel::DoubleBuffered if vec4 => "matmul_db",
         _ => "matmul",
     };
-    let key = PipelineKey::new("matmul", entry, &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
-        .with("TRANS_B", trans_b as u8 as f64)
-        .with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
-    let kernel = ctx.kernel(&act.specialize(key))?;
+    // A reduction longer than the loop budget allows runs as chunks of k, one dispatch each
+    // (MM_SPLIT, no epilogue), then matmul_epilogue.
+    let k_chunk = match step_iterations(entry) {
+        None => rec.loop_budget() as usize,
+        Some(per_step) => (rec.loop_budget() as usize / per_step).max(1) * TK,
+    };
+    let split = k > k_chunk;
+    let accesses = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+    let key = PipelineKey::new("matmul", entry, &accesses).with("TRANS_B", trans_b as u8 as f64);
+    let kernel = if split {
+        ctx.kernel(&key.with("MM_SPLIT", 1.0))?
+    } else {
+        ctx.kernel(&act.specialize(key.with("MM_HAS_BIAS", bias.is_some() as u8 as f64)))?
+    };
     let c = rec.alloc(op, out_shape, DType::F32)?;
-    let p = MatmulParams {
+    let mut p = MatmulParams {
         m: m as u32,
         n: n as u32,
         k: k as u32,
@@ -101,14 +134,46 @@ fn record(
         b_stride: strides.1 as u32,
         c_stride: (m * n) as u32,
         ntiles: ntiles as u32,
+        k_lo: 0,
+        k_hi: k as u32,
+        mode: 0,
+        pad: 0,
     };
-    rec.dispatch(
-        format!("{op}/{entry}"),
-        kernel,
-        bytemuck::bytes_of(&p),
-        &[Some(a), Some(b), bias, Some(&c)],
-        [gx, gy, gz],
-    )?;
+    if !split {
+        rec.dispatch(
+            format!("{op}/{entry}"),
+            kernel,
+            bytemuck::bytes_of(&p),
+            &[Some(a), Some(b), bias, Some(&c)],
+            [gx, gy, gz],
+        )?;
+        return Ok(c);
+    }
+    for (i, (lo, hi)) in chunks(k, k_chunk).enumerate() {
+        p.k_lo = lo as u32;
+        p.k_hi = hi as u32;
+        p.mode = if i > 0 { SPLIT_ACC } else { 0 };
+        rec.dispatch(
+            format!("{op}/{entry}"),
+            kernel.clone(),
+            bytemuck::bytes_of(&p),
+            &[Some(a), Some(b), None, Some(&c)],
+            [gx, gy, gz],
+        )?;
+    }
+    if bias.is_some() || act != Activation::Identity {
+        let key =
+            PipelineKey::new("matmul", "matmul_epilogue", &accesses).with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
+        let kernel = ctx.kernel(&act.specialize(key))?;
+        let groups = super::elementwise_grid(ctx, batch * m * n, op)?;
+        rec.dispatch(
+            format!("{op}/matmul_epilogue"),
+            kernel,
+            bytemuck::bytes_of(&p),
+            &[Some(a), Some(b), bias, Some(&c)],
+            groups,
+        )?;
+    }
     Ok(c)
 }
 
