@@ -435,3 +435,24 @@ fn thresholding_and_clipping_propagate_nan() {
     crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, "clip NaN: x0");
     crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, "clip NaN: prev");
 }
+
+/// The thresholding quantile reads x̂0 as the step does: with Prediction::Sample x̂0 is the model
+/// output alone (its sample coefficient is 0), so an infinite sample element must not make the
+/// quantile's |0 · inf| = NaN and the whole sample NaN (diffusers' x̂0 = model_output is finite).
+/// One workgroup and the split select.
+#[test]
+fn thresholding_quantile_drops_a_zero_coefficient_term() {
+    use vcortex::diffusion::Threshold;
+    let mut rng = SplitMix::new(51);
+    let (rows, len) = (2, 3000);
+    let mut s = rng.vec(rows * len, -2.0, 2.0);
+    let m = rng.vec(rows * len, -3.0, 3.0);
+    s[11] = f32::INFINITY;
+    let th = Threshold { ratio: 0.99, max: 4.0 };
+    for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+        let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
+        assert!(wx.iter().all(|v| v.is_finite()), "reference x0 is finite");
+        crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: x0"));
+        crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: prev"));
+    }
+}

@@ -66,7 +66,7 @@ fn multiview_energy_on_random_cameras() {
             .map(|_| {
                 // A rotation about the vertical axis, the camera 5 units back along its optical
                 // axis (P = R (X - t), so P.z = 5 + R_z . X stays near 5).
-                let a = rng.uniform() * 6.28;
+                let a = rng.uniform() * std::f64::consts::TAU;
                 let (sa, ca) = (a.sin(), a.cos());
                 Camera {
                     rotation: [[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]],

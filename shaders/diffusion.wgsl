@@ -101,9 +101,10 @@ fn tq_is_nan(b: u32) -> bool {
     return b > 0x7f800000u;
 }
 
-// The bits of |x0| at element i of the row starting at `base` (x0 as sampler_step computes it).
+// The bits of |x0| at element i of the row starting at `base` (x0 exactly as sampler_step computes
+// it: a zero coefficient drops its term, so an infinite input it multiplies gives no NaN here).
 fn tq_bits(base: u32, i: u32) -> u32 {
-    return bitcast<u32>(abs(sp.a_s * st_x[base + i] + sp.a_m * st_m[base + i]));
+    return bitcast<u32>(abs(st_term(sp.a_s, st_x[base + i]) + st_term(sp.a_m, st_m[base + i])));
 }
 
 // The bits of the element of rank `rank` (0 = smallest) of |x0| over the row: 8 bits a pass, each
