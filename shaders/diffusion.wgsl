@@ -237,12 +237,16 @@ fn tq_pick(t: u32, st: u32, sel: u32, rank0: u32) {
     let first = sp.q_round == 0u;
     let k = select(atomicLoad(&tq_state[st + 513u + 2u * sel]), rank0, first);
     let prefix = select(atomicLoad(&tq_state[st + 512u + 2u * sel]), 0u, first);
+    // Storage barriers: the words read above are written below, and read by other invocations
+    // (thread 0 in the last round) after this function; workgroupBarrier orders workgroup memory only.
+    storageBarrier();
     workgroupBarrier();
     if (excl <= k && (k < incl || t == 255u)) {
         atomicStore(&tq_state[st + 512u + 2u * sel], prefix | (t << shift));
         atomicStore(&tq_state[st + 513u + 2u * sel], k - excl);
     }
     atomicStore(&tq_state[st + 256u * sel + t], 0u);
+    storageBarrier();
     workgroupBarrier();
 }
 
