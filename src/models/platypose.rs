@@ -83,12 +83,28 @@ pub struct PlatyposeConfig {
 }
 
 impl PlatyposeConfig {
+    /// The denoiser's sizes.
+    pub fn mdm_config(&self) -> MdmConfig {
+        let m = self.mdm;
+        MdmConfig { features: m.features, latent: m.latent, heads: m.heads, layers: m.layers, max_len: m.max_len }
+    }
+
     pub fn from_json(text: &str) -> Result<PlatyposeConfig> {
         serde_json::from_str(text).map_err(|e| Error::Case(format!("platypose config: {e}")))
     }
 
     /// Checks the sampler's settings against each other and builds the respaced schedule.
     pub fn schedule(&self) -> Result<SpacedSchedule> {
+        self.mdm_config().validate()?;
+        // Every timestep the sampler visits (up to train_steps − 1) needs a token of the MDM's
+        // table: checked before the schedule (train_steps long) is built.
+        if self.train_steps > self.mdm.max_len {
+            return Err(Error::param(
+                OP,
+                "train_steps",
+                format!("{} is past the MDM table of {} (mdm.max_len)", self.train_steps, self.mdm.max_len),
+            ));
+        }
         let schedule = SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, self.train_steps, self.steps)?;
         if self.skip_timesteps >= schedule.len() {
             return Err(Error::param(
@@ -218,13 +234,9 @@ pub fn observations_from(ctx: &Context, t: &BTreeMap<String, HostTensor>) -> Res
 impl Platypose {
     /// The sampler from MDM weights (models::mdm key names) and a config.
     pub fn new(ctx: &Context, sd: &BTreeMap<String, HostTensor>, config: PlatyposeConfig) -> Result<Platypose> {
-        let m = config.mdm;
-        let mdm = Mdm::load(
-            ctx,
-            sd,
-            MdmConfig { features: m.features, latent: m.latent, heads: m.heads, layers: m.layers, max_len: m.max_len },
-        )?;
         let schedule = config.schedule()?;
+        // Tokens for the training timesteps only: the sampler visits no other.
+        let mdm = Mdm::load_for_timesteps(ctx, sd, config.mdm_config(), config.train_steps)?;
         Ok(Platypose { config, schedule, mdm })
     }
 
