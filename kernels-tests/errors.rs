@@ -418,3 +418,50 @@ fn mdm_refuses_weights_its_config_cannot_place() {
     let e = Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }).err().unwrap().to_string();
     assert!(e.contains("linear1.weight") && e.contains("[64, 31]"), "{e}");
 }
+
+/// Finite cameras and observations that drive the f32 projection out of range are refused with
+/// the reason (issue 12 item 6: k1 = 1e30 or fx = −3.4e38 made every Platypose sample NaN with exit
+/// 0); the golden cameras pass. check_samples names a non-finite sample.
+#[test]
+fn extreme_cameras_and_observations_are_refused() {
+    use vcortex::models::platypose::{cameras_from, check_samples, observations_from};
+    use vcortex::ops::Observations;
+    let f = vcortex::io::read_safetensors(&crate::common::data_dir("platypose").join("cameras.safetensors")).unwrap();
+    let t = f.tensors;
+    observations_from(ctx(), &t).expect("the golden observations");
+    let cams = cameras_from(&t).unwrap();
+    let kp = vec![0.1f32; 2 * 8 * 17 * 2];
+    let edit = |name: &str, i: usize, v: f32| {
+        let mut t = t.clone();
+        t.get_mut(name).unwrap().data[i] = v;
+        observations_from(ctx(), &t).err().unwrap_or_else(|| panic!("{name}[{i}] = {v:e} was accepted"))
+    };
+    for (name, i, v, field) in [
+        ("radial_k1_k2_k3", 0, 1e30, "intrinsics/distortion"),
+        ("radial_k1_k2_k3", 5, -1e20, "intrinsics/distortion"),
+        ("intrinsics_fx_fy_cx_cy_skew", 0, -3.4e38, "intrinsics/distortion"),
+        ("intrinsics_fx_fy_cx_cy_skew", 3, 1e15, "intrinsics/distortion"),
+        ("tangential_p1_p2", 1, 1e13, "intrinsics/distortion"),
+        ("R", 0, 3.0, "rotation"),
+        ("t", 2, 1e9, "centre"),
+        ("x2d", 7, 1e30, "keypoints"),
+        ("weights", 3, -1.0, "weights"),
+        ("weights", 3, 1e20, "weights"),
+        ("root", 4, -1e13, "root"),
+    ] {
+        let e = edit(name, i, v);
+        assert_eq!(param_name(&e), field, "{name}[{i}] = {v:e}: {e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+    // The same through Observations::new directly.
+    let mut c = cams[0];
+    c.radial[0] = 1e30;
+    let e = Observations::new(ctx(), vec![c], &kp[..8 * 17 * 2], None, None, 8, 17).err().unwrap();
+    assert!(e.to_string().contains("k1") || e.to_string().contains("1e30") || e.to_string().contains("past"), "{e}");
+    // A sampling result with a NaN in sample 2 of 3 is named.
+    let mut x = vec![0.5f32; 3 * 4 * 6];
+    x[2 * 24 + 7] = f32::NAN;
+    let e = check_samples(&x, &[3, 4, 6]).unwrap_err();
+    assert!(e.to_string().contains("sample 2 of 3") && e.to_string().contains("frame 1, feature 1"), "{e}");
+    check_samples(&vec![0.5f32; 3 * 4 * 6], &[3, 4, 6]).unwrap();
+}

@@ -195,6 +195,35 @@ pub fn cameras_from(t: &BTreeMap<String, HostTensor>) -> Result<Vec<Camera>> {
         .collect())
 }
 
+/// Refuses a sampling result [S, F, D] with a non-finite value, naming the first such sample:
+/// a sample is never NaN silently. Finite inputs are range-checked before the sampling (the
+/// cameras by `Camera::check_range`, the observations' magnitudes, the weights of the MDM), but
+/// a sampling can still leave f32's range (a pose sampled onto a camera's plane, an extreme
+/// energy_scale); then this says so, instead of a file of NaN.
+pub fn check_samples(data: &[f32], shape: &[usize]) -> Result<()> {
+    let per: usize = shape.iter().skip(1).product();
+    let s = shape.first().copied().unwrap_or(0);
+    if per == 0 || data.len() != s * per {
+        return Err(Error::shape(OP, "samples", shape, format!("[S, F, D] holding {} values", data.len())));
+    }
+    let bad: Vec<usize> = (0..s).filter(|&i| data[i * per..(i + 1) * per].iter().any(|v| !v.is_finite())).collect();
+    if let Some(&first) = bad.first() {
+        let i = data[first * per..(first + 1) * per].iter().position(|v| !v.is_finite()).expect("found above");
+        return Err(Error::param(
+            OP,
+            "samples",
+            format!(
+                "sample {first} of {s} is not finite ({} at frame {}, feature {}; {} of the {s} samples are): the sampling left f32's range",
+                data[first * per + i],
+                i / shape[2..].iter().product::<usize>().max(1),
+                i % shape[2..].iter().product::<usize>().max(1),
+                bad.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Observations from tensors (cameras, keypoints, optional weights and root), uploaded.
 pub fn observations_from(ctx: &Context, t: &BTreeMap<String, HostTensor>) -> Result<Observations> {
     let cams = cameras_from(t)?;
