@@ -9,6 +9,7 @@ mod diffusion;
 mod elementwise;
 mod errors;
 mod flows;
+mod fuzz;
 mod golden;
 mod graph;
 mod guidance;

@@ -193,7 +193,7 @@ impl Flow {
                 }
                 LayerConfig::Spline { bins, tail_bound } => {
                     let k = *bins;
-                    if k < 2 || k > ops::MAX_GEOMETRY {
+                    if !(2..=ops::MAX_GEOMETRY).contains(&k) {
                         return Err(Error::param(
                             "flow",
                             format!("layers[{i}].bins"),
