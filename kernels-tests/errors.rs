@@ -465,3 +465,63 @@ fn extreme_cameras_and_observations_are_refused() {
     assert!(e.to_string().contains("sample 2 of 3") && e.to_string().contains("frame 1, feature 1"), "{e}");
     check_samples(&vec![0.5f32; 3 * 4 * 6], &[3, 4, 6]).unwrap();
 }
+
+/// A spline's tail bound past 1e6 (3.4e38 made the GPU density differ from the reference's: the
+/// fuzz test's finding) is refused by name; 1e6 itself still matches the reference.
+#[test]
+fn flow_refuses_a_tail_bound_past_f32() {
+    use vcortex::models::flow::{FlowConfig, LayerConfig};
+    use vcortex::models::Flow;
+    let (_, mut sd) = small_flow();
+    let mut rng = vcortex::rng::SplitMix::new(8);
+    sd.insert("layers.2.mask".into(), HostTensor::new(vec![3], vec![1.0, 0.0, 0.0]));
+    sd.insert("layers.2.net.0.weight".into(), HostTensor::new(vec![4, 2], rng.vec(8, -0.5, 0.5)));
+    sd.insert("layers.2.net.0.bias".into(), HostTensor::new(vec![4], rng.vec(4, -0.5, 0.5)));
+    sd.insert("layers.2.net.out.weight".into(), HostTensor::new(vec![11, 4], rng.vec(44, -0.5, 0.5)));
+    sd.insert("layers.2.net.out.bias".into(), HostTensor::new(vec![11], rng.vec(11, -0.5, 0.5)));
+    let cfg = |b: f32| FlowConfig {
+        features: 3,
+        layers: vec![LayerConfig::Actnorm, LayerConfig::Affine, LayerConfig::Spline { bins: 4, tail_bound: b }],
+    };
+    for b in [3.4e38, 1e30, 1.5e6] {
+        let e = Flow::from_state_dict(cfg(b), sd.clone()).err().unwrap();
+        assert_eq!(param_name(&e), "layers[2].tail_bound", "{e}");
+    }
+    for b in [1e6f32, 2.0] {
+        let mut f = Flow::from_state_dict(cfg(b), sd.clone()).unwrap();
+        f.upload(ctx()).unwrap();
+        let x = rng.vec(4 * 3, -1.0, 1.0);
+        let want = f.reference_log_prob(&x, 4).unwrap();
+        let got = crate::common::run1(|rec| f.record_log_prob(rec, &up(&x, &[4, 3])).map(|(_, lp)| lp));
+        crate::common::assert_close(&got, &want, 1e-3, 1e-3, &format!("density, tail bound {b}"));
+    }
+}
+
+/// The CPU backend of eval refuses outputs past its budget before allocating (a padding of 65,536
+/// asked the reference for 206 GB and aborted), and a window far wider than the image costs no
+/// more than the image (the reference looped over 4·10^9 skipped taps per element).
+#[test]
+fn eval_cpu_refuses_huge_outputs_and_clips_windows() {
+    let conv = write_case(
+        "cpu-pad",
+        &[("op", "conv2d"), ("padding", "65536")],
+        &[("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3])],
+    );
+    let out = tmp("cpu-pad.out");
+    let e = eval::eval_file(&conv, &out, &Backend::Cpu).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert!(!out.exists());
+    let dn = write_case(
+        "cpu-window",
+        &[("op", "divisive_norm"), ("sum_window", "65535"), ("sup_window", "65537,3")],
+        &[("input", vec![1, 3, 6, 6])],
+    );
+    let t0 = std::time::Instant::now();
+    let cpu = eval::eval_file(&dn, &tmp("cpu-window.out"), &Backend::Cpu).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let gpu = eval::eval_file(&dn, &tmp("gpu-window.out"), &Backend::Gpu(ctx())).unwrap();
+    for ((n, c), (_, g)) in cpu.iter().zip(&gpu) {
+        crate::common::assert_close(&g.data, &c.data, 1e-4, 1e-4, n);
+    }
+    assert!(secs < 1.0, "{secs} s for a 6x6 image");
+}

@@ -6,6 +6,7 @@
 //! message has no newline; for the CLI a non-zero exit with one stderr line starting "vcortex:")
 //! or a result equal to the reference: never a panic (library calls run under `catch_unwind`), a
 //! hang (CLI runs have a timeout, the library a watchdog), an abort, or a file left behind.
+//! VCORTEX_FUZZ_SEED=n explores other inputs than the fixed ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -90,6 +91,12 @@ impl Drop for Watchdog {
     }
 }
 
+/// A test's generator: its fixed seed, or (to explore) that seed mixed with VCORTEX_FUZZ_SEED.
+fn generator(base: u64) -> SplitMix {
+    let extra = std::env::var("VCORTEX_FUZZ_SEED").ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    SplitMix::new(base ^ extra.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
 /// Integers in lo..hi (SplitMix::range is inclusive).
 trait Below {
     fn below(&mut self, lo: usize, hi: usize) -> usize;
@@ -161,6 +168,11 @@ const HUGE: [u64; 10] = [0, 1, 3, 255, 1 << 31, 1 << 32, (1 << 32) + 1, 1 << 53,
 /// One mutation of a safetensors file.
 fn mutate_file(rng: &mut SplitMix, bytes: &[u8]) -> Vec<u8> {
     let mut b = bytes.to_vec();
+    if b.len() < 16 {
+        // Already cut short: one more byte.
+        b.push(rng.below(0, 256) as u8);
+        return b;
+    }
     match rng.below(0, 8) {
         // Flipped bytes anywhere (mostly in the header).
         0 => {
@@ -286,7 +298,7 @@ fn mutate_file(rng: &mut SplitMix, bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn fuzz_safetensors_reader() {
     let _w = Watchdog::new("fuzz_safetensors_reader", 120);
-    let mut rng = SplitMix::new(0x5afe);
+    let mut rng = generator(0x5afe);
     let mut found = Findings::default();
     let seed = seed_file();
     let reference = parse_safetensors(&seed).unwrap();
@@ -477,10 +489,13 @@ fn run_case(
     tensors: BTreeMap<String, HostTensor>,
 ) -> bool {
     let compare = tensors.values().all(|t| t.data.iter().all(|v| v.is_finite() && v.abs() <= 1e18));
+    let t0 = Instant::now();
     let r = catch_unwind(AssertUnwindSafe(|| eval::Case::new(meta, tensors)));
     let Some((case, spec)) = found.check(&format!("{what} (parse)"), r) else { return false };
     let gpu = catch_unwind(AssertUnwindSafe(|| eval::run(&case, spec, &Backend::Gpu(ctx()))));
+    let t_gpu = t0.elapsed();
     let cpu = catch_unwind(AssertUnwindSafe(|| eval::run(&case, spec, &Backend::Cpu)));
+    let t_cpu = t0.elapsed() - t_gpu;
     let mut compared = false;
     let g = found.check(&format!("{what} (gpu)"), gpu);
     let c = found.check(&format!("{what} (cpu)"), cpu);
@@ -507,13 +522,21 @@ fn run_case(
         // a refusal (checked above).
         _ => {}
     }
+    // A refusal or an answer of a small case comes at once, not after minutes.
+    if t0.elapsed() > Duration::from_secs(10) {
+        found.push(format!(
+            "{what}: took {:.1} s on the GPU, {:.1} s on the CPU",
+            t_gpu.as_secs_f64(),
+            t_cpu.as_secs_f64()
+        ));
+    }
     compared
 }
 
 #[test]
 fn fuzz_case_format() {
     let _w = Watchdog::new("fuzz_case_format", 240);
-    let mut rng = SplitMix::new(0xca5e);
+    let mut rng = generator(0xca5e);
     let mut found = Findings::default();
     let t0 = Instant::now();
     let (mut runs, mut answered) = (0, 0);
@@ -630,6 +653,10 @@ fn mutate_json(rng: &mut SplitMix, v: &Value) -> Value {
     let mut v = v.clone();
     let mut all = Vec::new();
     leaves(&v, &mut Vec::new(), &mut all);
+    all.retain(|p| !p.is_empty());
+    if all.is_empty() {
+        return hostile(rng);
+    }
     let path = pick(rng, &all).clone();
     match rng.below(0, 10) {
         0..=6 => *at(&mut v, &path) = hostile(rng),
@@ -693,7 +720,7 @@ fn fuzz_model_configs() {
     use vcortex::models::platypose::{Platypose, PlatyposeConfig};
     use vcortex::models::{Cgnf, CgnfConfig, Flow, FlowConfig, Sensorium, SensoriumConfig};
     let _w = Watchdog::new("fuzz_model_configs", 240);
-    let mut rng = SplitMix::new(0xc0f1);
+    let mut rng = generator(0xc0f1);
     let mut found = Findings::default();
     let t0 = Instant::now();
     let weights = |d: &str| vcortex::io::read_weights(&data_dir(d).join("weights.safetensors")).unwrap().tensors;
@@ -881,7 +908,7 @@ fn check_cli(found: &mut Findings, what: &str, args: &[&str], out_dir: &Path, wo
 #[test]
 fn fuzz_cli() {
     let _w = Watchdog::new("fuzz_cli", 400);
-    let mut rng = SplitMix::new(0xc11);
+    let mut rng = generator(0xc11);
     let mut found = Findings::default();
     let t0 = Instant::now();
     let work = tmp_dir("cli");

@@ -42,6 +42,9 @@ fn one() -> f32 {
     1.0
 }
 
+/// The largest spline tail bound a flow config may give.
+pub const MAX_TAIL_BOUND: f32 = 1e6;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlowConfig {
@@ -198,6 +201,15 @@ impl Flow {
                             "flow",
                             format!("layers[{i}].bins"),
                             format!("{k}: a spline needs 2..={} bins", ops::MAX_GEOMETRY),
+                        ));
+                    }
+                    // Past 1e6 the spline's f32 arithmetic (knots at 2·B·width, squared
+                    // heights) leaves f32's range: 3.4e38 gave a density unlike the reference's.
+                    if tail_bound.is_nan() || *tail_bound > MAX_TAIL_BOUND {
+                        return Err(Error::param(
+                            "flow",
+                            format!("layers[{i}].tail_bound"),
+                            format!("{tail_bound:e} is past {MAX_TAIL_BOUND:e}"),
                         ));
                     }
                     let mask = mask_of(&mut sd, i, d)?;

@@ -109,7 +109,7 @@ impl Camera {
         let v = fy * xd + cy;
         let g = (fx + skew + fy) * jac;
         for (what, val) in [("the projection's u", u), ("the projection's v", v), ("the projection's derivative", g)] {
-            if !(val <= PROJECTION_LIMIT) {
+            if val.is_nan() || val > PROJECTION_LIMIT {
                 return Err(Error::param(
                     OP,
                     "intrinsics/distortion",

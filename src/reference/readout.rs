@@ -16,7 +16,8 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, gx: f64, gy: f64, align: bool
     let mut s = 0.0;
     for (dy, wy) in [(0, 1.0 - ty), (1, ty)] {
         for (dx, wx) in [(0, 1.0 - tx), (1, tx)] {
-            let (xx, yy) = (x0 as i64 + dx, y0 as i64 + dy);
+            // Saturating: an infinite grid coordinate floors to i64::MAX (outside, so zero).
+            let (xx, yy) = ((x0 as i64).saturating_add(dx), (y0 as i64).saturating_add(dy));
             if xx >= 0 && yy >= 0 && (xx as usize) < w && (yy as usize) < h {
                 s += wx * wy * plane[yy as usize * w + xx as usize] as f64;
             }
