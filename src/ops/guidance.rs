@@ -24,11 +24,14 @@ pub struct Camera {
 /// must stay in range: 4, 76° off the axis.
 pub const CAMERA_REACH: f64 = 4.0;
 /// The largest projected coordinate (and focal-scaled distortion derivative) a camera may reach
-/// within [`CAMERA_REACH`]: squared, weighted and summed over cameras, joints and frames, 1e12
-/// keeps the energy and its gradient well inside f32.
-pub const PROJECTION_LIMIT: f64 = 1e12;
+/// within [`CAMERA_REACH`]: squared, weighted and summed over cameras, joints and frames, 1e10
+/// keeps the energy and its gradient well inside f32 (real cameras reach about 1e6 pixels there;
+/// a k3 of 1e6 reaches 3e11, and its refinement steps left f32's range, every sample NaN).
+/// This refuses what cannot work; a sampling that still leaves f32's range (a pose driven onto a
+/// camera's plane) is caught by `models::platypose::check_samples`.
+pub const PROJECTION_LIMIT: f64 = 1e10;
 /// The largest keypoint coordinate, confidence weight and root coordinate observations may hold.
-pub const OBSERVATION_LIMIT: f32 = 1e12;
+pub const OBSERVATION_LIMIT: f32 = 1e10;
 
 /// The parameters of one camera in the kernel's layout: R⁻¹ (row-major), t, fx fy cx cy skew,
 /// k1 k2 k3, p1 p2, two zeros.
