@@ -230,3 +230,300 @@ fn cli_eval_error_is_one_line() {
     assert!(err.contains("groups"), "{err}");
     assert!(!tmp("cli.out").exists());
 }
+
+fn param_name(e: &Error) -> &str {
+    match e {
+        Error::Param { name, .. } => name,
+        _ => "",
+    }
+}
+
+/// Sizes from a config are checked before anything is allocated or computed (issue 12 item 4):
+/// mdm.max_len of 2^59 panicked (an overflowing product), 2^64 − 1 on capacity, 10^8 aborted on a
+/// 12.8 GB allocation and 10^7 computed for 33 s before refusing. Each is refused at once, naming
+/// the field, through the library and through a Platypose config.
+#[test]
+fn mdm_sizes_are_refused_before_allocating() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use vcortex::models::mdm::{Mdm, MdmConfig};
+    use vcortex::models::platypose::{Platypose, PlatyposeConfig};
+    let sd = vcortex::io::read_weights(&crate::common::data_dir("mdm").join("weights.safetensors")).unwrap().tensors;
+    let base = MdmConfig { features: 51, latent: 32, heads: 4, layers: 2, max_len: 64 };
+    let cases: Vec<(MdmConfig, &str)> = vec![
+        (MdmConfig { max_len: 1 << 59, ..base }, "mdm.max_len"),
+        (MdmConfig { max_len: usize::MAX, ..base }, "mdm.max_len"),
+        (MdmConfig { max_len: 100_000_000, ..base }, "mdm.max_len"),
+        (MdmConfig { max_len: 10_000_000, ..base }, "mdm.max_len"),
+        (MdmConfig { max_len: 1, ..base }, "mdm.max_len"),
+        (MdmConfig { latent: usize::MAX, ..base }, "mdm.latent"),
+        (MdmConfig { latent: 0, ..base }, "mdm.latent"),
+        (MdmConfig { heads: 0, ..base }, "mdm.heads"),
+        (MdmConfig { heads: usize::MAX, ..base }, "mdm.heads"),
+        (MdmConfig { layers: 1 << 40, ..base }, "mdm.layers"),
+        (MdmConfig { features: 0, ..base }, "mdm.features"),
+        (MdmConfig { features: usize::MAX, ..base }, "mdm.features"),
+    ];
+    for (cfg, field) in cases {
+        let t0 = std::time::Instant::now();
+        let e = catch_unwind(AssertUnwindSafe(|| Mdm::load(ctx(), &sd, cfg)))
+            .unwrap_or_else(|_| panic!("{cfg:?}: Mdm::load panicked"))
+            .err()
+            .unwrap_or_else(|| panic!("{cfg:?} accepted"));
+        assert_eq!(param_name(&e), field, "{cfg:?}: {e}");
+        let json = format!(
+            r#"{{"mdm": {{"features": {}, "latent": {}, "heads": {}, "layers": {}, "max_len": {}}}}}"#,
+            cfg.features, cfg.latent, cfg.heads, cfg.layers, cfg.max_len
+        );
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            PlatyposeConfig::from_json(&json).and_then(|c| Platypose::new(ctx(), &sd, c).map(|_| ()))
+        }));
+        let e = r.unwrap_or_else(|_| panic!("{json}: Platypose::new panicked")).expect_err(&json);
+        assert_eq!(param_name(&e), field, "{json}: {e}");
+        assert!(!e.to_string().contains('\n'));
+        assert!(t0.elapsed().as_secs_f64() < 2.0, "{cfg:?}: {:?} before refusing", t0.elapsed());
+    }
+    // A sampler whose training steps pass the table is refused before its schedule is built.
+    let t0 = std::time::Instant::now();
+    let e = PlatyposeConfig::from_json(
+        r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "train_steps": 1000000000000}"#,
+    )
+    .unwrap()
+    .schedule()
+    .unwrap_err();
+    assert_eq!(param_name(&e), "train_steps", "{e}");
+    assert!(t0.elapsed().as_secs_f64() < 0.5);
+    // The tokens a sampler needs: train_steps of them, however long the table (5000: MDM's own).
+    let cfg = PlatyposeConfig::from_json(
+        r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 5000}, "train_steps": 50}"#,
+    )
+    .unwrap();
+    Platypose::new(ctx(), &sd, cfg).unwrap();
+}
+
+/// Sensorium and flow configs bound every size by name (a product of them cannot overflow).
+#[test]
+fn sensorium_and_flow_configs_refuse_huge_sizes() {
+    use vcortex::models::flow::{FlowConfig, LayerConfig};
+    use vcortex::models::{Flow, SensoriumConfig};
+    let dir = crate::common::data_dir("sensorium");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let sd = vcortex::io::read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+    for (field, v) in [
+        ("hidden_kern", u64::MAX),
+        ("hidden_dilation", 1 << 62),
+        ("hidden_channels", 1 << 40),
+        ("input_kern", u64::MAX),
+        ("layers", 1 << 50),
+        ("stride", u64::MAX),
+    ] {
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["core"][field] = v.into();
+        let cfg = SensoriumConfig::from_json(&json.to_string()).unwrap_err();
+        assert_eq!(param_name(&cfg), format!("core.{field}"), "{cfg}");
+        let cfg: SensoriumConfig = serde_json::from_value(json).unwrap();
+        let r = std::panic::catch_unwind(|| vcortex::models::Sensorium::from_state_dict(cfg, sd.clone()));
+        let e = r.unwrap_or_else(|_| panic!("core.{field} = {v}: the loader panicked")).err().unwrap();
+        assert_eq!(param_name(&e), format!("core.{field}"), "{e}");
+    }
+    let cfg = FlowConfig { features: 3, layers: vec![LayerConfig::Spline { bins: usize::MAX, tail_bound: 1.0 }] };
+    let e = std::panic::catch_unwind(|| Flow::from_state_dict(cfg, Default::default()))
+        .expect("the flow loader panicked")
+        .err()
+        .unwrap();
+    assert_eq!(param_name(&e), "layers[0].bins", "{e}");
+}
+
+/// A tiny flow state dict (ActNorm, affine coupling) for the loader tests.
+fn small_flow() -> (vcortex::models::flow::FlowConfig, std::collections::BTreeMap<String, HostTensor>) {
+    use vcortex::models::flow::{FlowConfig, LayerConfig};
+    let cfg = FlowConfig { features: 3, layers: vec![LayerConfig::Actnorm, LayerConfig::Affine] };
+    let mut rng = vcortex::rng::SplitMix::new(5);
+    let mut sd = std::collections::BTreeMap::new();
+    let mut put = |k: &str, shape: Vec<usize>| {
+        let n = shape.iter().product();
+        sd.insert(k.to_string(), HostTensor::new(shape, rng.vec(n, -0.5, 0.5)));
+    };
+    put("layers.0.log_scale", vec![3]);
+    put("layers.0.bias", vec![3]);
+    put("layers.1.net.0.weight", vec![4, 2]);
+    put("layers.1.net.0.bias", vec![4]);
+    put("layers.1.net.out.weight", vec![2, 4]);
+    put("layers.1.net.out.bias", vec![2]);
+    sd.insert("layers.1.mask".into(), HostTensor::new(vec![3], vec![0.0, 1.0, 0.0]));
+    (cfg, sd)
+}
+
+/// Every loader refuses a NaN or an Inf in any weight, naming the key (issue 12 item 5: the MDM
+/// loader accepted a NaN in its timestep embedding and wrote 1,632 NaN samples): all models load
+/// through models::StateDict's one check.
+#[test]
+fn every_loader_refuses_non_finite_weights() {
+    use std::collections::BTreeMap;
+    use vcortex::models::mdm::{Mdm, MdmConfig};
+    use vcortex::models::{Cgnf, CgnfConfig, Flow, Sensorium, SensoriumConfig};
+    let data = crate::common::data_dir;
+    let weights = |d: &str| vcortex::io::read_weights(&data(d).join("weights.safetensors")).unwrap().tensors;
+    type Loader = Box<dyn Fn(BTreeMap<String, HostTensor>) -> vcortex::Result<()>>;
+    let mdm_cfg = MdmConfig { features: 51, latent: 32, heads: 4, layers: 2, max_len: 64 };
+    let s_cfg =
+        SensoriumConfig::from_json(&std::fs::read_to_string(data("sensorium").join("config.json")).unwrap()).unwrap();
+    let c_cfg = CgnfConfig::from_json(&std::fs::read_to_string(data("cgnf").join("config.json")).unwrap()).unwrap();
+    let (f_cfg, f_sd) = small_flow();
+    let models: Vec<(&str, BTreeMap<String, HostTensor>, Loader)> = vec![
+        ("mdm", weights("mdm"), Box::new(move |sd| Mdm::load(ctx(), &sd, mdm_cfg).map(|_| ()))),
+        (
+            "sensorium",
+            weights("sensorium"),
+            Box::new(move |sd| Sensorium::from_state_dict(s_cfg.clone(), sd).map(|_| ())),
+        ),
+        ("cgnf", weights("cgnf"), Box::new(move |sd| Cgnf::from_state_dict(c_cfg.clone(), sd).map(|_| ()))),
+        ("flow", f_sd, Box::new(move |sd| Flow::from_state_dict(f_cfg.clone(), sd).map(|_| ()))),
+    ];
+    for (model, sd, load) in &models {
+        load(sd.clone()).unwrap_or_else(|e| panic!("{model}: the clean weights were refused: {e}"));
+        let mut tried = 0;
+        for (i, key) in sd.keys().enumerate() {
+            // Buffers that are never read (counters, index buffers) may hold anything.
+            if key.ends_with("num_batches_tracked") || key.ends_with("_features") && *model == "cgnf" {
+                continue;
+            }
+            let bad = if i % 2 == 0 { f32::NAN } else { f32::NEG_INFINITY };
+            let mut nan = sd.clone();
+            let t = nan.get_mut(key).unwrap();
+            let at = t.data.len() / 2;
+            t.data[at] = bad;
+            let e = load(nan).err().unwrap_or_else(|| panic!("{model}: {bad} in {key:?} was accepted"));
+            let msg = e.to_string();
+            assert!(msg.contains(key.as_str()) && msg.contains("non-finite"), "{model}: {key}: {msg}");
+            tried += 1;
+        }
+        assert!(tried >= 6, "{model}: only {tried} keys");
+    }
+}
+
+/// MDM weights the config cannot place (a third layer for a two-layer config) are refused, not
+/// silently ignored.
+#[test]
+fn mdm_refuses_weights_its_config_cannot_place() {
+    use vcortex::models::mdm::{Mdm, MdmConfig};
+    let mut sd =
+        vcortex::io::read_weights(&crate::common::data_dir("mdm").join("weights.safetensors")).unwrap().tensors;
+    let cfg = MdmConfig { features: 51, latent: 32, heads: 4, layers: 1, max_len: 64 };
+    let e = Mdm::load(ctx(), &sd, cfg).err().unwrap().to_string();
+    assert!(e.contains("unexpected key") && e.contains("encoder.layers.1."), "{e}");
+    sd.insert("sequence_pos_encoder.pe".into(), HostTensor::new(vec![4, 1, 32], vec![0.0; 128]));
+    Mdm::load(ctx(), &sd, MdmConfig { layers: 2, ..cfg }).expect("a checkpoint's pe buffer is accepted");
+    let mut wide = sd.clone();
+    wide.insert("encoder.layers.0.linear1.weight".into(), HostTensor::new(vec![64, 31], vec![0.0; 64 * 31]));
+    let e = Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }).err().unwrap().to_string();
+    assert!(e.contains("linear1.weight") && e.contains("[64, 31]"), "{e}");
+}
+
+/// Finite cameras and observations that drive the f32 projection out of range are refused with
+/// the reason (issue 12 item 6: k1 = 1e30 or fx = −3.4e38 made every Platypose sample NaN with exit
+/// 0); the golden cameras pass. check_samples names a non-finite sample.
+#[test]
+fn extreme_cameras_and_observations_are_refused() {
+    use vcortex::models::platypose::{cameras_from, check_samples, observations_from};
+    use vcortex::ops::Observations;
+    let f = vcortex::io::read_safetensors(&crate::common::data_dir("platypose").join("cameras.safetensors")).unwrap();
+    let t = f.tensors;
+    observations_from(ctx(), &t).expect("the golden observations");
+    let cams = cameras_from(&t).unwrap();
+    let kp = vec![0.1f32; 2 * 8 * 17 * 2];
+    let edit = |name: &str, i: usize, v: f32| {
+        let mut t = t.clone();
+        t.get_mut(name).unwrap().data[i] = v;
+        observations_from(ctx(), &t).err().unwrap_or_else(|| panic!("{name}[{i}] = {v:e} was accepted"))
+    };
+    for (name, i, v, field) in [
+        ("radial_k1_k2_k3", 0, 1e30, "intrinsics/distortion"),
+        ("radial_k1_k2_k3", 5, -1e20, "intrinsics/distortion"),
+        // The fuzz test's finding: k3 = 1e6 passed a 1e12 limit and every sample came out NaN.
+        ("radial_k1_k2_k3", 2, 1e6, "intrinsics/distortion"),
+        ("intrinsics_fx_fy_cx_cy_skew", 0, -3.4e38, "intrinsics/distortion"),
+        ("intrinsics_fx_fy_cx_cy_skew", 3, 1e15, "intrinsics/distortion"),
+        ("tangential_p1_p2", 1, 1e13, "intrinsics/distortion"),
+        ("R", 0, 3.0, "rotation"),
+        ("t", 2, 1e9, "centre"),
+        ("x2d", 7, 1e30, "keypoints"),
+        ("weights", 3, -1.0, "weights"),
+        ("weights", 3, 1e20, "weights"),
+        ("root", 4, -1e13, "root"),
+    ] {
+        let e = edit(name, i, v);
+        assert_eq!(param_name(&e), field, "{name}[{i}] = {v:e}: {e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+    // The same through Observations::new directly.
+    let mut c = cams[0];
+    c.radial[0] = 1e30;
+    let e = Observations::new(ctx(), vec![c], &kp[..8 * 17 * 2], None, None, 8, 17).err().unwrap();
+    assert!(e.to_string().contains("k1") || e.to_string().contains("1e30") || e.to_string().contains("past"), "{e}");
+    // A sampling result with a NaN in sample 2 of 3 is named.
+    let mut x = vec![0.5f32; 3 * 4 * 6];
+    x[2 * 24 + 7] = f32::NAN;
+    let e = check_samples(&x, &[3, 4, 6]).unwrap_err();
+    assert!(e.to_string().contains("sample 2 of 3") && e.to_string().contains("frame 1, feature 1"), "{e}");
+    check_samples(&vec![0.5f32; 3 * 4 * 6], &[3, 4, 6]).unwrap();
+}
+
+/// A spline's tail bound past 1e6 (3.4e38 made the GPU density differ from the reference's: the
+/// fuzz test's finding) is refused by name; 1e6 itself still matches the reference.
+#[test]
+fn flow_refuses_a_tail_bound_past_f32() {
+    use vcortex::models::flow::{FlowConfig, LayerConfig};
+    use vcortex::models::Flow;
+    let (_, mut sd) = small_flow();
+    let mut rng = vcortex::rng::SplitMix::new(8);
+    sd.insert("layers.2.mask".into(), HostTensor::new(vec![3], vec![1.0, 0.0, 0.0]));
+    sd.insert("layers.2.net.0.weight".into(), HostTensor::new(vec![4, 2], rng.vec(8, -0.5, 0.5)));
+    sd.insert("layers.2.net.0.bias".into(), HostTensor::new(vec![4], rng.vec(4, -0.5, 0.5)));
+    sd.insert("layers.2.net.out.weight".into(), HostTensor::new(vec![11, 4], rng.vec(44, -0.5, 0.5)));
+    sd.insert("layers.2.net.out.bias".into(), HostTensor::new(vec![11], rng.vec(11, -0.5, 0.5)));
+    let cfg = |b: f32| FlowConfig {
+        features: 3,
+        layers: vec![LayerConfig::Actnorm, LayerConfig::Affine, LayerConfig::Spline { bins: 4, tail_bound: b }],
+    };
+    for b in [3.4e38, 1e30, 1.5e6] {
+        let e = Flow::from_state_dict(cfg(b), sd.clone()).err().unwrap();
+        assert_eq!(param_name(&e), "layers[2].tail_bound", "{e}");
+    }
+    for b in [1e6f32, 2.0] {
+        let mut f = Flow::from_state_dict(cfg(b), sd.clone()).unwrap();
+        f.upload(ctx()).unwrap();
+        let x = rng.vec(4 * 3, -1.0, 1.0);
+        let want = f.reference_log_prob(&x, 4).unwrap();
+        let got = crate::common::run1(|rec| f.record_log_prob(rec, &up(&x, &[4, 3])).map(|(_, lp)| lp));
+        crate::common::assert_close(&got, &want, 1e-3, 1e-3, &format!("density, tail bound {b}"));
+    }
+}
+
+/// The CPU backend of eval refuses outputs past its budget before allocating (a padding of 65,536
+/// asked the reference for 206 GB and aborted), and a window far wider than the image costs no
+/// more than the image (the reference looped over 4·10^9 skipped taps per element).
+#[test]
+fn eval_cpu_refuses_huge_outputs_and_clips_windows() {
+    let conv = write_case(
+        "cpu-pad",
+        &[("op", "conv2d"), ("padding", "65536")],
+        &[("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3])],
+    );
+    let out = tmp("cpu-pad.out");
+    let e = eval::eval_file(&conv, &out, &Backend::Cpu).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert!(!out.exists());
+    let dn = write_case(
+        "cpu-window",
+        &[("op", "divisive_norm"), ("sum_window", "65535"), ("sup_window", "65537,3")],
+        &[("input", vec![1, 3, 6, 6])],
+    );
+    let t0 = std::time::Instant::now();
+    let cpu = eval::eval_file(&dn, &tmp("cpu-window.out"), &Backend::Cpu).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let gpu = eval::eval_file(&dn, &tmp("gpu-window.out"), &Backend::Gpu(ctx())).unwrap();
+    for ((n, c), (_, g)) in cpu.iter().zip(&gpu) {
+        crate::common::assert_close(&g.data, &c.data, 1e-4, 1e-4, n);
+    }
+    assert!(secs < 1.0, "{secs} s for a 6x6 image");
+}

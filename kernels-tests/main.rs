@@ -10,6 +10,7 @@ mod elementwise;
 mod errors;
 mod files;
 mod flows;
+mod fuzz;
 mod golden;
 mod graph;
 mod guidance;

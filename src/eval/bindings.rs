@@ -161,6 +161,29 @@ fn on_gpu_n<const K: usize>(
     Ok(std::array::from_fn(|i| HostTensor::new(ys[i].shape().to_vec(), done.f32(hs[i], &ys[i]))))
 }
 
+/// The most output elements, and multiply-adds, the CPU backend takes on (the GPU has its
+/// device's limits): past them a case is refused before the reference allocates or computes
+/// (a padding of 65,536 asked the reference for a 206 GB output, which aborted).
+pub const CPU_MAX_ELEMENTS: u64 = 1 << 26;
+pub const CPU_MAX_WORK: u64 = 1 << 34;
+
+/// Refuses a CPU run whose output of `shape` (each element `per_element` multiply-adds) is past
+/// [`CPU_MAX_ELEMENTS`] or [`CPU_MAX_WORK`]; overflow-safe.
+fn cpu_budget(op: &'static str, shape: &[usize], per_element: usize) -> Result<()> {
+    let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
+    let work = n.saturating_mul(per_element.max(1) as u64);
+    if n > CPU_MAX_ELEMENTS || work > CPU_MAX_WORK {
+        return Err(Error::TooLarge {
+            op,
+            what: format!("the CPU reference's output of shape {shape:?} ({work} multiply-adds)"),
+            bytes: n.saturating_mul(4),
+            limit: CPU_MAX_ELEMENTS * 4,
+            limit_name: "the CPU backend's 2^26 output elements and 2^34 multiply-adds",
+        });
+    }
+    Ok(())
+}
+
 fn one(name: &str, t: HostTensor) -> Outputs {
     vec![(name.to_string(), t)]
 }
@@ -191,6 +214,8 @@ fn conv2d(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::conv2d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default()))?
         }
         Backend::Cpu => {
+            let cs = ops::conv::conv_shape(&x.shape, &w.shape, &p)?;
+            cpu_budget("conv2d", &[cs.n, cs.o, cs.ho, cs.wo], (cs.c / p.groups.max(1)) * cs.kh * cs.kw)?;
             if let Some(bt) = bias {
                 let o = w.shape.first().copied().unwrap_or(0);
                 if bt.shape != [o] {

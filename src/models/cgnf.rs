@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::{take_named, widen};
+use super::{widen, StateDict};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::{self, Activation, GcnContext, KeypointPrep, Skeleton};
@@ -246,9 +246,9 @@ impl Condition {
     }
 }
 
-fn lin(sd: &mut BTreeMap<String, HostTensor>, key: &str, o: usize, i: usize, bias: bool) -> Result<Lin> {
-    let w = take_named(WHAT, sd, &format!("{key}.weight"), Some(&[o, i]))?;
-    let b = if bias { Some(take_named(WHAT, sd, &format!("{key}.bias"), Some(&[o]))?) } else { None };
+fn lin(sd: &mut StateDict, key: &str, o: usize, i: usize, bias: bool) -> Result<Lin> {
+    let w = sd.take(&format!("{key}.weight"), &[o, i])?;
+    let b = if bias { Some(sd.take(&format!("{key}.bias"), &[o])?) } else { None };
     Ok(Lin::new(w, b))
 }
 
@@ -305,9 +305,10 @@ fn rows(l: &Lin, from: usize, to: usize) -> Lin {
 
 /// The coupling's mask: from nflows' index buffers where the state dict has them, else propose's
 /// leave-one-out rule (coordinate i mod 3 transformed).
-fn coupling_mask(sd: &mut BTreeMap<String, HostTensor>, prefix: &str, i: usize) -> Result<[bool; 3]> {
-    let ids = sd.remove(&format!("{prefix}.identity_features"));
-    let tr = sd.remove(&format!("{prefix}.transform_features"));
+fn coupling_mask(sd: &mut StateDict, prefix: &str, i: usize) -> Result<[bool; 3]> {
+    // Index buffers, validated below (a NaN or a fraction is not an index).
+    let ids = sd.remove_raw(&format!("{prefix}.identity_features"));
+    let tr = sd.remove_raw(&format!("{prefix}.transform_features"));
     let mut mask = [false; 3];
     match (ids, tr) {
         (None, None) => mask[i % 3] = true,
@@ -348,7 +349,8 @@ impl Cgnf {
 
     /// Builds the model from a propose state dict (see the module docs); refuses missing,
     /// unexpected, mis-shaped and non-finite keys by name.
-    pub fn from_state_dict(config: CgnfConfig, mut sd: BTreeMap<String, HostTensor>) -> Result<Cgnf> {
+    pub fn from_state_dict(config: CgnfConfig, sd: BTreeMap<String, HostTensor>) -> Result<Cgnf> {
+        let mut sd = StateDict::new(WHAT, sd);
         let (j, h, c) = (config.joints, config.hidden, config.context_features);
         for (name, v) in [("layers", config.layers), ("hidden", h), ("context_features", c)] {
             if v == 0 || v > ops::MAX_GEOMETRY {
@@ -365,11 +367,11 @@ impl Cgnf {
         for i in 0..config.layers {
             let a = format!("_transform._transforms.{}", 2 * i);
             actnorms.push(ActNorm {
-                log_s: take_named(WHAT, &mut sd, &format!("{a}.log_scale"), Some(&[3]))?,
-                shift: take_named(WHAT, &mut sd, &format!("{a}.shift"), Some(&[3]))?,
+                log_s: sd.take(&format!("{a}.log_scale"), &[3])?,
+                shift: sd.take(&format!("{a}.shift"), &[3])?,
                 dev: None,
             });
-            sd.remove(&format!("{a}.initialized"));
+            sd.accept_unused(&format!("{a}.initialized"))?;
             let p = format!("_transform._transforms.{}", 2 * i + 1);
             let mask = coupling_mask(&mut sd, &p, i)?;
             let t = mask.iter().filter(|&&m| m).count();
@@ -394,8 +396,8 @@ impl Cgnf {
                 });
                 // Built by propose, never used here (module docs).
                 for unused in ["layers.x<-x", "layers.r", "layers.r->x", "attention"] {
-                    sd.remove(&format!("{g}.{unused}.weight"));
-                    sd.remove(&format!("{g}.{unused}.bias"));
+                    sd.accept_unused(&format!("{g}.{unused}.weight"))?;
+                    sd.accept_unused(&format!("{g}.{unused}.bias"))?;
                 }
             }
             let [g0, g1]: [Gcn; 2] = gcn.try_into().map_err(|_| Error::Case("cgnf: two CondGCN layers".into()))?;
@@ -439,7 +441,7 @@ impl Cgnf {
                         return Err(Error::param(OP, "embedding.root", format!("keypoint {r} is past the {j} joints")));
                     }
                 }
-                let adj = take_named(WHAT, &mut sd, "_embedding_net.adj", Some(&[j, j]))?;
+                let adj = sd.take("_embedding_net.adj", &[j, j])?;
                 let mut layers = Vec::new();
                 for (l, (fin, out)) in [(2, e.hidden), (e.hidden, c)].into_iter().enumerate() {
                     let k = format!("_embedding_net.layers.{l}");
@@ -449,8 +451,8 @@ impl Cgnf {
                     let mut root = lin(&mut sd, &format!("{k}.lin_root"), out, fin, false)?;
                     let mut bias: Option<HostTensor> = None;
                     for key in [format!("{k}.lin_rel.bias"), format!("{k}.lin_root.bias")] {
-                        if sd.contains_key(&key) {
-                            let b = take_named(WHAT, &mut sd, &key, Some(&[out]))?;
+                        if sd.has(&key) {
+                            let b = sd.take(&key, &[out])?;
                             bias = Some(match bias {
                                 None => b,
                                 Some(a) => {
@@ -471,11 +473,8 @@ impl Cgnf {
                 Some(Sage { adj, layers: [l0, l1], folded, dev_adj: None })
             }
         };
-        sd.retain(|k, _| !k.starts_with("_distribution."));
-        if !sd.is_empty() {
-            let keys: Vec<String> = sd.keys().take(5).map(|k| format!("{k:?}")).collect();
-            return Err(Error::Case(format!("{WHAT}: unexpected key(s) {}", keys.join(", "))));
-        }
+        sd.accept_prefix("_distribution.")?;
+        sd.finish()?;
         Ok(Cgnf { config, skeleton, table: None, actnorms, couplings, embedding })
     }
 

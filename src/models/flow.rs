@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{take_named, widen};
+use super::{widen, StateDict};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::{self, Activation, SplineParams};
@@ -41,6 +41,9 @@ pub enum LayerConfig {
 fn one() -> f32 {
     1.0
 }
+
+/// The largest spline tail bound a flow config may give.
+pub const MAX_TAIL_BOUND: f32 = 1e6;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,14 +90,17 @@ pub struct Flow {
     layers: Vec<Layer>,
 }
 
-fn take(sd: &mut BTreeMap<String, HostTensor>, key: &str, shape: Option<&[usize]>) -> Result<HostTensor> {
-    take_named("flow weights", sd, key, shape)
+fn take(sd: &mut StateDict, key: &str, shape: Option<&[usize]>) -> Result<HostTensor> {
+    match shape {
+        Some(s) => sd.take(key, s),
+        None => sd.take_any(key),
+    }
 }
 
 /// Reads layer i's conditioner and folds it (see the module docs). Its output is `blocks` blocks of
 /// `block` rows; `parts` are the heads as (rows taken from each block, offset in the block, scale).
 fn conditioner(
-    sd: &mut BTreeMap<String, HostTensor>,
+    sd: &mut StateDict,
     i: usize,
     mask: &[bool],
     blocks: usize,
@@ -106,7 +112,7 @@ fn conditioner(
     let mut hidden = Vec::new();
     let mut width = d - t;
     let mut j = 0;
-    while sd.contains_key(&format!("layers.{i}.net.{j}.weight")) {
+    while sd.has(&format!("layers.{i}.net.{j}.weight")) {
         let w = take(sd, &format!("layers.{i}.net.{j}.weight"), None)?;
         if w.shape.len() != 2 || w.shape[1] != width {
             return Err(Error::Case(format!(
@@ -143,7 +149,7 @@ fn conditioner(
     Ok(Conditioner { hidden, heads, fmask: None })
 }
 
-fn mask_of(sd: &mut BTreeMap<String, HostTensor>, i: usize, d: usize) -> Result<Vec<bool>> {
+fn mask_of(sd: &mut StateDict, i: usize, d: usize) -> Result<Vec<bool>> {
     let m = take(sd, &format!("layers.{i}.mask"), Some(&[d]))?;
     let mask: Vec<bool> = m.data.iter().map(|&v| v > 0.0).collect();
     let t = mask.iter().filter(|&&v| v).count();
@@ -157,10 +163,21 @@ fn mask_of(sd: &mut BTreeMap<String, HostTensor>, i: usize, d: usize) -> Result<
 
 impl Flow {
     /// Builds the flow from a state dict; refuses missing, extra or mis-shaped keys.
-    pub fn from_state_dict(config: FlowConfig, mut sd: BTreeMap<String, HostTensor>) -> Result<Flow> {
+    pub fn from_state_dict(config: FlowConfig, sd: BTreeMap<String, HostTensor>) -> Result<Flow> {
+        let mut sd = StateDict::new("flow weights", sd);
         let d = config.features;
         if d < 2 {
             return Err(Error::param("flow", "features", "a coupling flow needs at least 2 features"));
+        }
+        if d > ops::MAX_GEOMETRY {
+            return Err(Error::param(
+                "flow",
+                "features",
+                format!("{d} is past the supported maximum {}", ops::MAX_GEOMETRY),
+            ));
+        }
+        if config.layers.len() > ops::MAX_GEOMETRY {
+            return Err(Error::param("flow", "layers", format!("{} layers", config.layers.len())));
         }
         let mut layers = Vec::new();
         for (i, lc) in config.layers.iter().enumerate() {
@@ -179,8 +196,21 @@ impl Flow {
                 }
                 LayerConfig::Spline { bins, tail_bound } => {
                     let k = *bins;
-                    if k < 2 {
-                        return Err(Error::param("flow", "bins", "a spline needs at least 2 bins"));
+                    if !(2..=ops::MAX_GEOMETRY).contains(&k) {
+                        return Err(Error::param(
+                            "flow",
+                            format!("layers[{i}].bins"),
+                            format!("{k}: a spline needs 2..={} bins", ops::MAX_GEOMETRY),
+                        ));
+                    }
+                    // Past 1e6 the spline's f32 arithmetic (knots at 2·B·width, squared
+                    // heights) leaves f32's range: 3.4e38 gave a density unlike the reference's.
+                    if tail_bound.is_nan() || *tail_bound > MAX_TAIL_BOUND {
+                        return Err(Error::param(
+                            "flow",
+                            format!("layers[{i}].tail_bound"),
+                            format!("{tail_bound:e} is past {MAX_TAIL_BOUND:e}"),
+                        ));
                     }
                     let mask = mask_of(&mut sd, i, d)?;
                     let params = SplineParams { tail_bound: *tail_bound, ..Default::default() };
@@ -195,10 +225,7 @@ impl Flow {
                 }
             });
         }
-        if !sd.is_empty() {
-            let keys: Vec<String> = sd.keys().take(5).map(|k| format!("{k:?}")).collect();
-            return Err(Error::Case(format!("flow weights: unexpected key(s) {}", keys.join(", "))));
-        }
+        sd.finish()?;
         Ok(Flow { config, layers })
     }
 
@@ -208,7 +235,7 @@ impl Flow {
             .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cannot read: {e}") })?;
         let cfg: FlowConfig = serde_json::from_str(&text)
             .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("flow config: {e}") })?;
-        let sd = crate::io::read_safetensors(weights)?.tensors;
+        let sd = crate::io::read_weights(weights)?.tensors;
         let mut f = Self::from_state_dict(cfg, sd)
             .map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })?;
         f.upload(ctx)?;
@@ -420,11 +447,11 @@ impl Flow {
     }
 }
 
-fn last_width(sd: &BTreeMap<String, HostTensor>, i: usize, first: usize) -> Result<usize> {
+fn last_width(sd: &StateDict, i: usize, first: usize) -> Result<usize> {
     let mut w = first;
     let mut j = 0;
-    while let Some(t) = sd.get(&format!("layers.{i}.net.{j}.weight")) {
-        w = t.shape.first().copied().unwrap_or(w);
+    while let Some(s) = sd.shape(&format!("layers.{i}.net.{j}.weight")) {
+        w = s.first().copied().unwrap_or(w);
         j += 1;
     }
     Ok(w)

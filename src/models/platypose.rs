@@ -83,12 +83,28 @@ pub struct PlatyposeConfig {
 }
 
 impl PlatyposeConfig {
+    /// The denoiser's sizes.
+    pub fn mdm_config(&self) -> MdmConfig {
+        let m = self.mdm;
+        MdmConfig { features: m.features, latent: m.latent, heads: m.heads, layers: m.layers, max_len: m.max_len }
+    }
+
     pub fn from_json(text: &str) -> Result<PlatyposeConfig> {
         serde_json::from_str(text).map_err(|e| Error::Case(format!("platypose config: {e}")))
     }
 
     /// Checks the sampler's settings against each other and builds the respaced schedule.
     pub fn schedule(&self) -> Result<SpacedSchedule> {
+        self.mdm_config().validate()?;
+        // Every timestep the sampler visits (up to train_steps − 1) needs a token of the MDM's
+        // table: checked before the schedule (train_steps long) is built.
+        if self.train_steps > self.mdm.max_len {
+            return Err(Error::param(
+                OP,
+                "train_steps",
+                format!("{} is past the MDM table of {} (mdm.max_len)", self.train_steps, self.mdm.max_len),
+            ));
+        }
         let schedule = SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, self.train_steps, self.steps)?;
         if self.skip_timesteps >= schedule.len() {
             return Err(Error::param(
@@ -179,6 +195,35 @@ pub fn cameras_from(t: &BTreeMap<String, HostTensor>) -> Result<Vec<Camera>> {
         .collect())
 }
 
+/// Refuses a sampling result [S, F, D] with a non-finite value, naming the first such sample:
+/// a sample is never NaN silently. Finite inputs are range-checked before the sampling (the
+/// cameras by `Camera::check_range`, the observations' magnitudes, the weights of the MDM), but
+/// a sampling can still leave f32's range (a pose sampled onto a camera's plane, an extreme
+/// energy_scale); then this says so, instead of a file of NaN.
+pub fn check_samples(data: &[f32], shape: &[usize]) -> Result<()> {
+    let per: usize = shape.iter().skip(1).product();
+    let s = shape.first().copied().unwrap_or(0);
+    if per == 0 || data.len() != s * per {
+        return Err(Error::shape(OP, "samples", shape, format!("[S, F, D] holding {} values", data.len())));
+    }
+    let bad: Vec<usize> = (0..s).filter(|&i| data[i * per..(i + 1) * per].iter().any(|v| !v.is_finite())).collect();
+    if let Some(&first) = bad.first() {
+        let i = data[first * per..(first + 1) * per].iter().position(|v| !v.is_finite()).expect("found above");
+        return Err(Error::param(
+            OP,
+            "samples",
+            format!(
+                "sample {first} of {s} is not finite ({} at frame {}, feature {}; {} of the {s} samples are): the sampling left f32's range",
+                data[first * per + i],
+                i / shape[2..].iter().product::<usize>().max(1),
+                i % shape[2..].iter().product::<usize>().max(1),
+                bad.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Observations from tensors (cameras, keypoints, optional weights and root), uploaded.
 pub fn observations_from(ctx: &Context, t: &BTreeMap<String, HostTensor>) -> Result<Observations> {
     let cams = cameras_from(t)?;
@@ -218,13 +263,9 @@ pub fn observations_from(ctx: &Context, t: &BTreeMap<String, HostTensor>) -> Res
 impl Platypose {
     /// The sampler from MDM weights (models::mdm key names) and a config.
     pub fn new(ctx: &Context, sd: &BTreeMap<String, HostTensor>, config: PlatyposeConfig) -> Result<Platypose> {
-        let m = config.mdm;
-        let mdm = Mdm::load(
-            ctx,
-            sd,
-            MdmConfig { features: m.features, latent: m.latent, heads: m.heads, layers: m.layers, max_len: m.max_len },
-        )?;
         let schedule = config.schedule()?;
+        // Tokens for the training timesteps only: the sampler visits no other.
+        let mdm = Mdm::load_for_timesteps(ctx, sd, config.mdm_config(), config.train_steps)?;
         Ok(Platypose { config, schedule, mdm })
     }
 

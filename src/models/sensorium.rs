@@ -7,11 +7,12 @@
 //! recorded on one [`Recorder`]: layer 0 is one conv dispatch, each depth-separable layer three
 //! (1×1, depthwise, 1×1 with BN and ELU), the readout one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::StateDict;
 use crate::error::{Error, Result};
 use crate::io::{read_safetensors, read_weights, HostTensor};
 use crate::ops::{self, Activation, Conv2dParams, Epilogue};
@@ -112,6 +113,24 @@ impl SensoriumConfig {
         if c.input_kern == 0 || c.hidden_kern == 0 || c.hidden_dilation == 0 || c.stride == 0 || c.input_stride == 0 {
             return bad("core", "kernels, strides and dilation must be >= 1");
         }
+        // Every size bounded (so that products of a few of them cannot overflow), by name.
+        for (name, v) in [
+            ("core.input_channels", c.input_channels),
+            ("core.hidden_channels", c.hidden_channels),
+            ("core.input_kern", c.input_kern),
+            ("core.hidden_kern", c.hidden_kern),
+            ("core.layers", c.layers),
+            ("core.hidden_dilation", c.hidden_dilation),
+            ("core.input_stride", c.input_stride),
+            ("core.stride", c.stride),
+        ] {
+            if v > ops::MAX_GEOMETRY {
+                return bad(name, &format!("{v} is past the supported maximum {}", ops::MAX_GEOMETRY));
+            }
+        }
+        if let Some((k, r)) = self.readouts.iter().find(|(_, r)| r.neurons > ops::MAX_GEOMETRY) {
+            return bad("readouts", &format!("data key {k:?} has {} neurons, past {}", r.neurons, ops::MAX_GEOMETRY));
+        }
         if c.stack != -1 {
             return bad("core.stack", "only -1 (the last layer's output) is supported");
         }
@@ -198,7 +217,7 @@ impl Mlp {
         let mut j = 0;
         while sd.has(&format!("{prefix}.{j}.weight")) {
             let k = format!("{prefix}.{j}.weight");
-            let shape = sd.tensors[&k].shape.clone();
+            let shape = sd.shape(&k).unwrap_or_default().to_vec();
             if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
                 return Err(Error::Case(format!(
                     "weights: {k:?} has shape {shape:?}, expected [H, {}]",
@@ -279,51 +298,6 @@ pub struct Sensorium {
     readouts: BTreeMap<String, Readout>,
 }
 
-/// The state_dict, consumed key by key so that unused keys can be named.
-struct StateDict {
-    tensors: BTreeMap<String, HostTensor>,
-    used: BTreeSet<String>,
-}
-
-impl StateDict {
-    fn take(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor> {
-        let t = self
-            .tensors
-            .get(key)
-            .ok_or_else(|| Error::Case(format!("weights: missing key {key:?} (shape {shape:?})")))?;
-        if t.shape != shape {
-            return Err(Error::Case(format!("weights: {key:?} has shape {:?}, expected {shape:?}", t.shape)));
-        }
-        if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Case(format!("weights: {key:?} has a non-finite value at {i}")));
-        }
-        self.used.insert(key.to_string());
-        Ok(t.clone())
-    }
-    fn has(&self, key: &str) -> bool {
-        self.tensors.contains_key(key)
-    }
-    /// Keys a real model saves that inference does not use.
-    fn accept_unused(&mut self, key: &str) {
-        if self.tensors.contains_key(key) {
-            self.used.insert(key.to_string());
-        }
-    }
-    fn finish(&self) -> Result<()> {
-        let extra: Vec<&String> = self.tensors.keys().filter(|k| !self.used.contains(*k)).collect();
-        if !extra.is_empty() {
-            let shown: Vec<String> = extra.iter().take(5).map(|k| format!("{k:?}")).collect();
-            return Err(Error::Case(format!(
-                "weights: {} unexpected key(s) this config cannot place: {}{}",
-                extra.len(),
-                shown.join(", "),
-                if extra.len() > 5 { ", …" } else { "" }
-            )));
-        }
-        Ok(())
-    }
-}
-
 /// The eval-mode positions of a `grid_mean_predictor` readout: mu = mu_transform(source_grid),
 /// with mu_transform = Linear, (ELU, Linear)*, then Tanh when `final_tanh`; computed once, in f64.
 fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool>, key: &str) -> Result<HostTensor> {
@@ -333,7 +307,7 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
         ))
     })?;
     let grid_key = format!("{pre}.source_grid");
-    let gshape = sd.tensors[&grid_key].shape.clone();
+    let gshape = sd.shape(&grid_key).unwrap_or_default().to_vec();
     let dims = match gshape[..] {
         [n, d] if n == m => d,
         [n, 1, 1, d] | [1, n, 1, d] if n == m => d,
@@ -346,7 +320,7 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
     let mut layers = 0;
     while sd.has(&format!("{pre}.mu_transform.{j}.weight")) {
         let wk = format!("{pre}.mu_transform.{j}.weight");
-        let shape = sd.tensors[&wk].shape.clone();
+        let shape = sd.shape(&wk).unwrap_or_default().to_vec();
         if shape.len() != 2 || shape[1] != width {
             return Err(Error::Case(format!("weights: {wk:?} has shape {shape:?}, expected [H, {width}]")));
         }
@@ -392,7 +366,7 @@ fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<
     // Affine parameters are optional (BatchNorm2d(affine=False) saves none).
     let w = if sd.has(&format!("{prefix}.weight")) { Some(sd.take(&format!("{prefix}.weight"), &[c])?) } else { None };
     let b = if sd.has(&format!("{prefix}.bias")) { Some(sd.take(&format!("{prefix}.bias"), &[c])?) } else { None };
-    sd.accept_unused(&format!("{prefix}.num_batches_tracked"));
+    sd.accept_unused(&format!("{prefix}.num_batches_tracked"))?;
     let mut scale = vec![0f32; c];
     let mut shift = vec![0f32; c];
     for i in 0..c {
@@ -420,7 +394,7 @@ impl Sensorium {
     /// Builds the model on the host from a state_dict; refuses missing, extra or mis-shaped keys.
     pub fn from_state_dict(config: SensoriumConfig, tensors: BTreeMap<String, HostTensor>) -> Result<Sensorium> {
         config.validate()?;
-        let mut sd = StateDict { tensors, used: BTreeSet::new() };
+        let mut sd = StateDict::new("weights", tensors);
         let c = &config.core;
         let hc = c.hidden_channels;
         let act_of =
@@ -496,7 +470,7 @@ impl Sensorium {
             }
         }
         // The input regularizer's Laplace filter is a buffer a real model saves.
-        sd.accept_unused("core._input_weights_regularizer.laplace.filter");
+        sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
         let mut readouts = BTreeMap::new();
         for (key, r) in &config.readouts {
             let m = r.neurons;
@@ -518,11 +492,11 @@ impl Sensorium {
             };
             // sigma only matters when sampling positions (training).
             if sd.has(&format!("{pre}.sigma")) {
-                let s = &sd.tensors[&format!("{pre}.sigma")].shape;
+                let s = sd.shape(&format!("{pre}.sigma")).unwrap_or_default();
                 if s.len() != 4 || s[1] != m {
                     return Err(Error::Case(format!("weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]")));
                 }
-                sd.accept_unused(&format!("{pre}.sigma"));
+                sd.accept_unused(&format!("{pre}.sigma"))?;
             }
             let modulator = if r.modulator {
                 let prefix = format!("modulator.{key}.modulator_networks.0");

@@ -26,16 +26,26 @@ pub struct EncoderLayer {
     ln2: (Tensor, Tensor),
 }
 
+/// A layer's tensor through the models' one check (present, shaped, finite; models::checked).
 fn take<'a>(sd: &'a BTreeMap<String, HostTensor>, key: &str, shape: &[usize]) -> Result<&'a HostTensor> {
-    let t = sd.get(key).ok_or_else(|| Error::Case(format!("weights: missing key {key:?}")))?;
-    if t.shape != shape {
-        return Err(Error::Case(format!("weights: {key:?} has shape {:?}, expected {shape:?}", t.shape)));
-    }
-    if t.data.iter().any(|v| !v.is_finite()) {
-        return Err(Error::Case(format!("weights: {key:?} has a non-finite value")));
-    }
-    Ok(t)
+    super::lookup("weights", sd, key, Some(shape))
 }
+
+/// The keys [`EncoderLayer::load`] reads under `prefix`.
+pub(crate) const LAYER_KEYS: [&str; 12] = [
+    "self_attn.in_proj_weight",
+    "self_attn.in_proj_bias",
+    "self_attn.out_proj.weight",
+    "self_attn.out_proj.bias",
+    "linear1.weight",
+    "linear1.bias",
+    "linear2.weight",
+    "linear2.bias",
+    "norm1.weight",
+    "norm1.bias",
+    "norm2.weight",
+    "norm2.bias",
+];
 
 impl EncoderLayer {
     /// Loads `{prefix}.self_attn.in_proj_weight/bias`, `.self_attn.out_proj.*`, `.linear1.*`,
@@ -63,9 +73,15 @@ impl EncoderLayer {
         let pair = |w: &str, b: &str, ws: &[usize], bs: &[usize]| -> Result<(Tensor, Tensor)> {
             Ok((up(take(sd, &format!("{prefix}.{w}"), ws)?)?, up(take(sd, &format!("{prefix}.{b}"), bs)?)?))
         };
-        let ffw = sd.get(&format!("{prefix}.linear1.weight")).map(|t| t.shape.clone()).unwrap_or_default();
-        let hidden =
-            *ffw.first().ok_or_else(|| Error::Case(format!("weights: missing key \"{prefix}.linear1.weight\"")))?;
+        let ffw = &super::lookup("weights", sd, &format!("{prefix}.linear1.weight"), None)?.shape;
+        let hidden = match ffw[..] {
+            [h, w] if w == e => h,
+            _ => {
+                return Err(Error::Case(format!(
+                    "weights: \"{prefix}.linear1.weight\" has shape {ffw:?}, expected [H, {e}]"
+                )))
+            }
+        };
         Ok(EncoderLayer {
             heads,
             eps,

@@ -20,6 +20,19 @@ pub struct Camera {
     pub tangential: [f64; 2],
 }
 
+/// How far off the optical axis (on the normalised image plane: |x|, |y|) a camera's projection
+/// must stay in range: 4, 76° off the axis.
+pub const CAMERA_REACH: f64 = 4.0;
+/// The largest projected coordinate (and focal-scaled distortion derivative) a camera may reach
+/// within [`CAMERA_REACH`]: squared, weighted and summed over cameras, joints and frames, 1e10
+/// keeps the energy and its gradient well inside f32 (real cameras reach about 1e6 pixels there;
+/// a k3 of 1e6 reaches 3e11, and its refinement steps left f32's range, every sample NaN).
+/// This refuses what cannot work; a sampling that still leaves f32's range (a pose driven onto a
+/// camera's plane) is caught by `models::platypose::check_samples`.
+pub const PROJECTION_LIMIT: f64 = 1e10;
+/// The largest keypoint coordinate, confidence weight and root coordinate observations may hold.
+pub const OBSERVATION_LIMIT: f32 = 1e10;
+
 /// The parameters of one camera in the kernel's layout: R⁻¹ (row-major), t, fx fy cx cy skew,
 /// k1 k2 k3, p1 p2, two zeros.
 pub const CAMERA_WORDS: usize = 24;
@@ -57,9 +70,66 @@ impl Camera {
         Ok(inv)
     }
 
-    /// The kernel's words for this camera.
+    /// Refuses a finite camera whose f32 projection would leave f32's range for ordinary points
+    /// (see [`CAMERA_REACH`], [`PROJECTION_LIMIT`]): its rotation must be orthonormal (within
+    /// 1e-2: `R·Rᵀ = I`), its centre within 1e6 of the origin, and every point within
+    /// `CAMERA_REACH` of the optical axis on the image plane (|x|, |y| ≤ 4: 76° off the axis)
+    /// must project, distorted, to pixels of magnitude at most `PROJECTION_LIMIT`, its
+    /// distortion's derivative scaled by the focal lengths too. PyTorch in f32 overflows on such
+    /// cameras as well (k1 = 1e30 or fx = −3.4e38 make every Platypose sample NaN there).
+    pub fn check_range(&self) -> Result<()> {
+        const OP: &str = "camera";
+        let m = &self.rotation;
+        let mut worst = 0f64;
+        for i in 0..3 {
+            for j in 0..3 {
+                let dot: f64 = (0..3).map(|k| m[i][k] * m[j][k]).sum();
+                worst = worst.max((dot - if i == j { 1.0 } else { 0.0 }).abs());
+            }
+        }
+        if worst > 1e-2 {
+            return Err(Error::param(
+                OP,
+                "rotation",
+                format!("is not a rotation: R·Rᵀ is {worst:.3e} from the identity (1e-2 allowed)"),
+            ));
+        }
+        if let Some(v) = self.centre.iter().find(|v| v.abs() > 1e6) {
+            return Err(Error::param(OP, "centre", format!("{v:e} is past 1e6 from the origin")));
+        }
+        let [fx, fy, cx, cy, skew] = self.intrinsics.map(f64::abs);
+        let [k1, k2, k3] = self.radial.map(f64::abs);
+        let tan = self.tangential[0].abs() + self.tangential[1].abs();
+        let xy = CAMERA_REACH;
+        let r2 = 2.0 * xy * xy;
+        // Bounds over |x|, |y| ≤ xy of the distortion factor, its r²-derivative, the distorted
+        // coordinates and their Jacobian (the shader's formulas, term by term).
+        let kappa = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3));
+        let dk = k1 + r2 * (2.0 * k2 + 3.0 * k3 * r2);
+        let xd = xy * kappa + tan * (2.0 * xy * xy + r2 + 2.0 * xy * xy);
+        let jac = kappa + 2.0 * xy * xy * dk + tan * 8.0 * xy;
+        let u = (fx + skew) * xd + cx;
+        let v = fy * xd + cy;
+        let g = (fx + skew + fy) * jac;
+        for (what, val) in [("the projection's u", u), ("the projection's v", v), ("the projection's derivative", g)] {
+            if val.is_nan() || val > PROJECTION_LIMIT {
+                return Err(Error::param(
+                    OP,
+                    "intrinsics/distortion",
+                    format!(
+                        "{what} reaches {val:.3e} within {xy} of the axis (fx fy cx cy skew {:?}, k {:?}, p {:?}), past {PROJECTION_LIMIT:e}",
+                        self.intrinsics, self.radial, self.tangential
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel's words for this camera (checked by [`Camera::check_range`] too).
     pub fn words(&self) -> Result<[f32; CAMERA_WORDS]> {
         let ri = self.rotation_inverse()?;
+        self.check_range()?;
         let mut w = [0f32; CAMERA_WORDS];
         for i in 0..3 {
             for k in 0..3 {
@@ -133,6 +203,14 @@ impl Observations {
             if let Some(i) = v.and_then(|v| v.iter().position(|x| !x.is_finite())) {
                 return Err(Error::param(OP, name, format!("element {i} is not finite")));
             }
+            // Finite but far out: the squared reprojection errors would leave f32.
+            if let Some((i, x)) = v.and_then(|v| v.iter().enumerate().find(|(_, x)| x.abs() > OBSERVATION_LIMIT)) {
+                return Err(Error::param(OP, name, format!("element {i} ({x:e}) is past {OBSERVATION_LIMIT:e}")));
+            }
+        }
+        // Confidences: a negative one would make the energy unbounded below.
+        if let Some((i, x)) = weights.and_then(|w| w.iter().enumerate().find(|(_, x)| **x < 0.0)) {
+            return Err(Error::param(OP, "weights", format!("element {i} ({x}) is negative")));
         }
         let mut words = Vec::with_capacity(c * CAMERA_WORDS);
         for cam in &cameras {
