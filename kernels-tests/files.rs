@@ -350,3 +350,52 @@ fn sampling_in_parts_gives_the_one_submit_sample() {
     assert_eq!(read_safetensors(&out).unwrap().tensors["samples"].shape, [2, 8, 51]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A guided run whose refinement diverges (energy_scale 1000 on the golden cameras: every sample
+/// leaves f32's range) is never written silently: `sample` fails, names the first non-finite
+/// sample, and writes nothing. The same run at the golden scale writes finite samples.
+#[test]
+fn a_diverging_sample_is_refused_not_written() {
+    let dir = scratch("diverge");
+    let w = data_dir("mdm").join("weights.safetensors");
+    let cams = data_dir("platypose").join("cameras.safetensors");
+    for (scale, ok) in [(30.0, true), (1000.0, false)] {
+        let cfg = dir.join("c.json");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{"mdm": {{"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}},
+                    "train_steps": 50, "steps": 5, "sampler": "ancestral", "energy_scale": {scale}, "substeps": 3}}"#
+            ),
+        )
+        .unwrap();
+        let out = dir.join("s.safetensors");
+        let r = vcortex(&[
+            "sample",
+            "--weights",
+            w.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--observations",
+            cams.to_str().unwrap(),
+            "--samples",
+            "3",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&r.stderr);
+        if ok {
+            assert!(r.status.success(), "scale {scale}: {err}");
+            let s = &read_safetensors(&out).unwrap().tensors["samples"];
+            assert!(s.data.iter().all(|v| v.is_finite()), "scale {scale}: finite samples");
+            std::fs::remove_file(&out).unwrap();
+        } else {
+            assert!(!r.status.success(), "scale {scale}: a non-finite sample was written with exit 0");
+            assert!(err.contains("samples") && err.contains("sample 0 of 3 is not finite"), "{err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 1, "scale {scale}: only the config is left, found {left:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

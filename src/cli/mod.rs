@@ -636,6 +636,10 @@ fn sample_cmd(
         progress.update(done.saturating_sub(parts.saturating_sub(steps)), "sample")
     })?;
     progress.finish();
+    // A sample the computation drove out of f32's range (a diverging refinement) is never written
+    // silently: the run fails and names it, and no file is written.
+    let (_, samples_out) = &tensors[0];
+    vcortex::models::platypose::check_samples(&samples_out.data, &samples_out.shape)?;
     vcortex::io::write_safetensors(&output, &tensors, &meta)?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
     println!(
