@@ -216,6 +216,12 @@ fn flows_refuse_bad_input() {
     ] {
         assert!(ops::rq_spline(&mut rec, &x, &w, &w, &d9, &bad).is_err(), "{bad:?}");
     }
+    // A finite tail bound past f32's reach for the spline's arithmetic is refused by name.
+    let far = SplineParams { tail_bound: 3.4e38, ..p };
+    match ops::rq_spline(&mut rec, &x, &w, &w, &d9, &far) {
+        Err(vcortex::Error::Param { op: "rq_spline", name, .. }) => assert_eq!(name, "tail_bound"),
+        other => panic!("tail_bound 3.4e38: expected a refusal, got {:?}", other.map(|_| ())),
+    }
     let s2 = up(&[0.0; 4], &[2, 2]);
     assert!(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[true, false], false).is_err());
     assert!(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[false, false, false], false).is_err());

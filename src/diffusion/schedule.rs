@@ -242,6 +242,35 @@ fn parameterisation(pred: Prediction, a: f64) -> (f64, f64, f64, f64) {
     }
 }
 
+/// The kernels take the coefficients as f32: a schedule so steep that ᾱ_t leaves f32's range makes
+/// one of them overflow (1/√ᾱ_t, say), and the step would be silently NaN where the f64 reference
+/// is finite. Such a step is refused, naming ᾱ_t and the coefficient.
+fn check_f32(op: &'static str, t: usize, c: StepCoeffs) -> Result<StepCoeffs> {
+    let named = [
+        ("x0 sample coefficient", c.a_s),
+        ("x0 model-output coefficient", c.a_m),
+        ("eps sample coefficient", c.e_s),
+        ("eps model-output coefficient", c.e_m),
+        ("x0 weight of the previous sample", c.p_x0),
+        ("eps weight of the previous sample", c.p_eps),
+        ("sample weight of the previous sample", c.p_s),
+        ("noise std", c.sigma),
+    ];
+    for (what, v) in named {
+        if !v.is_finite() || v.abs() > f32::MAX as f64 {
+            return Err(Error::param(
+                op,
+                "timestep",
+                format!(
+                    "at timestep {t} the schedule's alphas_cumprod is {:e}, so the step's {what} is {v:e}, past f32's range; use a gentler beta schedule (beta_start, beta_end) or a smaller timestep",
+                    c.abar
+                ),
+            ));
+        }
+    }
+    Ok(c)
+}
+
 fn check_clip(op: &'static str, clip: Option<f64>) -> Result<()> {
     if let Some(r) = clip {
         if !r.is_finite() || r <= 0.0 {
@@ -302,7 +331,7 @@ impl DdpmConfig {
             VarianceType::FixedSmall => (bp / bt * cur_beta).max(1e-20),
             VarianceType::FixedLarge => cur_beta,
         };
-        Ok(StepCoeffs {
+        check_f32("ddpm_step", t, StepCoeffs {
             a_s,
             a_m,
             e_s,
@@ -361,7 +390,7 @@ impl DdimConfig {
         let variance = bp / bt * (1.0 - a / ap);
         let std = self.eta * variance.sqrt();
         let (a_s, a_m, e_s, e_m) = parameterisation(self.prediction, a);
-        Ok(StepCoeffs {
+        check_f32("ddim_step", t, StepCoeffs {
             a_s,
             a_m,
             e_s,
@@ -396,6 +425,50 @@ mod tests {
         assert_eq!(timesteps(1000, 4, Spacing::Linspace, 0).unwrap(), vec![999, 666, 333, 0]);
         assert!(timesteps(10, 11, Spacing::Leading, 0).is_err());
         assert!(timesteps(10, 10, Spacing::Leading, 1).is_err());
+    }
+
+    /// beta_start 0.5 leaves alphas_cumprod at 1e-151 by timestep 500: 1/sqrt of it overflows f32,
+    /// which made the GPU step NaN while the f64 reference was finite. Refused, naming the timestep.
+    #[test]
+    fn steps_whose_coefficients_leave_f32_are_refused() {
+        let ddpm = DdpmConfig {
+            num_train_timesteps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 0.5,
+            beta_end: 0.6,
+            num_inference_steps: 10,
+            prediction: Prediction::Epsilon,
+            variance: VarianceType::FixedSmall,
+            clip: None,
+            threshold: None,
+        };
+        match ddpm.coeffs(500) {
+            Err(Error::Param { op: "ddpm_step", name, reason }) => {
+                assert_eq!(name, "timestep");
+                assert!(reason.contains("timestep 500") && reason.contains("f32"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // The same schedule early on is representable and accepted.
+        assert!(ddpm.coeffs(0).is_ok());
+        let ddim = DdimConfig {
+            num_train_timesteps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 0.5,
+            beta_end: 0.6,
+            num_inference_steps: 10,
+            prediction: Prediction::Epsilon,
+            clip: None,
+            threshold: None,
+            eta: 0.0,
+            set_alpha_to_one: true,
+            steps_offset: 0,
+            spacing: Spacing::Leading,
+        };
+        assert!(matches!(ddim.coeffs(900), Err(Error::Param { op: "ddim_step", name, .. }) if name == "timestep"));
+        // v-prediction's coefficients stay within [-1, 1] however small alphas_cumprod gets.
+        let v = DdimConfig { prediction: Prediction::VPrediction, ..ddim };
+        assert!(v.coeffs(900).is_ok());
     }
 
     #[test]

@@ -42,8 +42,8 @@ fn one() -> f32 {
     1.0
 }
 
-/// The largest spline tail bound a flow config may give.
-pub const MAX_TAIL_BOUND: f32 = 1e6;
+/// The largest spline tail bound a flow config may give (the op's own limit).
+pub use crate::ops::flows::MAX_TAIL_BOUND;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

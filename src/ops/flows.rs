@@ -28,11 +28,18 @@ impl Default for SplineParams {
     }
 }
 
+/// The largest spline tail bound: past it the spline's f32 arithmetic (knots at 2·B·width, squared
+/// and cubed heights) leaves f32's range, and the answer would differ from the reference's.
+pub const MAX_TAIL_BOUND: f32 = 1e6;
+
 impl SplineParams {
     /// Checks the parameters for K bins.
     pub fn validate(&self, k: usize) -> Result<()> {
         const OP: &str = "rq_spline";
         finite(OP, "tail_bound", self.tail_bound, true)?;
+        if self.tail_bound > MAX_TAIL_BOUND {
+            return Err(Error::param(OP, "tail_bound", format!("{:e} is past {MAX_TAIL_BOUND:e}", self.tail_bound)));
+        }
         for (name, v) in [("min_bin_width", self.min_bin_width), ("min_bin_height", self.min_bin_height)] {
             finite(OP, name, v, false)?;
             if v < 0.0 || v * k as f32 >= 1.0 {
