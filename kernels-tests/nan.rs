@@ -215,3 +215,15 @@ fn sensorium_forward_of_nan_and_infinite_images() {
     assert!(got[22..].iter().all(|v| v.is_finite() && *v > 0.0), "the ordinary image is untouched");
     assert_special(&got, &want, 1e-5, 1e-4, "sensorium forward");
 }
+
+/// Softplus with a threshold past exp's range: log(1 + e^(βx)) is βx itself there, finite on the
+/// GPU and in the reference alike (the fuzz test found the reference at +Inf for x = 1e15).
+#[test]
+fn softplus_past_exp_range_stays_finite() {
+    let act = Activation::Softplus { beta: 2.0, threshold: 1e30 };
+    let x = [1e15f32, 400.0, -1e15, 3.0e37];
+    let want = [1e15f32, 400.0, 0.0, 3.0e37];
+    let got = run1(|rec| ops::activation(rec, &up(&x, &[4]), act));
+    assert_special(&got, &want, 1e-6, 1e-6, "GPU softplus beyond exp's range");
+    assert_special(&reference::activation(&x, act), &want, 1e-6, 1e-6, "reference softplus beyond exp's range");
+}

@@ -30,10 +30,13 @@ pub fn apply(act: Activation, x: f64) -> f64 {
         Activation::Tanh => x.tanh(),
         Activation::Softplus { beta, threshold } => {
             let (b, t) = (beta as f64, threshold as f64);
-            if b * x > t {
+            let bx = b * x;
+            if bx > t {
                 x
             } else {
-                (b * x).exp().ln_1p() / b
+                // log(1 + e^bx) without overflow (as the kernel computes it): a threshold past
+                // ~709 would make e^bx infinite where the value is bx itself. NaN stays NaN.
+                (if bx < 0.0 { 0.0 } else { bx } + (-bx.abs()).exp().ln_1p()) / b
             }
         }
         Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
