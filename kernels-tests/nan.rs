@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::common::{ctx, data_dir, run1, up};
 use vcortex::io::{read_safetensors, HostTensor};
-use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
+use vcortex::ops::{self, Activation, ConvAlgo, Conv2dParams, Epilogue};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
 
@@ -109,6 +109,22 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
             });
             assert!(want.iter().any(|v| v.is_nan()), "the case reaches NaN");
             assert_special(&got, &want, 1e-4, 1e-4, &format!("conv2d {xs:?} {ws:?} {act:?}"));
+        }
+    }
+    // A non-finite weight: where its tap lands on a padded zero the product is 0 · Inf = NaN, as
+    // in PyTorch (F.conv2d of ones with an Inf corner weight and padding 1 is NaN on the border).
+    let dense = [ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb];
+    let depthwise = [ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::Depthwise, ConvAlgo::DepthwiseTiled];
+    for (xs, ws, groups, algos) in [([1, 2, 5, 6], [3, 2, 3, 3], 1, &dense[..]), ([1, 4, 6, 5], [4, 1, 3, 3], 4, &depthwise[..])] {
+        for &algo in algos {
+            let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+            let mut w = rng.vec(ws.iter().product(), -0.5, 0.5);
+            w[0] = f32::INFINITY;
+            let p = Conv2dParams { groups, padding: [1; 4], algo, ..Default::default() };
+            let (want, _) = reference::conv2d(&x, &xs, &w, &ws, None, &p, None, Activation::Identity).unwrap();
+            assert!(want[0].is_nan(), "reference: the corner tap on padding gives NaN");
+            let got = run1(|rec| ops::conv2d(rec, &up(&x, &xs), &up(&w, &ws), None, &p, &Epilogue::default()));
+            assert_special(&got, &want, 1e-4, 1e-4, &format!("conv2d Inf weight {algo:?} {ws:?}"));
         }
     }
     // linear on every matmul kernel's shape class: one row (dot), aligned rows (tiled), odd K.

@@ -321,15 +321,16 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>,
     let v_lo = conv_v_lo();
     let v_hi = conv_v_hi();
     var acc = 0.0;
+    // A padded tap multiplies its weight by 0 (as PyTorch's padded zeros do: 0 · Inf is NaN).
     for (var u = conv_u_lo(); u < u_hi; u++) {
         let ih = ih0 + i32(u * cp.dh);
-        if (ih < 0 || ih >= i32(cp.h)) { continue; }
-        let row = xb + u32(ih) * cp.w;
+        let row_in = ih >= 0 && ih < i32(cp.h);
+        let row = xb + u32(max(ih, 0)) * cp.w;
         for (var v = v_lo; v < v_hi; v++) {
             let iw = iw0 + i32(v * cp.dw);
-            if (iw >= 0 && iw < i32(cp.w)) {
-                acc = fma(cw[wb + u * cp.kw + v], cx[row + u32(iw)], acc);
-            }
+            var xv = 0.0;
+            if (row_in && iw >= 0 && iw < i32(cp.w)) { xv = cx[row + u32(iw)]; }
+            acc = fma(cw[wb + u * cp.kw + v], xv, acc);
         }
     }
     conv_put(idx, acc, o);

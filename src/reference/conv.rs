@@ -55,16 +55,19 @@ pub fn conv2d(
                         let ci = grp * cg + c;
                         for u in 0..s.kh {
                             let ih = (i * p.stride[0] + u * p.dilation[0]) as isize - p.padding[0] as isize;
-                            if ih < 0 || ih >= s.h as isize {
-                                continue;
-                            }
+                            let row_out = ih < 0 || ih >= s.h as isize;
                             for v in 0..s.kw {
                                 let iw = (j * p.stride[1] + v * p.dilation[1]) as isize - p.padding[2] as isize;
-                                if iw < 0 || iw >= s.w as isize {
+                                let wv = w[((o * cg + c) * s.kh + u) * s.kw + v] as f64;
+                                if row_out || iw < 0 || iw >= s.w as isize {
+                                    // A padded zero still multiplies its weight, as in PyTorch:
+                                    // 0 · Inf and 0 · NaN are NaN.
+                                    if !wv.is_finite() {
+                                        acc += 0.0 * wv;
+                                    }
                                     continue;
                                 }
                                 let xv = x[((n * s.c + ci) * s.h + ih as usize) * s.w + iw as usize] as f64;
-                                let wv = w[((o * cg + c) * s.kh + u) * s.kw + v] as f64;
                                 acc += xv * wv;
                             }
                         }
