@@ -55,7 +55,7 @@ fn softmax_split_paths_under_small_budgets() {
 #[test]
 fn softmax_propagates_nan_and_inf() {
     let mut rng = SplitMix::new(84);
-    for (len, budget) in [(700usize, vcortex::runtime::LOOP_BUDGET), (5000, 16)] {
+    for (len, budget) in [(700usize, crate::common::budget()), (5000, 16)] {
         let mut x = rng.vec(4 * len, -3.0, 3.0);
         x[5] = f32::NAN;
         x[len + 7] = f32::INFINITY;

@@ -64,3 +64,15 @@ pub fn data_dir(sub: &str) -> std::path::PathBuf {
         root.join(sub)
     }
 }
+
+/// The loop budget the shared device's recorders start with (`LOOP_BUDGET`, or less with
+/// `VCORTEX_SHADER_CHECKS=full`).
+pub fn budget() -> u64 {
+    ctx().max_loop_budget()
+}
+
+/// Whether the kernels run with the trusted checks, the compile the full-budget edge cases of the
+/// suite are measured for (with all checks the budget is smaller, so those edges split further).
+pub fn trusted_checks() -> bool {
+    ctx().shader_checks() == vcortex::ShaderChecks::Trusted
+}

@@ -374,7 +374,7 @@ fn dynamic_thresholding_over_one_large_sample() {
     let len = 8_000_000;
     let (s, m) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -3.0, 3.0));
     let th = Threshold { ratio: 0.995, max: 5.0 };
-    let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[1, len], th, vcortex::runtime::LOOP_BUDGET);
+    let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[1, len], th, crate::common::budget());
     assert_close(&gx, &wx, 1e-5, 1e-4, "threshold [1, 8000000]: x0");
     assert_close(&gp, &wp, 1e-5, 1e-4, "threshold [1, 8000000]: prev");
 }
@@ -420,7 +420,7 @@ fn thresholding_and_clipping_propagate_nan() {
     m[17] = f32::NAN;
     m[len + 5] = f32::INFINITY;
     let th = Threshold { ratio: 0.9999, max: 4.0 };
-    for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+    for budget in [crate::common::budget(), 16] {
         let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
         assert!(wx[..2 * len].iter().all(|v| v.is_nan()) && wx[2 * len..].iter().all(|v| v.is_finite()));
         crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: x0"));
@@ -449,7 +449,7 @@ fn thresholding_quantile_drops_a_zero_coefficient_term() {
     let m = rng.vec(rows * len, -3.0, 3.0);
     s[11] = f32::INFINITY;
     let th = Threshold { ratio: 0.99, max: 4.0 };
-    for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+    for budget in [crate::common::budget(), 16] {
         let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
         assert!(wx.iter().all(|v| v.is_finite()), "reference x0 is finite");
         crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: x0"));

@@ -532,7 +532,7 @@ fn spline_70000_bins() {
     for inverse in [false, true] {
         let p =
             SplineParams { inverse, tail_bound: bound, min_bin_width: min, min_bin_height: min, min_derivative: 1e-3 };
-        let (gy, gl) = gpu_budget(vcortex::runtime::LOOP_BUDGET, &s.x, (&s.w, &s.h, &s.d), k, None, &p);
+        let (gy, gl) = gpu_budget(crate::common::budget(), &s.x, (&s.w, &s.h, &s.d), k, None, &p);
         assert_spline_close(&s, &s.x, &p, (&gy, &gl), &format!("spline K 70000 inverse {inverse}"));
     }
 }
@@ -602,7 +602,7 @@ fn spline_split_random() {
 #[test]
 fn row_loops_split() {
     let mut rng = SplitMix::new(60);
-    let mut cases = vec![(vcortex::runtime::LOOP_BUDGET, 2usize, 70_000usize)];
+    let mut cases = vec![(crate::common::budget(), 2usize, 70_000usize)];
     for _ in 0..10 {
         cases.push((rng.range(16, 64) as u64, rng.range(1, 5), rng.range(1, 200)));
     }
@@ -657,7 +657,7 @@ fn spline_nan_input() {
         let p = SplineParams { inverse, ..Default::default() };
         let (want_y, want_l) = rf::rq_spline_one(s.x[1], &s.w[k..2 * k], &s.h[k..2 * k], &s.d[k - 1..2 * (k - 1)], &p);
         assert!(want_y.is_nan() && want_l == 0.0, "reference: {want_y} {want_l}");
-        for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+        for budget in [crate::common::budget(), 16] {
             let (gy, gl) = gpu_budget(budget, &s.x, (&s.w, &s.h, &s.d), k, None, &p);
             assert!(gy[1].is_nan() && gl[1] == 0.0, "NaN input, budget {budget}: {} {}", gy[1], gl[1]);
             assert_eq!((gy[2], gy[3], gl[2], gl[3]), (f32::INFINITY, f32::NEG_INFINITY, 0.0, 0.0));

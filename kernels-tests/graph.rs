@@ -596,10 +596,10 @@ fn gcn_aggregate_star_of_70000() {
     let x = rng.vec(b * s * j * f, -1.0, 1.0);
     let packed = rng.vec(2 * h * (f + 1), -1.0, 1.0);
     let mr = rng.vec(b * h, -1.0, 1.0);
-    let (got, want) = gcn_case(vcortex::runtime::LOOP_BUDGET, &skel, (b, s, h), (&mx, 2 * h), None, None, Some(&mr));
+    let (got, want) = gcn_case(crate::common::budget(), &skel, (b, s, h), (&mx, 2 * h), None, None, Some(&mr));
     assert_close(&got, &want, 1e-2, 1e-5, "gcn_aggregate star 70000");
     let (got, want) =
-        gcn_case(vcortex::runtime::LOOP_BUDGET, &skel, (b, s, h), (&x, f), Some(&packed), None, Some(&mr));
+        gcn_case(crate::common::budget(), &skel, (b, s, h), (&x, f), Some(&packed), None, Some(&mr));
     assert_close(&got, &want, 1e-2, 1e-5, "gcn_aggregate_linear star 70000");
 }
 
@@ -645,7 +645,7 @@ fn gcn_aggregate_linear_keeps_nan() {
     let mut x = vec![0.5f32; 4 * f];
     x[0] = f32::NAN; // joint 0
     let packed = vec![0.25f32; 2 * h * (f + 1)];
-    let (got, want) = gcn_case(vcortex::runtime::LOOP_BUDGET, &skel, (1, 1, h), (&x, f), Some(&packed), None, None);
+    let (got, want) = gcn_case(crate::common::budget(), &skel, (1, 1, h), (&x, f), Some(&packed), None, None);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let joint = i / h;
         assert_eq!(w.is_nan(), joint <= 1, "reference at joint {joint}: {w}");

@@ -457,7 +457,7 @@ fn energy_case(rng: &mut SplitMix, budget: u64, (s, f, j, c): (usize, usize, usi
 #[test]
 fn multiview_energy_split_cameras() {
     let mut rng = SplitMix::new(402);
-    energy_case(&mut rng, vcortex::runtime::LOOP_BUDGET, (2, 1, 2, 70_000));
+    energy_case(&mut rng, crate::common::budget(), (2, 1, 2, 70_000));
     for _ in 0..6 {
         let budget = rng.range(16, 64) as u64;
         let shape = (rng.range(1, 5), rng.range(1, 3), rng.range(1, 6), rng.range(1, 150));
@@ -482,7 +482,7 @@ fn refinement_split_samples() {
             x0[4500 * 3] = f32::NAN;
         }
         let r = Refinement::new(0.05, 4);
-        for budget in [16u64, vcortex::runtime::LOOP_BUDGET] {
+        for budget in [16u64, crate::common::budget()] {
             let mut rec = ctx().recorder();
             rec.set_loop_budget(budget);
             let (y, trace) = ops::refine(&mut rec, &up(&x0, &[s, f, j * 3]), &obs, &r).unwrap();

@@ -165,7 +165,7 @@ fn layer_norm_split_paths_under_small_budgets() {
 #[test]
 fn layer_norm_propagates_nan_and_inf_per_row() {
     let mut rng = SplitMix::new(25);
-    for (len, budget) in [(777usize, vcortex::runtime::LOOP_BUDGET), (5000, 16)] {
+    for (len, budget) in [(777usize, crate::common::budget()), (5000, 16)] {
         let rows = 4;
         let mut xd = rng.vec(rows * len, -1.0, 1.0);
         xd[3] = f32::NAN;

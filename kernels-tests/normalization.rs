@@ -43,7 +43,7 @@ fn dn_case(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool,
 
 fn dn_case_on(rng: &mut SplitMix, shape: [usize; 4], p: DivNormParams, gamma: bool, beta: bool, path: LocalPath) {
     let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
-    dn_check(rng, &xd, shape, p, gamma, beta, path, vcortex::runtime::LOOP_BUDGET);
+    dn_check(rng, &xd, shape, p, gamma, beta, path, crate::common::budget());
 }
 
 /// GPU against the reference on x, with the recorder's loop budget set (NaN where the reference
@@ -273,7 +273,7 @@ fn divisive_norm_local_over_65536_channels() {
     let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
     let p = DivNormParams { centered: true, l1_alpha: Some(0.3), ..Default::default() };
     for path in [LocalPath::Auto, LocalPath::Separable] {
-        dn_check(&mut rng, &xd, shape, p, true, true, path, vcortex::runtime::LOOP_BUDGET);
+        dn_check(&mut rng, &xd, shape, p, true, true, path, crate::common::budget());
     }
     // Forcing the one-pass kernel is refused, naming the path and the budget.
     let mut rec = ctx().recorder();
@@ -295,7 +295,7 @@ fn divisive_norm_batch_and_layer_fields_over_large_planes() {
     for (field, shape) in [(DnField::Layer, [1, 1, 3000, 4000]), (DnField::Batch, [2, 1, 1500, 3000])] {
         let xd = rng.vec(shape.iter().product(), -2.0, 2.0);
         let p = DivNormParams { field, sigma: 0.1, l1_alpha: Some(0.1), ..Default::default() };
-        dn_check(&mut rng, &xd, shape, p, false, true, LocalPath::Auto, vcortex::runtime::LOOP_BUDGET);
+        dn_check(&mut rng, &xd, shape, p, false, true, LocalPath::Auto, crate::common::budget());
     }
 }
 
@@ -344,7 +344,7 @@ fn divisive_norm_propagates_nan() {
         let want = reference::divisive_norm(&xd, &shape, None, None, &p).unwrap();
         let nans = want.output.iter().filter(|v| v.is_nan()).count();
         assert!(nans > 0 && nans < xd.len(), "{field:?}: {nans} NaN");
-        for (path, budget) in [(LocalPath::Auto, vcortex::runtime::LOOP_BUDGET), (LocalPath::Separable, 16)] {
+        for (path, budget) in [(LocalPath::Auto, crate::common::budget()), (LocalPath::Separable, 16)] {
             dn_check(&mut rng, &xd, shape, p, true, true, path, budget);
         }
     }

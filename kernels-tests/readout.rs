@@ -394,7 +394,7 @@ fn gaussian_readout_70000_channels() {
     let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), None, false);
     let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
     for sorted in [false, true] {
-        let got = readout_case(vcortex::runtime::LOOP_BUDGET, &x, [n, c, h, w], &mu, &f, Some(&b), None, false, sorted);
+        let got = readout_case(crate::common::budget(), &x, [n, c, h, w], &mu, &f, Some(&b), None, false, sorted);
         assert_close(&got, &want, 1e-3, 1e-4, &format!("readout C 70000 sorted {sorted}"));
     }
 }
@@ -471,7 +471,7 @@ fn gaussian_readout_nan() {
     let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), None, true);
     assert!(want[0].is_nan() && want[1].is_nan() && want[5].is_nan(), "reference: {want:?}");
     assert!(want[2].is_finite() && want[3] == f32::INFINITY && want[4].is_finite(), "reference: {want:?}");
-    for budget in [vcortex::runtime::LOOP_BUDGET, 16] {
+    for budget in [crate::common::budget(), 16] {
         let got = run_budget(budget, |rec| {
             ops::gaussian_readout(
                 rec,
@@ -566,7 +566,7 @@ fn likelihoods_nan_and_inf() {
 #[test]
 fn pearson_split_trials() {
     let mut rng = SplitMix::new(70);
-    let mut cases = vec![(vcortex::runtime::LOOP_BUDGET, 40_000usize, 3usize)];
+    let mut cases = vec![(crate::common::budget(), 40_000usize, 3usize)];
     for _ in 0..8 {
         cases.push((rng.range(16, 64) as u64, rng.range(1, 150), rng.range(1, 300)));
     }

@@ -222,6 +222,19 @@ impl Context {
         self.checks
     }
 
+    /// The loop budget of this context's recorders: [`LOOP_BUDGET`] for kernels compiled with the
+    /// trusted checks, an eighth of it with all of wgpu's checks (`VCORTEX_SHADER_CHECKS=full`). The
+    /// loop counters wgpu then adds keep the driver from unrolling a kernel's small constant loops,
+    /// so a step of a loop costs more iterations of the software rasterizers' shared counter than
+    /// the host's count assumes (measured on lavapipe: the scalar matmul went wrong at K = 12,481 in
+    /// one dispatch, within the trusted budget).
+    pub fn max_loop_budget(&self) -> u64 {
+        match self.checks {
+            ShaderChecks::Trusted => LOOP_BUDGET,
+            ShaderChecks::Full => LOOP_BUDGET / 8,
+        }
+    }
+
     pub fn kernel(&self, key: &PipelineKey) -> Result<Arc<Kernel>> {
         if let Some(k) = self.kernels.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Ok(k.clone());

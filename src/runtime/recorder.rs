@@ -111,7 +111,7 @@ impl<'c> Recorder<'c> {
             held: Vec::new(),
             index: HashMap::new(),
             reused: 0,
-            loop_budget: LOOP_BUDGET,
+            loop_budget: ctx.max_loop_budget(),
         }
     }
 
@@ -169,16 +169,18 @@ impl<'c> Recorder<'c> {
     }
 
     /// The most loop iterations (summed over every loop whose trip count a parameter sets) that one
-    /// invocation of any kernel recorded here may run in one dispatch: [`LOOP_BUDGET`] unless a
-    /// test lowered it. Ops split longer work across invocations or dispatches.
+    /// invocation of any kernel recorded here may run in one dispatch: the context's
+    /// [`Context::max_loop_budget`] unless a test lowered it. Ops split longer work across
+    /// invocations or dispatches.
     pub fn loop_budget(&self) -> u64 {
         self.loop_budget
     }
 
     /// Lowers (or restores) the loop budget of this recorder's ops, so that a test reaches the
-    /// split paths of long reductions on small shapes. At least 16; never above [`LOOP_BUDGET`].
+    /// split paths of long reductions on small shapes. At least 16; never above the context's
+    /// [`Context::max_loop_budget`].
     pub fn set_loop_budget(&mut self, iterations: u64) {
-        self.loop_budget = iterations.clamp(16, LOOP_BUDGET);
+        self.loop_budget = iterations.clamp(16, self.ctx.max_loop_budget());
     }
 
     pub fn context(&self) -> &'c Context {
