@@ -66,7 +66,7 @@ fn softmax_propagates_nan_and_inf() {
             rec.set_loop_budget(budget);
             ops::softmax(rec, &up(&x, &[4, len]), 1.0)
         });
-        crate::norm::assert_close_nan(&got, &want, 1e-7, 1e-3, &format!("softmax NaN/Inf rows of {len}"));
+        crate::common::assert_close_nan(&got, &want, 1e-7, 1e-3, &format!("softmax NaN/Inf rows of {len}"));
     }
 }
 

@@ -76,3 +76,21 @@ pub fn budget() -> u64 {
 pub fn trusted_checks() -> bool {
     ctx().shader_checks() == vcortex::ShaderChecks::Trusted
 }
+
+/// As [`assert_close`], with NaN and infinities: `got` is NaN exactly where `want` is, holds the
+/// same infinities, and is finite and within atol + rtol·|want| elsewhere (a zero's sign is not
+/// compared).
+#[track_caller]
+pub fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let ok = if w.is_nan() {
+            g.is_nan()
+        } else if w.is_infinite() {
+            g == w
+        } else {
+            g.is_finite() && (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
+        };
+        assert!(ok, "{what}: element {i}: got {g}, want {w}; {} elements", got.len());
+    }
+}

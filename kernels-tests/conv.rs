@@ -568,7 +568,7 @@ fn nan_and_inf_in_the_input_propagate() {
                 let what = format!("conv2d {algo:?} x{xs:?} w{ws:?} {p:?} budget {budget}: {:?}", rec.labels());
                 let h = rec.read_back(&y);
                 let got = rec.submit().unwrap().f32(h, &y);
-                crate::matmul::assert_close_nan(&got, &want, 2e-5, 2e-4, &what);
+                crate::common::assert_close_nan(&got, &want, 2e-5, 2e-4, &what);
             }
         }
     }

@@ -423,8 +423,8 @@ fn thresholding_and_clipping_propagate_nan() {
     for budget in [crate::common::budget(), 16] {
         let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
         assert!(wx[..2 * len].iter().all(|v| v.is_nan()) && wx[2 * len..].iter().all(|v| v.is_finite()));
-        crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: x0"));
-        crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: prev"));
+        crate::common::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: x0"));
+        crate::common::assert_close_nan(&gp, &wp, 1e-5, 1e-4, &format!("threshold NaN/Inf budget {budget}: prev"));
     }
     let cfg = DdpmConfig { clip: Some(1.0), ..ddpm_cfg(50, BetaSchedule::Linear, 10, Prediction::Sample) };
     let t = cfg.timesteps().unwrap()[2];
@@ -432,8 +432,8 @@ fn thresholding_and_clipping_propagate_nan() {
     let (gp, gx) = gpu_step(&[rows, len], &s, &m, &z, |rec, st, mt, noise| ops::ddpm_step(rec, &cfg, t, st, mt, noise));
     let (wp, wx) = reference::diffusion::ddpm_step_rows(&cfg, t, &s, &m, Some(&z), rows, None).unwrap();
     assert!(wx[17].is_nan() && wx.iter().filter(|v| v.is_nan()).count() == 1);
-    crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, "clip NaN: x0");
-    crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, "clip NaN: prev");
+    crate::common::assert_close_nan(&gx, &wx, 1e-5, 1e-4, "clip NaN: x0");
+    crate::common::assert_close_nan(&gp, &wp, 1e-5, 1e-4, "clip NaN: prev");
 }
 
 /// The thresholding quantile reads x̂0 as the step does: with Prediction::Sample x̂0 is the model
@@ -452,7 +452,7 @@ fn thresholding_quantile_drops_a_zero_coefficient_term() {
     for budget in [crate::common::budget(), 16] {
         let ((gp, gx), (wp, wx)) = threshold_case(&s, &m, &[rows, len], th, budget);
         assert!(wx.iter().all(|v| v.is_finite()), "reference x0 is finite");
-        crate::norm::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: x0"));
-        crate::norm::assert_close_nan(&gp, &wp, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: prev"));
+        crate::common::assert_close_nan(&gx, &wx, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: x0"));
+        crate::common::assert_close_nan(&gp, &wp, 1e-5, 1e-4, &format!("threshold inf sample budget {budget}: prev"));
     }
 }

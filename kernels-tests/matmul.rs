@@ -1,6 +1,6 @@
 //! matmul and linear (shaders/matmul.wgsl) against the CPU reference.
 
-use crate::common::{assert_close, run1, up};
+use crate::common::{assert_close, assert_close_nan, run1, up};
 use vcortex::ops::{self, Activation};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
@@ -171,21 +171,6 @@ fn every_tiled_kernel_on_many_tiles() {
             let e = ops::matmul_with(&mut rec, &a, &b, kernel).err().expect("a vec4 kernel took unaligned rows");
             assert!(e.to_string().contains("K % 4 == 0"), "{e}");
         }
-    }
-}
-
-/// |got − want| ≤ atol + rtol·|want| where both are finite; otherwise the same NaN, or the same
-/// infinity.
-#[track_caller]
-pub(crate) fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() || g.is_nan() || w.is_infinite() || g.is_infinite() {
-            (w.is_nan() && g.is_nan()) || g == w
-        } else {
-            (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w}; {} elements", got.len());
     }
 }
 

@@ -6,28 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{ctx, data_dir, run1, up};
+use crate::common::{assert_close_nan, ctx, data_dir, run1, up};
 use vcortex::io::{read_safetensors, HostTensor};
 use vcortex::ops::{self, Activation, ConvAlgo, Conv2dParams, Epilogue};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
-
-/// NaN exactly where `want` is NaN, the same infinities, finite values within atol + rtol·|want|
-/// (the sign of a zero is not compared).
-#[track_caller]
-pub fn assert_special(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else if w.is_infinite() {
-            g == w
-        } else {
-            g.is_finite() && (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w}");
-    }
-}
 
 fn golden() -> BTreeMap<String, HostTensor> {
     read_safetensors(&data_dir("golden").join("special_values.safetensors")).expect("special values golden").tensors
@@ -59,22 +42,22 @@ fn activations_follow_pytorch_on_nan_and_infinities() {
     let n = x.len();
     for (name, act) in activations() {
         let want = &g[&format!("y.{name}")].data;
-        assert_special(&reference::activation(x, act), want, 1e-6, 1e-5, &format!("reference {name}"));
+        assert_close_nan(&reference::activation(x, act), want, 1e-6, 1e-5, &format!("reference {name}"));
         let got = run1(|rec| ops::activation(rec, &up(x, &[n]), act));
-        assert_special(&got, want, 1e-5, 1e-4, &format!("GPU activation {name}"));
+        assert_close_nan(&got, want, 1e-5, 1e-4, &format!("GPU activation {name}"));
         // Fused into an epilogue: x·1 + 0 is x itself (NaN·1 = NaN, Inf·1 = Inf), then the activation.
         let one = up(&[1.0], &[1, 1]);
         let zero = up(&[0.0], &[1]);
         let got = run1(|rec| ops::linear(rec, &up(x, &[n, 1]), &one, Some(&zero), act));
-        assert_special(&got, want, 1e-5, 1e-4, &format!("linear epilogue {name}"));
+        assert_close_nan(&got, want, 1e-5, 1e-4, &format!("linear epilogue {name}"));
         let w = up(&[1.0], &[1, 1, 1, 1]);
         let got = run1(|rec| {
             ops::conv2d(rec, &up(x, &[1, 1, 1, n]), &w, Some(&zero), &Conv2dParams::default(), &Epilogue { act, ..Default::default() })
         });
-        assert_special(&got, want, 1e-5, 1e-4, &format!("conv2d epilogue {name}"));
+        assert_close_nan(&got, want, 1e-5, 1e-4, &format!("conv2d epilogue {name}"));
         let (m, v, wt) = (up(&[0.0], &[1]), up(&[1.0], &[1]), up(&[1.0], &[1]));
         let got = run1(|rec| ops::batch_norm(rec, &up(x, &[1, 1, n]), &m, &v, &wt, &zero, 0.0, act));
-        assert_special(&got, want, 1e-5, 1e-4, &format!("batch_norm epilogue {name}"));
+        assert_close_nan(&got, want, 1e-5, 1e-4, &format!("batch_norm epilogue {name}"));
     }
 }
 
@@ -108,7 +91,7 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
                 ops::conv2d(rec, &up(&x, &xs), &up(&w, &ws), Some(&up(&b, &[ws[0]])), &p, &Epilogue { act, ..Default::default() })
             });
             assert!(want.iter().any(|v| v.is_nan()), "the case reaches NaN");
-            assert_special(&got, &want, 1e-4, 1e-4, &format!("conv2d {xs:?} {ws:?} {act:?}"));
+            assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("conv2d {xs:?} {ws:?} {act:?}"));
         }
     }
     // A non-finite weight: where its tap lands on a padded zero the product is 0 · Inf = NaN, as
@@ -124,7 +107,7 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
             let (want, _) = reference::conv2d(&x, &xs, &w, &ws, None, &p, None, Activation::Identity).unwrap();
             assert!(want[0].is_nan(), "reference: the corner tap on padding gives NaN");
             let got = run1(|rec| ops::conv2d(rec, &up(&x, &xs), &up(&w, &ws), None, &p, &Epilogue::default()));
-            assert_special(&got, &want, 1e-4, 1e-4, &format!("conv2d Inf weight {algo:?} {ws:?}"));
+            assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("conv2d Inf weight {algo:?} {ws:?}"));
         }
     }
     // linear on every matmul kernel's shape class: one row (dot), aligned rows (tiled), odd K.
@@ -136,7 +119,7 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
         for act in [Activation::Identity, Activation::Relu, Activation::Elu1] {
             let want = reference::linear(&x, rows, i, &w, o, Some(&b), act);
             let got = run1(|rec| ops::linear(rec, &up(&x, &[rows, i]), &up(&w, &[o, i]), Some(&up(&b, &[o])), act));
-            assert_special(&got, &want, 1e-4, 1e-4, &format!("linear {rows}x{i}x{o} {act:?}"));
+            assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("linear {rows}x{i}x{o} {act:?}"));
         }
     }
 }
@@ -156,7 +139,7 @@ fn layer_norm_and_readout_propagate_nan_and_infinities() {
     for r in [1, 3, 4] {
         assert!(want[r * len..(r + 1) * len].iter().all(|v| v.is_nan()), "reference row {r} is NaN");
     }
-    assert_special(&got, &want, 1e-4, 1e-4, "layer_norm");
+    assert_close_nan(&got, &want, 1e-4, 1e-4, "layer_norm");
     // The readout: a neuron whose taps touch a NaN or an infinite pixel of any channel gives NaN
     // (Inf where only one sign of infinity reaches it), through the fused ELU+1 too.
     let (n, c, h, w, m) = (2, 5, 7, 9, 40);
@@ -182,7 +165,7 @@ fn layer_norm_and_readout_propagate_nan_and_infinities() {
                 )
             });
             assert!(want.iter().any(|v| !v.is_finite()), "the case reaches a non-finite neuron");
-            assert_special(&got, &want, 1e-4, 1e-4, &format!("readout align {align} {act:?}"));
+            assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("readout align {align} {act:?}"));
         }
     }
 }
@@ -229,7 +212,7 @@ fn sensorium_forward_of_nan_and_infinite_images() {
     assert!(got[..11].iter().all(|v| v.is_nan()), "an all-NaN image gives NaN rates, not {:?}", &got[..11]);
     assert!(want[..11].iter().all(|v| v.is_nan()), "reference: an all-NaN image gives NaN rates");
     assert!(got[22..].iter().all(|v| v.is_finite() && *v > 0.0), "the ordinary image is untouched");
-    assert_special(&got, &want, 1e-5, 1e-4, "sensorium forward");
+    assert_close_nan(&got, &want, 1e-5, 1e-4, "sensorium forward");
 }
 
 /// Softplus with a threshold past exp's range: log(1 + e^(βx)) is βx itself there, finite on the
@@ -240,6 +223,6 @@ fn softplus_past_exp_range_stays_finite() {
     let x = [1e15f32, 400.0, -1e15, 3.0e37];
     let want = [1e15f32, 400.0, 0.0, 3.0e37];
     let got = run1(|rec| ops::activation(rec, &up(&x, &[4]), act));
-    assert_special(&got, &want, 1e-6, 1e-6, "GPU softplus beyond exp's range");
-    assert_special(&reference::activation(&x, act), &want, 1e-6, 1e-6, "reference softplus beyond exp's range");
+    assert_close_nan(&got, &want, 1e-6, 1e-6, "GPU softplus beyond exp's range");
+    assert_close_nan(&reference::activation(&x, act), &want, 1e-6, 1e-6, "reference softplus beyond exp's range");
 }

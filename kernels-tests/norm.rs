@@ -1,6 +1,6 @@
 //! batch_norm and layer_norm (shaders/norm.wgsl) against the CPU reference.
 
-use crate::common::{assert_close, run1, up};
+use crate::common::{assert_close, assert_close_nan, run1, up};
 use vcortex::ops::{self, Activation};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
@@ -72,22 +72,6 @@ fn layer_norm_shapes() {
             });
             assert_close(&got, &want, 2e-4, 2e-4, &format!("layer_norm {shape:?} dims {dims} weight {w} bias {b}"));
         }
-    }
-}
-
-/// As `assert_close`, but where `want` is NaN `got` must be NaN too, and infinities must match.
-#[track_caller]
-pub fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_nan() {
-            g.is_nan()
-        } else if w.is_infinite() {
-            g == w
-        } else {
-            (g as f64 - w as f64).abs() <= atol + rtol * (w as f64).abs()
-        };
-        assert!(ok, "{what}: element {i}: got {g}, want {w}; {} elements", got.len());
     }
 }
 

@@ -3,7 +3,7 @@
 //! windows even and odd, larger than the image, 1×1 images, one channel.
 
 use crate::common::{assert_close, ctx, run1, up};
-use crate::norm::assert_close_nan;
+use crate::common::assert_close_nan;
 use vcortex::ops::{
     self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, LocalPath, MaxScope, NeurnParams, SupDivisor,
 };
