@@ -66,8 +66,17 @@ fn instance_backends() -> wgpu::Backends {
     wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())
 }
 
-/// Picks the adapter: `VCORTEX_ADAPTER` (a case-insensitive substring of the name) if set,
-/// otherwise the best-ranked device.
+/// Whether `VCORTEX_ADAPTER=wanted` names this adapter: a case-insensitive substring of its name,
+/// or its backend exactly (`vulkan`, `gl`, `metal`, `dx12`), so `VCORTEX_ADAPTER=gl` picks the GL
+/// adapter of a device that has both.
+pub fn names_adapter(wanted: &str, info: &wgpu::AdapterInfo) -> bool {
+    let w = wanted.to_lowercase();
+    let summary = AdapterSummary::of(info);
+    summary.backend == w || summary.name.to_lowercase().contains(&w)
+}
+
+/// Picks the adapter: `VCORTEX_ADAPTER` (see [`names_adapter`]) if set, otherwise the best-ranked
+/// device.
 pub fn choose(adapters: Vec<wgpu::Adapter>) -> Result<wgpu::Adapter> {
     let seen = adapters.iter().map(|a| AdapterSummary::of(&a.get_info()).to_string()).collect::<Vec<_>>().join("; ");
     if adapters.is_empty() {
@@ -79,8 +88,7 @@ pub fn choose(adapters: Vec<wgpu::Adapter>) -> Result<wgpu::Adapter> {
     }
     let mut candidates = adapters;
     if let Ok(wanted) = std::env::var("VCORTEX_ADAPTER") {
-        let w = wanted.to_lowercase();
-        candidates.retain(|a| a.get_info().name.to_lowercase().contains(&w));
+        candidates.retain(|a| names_adapter(&wanted, &a.get_info()));
         if candidates.is_empty() {
             return Err(Error::AdapterNotFound { wanted, seen });
         }
@@ -99,4 +107,23 @@ pub fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
         | wgpu::Features::SHADER_F16
         | wgpu::Features::SUBGROUP;
     adapter.features() & want
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_adapter;
+
+    fn info(name: &str, backend: wgpu::Backend) -> wgpu::AdapterInfo {
+        wgpu::AdapterInfo { name: name.into(), ..wgpu::AdapterInfo::new(wgpu::DeviceType::Cpu, backend) }
+    }
+
+    #[test]
+    fn an_adapter_is_named_by_its_name_or_its_backend() {
+        let vk = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::Backend::Vulkan);
+        let gl = info("llvmpipe (LLVM 15.0.6, 256 bits)", wgpu::Backend::Gl);
+        assert!(names_adapter("LLVMpipe", &vk) && names_adapter("llvmpipe", &gl));
+        assert!(names_adapter("gl", &gl) && !names_adapter("gl", &vk));
+        assert!(names_adapter("Vulkan", &vk) && !names_adapter("vulkan", &gl));
+        assert!(!names_adapter("nvidia", &vk));
+    }
 }
