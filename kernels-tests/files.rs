@@ -436,3 +436,14 @@ fn progress_off_a_terminal_is_plain_lines() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `vcortex info` where XDG_RUNTIME_DIR is unset (a server, a container) prints no Wayland false
+/// alarm ("XDG_RUNTIME_DIR is invalid or not set", twice, from libwayland under Mesa's Vulkan).
+#[test]
+fn info_has_no_wayland_false_alarm() {
+    let r = Command::new(env!("CARGO_BIN_EXE_vcortex")).arg("info").env_remove("XDG_RUNTIME_DIR").output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    assert!(String::from_utf8_lossy(&r.stdout).contains("chosen:"));
+}

@@ -149,6 +149,7 @@ enum FlowCmd {
 }
 
 pub fn main() -> std::process::ExitCode {
+    quiet_wayland_probe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -156,6 +157,17 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("vcortex: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan drivers probe for a Wayland display when the instance is created, and
+/// libwayland-client prints "error: XDG_RUNTIME_DIR is invalid or not set in the environment." (twice)
+/// where that variable is unset, as on a server or in a container: a false alarm, since vcortex
+/// draws nothing. Pointing it at the temporary folder (where no Wayland socket is) lets the probe
+/// fail quietly. Done first, before any thread exists; a set variable is left alone.
+fn quiet_wayland_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
 }
 
