@@ -6,6 +6,7 @@ mod attention;
 mod common;
 mod conv;
 mod diffusion;
+mod docs;
 mod elementwise;
 mod errors;
 mod files;
