@@ -477,7 +477,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
         }
     }
 
-    if wanted("divnorm_5x5") {
+    if wanted("divnorm_5x5") || wanted("divnorm_5x5_separable") {
         let xd = rnd(fnum);
         for (name, path) in
             [("divnorm_5x5", ops::LocalPath::Auto), ("divnorm_5x5_separable", ops::LocalPath::Separable)]
@@ -489,7 +489,7 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
     }
 
     // neurn_k3_forward: the apply pass in the max pass's order (neurn_k3 walks it backwards).
-    if wanted("neurn_k3") {
+    if wanted("neurn_k3") || wanted("neurn_k3_forward") {
         let is = [b(128), 3, 224, 224];
         let n: usize = is.iter().product();
         let xd: Vec<f32> = rnd(n).iter().map(|v| 0.5 + 0.5 * v).collect();

@@ -233,6 +233,7 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
     if let Some(path) = &json {
         check_output(path, &[])?;
     }
+    let started = std::time::Instant::now();
     let ctx = Context::new()?;
     let opts = BenchOptions { full, filter, reps, profile };
     let small = bench::is_small(&ctx, &opts);
@@ -288,11 +289,37 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
         text.push('\n');
         vcortex::io::write_file_atomic(&path, text.as_bytes())?;
     }
-    if results.iter().any(|r| r.error.is_some()) {
-        return Err(Error::Case("some benchmark cases failed (see above)".into()));
+    // The closing line: how many cases ran, how long, and whether every checked one stayed within
+    // BENCH_TOLERANCE of the CPU reference.
+    let failed: Vec<&str> = results.iter().filter(|r| r.error.is_some()).map(|r| r.case.as_str()).collect();
+    let over: Vec<String> = results
+        .iter()
+        .filter(|r| r.max_err.is_some_and(|e| !(e <= BENCH_TOLERANCE)))
+        .map(|r| format!("{} ({:.2e})", r.case, r.max_err.unwrap_or(f64::NAN)))
+        .collect();
+    let secs = started.elapsed().as_secs_f64();
+    if results.is_empty() {
+        println!("no case matched the filter");
+    } else if failed.is_empty() && over.is_empty() {
+        println!(
+            "{} cases in {secs:.1} s; every checked output within {BENCH_TOLERANCE:e} of the CPU reference",
+            results.len()
+        );
+    } else {
+        println!(
+            "{} cases in {secs:.1} s; failed: {}; past {BENCH_TOLERANCE:e} of the CPU reference: {}",
+            results.len(),
+            if failed.is_empty() { "none".to_string() } else { failed.join(", ") },
+            if over.is_empty() { "none".to_string() } else { over.join(", ") },
+        );
+        return Err(Error::Case("some benchmark cases failed or were off the reference (see above)".into()));
     }
     Ok(())
 }
+
+/// The largest |GPU − CPU reference| a bench case may show (f32 sums of these sizes land between
+/// 1e-7 and 1e-4).
+const BENCH_TOLERANCE: f64 = 1e-3;
 
 /// A one-line progress bar on stderr, shown once a run is expected to take more than a second.
 struct Progress {
