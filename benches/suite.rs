@@ -1,4 +1,4 @@
-//! `cargo bench`: the standard suite of shared/spec/bench-suite.md, as `vcortex bench` runs it.
+//! `cargo bench`: the standard suite of docs/bench.md, as `vcortex bench` runs it.
 
 fn main() {
     let ctx = match vcortex::Context::new() {

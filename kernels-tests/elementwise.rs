@@ -32,7 +32,7 @@ fn every_activation_matches_the_reference() {
     for act in all_activations() {
         let want = reference::activation(&xs, act);
         let got = run1(|rec| ops::activation(rec, &up(&xs, &[xs.len()]), act));
-        // eval-format.md's elementwise tolerance.
+        // docs/eval-format.md's elementwise tolerance.
         assert_close(&got, &want, 1e-4, 1e-4, &format!("{act:?}"));
         assert!(got.iter().all(|v| v.is_finite()), "{act:?} produced a non-finite value");
     }

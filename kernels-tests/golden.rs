@@ -1,5 +1,5 @@
 //! Golden cases from PyTorch (made by scripts/golden_torch.py; see data/golden/README.md) run
-//! through `vcortex eval` on the GPU and on the CPU reference, held to eval-format.md's tolerances.
+//! through `vcortex eval` on the GPU and on the CPU reference, held to docs/eval-format.md's tolerances.
 
 use std::path::{Path, PathBuf};
 

@@ -333,7 +333,7 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
 }
 
-/// The golden cGNFs of scripts/golden_cgnf.py (plain PyTorch after models.md §8.3, propose's key
+/// The golden cGNFs of scripts/golden_cgnf.py (plain PyTorch after docs/ops.md, cGNF message passing; propose's key
 /// names, float64), without and with propose's separate root node: context, posterior and prior
 /// densities, sampling from given base noise, mode.
 #[test]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden data for the cGNF pose flow (Pierzchlewicz et al.; models.md section 8.3), written in plain
+"""Golden data for the cGNF pose flow (Pierzchlewicz et al.; docs/ops.md, cGNF message passing), written in plain
 PyTorch (no torch_geometric / torch_sparse / nflows) from propose's code (sinzlab/propose:
 models/flows/CondGraphFlow.py, transforms/transform.py, nn/CondGNN.py, layers/CondGCN.py,
 nn/embedding.py SageEmbedding). The modules are named so that the state_dict keys are exactly
@@ -23,7 +23,7 @@ float32. Self-checks: inverse(forward(x)) = x (1e-10), sum of per-node logdets =
 [J*3, J*3] autograd Jacobian of each pose's flow (posterior and prior), the sampled log p equals the
 density of the returned samples, and the samples axis agrees with running each sample on its own.
 
-Root-node variant (`*_root` files; propose's CondGCN with the `r` node type, models.md 8.3): the same
+Root-node variant (`*_root` files; propose's CondGCN with the `r` node type, docs/ops.md, cGNF message passing): the same
 sizes, its own seed (SEED_ROOT), and one root node r per pose besides the J x and J c nodes: 3
 features, the root joint's 3-D position (io tensor `root` [B, 3], drawn randn * 0.5). r is not a flow
 variable (never transformed, no logdet, held fixed in the Jacobian) and has no samples axis (it

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden test data for `vcortex eval`, made with the real diffusers schedulers.
 
-Writes eval cases (format: /work/shared/spec/eval-format.md) for the ops
+Writes eval cases (format: docs/eval-format.md) for the ops
 `ddpm_step` and `ddim_step` into kernels-tests/data/golden/. For each case NAME
 there are two files:
 
@@ -72,7 +72,7 @@ deterministic_torch()
 
 CASES = []  # (name, op, params, inputs, outputs, f64 reference outputs)
 
-# eval-format.md defaults
+# docs/eval-format.md defaults
 DEFAULTS = {
     "num_train_timesteps": "1000", "beta_schedule": "linear", "beta_start": "1e-4",
     "beta_end": "0.02", "num_inference_steps": "1000", "prediction_type": "epsilon",

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Golden data for the MDM-style motion denoiser (models.md section 9), written in plain PyTorch from
-that description: per-frame Linear(D -> E); timestep token = Linear -> SiLU -> Linear applied to the
-sinusoidal table's row t, prepended to the frames; sinusoidal positional encoding added; post-LN
-nn.TransformerEncoder layers (GELU, no dropout); Linear(E -> D) on the frames. Small sizes (D 51,
-E 32, 4 heads, FF 64, 2 layers, 8 frames, batch 3); output computed in float64.
+"""Golden data for the MDM-style motion denoiser (docs/ops.md, attention and the MDM denoiser), written in plain PyTorch
+from that description: per-frame Linear(D -> E); timestep token = Linear -> SiLU -> Linear applied to the sinusoidal
+table's row t, prepended to the frames; sinusoidal positional encoding added; post-LN nn.TransformerEncoder layers
+(GELU, no dropout); Linear(E -> D) on the frames. Small sizes (D 51, E 32, 4 heads, FF 64, 2 layers, 8 frames, batch 3);
+output computed in float64.
 
     python3 scripts/golden_mdm.py     (from the repository root; needs torch and safetensors)
 Writes kernels-tests/data/mdm/{weights,io}.safetensors.

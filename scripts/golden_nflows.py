@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden test data for `vcortex eval`, made with nflows.
 
-Writes eval cases (format: /work/shared/spec/eval-format.md) for the ops
+Writes eval cases (format: docs/eval-format.md) for the ops
 `rq_spline` and `affine_coupling` into kernels-tests/data/golden/. For each
 case NAME there are two files:
 
@@ -17,12 +17,12 @@ rq_spline: the expected `output` and `logabsdet` come from
 (tails="linear") called on the case's F32 tensors cast to float64, with the
 case's parameters; the results are rounded to F32. The script also
 recomputes every spline case with its own float64 transcription of the
-formulas in /work/shared/spec/models.md section 8.2 (must agree to 1e-9) and
+formulas in docs/ops.md, rational-quadratic spline (must agree to 1e-9) and
 with nflows in plain float32, and prints how much of the eval tolerance
 (1e-4 + 1e-4*|ref|) nflows' own float32 rounding uses.
 
 affine_coupling: the expected outputs are computed directly in float64 from
-the formulas of models.md section 8.1 (scale = sigmoid(scale_raw + 2) + 1e-3;
+the formulas of docs/ops.md, affine coupling (scale = sigmoid(scale_raw + 2) + 1e-3;
 forward y_T = x_T*scale + shift, logdet = sum log scale; inverse
 x_T = (y_T - shift)/scale, logdet = -sum log scale; identity features pass
 through) and rounded to F32. Every case is cross-checked against a real
@@ -151,7 +151,7 @@ def knots(unnorm, min_bin, bound, dtype):
 
 
 def spline_ref_f64(x, uw, uh, ud, params):
-    """Independent float64 transcription of models.md section 8.2 (vectorised
+    """Independent float64 transcription of docs/ops.md, rational-quadratic spline (vectorised
     numpy), used only as a cross-check of the nflows values."""
     a = spline_args(params)
     B = a["tail_bound"]

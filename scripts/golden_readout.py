@@ -3,7 +3,7 @@
 the two likelihoods (Poisson NLL, zero-inflated gamma), made with PyTorch in
 float64.
 
-Writes eval cases (format: /work/shared/spec/eval-format.md) for the ops
+Writes eval cases (format: docs/eval-format.md) for the ops
 `grid_sample`, `gaussian_readout`, `poisson_nll` and `zig_loglik` into
 kernels-tests/data/golden/. For each case NAME there are two files:
 
@@ -32,7 +32,7 @@ float32 at the end:
                     mean give a 0-dimensional `output` (shape []).
                     Default eps 1e-8 is torch's; neuralpredictors' own
                     PoissonLoss uses bias 1e-12 (cases *_eps1e-12_*)
-- zig_loglik:       models.md section 6.2, masked form, per element:
+- zig_loglik:       docs/ops.md, zero-inflated gamma log-density (masked form), per element:
                     [y<=loc] (log(1-q) - log loc)
                     + [y>loc] (log q + (k-1) log(y-loc) - (y-loc)/theta
                                - k log theta - lgamma(k))
@@ -99,7 +99,7 @@ PoissonLoss = None
 
 def load_neuralpredictors():
     global NP_VERSION, FullGaussian2d, PoissonLoss
-    # older neuralpredictors modules do `from collections import Iterable` (models.md 1.2)
+    # older neuralpredictors modules do `from collections import Iterable` on Python >= 3.10
     if not hasattr(collections, "Iterable"):
         collections.Iterable = collections.abc.Iterable
     try:
@@ -395,7 +395,7 @@ def poisson_nll_cases():
 # --------------------------------------------------------------------------- zig_loglik
 
 def ref_zig(target, q, theta, k, loc):
-    """models.md 6.2, masked form (float64). The spike branch takes y <= loc,
+    """docs/ops.md, zero-inflated gamma log-density, masked form (float64). The spike branch takes y <= loc,
     the slab y > loc; log(y - loc) is evaluated with 1 substituted where
     y <= loc, so no NaN or inf is ever multiplied by a zero mask."""
     y, q, theta, k, loc = (f64(t) for t in (target, q, theta, k, loc))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden test data for `vcortex eval`, made with PyTorch.
 
-Writes small eval cases (format: /work/shared/spec/eval-format.md) for the ops
+Writes small eval cases (format: docs/eval-format.md) for the ops
 conv2d, linear, activation, batch_norm, layer_norm, divisive_norm and neurn into
 kernels-tests/data/golden/. For each case NAME there are two files:
 
@@ -13,7 +13,7 @@ kernels-tests/data/golden/. For each case NAME there are two files:
 Outputs are computed the way a user would: float32 tensors on the CPU through
 torch.nn.functional, with deterministic algorithms and a single thread. The
 two ops PyTorch has no function for, divisive_norm and neurn, are written out
-from the formulas of /work/shared/spec/models.md sections 3 and 4 and computed
+from the formulas of docs/ops.md (divisive normalization, NeuRN) and computed
 in float64 from the float32 inputs; their outputs are then rounded to float32.
 Each case draws its inputs from its own seed (derived from the case name), so
 adding or removing a case does not change the others.
@@ -228,7 +228,7 @@ def box_sum(plane, kh, kw):
 # --------------------------------------------------------------------------- divisive_norm
 
 def divisive_norm_ref(x, gamma, beta, params):
-    """models.md section 3, with the engine's parameters. Returns (output, centered)
+    """docs/ops.md, divisive normalization, with the engine's parameters. Returns (output, centered)
     in float64."""
     x = x.to(torch.float64)
     field = params.get("field", "local")
@@ -298,7 +298,7 @@ divisive_norm_case("divisive_norm_j_gamma_only", [1, 6, 5, 5], {"field": "local"
 # --------------------------------------------------------------------------- neurn
 
 def neurn_ref(x, params):
-    """models.md section 4 with zero padding: local population standard
+    """docs/ops.md, NeuRN, with zero padding: local population standard
     deviation over a k x k window (padded zeros count as values), divided by
     its maximum per (n, c) ("channel") or per n ("image") plus eps. float64."""
     x = x.to(torch.float64)

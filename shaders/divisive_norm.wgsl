@@ -1,4 +1,4 @@
-// divisive_norm.wgsl: divisive normalization (Ren et al. 2017, unified form; models.md section 3).
+// divisive_norm.wgsl: divisive normalization (Ren et al. 2017, unified form; docs/ops.md, divisive normalization).
 //   v = x - mean over the summation field,  y = act(gamma * v / sqrt(sigma^2 + mean of v^2 over the
 //   suppression field) + beta), plus the sparse L1 term's partial sums of |v| on request.
 //

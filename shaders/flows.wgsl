@@ -1,4 +1,5 @@
-// flows.wgsl: normalizing-flow couplings (nflows conventions, models.md section 8), each one fused pass.
+// flows.wgsl: normalizing-flow couplings (nflows conventions; docs/ops.md, affine coupling, rational-quadratic spline),
+// each one fused pass.
 //   rq_spline        unconstrained rational-quadratic spline with linear tails: per element, the
 //                    softmax of the widths and heights, the knots, the bin search, the spline (or its
 //                    stable inverse root) and log|dy/dx|, all in one invocation; any K >= 2

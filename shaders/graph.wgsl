@@ -1,4 +1,4 @@
-// graph.wgsl: the message passing of the cGNF pose model (models.md section 8.3).
+// graph.wgsl: the message passing of the cGNF pose model (docs/ops.md, cGNF message passing).
 //   gcn_aggregate   one CondGCN layer's sum aggregation: per node, its self-loop term, the messages
 //                   of its skeleton neighbours (both directions, one weight), where the node's
 //                   keypoint is observed the context message, and for the root's children the root

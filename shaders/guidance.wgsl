@@ -1,4 +1,4 @@
-// guidance.wgsl: Platypose's energy guidance of x0 (models.md section 9.4, scripts/PLATYPOSE.md).
+// guidance.wgsl: Platypose's energy guidance of x0 (docs/ops.md, energy guidance; scripts/PLATYPOSE.md).
 //   multiview_energy  per (sample, frame, joint): X = x0 + root[frame], projected by every camera
 //                     (P = (X - t) Rinv, pinhole, radial k1 k2 k3 and tangential p1 p2 distortion,
 //                     skewed intrinsics), its share of the energy

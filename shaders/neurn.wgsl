@@ -1,4 +1,4 @@
-// neurn.wgsl: NeuRN (Jalil, Qazi, Iqbal 2025; models.md section 4): the local standard deviation of
+// neurn.wgsl: NeuRN (Jalil, Qazi, Iqbal 2025; docs/ops.md, NeuRN): the local standard deviation of
 // each channel over a k x k window (zero 'SAME' padding, divisor k^2), divided by its maximum over
 // the scope (per (n, c) plane, or per image) plus eps. No learned parameters.
 //

@@ -1,5 +1,5 @@
 // readout.wgsl: sampling the core's feature map and the likelihoods of neural responses
-// (models.md sections 5 and 6).
+// (docs/ops.md: grid_sample, Gaussian readout, Poisson NLL, zero-inflated gamma log-density).
 //   grid_sample       bilinear, zero padding, either align_corners (PyTorch semantics)
 //   gaussian_readout  FullGaussian2d in eval mode, fused: position = clamp(mu, -1, 1) (+ shift[n]),
 //                     bilinear sample of every channel, weighted by features[c, m], + bias[m]

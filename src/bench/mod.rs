@@ -1,4 +1,4 @@
-//! The standard benchmark suite (shared/spec/bench-suite.md): every kernel on a fixed shape
+//! The standard benchmark suite (docs/bench.md): every kernel on a fixed shape
 //! suite, timed with GPU timestamps (wall clock where the adapter has none), checked against its
 //! CPU reference (on a slice of the batch where the full reference would take too long).
 

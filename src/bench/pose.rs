@@ -1,4 +1,4 @@
-//! The pose models' cases (extra names beside bench-suite.md's): cGNF hypotheses and the guided
+//! The pose models' cases (extra names beside the standard suite's; docs/bench.md): cGNF hypotheses and the guided
 //! Platypose sampling, at the sizes of their issues.
 
 use super::{max_abs_diff, measure, BenchOptions, BenchResult, Case};

@@ -26,7 +26,7 @@ pub struct Cli {
 enum Cmd {
     /// Adapters seen, the one chosen, its features and limits.
     Info,
-    /// Runs one op from a case file (shared/spec/eval-format.md) and writes its outputs.
+    /// Runs one op from a case file (docs/eval-format.md) and writes its outputs.
     Eval {
         /// The case: a safetensors file with the op and its parameters in __metadata__.
         case: PathBuf,

@@ -1,5 +1,5 @@
-//! Diffusion sampling on the host side: schedules in f64 (diffusers conventions, models.md §9) and
-//! the per-step coefficients the fused step kernel (ops::diffusion) consumes.
+//! Diffusion sampling on the host side: schedules in f64 (diffusers conventions; docs/ops.md, diffusion schedules and
+//! steps) and the per-step coefficients the fused step kernel (ops::diffusion) consumes.
 
 pub mod respace;
 pub mod schedule;

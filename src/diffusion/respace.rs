@@ -1,5 +1,5 @@
 //! Respaced schedules in the guided-diffusion / Platypose style (`space_timesteps`,
-//! `SpacedDiffusion`, models.md §9.4), in f64: a base schedule of T training steps, the kept
+//! `SpacedDiffusion`; docs/ops.md, diffusion schedules and steps), in f64: a base schedule of T training steps, the kept
 //! timesteps `linspace(0, T−1, n)` truncated to integers, the respaced β'_k = 1 − ᾱ_{m_k}/ᾱ_{m_{k−1}},
 //! and every table recomputed from β' (posterior mean coefficients, the FIXED_SMALL variance and its
 //! clipped log).

@@ -1,4 +1,4 @@
-//! `vcortex eval`: run one op from a case file (shared/spec/eval-format.md) on the GPU or the
+//! `vcortex eval`: run one op from a case file (docs/eval-format.md) on the GPU or the
 //! CPU reference. Each op is one row of [`OPS`]: its tensors, its parameters and two functions.
 
 mod bindings;
@@ -196,7 +196,7 @@ pub fn eval_file(case_path: &Path, out_path: &Path, backend: &Backend) -> Result
     Ok(outputs)
 }
 
-/// The eval-format.md tolerance: elementwise ops are held to 1e-4 + 1e-4·|ref| per element;
+/// The tolerance of docs/eval-format.md: elementwise ops are held to 1e-4 + 1e-4·|ref| per element;
 /// reductions and convolutions to 1e-3·max|ref| + 1e-4. Returns the worst excess (≤ 0 passes)
 /// and the largest absolute error.
 pub fn check_tolerance(got: &[f32], want: &[f32], elementwise: bool) -> (f64, f64) {

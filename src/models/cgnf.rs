@@ -1,5 +1,6 @@
-//! The cGNF pose model (Pierzchlewicz et al.; sinzlab/propose; models.md §8.3): a conditional
-//! graph normalizing flow over the 3-D joints of a skeleton, conditioned on the 2-D keypoints.
+//! The cGNF pose model (Pierzchlewicz et al.; sinzlab/propose; docs/ops.md, cGNF message passing; config in
+//! docs/models.md): a conditional graph normalizing flow over the 3-D joints of a skeleton, conditioned on the 2-D
+//! keypoints.
 //!
 //! Nodes are the J joints of each pose (3 features). For i in 0..L: a per-node ActNorm(3), then an
 //! affine coupling whose mask transforms one coordinate (i mod 3, propose's leave-one-out masks; or
@@ -446,7 +447,7 @@ impl Cgnf {
                 for (l, (fin, out)) in [(2, e.hidden), (e.hidden, c)].into_iter().enumerate() {
                     let k = format!("_embedding_net.layers.{l}");
                     // The layer's one bias: PyG 2 keeps it on lin_root, older releases (and
-                    // models.md) on lin_rel; either is accepted, both are summed.
+                    // docs/ops.md) on lin_rel; either is accepted, both are summed.
                     let mut rel = lin(&mut sd, &format!("{k}.lin_rel"), out, fin, false)?;
                     let mut root = lin(&mut sd, &format!("{k}.lin_root"), out, fin, false)?;
                     let mut bias: Option<HostTensor> = None;

@@ -1,5 +1,5 @@
-//! Composite normalizing flows (models.md §8): a stack of ActNorm, affine-coupling and
-//! rational-quadratic-spline-coupling layers on x [N, D], for density evaluation (data → base, the
+//! Composite normalizing flows (docs/ops.md, affine coupling and spline; config in docs/models.md): a stack of ActNorm,
+//! affine-coupling and rational-quadratic-spline-coupling layers on x [N, D], for density evaluation (data → base, the
 //! log-dets accumulated) and sampling (base → data, with temperature), each recorded as one submit.
 //!
 //! Weights (safetensors) and their key names, for layer i:

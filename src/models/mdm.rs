@@ -1,6 +1,6 @@
-//! The MDM-style motion denoiser of Platypose (models.md §9): per-frame input linear, a timestep
-//! token (sinusoidal table row → Linear → SiLU → Linear) prepended to the frames, sinusoidal
-//! positional encoding, post-LN transformer encoder layers (GELU), output linear on the frames.
+//! The MDM-style motion denoiser of Platypose (docs/ops.md, attention and the MDM denoiser): per-frame input linear, a
+//! timestep token (sinusoidal table row → Linear → SiLU → Linear) prepended to the frames, sinusoidal positional
+//! encoding, post-LN transformer encoder layers (GELU), output linear on the frames.
 //!
 //! Keys: `input_process.{weight,bias}` [E, D], `embed_timestep.{0,2}.{weight,bias}` [E, E],
 //! `encoder.layers.{i}.*` (PyTorch `nn.TransformerEncoderLayer` names), `output_process.{weight,bias}`

@@ -1,4 +1,4 @@
-//! The Platypose sampler (models.md §9.4; what the code does is pinned down in
+//! The Platypose sampler (docs/ops.md, energy guidance; config in docs/models.md; what the code does is pinned down in
 //! scripts/PLATYPOSE.md): the MDM denoiser predicts x̂0 on a cosine schedule of T training steps
 //! respaced to N (`space_timesteps(T, "ddimN")`); each x̂0 is refined by SGD on the multi-view
 //! reprojection energy with the plateau rule (`ops::guidance::refine`); then an η = 0 DDIM step

@@ -1,6 +1,6 @@
 //! The Sensorium 2022 baseline (neuralpredictors `Stacked2dCore` + one `FullGaussian2d` readout per
-//! data key, ELU+1; models.md §1.2, §5) at inference, loaded from a PyTorch `state_dict` saved as
-//! safetensors with PyTorch's own key names plus a small JSON config.
+//! data key, ELU+1; docs/models.md, docs/ops.md, Gaussian readout) at inference, loaded from a PyTorch `state_dict`
+//! saved as safetensors with PyTorch's own key names plus a small JSON config.
 //!
 //! Loading folds each batch norm into the epilogue of the conv before it (scale and shift), the
 //! `elu_offset` into the readout bias, and fuses ELU+1 into the readout kernel. A forward pass is

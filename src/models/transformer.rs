@@ -1,6 +1,6 @@
 //! A post-LN transformer encoder layer (PyTorch `nn.TransformerEncoderLayer`, `norm_first=False`,
 //! GELU feed-forward, no dropout at inference), the building block of the MDM denoiser
-//! (models.md §9):
+//! (docs/ops.md, attention and the MDM denoiser):
 //!   x ← LN1(x + out_proj(MHA(x)));   x ← LN2(x + W2 · gelu(W1 · x + b1) + b2)
 //! PyTorch's packed `self_attn.in_proj_weight [3E, E]` is split into Q, K, V at load time.
 

@@ -26,7 +26,7 @@ pub enum Activation {
 impl Activation {
     pub const NAMES: &'static str = "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
 
-    /// From the eval-format name (softplus takes beta and threshold).
+    /// From the case-file name (docs/eval-format.md) (softplus takes beta and threshold).
     pub fn parse(kind: &str, beta: f32, threshold: f32) -> Result<Activation> {
         let a = match kind {
             "identity" | "none" => Activation::Identity,

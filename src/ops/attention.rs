@@ -1,5 +1,5 @@
-//! Multi-head self-attention (the MDM denoiser's core, models.md §9): softmax(Q Kᵀ/√dh) V per head,
-//! from the tiled matmuls and the kernels of shaders/attention.wgsl, recorded on one recorder.
+//! Multi-head self-attention (the MDM denoiser's core; docs/ops.md, attention and the MDM denoiser): softmax(Q Kᵀ/√dh)
+//! V per head, from the tiled matmuls and the kernels of shaders/attention.wgsl, recorded on one recorder.
 
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};

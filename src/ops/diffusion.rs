@@ -54,7 +54,7 @@ struct StepParams {
 }
 
 /// How a gradient g = ∇ₓ log p(y | x_t) (a classifier's, or any differentiable objective's) guides a
-/// step (models.md §9.4; guided-diffusion's `condition_mean` and `condition_score`).
+/// step (docs/ops.md, diffusion schedules and steps; guided-diffusion's `condition_mean` and `condition_score`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum GuidanceKind {
     /// μ ← μ + scale · σ_t² · g: the step's mean moves by its variance times the gradient; x̂0 is

@@ -1,4 +1,4 @@
-//! Divisive normalization (Ren et al. 2017, unified form; models.md §3), fused: a local field is
+//! Divisive normalization (Ren et al. 2017, unified form; docs/ops.md, divisive normalization), fused: a local field is
 //! one pass (`dn_local`: statistics, both window sums and the output of a tile in workgroup
 //! memory) where the windows fit its tile, else five small dispatches of which two read x
 //! (per-pixel channel statistics; the apply pass); the batch and layer fields take two (group

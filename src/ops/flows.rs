@@ -1,6 +1,6 @@
-//! Normalizing-flow couplings (shaders/flows.wgsl), nflows conventions (models.md §8): the
-//! rational-quadratic spline with linear tails and the affine coupling, forward and inverse, each
-//! one fused pass returning its log-determinant.
+//! Normalizing-flow couplings (shaders/flows.wgsl), nflows conventions (docs/ops.md, affine coupling,
+//! rational-quadratic spline): the rational-quadratic spline with linear tails and the affine coupling, forward and
+//! inverse, each one fused pass returning its log-determinant.
 
 use super::finite;
 use crate::error::{Error, Result};

@@ -1,5 +1,5 @@
 //! Message passing on a skeleton graph (shaders/graph.wgsl), the cGNF's conditioner and context
-//! embedding (models.md §8.3): a CondGCN layer's sum aggregation and a DenseSAGE layer's masked,
+//! embedding (docs/ops.md, cGNF message passing): a CondGCN layer's sum aggregation and a DenseSAGE layer's masked,
 //! row-normalised dense aggregation.
 
 use crate::error::{Error, Result};
@@ -173,7 +173,7 @@ pub fn gcn_shapes(
     Ok((b, s, stride, mc_stride))
 }
 
-/// One CondGCN layer's sum aggregation (models.md §8.3) for nodes [B, S, J]: per node i,
+/// One CondGCN layer's sum aggregation (docs/ops.md, cGNF message passing) for nodes [B, S, J]: per node i,
 /// h_i = mx_i[0..H] + Σ_{j ∈ neighbours(i)} mx_j[H..2H] + observed_i · mc_i[0..H], where mx holds
 /// ReLU(W_x x + b_x) and ReLU(W_xx x + b_xx) side by side and mc = ReLU(W_cx c + b_cx) per pose
 /// (broadcast over the S samples), plus, for the root's children, the root message (per pose).

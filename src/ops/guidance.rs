@@ -1,4 +1,4 @@
-//! Platypose's energy guidance (shaders/guidance.wgsl; models.md §9.4 and scripts/PLATYPOSE.md):
+//! Platypose's energy guidance (shaders/guidance.wgsl; docs/ops.md, energy guidance, and scripts/PLATYPOSE.md):
 //! the multi-view reprojection energy of x̂0 with its analytic gradient, and the SGD refinement of
 //! x̂0 whose learning rate follows PyTorch's ReduceLROnPlateau, all on the device so a whole
 //! refinement records without a readback.

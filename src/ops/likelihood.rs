@@ -1,5 +1,5 @@
-//! Likelihoods of neural responses (shaders/readout.wgsl; models.md §6): Poisson NLL and the
-//! zero-inflated gamma log-density.
+//! Likelihoods of neural responses (shaders/readout.wgsl; docs/ops.md, Poisson NLL and zero-inflated gamma
+//! log-density): Poisson NLL and the zero-inflated gamma log-density.
 
 use super::expect_shape;
 use super::readout::{RoParams, BINDINGS};
@@ -100,9 +100,9 @@ pub fn poisson_nll(
     Ok(y)
 }
 
-/// The zero-inflated gamma log-density per element (models.md §6.2, masked form): log(1−q) −
-/// log(loc) where target ≤ loc, else log q + (k−1)·log(target−loc) − (target−loc)/θ − k·log θ −
-/// lgamma(k). All tensors of one shape; q ∈ (0, 1) and θ, k, loc > 0 are the caller's to keep.
+/// The zero-inflated gamma log-density per element (docs/ops.md, zero-inflated gamma log-density; masked form):
+/// log(1−q) − log(loc) where target ≤ loc, else log q + (k−1)·log(target−loc) − (target−loc)/θ − k·log θ − lgamma(k).
+/// All tensors of one shape; q ∈ (0, 1) and θ, k, loc > 0 are the caller's to keep.
 pub fn zig_loglik(
     rec: &mut Recorder,
     target: &Tensor,

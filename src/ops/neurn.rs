@@ -1,4 +1,4 @@
-//! NeuRN (models.md §4): local standard deviation per channel over a k×k window (zero padding,
+//! NeuRN (docs/ops.md, NeuRN): local standard deviation per channel over a k×k window (zero padding,
 //! divisor k²), divided by its maximum over the scope plus eps.
 //!
 //! Our choices where the paper's code is not public: k = 3, the maximum per (image, channel), eps =

@@ -1,5 +1,5 @@
 //! Sampling the core's feature map (shaders/readout.wgsl): bilinear grid_sample and the
-//! FullGaussian2d readout in eval mode (models.md §5.1), with its parameters as given or as a
+//! FullGaussian2d readout in eval mode (docs/ops.md, Gaussian readout), with its parameters as given or as a
 //! [`SortedReadout`] (neurons in Z-order of their positions, for the cache).
 
 use super::expect_shape;

@@ -95,7 +95,7 @@ pub fn ddpm_step(
 pub type RefGuidance<'a> = Option<(&'a [f32], GuidanceKind, f64)>;
 
 /// The guided x̂0 and ε̂ of score guidance, and the amount mean guidance adds, for ᾱ_t = `a` and
-/// step variance `var` (models.md §9.4).
+/// step variance `var` (docs/ops.md, diffusion schedules and steps).
 fn guide(g: RefGuidance, k: usize, a: f64, var: f64, x0: &mut f64, eps: &mut f64) -> f64 {
     match g {
         None => 0.0,

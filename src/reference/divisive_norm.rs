@@ -10,7 +10,7 @@ pub struct DivNormRef {
     pub l1: Option<f32>,
 }
 
-/// Divisive normalization of x [N, C, H, W] (models.md §3), straight from the formulas.
+/// Divisive normalization of x [N, C, H, W] (docs/ops.md, divisive normalization), straight from the formulas.
 pub fn divisive_norm(
     x: &[f32],
     shape: &[usize],

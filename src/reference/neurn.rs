@@ -2,7 +2,7 @@ use super::box_filter::window_sum;
 use crate::error::{Error, Result};
 use crate::ops::{MaxScope, NeurnParams};
 
-/// NeuRN of x [N, C, H, W] (models.md §4): per-pixel population std over the k×k window with zero
+/// NeuRN of x [N, C, H, W] (docs/ops.md, NeuRN): per-pixel population std over the k×k window with zero
 /// padding (the zeros count, divisor k²), two-pass; divided by the scope's maximum plus eps.
 pub fn neurn(x: &[f32], shape: &[usize], p: &NeurnParams) -> Result<Vec<f32>> {
     if shape.len() != 4 || shape.contains(&0) {
