@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::common::{ctx, up};
+use crate::common::{ctx, refused_param, refused_shape, refused_too_large, up};
 use vcortex::eval::{self, Backend};
 use vcortex::io::{write_safetensors, HostTensor};
 use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
@@ -47,7 +47,7 @@ fn conv2d_refuses_bad_shapes_and_parameters() {
     // Scale without shift.
     let s = up(&[1.0; 2], &[2]);
     let epi = Epilogue { scale: Some(&s), shift: None, act: Activation::Identity };
-    assert!(ops::conv2d(&mut ctx().recorder(), &x, &w, None, &d, &epi).is_err());
+    refused_param(ops::conv2d(&mut ctx().recorder(), &x, &w, None, &d, &epi), "conv2d", "epilogue");
 }
 
 /// A composite op that fails part-way takes back what it recorded; copies refuse aliasing.
@@ -59,17 +59,20 @@ fn failed_composite_ops_leave_the_recorder_as_it_was() {
     let before = rec.dispatch_count();
     // 2 x 70000 heads pass the shape checks but not the batched matmul's workgroup limit.
     let big = up(&vec![0.5; 70_000], &[1, 1, 70_000]);
-    assert!(ops::attention(&mut rec, &big, &big, &big, 70_000).is_err());
+    refused_too_large(ops::attention(&mut rec, &big, &big, &big, 70_000), "matmul_nt", "batch");
     assert_eq!(rec.dispatch_count(), before, "a refused attention left dispatches behind");
     // A flow given the wrong width, after nothing; a divisive norm with a bad gamma.
-    assert!(ops::divisive_norm(
-        &mut rec,
-        &up(&[0.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]),
-        Some(&up(&[1.0; 2], &[2])),
-        None,
-        &Default::default()
-    )
-    .is_err());
+    refused_shape(
+        ops::divisive_norm(
+            &mut rec,
+            &up(&[0.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]),
+            Some(&up(&[1.0; 2], &[2])),
+            None,
+            &Default::default(),
+        ),
+        "divisive_norm",
+        "gamma",
+    );
     assert_eq!(rec.dispatch_count(), before);
     rec.submit().unwrap();
     let e = ctx().recorder().copy(&x, &x.reshape(&[6, 12]).unwrap()).unwrap_err();
@@ -94,19 +97,35 @@ fn zero_sized_and_oversized_tensors_are_refused() {
 fn other_ops_refuse_bad_input() {
     let x = up(&[0.0; 12], &[3, 4]);
     let mut rec = ctx().recorder();
-    assert!(ops::linear(&mut rec, &x, &up(&[0.0; 10], &[2, 5]), None, Activation::Identity).is_err());
-    assert!(ops::matmul(&mut rec, &x, &up(&[0.0; 10], &[5, 2])).is_err());
-    assert!(ops::layer_norm(&mut rec, &x, 3, None, None, 1e-5, Activation::Identity).is_err());
-    assert!(ops::layer_norm(&mut rec, &x, 1, None, None, f32::NAN, Activation::Identity).is_err());
-    assert!(ops::layer_norm(&mut rec, &x, 1, Some(&up(&[1.0; 3], &[3])), None, 1e-5, Activation::Identity).is_err());
+    refused_shape(ops::linear(&mut rec, &x, &up(&[0.0; 10], &[2, 5]), None, Activation::Identity), "linear", "weight");
+    refused_shape(ops::matmul(&mut rec, &x, &up(&[0.0; 10], &[5, 2])), "matmul", "b");
+    refused_param(ops::layer_norm(&mut rec, &x, 3, None, None, 1e-5, Activation::Identity), "layer_norm", "dims");
+    refused_param(ops::layer_norm(&mut rec, &x, 1, None, None, f32::NAN, Activation::Identity), "layer_norm", "eps");
+    refused_shape(
+        ops::layer_norm(&mut rec, &x, 1, Some(&up(&[1.0; 3], &[3])), None, 1e-5, Activation::Identity),
+        "layer_norm",
+        "weight",
+    );
     let c4 = up(&[1.0; 4], &[4]);
     let c3 = up(&[1.0; 3], &[3]);
-    assert!(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c3, 1e-5, Activation::Identity).is_err());
-    assert!(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c4, f32::INFINITY, Activation::Identity).is_err());
-    assert!(ops::activation(&mut rec, &x, Activation::Softplus { beta: 0.0, threshold: 20.0 }).is_err());
-    assert!(ops::activation(&mut rec, &x, Activation::Softplus { beta: 1.0, threshold: f32::NAN }).is_err());
+    refused_shape(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c3, 1e-5, Activation::Identity), "batch_norm", "bias");
+    refused_param(
+        ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c4, f32::INFINITY, Activation::Identity),
+        "batch_norm",
+        "eps",
+    );
+    refused_param(
+        ops::activation(&mut rec, &x, Activation::Softplus { beta: 0.0, threshold: 20.0 }),
+        "activation",
+        "beta",
+    );
+    refused_param(
+        ops::activation(&mut rec, &x, Activation::Softplus { beta: 1.0, threshold: f32::NAN }),
+        "activation",
+        "threshold",
+    );
     assert_eq!(rec.dispatch_count(), 0);
-    assert!(Activation::parse("swish", 1.0, 20.0).is_err());
+    refused_param(Activation::parse("swish", 1.0, 20.0), "activation", "kind");
 }
 
 fn tmp(name: &str) -> PathBuf {
