@@ -2,7 +2,7 @@
 //! diffusers' DDPM and DDIM steps, for every schedule, prediction type and spacing; Philox noise
 //! fused into the step equals the same stream drawn by ops::random_normal; refusals.
 
-use crate::common::{assert_close, ctx, is_param, refused, run1, up};
+use crate::common::{assert_close, ctx, is_param, is_shape, refused, run1, up};
 use vcortex::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
 use vcortex::ops::{self, Noise};
 use vcortex::reference;
@@ -177,13 +177,14 @@ fn steps_refuse_bad_input() {
     let ddpm = DdpmConfig { clip: Some(1.0), ..ddpm_cfg(1000, BetaSchedule::Linear, 10, Prediction::Epsilon) };
     let mut rec = ctx().recorder();
     let e = ops::ddpm_step(&mut rec, &ddpm, 901, &x, &x, Noise::Tensor(&x)).unwrap_err();
+    assert!(is_param(&e, "ddpm_step", "timestep"), "{e:?}");
     assert!(e.to_string().contains("not on the schedule"), "{e}");
     let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &y, Noise::Tensor(&x)).unwrap_err();
-    assert!(e.to_string().contains("model_output"), "{e}");
+    assert!(is_shape(&e, "sampler_step", "model_output"), "{e:?}");
     let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &x, Noise::None).unwrap_err();
-    assert!(e.to_string().contains("noise"), "{e}");
+    assert!(is_param(&e, "sampler_step", "noise"), "{e:?}");
     let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &x, Noise::Tensor(&y)).unwrap_err();
-    assert!(e.to_string().contains("noise"), "{e}");
+    assert!(is_shape(&e, "sampler_step", "noise"), "{e:?}");
     // The last step adds no noise and needs none.
     assert!(ops::ddpm_step(&mut rec, &ddpm, 0, &x, &x, Noise::None).is_ok());
     for (bad, op, name) in [

@@ -128,6 +128,7 @@ fn divisive_norm_local_tiles() {
     let p = DivNormParams { sum_window: [21, 21], sup_window: [15, 15], ..Default::default() };
     let mut rec = ctx().recorder();
     let e = ops::divisive_norm_with(&mut rec, &x, None, None, &p, LocalPath::OnePass).err().expect("accepted");
+    assert!(is_param(&e, "divisive_norm", "path"), "{e:?}");
     assert!(e.to_string().contains("too large for the one-pass"), "{e}");
     let out = ops::divisive_norm(&mut rec, &x, None, None, &p).unwrap();
     assert_eq!(out.output.shape(), &[1, 2, 30, 30]);
@@ -189,15 +190,15 @@ fn neurn_matches_the_reference() {
 fn normalization_refuses_bad_parameters() {
     let x = up(&[1.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]);
     let mut rec = ctx().recorder();
-    for p in [
-        DivNormParams { sum_window: [0, 3], ..Default::default() },
-        DivNormParams { sup_window: [3, 0], ..Default::default() },
-        DivNormParams { sigma: f32::NAN, ..Default::default() },
-        DivNormParams { sigma: f32::INFINITY, ..Default::default() },
-        DivNormParams { l1_alpha: Some(f32::NAN), ..Default::default() },
+    for (p, name) in [
+        (DivNormParams { sum_window: [0, 3], ..Default::default() }, "sum_window"),
+        (DivNormParams { sup_window: [3, 0], ..Default::default() }, "sup_window"),
+        (DivNormParams { sigma: f32::NAN, ..Default::default() }, "sigma"),
+        (DivNormParams { sigma: f32::INFINITY, ..Default::default() }, "sigma"),
+        (DivNormParams { l1_alpha: Some(f32::NAN), ..Default::default() }, "l1_alpha"),
     ] {
         let e = ops::divisive_norm(&mut rec, &x, None, None, &p).err().expect("accepted bad parameters");
-        assert!(matches!(e, vcortex::Error::Param { .. }), "{e}");
+        assert!(is_param(&e, "divisive_norm", name), "{p:?}: expected {name}, got {e:?}");
     }
     let g = up(&[1.0; 4], &[4]);
     refused_shape(

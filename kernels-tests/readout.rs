@@ -1,7 +1,7 @@
 //! grid_sample, the Gaussian readout, Poisson NLL and the ZIG log-density (shaders/readout.wgsl)
 //! against the CPU reference on random and awkward shapes.
 
-use crate::common::{assert_close, ctx, refused_param, refused_shape, run1, up};
+use crate::common::{assert_close, ctx, is_param, refused_param, refused_shape, run1, up};
 use vcortex::ops::{self, Reduction};
 use vcortex::reference::readout as rr;
 use vcortex::rng::SplitMix;
@@ -158,6 +158,7 @@ fn readout_order_is_local() {
     let mut bad = mu.clone();
     bad[9] = f32::NAN;
     let e = ops::SortedReadout::new(ctx(), &bad, &mu, 2, None).err().expect("NaN position accepted");
+    assert!(is_param(&e, "gaussian_readout", "mu"), "{e:?}");
     assert!(e.to_string().contains("mu[4][1]"), "{e}");
 }
 
