@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::common::{ctx, is_param, is_shape, refused_param, refused_shape, refused_too_large, up};
+use crate::common::{ctx, is_param, is_shape, refused_case, refused_param, refused_shape, refused_too_large, up};
 use vcortex::eval::{self, Backend};
 use vcortex::io::{write_safetensors, HostTensor};
 use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
@@ -438,13 +438,13 @@ fn mdm_refuses_weights_its_config_cannot_place() {
     let mut sd =
         vcortex::io::read_weights(&crate::common::data_dir("mdm").join("weights.safetensors")).unwrap().tensors;
     let cfg = MdmConfig { features: 51, latent: 32, heads: 4, layers: 1, max_len: 64 };
-    let e = Mdm::load(ctx(), &sd, cfg).err().unwrap().to_string();
+    let e = refused_case(Mdm::load(ctx(), &sd, cfg), "weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("encoder.layers.1."), "{e}");
     sd.insert("sequence_pos_encoder.pe".into(), HostTensor::new(vec![4, 1, 32], vec![0.0; 128]));
     Mdm::load(ctx(), &sd, MdmConfig { layers: 2, ..cfg }).expect("a checkpoint's pe buffer is accepted");
     let mut wide = sd.clone();
     wide.insert("encoder.layers.0.linear1.weight".into(), HostTensor::new(vec![64, 31], vec![0.0; 64 * 31]));
-    let e = Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }).err().unwrap().to_string();
+    let e = refused_case(Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }), "weights").to_string();
     assert!(e.contains("linear1.weight") && e.contains("[64, 31]"), "{e}");
 }
 

@@ -477,10 +477,10 @@ mod composite {
         assert!(Flow::from_state_dict(config(), weights(3)).is_ok());
         let mut missing = weights(3);
         missing.remove("layers.2.net.out.bias");
-        assert!(Flow::from_state_dict(config(), missing).err().unwrap().to_string().contains("layers.2.net.out.bias"));
+        refused_case(Flow::from_state_dict(config(), missing), "layers.2.net.out.bias");
         let mut extra = weights(3);
         extra.insert("layers.9.bias".into(), HostTensor::new(vec![3], vec![0.0; 3]));
-        assert!(Flow::from_state_dict(config(), extra).err().unwrap().to_string().contains("layers.9.bias"));
+        refused_case(Flow::from_state_dict(config(), extra), "layers.9.bias");
         let mut all = weights(3);
         all.insert("layers.1.mask".into(), HostTensor::new(vec![3], vec![1.0; 3]));
         refused_case(Flow::from_state_dict(config(), all), "layers.1.mask");

@@ -163,15 +163,15 @@ fn loader_refuses_keys_it_cannot_place() {
     let key = "core.features.layer1.ds_conv.spatial_conv.weight";
     let mut missing = sd.clone();
     missing.remove(key);
-    let e = Sensorium::from_state_dict(cfg.clone(), missing).err().unwrap().to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), missing), "weights").to_string();
     assert!(e.contains("missing key") && e.contains(key), "{e}");
     let mut extra = sd.clone();
     extra.insert("core.features.layer9.conv.weight".into(), HostTensor::new(vec![1], vec![0.0]));
-    let e = Sensorium::from_state_dict(cfg.clone(), extra).err().unwrap().to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), extra), "weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("layer9"), "{e}");
     let mut shaped = sd.clone();
     shaped.insert(key.into(), HostTensor::new(vec![2, 2], vec![0.0; 4]));
-    let e = Sensorium::from_state_dict(cfg.clone(), shaped).err().unwrap().to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), shaped), "weights").to_string();
     assert!(e.contains(key) && e.contains("shape"), "{e}");
     let mut nan = sd.clone();
     nan.get_mut("core.features.layer0.norm.running_var").unwrap().data[0] = f32::NAN;
@@ -182,7 +182,7 @@ fn loader_refuses_keys_it_cannot_place() {
     refused_case(Sensorium::from_state_dict(more, sd), "readout.sessA._mu");
     refused_case(SensoriumConfig::from_json(r#"{"core": {}, "readouts": {}}"#), "missing field `input_channels`");
     let text = std::fs::read_to_string(golden_dir().join("config.json")).unwrap().replacen('{', r#"{"colour": 1, "#, 1);
-    let e = SensoriumConfig::from_json(&text).unwrap_err().to_string();
+    let e = refused_case(SensoriumConfig::from_json(&text), "model config").to_string();
     assert!(e.contains("colour"), "{e}");
 }
 
@@ -199,7 +199,8 @@ fn wrong_images_and_keys_are_refused() {
     assert!(e.to_string().contains("[N, 2, H, W]"), "wrong channel count: {e}");
     refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "a"), "sensorium", "behavior");
     refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "b"), "sensorium", "eye"); // key b needs the eye position
-    let e = m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "zzz").unwrap_err().to_string();
+    let e = refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "zzz"), "sensorium", "data_key")
+        .to_string();
     assert!(e.contains("zzz") && e.contains("a, b"), "{e}");
 }
 
@@ -246,6 +247,6 @@ fn grid_mean_predictor_readout_matches_neuralpredictors() {
         .replace(",\n      \"grid_mean_final_tanh\": true", "");
     let cfg = SensoriumConfig::from_json(&text).unwrap();
     let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
-    let e = Sensorium::from_state_dict(cfg, sd).err().expect("accepted without final_tanh").to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg, sd), "grid_mean_final_tanh").to_string();
     assert!(e.contains("grid_mean_final_tanh"), "{e}");
 }
