@@ -1,6 +1,6 @@
 //! Softmax, A·Bᵀ and multi-head attention (shaders/attention.wgsl + matmul) against the reference.
 
-use crate::common::{assert_close, ctx, run1, up};
+use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape, run1, up};
 use vcortex::ops;
 use vcortex::reference::matmul as rm;
 use vcortex::rng::SplitMix;
@@ -100,8 +100,8 @@ fn multi_head_attention() {
         assert_close(&got, &want, 1e-5, 1e-4, &format!("attention b {b} f {f} e {e} heads {heads}"));
     }
     let x = up(&[0.0; 24], &[1, 2, 12]);
-    assert!(ops::attention(&mut ctx().recorder(), &x, &x, &x, 5).is_err());
-    assert!(ops::attention(&mut ctx().recorder(), &x, &x, &up(&[0.0; 12], &[1, 1, 12]), 3).is_err());
+    refused_param(ops::attention(&mut ctx().recorder(), &x, &x, &x, 5), "attention", "heads");
+    refused_shape(ops::attention(&mut ctx().recorder(), &x, &x, &up(&[0.0; 12], &[1, 1, 12]), 3), "attention", "v");
 }
 
 #[test]
@@ -111,8 +111,10 @@ fn residual_add() {
     let got = run1(|rec| ops::add(rec, &up(&a, &[1001]), &up(&b, &[1001]), ops::Activation::Relu));
     let want: Vec<f32> = a.iter().zip(&b).map(|(x, y)| (x + y).max(0.0)).collect();
     assert_close(&got, &want, 1e-6, 1e-6, "add");
-    assert!(
-        ops::add(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b[..1000], &[1000]), ops::Activation::Identity).is_err()
+    refused_shape(
+        ops::add(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b[..1000], &[1000]), ops::Activation::Identity),
+        "add",
+        "b",
     );
     // mul: act(a * b + offset), the modulator's gain before the output nonlinearity.
     let got = run1(|rec| ops::mul(rec, &up(&a, &[1001]), &up(&b, &[1001]), 0.3, ops::Activation::Elu1));
@@ -121,8 +123,11 @@ fn residual_add() {
         ops::Activation::Elu1,
     );
     assert_close(&got, &want, 1e-5, 1e-5, "mul");
-    assert!(ops::mul(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b, &[1001]), f32::NAN, ops::Activation::Identity)
-        .is_err());
+    refused_param(
+        ops::mul(&mut ctx().recorder(), &up(&a, &[1001]), &up(&b, &[1001]), f32::NAN, ops::Activation::Identity),
+        "mul",
+        "offset",
+    );
 }
 
 /// A post-LN transformer encoder layer with PyTorch's key names, against the composed references.
@@ -159,8 +164,8 @@ fn transformer_encoder_layer() {
     assert_close(&got, &want, 1e-4, 1e-4, "encoder layer");
     let mut bad = sd.clone();
     bad.remove("layers.0.norm2.bias");
-    assert!(EncoderLayer::load(ctx(), &bad, "layers.0", e, heads, 1e-5).is_err());
-    assert!(EncoderLayer::load(ctx(), &sd, "layers.0", e, 5, 1e-5).is_err());
+    refused_case(EncoderLayer::load(ctx(), &bad, "layers.0", e, heads, 1e-5), "layers.0.norm2.bias");
+    refused_param(EncoderLayer::load(ctx(), &sd, "layers.0", e, 5, 1e-5), "encoder_layer", "heads");
 }
 
 /// PyTorch's own nn.TransformerEncoderLayer (scripts/golden_transformer.py, data/transformer).
@@ -192,11 +197,11 @@ fn mdm_denoiser_matches_pytorch() {
     let got = run1(|rec| m.record(rec, &up(&x.data, &x.shape), t));
     assert_close(&got, &want.data, 1e-4, 1e-4, "MDM denoiser vs PyTorch");
     // Refusals: wrong feature count, a timestep past the table, a missing key.
-    assert!(m.record(&mut ctx().recorder(), &up(&[0.0; 50], &[1, 1, 50]), t).is_err());
-    assert!(m.record(&mut ctx().recorder(), &up(&x.data, &x.shape), 64).is_err());
+    refused_shape(m.record(&mut ctx().recorder(), &up(&[0.0; 50], &[1, 1, 50]), t), "mdm", "x");
+    refused_param(m.record(&mut ctx().recorder(), &up(&x.data, &x.shape), 64), "mdm", "frames/timestep");
     let mut bad = sd.clone();
     bad.remove("embed_timestep.2.bias");
-    assert!(Mdm::load(ctx(), &bad, cfg).is_err());
+    refused_case(Mdm::load(ctx(), &bad, cfg), "embed_timestep.2.bias");
 }
 
 /// The MDM sequence kernels against plain loops on awkward sizes: a token per sample or a table
@@ -235,11 +240,12 @@ fn prepend_and_drop_token() {
     }
     let mut rec = ctx().recorder();
     let (x, tok, pe) = (up(&[0.0; 2 * 3 * 4], &[2, 3, 4]), up(&[0.0; 5 * 4], &[5, 4]), up(&[0.0; 4 * 4], &[4, 4]));
-    assert!(ops::attention::prepend_token(&mut rec, &x, &tok, None, &pe).is_err(), "5 tokens for 2 samples");
-    assert!(ops::attention::prepend_token(&mut rec, &x, &tok, Some(5), &pe).is_err(), "row past the table");
-    assert!(
-        ops::attention::prepend_token(&mut rec, &x, &tok, Some(1), &up(&[0.0; 12], &[3, 4])).is_err(),
-        "pe too short"
-    );
+    refused_shape(ops::attention::prepend_token(&mut rec, &x, &tok, None, &pe), "prepend_token", "token"); // 5 tokens for 2 samples
+    refused_shape(ops::attention::prepend_token(&mut rec, &x, &tok, Some(5), &pe), "prepend_token", "token table"); // row past the table
+    refused_shape(
+        ops::attention::prepend_token(&mut rec, &x, &tok, Some(1), &up(&[0.0; 12], &[3, 4])),
+        "prepend_token",
+        "positional encoding",
+    ); // pe too short
     assert_eq!(rec.dispatch_count(), 0);
 }

@@ -1,6 +1,6 @@
 use std::sync::OnceLock;
 
-use vcortex::{Context, Recorder, Result, Tensor};
+use vcortex::{Context, Error, Recorder, Result, Tensor};
 
 /// The shared device of the GPU tests (whatever adapter wgpu finds; lavapipe on CI).
 pub fn ctx() -> &'static Context {
@@ -26,15 +26,11 @@ pub fn run1(f: impl FnOnce(&mut Recorder) -> Result<Tensor>) -> Vec<f32> {
 #[track_caller]
 pub fn assert_close(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0usize, 0f64);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w as f64).abs();
         let ok = err <= atol + rtol * (w as f64).abs();
         if !ok {
             panic!("{what}: element {i}: got {g}, want {w} (|err| {err:.3e}); {} elements", got.len());
-        }
-        if err > worst.1 {
-            worst = (i, err);
         }
     }
 }
@@ -93,4 +89,70 @@ pub fn assert_close_nan(got: &[f32], want: &[f32], atol: f64, rtol: f64, what: &
         };
         assert!(ok, "{what}: element {i}: got {g}, want {w}; {} elements", got.len());
     }
+}
+
+/// The error of a call that must be refused; panics (at the caller) if it was accepted.
+#[track_caller]
+pub fn refused<T>(r: Result<T>) -> Error {
+    match r {
+        Ok(_) => panic!("accepted input it must refuse"),
+        Err(e) => e,
+    }
+}
+
+/// Whether `e` is `Error::Param` of `op` naming the parameter `name`.
+pub fn is_param(e: &Error, op: &str, name: &str) -> bool {
+    matches!(e, Error::Param { op: o, name: n, .. } if *o == op && n == name)
+}
+
+/// Whether `e` is `Error::Shape` of `op` about the operand `what`.
+pub fn is_shape(e: &Error, op: &str, what: &str) -> bool {
+    matches!(e, Error::Shape { op: o, what: w, .. } if *o == op && w == what)
+}
+
+/// Refused with `Error::Param { op, name, .. }`: the check of that parameter, not another one.
+#[track_caller]
+pub fn refused_param<T>(r: Result<T>, op: &str, name: &str) -> Error {
+    let e = refused(r);
+    assert!(is_param(&e, op, name), "expected Param {{ op: {op:?}, name: {name:?} }}, got {e:?}");
+    e
+}
+
+/// Refused with `Error::Shape { op, what, .. }`: the check of that operand, not another one.
+#[track_caller]
+pub fn refused_shape<T>(r: Result<T>, op: &str, what: &str) -> Error {
+    let e = refused(r);
+    assert!(is_shape(&e, op, what), "expected Shape {{ op: {op:?}, what: {what:?} }}, got {e:?}");
+    e
+}
+
+/// Refused with `Error::DataLength { op, what, .. }`.
+#[track_caller]
+pub fn refused_length<T>(r: Result<T>, op: &str, what: &str) -> Error {
+    let e = refused(r);
+    assert!(
+        matches!(&e, Error::DataLength { op: o, what: w, .. } if *o == op && w == what),
+        "expected DataLength {{ op: {op:?}, what: {what:?} }}, got {e:?}"
+    );
+    e
+}
+
+/// Refused with `Error::TooLarge { op, what, .. }`.
+#[track_caller]
+pub fn refused_too_large<T>(r: Result<T>, op: &str, what: &str) -> Error {
+    let e = refused(r);
+    assert!(
+        matches!(&e, Error::TooLarge { op: o, what: w, .. } if *o == op && w == what),
+        "expected TooLarge {{ op: {op:?}, what: {what:?} }}, got {e:?}"
+    );
+    e
+}
+
+/// Refused with `Error::Case` (a weights or config file that does not fit) whose message holds
+/// `needle` (the key or field it names).
+#[track_caller]
+pub fn refused_case<T>(r: Result<T>, needle: &str) -> Error {
+    let e = refused(r);
+    assert!(matches!(&e, Error::Case(m) if m.contains(needle)), "expected Case naming {needle:?}, got {e:?}");
+    e
 }

@@ -1,7 +1,7 @@
 //! conv2d (shaders/conv2d.wgsl: conv2d_gemm, conv2d_1x1, conv2d_depthwise) against the CPU
 //! reference on random and awkward shapes, every path, with and without the fused epilogue.
 
-use crate::common::{assert_close, run1, up};
+use crate::common::{assert_close, is_param, run1, up};
 use vcortex::ops::{self, Activation, Conv2dParams, ConvAlgo, Epilogue};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
@@ -312,6 +312,7 @@ fn depthwise_tiled_path() {
         let mut rec = vcortex::Context::recorder(crate::common::ctx());
         let err = ops::conv2d(&mut rec, &x, &wt, None, &p.with_algo(ConvAlgo::DepthwiseTiled), &Epilogue::default())
             .expect_err("the tiled path accepted a shape it cannot run");
+        assert!(is_param(&err, "conv2d", "algo"), "{err:?}");
         assert!(err.to_string().contains("tiled depthwise"), "{err}");
     }
 }

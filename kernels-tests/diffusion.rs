@@ -2,7 +2,7 @@
 //! diffusers' DDPM and DDIM steps, for every schedule, prediction type and spacing; Philox noise
 //! fused into the step equals the same stream drawn by ops::random_normal; refusals.
 
-use crate::common::{assert_close, ctx, run1, up};
+use crate::common::{assert_close, ctx, is_param, is_shape, refused, run1, up};
 use vcortex::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
 use vcortex::ops::{self, Noise};
 use vcortex::reference;
@@ -177,23 +177,25 @@ fn steps_refuse_bad_input() {
     let ddpm = DdpmConfig { clip: Some(1.0), ..ddpm_cfg(1000, BetaSchedule::Linear, 10, Prediction::Epsilon) };
     let mut rec = ctx().recorder();
     let e = ops::ddpm_step(&mut rec, &ddpm, 901, &x, &x, Noise::Tensor(&x)).unwrap_err();
+    assert!(is_param(&e, "ddpm_step", "timestep"), "{e:?}");
     assert!(e.to_string().contains("not on the schedule"), "{e}");
     let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &y, Noise::Tensor(&x)).unwrap_err();
-    assert!(e.to_string().contains("model_output"), "{e}");
+    assert!(is_shape(&e, "sampler_step", "model_output"), "{e:?}");
     let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &x, Noise::None).unwrap_err();
-    assert!(e.to_string().contains("noise"), "{e}");
+    assert!(is_param(&e, "sampler_step", "noise"), "{e:?}");
     let e = ops::ddpm_step(&mut rec, &ddpm, 900, &x, &x, Noise::Tensor(&y)).unwrap_err();
-    assert!(e.to_string().contains("noise"), "{e}");
+    assert!(is_shape(&e, "sampler_step", "noise"), "{e:?}");
     // The last step adds no noise and needs none.
     assert!(ops::ddpm_step(&mut rec, &ddpm, 0, &x, &x, Noise::None).is_ok());
-    for bad in [
-        DdpmConfig { num_inference_steps: 1001, ..ddpm.clone() },
-        DdpmConfig { beta_end: f64::NAN, ..ddpm.clone() },
-        DdpmConfig { beta_start: 0.0, ..ddpm.clone() },
-        DdpmConfig { clip: Some(f64::INFINITY), ..ddpm.clone() },
-        DdpmConfig { num_train_timesteps: 0, ..ddpm.clone() },
+    for (bad, op, name) in [
+        (DdpmConfig { num_inference_steps: 1001, ..ddpm.clone() }, "schedule", "num_inference_steps"),
+        (DdpmConfig { beta_end: f64::NAN, ..ddpm.clone() }, "schedule", "beta_end"),
+        (DdpmConfig { beta_start: 0.0, ..ddpm.clone() }, "schedule", "beta_start"),
+        (DdpmConfig { clip: Some(f64::INFINITY), ..ddpm.clone() }, "ddpm_step", "clip_sample_range"),
+        (DdpmConfig { num_train_timesteps: 0, ..ddpm.clone() }, "schedule", "num_train_timesteps"),
     ] {
-        assert!(ops::ddpm_step(&mut rec, &bad, 900, &x, &x, Noise::Tensor(&x)).is_err(), "{bad:?}");
+        let e = refused(ops::ddpm_step(&mut rec, &bad, 900, &x, &x, Noise::Tensor(&x)));
+        assert!(is_param(&e, op, name), "{bad:?}: expected {op} {name}, got {e:?}");
     }
     assert_eq!(rec.dispatch_count(), 1);
 }
@@ -254,15 +256,16 @@ fn dynamic_thresholding_matches_the_reference() {
     }
     // Bad parameters are refused before anything is recorded.
     let x = up(&[0.0; 6], &[2, 3]);
-    for th in [
-        Threshold { ratio: 0.0, max: 1.0 },
-        Threshold { ratio: 1.5, max: 1.0 },
-        Threshold { ratio: 0.9, max: 0.5 },
-        Threshold { ratio: f64::NAN, max: 1.0 },
+    for (th, name) in [
+        (Threshold { ratio: 0.0, max: 1.0 }, "dynamic_thresholding_ratio"),
+        (Threshold { ratio: 1.5, max: 1.0 }, "dynamic_thresholding_ratio"),
+        (Threshold { ratio: 0.9, max: 0.5 }, "sample_max_value"),
+        (Threshold { ratio: f64::NAN, max: 1.0 }, "dynamic_thresholding_ratio"),
     ] {
         let cfg = DdpmConfig { threshold: Some(th), ..ddpm_cfg(50, BetaSchedule::Linear, 10, Prediction::Sample) };
         let mut rec = ctx().recorder();
-        assert!(ops::ddpm_step(&mut rec, &cfg, 45, &x, &x, Noise::Tensor(&x)).is_err(), "{th:?}");
+        let e = refused(ops::ddpm_step(&mut rec, &cfg, 45, &x, &x, Noise::Tensor(&x)));
+        assert!(is_param(&e, "ddpm_step", name), "{th:?}: expected {name}, got {e:?}");
         assert_eq!(rec.dispatch_count(), 0);
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::common::{ctx, up};
+use crate::common::{ctx, is_param, is_shape, refused_case, refused_param, refused_shape, refused_too_large, up};
 use vcortex::eval::{self, Backend};
 use vcortex::io::{write_safetensors, HostTensor};
 use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
@@ -23,31 +23,36 @@ fn conv_err(x: &[usize], w: &[usize], p: Conv2dParams) -> Error {
 fn conv2d_refuses_bad_shapes_and_parameters() {
     let d = Conv2dParams::default();
     let e = conv_err(&[1, 6, 5, 5], &[4, 3, 3, 3], d.with_groups(4));
-    assert!(matches!(e, Error::Param { .. }) && e.to_string().contains("not divisible by groups"), "{e}");
+    assert!(is_param(&e, "conv2d", "groups") && e.to_string().contains("not divisible by groups"), "{e:?}");
     let e = conv_err(&[1, 3, 5, 5], &[4, 2, 3, 3], d);
-    assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("weight"), "{e}");
+    assert!(is_shape(&e, "conv2d", "weight"), "{e:?}");
     let e = conv_err(&[1, 3, 5, 5], &[4, 3, 3, 3], d.with_stride(0, 1));
-    assert!(e.to_string().contains("stride"), "{e}");
+    assert!(is_param(&e, "conv2d", "stride"), "{e:?}");
     let e = conv_err(&[1, 3, 5, 5], &[4, 3, 3, 3], d.with_dilation(1, 0));
-    assert!(e.to_string().contains("dilation"), "{e}");
+    assert!(is_param(&e, "conv2d", "dilation"), "{e:?}");
     let e = conv_err(&[1, 3, 4, 4], &[4, 3, 5, 5], d);
+    assert!(is_shape(&e, "conv2d", "weight"), "{e:?}");
     assert!(e.to_string().contains("padded input"), "{e}");
     let e = conv_err(&[1, 3, 4, 4], &[4, 3, 3, 3], d.with_dilation(2, 2));
+    assert!(is_shape(&e, "conv2d", "weight"), "{e:?}");
     assert!(e.to_string().contains("padded input"), "{e}");
     let e = conv_err(&[3, 5, 5], &[4, 3, 3, 3], d);
+    assert!(is_shape(&e, "conv2d", "input"), "{e:?}");
     assert!(e.to_string().contains("[N, C, H, W]"), "{e}");
     let e = conv_err(&[1, 4, 5, 5], &[4, 4, 3, 3], d.with_algo(ops::ConvAlgo::Depthwise));
+    assert!(is_param(&e, "conv2d", "algo"), "{e:?}");
     assert!(e.to_string().contains("depthwise"), "{e}");
     let e = conv_err(&[1, 4, 5, 5], &[4, 4, 3, 3], d.with_algo(ops::ConvAlgo::OneByOne));
+    assert!(is_param(&e, "conv2d", "algo"), "{e:?}");
     assert!(e.to_string().contains("1x1"), "{e}");
     // Bias of the wrong length.
     let (x, w, b) = (up(&[0.0; 25], &[1, 1, 5, 5]), up(&[0.0; 18], &[2, 1, 3, 3]), up(&[0.0; 3], &[3]));
     let e = ops::conv2d(&mut ctx().recorder(), &x, &w, Some(&b), &d, &Epilogue::default()).unwrap_err();
-    assert!(e.to_string().contains("bias"), "{e}");
+    assert!(is_shape(&e, "conv2d", "bias"), "{e:?}");
     // Scale without shift.
     let s = up(&[1.0; 2], &[2]);
     let epi = Epilogue { scale: Some(&s), shift: None, act: Activation::Identity };
-    assert!(ops::conv2d(&mut ctx().recorder(), &x, &w, None, &d, &epi).is_err());
+    refused_param(ops::conv2d(&mut ctx().recorder(), &x, &w, None, &d, &epi), "conv2d", "epilogue");
 }
 
 /// A composite op that fails part-way takes back what it recorded; copies refuse aliasing.
@@ -59,54 +64,75 @@ fn failed_composite_ops_leave_the_recorder_as_it_was() {
     let before = rec.dispatch_count();
     // 2 x 70000 heads pass the shape checks but not the batched matmul's workgroup limit.
     let big = up(&vec![0.5; 70_000], &[1, 1, 70_000]);
-    assert!(ops::attention(&mut rec, &big, &big, &big, 70_000).is_err());
+    refused_too_large(ops::attention(&mut rec, &big, &big, &big, 70_000), "matmul_nt", "batch");
     assert_eq!(rec.dispatch_count(), before, "a refused attention left dispatches behind");
     // A flow given the wrong width, after nothing; a divisive norm with a bad gamma.
-    assert!(ops::divisive_norm(
-        &mut rec,
-        &up(&[0.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]),
-        Some(&up(&[1.0; 2], &[2])),
-        None,
-        &Default::default()
-    )
-    .is_err());
+    refused_shape(
+        ops::divisive_norm(
+            &mut rec,
+            &up(&[0.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]),
+            Some(&up(&[1.0; 2], &[2])),
+            None,
+            &Default::default(),
+        ),
+        "divisive_norm",
+        "gamma",
+    );
     assert_eq!(rec.dispatch_count(), before);
     rec.submit().unwrap();
     let e = ctx().recorder().copy(&x, &x.reshape(&[6, 12]).unwrap()).unwrap_err();
+    assert!(is_param(&e, "copy", "destination"), "{e:?}");
     assert!(e.to_string().contains("shares"), "{e}");
 }
 
 #[test]
 fn zero_sized_and_oversized_tensors_are_refused() {
     let e = Tensor::from_f32(ctx(), &[], &[0, 3]).unwrap_err();
+    assert!(is_shape(&e, "upload", "tensor"), "{e:?}");
     assert!(e.to_string().contains("zero-sized"), "{e}");
     let e = Tensor::from_f32(ctx(), &[1.0, 2.0], &[3]).unwrap_err();
-    assert!(matches!(e, Error::DataLength { .. }), "{e}");
+    assert!(matches!(&e, Error::DataLength { op: "upload", what, got: 2, expected: 3, .. } if what == "data"), "{e:?}");
     // Past the device's storage binding limit: refused before any allocation.
     let n = (ctx().max_tensor_bytes() / 4 + 1) as usize;
     let e = Tensor::empty(ctx(), &[n], vcortex::DType::F32).unwrap_err();
-    assert!(matches!(e, Error::TooLarge { .. }) && e.to_string().contains("max_storage_buffer_binding_size"), "{e}");
+    assert!(matches!(e, Error::TooLarge { op: "tensor", limit_name: "max_storage_buffer_binding_size", .. }), "{e:?}");
     let e = Tensor::empty(ctx(), &[usize::MAX, 2], vcortex::DType::F32).unwrap_err();
-    assert!(matches!(e, Error::Shape { .. }), "{e}");
+    assert!(is_shape(&e, "tensor", "tensor") && e.to_string().contains("fits in memory"), "{e:?}");
 }
 
 #[test]
 fn other_ops_refuse_bad_input() {
     let x = up(&[0.0; 12], &[3, 4]);
     let mut rec = ctx().recorder();
-    assert!(ops::linear(&mut rec, &x, &up(&[0.0; 10], &[2, 5]), None, Activation::Identity).is_err());
-    assert!(ops::matmul(&mut rec, &x, &up(&[0.0; 10], &[5, 2])).is_err());
-    assert!(ops::layer_norm(&mut rec, &x, 3, None, None, 1e-5, Activation::Identity).is_err());
-    assert!(ops::layer_norm(&mut rec, &x, 1, None, None, f32::NAN, Activation::Identity).is_err());
-    assert!(ops::layer_norm(&mut rec, &x, 1, Some(&up(&[1.0; 3], &[3])), None, 1e-5, Activation::Identity).is_err());
+    refused_shape(ops::linear(&mut rec, &x, &up(&[0.0; 10], &[2, 5]), None, Activation::Identity), "linear", "weight");
+    refused_shape(ops::matmul(&mut rec, &x, &up(&[0.0; 10], &[5, 2])), "matmul", "b");
+    refused_param(ops::layer_norm(&mut rec, &x, 3, None, None, 1e-5, Activation::Identity), "layer_norm", "dims");
+    refused_param(ops::layer_norm(&mut rec, &x, 1, None, None, f32::NAN, Activation::Identity), "layer_norm", "eps");
+    refused_shape(
+        ops::layer_norm(&mut rec, &x, 1, Some(&up(&[1.0; 3], &[3])), None, 1e-5, Activation::Identity),
+        "layer_norm",
+        "weight",
+    );
     let c4 = up(&[1.0; 4], &[4]);
     let c3 = up(&[1.0; 3], &[3]);
-    assert!(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c3, 1e-5, Activation::Identity).is_err());
-    assert!(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c4, f32::INFINITY, Activation::Identity).is_err());
-    assert!(ops::activation(&mut rec, &x, Activation::Softplus { beta: 0.0, threshold: 20.0 }).is_err());
-    assert!(ops::activation(&mut rec, &x, Activation::Softplus { beta: 1.0, threshold: f32::NAN }).is_err());
+    refused_shape(ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c3, 1e-5, Activation::Identity), "batch_norm", "bias");
+    refused_param(
+        ops::batch_norm(&mut rec, &x, &c4, &c4, &c4, &c4, f32::INFINITY, Activation::Identity),
+        "batch_norm",
+        "eps",
+    );
+    refused_param(
+        ops::activation(&mut rec, &x, Activation::Softplus { beta: 0.0, threshold: 20.0 }),
+        "activation",
+        "beta",
+    );
+    refused_param(
+        ops::activation(&mut rec, &x, Activation::Softplus { beta: 1.0, threshold: f32::NAN }),
+        "activation",
+        "threshold",
+    );
     assert_eq!(rec.dispatch_count(), 0);
-    assert!(Activation::parse("swish", 1.0, 20.0).is_err());
+    refused_param(Activation::parse("swish", 1.0, 20.0), "activation", "kind");
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -202,8 +228,10 @@ fn eval_refuses_malformed_cases() {
     let junk = tmp("junk");
     std::fs::write(&junk, b"definitely not safetensors").unwrap();
     let e = eval::eval_file(&junk, &tmp("junk.out"), &Backend::Cpu).unwrap_err();
+    assert!(matches!(&e, Error::File { path, .. } if path.ends_with("-junk")), "{e:?}");
     assert!(e.to_string().contains("not a safetensors file"), "{e}");
     let e = eval::eval_file(&tmp("absent"), &tmp("absent.out"), &Backend::Cpu).unwrap_err();
+    assert!(matches!(&e, Error::File { path, .. } if path.ends_with("-absent")), "{e:?}");
     assert!(e.to_string().contains("cannot read"), "{e}");
     let ints = tmp("ints");
     let data = vec![0u8; 12];
@@ -211,6 +239,7 @@ fn eval_refuses_malformed_cases() {
     let meta: HashMap<String, String> = [("op".to_string(), "activation".to_string())].into();
     std::fs::write(&ints, safetensors::serialize([("input", view)], Some(meta)).unwrap()).unwrap();
     let e = eval::eval_file(&ints, &tmp("ints.out"), &Backend::Cpu).unwrap_err();
+    assert!(matches!(&e, Error::File { path, .. } if path.ends_with("-ints")), "{e:?}");
     assert!(e.to_string().contains("I32"), "{e}");
 }
 
@@ -409,13 +438,13 @@ fn mdm_refuses_weights_its_config_cannot_place() {
     let mut sd =
         vcortex::io::read_weights(&crate::common::data_dir("mdm").join("weights.safetensors")).unwrap().tensors;
     let cfg = MdmConfig { features: 51, latent: 32, heads: 4, layers: 1, max_len: 64 };
-    let e = Mdm::load(ctx(), &sd, cfg).err().unwrap().to_string();
+    let e = refused_case(Mdm::load(ctx(), &sd, cfg), "weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("encoder.layers.1."), "{e}");
     sd.insert("sequence_pos_encoder.pe".into(), HostTensor::new(vec![4, 1, 32], vec![0.0; 128]));
     Mdm::load(ctx(), &sd, MdmConfig { layers: 2, ..cfg }).expect("a checkpoint's pe buffer is accepted");
     let mut wide = sd.clone();
     wide.insert("encoder.layers.0.linear1.weight".into(), HostTensor::new(vec![64, 31], vec![0.0; 64 * 31]));
-    let e = Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }).err().unwrap().to_string();
+    let e = refused_case(Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }), "weights").to_string();
     assert!(e.contains("linear1.weight") && e.contains("[64, 31]"), "{e}");
 }
 
@@ -459,11 +488,13 @@ fn extreme_cameras_and_observations_are_refused() {
     let mut c = cams[0];
     c.radial[0] = 1e30;
     let e = Observations::new(ctx(), vec![c], &kp[..8 * 17 * 2], None, None, 8, 17).err().unwrap();
+    assert!(is_param(&e, "camera", "intrinsics/distortion"), "{e:?}");
     assert!(e.to_string().contains("k1") || e.to_string().contains("1e30") || e.to_string().contains("past"), "{e}");
     // A sampling result with a NaN in sample 2 of 3 is named.
     let mut x = vec![0.5f32; 3 * 4 * 6];
     x[2 * 24 + 7] = f32::NAN;
     let e = check_samples(&x, &[3, 4, 6]).unwrap_err();
+    assert!(is_param(&e, "platypose", "samples"), "{e:?}");
     assert!(e.to_string().contains("sample 2 of 3") && e.to_string().contains("frame 1, feature 1"), "{e}");
     check_samples(&vec![0.5f32; 3 * 4 * 6], &[3, 4, 6]).unwrap();
 }
@@ -511,7 +542,10 @@ fn eval_cpu_refuses_huge_outputs_and_clips_windows() {
     );
     let out = tmp("cpu-pad.out");
     let e = eval::eval_file(&conv, &out, &Backend::Cpu).unwrap_err();
-    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    assert!(
+        matches!(&e, Error::TooLarge { op: "conv2d", what, .. } if what.contains("CPU reference's output")),
+        "{e:?}"
+    );
     assert!(!out.exists());
     let dn = write_case(
         "cpu-window",

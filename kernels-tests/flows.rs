@@ -2,7 +2,7 @@
 //! awkward inputs (on knots, at ±B, far outside), inverse(forward(x)) = x, log-dets against
 //! finite differences, refusals.
 
-use crate::common::{assert_close, ctx, up};
+use crate::common::{assert_close, ctx, is_param, is_shape, refused, refused_param, refused_shape, up};
 use vcortex::ops::{self, SplineParams};
 use vcortex::reference::flows as rf;
 use vcortex::rng::SplitMix;
@@ -205,16 +205,17 @@ fn flows_refuse_bad_input() {
     let mut rec = ctx().recorder();
     let p = SplineParams::default();
     let e = ops::rq_spline(&mut rec, &x, &w, &h9, &d9, &p).unwrap_err();
-    assert!(e.to_string().contains("heights"), "{e}");
+    assert!(is_shape(&e, "rq_spline", "heights"), "{e:?}");
     let e = ops::rq_spline(&mut rec, &x, &w, &w, &d8, &p).unwrap_err();
-    assert!(e.to_string().contains("derivatives"), "{e}");
-    for bad in [
-        SplineParams { tail_bound: f32::INFINITY, ..p },
-        SplineParams { tail_bound: 0.0, ..p },
-        SplineParams { min_bin_width: 0.1, ..p },
-        SplineParams { min_derivative: f32::NAN, ..p },
+    assert!(is_shape(&e, "rq_spline", "derivatives"), "{e:?}");
+    for (bad, name) in [
+        (SplineParams { tail_bound: f32::INFINITY, ..p }, "tail_bound"),
+        (SplineParams { tail_bound: 0.0, ..p }, "tail_bound"),
+        (SplineParams { min_bin_width: 0.1, ..p }, "min_bin_width"),
+        (SplineParams { min_derivative: f32::NAN, ..p }, "min_derivative"),
     ] {
-        assert!(ops::rq_spline(&mut rec, &x, &w, &w, &d9, &bad).is_err(), "{bad:?}");
+        let e = refused(ops::rq_spline(&mut rec, &x, &w, &w, &d9, &bad));
+        assert!(is_param(&e, "rq_spline", name), "{bad:?}: expected {name}, got {e:?}");
     }
     // A finite tail bound past f32's reach for the spline's arithmetic is refused by name.
     let far = SplineParams { tail_bound: 3.4e38, ..p };
@@ -223,9 +224,17 @@ fn flows_refuse_bad_input() {
         other => panic!("tail_bound 3.4e38: expected a refusal, got {:?}", other.map(|_| ())),
     }
     let s2 = up(&[0.0; 4], &[2, 2]);
-    assert!(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[true, false], false).is_err());
-    assert!(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[false, false, false], false).is_err());
-    assert!(ops::affine_coupling(&mut rec, &x, &s2, &up(&[0.0; 2], &[2, 1]), &[true, true, false], false).is_err());
+    refused_shape(ops::affine_coupling(&mut rec, &x, &s2, &s2, &[true, false], false), "affine_coupling", "mask");
+    refused_param(
+        ops::affine_coupling(&mut rec, &x, &s2, &s2, &[false, false, false], false),
+        "affine_coupling",
+        "mask",
+    );
+    refused_shape(
+        ops::affine_coupling(&mut rec, &x, &s2, &up(&[0.0; 2], &[2, 1]), &[true, true, false], false),
+        "affine_coupling",
+        "scale_raw",
+    );
     assert_eq!(rec.dispatch_count(), 0);
 }
 
@@ -252,8 +261,12 @@ fn actnorm_and_base_density() {
     let want2: Vec<f32> = want.iter().zip(&a).map(|(w, a)| w + a + 0.25).collect();
     assert_close(&done.f32(hl2, &lp2), &want2, 1e-5, 1e-5, "normal_logprob + logdet");
     assert_eq!(ops::flows::actnorm_logdet(&[0.5, -0.25], 4, true), -1.0);
-    assert!(ops::actnorm(&mut ctx().recorder(), &xt, &up(&[0.0; 4], &[4]), &bt, false).is_err());
-    assert!(ops::normal_logprob(&mut ctx().recorder(), &xt, Some(&up(&[0.0; 3], &[3])), 0.0).is_err());
+    refused_shape(ops::actnorm(&mut ctx().recorder(), &xt, &up(&[0.0; 4], &[4]), &bt, false), "actnorm", "log_s");
+    refused_shape(
+        ops::normal_logprob(&mut ctx().recorder(), &xt, Some(&up(&[0.0; 3], &[3])), 0.0),
+        "normal_logprob",
+        "add",
+    );
 }
 
 /// A spline coupling on [N, D]: transformed features through the spline with their parameter
@@ -315,7 +328,7 @@ fn spline_coupling_and_logdet_accumulation() {
 mod composite {
     use std::collections::BTreeMap;
 
-    use crate::common::{assert_close, ctx};
+    use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape};
     use vcortex::io::HostTensor;
     use vcortex::models::flow::{FlowConfig, LayerConfig};
     use vcortex::models::Flow;
@@ -464,19 +477,23 @@ mod composite {
         assert!(Flow::from_state_dict(config(), weights(3)).is_ok());
         let mut missing = weights(3);
         missing.remove("layers.2.net.out.bias");
-        assert!(Flow::from_state_dict(config(), missing).err().unwrap().to_string().contains("layers.2.net.out.bias"));
+        refused_case(Flow::from_state_dict(config(), missing), "layers.2.net.out.bias");
         let mut extra = weights(3);
         extra.insert("layers.9.bias".into(), HostTensor::new(vec![3], vec![0.0; 3]));
-        assert!(Flow::from_state_dict(config(), extra).err().unwrap().to_string().contains("layers.9.bias"));
+        refused_case(Flow::from_state_dict(config(), extra), "layers.9.bias");
         let mut all = weights(3);
         all.insert("layers.1.mask".into(), HostTensor::new(vec![3], vec![1.0; 3]));
-        assert!(Flow::from_state_dict(config(), all).is_err());
+        refused_case(Flow::from_state_dict(config(), all), "layers.1.mask");
         let mut shaped = weights(3);
         shaped.insert("layers.1.net.out.weight".into(), HostTensor::new(vec![3, 8], vec![0.0; 24]));
-        assert!(Flow::from_state_dict(config(), shaped).is_err());
+        refused_case(Flow::from_state_dict(config(), shaped), "layers.1.net.out.weight");
         let f = flow();
-        assert!(f.record_sample(&mut ctx().recorder(), 4, 0.0, 1, 0).is_err());
-        assert!(f.record_log_prob(&mut ctx().recorder(), &crate::common::up(&[0.0; 8], &[2, 4])).is_err());
+        refused_param(f.record_sample(&mut ctx().recorder(), 4, 0.0, 1, 0), "flow", "temperature");
+        refused_shape(
+            f.record_log_prob(&mut ctx().recorder(), &crate::common::up(&[0.0; 8], &[2, 4])),
+            "flow",
+            "input",
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{assert_close, ctx, run1, up, vcortex, write_tensors};
+use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape, run1, up, vcortex, write_tensors};
 use vcortex::io::HostTensor;
 use vcortex::models::{Cgnf, CgnfConfig};
 use vcortex::ops::{self, GcnContext, KeypointPrep, Skeleton};
@@ -99,10 +99,11 @@ fn gcn_aggregate_linear_matches() {
     let table = skel.upload(ctx()).unwrap();
     let mut rec = ctx().recorder();
     let x = up(&[0.0; 9], &[1, 1, 3, 3]);
-    assert!(
-        ops::gcn_aggregate_linear(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), 2, &table, None, None).is_err(),
-        "packed [2H, F + 1]"
-    );
+    refused_shape(
+        ops::gcn_aggregate_linear(&mut rec, &x, &up(&[0.0; 12], &[4, 3]), 2, &table, None, None),
+        "gcn_aggregate",
+        "packed layer",
+    ); // packed [2H, F + 1]
     assert_eq!(rec.dispatch_count(), 0);
 }
 
@@ -134,36 +135,36 @@ fn sage_aggregate_matches_with_and_without_preprocessing() {
 
 #[test]
 fn skeleton_and_graph_ops_refuse_bad_input() {
-    assert!(Skeleton::new(3, &[[0, 3]]).is_err(), "joint out of range");
-    assert!(Skeleton::new(3, &[[1, 1]]).is_err(), "self loop");
-    assert!(Skeleton::new(3, &[[0, 1], [1, 0]]).is_err(), "edge twice");
-    assert!(Skeleton::new(0, &[]).is_err(), "no joints");
+    refused_param(Skeleton::new(3, &[[0, 3]]), "skeleton", "edges"); // joint out of range
+    refused_param(Skeleton::new(3, &[[1, 1]]), "skeleton", "edges"); // self loop
+    refused_param(Skeleton::new(3, &[[0, 1], [1, 0]]), "skeleton", "edges"); // edge twice
+    refused_param(Skeleton::new(0, &[]), "skeleton", "joints"); // no joints
     let skel = Skeleton::new(4, &[[0, 1], [1, 2], [1, 3]]).unwrap();
     assert_eq!(skel.neighbours(1), &[0, 2, 3]);
     let table = skel.upload(ctx()).unwrap();
     let mut rec = ctx().recorder();
     let mx = up(&[0.0; 2 * 4 * 6], &[2, 1, 4, 6]);
-    assert!(ops::gcn_aggregate(&mut rec, &mx, 4, &table, None, None).is_err(), "too few columns for 2H");
+    refused_shape(ops::gcn_aggregate(&mut rec, &mx, 4, &table, None, None), "gcn_aggregate", "node messages"); // too few columns for 2H
     let mx5 = up(&[0.0; 2 * 5 * 6], &[2, 1, 5, 6]);
-    assert!(ops::gcn_aggregate(&mut rec, &mx5, 3, &table, None, None).is_err(), "joints mismatch");
+    refused_shape(ops::gcn_aggregate(&mut rec, &mx5, 3, &table, None, None), "gcn_aggregate", "node messages"); // joints mismatch
     let mc = up(&[0.0; 3 * 4 * 3], &[3, 4, 3]);
     let obs = up(&[1.0; 2 * 4], &[2, 4]);
     let bad = GcnContext { message: &mc, observed: &obs };
-    assert!(ops::gcn_aggregate(&mut rec, &mx, 3, &table, Some(bad), None).is_err(), "context batch mismatch");
+    refused_shape(ops::gcn_aggregate(&mut rec, &mx, 3, &table, Some(bad), None), "gcn_aggregate", "context messages"); // context batch mismatch
     let mr = up(&[0.0; 3 * 3], &[3, 3]);
     let root = Some(ops::GcnRoot { message: &mr });
-    assert!(ops::gcn_aggregate(&mut rec, &mx, 3, &table, None, root).is_err(), "root batch mismatch");
-    assert!(Skeleton::new(4, &[[0, 1]]).unwrap().with_root_children(&[4]).is_err(), "root child out of range");
-    assert!(Skeleton::new(4, &[[0, 1]]).unwrap().with_root_children(&[1, 1]).is_err(), "root child twice");
+    refused_shape(ops::gcn_aggregate(&mut rec, &mx, 3, &table, None, root), "gcn_aggregate", "root messages"); // root batch mismatch
+    refused_param(Skeleton::new(4, &[[0, 1]]).unwrap().with_root_children(&[4]), "skeleton", "root children"); // root child out of range
+    refused_param(Skeleton::new(4, &[[0, 1]]).unwrap().with_root_children(&[1, 1]), "skeleton", "root children"); // root child twice
     let x = up(&[0.0; 2 * 4 * 3], &[2, 4, 3]);
     let adj = up(&[1.0; 16], &[4, 4]);
     let prep = Some(KeypointPrep { root: Some(0), scale: [1.0, 1.0] });
-    assert!(ops::sage_aggregate(&mut rec, &x, &adj, &obs, prep).is_err(), "preprocessing needs 2-D keypoints");
+    refused_shape(ops::sage_aggregate(&mut rec, &x, &adj, &obs, prep), "sage_aggregate", "input"); // preprocessing needs 2-D keypoints
     let kp = up(&[0.0; 16], &[2, 4, 2]);
     let far = Some(KeypointPrep { root: Some(4), scale: [1.0, 1.0] });
-    assert!(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, far).is_err(), "root past the keypoints");
+    refused_param(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, far), "sage_aggregate", "root"); // root past the keypoints
     let nan = Some(KeypointPrep { root: None, scale: [f32::NAN, 1.0] });
-    assert!(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, nan).is_err(), "non-finite scale");
+    refused_param(ops::sage_aggregate(&mut rec, &kp, &adj, &obs, nan), "sage_aggregate", "keypoint scale"); // non-finite scale
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
 }
 
@@ -280,22 +281,22 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     let good = random_state_dict(&cfg, 1, true);
     let mut sd = good.clone();
     sd.remove("_transform._transforms.3.transform_net.layers.1.pool.bias");
-    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("missing key") && e.contains("layers.1.pool.bias"), "{e}");
     let mut sd = good.clone();
     sd.insert("_transform._transforms.0.bogus".into(), HostTensor::new(vec![1], vec![0.0]));
-    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("bogus"), "{e}");
     let mut sd = good.clone();
     sd.insert("_embedding_net.adj".into(), HostTensor::new(vec![3, 3], vec![1.0; 9]));
-    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("_embedding_net.adj") && e.contains("[3, 3]"), "{e}");
     let mut sd = good.clone();
     sd.get_mut("_transform._transforms.0.log_scale").unwrap().data[1] = f32::INFINITY;
-    assert!(Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string().contains("non-finite"));
+    refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "non-finite");
     let mut sd = good.clone();
     sd.insert("_transform._transforms.1.transform_features".into(), HostTensor::new(vec![1], vec![1.0]));
-    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("split the 3 coordinates"), "{e}");
     // PyG 2 keeps DenseSAGEConv's bias on lin_root: accepted as well as lin_rel's; neither is
     // refused by name.
@@ -304,32 +305,34 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     sd.insert("_embedding_net.layers.1.lin_root.bias".into(), b.clone());
     assert!(Cgnf::from_state_dict(cfg.clone(), sd.clone()).is_ok());
     sd.remove("_embedding_net.layers.1.lin_root.bias");
-    let e = Cgnf::from_state_dict(cfg.clone(), sd).err().unwrap().to_string();
+    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("layers.1.lin_root.bias"), "{e}");
     let mut bad = cfg.clone();
     bad.edges.push([0, 9]);
-    assert!(Cgnf::from_state_dict(bad, good.clone()).is_err(), "edge past the joints");
+    refused_param(Cgnf::from_state_dict(bad, good.clone()), "skeleton", "edges"); // edge past the joints
     let mut bad = cfg.clone();
     bad.embedding = None;
-    assert!(Cgnf::from_state_dict(bad, good.clone()).is_err(), "no embedding needs 2 context features");
-    assert!(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2}"#).is_err(), "incomplete config");
-    assert!(CgnfConfig::from_json(
-        r#"{"joints": 4, "layers": 2, "hidden": 5, "context_features": 3, "edges": [], "extra": 1}"#
-    )
-    .is_err());
+    refused_param(Cgnf::from_state_dict(bad, good.clone()), "cgnf", "context_features"); // no embedding needs 2 context features
+    refused_case(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2}"#), "missing field `hidden`"); // incomplete config
+    refused_case(
+        CgnfConfig::from_json(
+            r#"{"joints": 4, "layers": 2, "hidden": 5, "context_features": 3, "edges": [], "extra": 1}"#,
+        ),
+        "unknown field `extra`",
+    );
 
     let mut m = Cgnf::from_state_dict(cfg, good).unwrap();
     m.upload(ctx()).unwrap();
     let mut rec = ctx().recorder();
     let kp = up(&[0.0; 2 * 4 * 2], &[2, 4, 2]);
-    assert!(m.record_condition(&mut rec, &kp, &[true; 7]).is_err(), "observed of the wrong length");
-    assert!(m.record_condition(&mut rec, &up(&[0.0; 2 * 5 * 2], &[2, 5, 2]), &[true; 10]).is_err(), "joints");
+    refused_shape(m.record_condition(&mut rec, &kp, &[true; 7]), "cgnf", "observed"); // observed of the wrong length
+    refused_shape(m.record_condition(&mut rec, &up(&[0.0; 2 * 5 * 2], &[2, 5, 2]), &[true; 10]), "cgnf", "keypoints"); // joints
     let cond = m.record_condition(&mut rec, &kp, &[true; 8]).unwrap();
     let n = rec.dispatch_count();
-    assert!(m.record_log_prob(&mut rec, &up(&[0.0; 3 * 4 * 3], &[3, 4, 3]), Some(&cond)).is_err(), "batch mismatch");
-    assert!(m.record_log_prob(&mut rec, &up(&[0.0; 2 * 4 * 2], &[2, 4, 2]), None).is_err(), "2-D poses");
-    assert!(m.record_sample(&mut rec, Some(&cond), 0, 3, f32::NAN, 1, 0).is_err(), "non-finite temperature");
-    assert!(m.record_sample(&mut rec, Some(&cond), 0, 3, 0.0, 1, 0).is_err(), "zero temperature");
+    refused_shape(m.record_log_prob(&mut rec, &up(&[0.0; 3 * 4 * 3], &[3, 4, 3]), Some(&cond)), "cgnf", "poses"); // batch mismatch
+    refused_shape(m.record_log_prob(&mut rec, &up(&[0.0; 2 * 4 * 2], &[2, 4, 2]), None), "cgnf", "poses"); // 2-D poses
+    refused_param(m.record_sample(&mut rec, Some(&cond), 0, 3, f32::NAN, 1, 0), "cgnf", "temperature"); // non-finite temperature
+    refused_param(m.record_sample(&mut rec, Some(&cond), 0, 3, 0.0, 1, 0), "cgnf", "temperature"); // zero temperature
     assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
 }
 
@@ -537,10 +540,16 @@ fn cgnf_root_node_matches_the_reference() {
     // A root for a model without one is refused.
     let plain = model(&config(9, 3, 7, 4, true, 21), 66, false);
     let mut rec = ctx().recorder();
-    assert!(plain.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&rt)).is_err());
-    assert!(m
-        .record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&up(&root[..3], &[1, 3])))
-        .is_err());
+    refused_param(
+        plain.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&rt)),
+        "cgnf",
+        "root",
+    );
+    refused_shape(
+        m.record_condition_with_root(&mut rec, &up(&kp, &[b, j, 2]), &observed, Some(&up(&root[..3], &[1, 3]))),
+        "cgnf",
+        "root",
+    );
 }
 
 /// gcn_aggregate (given or direct messages) with the recorder's loop budget at `budget`.
@@ -598,8 +607,7 @@ fn gcn_aggregate_star_of_70000() {
     let mr = rng.vec(b * h, -1.0, 1.0);
     let (got, want) = gcn_case(crate::common::budget(), &skel, (b, s, h), (&mx, 2 * h), None, None, Some(&mr));
     assert_close(&got, &want, 1e-2, 1e-5, "gcn_aggregate star 70000");
-    let (got, want) =
-        gcn_case(crate::common::budget(), &skel, (b, s, h), (&x, f), Some(&packed), None, Some(&mr));
+    let (got, want) = gcn_case(crate::common::budget(), &skel, (b, s, h), (&x, f), Some(&packed), None, Some(&mr));
     assert_close(&got, &want, 1e-2, 1e-5, "gcn_aggregate_linear star 70000");
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::common::{assert_close, ctx, run1, up};
+use crate::common::{assert_close, ctx, refused_length, refused_param, refused_shape, run1, up};
 use vcortex::io::{read_safetensors, HostTensor};
 use vcortex::ops::{self, Camera, Observations, Refinement};
 use vcortex::reference::guidance as rg;
@@ -155,34 +155,36 @@ fn guidance_refuses_bad_input() {
     let obs =
         |kp: &[f32], w: Option<&[f32]>, root: Option<&[f32]>| Observations::new(ctx(), cams.clone(), kp, w, root, 2, 3);
     let kp = vec![0.0; 2 * 2 * 3 * 2];
-    assert!(obs(&kp[1..], None, None).is_err(), "keypoints of the wrong size");
-    assert!(obs(&kp, Some(&kp[1..]), None).is_err(), "weights of the wrong size");
-    assert!(obs(&kp, None, Some(&[0.0; 5])).is_err(), "root of the wrong size");
+    refused_shape(obs(&kp[1..], None, None), "multiview_energy", "keypoints"); // keypoints of the wrong size
+    refused_shape(obs(&kp, Some(&kp[1..]), None), "multiview_energy", "weights"); // weights of the wrong size
+    refused_shape(obs(&kp, None, Some(&[0.0; 5])), "multiview_energy", "root"); // root of the wrong size
     let mut nan = kp.clone();
     nan[3] = f32::NAN;
-    assert!(obs(&nan, None, None).is_err(), "non-finite keypoints");
-    assert!(Observations::new(ctx(), vec![], &[], None, None, 2, 3).is_err(), "no camera");
+    refused_param(obs(&nan, None, None), "multiview_energy", "keypoints"); // non-finite keypoints
+    refused_param(Observations::new(ctx(), vec![], &[], None, None, 2, 3), "multiview_energy", "cameras"); // no camera
     let mut singular = cams[0];
     singular.rotation = [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
-    assert!(Observations::new(ctx(), vec![singular], &kp[..12], None, None, 2, 3).is_err(), "singular rotation");
+    refused_param(Observations::new(ctx(), vec![singular], &kp[..12], None, None, 2, 3), "camera", "rotation"); // singular rotation
     let mut inf = cams[0];
     inf.radial[1] = f64::INFINITY;
-    assert!(Observations::new(ctx(), vec![inf], &kp[..12], None, None, 2, 3).is_err(), "non-finite distortion");
-    // The reference's scene refuses the same: a singular camera, inputs of the wrong lengths.
-    assert!(rg::Scene::new(&[singular], &kp[..12], &kp[..12], &[0.0; 6], 2, 3).is_err());
-    assert!(rg::Scene::new(&cams[..1], &kp[..11], &kp[..12], &[0.0; 6], 2, 3).is_err());
-    assert!(rg::Scene::new(&cams[..1], &kp[..12], &kp[..12], &[0.0; 5], 2, 3).is_err());
+    refused_param(Observations::new(ctx(), vec![inf], &kp[..12], None, None, 2, 3), "camera", "parameters"); // non-finite distortion
+                                                                                                             // The reference's scene refuses the same: a singular camera, inputs of the wrong lengths.
+    refused_param(rg::Scene::new(&[singular], &kp[..12], &kp[..12], &[0.0; 6], 2, 3), "camera", "rotation");
+    refused_length(rg::Scene::new(&cams[..1], &kp[..11], &kp[..12], &[0.0; 6], 2, 3), "multiview_energy", "keypoints");
+    refused_length(rg::Scene::new(&cams[..1], &kp[..12], &kp[..12], &[0.0; 5], 2, 3), "multiview_energy", "root");
     let o = obs(&kp, None, None).unwrap();
     let mut rec = ctx().recorder();
-    assert!(ops::multiview_energy(&mut rec, &up(&[0.0; 2 * 2 * 8], &[2, 2, 8]), &o).is_err(), "x0 not [S, F, J*3]");
-    assert!(ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement::new(f32::NAN, 3)).is_err());
-    assert!(ops::refine(
-        &mut rec,
-        &up(&[0.0; 18], &[1, 2, 9]),
-        &o,
-        &Refinement { factor: 1.5, ..Refinement::new(1.0, 3) }
-    )
-    .is_err());
+    refused_shape(ops::multiview_energy(&mut rec, &up(&[0.0; 2 * 2 * 8], &[2, 2, 8]), &o), "multiview_energy", "x0"); // x0 not [S, F, J*3]
+    refused_param(
+        ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement::new(f32::NAN, 3)),
+        "refine",
+        "energy_scale",
+    );
+    refused_param(
+        ops::refine(&mut rec, &up(&[0.0; 18], &[1, 2, 9]), &o, &Refinement { factor: 1.5, ..Refinement::new(1.0, 3) }),
+        "refine",
+        "factor",
+    );
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
     // A NaN energy stops the refinement (PyTorch's break): no lr is used and x0 comes back
     // unchanged, although its gradient is not finite. A joint at the camera centre projects to
@@ -204,7 +206,8 @@ fn guidance_refuses_bad_input() {
     let r =
         rg::Scene::new(&one_cam, &kp[..12], &[0.0; 12], &[0.0; 6], 2, 3).unwrap().refine(&x0, &Refinement::new(1.0, 2));
     assert!(r.0.iter().zip(&x0).all(|(a, b)| a.to_bits() == b.to_bits()), "the reference keeps x0 too");
-    assert!(Refinement { threshold: 1.0, ..Refinement::new(1.0, 2) }.validate().is_err(), "threshold in [0, 1)");
+    refused_param(Refinement { threshold: 1.0, ..Refinement::new(1.0, 2) }.validate(), "refine", "threshold");
+    // threshold in [0, 1)
 }
 
 #[test]
@@ -244,8 +247,8 @@ fn respaced_schedule_matches_guided_diffusion() {
             "space_timesteps({t}, ddim{n})"
         );
     }
-    assert!(SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, 50, 51).is_err());
-    assert!(SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, 50, 1).is_err());
+    refused_param(SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, 50, 51), "schedule", "steps");
+    refused_param(SpacedSchedule::new(BetaSchedule::SquaredCosCapV2, 50, 1), "schedule", "steps");
 }
 
 fn sampler(kind: &str, steps: usize, skip: usize, substeps: usize) -> vcortex::models::platypose::Platypose {
@@ -351,11 +354,19 @@ fn seeded_sampling_is_reproducible_and_checked() {
     assert_ne!(free, a, "guidance changes the sample");
     // Refusals: frames that disagree with the observations, zero samples, too few noise tensors.
     let mut rec = ctx().recorder();
-    assert!(p.record_sample(&mut rec, 4, 7, Some(&obs), SamplerNoise::Philox { seed: 1 }).is_err());
-    assert!(p.record_sample(&mut rec, 0, 8, None, SamplerNoise::Philox { seed: 1 }).is_err());
+    refused_shape(
+        p.record_sample(&mut rec, 4, 7, Some(&obs), SamplerNoise::Philox { seed: 1 }),
+        "platypose",
+        "observations",
+    );
+    refused_shape(p.record_sample(&mut rec, 0, 8, None, SamplerNoise::Philox { seed: 1 }), "platypose", "sample");
     let anc = sampler("ancestral", 5, 0, 1);
     let z = up(&vec![0.0; 2 * 8 * 51], &[2, 8, 51]);
-    assert!(anc.record_sample(&mut rec, 2, 8, None, SamplerNoise::Given { init: &z, steps: &[] }).is_err());
+    refused_param(
+        anc.record_sample(&mut rec, 2, 8, None, SamplerNoise::Given { init: &z, steps: &[] }),
+        "platypose",
+        "noise",
+    );
     assert_eq!(rec.dispatch_count(), 0, "refusals record nothing");
 }
 

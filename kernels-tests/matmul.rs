@@ -1,6 +1,6 @@
 //! matmul and linear (shaders/matmul.wgsl) against the CPU reference.
 
-use crate::common::{assert_close, assert_close_nan, run1, up};
+use crate::common::{assert_close, assert_close_nan, is_param, run1, up};
 use vcortex::ops::{self, Activation};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
@@ -169,6 +169,7 @@ fn every_tiled_kernel_on_many_tiles() {
         assert_eq!(rec.labels()[0], "matmul/matmul");
         for kernel in [Vec4, DoubleBuffered] {
             let e = ops::matmul_with(&mut rec, &a, &b, kernel).err().expect("a vec4 kernel took unaligned rows");
+            assert!(is_param(&e, "matmul", "kernel"), "{e:?}");
             assert!(e.to_string().contains("K % 4 == 0"), "{e}");
         }
     }

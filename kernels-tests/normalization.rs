@@ -2,8 +2,8 @@
 //! filter they share (shaders/box_filter.wgsl) against the CPU reference, on awkward shapes:
 //! windows even and odd, larger than the image, 1×1 images, one channel.
 
-use crate::common::{assert_close, ctx, run1, up};
 use crate::common::assert_close_nan;
+use crate::common::{assert_close, ctx, is_param, refused, refused_param, refused_shape, run1, up};
 use vcortex::ops::{
     self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, LocalPath, MaxScope, NeurnParams, SupDivisor,
 };
@@ -78,18 +78,10 @@ fn dn_check(
     let close = if xd.iter().all(|v| v.is_finite()) { crate::common::assert_close } else { assert_close_nan };
     close(&done.f32(hy, &out.output), &want.output, 1e-4, 1e-4, &what);
     if let Some(h) = hv {
-        close(
-            &done.f32(h, out.centered.as_ref().unwrap()),
-            &want.centered,
-            1e-5,
-            1e-5,
-            &format!("{what}: centered"),
-        );
+        close(&done.f32(h, out.centered.as_ref().unwrap()), &want.centered, 1e-5, 1e-5, &format!("{what}: centered"));
     }
     match (hl, want.l1) {
-        (Some(h), Some(w)) => {
-            close(&done.f32(h, out.l1.as_ref().unwrap()), &[w], 1e-6, 1e-4, &format!("{what}: l1"))
-        }
+        (Some(h), Some(w)) => close(&done.f32(h, out.l1.as_ref().unwrap()), &[w], 1e-6, 1e-4, &format!("{what}: l1")),
         (None, None) => {}
         _ => panic!("{what}: l1 asked for but not returned"),
     }
@@ -136,6 +128,7 @@ fn divisive_norm_local_tiles() {
     let p = DivNormParams { sum_window: [21, 21], sup_window: [15, 15], ..Default::default() };
     let mut rec = ctx().recorder();
     let e = ops::divisive_norm_with(&mut rec, &x, None, None, &p, LocalPath::OnePass).err().expect("accepted");
+    assert!(is_param(&e, "divisive_norm", "path"), "{e:?}");
     assert!(e.to_string().contains("too large for the one-pass"), "{e}");
     let out = ops::divisive_norm(&mut rec, &x, None, None, &p).unwrap();
     assert_eq!(out.output.shape(), &[1, 2, 30, 30]);
@@ -197,28 +190,37 @@ fn neurn_matches_the_reference() {
 fn normalization_refuses_bad_parameters() {
     let x = up(&[1.0; 2 * 3 * 4 * 4], &[2, 3, 4, 4]);
     let mut rec = ctx().recorder();
-    for p in [
-        DivNormParams { sum_window: [0, 3], ..Default::default() },
-        DivNormParams { sup_window: [3, 0], ..Default::default() },
-        DivNormParams { sigma: f32::NAN, ..Default::default() },
-        DivNormParams { sigma: f32::INFINITY, ..Default::default() },
-        DivNormParams { l1_alpha: Some(f32::NAN), ..Default::default() },
+    for (p, name) in [
+        (DivNormParams { sum_window: [0, 3], ..Default::default() }, "sum_window"),
+        (DivNormParams { sup_window: [3, 0], ..Default::default() }, "sup_window"),
+        (DivNormParams { sigma: f32::NAN, ..Default::default() }, "sigma"),
+        (DivNormParams { sigma: f32::INFINITY, ..Default::default() }, "sigma"),
+        (DivNormParams { l1_alpha: Some(f32::NAN), ..Default::default() }, "l1_alpha"),
     ] {
         let e = ops::divisive_norm(&mut rec, &x, None, None, &p).err().expect("accepted bad parameters");
-        assert!(matches!(e, vcortex::Error::Param { .. }), "{e}");
+        assert!(is_param(&e, "divisive_norm", name), "{p:?}: expected {name}, got {e:?}");
     }
     let g = up(&[1.0; 4], &[4]);
-    assert!(ops::divisive_norm(&mut rec, &x, Some(&g), None, &DivNormParams::default()).is_err());
-    assert!(ops::divisive_norm(&mut rec, &up(&[1.0; 3], &[3]), None, None, &DivNormParams::default()).is_err());
-    for p in [
-        NeurnParams { kernel: 0, ..Default::default() },
-        NeurnParams { eps: f32::NAN, ..Default::default() },
-        NeurnParams { eps: -1.0, ..Default::default() },
+    refused_shape(
+        ops::divisive_norm(&mut rec, &x, Some(&g), None, &DivNormParams::default()),
+        "divisive_norm",
+        "gamma",
+    );
+    refused_shape(
+        ops::divisive_norm(&mut rec, &up(&[1.0; 3], &[3]), None, None, &DivNormParams::default()),
+        "divisive_norm",
+        "input",
+    );
+    for (p, name) in [
+        (NeurnParams { kernel: 0, ..Default::default() }, "kernel"),
+        (NeurnParams { eps: f32::NAN, ..Default::default() }, "eps"),
+        (NeurnParams { eps: -1.0, ..Default::default() }, "eps"),
     ] {
-        assert!(ops::neurn(&mut rec, &x, &p).is_err(), "{p:?}");
+        let e = refused(ops::neurn(&mut rec, &x, &p));
+        assert!(is_param(&e, "neurn", name), "{p:?}: expected {name}, got {e:?}");
     }
     assert_eq!(rec.dispatch_count(), 0);
-    assert!(ops::box_sum(&mut rec, &x, [0, 1], 1.0, false).is_err());
+    refused_param(ops::box_sum(&mut rec, &x, [0, 1], 1.0, false), "box_sum", "window");
 }
 
 /// A NeuRN front end, a conv core and DN after it: one recorder, one submit.

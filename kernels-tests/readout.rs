@@ -1,7 +1,7 @@
 //! grid_sample, the Gaussian readout, Poisson NLL and the ZIG log-density (shaders/readout.wgsl)
 //! against the CPU reference on random and awkward shapes.
 
-use crate::common::{assert_close, ctx, run1, up};
+use crate::common::{assert_close, ctx, is_param, refused_param, refused_shape, run1, up};
 use vcortex::ops::{self, Reduction};
 use vcortex::reference::readout as rr;
 use vcortex::rng::SplitMix;
@@ -153,11 +153,12 @@ fn readout_order_is_local() {
     let plain = spread(&mut (0..m));
     assert!(sorted < plain / 20.0, "mean area of a warp's positions: sorted {sorted}, unsorted {plain}");
     // Refusals: mis-sized features or bias, non-finite positions.
-    assert!(ops::SortedReadout::new(ctx(), &mu, &mu[..10], 3, None).is_err());
-    assert!(ops::SortedReadout::new(ctx(), &mu, &mu, 2, Some(&mu[..5])).is_err());
+    refused_shape(ops::SortedReadout::new(ctx(), &mu, &mu[..10], 3, None), "gaussian_readout", "features");
+    refused_shape(ops::SortedReadout::new(ctx(), &mu, &mu, 2, Some(&mu[..5])), "gaussian_readout", "bias");
     let mut bad = mu.clone();
     bad[9] = f32::NAN;
     let e = ops::SortedReadout::new(ctx(), &bad, &mu, 2, None).err().expect("NaN position accepted");
+    assert!(is_param(&e, "gaussian_readout", "mu"), "{e:?}");
     assert!(e.to_string().contains("mu[4][1]"), "{e}");
 }
 
@@ -226,8 +227,8 @@ fn zig_loglik_random() {
 fn readout_refuses_bad_shapes() {
     let x = up(&[0.0; 2 * 3 * 4 * 5], &[2, 3, 4, 5]);
     let mut rec = ctx().recorder();
-    assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 12], &[1, 3, 2, 2]), false).is_err());
-    assert!(ops::grid_sample(&mut rec, &x, &up(&[0.0; 18], &[2, 3, 1, 3]), false).is_err());
+    refused_shape(ops::grid_sample(&mut rec, &x, &up(&[0.0; 12], &[1, 3, 2, 2]), false), "grid_sample", "grid");
+    refused_shape(ops::grid_sample(&mut rec, &x, &up(&[0.0; 18], &[2, 3, 1, 3]), false), "grid_sample", "grid");
     let mu = up(&[0.0; 8], &[4, 2]);
     let readout =
         |rec: &mut vcortex::Recorder, mu: &vcortex::Tensor, f: &[usize], bias: Option<usize>, shift: Option<usize>| {
@@ -238,14 +239,14 @@ fn readout_refuses_bad_shapes() {
             );
             ops::gaussian_readout(rec, &x, mu, &ft, bt.as_ref(), st.as_ref(), true, ops::Activation::Identity)
         };
-    assert!(readout(&mut rec, &mu, &[2, 4], None, None).is_err(), "features [C, M] with the wrong C");
-    assert!(readout(&mut rec, &mu, &[3, 4], Some(3), None).is_err(), "bias of the wrong length");
-    assert!(readout(&mut rec, &mu, &[3, 4], None, Some(3)).is_err(), "shift not [N, 2]");
-    assert!(readout(&mut rec, &up(&[0.0; 12], &[4, 3]), &[3, 4], None, None).is_err(), "mu not [M, 2]");
+    refused_shape(readout(&mut rec, &mu, &[2, 4], None, None), "gaussian_readout", "features"); // features [C, M] with the wrong C
+    refused_shape(readout(&mut rec, &mu, &[3, 4], Some(3), None), "gaussian_readout", "bias"); // bias of the wrong length
+    refused_shape(readout(&mut rec, &mu, &[3, 4], None, Some(3)), "gaussian_readout", "shift"); // shift not [N, 2]
+    refused_shape(readout(&mut rec, &up(&[0.0; 12], &[4, 3]), &[3, 4], None, None), "gaussian_readout", "mu"); // mu not [M, 2]
     let a = up(&[1.0; 4], &[4]);
-    assert!(ops::poisson_nll(&mut rec, &a, &up(&[1.0; 3], &[3]), 1e-8, Reduction::Sum).is_err());
-    assert!(ops::poisson_nll(&mut rec, &a, &a, f32::NAN, Reduction::Sum).is_err());
-    assert!(ops::zig_loglik(&mut rec, &a, &a, &a, &up(&[1.0; 3], &[3]), &a).is_err());
+    refused_shape(ops::poisson_nll(&mut rec, &a, &up(&[1.0; 3], &[3]), 1e-8, Reduction::Sum), "poisson_nll", "target");
+    refused_param(ops::poisson_nll(&mut rec, &a, &a, f32::NAN, Reduction::Sum), "poisson_nll", "eps");
+    refused_shape(ops::zig_loglik(&mut rec, &a, &a, &a, &up(&[1.0; 3], &[3]), &a), "zig_loglik", "k");
     assert_eq!(rec.dispatch_count(), 0);
 }
 
@@ -315,7 +316,7 @@ fn gaussian_readout_sampling_mode() {
         ops::Activation::Identity,
         bad,
     );
-    assert!(r.is_err());
+    refused_shape(r, "gaussian_readout", "sigma");
 }
 
 /// Records with `f` on a recorder whose loop budget is `budget`, submits, reads the result back.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::common::{assert_close, ctx};
+use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
 use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
 use vcortex::models::{Sensorium, SensoriumConfig};
@@ -90,7 +90,7 @@ fn random_models_match_the_reference_forward() {
         // The forward is one submit: 1 + 3 per hidden layer + the readout.
         let mut rec = ctx().recorder();
         let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
-        assert!(m.record(&mut rec, &t, "a").is_err());
+        refused_param(m.record(&mut rec, &t, "a"), "sensorium", "behavior");
         assert_eq!(rec.dispatch_count(), 0, "key a needs its behaviour");
         let bt = vcortex::Tensor::from_f32(ctx(), &vec![0.5; 9], &[3, 3]).unwrap();
         m.record_full(&mut rec, &t, None, Some(&bt), "a").unwrap();
@@ -146,7 +146,7 @@ fn reproduces_the_modulated_reference_model() {
         let cpu = model.reference_forward_full(&images.data, &images.shape, e, Some(&behavior.data), key).unwrap();
         assert_close(&cpu, &want.data, 1e-6, 1e-4, &format!("modulated sensorium {key} (CPU reference)"));
         // Without its behaviour a modulated readout is refused, not run unmodulated.
-        assert!(model.predict_full(ctx(), &images.data, &images.shape, e, None, key).is_err());
+        refused_param(model.predict_full(ctx(), &images.data, &images.shape, e, None, key), "sensorium", "behavior");
     }
 }
 
@@ -163,26 +163,26 @@ fn loader_refuses_keys_it_cannot_place() {
     let key = "core.features.layer1.ds_conv.spatial_conv.weight";
     let mut missing = sd.clone();
     missing.remove(key);
-    let e = Sensorium::from_state_dict(cfg.clone(), missing).err().unwrap().to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), missing), "weights").to_string();
     assert!(e.contains("missing key") && e.contains(key), "{e}");
     let mut extra = sd.clone();
     extra.insert("core.features.layer9.conv.weight".into(), HostTensor::new(vec![1], vec![0.0]));
-    let e = Sensorium::from_state_dict(cfg.clone(), extra).err().unwrap().to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), extra), "weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("layer9"), "{e}");
     let mut shaped = sd.clone();
     shaped.insert(key.into(), HostTensor::new(vec![2, 2], vec![0.0; 4]));
-    let e = Sensorium::from_state_dict(cfg.clone(), shaped).err().unwrap().to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), shaped), "weights").to_string();
     assert!(e.contains(key) && e.contains("shape"), "{e}");
     let mut nan = sd.clone();
     nan.get_mut("core.features.layer0.norm.running_var").unwrap().data[0] = f32::NAN;
-    assert!(Sensorium::from_state_dict(cfg.clone(), nan).is_err());
+    refused_case(Sensorium::from_state_dict(cfg.clone(), nan), "non-finite");
     // A config with more neurons than the weights hold, or an unknown field.
     let mut more = cfg.clone();
     more.readouts.values_mut().next().unwrap().neurons += 1;
-    assert!(Sensorium::from_state_dict(more, sd).is_err());
-    assert!(SensoriumConfig::from_json(r#"{"core": {}, "readouts": {}}"#).is_err());
+    refused_case(Sensorium::from_state_dict(more, sd), "readout.sessA._mu");
+    refused_case(SensoriumConfig::from_json(r#"{"core": {}, "readouts": {}}"#), "missing field `input_channels`");
     let text = std::fs::read_to_string(golden_dir().join("config.json")).unwrap().replacen('{', r#"{"colour": 1, "#, 1);
-    let e = SensoriumConfig::from_json(&text).unwrap_err().to_string();
+    let e = refused_case(SensoriumConfig::from_json(&text), "model config").to_string();
     assert!(e.contains("colour"), "{e}");
 }
 
@@ -190,10 +190,17 @@ fn loader_refuses_keys_it_cannot_place() {
 fn wrong_images_and_keys_are_refused() {
     let mut m = Sensorium::random(small_config(true, false), 5).unwrap();
     m.upload(ctx()).unwrap();
-    assert!(m.predict(ctx(), &[0.0; 2 * 3 * 3], &[1, 2, 3, 3], "a").is_err(), "smaller than the 5x5 input kernel");
-    assert!(m.predict(ctx(), &[0.0; 12 * 15], &[1, 1, 12, 15], "a").is_err(), "wrong channel count");
-    assert!(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "b").is_err(), "key b needs the eye position");
-    let e = m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "zzz").unwrap_err().to_string();
+    // Key "a" has a modulator: with its behaviour [1, 3] given, the image checks are what refuse.
+    let beh = [0.5; 3];
+    let a = |x: &[f32], shape: &[usize]| m.predict_full(ctx(), x, shape, None, Some(&beh), "a");
+    let e = refused_shape(a(&[0.0; 2 * 3 * 3], &[1, 2, 3, 3]), "sensorium", "images");
+    assert!(e.to_string().contains("5-wide kernel"), "smaller than the 5x5 input kernel: {e}");
+    let e = refused_shape(a(&[0.0; 12 * 15], &[1, 1, 12, 15]), "sensorium", "images");
+    assert!(e.to_string().contains("[N, 2, H, W]"), "wrong channel count: {e}");
+    refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "a"), "sensorium", "behavior");
+    refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "b"), "sensorium", "eye"); // key b needs the eye position
+    let e = refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "zzz"), "sensorium", "data_key")
+        .to_string();
     assert!(e.contains("zzz") && e.contains("a, b"), "{e}");
 }
 
@@ -240,6 +247,6 @@ fn grid_mean_predictor_readout_matches_neuralpredictors() {
         .replace(",\n      \"grid_mean_final_tanh\": true", "");
     let cfg = SensoriumConfig::from_json(&text).unwrap();
     let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
-    let e = Sensorium::from_state_dict(cfg, sd).err().expect("accepted without final_tanh").to_string();
+    let e = refused_case(Sensorium::from_state_dict(cfg, sd), "grid_mean_final_tanh").to_string();
     assert!(e.contains("grid_mean_final_tanh"), "{e}");
 }
