@@ -524,7 +524,7 @@ fn run_case(
         _ => {}
     }
     // A refusal or an answer of a small case comes at once, not after minutes.
-    if t0.elapsed() > Duration::from_secs(10) {
+    if t0.elapsed() > Duration::from_secs(30) {
         found.push(format!(
             "{what}: took {:.1} s on the GPU, {:.1} s on the CPU",
             t_gpu.as_secs_f64(),
