@@ -561,3 +561,23 @@ fn eval_cpu_refuses_huge_outputs_and_clips_windows() {
     }
     assert!(secs < 1.0, "{secs} s for a 6x6 image");
 }
+
+/// A size past a limit says what it counts: a batch of more products than the device has
+/// workgroups in a dimension needs that many workgroups (not "bytes", which the message said
+/// before for every limit).
+#[test]
+fn too_large_names_its_unit() {
+    let max = ctx().limits().max_compute_workgroups_per_dimension as usize;
+    let n = max + 5;
+    let (a, b) = (up(&vec![1.0; n], &[n, 1, 1]), up(&vec![1.0; n], &[n, 1, 1]));
+    let mut rec = ctx().recorder();
+    let e = vcortex::ops::matmul(&mut rec, &a, &b).err().expect("a batch past the workgroup limit is refused");
+    match &e {
+        Error::TooLarge { unit, amount, .. } => {
+            assert_eq!((*unit, *amount), ("workgroups", n as u64), "{e}");
+            let said = format!("needs {n} workgroups, past the limit of {max} workgroups");
+            assert!(e.to_string().contains(&said), "{e}");
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}

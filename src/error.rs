@@ -19,8 +19,9 @@ pub enum Error {
     Shape { op: &'static str, what: String, got: Vec<usize>, expected: String },
     #[error("{op}: invalid parameter {name}: {reason}")]
     Param { op: &'static str, name: String, reason: String },
-    #[error("{op}: {what} needs {bytes} bytes, past the device's limit of {limit} bytes ({limit_name})")]
-    TooLarge { op: &'static str, what: String, bytes: u64, limit: u64, limit_name: &'static str },
+    /// A size past a limit: `amount` and `limit` are counted in `unit` (bytes, workgroups, elements).
+    #[error("{op}: {what} needs {amount} {unit}, past the limit of {limit} {unit} ({limit_name})")]
+    TooLarge { op: &'static str, what: String, amount: u64, unit: &'static str, limit: u64, limit_name: &'static str },
     #[error("{op}: {what} is {got}, expected {expected}")]
     Dtype { op: &'static str, what: String, got: String, expected: String },
     #[error("{op}: {what} has {got} values but its shape {shape:?} holds {expected}")]

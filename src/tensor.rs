@@ -80,7 +80,8 @@ impl Tensor {
             return Err(Error::TooLarge {
                 op,
                 what: format!("a {} tensor of shape {shape:?}", dtype.name()),
-                bytes,
+                amount: bytes,
+                unit: "bytes",
                 limit,
                 limit_name: "max_storage_buffer_binding_size",
             });
@@ -90,10 +91,11 @@ impl Tensor {
         if n > MAX_ELEMENTS {
             return Err(Error::TooLarge {
                 op,
-                what: format!("tensor of shape {shape:?}"),
-                bytes,
+                what: format!("a tensor of shape {shape:?}"),
+                amount: n as u64,
+                unit: "elements",
                 limit: MAX_ELEMENTS as u64,
-                limit_name: "2^31 elements (u32 indices in the kernels)",
+                limit_name: "u32 indices in the kernels",
             });
         }
         Ok(bytes)

@@ -176,7 +176,8 @@ fn cpu_budget(op: &'static str, shape: &[usize], per_element: usize) -> Result<(
         return Err(Error::TooLarge {
             op,
             what: format!("the CPU reference's output of shape {shape:?} ({work} multiply-adds)"),
-            bytes: n.saturating_mul(4),
+            amount: n.saturating_mul(4),
+            unit: "bytes",
             limit: CPU_MAX_ELEMENTS * 4,
             limit_name: "the CPU backend's 2^26 output elements and 2^34 multiply-adds",
         });

@@ -130,7 +130,8 @@ impl Mdm {
             return Err(Error::TooLarge {
                 op: "mdm",
                 what: format!("the positional table of mdm.max_len {} × mdm.latent {e}", config.max_len),
-                bytes,
+                amount: bytes,
+                unit: "bytes",
                 limit: ctx.max_tensor_bytes().min(4 * crate::tensor::MAX_ELEMENTS as u64),
                 limit_name: "max_storage_buffer_binding_size",
             });

@@ -395,7 +395,8 @@ pub fn conv2d(
                 return Err(Error::TooLarge {
                     op: OP,
                     what: format!("{g} groups x {otiles} channel tiles"),
-                    bytes: z as u64,
+                    amount: z as u64,
+                    unit: "workgroups",
                     limit: max as u64,
                     limit_name: "max_compute_workgroups_per_dimension",
                 });

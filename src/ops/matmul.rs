@@ -81,7 +81,8 @@ fn record(
         return Err(Error::TooLarge {
             op,
             what: "batch".into(),
-            bytes: batch as u64,
+            amount: batch as u64,
+            unit: "workgroups",
             limit: max as u64,
             limit_name: "max_compute_workgroups_per_dimension",
         });

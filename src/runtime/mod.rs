@@ -341,9 +341,10 @@ impl Context {
             return Err(Error::TooLarge {
                 op,
                 what: "dispatch".into(),
-                bytes: groups,
+                amount: groups,
+                unit: "workgroups",
                 limit: max * max,
-                limit_name: "max_compute_workgroups_per_dimension squared (workgroups)",
+                limit_name: "max_compute_workgroups_per_dimension squared",
             });
         }
         let x = groups.div_ceil(y);

@@ -228,7 +228,8 @@ impl<'c> Recorder<'c> {
             return Err(Error::TooLarge {
                 op: "dispatch",
                 what: format!("{label} workgroups {groups:?}"),
-                bytes: *groups.iter().max().unwrap_or(&0) as u64,
+                amount: *groups.iter().max().unwrap_or(&0) as u64,
+                unit: "workgroups",
                 limit: max as u64,
                 limit_name: "max_compute_workgroups_per_dimension",
             });
