@@ -43,6 +43,36 @@ fn pipelines_are_compiled_once() {
     rec.submit().unwrap();
 }
 
+/// The override constants key a pipeline by name, not by the order they were given in: the same
+/// overrides in two orders compile one kernel, and a name set twice keeps its last value. Counted
+/// on a context of its own, so no other test's compiles interleave.
+#[test]
+fn override_order_does_not_make_a_second_pipeline() {
+    use vcortex::runtime::{Access, PipelineKey};
+    let own = vcortex::Context::new().unwrap();
+    let base = || PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]);
+    let a = base().with("ACT", 6.0).with("ACT_BETA", 2.5).with("ACT_THRESHOLD", 9.0);
+    let b = base().with("ACT_THRESHOLD", 9.0).with("ACT_BETA", 2.5).with("ACT", 6.0);
+    let c = base().with("ACT_BETA", 1.0).with("ACT_THRESHOLD", 9.0).with("ACT", 6.0).with("ACT_BETA", 2.5);
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(
+        a.constants().collect::<Vec<_>>(),
+        [("ACT", 6.0), ("ACT_BETA", 2.5), ("ACT_THRESHOLD", 9.0)],
+        "sorted by name, one value per name"
+    );
+    assert_eq!(own.cached_kernels(), 0);
+    let ka = own.kernel(&a).unwrap();
+    assert_eq!(own.cached_kernels(), 1);
+    let kb = own.kernel(&b).unwrap();
+    let kc = own.kernel(&c).unwrap();
+    assert_eq!(own.cached_kernels(), 1, "the same overrides in another order compiled a second pipeline");
+    assert!(std::sync::Arc::ptr_eq(&ka, &kb) && std::sync::Arc::ptr_eq(&ka, &kc));
+    // A different value is a different pipeline.
+    own.kernel(&base().with("ACT", 6.0).with("ACT_BETA", 3.5).with("ACT_THRESHOLD", 9.0)).unwrap();
+    assert_eq!(own.cached_kernels(), 2);
+}
+
 /// conv → batch-norm-folded epilogue → layer norm → linear, one recorder, one submit, against
 /// the reference chain; with timing, every dispatch gets a labelled time.
 #[test]

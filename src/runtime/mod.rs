@@ -25,11 +25,14 @@ pub enum Access {
 
 /// What identifies a compiled pipeline: the shader family, the entry point, the override
 /// constants (name and value, as f64 bits so the key hashes) and the binding list.
+///
+/// The constants are kept sorted by name, one value per name, so the same overrides given in any
+/// order are one key (and one compiled pipeline).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
     pub shader: &'static str,
     pub entry: &'static str,
-    pub constants: Vec<(&'static str, u64)>,
+    constants: Vec<(&'static str, u64)>,
     pub bindings: Vec<Access>,
 }
 
@@ -37,10 +40,21 @@ impl PipelineKey {
     pub fn new(shader: &'static str, entry: &'static str, bindings: &[Access]) -> Self {
         PipelineKey { shader, entry, constants: Vec::new(), bindings: bindings.to_vec() }
     }
-    /// Adds an override constant (a WGSL `override` of the shader family).
+    /// Sets an override constant (a WGSL `override` of the shader family). The constants stay
+    /// sorted by name; setting a name again replaces its value (the last `with` wins), so a key
+    /// never holds one name twice.
     pub fn with(mut self, name: &'static str, value: f64) -> Self {
-        self.constants.push((name, value.to_bits()));
+        let bits = value.to_bits();
+        match self.constants.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) => self.constants[i].1 = bits,
+            Err(i) => self.constants.insert(i, (name, bits)),
+        }
         self
+    }
+
+    /// The override constants, sorted by name, one value per name.
+    pub fn constants(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.constants.iter().map(|&(n, bits)| (n, f64::from_bits(bits)))
     }
 }
 
@@ -296,7 +310,7 @@ impl Context {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants: Vec<(&str, f64)> = key.constants.iter().map(|(n, bits)| (*n, f64::from_bits(*bits))).collect();
+        let constants: Vec<(&str, f64)> = key.constants().collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&pl),
