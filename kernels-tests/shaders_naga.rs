@@ -192,3 +192,113 @@ fn no_component_stores_into_workgroup_vectors() {
     assert!(stores > 20, "only {stores} workgroup stores seen: the walk misses statements");
     assert!(found.is_empty(), "component stores into workgroup vectors:\n{}", found.join("\n"));
 }
+
+/// A padding field: named `_…` or `pad…` on either side; it carries nothing, so only the bytes it
+/// fills count (through the struct sizes).
+fn is_padding(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with("pad")
+}
+
+/// A WGSL type written as the Rust type of the same layout (`u32`, `[f32; 4]`).
+fn rust_spelling(module: &naga::Module, ty: naga::Handle<naga::Type>) -> String {
+    use naga::{ArraySize, ScalarKind, TypeInner};
+    fn scalar(s: naga::Scalar) -> String {
+        let k = match s.kind {
+            ScalarKind::Uint => "u",
+            ScalarKind::Sint => "i",
+            ScalarKind::Float => "f",
+            _ => "?",
+        };
+        format!("{k}{}", s.width as u32 * 8)
+    }
+    match &module.types[ty].inner {
+        TypeInner::Scalar(s) => scalar(*s),
+        TypeInner::Vector { size, scalar: s } => format!("[{}; {}]", scalar(*s), *size as u32),
+        TypeInner::Array { base, size: ArraySize::Constant(n), .. } => {
+            format!("[{}; {n}]", rust_spelling(module, *base))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every parameter block the host uploads matches the WGSL struct it fills, read from naga's IR:
+/// the same struct size, and the same non-padding fields in the same order with the same names,
+/// offsets, sizes and types. Every uniform any shader declares is in the table, so a new family
+/// or a new uniform struct without its Rust twin fails here too.
+#[test]
+fn host_params_structs_match_their_wgsl_structs() {
+    use naga::{AddressSpace, TypeInner};
+    let table = vcortex::ops::params_layouts();
+    let mut problems = Vec::new();
+    let mut uniforms = Vec::new();
+    for src in shaders::ALL {
+        let text = src.composed();
+        let module = naga::front::wgsl::parse_str(&text).expect("parses (checked above)");
+        for (_, g) in module.global_variables.iter() {
+            if g.space == AddressSpace::Uniform {
+                let ty = module.types[g.ty].name.clone().unwrap_or_default();
+                uniforms.push((src.name, ty));
+            }
+        }
+        for p in table.iter().filter(|p| p.shader == src.name) {
+            let what = format!("{}.wgsl {} / Rust {}", p.shader, p.wgsl, p.rust);
+            let Some((h, ty)) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(p.wgsl)) else {
+                problems.push(format!("{what}: no such WGSL struct"));
+                continue;
+            };
+            if !module.global_variables.iter().any(|(_, g)| g.space == AddressSpace::Uniform && g.ty == h) {
+                problems.push(format!("{what}: the WGSL struct is no uniform"));
+            }
+            let TypeInner::Struct { members, span } = &ty.inner else {
+                problems.push(format!("{what}: not a struct"));
+                continue;
+            };
+            if *span as usize != p.size {
+                problems.push(format!("{what}: WGSL size {span}, Rust size {}", p.size));
+            }
+            let wgsl: Vec<(String, usize, usize, String)> = members
+                .iter()
+                .map(|m| {
+                    let name = m.name.clone().unwrap_or_default();
+                    let size = module.types[m.ty].inner.size(module.to_ctx()) as usize;
+                    (name, m.offset as usize, size, rust_spelling(&module, m.ty))
+                })
+                .filter(|m| !is_padding(&m.0))
+                .collect();
+            let rust: Vec<(String, usize, usize, String)> = p
+                .fields
+                .iter()
+                .filter(|f| !is_padding(f.name))
+                .map(|f| (f.name.to_string(), f.offset, f.size, f.ty.to_string()))
+                .collect();
+            if wgsl != rust {
+                let w: Vec<_> = wgsl.iter().filter(|m| !rust.contains(m)).collect();
+                let r: Vec<_> = rust.iter().filter(|f| !wgsl.contains(f)).collect();
+                problems.push(format!(
+                    "{what}: fields differ (name, offset, size, type): WGSL only {w:?}, Rust only {r:?}"
+                ));
+            }
+        }
+    }
+    for (shader, ty) in &uniforms {
+        if !table.iter().any(|p| p.shader == *shader && p.wgsl == ty) {
+            problems
+                .push(format!("{shader}.wgsl uniform {ty}: no Rust parameter block in vcortex::ops::params_layouts"));
+        }
+    }
+    for p in &table {
+        if !uniforms.iter().any(|(s, t)| *s == p.shader && t == p.wgsl) {
+            problems.push(format!(
+                "Rust {} names {}.wgsl {}, which no uniform of that shader has",
+                p.rust, p.shader, p.wgsl
+            ));
+        }
+    }
+    assert!(
+        table.len() >= 25 && uniforms.len() == table.len(),
+        "{} uniforms, {} Rust blocks",
+        uniforms.len(),
+        table.len()
+    );
+    assert!(problems.is_empty(), "Rust and WGSL parameter blocks differ:\n{}", problems.join("\n"));
+}
