@@ -21,26 +21,27 @@ fn pool_reuses_buffers_of_a_size_class() {
     drop(t2);
 }
 
+/// Six activations of one variant compile one pipeline, and a second variant one more: counted
+/// on a context of its own, so no other test's compiles interleave.
 #[test]
 fn pipelines_are_compiled_once() {
-    let x = up(&[1.0, -1.0, 2.0], &[3]);
-    let act = Activation::Softplus { beta: 3.0, threshold: 7.0 }; // a variant no other test asks for
-    let mut rec = ctx().recorder();
-    ops::activation(&mut rec, &x, act).unwrap();
+    let own = vcortex::Context::new().unwrap();
+    let x = Tensor::from_f32(&own, &[1.0, -1.0, 2.0], &[3]).unwrap();
+    let act = Activation::Softplus { beta: 3.0, threshold: 7.0 };
+    let mut rec = own.recorder();
+    let mut y = ops::activation(&mut rec, &x, act).unwrap();
     for _ in 0..5 {
-        ops::activation(&mut rec, &x, act).unwrap();
+        y = ops::activation(&mut rec, &y, act).unwrap();
     }
-    // Other tests may compile their own kernels concurrently; ours adds nothing.
-    let key = vcortex::runtime::PipelineKey::new(
-        "activation",
-        "activation",
-        &[vcortex::runtime::Access::Read, vcortex::runtime::Access::ReadWrite],
-    );
-    let k1 = ctx().kernel(&act.specialize(key.clone())).unwrap();
-    let k2 = ctx().kernel(&act.specialize(key)).unwrap();
-    assert!(std::sync::Arc::ptr_eq(&k1, &k2));
     assert_eq!(rec.dispatch_count(), 6);
+    assert_eq!(own.cached_kernels(), 1, "six dispatches of one variant");
+    let z = ops::activation(&mut rec, &x, Activation::Relu).unwrap();
+    assert_eq!(own.cached_kernels(), 2, "a second variant");
     rec.submit().unwrap();
+    let softplus = |v: f64| if 3.0 * v > 7.0 { v } else { (1.0 + (3.0 * v).exp()).ln() / 3.0 };
+    let want: Vec<f32> = [1.0f64, -1.0, 2.0].iter().map(|&v| (0..6).fold(v, |v, _| softplus(v)) as f32).collect();
+    assert_close(&y.to_vec(&own).unwrap(), &want, 1e-5, 1e-5, "six softplus");
+    assert_eq!(z.to_vec(&own).unwrap(), vec![1.0, 0.0, 2.0]);
 }
 
 /// The override constants key a pipeline by name, not by the order they were given in: the same
@@ -198,12 +199,23 @@ fn recorder_reuses_dead_buffers_in_order() {
     assert_close(&done.f32(hh, &h), &want_h, 1e-5, 1e-5, "end of the chain");
 }
 
-/// The kernels compile with the trusted checks unless VCORTEX_SHADER_CHECKS=full asks for all.
+/// The kernels compile with the trusted checks unless VCORTEX_SHADER_CHECKS=full asks for all:
+/// the setting's values, then the shared context (opened under this process's environment, which
+/// CI runs once unset and once with `full`) and the loop budget its recorders get.
 #[test]
 fn shader_checks_follow_the_environment() {
-    let want = match std::env::var("VCORTEX_SHADER_CHECKS").as_deref() {
-        Ok("full") => vcortex::ShaderChecks::Full,
-        _ => vcortex::ShaderChecks::Trusted,
+    use vcortex::ShaderChecks;
+    assert_eq!(ShaderChecks::from_setting(Some("full")), ShaderChecks::Full);
+    for other in [None, Some(""), Some("trusted"), Some("FULL"), Some("full ")] {
+        assert_eq!(ShaderChecks::from_setting(other), ShaderChecks::Trusted, "{other:?}");
+    }
+    let env = std::env::var("VCORTEX_SHADER_CHECKS").ok();
+    let want = if env.as_deref() == Some("full") { ShaderChecks::Full } else { ShaderChecks::Trusted };
+    assert_eq!(ctx().shader_checks(), want, "VCORTEX_SHADER_CHECKS={env:?}");
+    let budget = match want {
+        ShaderChecks::Full => vcortex::runtime::LOOP_BUDGET / 8,
+        ShaderChecks::Trusted => vcortex::runtime::LOOP_BUDGET,
     };
-    assert_eq!(ctx().shader_checks(), want);
+    assert_eq!(ctx().max_loop_budget(), budget);
+    assert_eq!(ctx().recorder().loop_budget(), budget, "a new recorder starts from the context's budget");
 }

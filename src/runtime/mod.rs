@@ -104,8 +104,14 @@ pub enum ShaderChecks {
 
 impl ShaderChecks {
     fn from_env() -> ShaderChecks {
-        match std::env::var("VCORTEX_SHADER_CHECKS").as_deref() {
-            Ok("full") => ShaderChecks::Full,
+        Self::from_setting(std::env::var("VCORTEX_SHADER_CHECKS").ok().as_deref())
+    }
+
+    /// What a value of `VCORTEX_SHADER_CHECKS` selects: `full` (exactly) is [`ShaderChecks::Full`];
+    /// unset or anything else is [`ShaderChecks::Trusted`].
+    pub fn from_setting(value: Option<&str>) -> ShaderChecks {
+        match value {
+            Some("full") => ShaderChecks::Full,
             _ => ShaderChecks::Trusted,
         }
     }
