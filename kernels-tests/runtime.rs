@@ -74,6 +74,43 @@ fn override_order_does_not_make_a_second_pipeline() {
     assert_eq!(own.cached_kernels(), 2);
 }
 
+/// A repeated chain on the same buffers reuses the bind groups of its first submit, with the same
+/// results; once the pool destroys a buffer the cache is emptied (it would keep the memory), and
+/// the next submit builds its groups anew, still with the same results. On a context of its own.
+#[test]
+fn bind_groups_are_reused_across_submits() {
+    let own = vcortex::Context::new().unwrap();
+    let xd: Vec<f32> = (0..300).map(|i| (i as f32 * 0.41).sin() * 3.0).collect();
+    let x = Tensor::from_f32(&own, &xd, &[300]).unwrap();
+    let run = || {
+        let mut rec = own.recorder();
+        let a = ops::activation(&mut rec, &x, Activation::Tanh).unwrap();
+        let b = ops::add(&mut rec, &a, &x, Activation::Relu).unwrap();
+        let c = ops::mul(&mut rec, &b, &a, 0.5, Activation::Identity).unwrap();
+        let h = rec.read_back(&c);
+        let done = rec.submit().unwrap();
+        done.f32(h, &c)
+    };
+    let want: Vec<f32> = xd
+        .iter()
+        .map(|&v| {
+            let a = (v as f64).tanh();
+            ((a + v as f64).max(0.0) * a + 0.5) as f32
+        })
+        .collect();
+    let first = run();
+    assert_close(&first, &want, 1e-6, 1e-6, "first submit");
+    assert_eq!(own.reused_bind_groups(), 0);
+    for i in 1..=3 {
+        assert_eq!(run(), first, "a submit on cached bind groups");
+        assert_eq!(own.reused_bind_groups(), 3 * i, "every dispatch of a repeated chain reuses its group");
+    }
+    // Trimming destroys the idle intermediates: the cache is emptied, nothing stale is bound.
+    own.trim_pool();
+    assert_eq!(run(), first, "after the pool released buffers");
+    assert_eq!(own.reused_bind_groups(), 9, "no group survives the pool destroying a buffer");
+}
+
 /// conv → batch-norm-folded epilogue → layer norm → linear, one recorder, one submit, against
 /// the reference chain; with timing, every dispatch gets a labelled time.
 #[test]

@@ -58,6 +58,29 @@ impl PipelineKey {
     }
 }
 
+/// What a bind group binds: its kernel (by address: kernels live as long as the context) and,
+/// per binding, the buffer, offset and size.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct BindKey {
+    pub kernel: usize,
+    pub entries: Vec<(wgpu::Buffer, u64, u64)>,
+}
+
+/// The bind groups earlier submits built. Emptied whenever the pool has destroyed a buffer since
+/// it was filled (a cached group would keep the buffer's memory), and when it passes
+/// [`BindGroupCache::MAX`] entries. A destroyed buffer never returns from the pool, so a stale
+/// entry can never match a live dispatch.
+#[derive(Default)]
+pub(crate) struct BindGroupCache {
+    pub destroyed: u64,
+    pub groups: HashMap<BindKey, wgpu::BindGroup>,
+    pub hits: u64,
+}
+
+impl BindGroupCache {
+    pub const MAX: usize = 4096;
+}
+
 /// A compiled kernel: pipeline plus its explicit bind group layout.
 pub struct Kernel {
     pub(crate) pipeline: wgpu::ComputePipeline,
@@ -83,6 +106,9 @@ pub struct Context {
     pub(crate) pool: Pool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
+    /// Bind groups of earlier submits, reused when a dispatch binds the same kernel to the same
+    /// buffer ranges (a model's repeated forward).
+    pub(crate) bind_groups: Mutex<BindGroupCache>,
     /// Bound where an optional tensor is absent: one for read-only slots, one for read-write
     /// slots (wgpu refuses one buffer in both within a dispatch).
     pub(crate) dummy: [wgpu::Buffer; 2],
@@ -190,6 +216,7 @@ impl Context {
             pool,
             modules: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
+            bind_groups: Mutex::new(BindGroupCache::default()),
             dummy,
             errors,
             checks: ShaderChecks::from_env(),
@@ -342,6 +369,11 @@ impl Context {
             .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
             .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
         self.take_errors("wait")
+    }
+
+    /// Bind groups reused from an earlier submit so far (for tests of the cache).
+    pub fn reused_bind_groups(&self) -> u64 {
+        self.bind_groups.lock().unwrap_or_else(|e| e.into_inner()).hits
     }
 
     /// Number of compiled pipelines (for tests of the cache).
