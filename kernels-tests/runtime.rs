@@ -21,26 +21,94 @@ fn pool_reuses_buffers_of_a_size_class() {
     drop(t2);
 }
 
+/// Six activations of one variant compile one pipeline, and a second variant one more: counted
+/// on a context of its own, so no other test's compiles interleave.
 #[test]
 fn pipelines_are_compiled_once() {
-    let x = up(&[1.0, -1.0, 2.0], &[3]);
-    let act = Activation::Softplus { beta: 3.0, threshold: 7.0 }; // a variant no other test asks for
-    let mut rec = ctx().recorder();
-    ops::activation(&mut rec, &x, act).unwrap();
+    let own = vcortex::Context::new().unwrap();
+    let x = Tensor::from_f32(&own, &[1.0, -1.0, 2.0], &[3]).unwrap();
+    let act = Activation::Softplus { beta: 3.0, threshold: 7.0 };
+    let mut rec = own.recorder();
+    let mut y = ops::activation(&mut rec, &x, act).unwrap();
     for _ in 0..5 {
-        ops::activation(&mut rec, &x, act).unwrap();
+        y = ops::activation(&mut rec, &y, act).unwrap();
     }
-    // Other tests may compile their own kernels concurrently; ours adds nothing.
-    let key = vcortex::runtime::PipelineKey::new(
-        "activation",
-        "activation",
-        &[vcortex::runtime::Access::Read, vcortex::runtime::Access::ReadWrite],
-    );
-    let k1 = ctx().kernel(&act.specialize(key.clone())).unwrap();
-    let k2 = ctx().kernel(&act.specialize(key)).unwrap();
-    assert!(std::sync::Arc::ptr_eq(&k1, &k2));
     assert_eq!(rec.dispatch_count(), 6);
+    assert_eq!(own.cached_kernels(), 1, "six dispatches of one variant");
+    let z = ops::activation(&mut rec, &x, Activation::Relu).unwrap();
+    assert_eq!(own.cached_kernels(), 2, "a second variant");
     rec.submit().unwrap();
+    let softplus = |v: f64| if 3.0 * v > 7.0 { v } else { (1.0 + (3.0 * v).exp()).ln() / 3.0 };
+    let want: Vec<f32> = [1.0f64, -1.0, 2.0].iter().map(|&v| (0..6).fold(v, |v, _| softplus(v)) as f32).collect();
+    assert_close(&y.to_vec(&own).unwrap(), &want, 1e-5, 1e-5, "six softplus");
+    assert_eq!(z.to_vec(&own).unwrap(), vec![1.0, 0.0, 2.0]);
+}
+
+/// The override constants key a pipeline by name, not by the order they were given in: the same
+/// overrides in two orders compile one kernel, and a name set twice keeps its last value. Counted
+/// on a context of its own, so no other test's compiles interleave.
+#[test]
+fn override_order_does_not_make_a_second_pipeline() {
+    use vcortex::runtime::{Access, PipelineKey};
+    let own = vcortex::Context::new().unwrap();
+    let base = || PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]);
+    let a = base().with("ACT", 6.0).with("ACT_BETA", 2.5).with("ACT_THRESHOLD", 9.0);
+    let b = base().with("ACT_THRESHOLD", 9.0).with("ACT_BETA", 2.5).with("ACT", 6.0);
+    let c = base().with("ACT_BETA", 1.0).with("ACT_THRESHOLD", 9.0).with("ACT", 6.0).with("ACT_BETA", 2.5);
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(
+        a.constants().collect::<Vec<_>>(),
+        [("ACT", 6.0), ("ACT_BETA", 2.5), ("ACT_THRESHOLD", 9.0)],
+        "sorted by name, one value per name"
+    );
+    assert_eq!(own.cached_kernels(), 0);
+    let ka = own.kernel(&a).unwrap();
+    assert_eq!(own.cached_kernels(), 1);
+    let kb = own.kernel(&b).unwrap();
+    let kc = own.kernel(&c).unwrap();
+    assert_eq!(own.cached_kernels(), 1, "the same overrides in another order compiled a second pipeline");
+    assert!(std::sync::Arc::ptr_eq(&ka, &kb) && std::sync::Arc::ptr_eq(&ka, &kc));
+    // A different value is a different pipeline.
+    own.kernel(&base().with("ACT", 6.0).with("ACT_BETA", 3.5).with("ACT_THRESHOLD", 9.0)).unwrap();
+    assert_eq!(own.cached_kernels(), 2);
+}
+
+/// A repeated chain on the same buffers reuses the bind groups of its first submit, with the same
+/// results; once the pool destroys a buffer the cache is emptied (it would keep the memory), and
+/// the next submit builds its groups anew, still with the same results. On a context of its own.
+#[test]
+fn bind_groups_are_reused_across_submits() {
+    let own = vcortex::Context::new().unwrap();
+    let xd: Vec<f32> = (0..300).map(|i| (i as f32 * 0.41).sin() * 3.0).collect();
+    let x = Tensor::from_f32(&own, &xd, &[300]).unwrap();
+    let run = || {
+        let mut rec = own.recorder();
+        let a = ops::activation(&mut rec, &x, Activation::Tanh).unwrap();
+        let b = ops::add(&mut rec, &a, &x, Activation::Relu).unwrap();
+        let c = ops::mul(&mut rec, &b, &a, 0.5, Activation::Identity).unwrap();
+        let h = rec.read_back(&c);
+        let done = rec.submit().unwrap();
+        done.f32(h, &c)
+    };
+    let want: Vec<f32> = xd
+        .iter()
+        .map(|&v| {
+            let a = (v as f64).tanh();
+            ((a + v as f64).max(0.0) * a + 0.5) as f32
+        })
+        .collect();
+    let first = run();
+    assert_close(&first, &want, 1e-6, 1e-6, "first submit");
+    assert_eq!(own.reused_bind_groups(), 0);
+    for i in 1..=3 {
+        assert_eq!(run(), first, "a submit on cached bind groups");
+        assert_eq!(own.reused_bind_groups(), 3 * i, "every dispatch of a repeated chain reuses its group");
+    }
+    // Trimming destroys the idle intermediates: the cache is emptied, nothing stale is bound.
+    own.trim_pool();
+    assert_eq!(run(), first, "after the pool released buffers");
+    assert_eq!(own.reused_bind_groups(), 9, "no group survives the pool destroying a buffer");
 }
 
 /// conv → batch-norm-folded epilogue → layer norm → linear, one recorder, one submit, against
@@ -168,12 +236,23 @@ fn recorder_reuses_dead_buffers_in_order() {
     assert_close(&done.f32(hh, &h), &want_h, 1e-5, 1e-5, "end of the chain");
 }
 
-/// The kernels compile with the trusted checks unless VCORTEX_SHADER_CHECKS=full asks for all.
+/// The kernels compile with the trusted checks unless VCORTEX_SHADER_CHECKS=full asks for all:
+/// the setting's values, then the shared context (opened under this process's environment, which
+/// CI runs once unset and once with `full`) and the loop budget its recorders get.
 #[test]
 fn shader_checks_follow_the_environment() {
-    let want = match std::env::var("VCORTEX_SHADER_CHECKS").as_deref() {
-        Ok("full") => vcortex::ShaderChecks::Full,
-        _ => vcortex::ShaderChecks::Trusted,
+    use vcortex::ShaderChecks;
+    assert_eq!(ShaderChecks::from_setting(Some("full")), ShaderChecks::Full);
+    for other in [None, Some(""), Some("trusted"), Some("FULL"), Some("full ")] {
+        assert_eq!(ShaderChecks::from_setting(other), ShaderChecks::Trusted, "{other:?}");
+    }
+    let env = std::env::var("VCORTEX_SHADER_CHECKS").ok();
+    let want = if env.as_deref() == Some("full") { ShaderChecks::Full } else { ShaderChecks::Trusted };
+    assert_eq!(ctx().shader_checks(), want, "VCORTEX_SHADER_CHECKS={env:?}");
+    let budget = match want {
+        ShaderChecks::Full => vcortex::runtime::LOOP_BUDGET / 8,
+        ShaderChecks::Trusted => vcortex::runtime::LOOP_BUDGET,
     };
-    assert_eq!(ctx().shader_checks(), want);
+    assert_eq!(ctx().max_loop_budget(), budget);
+    assert_eq!(ctx().recorder().loop_budget(), budget, "a new recorder starts from the context's budget");
 }

@@ -46,6 +46,9 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
     v
 }
 
+/// Entry points × override variants over all families (see the end of the test below).
+const EXPECTED_TRANSLATIONS: usize = 790;
+
 #[test]
 fn every_shader_parses_validates_and_translates() {
     let mut checked = 0;
@@ -65,9 +68,12 @@ fn every_shader_parses_validates_and_translates() {
             for consts in variants(src.name) {
                 let mut pc = naga::back::PipelineConstants::default();
                 for (k, val) in &consts {
-                    if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(*k)) {
-                        pc.insert(k.to_string(), *val);
-                    }
+                    assert!(
+                        module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(*k)),
+                        "{}.wgsl has no override {k} (a variant of this test names it)",
+                        src.name
+                    );
+                    pc.insert(k.to_string(), *val);
                 }
                 let (m, i) =
                     naga::back::pipeline_constants::process_overrides(&module, &info, Some((ep.stage, &ep.name)), &pc)
@@ -92,8 +98,17 @@ fn every_shader_parses_validates_and_translates() {
             }
         }
     }
-    // copy, activation, conv2d (3 entry points), matmul, norm (2), cast_f16 (2), each in variants.
-    assert!(checked >= 10 * 9, "only {checked} translations checked");
+    // Every entry point of every family, in each of its variants: a count kept by hand so that a
+    // shader, entry point or variant that drops out of the loop shows here (update it with them).
+    let want: usize = shaders::ALL
+        .iter()
+        .map(|s| {
+            let m = naga::front::wgsl::parse_str(&s.composed()).unwrap();
+            m.entry_points.len() * variants(s.name).len()
+        })
+        .sum();
+    assert_eq!(checked, want, "translations checked");
+    assert_eq!(checked, EXPECTED_TRANSLATIONS, "entry points × variants changed: update EXPECTED_TRANSLATIONS");
 }
 
 /// Each file in shaders/ is registered (so none escapes the test above).
@@ -191,4 +206,208 @@ fn no_component_stores_into_workgroup_vectors() {
     }
     assert!(stores > 20, "only {stores} workgroup stores seen: the walk misses statements");
     assert!(found.is_empty(), "component stores into workgroup vectors:\n{}", found.join("\n"));
+}
+
+/// A padding field: named `_…` or `pad…` on either side; it carries nothing, so only the bytes it
+/// fills count (through the struct sizes).
+fn is_padding(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with("pad")
+}
+
+/// A WGSL type written as the Rust type of the same layout (`u32`, `[f32; 4]`).
+fn rust_spelling(module: &naga::Module, ty: naga::Handle<naga::Type>) -> String {
+    use naga::{ArraySize, ScalarKind, TypeInner};
+    fn scalar(s: naga::Scalar) -> String {
+        let k = match s.kind {
+            ScalarKind::Uint => "u",
+            ScalarKind::Sint => "i",
+            ScalarKind::Float => "f",
+            _ => "?",
+        };
+        format!("{k}{}", s.width as u32 * 8)
+    }
+    match &module.types[ty].inner {
+        TypeInner::Scalar(s) => scalar(*s),
+        TypeInner::Vector { size, scalar: s } => format!("[{}; {}]", scalar(*s), *size as u32),
+        TypeInner::Array { base, size: ArraySize::Constant(n), .. } => {
+            format!("[{}; {n}]", rust_spelling(module, *base))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// Every parameter block the host uploads matches the WGSL struct it fills, read from naga's IR:
+/// the same struct size, and the same non-padding fields in the same order with the same names,
+/// offsets, sizes and types. Every uniform any shader declares is in the table, so a new family
+/// or a new uniform struct without its Rust twin fails here too.
+#[test]
+fn host_params_structs_match_their_wgsl_structs() {
+    use naga::{AddressSpace, TypeInner};
+    let table = vcortex::ops::params_layouts();
+    let mut problems = Vec::new();
+    let mut uniforms = Vec::new();
+    for src in shaders::ALL {
+        let text = src.composed();
+        let module = naga::front::wgsl::parse_str(&text).expect("parses (checked above)");
+        for (_, g) in module.global_variables.iter() {
+            if g.space == AddressSpace::Uniform {
+                let ty = module.types[g.ty].name.clone().unwrap_or_default();
+                uniforms.push((src.name, ty));
+            }
+        }
+        for p in table.iter().filter(|p| p.shader == src.name) {
+            let what = format!("{}.wgsl {} / Rust {}", p.shader, p.wgsl, p.rust);
+            let Some((h, ty)) = module.types.iter().find(|(_, t)| t.name.as_deref() == Some(p.wgsl)) else {
+                problems.push(format!("{what}: no such WGSL struct"));
+                continue;
+            };
+            if !module.global_variables.iter().any(|(_, g)| g.space == AddressSpace::Uniform && g.ty == h) {
+                problems.push(format!("{what}: the WGSL struct is no uniform"));
+            }
+            let TypeInner::Struct { members, span } = &ty.inner else {
+                problems.push(format!("{what}: not a struct"));
+                continue;
+            };
+            if *span as usize != p.size {
+                problems.push(format!("{what}: WGSL size {span}, Rust size {}", p.size));
+            }
+            let wgsl: Vec<(String, usize, usize, String)> = members
+                .iter()
+                .map(|m| {
+                    let name = m.name.clone().unwrap_or_default();
+                    let size = module.types[m.ty].inner.size(module.to_ctx()) as usize;
+                    (name, m.offset as usize, size, rust_spelling(&module, m.ty))
+                })
+                .filter(|m| !is_padding(&m.0))
+                .collect();
+            let rust: Vec<(String, usize, usize, String)> = p
+                .fields
+                .iter()
+                .filter(|f| !is_padding(f.name))
+                .map(|f| (f.name.to_string(), f.offset, f.size, f.ty.to_string()))
+                .collect();
+            if wgsl != rust {
+                let w: Vec<_> = wgsl.iter().filter(|m| !rust.contains(m)).collect();
+                let r: Vec<_> = rust.iter().filter(|f| !wgsl.contains(f)).collect();
+                problems.push(format!(
+                    "{what}: fields differ (name, offset, size, type): WGSL only {w:?}, Rust only {r:?}"
+                ));
+            }
+        }
+    }
+    for (shader, ty) in &uniforms {
+        if !table.iter().any(|p| p.shader == *shader && p.wgsl == ty) {
+            problems
+                .push(format!("{shader}.wgsl uniform {ty}: no Rust parameter block in vcortex::ops::params_layouts"));
+        }
+    }
+    for p in &table {
+        if !uniforms.iter().any(|(s, t)| *s == p.shader && t == p.wgsl) {
+            problems.push(format!(
+                "Rust {} names {}.wgsl {}, which no uniform of that shader has",
+                p.rust, p.shader, p.wgsl
+            ));
+        }
+    }
+    assert!(
+        table.len() >= 25 && uniforms.len() == table.len(),
+        "{} uniforms, {} Rust blocks",
+        uniforms.len(),
+        table.len()
+    );
+    assert!(problems.is_empty(), "Rust and WGSL parameter blocks differ:\n{}", problems.join("\n"));
+}
+
+/// The override names the host passes (`PipelineKey::new("family", …)….with("NAME", …)` in
+/// `src/`), read from the source: each file's names, and the families it keys.
+fn host_overrides() -> Vec<(String, Vec<String>, Vec<String>)> {
+    fn literals_after(text: &str, call: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, _) in text.match_indices(call) {
+            let rest = text[i + call.len()..].trim_start();
+            let lit = rest.strip_prefix('"').and_then(|r| r.split_once('"')).map(|(l, _)| l.to_string());
+            match lit {
+                Some(l) => out.push(l),
+                // A name in a variable would escape this test: the calls take literals.
+                None => out.push(format!("<not a literal: {}>", &rest[..rest.len().min(30)])),
+            }
+        }
+        out
+    }
+    fn walk(dir: &std::path::Path, out: &mut Vec<(String, Vec<String>, Vec<String>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().and_then(|e| e.to_str()) == Some("rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let names = literals_after(&text, ".with(");
+                if !names.is_empty() {
+                    let mut families = literals_after(&text, "PipelineKey::new(");
+                    families.sort();
+                    families.dedup();
+                    out.push((p.display().to_string(), families, names));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")), &mut out);
+    out
+}
+
+/// Overrides a shader declares that no host code sets, each with why its default is the only
+/// value (none today).
+const DEFAULT_ONLY: &[(&str, &str, &str)] = &[];
+
+/// Every override name the host passes is declared by each shader family the same file keys (or
+/// by common.wgsl, composed into every family), and every override a family declares is set by
+/// the host somewhere or listed in DEFAULT_ONLY with its reason.
+#[test]
+fn host_override_names_match_the_shaders() {
+    let overrides = |text: &str| -> Vec<String> {
+        let m = naga::front::wgsl::parse_str(text).expect("parses (checked above)");
+        m.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect()
+    };
+    let common = overrides(shaders::COMMON);
+    let host = host_overrides();
+    let mut problems = Vec::new();
+    let mut passed = 0;
+    for (file, families, names) in &host {
+        for name in names {
+            passed += 1;
+            if name.starts_with('<') {
+                problems.push(format!("{file}: .with({name})"));
+                continue;
+            }
+            if common.contains(name) {
+                continue;
+            }
+            if families.is_empty() {
+                problems.push(format!("{file}: sets {name} but keys no family in the same file"));
+            }
+            for fam in families {
+                let Some(src) = shaders::get(fam) else {
+                    problems.push(format!("{file}: no shader family {fam}"));
+                    continue;
+                };
+                if !overrides(&src.composed()).contains(name) {
+                    problems.push(format!("{file}: sets {name}, which {fam}.wgsl does not declare"));
+                }
+            }
+        }
+    }
+    for src in shaders::ALL {
+        for name in overrides(&src.composed()) {
+            let set = host.iter().any(|(_, families, names)| {
+                names.contains(&name) && (common.contains(&name) || families.iter().any(|f| f == src.name))
+            });
+            let allowed = DEFAULT_ONLY.iter().any(|(f, n, _)| *f == src.name && *n == name);
+            if !set && !allowed {
+                problems.push(format!("{}.wgsl declares override {name}, which no host code sets", src.name));
+            }
+        }
+    }
+    assert!(passed >= 40, "only {passed} override settings found in src/: the scan misses calls");
+    assert!(problems.is_empty(), "override names out of step:\n{}", problems.join("\n"));
 }

@@ -136,3 +136,8 @@ pub fn mul(rec: &mut Recorder, a: &Tensor, b: &Tensor, offset: f32, act: Activat
     rec.dispatch("mul", kernel, bytemuck::bytes_of(&p), &[Some(a), Some(b), Some(&y)], groups)?;
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!("activation", "ActParams", ActParams, [n, offset, _pad])]
+}

@@ -154,3 +154,8 @@ pub fn drop_token(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!("attention", "AttnParams", AttnParams, [rows, len, scale, _p, b, f, h, dh])]
+}

@@ -99,3 +99,13 @@ pub fn box_sum(rec: &mut Recorder, x: &Tensor, window: [usize; 2], scale: f32, s
     let r = pass(rec, x, dims, window[1], 1.0, square, false)?;
     pass(rec, &r, dims, window[0], scale, false, true)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "box_filter",
+        "BoxParams",
+        BoxParams,
+        [planes, h, w, k, before, scale, total, acc, o_lo, o_hi, _p]
+    )]
+}

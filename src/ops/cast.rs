@@ -31,3 +31,8 @@ pub fn cast(rec: &mut Recorder, x: &Tensor, to: DType) -> Result<Tensor> {
     rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!("cast_f16", "CastParams", CastParams, [n, _pad])]
+}

@@ -489,3 +489,16 @@ pub fn conv2d(
     }
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "conv2d",
+        "ConvParams",
+        ConvParams,
+        [
+            n, c, h, w, o, ho, wo, groups, kh, kw, sh, sw, pt, pl, dh, dw, cg, og, kdim, m, khw, howo, hw, otiles,
+            k_lo, k_hi, v_lo, v_hi, mode, pad
+        ]
+    )]
+}

@@ -27,3 +27,8 @@ pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     rec.dispatch("copy", kernel, bytemuck::bytes_of(&p), &[Some(x), Some(&y)], groups)?;
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!("copy", "CopyParams", CopyParams, [n4, _pad])]
+}

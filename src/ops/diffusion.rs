@@ -358,3 +358,16 @@ pub fn ddim_step(
     let c = cfg.coeffs(t)?;
     sampler_step(rec, sample, model_output, noise, &c)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "diffusion",
+        "StepParams",
+        StepParams,
+        [
+            n, seed_lo, seed_hi, off_lo, off_hi, row_len, q_lo, q_round, a_s, a_m, e_s, e_m, p_x0, p_eps, p_s, sigma,
+            clip, w, q_w, s_max, g_x0, g_eps, g_prev, _p3, q_slices, q_slice, _p4
+        ]
+    )]
+}

@@ -562,3 +562,17 @@ fn tall_window(rec: &mut Recorder, rows: Tensor, plane: [usize; 3], kh: usize, b
     }
     Ok((box_pass(rec, &rows, plane, kh, 1.0, false, true)?, 1))
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "divisive_norm",
+        "DnParams",
+        DnParams,
+        [
+            n, c, h, w, hw, pixels, total, kh, before_h, scale, sigma2, _p, g_div, g_mod, groups, g_stride, o_count,
+            o_stride, inner, count, sum_h, sum_w, sup_h, sup_w, sb_h, sb_w, pb_h, pb_w, tiles_x, tiles, mu_scale,
+            s2_scale, c_lo, c_hi, first, last, l1_off, slices, slice, _q
+        ]
+    )]
+}

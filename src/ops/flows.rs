@@ -557,3 +557,25 @@ pub fn normal_logprob(rec: &mut Recorder, x: &Tensor, add: Option<&Tensor>, cons
     }
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![
+        super::params_layout!(
+            "flows",
+            "SplineParams",
+            RqParams,
+            [n, k, inverse, rows, bound, min_w, min_h, min_d, d, t, _q]
+        ),
+        super::params_layout!("flows", "KnotParams", KnotParams, [rows, k, lo, hi, stage, first, min_w, min_h]),
+        super::params_layout!(
+            "flows",
+            "RowSumParams",
+            RowSumParams,
+            [rows, cols, has_acc, part, scale, constant, lo, hi]
+        ),
+        super::params_layout!("flows", "AffineParams", AffineParams, [n, d, t, inverse, lo, hi, part, _p]),
+        super::params_layout!("flows", "ActnormParams", ActnormParams, [total, features, inverse, _p]),
+        super::params_layout!("flows", "LogpParams", LogpParams, [rows, d, add, constant, lo, hi, part, _p]),
+    ]
+}

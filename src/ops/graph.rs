@@ -409,3 +409,21 @@ pub fn sage_aggregate(
     }
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![
+        super::params_layout!(
+            "graph",
+            "GcnParams",
+            GcnParams,
+            [rows, hidden, joints, samples, mx_stride, mc_stride, has_ctx, has_root, mr_stride, e_lo, e_hi, part]
+        ),
+        super::params_layout!(
+            "graph",
+            "SageParams",
+            SageParams,
+            [batch, joints, feat, prep, root, sx, sy, _p, k_lo, k_hi, part, _q]
+        ),
+    ]
+}

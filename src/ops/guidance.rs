@@ -386,6 +386,13 @@ struct PlateauParams {
     _p1: u32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SgdParams {
+    n: u32,
+    _p: [u32; 3],
+}
+
 /// Refines x0 [S, F, J·3] by `substeps` SGD steps on the multi-view energy (Platypose's
 /// `p_mean_variance`): per substep the energy and its gradient, the plateau rule on the mean
 /// energy (before the step), then x0 − lr·g. Returns the refined x0 and the trace.
@@ -451,7 +458,7 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
                 )?;
             }
             let y = rec.alloc(OP, x.shape(), DType::F32)?;
-            let n = [x.numel() as u32, 0, 0, 0];
+            let n = SgdParams { n: x.numel() as u32, _p: [0; 3] };
             rec.dispatch(
                 "refine/sgd",
                 sgd.clone(),
@@ -464,4 +471,23 @@ pub fn refine(rec: &mut Recorder, x0: &Tensor, obs: &Observations, r: &Refinemen
         }
         Ok((x, RefineTrace { energies, lrs }))
     })
+}
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![
+        super::params_layout!(
+            "guidance",
+            "EnergyParams",
+            EnergyParams,
+            [samples, frames, joints, cameras, proj_only, c_lo, c_hi, part]
+        ),
+        super::params_layout!(
+            "guidance",
+            "PlateauParams",
+            PlateauParams,
+            [samples, first, slot, _p, scale, factor, threshold, eps, lo, hi, part, _p1]
+        ),
+        super::params_layout!("guidance", "SgdParams", SgdParams, [n, _p]),
+    ]
 }

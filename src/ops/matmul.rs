@@ -267,3 +267,13 @@ pub fn linear_shapes(x: &[usize], w: &[usize], bias: Option<&[usize]>) -> Result
     }
     Ok((x.iter().product::<usize>() / i.max(1), i, o))
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "matmul",
+        "MatmulParams",
+        MatmulParams,
+        [m, n, k, batch, a_stride, b_stride, c_stride, ntiles, k_lo, k_hi, mode, pad]
+    )]
+}

@@ -1,6 +1,32 @@
 //! One module per op family: each checks shapes and parameters (a typed error, nothing recorded),
 //! picks a kernel variant, packs the parameters and records the dispatch on a [`Recorder`].
 
+/// The layout of a `#[repr(C)]` parameter block as Rust lays it out, for the test that holds it to
+/// the WGSL struct of the same role (`kernels-tests/shaders_naga.rs`). The field list is an
+/// exhaustive pattern of the struct: a field added to the struct and not listed does not compile.
+macro_rules! params_layout {
+    ($shader:literal, $wgsl:literal, $ty:ident, [$($f:ident),* $(,)?]) => {{
+        #[allow(dead_code)]
+        fn exhaustive(p: $ty) {
+            let $ty { $($f: _),* } = p;
+        }
+        let z = <$ty as bytemuck::Zeroable>::zeroed();
+        $crate::ops::ParamsLayout {
+            shader: $shader,
+            wgsl: $wgsl,
+            rust: stringify!($ty),
+            size: std::mem::size_of::<$ty>(),
+            fields: vec![$($crate::ops::ParamsField {
+                name: stringify!($f),
+                offset: std::mem::offset_of!($ty, $f),
+                size: std::mem::size_of_val(&z.$f),
+                ty: $crate::ops::type_name_of(&z.$f),
+            }),*],
+        }
+    }};
+}
+pub(crate) use params_layout;
+
 pub mod activation;
 pub mod attention;
 pub mod box_filter;
@@ -47,6 +73,58 @@ pub use readout::{
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;
+
+/// One field of a parameter block: its name, byte offset and size, and Rust type (`u32`,
+/// `[u32; 3]`, …).
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct ParamsField {
+    pub name: &'static str,
+    pub offset: usize,
+    pub size: usize,
+    pub ty: &'static str,
+}
+
+/// A parameter block the host uploads as a shader family's uniform (binding 0): the shader
+/// family, the WGSL struct it fills, the Rust type and its layout.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct ParamsLayout {
+    pub shader: &'static str,
+    pub wgsl: &'static str,
+    pub rust: &'static str,
+    pub size: usize,
+    pub fields: Vec<ParamsField>,
+}
+
+#[doc(hidden)]
+pub fn type_name_of<T>(_: &T) -> &'static str {
+    std::any::type_name::<T>()
+}
+
+/// Every parameter block of every family, for the Rust↔WGSL layout test (not an API).
+#[doc(hidden)]
+pub fn params_layouts() -> Vec<ParamsLayout> {
+    [
+        activation::params_layouts(),
+        attention::params_layouts(),
+        box_filter::params_layouts(),
+        cast::params_layouts(),
+        conv::params_layouts(),
+        copy::params_layouts(),
+        diffusion::params_layouts(),
+        divisive_norm::params_layouts(),
+        flows::params_layouts(),
+        graph::params_layouts(),
+        guidance::params_layouts(),
+        matmul::params_layouts(),
+        neurn::params_layouts(),
+        norm::params_layouts(),
+        random::params_layouts(),
+        readout::params_layouts(),
+    ]
+    .concat()
+}
 use crate::tensor::Tensor;
 
 /// Workgroups for a 1-D kernel of 256 invocations over `n` elements.

@@ -138,3 +138,13 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams, reversed: bool) -
     )?;
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "neurn",
+        "NeurnParams",
+        Params,
+        [planes, h, w, k, before, total, scope_div, eps, inv_k2, tiles, _p]
+    )]
+}

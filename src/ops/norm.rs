@@ -210,3 +210,12 @@ impl RowSplit {
         Ok(RowSplit { slices, slice })
     }
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![
+        super::params_layout!("norm", "BnParams", BnParams, [total, c, inner, eps]),
+        super::params_layout!("norm", "LnParams", LnParams, [rows, len, eps, _pad]),
+        super::params_layout!("norm", "LnSplitParams", LnSplitParams, [rows, len, eps, slices, slice, _pad]),
+    ]
+}

@@ -58,3 +58,8 @@ pub fn random_normal(rec: &mut Recorder, shape: &[usize], seed: u64, offset: u64
 pub fn random_normal_scaled(rec: &mut Recorder, shape: &[usize], seed: u64, offset: u64, scale: f32) -> Result<Tensor> {
     fill(rec, "random_normal", shape, seed, offset, scale)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!("random", "RandParams", RandParams, [n, seed_lo, seed_hi, off_lo, off_hi, scale, _p])]
+}

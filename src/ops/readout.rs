@@ -330,3 +330,13 @@ fn readout(
     }
     Ok(y)
 }
+
+/// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
+pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
+    vec![super::params_layout!(
+        "readout",
+        "RoParams",
+        RoParams,
+        [n, c, h, w, m, ho, wo, total, eps, scale, count, _p, seed_lo, seed_hi, off_lo, off_hi, lo, hi, part, _q]
+    )]
+}

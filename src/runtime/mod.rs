@@ -25,11 +25,14 @@ pub enum Access {
 
 /// What identifies a compiled pipeline: the shader family, the entry point, the override
 /// constants (name and value, as f64 bits so the key hashes) and the binding list.
+///
+/// The constants are kept sorted by name, one value per name, so the same overrides given in any
+/// order are one key (and one compiled pipeline).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
     pub shader: &'static str,
     pub entry: &'static str,
-    pub constants: Vec<(&'static str, u64)>,
+    constants: Vec<(&'static str, u64)>,
     pub bindings: Vec<Access>,
 }
 
@@ -37,11 +40,45 @@ impl PipelineKey {
     pub fn new(shader: &'static str, entry: &'static str, bindings: &[Access]) -> Self {
         PipelineKey { shader, entry, constants: Vec::new(), bindings: bindings.to_vec() }
     }
-    /// Adds an override constant (a WGSL `override` of the shader family).
+    /// Sets an override constant (a WGSL `override` of the shader family). The constants stay
+    /// sorted by name; setting a name again replaces its value (the last `with` wins), so a key
+    /// never holds one name twice.
     pub fn with(mut self, name: &'static str, value: f64) -> Self {
-        self.constants.push((name, value.to_bits()));
+        let bits = value.to_bits();
+        match self.constants.binary_search_by(|(n, _)| n.cmp(&name)) {
+            Ok(i) => self.constants[i].1 = bits,
+            Err(i) => self.constants.insert(i, (name, bits)),
+        }
         self
     }
+
+    /// The override constants, sorted by name, one value per name.
+    pub fn constants(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.constants.iter().map(|&(n, bits)| (n, f64::from_bits(bits)))
+    }
+}
+
+/// What a bind group binds: its kernel (by address: kernels live as long as the context) and,
+/// per binding, the buffer, offset and size.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct BindKey {
+    pub kernel: usize,
+    pub entries: Vec<(wgpu::Buffer, u64, u64)>,
+}
+
+/// The bind groups earlier submits built. Emptied whenever the pool has destroyed a buffer since
+/// it was filled (a cached group would keep the buffer's memory), and when it passes
+/// [`BindGroupCache::MAX`] entries. A destroyed buffer never returns from the pool, so a stale
+/// entry can never match a live dispatch.
+#[derive(Default)]
+pub(crate) struct BindGroupCache {
+    pub destroyed: u64,
+    pub groups: HashMap<BindKey, wgpu::BindGroup>,
+    pub hits: u64,
+}
+
+impl BindGroupCache {
+    pub const MAX: usize = 4096;
 }
 
 /// A compiled kernel: pipeline plus its explicit bind group layout.
@@ -69,6 +106,9 @@ pub struct Context {
     pub(crate) pool: Pool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<PipelineKey, Arc<Kernel>>>,
+    /// Bind groups of earlier submits, reused when a dispatch binds the same kernel to the same
+    /// buffer ranges (a model's repeated forward).
+    pub(crate) bind_groups: Mutex<BindGroupCache>,
     /// Bound where an optional tensor is absent: one for read-only slots, one for read-write
     /// slots (wgpu refuses one buffer in both within a dispatch).
     pub(crate) dummy: [wgpu::Buffer; 2],
@@ -90,8 +130,14 @@ pub enum ShaderChecks {
 
 impl ShaderChecks {
     fn from_env() -> ShaderChecks {
-        match std::env::var("VCORTEX_SHADER_CHECKS").as_deref() {
-            Ok("full") => ShaderChecks::Full,
+        Self::from_setting(std::env::var("VCORTEX_SHADER_CHECKS").ok().as_deref())
+    }
+
+    /// What a value of `VCORTEX_SHADER_CHECKS` selects: `full` (exactly) is [`ShaderChecks::Full`];
+    /// unset or anything else is [`ShaderChecks::Trusted`].
+    pub fn from_setting(value: Option<&str>) -> ShaderChecks {
+        match value {
+            Some("full") => ShaderChecks::Full,
             _ => ShaderChecks::Trusted,
         }
     }
@@ -170,6 +216,7 @@ impl Context {
             pool,
             modules: Mutex::new(HashMap::new()),
             kernels: Mutex::new(HashMap::new()),
+            bind_groups: Mutex::new(BindGroupCache::default()),
             dummy,
             errors,
             checks: ShaderChecks::from_env(),
@@ -296,7 +343,7 @@ impl Context {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let constants: Vec<(&str, f64)> = key.constants.iter().map(|(n, bits)| (*n, f64::from_bits(*bits))).collect();
+        let constants: Vec<(&str, f64)> = key.constants().collect();
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: Some(&pl),
@@ -322,6 +369,11 @@ impl Context {
             .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
             .map_err(|e| Error::Gpu { context: "waiting for the GPU".into(), message: e.to_string() })?;
         self.take_errors("wait")
+    }
+
+    /// Bind groups reused from an earlier submit so far (for tests of the cache).
+    pub fn reused_bind_groups(&self) -> u64 {
+        self.bind_groups.lock().unwrap_or_else(|e| e.into_inner()).hits
     }
 
     /// Number of compiled pipelines (for tests of the cache).

@@ -53,6 +53,9 @@ struct Inner {
     budget: u64,
     allocations: u64,
     reuses: u64,
+    /// Buffers destroyed so far (over the budget, or trimmed): the context's bind-group cache is
+    /// emptied when this moves, so it never keeps a released buffer's memory.
+    destroyed: u64,
 }
 
 /// Counters for `vcortex info` and tests.
@@ -101,6 +104,7 @@ impl Drop for PooledBuffer {
             p.idle_bytes += self.class;
             p.free.entry((self.kind, self.class)).or_default().push(self.buffer.clone());
         } else {
+            p.destroyed += 1;
             self.buffer.destroy();
         }
     }
@@ -143,14 +147,22 @@ impl Pool {
         Arc::new(PooledBuffer { buffer, kind, class, pool: Arc::downgrade(&self.inner) })
     }
 
+    /// How many buffers the pool has destroyed so far.
+    pub(crate) fn destroyed(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).destroyed
+    }
+
     /// Releases every idle buffer.
     pub fn trim(&self) {
         let mut p = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut destroyed = 0;
         for (_, v) in p.free.drain() {
             for b in v {
+                destroyed += 1;
                 b.destroy();
             }
         }
+        p.destroyed += destroyed;
         p.idle_bytes = 0;
     }
 

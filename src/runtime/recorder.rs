@@ -355,12 +355,32 @@ impl<'c> Recorder<'c> {
             Vec::new()
         };
 
+        let mut cache = ctx.bind_groups.lock().unwrap_or_else(|e| e.into_inner());
+        let destroyed = ctx.pool.destroyed();
+        if cache.destroyed != destroyed || cache.groups.len() > super::BindGroupCache::MAX {
+            cache.groups.clear();
+            cache.destroyed = destroyed;
+        }
         let bind_groups: Vec<Option<wgpu::BindGroup>> = self
             .items
             .iter()
             .map(|it| match it {
                 Item::Dispatch(d) => {
                     let ring = ring.as_ref().expect("a dispatch always writes the ring");
+                    let key = super::BindKey {
+                        kernel: Arc::as_ptr(&d.kernel) as usize,
+                        entries: std::iter::once((ring.buffer().clone(), d.params.0, d.params.1))
+                            .chain(d.buffers.iter().enumerate().map(|(i, b)| match b {
+                                Some((buf, bytes)) => (buf.buffer().clone(), 0, *bytes),
+                                None => (ctx.dummy[(d.kernel.bindings[i] == Access::ReadWrite) as usize].clone(), 0, 0),
+                            }))
+                            .collect(),
+                    };
+                    if let Some(g) = cache.groups.get(&key) {
+                        let g = g.clone();
+                        cache.hits += 1;
+                        return Some(g);
+                    }
                     let mut entries = vec![wgpu::BindGroupEntry {
                         binding: 0,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -380,15 +400,18 @@ impl<'c> Recorder<'c> {
                         };
                         entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource });
                     }
-                    Some(dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                    let g = dev.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some(&d.label),
                         layout: &d.kernel.layout,
                         entries: &entries,
-                    }))
+                    });
+                    cache.groups.insert(key, g.clone());
+                    Some(g)
                 }
                 _ => None,
             })
             .collect();
+        drop(cache);
 
         let cuts = |it: &Item| matches!((it, after), (Item::Dispatch(d), Some(a)) if d.label == a);
         let parts = self.items.iter().filter(|it| cuts(it)).count();
