@@ -11,12 +11,19 @@ struct AttnParams { rows: u32, len: u32, scale: f32, _p0: u32, b: u32, f: u32, h
 
 var<workgroup> at_red: array<f32, 256>;
 
+// max that keeps a NaN operand (WGSL's max may drop it).
+fn sm_max(a: f32, b: f32) -> f32 {
+    let nan = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;
+    return select(max(a, b), a + b, nan);
+}
+
+// The workgroup's sum or max of v (the max keeps a NaN, as PyTorch's does).
 fn at_reduce(t: u32, v: f32, is_max: bool) -> f32 {
     at_red[t] = v;
     workgroupBarrier();
     for (var s = 128u; s > 0u; s >>= 1u) {
         if (t < s) {
-            at_red[t] = select(at_red[t] + at_red[t + s], max(at_red[t], at_red[t + s]), is_max);
+            at_red[t] = select(at_red[t] + at_red[t + s], sm_max(at_red[t], at_red[t + s]), is_max);
         }
         workgroupBarrier();
     }
@@ -116,27 +123,7 @@ fn sm_row_partials(t: u32, row: u32, k: u32) -> f32 {
         let p = at_part[2u * (row * at.h + j) + k];
         v = select(v + p, sm_max(v, p), k == 0u);
     }
-    return at_reduce_nan(t, v, k == 0u);
-}
-
-// max that keeps a NaN operand (WGSL's max may drop it).
-fn sm_max(a: f32, b: f32) -> f32 {
-    let nan = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;
-    return select(max(a, b), a + b, nan);
-}
-
-fn at_reduce_nan(t: u32, v: f32, is_max: bool) -> f32 {
-    at_red[t] = v;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            at_red[t] = select(at_red[t] + at_red[t + s], sm_max(at_red[t], at_red[t + s]), is_max);
-        }
-        workgroupBarrier();
-    }
-    let r = at_red[0];
-    workgroupBarrier();
-    return r;
+    return at_reduce(t, v, k == 0u);
 }
 
 @compute @workgroup_size(256)
@@ -151,7 +138,7 @@ fn sm_max_split(@builtin(local_invocation_index) t: u32,
     let base = row * at.len;
     var m = -3.4e38;
     for (var i = lo + t; i < hi; i += 256u) { m = sm_max(m, at.scale * at_x[base + i]); }
-    m = at_reduce_nan(t, m, true);
+    m = at_reduce(t, m, true);
     if (t == 0u) { at_part[2u * wg] = m; }
 }
 
