@@ -1,6 +1,6 @@
 //! Softmax, A·Bᵀ and multi-head attention (shaders/attention.wgsl + matmul) against the reference.
 
-use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape, run1, up};
+use crate::common::{assert_close, ctx, refused_weights, refused_param, refused_shape, run1, up};
 use vcortex::ops;
 use vcortex::reference::matmul as rm;
 use vcortex::rng::SplitMix;
@@ -164,7 +164,7 @@ fn transformer_encoder_layer() {
     assert_close(&got, &want, 1e-4, 1e-4, "encoder layer");
     let mut bad = sd.clone();
     bad.remove("layers.0.norm2.bias");
-    refused_case(EncoderLayer::load(ctx(), &bad, "layers.0", e, heads, 1e-5), "layers.0.norm2.bias");
+    refused_weights(EncoderLayer::load(ctx(), &bad, "layers.0", e, heads, 1e-5), "layers.0.norm2.bias");
     refused_param(EncoderLayer::load(ctx(), &sd, "layers.0", e, 5, 1e-5), "encoder_layer", "heads");
 }
 
@@ -201,7 +201,7 @@ fn mdm_denoiser_matches_pytorch() {
     refused_param(m.record(&mut ctx().recorder(), &up(&x.data, &x.shape), 64), "mdm", "frames/timestep");
     let mut bad = sd.clone();
     bad.remove("embed_timestep.2.bias");
-    refused_case(Mdm::load(ctx(), &bad, cfg), "embed_timestep.2.bias");
+    refused_weights(Mdm::load(ctx(), &bad, cfg), "embed_timestep.2.bias");
 }
 
 /// The MDM sequence kernels against plain loops on awkward sizes: a token per sample or a table

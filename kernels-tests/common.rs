@@ -148,11 +148,20 @@ pub fn refused_too_large<T>(r: Result<T>, op: &str, what: &str) -> Error {
     e
 }
 
-/// Refused with `Error::Case` (a weights or config file that does not fit) whose message holds
-/// `needle` (the key or field it names).
+/// Refused with `Error::Weights` (weights that do not fit the config) whose message holds
+/// `needle` (the key, say).
 #[track_caller]
-pub fn refused_case<T>(r: Result<T>, needle: &str) -> Error {
+pub fn refused_weights<T>(r: Result<T>, needle: &str) -> Error {
     let e = refused(r);
-    assert!(matches!(&e, Error::Case(m) if m.contains(needle)), "expected Case naming {needle:?}, got {e:?}");
+    assert!(matches!(&e, Error::Weights(m) if m.contains(needle)), "expected Weights naming {needle:?}, got {e:?}");
+    e
+}
+
+/// Refused with `Error::Config` (a malformed config or a field out of range) whose message holds
+/// `needle` (the field, say).
+#[track_caller]
+pub fn refused_config<T>(r: Result<T>, needle: &str) -> Error {
+    let e = refused(r);
+    assert!(matches!(&e, Error::Config(m) if m.contains(needle)), "expected Config naming {needle:?}, got {e:?}");
     e
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::common::{ctx, is_param, is_shape, refused_case, refused_param, refused_shape, refused_too_large, up};
+use crate::common::{ctx, is_param, is_shape, refused_weights, refused_param, refused_shape, refused_too_large, up};
 use vcortex::eval::{self, Backend};
 use vcortex::io::{write_safetensors, HostTensor};
 use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};
@@ -438,13 +438,13 @@ fn mdm_refuses_weights_its_config_cannot_place() {
     let mut sd =
         vcortex::io::read_weights(&crate::common::data_dir("mdm").join("weights.safetensors")).unwrap().tensors;
     let cfg = MdmConfig { features: 51, latent: 32, heads: 4, layers: 1, max_len: 64 };
-    let e = refused_case(Mdm::load(ctx(), &sd, cfg), "weights").to_string();
+    let e = refused_weights(Mdm::load(ctx(), &sd, cfg), "weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("encoder.layers.1."), "{e}");
     sd.insert("sequence_pos_encoder.pe".into(), HostTensor::new(vec![4, 1, 32], vec![0.0; 128]));
     Mdm::load(ctx(), &sd, MdmConfig { layers: 2, ..cfg }).expect("a checkpoint's pe buffer is accepted");
     let mut wide = sd.clone();
     wide.insert("encoder.layers.0.linear1.weight".into(), HostTensor::new(vec![64, 31], vec![0.0; 64 * 31]));
-    let e = refused_case(Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }), "weights").to_string();
+    let e = refused_weights(Mdm::load(ctx(), &wide, MdmConfig { layers: 2, ..cfg }), "weights").to_string();
     assert!(e.contains("linear1.weight") && e.contains("[64, 31]"), "{e}");
 }
 
@@ -580,4 +580,31 @@ fn too_large_names_its_unit() {
         }
         other => panic!("expected TooLarge, got {other:?}"),
     }
+}
+
+/// A model file that does not fit is named, with the key or field, and is not called a case file:
+/// weights problems name the weights file, config problems the config file.
+#[test]
+fn loader_errors_name_their_file_not_a_case_file() {
+    use vcortex::models::Sensorium;
+    let data = crate::common::data_dir("sensorium");
+    let (w, c) = (data.join("weights.safetensors"), data.join("config.json"));
+    let dir = std::env::temp_dir().join(format!("vcortex-loader-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sd = vcortex::io::read_weights(&w).unwrap().tensors;
+    sd.remove("core.features.layer0.conv.weight").expect("the golden has the key");
+    let bad_w = dir.join("w.safetensors");
+    write_safetensors(&bad_w, &sd.into_iter().collect::<Vec<_>>(), &HashMap::new()).unwrap();
+    let e = Sensorium::load(ctx(), &bad_w, &c).err().expect("a missing key is refused");
+    let said = e.to_string();
+    assert!(matches!(&e, Error::File { path, .. } if *path == bad_w.display().to_string()), "{e:?}");
+    assert!(said.contains("core.features.layer0.conv.weight") && !said.contains("case file"), "{said}");
+    let text = std::fs::read_to_string(&c).unwrap().replacen('{', r#"{"bogus": 1, "#, 1);
+    let bad_c = dir.join("c.json");
+    std::fs::write(&bad_c, text).unwrap();
+    let e = Sensorium::load(ctx(), &w, &bad_c).err().expect("an unknown field is refused");
+    let said = e.to_string();
+    assert!(matches!(&e, Error::File { path, .. } if *path == bad_c.display().to_string()), "{e:?}");
+    assert!(said.contains("bogus") && !said.contains("case file"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

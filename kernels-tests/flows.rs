@@ -328,7 +328,7 @@ fn spline_coupling_and_logdet_accumulation() {
 mod composite {
     use std::collections::BTreeMap;
 
-    use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape};
+    use crate::common::{assert_close, ctx, refused_weights, refused_param, refused_shape};
     use vcortex::io::HostTensor;
     use vcortex::models::flow::{FlowConfig, LayerConfig};
     use vcortex::models::Flow;
@@ -477,16 +477,16 @@ mod composite {
         assert!(Flow::from_state_dict(config(), weights(3)).is_ok());
         let mut missing = weights(3);
         missing.remove("layers.2.net.out.bias");
-        refused_case(Flow::from_state_dict(config(), missing), "layers.2.net.out.bias");
+        refused_weights(Flow::from_state_dict(config(), missing), "layers.2.net.out.bias");
         let mut extra = weights(3);
         extra.insert("layers.9.bias".into(), HostTensor::new(vec![3], vec![0.0; 3]));
-        refused_case(Flow::from_state_dict(config(), extra), "layers.9.bias");
+        refused_weights(Flow::from_state_dict(config(), extra), "layers.9.bias");
         let mut all = weights(3);
         all.insert("layers.1.mask".into(), HostTensor::new(vec![3], vec![1.0; 3]));
-        refused_case(Flow::from_state_dict(config(), all), "layers.1.mask");
+        refused_weights(Flow::from_state_dict(config(), all), "layers.1.mask");
         let mut shaped = weights(3);
         shaped.insert("layers.1.net.out.weight".into(), HostTensor::new(vec![3, 8], vec![0.0; 24]));
-        refused_case(Flow::from_state_dict(config(), shaped), "layers.1.net.out.weight");
+        refused_weights(Flow::from_state_dict(config(), shaped), "layers.1.net.out.weight");
         let f = flow();
         refused_param(f.record_sample(&mut ctx().recorder(), 4, 0.0, 1, 0), "flow", "temperature");
         refused_shape(

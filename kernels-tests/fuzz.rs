@@ -788,7 +788,7 @@ fn fuzz_model_configs() {
             _ => {
                 let r = catch_unwind(|| {
                     serde_json::from_str::<FlowConfig>(&text)
-                        .map_err(|e| vcortex::Error::Case(format!("flow config: {e}")))
+                        .map_err(|e| vcortex::Error::Config(format!("flow config: {e}")))
                         .and_then(|c| Flow::from_state_dict(c, f_sd.clone()))
                 });
                 if let Some(mut f) = found.check(&what, r) {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape, run1, up, vcortex, write_tensors};
+use crate::common::{assert_close, ctx, refused_weights, refused_config, refused_param, refused_shape, run1, up, vcortex, write_tensors};
 use vcortex::io::HostTensor;
 use vcortex::models::{Cgnf, CgnfConfig};
 use vcortex::ops::{self, GcnContext, KeypointPrep, Skeleton};
@@ -281,22 +281,22 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     let good = random_state_dict(&cfg, 1, true);
     let mut sd = good.clone();
     sd.remove("_transform._transforms.3.transform_net.layers.1.pool.bias");
-    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
+    let e = refused_weights(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("missing key") && e.contains("layers.1.pool.bias"), "{e}");
     let mut sd = good.clone();
     sd.insert("_transform._transforms.0.bogus".into(), HostTensor::new(vec![1], vec![0.0]));
-    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
+    let e = refused_weights(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("bogus"), "{e}");
     let mut sd = good.clone();
     sd.insert("_embedding_net.adj".into(), HostTensor::new(vec![3, 3], vec![1.0; 9]));
-    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
+    let e = refused_weights(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("_embedding_net.adj") && e.contains("[3, 3]"), "{e}");
     let mut sd = good.clone();
     sd.get_mut("_transform._transforms.0.log_scale").unwrap().data[1] = f32::INFINITY;
-    refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "non-finite");
+    refused_weights(Cgnf::from_state_dict(cfg.clone(), sd), "non-finite");
     let mut sd = good.clone();
     sd.insert("_transform._transforms.1.transform_features".into(), HostTensor::new(vec![1], vec![1.0]));
-    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
+    let e = refused_weights(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("split the 3 coordinates"), "{e}");
     // PyG 2 keeps DenseSAGEConv's bias on lin_root: accepted as well as lin_rel's; neither is
     // refused by name.
@@ -305,7 +305,7 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     sd.insert("_embedding_net.layers.1.lin_root.bias".into(), b.clone());
     assert!(Cgnf::from_state_dict(cfg.clone(), sd.clone()).is_ok());
     sd.remove("_embedding_net.layers.1.lin_root.bias");
-    let e = refused_case(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
+    let e = refused_weights(Cgnf::from_state_dict(cfg.clone(), sd), "cgnf weights").to_string();
     assert!(e.contains("layers.1.lin_root.bias"), "{e}");
     let mut bad = cfg.clone();
     bad.edges.push([0, 9]);
@@ -313,8 +313,8 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     let mut bad = cfg.clone();
     bad.embedding = None;
     refused_param(Cgnf::from_state_dict(bad, good.clone()), "cgnf", "context_features"); // no embedding needs 2 context features
-    refused_case(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2}"#), "missing field `hidden`"); // incomplete config
-    refused_case(
+    refused_config(CgnfConfig::from_json(r#"{"joints": 4, "layers": 2}"#), "missing field `hidden`"); // incomplete config
+    refused_config(
         CgnfConfig::from_json(
             r#"{"joints": 4, "layers": 2, "hidden": 5, "context_features": 3, "edges": [], "extra": 1}"#,
         ),

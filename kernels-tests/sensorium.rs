@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::common::{assert_close, ctx, refused_case, refused_param, refused_shape};
+use crate::common::{assert_close, ctx, refused_weights, refused_config, refused_param, refused_shape};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
 use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
 use vcortex::models::{Sensorium, SensoriumConfig};
@@ -163,26 +163,26 @@ fn loader_refuses_keys_it_cannot_place() {
     let key = "core.features.layer1.ds_conv.spatial_conv.weight";
     let mut missing = sd.clone();
     missing.remove(key);
-    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), missing), "weights").to_string();
+    let e = refused_weights(Sensorium::from_state_dict(cfg.clone(), missing), "weights").to_string();
     assert!(e.contains("missing key") && e.contains(key), "{e}");
     let mut extra = sd.clone();
     extra.insert("core.features.layer9.conv.weight".into(), HostTensor::new(vec![1], vec![0.0]));
-    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), extra), "weights").to_string();
+    let e = refused_weights(Sensorium::from_state_dict(cfg.clone(), extra), "weights").to_string();
     assert!(e.contains("unexpected key") && e.contains("layer9"), "{e}");
     let mut shaped = sd.clone();
     shaped.insert(key.into(), HostTensor::new(vec![2, 2], vec![0.0; 4]));
-    let e = refused_case(Sensorium::from_state_dict(cfg.clone(), shaped), "weights").to_string();
+    let e = refused_weights(Sensorium::from_state_dict(cfg.clone(), shaped), "weights").to_string();
     assert!(e.contains(key) && e.contains("shape"), "{e}");
     let mut nan = sd.clone();
     nan.get_mut("core.features.layer0.norm.running_var").unwrap().data[0] = f32::NAN;
-    refused_case(Sensorium::from_state_dict(cfg.clone(), nan), "non-finite");
+    refused_weights(Sensorium::from_state_dict(cfg.clone(), nan), "non-finite");
     // A config with more neurons than the weights hold, or an unknown field.
     let mut more = cfg.clone();
     more.readouts.values_mut().next().unwrap().neurons += 1;
-    refused_case(Sensorium::from_state_dict(more, sd), "readout.sessA._mu");
-    refused_case(SensoriumConfig::from_json(r#"{"core": {}, "readouts": {}}"#), "missing field `input_channels`");
+    refused_weights(Sensorium::from_state_dict(more, sd), "readout.sessA._mu");
+    refused_config(SensoriumConfig::from_json(r#"{"core": {}, "readouts": {}}"#), "missing field `input_channels`");
     let text = std::fs::read_to_string(golden_dir().join("config.json")).unwrap().replacen('{', r#"{"colour": 1, "#, 1);
-    let e = refused_case(SensoriumConfig::from_json(&text), "model config").to_string();
+    let e = refused_config(SensoriumConfig::from_json(&text), "model config").to_string();
     assert!(e.contains("colour"), "{e}");
 }
 
@@ -247,6 +247,6 @@ fn grid_mean_predictor_readout_matches_neuralpredictors() {
         .replace(",\n      \"grid_mean_final_tanh\": true", "");
     let cfg = SensoriumConfig::from_json(&text).unwrap();
     let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
-    let e = refused_case(Sensorium::from_state_dict(cfg, sd), "grid_mean_final_tanh").to_string();
+    let e = refused_config(Sensorium::from_state_dict(cfg, sd), "grid_mean_final_tanh").to_string();
     assert!(e.contains("grid_mean_final_tanh"), "{e}");
 }

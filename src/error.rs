@@ -32,6 +32,18 @@ pub enum Error {
     File { path: String, reason: String },
     #[error("case file: {0}")]
     Case(String),
+    /// A model's weights do not fit its config: a key missing, mis-shaped, non-finite, or one no
+    /// layer takes. The message names the key, and the file when the weights came from one.
+    #[error("{0}")]
+    Weights(String),
+    /// A model's config is malformed, or a field is out of range or missing; the message names the
+    /// field, and the file when the config came from one.
+    #[error("{0}")]
+    Config(String),
+    /// An input other than weights, configs and case files does not fit (Platypose's
+    /// observations), or a run did not hold (a bench case off the reference).
+    #[error("{0}")]
+    Input(String),
     #[error("unknown op {0:?}; known ops: {1}")]
     UnknownOp(String, String),
 }
@@ -39,6 +51,19 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// A loader's error as an error of the file it came from: the weights file for a weights
+    /// problem, the config file for a config problem (a malformed file, a field out of range), the
+    /// weights file otherwise (as the state dict is what did not load).
+    pub fn in_files(self, weights: &std::path::Path, config: &std::path::Path) -> Error {
+        let (path, reason) = match self {
+            Error::Weights(m) => (weights, m),
+            e @ (Error::Config(_) | Error::Param { .. }) => (config, e.to_string()),
+            e @ Error::File { .. } => return e,
+            e => (weights, e.to_string()),
+        };
+        Error::File { path: path.display().to_string(), reason }
+    }
+
     pub fn param(op: &'static str, name: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Param { op, name: name.into(), reason: reason.into() }
     }

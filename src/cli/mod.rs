@@ -312,7 +312,7 @@ fn bench_cmd(json: Option<PathBuf>, filter: Option<String>, full: bool, reps: us
             if failed.is_empty() { "none".to_string() } else { failed.join(", ") },
             if over.is_empty() { "none".to_string() } else { over.join(", ") },
         );
-        return Err(Error::Case("some benchmark cases failed or were off the reference (see above)".into()));
+        return Err(Error::Input("bench: some cases failed or were off the reference (see above)".into()));
     }
     Ok(())
 }

@@ -108,7 +108,7 @@ pub struct RootConfig {
 
 impl CgnfConfig {
     pub fn from_json(text: &str) -> Result<CgnfConfig> {
-        serde_json::from_str(text).map_err(|e| Error::Case(format!("cgnf config: {e}")))
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("cgnf config: {e}")))
     }
 }
 
@@ -318,7 +318,7 @@ fn coupling_mask(sd: &mut StateDict, prefix: &str, i: usize) -> Result<[bool; 3]
             for (v, transformed) in ids.data.iter().map(|v| (v, false)).chain(tr.data.iter().map(|v| (v, true))) {
                 let f = *v as usize;
                 if *v < 0.0 || v.fract() != 0.0 || f >= 3 || seen[f] {
-                    return Err(Error::Case(format!(
+                    return Err(Error::Weights(format!(
                         "{WHAT}: {prefix}.identity_features {:?} and transform_features {:?} must split the 3 coordinates",
                         ids.data, tr.data
                     )));
@@ -327,14 +327,14 @@ fn coupling_mask(sd: &mut StateDict, prefix: &str, i: usize) -> Result<[bool; 3]
                 mask[f] = transformed;
             }
             if seen != [true; 3] || tr.data.is_empty() || ids.data.is_empty() {
-                return Err(Error::Case(format!(
+                return Err(Error::Weights(format!(
                     "{WHAT}: {prefix}.identity_features {:?} and transform_features {:?} must split the 3 coordinates",
                     ids.data, tr.data
                 )));
             }
         }
         _ => {
-            return Err(Error::Case(format!(
+            return Err(Error::Weights(format!(
                 "{WHAT}: {prefix} has only one of identity_features and transform_features"
             )))
         }
@@ -401,7 +401,7 @@ impl Cgnf {
                     sd.accept_unused(&format!("{g}.{unused}.bias"))?;
                 }
             }
-            let [g0, g1]: [Gcn; 2] = gcn.try_into().map_err(|_| Error::Case("cgnf: two CondGCN layers".into()))?;
+            let [g0, g1]: [Gcn; 2] = gcn.try_into().map_err(|_| Error::Config("cgnf: two CondGCN layers".into()))?;
             let ctx_half: Vec<bool> = (0..2 * h).map(|k| k < h).collect();
             let nodes0 = vstack(&g0.x, &g0.xx);
             let w0 = widen(&nodes0.w, &mask);
@@ -463,13 +463,13 @@ impl Cgnf {
                         }
                     }
                     rel.b = Some(bias.ok_or_else(|| {
-                        Error::Case(format!("{WHAT}: missing key \"{k}.lin_root.bias\" (or \"{k}.lin_rel.bias\")"))
+                        Error::Weights(format!("{WHAT}: missing key \"{k}.lin_root.bias\" (or \"{k}.lin_rel.bias\")"))
                     })?);
                     root.b = None;
                     layers.push((rel, root));
                 }
                 let [l0, l1]: [(Lin, Lin); 2] =
-                    layers.try_into().map_err(|_| Error::Case("cgnf: two DenseSAGE layers".into()))?;
+                    layers.try_into().map_err(|_| Error::Config("cgnf: two DenseSAGE layers".into()))?;
                 let folded = [hstack(&l0.0, &l0.1), hstack(&l1.0, &l1.1)];
                 Some(Sage { adj, layers: [l0, l1], folded, dev_adj: None })
             }
@@ -486,8 +486,7 @@ impl Cgnf {
         let cfg = CgnfConfig::from_json(&text)
             .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
         let sd = crate::io::read_weights(weights)?.tensors;
-        let mut m = Self::from_state_dict(cfg, sd)
-            .map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })?;
+        let mut m = Self::from_state_dict(cfg, sd).map_err(|e| e.in_files(weights, config))?;
         m.upload(ctx)?;
         Ok(m)
     }

@@ -115,7 +115,7 @@ fn conditioner(
     while sd.has(&format!("layers.{i}.net.{j}.weight")) {
         let w = take(sd, &format!("layers.{i}.net.{j}.weight"), None)?;
         if w.shape.len() != 2 || w.shape[1] != width {
-            return Err(Error::Case(format!(
+            return Err(Error::Weights(format!(
                 "flow weights: layers.{i}.net.{j}.weight has shape {:?}, expected [H, {width}]",
                 w.shape
             )));
@@ -154,7 +154,7 @@ fn mask_of(sd: &mut StateDict, i: usize, d: usize) -> Result<Vec<bool>> {
     let mask: Vec<bool> = m.data.iter().map(|&v| v > 0.0).collect();
     let t = mask.iter().filter(|&&v| v).count();
     if t == 0 || t == d {
-        return Err(Error::Case(format!(
+        return Err(Error::Weights(format!(
             "flow weights: layers.{i}.mask must transform some but not all of the {d} features"
         )));
     }
@@ -236,8 +236,7 @@ impl Flow {
         let cfg: FlowConfig = serde_json::from_str(&text)
             .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("flow config: {e}") })?;
         let sd = crate::io::read_weights(weights)?.tensors;
-        let mut f = Self::from_state_dict(cfg, sd)
-            .map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })?;
+        let mut f = Self::from_state_dict(cfg, sd).map_err(|e| e.in_files(weights, config))?;
         f.upload(ctx)?;
         Ok(f)
     }

@@ -160,7 +160,7 @@ impl Mdm {
         let extra: Vec<&String> = sd.keys().filter(|k| !known.contains(*k)).collect();
         if !extra.is_empty() {
             let shown: Vec<String> = extra.iter().take(5).map(|k| format!("{k:?}")).collect();
-            return Err(Error::Case(format!(
+            return Err(Error::Weights(format!(
                 "weights: {} unexpected key(s) this config cannot place: {}{}",
                 extra.len(),
                 shown.join(", "),

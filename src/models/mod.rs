@@ -37,16 +37,16 @@ pub(crate) fn checked<'a>(
     shape: Option<&[usize]>,
 ) -> Result<&'a HostTensor> {
     let t = t.ok_or_else(|| match shape {
-        Some(s) => Error::Case(format!("{what}: missing key {key:?} (shape {s:?})")),
-        None => Error::Case(format!("{what}: missing key {key:?}")),
+        Some(s) => Error::Weights(format!("{what}: missing key {key:?} (shape {s:?})")),
+        None => Error::Weights(format!("{what}: missing key {key:?}")),
     })?;
     if let Some(s) = shape {
         if t.shape != s {
-            return Err(Error::Case(format!("{what}: {key:?} has shape {:?}, expected {s:?}", t.shape)));
+            return Err(Error::Weights(format!("{what}: {key:?} has shape {:?}, expected {s:?}", t.shape)));
         }
     }
     if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::Case(format!("{what}: {key:?} has a non-finite value ({}) at {i}", t.data[i])));
+        return Err(Error::Weights(format!("{what}: {key:?} has a non-finite value ({}) at {i}", t.data[i])));
     }
     Ok(t)
 }
@@ -133,7 +133,7 @@ impl StateDict {
             return Ok(());
         }
         let shown: Vec<String> = self.tensors.keys().take(5).map(|k| format!("{k:?}")).collect();
-        Err(Error::Case(format!(
+        Err(Error::Weights(format!(
             "{}: {} unexpected key(s) this config cannot place: {}{}",
             self.what,
             self.tensors.len(),

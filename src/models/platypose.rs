@@ -90,7 +90,7 @@ impl PlatyposeConfig {
     }
 
     pub fn from_json(text: &str) -> Result<PlatyposeConfig> {
-        serde_json::from_str(text).map_err(|e| Error::Case(format!("platypose config: {e}")))
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("platypose config: {e}")))
     }
 
     /// Checks the sampler's settings against each other and builds the respaced schedule.
@@ -159,11 +159,11 @@ pub fn cameras_from(t: &BTreeMap<String, HostTensor>) -> Result<Vec<Camera>> {
         let h = names
             .iter()
             .find_map(|n| t.get(*n))
-            .ok_or_else(|| Error::Case(format!("observations: missing tensor {:?}", names[0])))?;
+            .ok_or_else(|| Error::Input(format!("observations: missing tensor {:?}", names[0])))?;
         if h.shape.len() != per.len() + 1 || h.shape[1..] != *per {
             let mut want = vec!["C".to_string()];
             want.extend(per.iter().map(|v| v.to_string()));
-            return Err(Error::Case(format!(
+            return Err(Error::Input(format!(
                 "observations: {:?} has shape {:?}, expected [{}]",
                 names[0],
                 h.shape,
@@ -180,7 +180,7 @@ pub fn cameras_from(t: &BTreeMap<String, HostTensor>) -> Result<Vec<Camera>> {
     let tan = get(&["tangential", "tangential_p1_p2"], &[2])?;
     for (h, name) in [(tv, "t"), (k, "intrinsics"), (rad, "radial"), (tan, "tangential")] {
         if h.shape[0] != c {
-            return Err(Error::Case(format!("observations: {name:?} holds {} cameras, R holds {c}", h.shape[0])));
+            return Err(Error::Input(format!("observations: {name:?} holds {} cameras, R holds {c}", h.shape[0])));
         }
     }
     let v = |h: &HostTensor, i: usize| h.data[i] as f64;
@@ -230,11 +230,11 @@ pub fn observations_from(ctx: &Context, t: &BTreeMap<String, HostTensor>) -> Res
     let kp = ["keypoints", "x2d"]
         .iter()
         .find_map(|n| t.get(*n))
-        .ok_or_else(|| Error::Case("observations: missing tensor \"keypoints\" [C, F, J, 2]".into()))?;
+        .ok_or_else(|| Error::Input("observations: missing tensor \"keypoints\" [C, F, J, 2]".into()))?;
     let (f, j) = match kp.shape[..] {
         [c, f, j, 2] if c == cams.len() => (f, j),
         _ => {
-            return Err(Error::Case(format!(
+            return Err(Error::Input(format!(
                 "observations: \"keypoints\" has shape {:?}, expected [{}, F, J, 2]",
                 kp.shape,
                 cams.len()
@@ -245,7 +245,7 @@ pub fn observations_from(ctx: &Context, t: &BTreeMap<String, HostTensor>) -> Res
         if let Some(h) = t.get(name) {
             let want: &[usize] = if name == "root" { &[f, 3] } else { &kp.shape };
             if h.shape != want {
-                return Err(Error::Case(format!("observations: {name:?} has shape {:?}, expected {want:?}", h.shape)));
+                return Err(Error::Input(format!("observations: {name:?} has shape {:?}, expected {want:?}", h.shape)));
             }
         }
     }
@@ -277,7 +277,7 @@ impl Platypose {
             .and_then(|c| c.schedule().map(|_| c))
             .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
         let sd = crate::io::read_weights(weights)?.tensors;
-        Self::new(ctx, &sd, cfg).map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })
+        Self::new(ctx, &sd, cfg).map_err(|e| e.in_files(weights, config))
     }
 
     /// The config the sampler was built from (fixed: it was checked against the schedule).

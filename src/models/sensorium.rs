@@ -96,7 +96,7 @@ pub struct SensoriumConfig {
 
 impl SensoriumConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: SensoriumConfig = serde_json::from_str(text).map_err(|e| Error::Case(format!("model config: {e}")))?;
+        let cfg: SensoriumConfig = serde_json::from_str(text).map_err(|e| Error::Config(format!("model config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -219,7 +219,7 @@ impl Mlp {
             let k = format!("{prefix}.{j}.weight");
             let shape = sd.shape(&k).unwrap_or_default().to_vec();
             if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
-                return Err(Error::Case(format!(
+                return Err(Error::Weights(format!(
                     "weights: {k:?} has shape {shape:?}, expected [H, {}]",
                     width.unwrap_or(0)
                 )));
@@ -231,7 +231,7 @@ impl Mlp {
             j += 2;
         }
         if width != Some(output_width) || layers.is_empty() {
-            return Err(Error::Case(format!(
+            return Err(Error::Weights(format!(
                 "weights: the {what} needs {prefix}.0.weight … ending in {output_width} outputs"
             )));
         }
@@ -302,7 +302,7 @@ pub struct Sensorium {
 /// with mu_transform = Linear, (ELU, Linear)*, then Tanh when `final_tanh`; computed once, in f64.
 fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool>, key: &str) -> Result<HostTensor> {
     let final_tanh = final_tanh.ok_or_else(|| {
-        Error::Case(format!(
+        Error::Config(format!(
             "config: readout {key:?} has a grid_mean_predictor; say \"grid_mean_final_tanh\": true or false"
         ))
     })?;
@@ -311,7 +311,7 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
     let dims = match gshape[..] {
         [n, d] if n == m => d,
         [n, 1, 1, d] | [1, n, 1, d] if n == m => d,
-        _ => return Err(Error::Case(format!("weights: {grid_key:?} has shape {gshape:?}, expected [{m}, D]"))),
+        _ => return Err(Error::Weights(format!("weights: {grid_key:?} has shape {gshape:?}, expected [{m}, D]"))),
     };
     let grid = sd.take(&grid_key, &gshape)?;
     let mut h: Vec<f64> = grid.data.iter().map(|&v| v as f64).collect();
@@ -322,7 +322,7 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
         let wk = format!("{pre}.mu_transform.{j}.weight");
         let shape = sd.shape(&wk).unwrap_or_default().to_vec();
         if shape.len() != 2 || shape[1] != width {
-            return Err(Error::Case(format!("weights: {wk:?} has shape {shape:?}, expected [H, {width}]")));
+            return Err(Error::Weights(format!("weights: {wk:?} has shape {shape:?}, expected [H, {width}]")));
         }
         let w = sd.take(&wk, &shape)?;
         let b = sd.take(&format!("{pre}.mu_transform.{j}.bias"), &[shape[0]])?;
@@ -347,7 +347,7 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
         }
     }
     if layers == 0 || width != 2 {
-        return Err(Error::Case(format!(
+        return Err(Error::Weights(format!(
             "weights: the grid_mean_predictor of {key:?} needs {pre}.mu_transform.0.weight … ending in 2 outputs"
         )));
     }
@@ -361,7 +361,7 @@ fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<
     let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
     let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
     if let Some(i) = var.data.iter().position(|&v| v < 0.0) {
-        return Err(Error::Case(format!("weights: {prefix}.running_var[{i}] is negative")));
+        return Err(Error::Weights(format!("weights: {prefix}.running_var[{i}] is negative")));
     }
     // Affine parameters are optional (BatchNorm2d(affine=False) saves none).
     let w = if sd.has(&format!("{prefix}.weight")) { Some(sd.take(&format!("{prefix}.weight"), &[c])?) } else { None };
@@ -385,8 +385,7 @@ impl Sensorium {
         let cfg = SensoriumConfig::from_json(&text)
             .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
         let w = read_weights(weights)?;
-        let mut m = Self::from_state_dict(cfg, w.tensors)
-            .map_err(|e| Error::File { path: weights.display().to_string(), reason: e.to_string() })?;
+        let mut m = Self::from_state_dict(cfg, w.tensors).map_err(|e| e.in_files(weights, config))?;
         m.upload(ctx)?;
         Ok(m)
     }
@@ -480,7 +479,7 @@ impl Sensorium {
             } else if sd.has(&format!("{pre}.source_grid")) {
                 predicted_mu(&mut sd, &pre, m, r.grid_mean_final_tanh, key)?
             } else {
-                return Err(Error::Case(format!(
+                return Err(Error::Weights(format!(
                     "weights: missing key \"{pre}._mu\" (or a grid_mean_predictor's \"{pre}.source_grid\")"
                 )));
             };
@@ -494,7 +493,7 @@ impl Sensorium {
             if sd.has(&format!("{pre}.sigma")) {
                 let s = sd.shape(&format!("{pre}.sigma")).unwrap_or_default();
                 if s.len() != 4 || s[1] != m {
-                    return Err(Error::Case(format!("weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]")));
+                    return Err(Error::Weights(format!("weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]")));
                 }
                 sd.accept_unused(&format!("{pre}.sigma"))?;
             }

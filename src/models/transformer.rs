@@ -77,7 +77,7 @@ impl EncoderLayer {
         let hidden = match ffw[..] {
             [h, w] if w == e => h,
             _ => {
-                return Err(Error::Case(format!(
+                return Err(Error::Weights(format!(
                     "weights: \"{prefix}.linear1.weight\" has shape {ffw:?}, expected [H, {e}]"
                 )))
             }
@@ -129,7 +129,7 @@ pub fn reference_encoder_layer(
     let id = Activation::Identity;
     let rows = b * f;
     let g = |k: &str| -> Result<&HostTensor> {
-        sd.get(&format!("{prefix}.{k}")).ok_or_else(|| Error::Case(format!("weights: missing key {prefix}.{k}")))
+        sd.get(&format!("{prefix}.{k}")).ok_or_else(|| Error::Weights(format!("weights: missing key {prefix}.{k}")))
     };
     let (inw, inb) = (g("self_attn.in_proj_weight")?, g("self_attn.in_proj_bias")?);
     let proj = |i: usize| {
