@@ -1,6 +1,6 @@
 //! Softmax, A·Bᵀ and multi-head attention (shaders/attention.wgsl + matmul) against the reference.
 
-use crate::common::{assert_close, ctx, refused_weights, refused_param, refused_shape, run1, up};
+use crate::common::{assert_close, ctx, refused_param, refused_shape, refused_weights, run1, up};
 use vcortex::ops;
 use vcortex::reference::matmul as rm;
 use vcortex::rng::SplitMix;

@@ -35,7 +35,8 @@ fn readme_commands_run_on_the_shipped_inputs() {
                 None => a.to_string(),
             })
             .collect();
-        let r = std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(&args).current_dir(root).output().unwrap();
+        let r =
+            std::process::Command::new(env!("CARGO_BIN_EXE_vcortex")).args(&args).current_dir(root).output().unwrap();
         assert!(r.status.success(), "{line}: {}", String::from_utf8_lossy(&r.stderr));
         if let Some(i) = args.iter().position(|a| a == "-o") {
             assert!(std::path::Path::new(&args[i + 1]).is_file(), "{line}: no output");

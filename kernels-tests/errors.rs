@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::common::{ctx, is_param, is_shape, refused_weights, refused_param, refused_shape, refused_too_large, up};
+use crate::common::{ctx, is_param, is_shape, refused_param, refused_shape, refused_too_large, refused_weights, up};
 use vcortex::eval::{self, Backend};
 use vcortex::io::{write_safetensors, HostTensor};
 use vcortex::ops::{self, Activation, Conv2dParams, Epilogue};

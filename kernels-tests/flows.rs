@@ -328,7 +328,7 @@ fn spline_coupling_and_logdet_accumulation() {
 mod composite {
     use std::collections::BTreeMap;
 
-    use crate::common::{assert_close, ctx, refused_weights, refused_param, refused_shape};
+    use crate::common::{assert_close, ctx, refused_param, refused_shape, refused_weights};
     use vcortex::io::HostTensor;
     use vcortex::models::flow::{FlowConfig, LayerConfig};
     use vcortex::models::Flow;

@@ -889,10 +889,8 @@ fn check_cli(found: &mut Findings, what: &str, args: &[&str], out_dir: &Path, wo
         Ok((code, stderr)) => {
             // Progress may come first: '\r' frames on a terminal, `[what] done/total ...` lines
             // otherwise.
-            let lines: Vec<&str> = stderr
-                .lines()
-                .filter(|l| !l.trim().is_empty() && !l.contains('\r') && !l.starts_with('['))
-                .collect();
+            let lines: Vec<&str> =
+                stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains('\r') && !l.starts_with('[')).collect();
             if code.is_none() {
                 found.push(format!("{what}: killed by a signal (an abort?): {stderr:?}"));
             } else if lines.len() != 1 || !lines[0].starts_with("vcortex: ") {

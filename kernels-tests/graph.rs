@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{assert_close, ctx, refused_weights, refused_config, refused_param, refused_shape, run1, up, vcortex, write_tensors};
+use crate::common::{
+    assert_close, ctx, refused_config, refused_param, refused_shape, refused_weights, run1, up, vcortex, write_tensors,
+};
 use vcortex::io::HostTensor;
 use vcortex::models::{Cgnf, CgnfConfig};
 use vcortex::ops::{self, GcnContext, KeypointPrep, Skeleton};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::common::{assert_close_nan, ctx, data_dir, run1, up};
 use vcortex::io::{read_safetensors, HostTensor};
-use vcortex::ops::{self, Activation, ConvAlgo, Conv2dParams, Epilogue};
+use vcortex::ops::{self, Activation, Conv2dParams, ConvAlgo, Epilogue};
 use vcortex::reference;
 use vcortex::rng::SplitMix;
 
@@ -52,7 +52,14 @@ fn activations_follow_pytorch_on_nan_and_infinities() {
         assert_close_nan(&got, want, 1e-5, 1e-4, &format!("linear epilogue {name}"));
         let w = up(&[1.0], &[1, 1, 1, 1]);
         let got = run1(|rec| {
-            ops::conv2d(rec, &up(x, &[1, 1, 1, n]), &w, Some(&zero), &Conv2dParams::default(), &Epilogue { act, ..Default::default() })
+            ops::conv2d(
+                rec,
+                &up(x, &[1, 1, 1, n]),
+                &w,
+                Some(&zero),
+                &Conv2dParams::default(),
+                &Epilogue { act, ..Default::default() },
+            )
         });
         assert_close_nan(&got, want, 1e-5, 1e-4, &format!("conv2d epilogue {name}"));
         let (m, v, wt) = (up(&[0.0], &[1]), up(&[1.0], &[1]), up(&[1.0], &[1]));
@@ -88,7 +95,14 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
         for act in [Activation::Identity, Activation::Relu, Activation::Elu] {
             let (want, _) = reference::conv2d(&x, &xs, &w, &ws, Some(&b), &p, None, act).unwrap();
             let got = run1(|rec| {
-                ops::conv2d(rec, &up(&x, &xs), &up(&w, &ws), Some(&up(&b, &[ws[0]])), &p, &Epilogue { act, ..Default::default() })
+                ops::conv2d(
+                    rec,
+                    &up(&x, &xs),
+                    &up(&w, &ws),
+                    Some(&up(&b, &[ws[0]])),
+                    &p,
+                    &Epilogue { act, ..Default::default() },
+                )
             });
             assert!(want.iter().any(|v| v.is_nan()), "the case reaches NaN");
             assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("conv2d {xs:?} {ws:?} {act:?}"));
@@ -98,7 +112,9 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
     // in PyTorch (F.conv2d of ones with an Inf corner weight and padding 1 is NaN on the border).
     let dense = [ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb];
     let depthwise = [ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::Depthwise, ConvAlgo::DepthwiseTiled];
-    for (xs, ws, groups, algos) in [([1, 2, 5, 6], [3, 2, 3, 3], 1, &dense[..]), ([1, 4, 6, 5], [4, 1, 3, 3], 4, &depthwise[..])] {
+    for (xs, ws, groups, algos) in
+        [([1, 2, 5, 6], [3, 2, 3, 3], 1, &dense[..]), ([1, 4, 6, 5], [4, 1, 3, 3], 4, &depthwise[..])]
+    {
         for &algo in algos {
             let x = rng.vec(xs.iter().product(), -1.0, 1.0);
             let mut w = rng.vec(ws.iter().product(), -0.5, 0.5);
@@ -192,7 +208,13 @@ fn sensorium_forward_of_nan_and_infinite_images() {
         },
         readouts: [(
             "a".to_string(),
-            ReadoutConfig { neurons: 11, align_corners: true, shifter: false, grid_mean_final_tanh: None, modulator: false },
+            ReadoutConfig {
+                neurons: 11,
+                align_corners: true,
+                shifter: false,
+                grid_mean_final_tanh: None,
+                modulator: false,
+            },
         )]
         .into(),
         elu_offset: 0.0,

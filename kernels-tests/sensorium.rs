@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::common::{assert_close, ctx, refused_weights, refused_config, refused_param, refused_shape};
+use crate::common::{assert_close, ctx, refused_config, refused_param, refused_shape, refused_weights};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
 use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
 use vcortex::models::{Sensorium, SensoriumConfig};

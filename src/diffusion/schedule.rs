@@ -331,19 +331,23 @@ impl DdpmConfig {
             VarianceType::FixedSmall => (bp / bt * cur_beta).max(1e-20),
             VarianceType::FixedLarge => cur_beta,
         };
-        check_f32("ddpm_step", t, StepCoeffs {
-            a_s,
-            a_m,
-            e_s,
-            e_m,
-            clip: if self.threshold.is_some() { None } else { self.clip },
-            threshold: self.threshold,
-            p_x0: ap.sqrt() * cur_beta / bt,
-            p_eps: 0.0,
-            p_s: cur_alpha.sqrt() * bp / bt,
-            sigma: if t > 0 { var.sqrt() } else { 0.0 },
-            abar: a,
-        })
+        check_f32(
+            "ddpm_step",
+            t,
+            StepCoeffs {
+                a_s,
+                a_m,
+                e_s,
+                e_m,
+                clip: if self.threshold.is_some() { None } else { self.clip },
+                threshold: self.threshold,
+                p_x0: ap.sqrt() * cur_beta / bt,
+                p_eps: 0.0,
+                p_s: cur_alpha.sqrt() * bp / bt,
+                sigma: if t > 0 { var.sqrt() } else { 0.0 },
+                abar: a,
+            },
+        )
     }
 }
 
@@ -390,19 +394,23 @@ impl DdimConfig {
         let variance = bp / bt * (1.0 - a / ap);
         let std = self.eta * variance.sqrt();
         let (a_s, a_m, e_s, e_m) = parameterisation(self.prediction, a);
-        check_f32("ddim_step", t, StepCoeffs {
-            a_s,
-            a_m,
-            e_s,
-            e_m,
-            clip: if self.threshold.is_some() { None } else { self.clip },
-            threshold: self.threshold,
-            p_x0: ap.sqrt(),
-            p_eps: (1.0 - ap - std * std).max(0.0).sqrt(),
-            p_s: 0.0,
-            sigma: if self.eta > 0.0 { std } else { 0.0 },
-            abar: a,
-        })
+        check_f32(
+            "ddim_step",
+            t,
+            StepCoeffs {
+                a_s,
+                a_m,
+                e_s,
+                e_m,
+                clip: if self.threshold.is_some() { None } else { self.clip },
+                threshold: self.threshold,
+                p_x0: ap.sqrt(),
+                p_eps: (1.0 - ap - std * std).max(0.0).sqrt(),
+                p_s: 0.0,
+                sigma: if self.eta > 0.0 { std } else { 0.0 },
+                abar: a,
+            },
+        )
     }
 }
 

@@ -96,7 +96,8 @@ pub struct SensoriumConfig {
 
 impl SensoriumConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: SensoriumConfig = serde_json::from_str(text).map_err(|e| Error::Config(format!("model config: {e}")))?;
+        let cfg: SensoriumConfig =
+            serde_json::from_str(text).map_err(|e| Error::Config(format!("model config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -493,7 +494,9 @@ impl Sensorium {
             if sd.has(&format!("{pre}.sigma")) {
                 let s = sd.shape(&format!("{pre}.sigma")).unwrap_or_default();
                 if s.len() != 4 || s[1] != m {
-                    return Err(Error::Weights(format!("weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]")));
+                    return Err(Error::Weights(format!(
+                        "weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]"
+                    )));
                 }
                 sd.accept_unused(&format!("{pre}.sigma"))?;
             }
