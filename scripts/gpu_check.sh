@@ -8,7 +8,7 @@
 #   checks.txt      two GEMM cases again with VCORTEX_SHADER_CHECKS=full (the cost of wgpu's
 #                   loop counters and index clamps, which vcortex compiles out by default)
 #   torch.jsonl     PyTorch peers (torch_peers.py, then scripts/peers_pose.py)
-#   compare.md      compare.py's table of the two
+#   compare.md      bench_compare.py's table of the two
 # Set STEPS to a subset (e.g. STEPS="bench torch compare"), FILTER to a bench filter, and
 # TORCH_COMPILE=1 to add torch.compile's variants to the peers (a minute or more of compiling).
 set -uo pipefail
@@ -61,7 +61,7 @@ if has torch; then
   stamp "torch done"
 fi
 if has compare && [ -s "$out/vc.json" ] && [ -s "$out/torch.jsonl" ]; then
-  python3 .gpu/compare.py "$out/vc.json" "$out/torch.jsonl" > "$out/compare.md" 2>&1
+  python3 .gpu/bench_compare.py "$out/vc.json" "$out/torch.jsonl" > "$out/compare.md" 2>&1
   cat "$out/compare.md"
 fi
 stamp done

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch peer timings for the two pose-model cases of `vcortex bench` (src/bench/pose.rs), in the
-JSON-lines format of the standard suite's PyTorch peer script (torch_peers.py, kept in the team's
-shared folder next to the checkout; docs/bench.md), so that the two outputs can be concatenated:
+JSON-lines format of the standard suite's PyTorch peer script (scripts/torch_peers.py;
+docs/bench.md), so that the two outputs can be concatenated:
 
     python3 .gpu/torch_peers.py   [--small] >  torch.jsonl    # as scripts/gpu_check.sh runs it
     python3 scripts/peers_pose.py          [--small] >> torch.jsonl
-    python3 .gpu/compare.py vc.json torch.jsonl
+    python3 .gpu/bench_compare.py vc.json torch.jsonl
 
     python3 scripts/peers_pose.py [--small] [--filter SUBSTR]   # timings, one JSON object per line
     python3 scripts/peers_pose.py --check                       # tiny CPU run + self-checks, no timings
