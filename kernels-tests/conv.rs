@@ -531,7 +531,6 @@ fn split_reductions_on_a_lowered_loop_budget() {
 fn nan_and_inf_in_the_input_propagate() {
     let mut rng = SplitMix::new(23);
     let d = Conv2dParams::default();
-    let ctx = crate::common::ctx();
     let cases = [
         ([2, 3, 9, 10], [4, 3, 3, 3], d.with_padding(1, 1), vec![ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDbWide]),
         ([2, 3, 9, 10], [4, 3, 1, 1], d, vec![ConvAlgo::OneByOne, ConvAlgo::OneByOneDb]),
@@ -560,18 +559,7 @@ fn nan_and_inf_in_the_input_propagate() {
         let (want, _) =
             reference::conv2d(&xd, &xs, &wd, &ws, Some(&bd), &p, None, Activation::Identity).expect("a valid case");
         assert!(want.iter().any(|v| v.is_nan()) && want.iter().any(|v| v.is_finite()), "the reference keeps NaN");
-        let (x, w, b) = (up(&xd, &xs), up(&wd, &ws), up(&bd, &[ws[0]]));
-        for &algo in &algos {
-            for budget in [crate::common::budget(), 16] {
-                let mut rec = ctx.recorder();
-                rec.set_loop_budget(budget);
-                let y = ops::conv2d(&mut rec, &x, &w, Some(&b), &p.with_algo(algo), &Epilogue::default()).unwrap();
-                let what = format!("conv2d {algo:?} x{xs:?} w{ws:?} {p:?} budget {budget}: {:?}", rec.labels());
-                let h = rec.read_back(&y);
-                let got = rec.submit().unwrap().f32(h, &y);
-                crate::common::assert_close_nan(&got, &want, 2e-5, 2e-4, &what);
-            }
-        }
+        nan_case_on(&xd, xs, &wd, ws, &bd, p, &algos, &want);
     }
 }
 
@@ -639,7 +627,6 @@ fn split_pipelines_at_the_full_loop_budget() {
 fn infinities_at_partial_tile_edges() {
     let mut rng = SplitMix::new(29);
     let d = Conv2dParams::default();
-    let ctx = crate::common::ctx();
     let gemm = [ConvAlgo::Auto, ConvAlgo::Gemm, ConvAlgo::GemmDb, ConvAlgo::GemmDbWide];
     let one = [ConvAlgo::Auto, ConvAlgo::OneByOne, ConvAlgo::OneByOneDb, ConvAlgo::GemmDb];
     let cases = [
@@ -660,17 +647,34 @@ fn infinities_at_partial_tile_edges() {
         let (want, _) =
             reference::conv2d(&xd, &xs, &wd, &ws, Some(&bd), &p, None, Activation::Identity).expect("a valid case");
         assert!(want.iter().any(|v| !v.is_finite()) && want.iter().any(|v| v.is_finite()), "{xs:?} {ws:?}");
-        let (x, w, b) = (up(&xd, &xs), up(&wd, &ws), up(&bd, &[ws[0]]));
-        for &algo in algos {
-            for budget in [crate::common::budget(), 16] {
-                let mut rec = ctx.recorder();
-                rec.set_loop_budget(budget);
-                let y = ops::conv2d(&mut rec, &x, &w, Some(&b), &p.with_algo(algo), &Epilogue::default()).unwrap();
-                let what = format!("conv2d {algo:?} x{xs:?} w{ws:?} {p:?} budget {budget}: {:?}", rec.labels());
-                let h = rec.read_back(&y);
-                let got = rec.submit().unwrap().f32(h, &y);
-                crate::common::assert_close_nan(&got, &want, 2e-5, 2e-4, &what);
-            }
+        nan_case_on(&xd, xs, &wd, ws, &bd, p, algos, &want);
+    }
+}
+
+/// The conv of (x, w, b) on each of `algos`, whole and split on a loop budget of 16, against the
+/// reference's `want` with NaN and infinities where it has them.
+#[allow(clippy::too_many_arguments)]
+fn nan_case_on(
+    xd: &[f32],
+    xs: [usize; 4],
+    wd: &[f32],
+    ws: [usize; 4],
+    bd: &[f32],
+    p: Conv2dParams,
+    algos: &[ConvAlgo],
+    want: &[f32],
+) {
+    let ctx = crate::common::ctx();
+    let (x, w, b) = (up(xd, &xs), up(wd, &ws), up(bd, &[ws[0]]));
+    for &algo in algos {
+        for budget in [crate::common::budget(), 16] {
+            let mut rec = ctx.recorder();
+            rec.set_loop_budget(budget);
+            let y = ops::conv2d(&mut rec, &x, &w, Some(&b), &p.with_algo(algo), &Epilogue::default()).unwrap();
+            let what = format!("conv2d {algo:?} x{xs:?} w{ws:?} {p:?} budget {budget}: {:?}", rec.labels());
+            let h = rec.read_back(&y);
+            let got = rec.submit().unwrap().f32(h, &y);
+            crate::common::assert_close_nan(&got, want, 2e-5, 2e-4, &what);
         }
     }
 }
