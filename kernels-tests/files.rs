@@ -283,6 +283,22 @@ fn a_full_disk_or_a_read_only_place_leaves_nothing() {
     assert_eq!(names(&dir), ["small.safetensors"]);
 }
 
+/// The committed MDM's sizes, as a Platypose config's `mdm` entry.
+const MDM_SIZES: &str = r#""mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}"#;
+
+/// `vcortex sample` on the committed MDM with the config `{MDM_SIZES, sampler}` written to
+/// `dir/c.json`, output `dir/s.safetensors`, the given further arguments and environment.
+fn run_sample(dir: &Path, sampler: &str, args: &[&str], env: &[(&str, &str)]) -> (std::process::Output, PathBuf) {
+    let cfg = dir.join("c.json");
+    std::fs::write(&cfg, format!("{{{MDM_SIZES}, {sampler}}}")).unwrap();
+    let w = data_dir("mdm").join("weights.safetensors");
+    let out = dir.join("s.safetensors");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vcortex"));
+    c.args(["sample", "--weights", w.to_str().unwrap(), "--config", cfg.to_str().unwrap()]);
+    c.args(args).args(["-o", out.to_str().unwrap()]).envs(env.iter().copied());
+    (c.output().unwrap(), out)
+}
+
 /// `vcortex sample` submits one part per sampler step so that it can show its progress
 /// (Recorder::submit_in_parts): the same sample, bit for bit, as one submit (guided ancestral
 /// sampling with the engine's noise and a skipped start, so every kind of step is cut), and the
@@ -296,8 +312,7 @@ fn sampling_in_parts_gives_the_one_submit_sample() {
     let obs = observations_from(ctx, &cam).unwrap();
     for (kind, skip) in [("ancestral", 1), ("ddim", 0)] {
         let cfg = PlatyposeConfig::from_json(&format!(
-            r#"{{"mdm": {{"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}},
-                "train_steps": 50, "steps": 6, "sampler": "{kind}", "skip_timesteps": {skip},
+            r#"{{{MDM_SIZES}, "train_steps": 50, "steps": 6, "sampler": "{kind}", "skip_timesteps": {skip},
                 "energy_scale": 30.0, "substeps": 2}}"#
         ))
         .unwrap();
@@ -323,27 +338,7 @@ fn sampling_in_parts_gives_the_one_submit_sample() {
     }
     // The command: one submit per step and one for the rest.
     let dir = scratch("sample");
-    let cfg = dir.join("c.json");
-    std::fs::write(
-        &cfg,
-        r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "steps": 5}"#,
-    )
-    .unwrap();
-    let w = data_dir("mdm").join("weights.safetensors");
-    let out = dir.join("s.safetensors");
-    let r = vcortex(&[
-        "sample",
-        "--weights",
-        w.to_str().unwrap(),
-        "--config",
-        cfg.to_str().unwrap(),
-        "--samples",
-        "2",
-        "--frames",
-        "8",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let (r, out) = run_sample(&dir, r#""steps": 5"#, &["--samples", "2", "--frames", "8"], &[]);
     let said = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(said.contains("5 steps") && said.contains("in 6 submits"), "{said}");
@@ -357,32 +352,12 @@ fn sampling_in_parts_gives_the_one_submit_sample() {
 #[test]
 fn a_diverging_sample_is_refused_not_written() {
     let dir = scratch("diverge");
-    let w = data_dir("mdm").join("weights.safetensors");
     let cams = data_dir("platypose").join("cameras.safetensors");
     for (scale, ok) in [(30.0, true), (1000.0, false)] {
-        let cfg = dir.join("c.json");
-        std::fs::write(
-            &cfg,
-            format!(
-                r#"{{"mdm": {{"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}},
-                    "train_steps": 50, "steps": 5, "sampler": "ancestral", "energy_scale": {scale}, "substeps": 3}}"#
-            ),
-        )
-        .unwrap();
-        let out = dir.join("s.safetensors");
-        let r = vcortex(&[
-            "sample",
-            "--weights",
-            w.to_str().unwrap(),
-            "--config",
-            cfg.to_str().unwrap(),
-            "--observations",
-            cams.to_str().unwrap(),
-            "--samples",
-            "3",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let sampler =
+            format!(r#""train_steps": 50, "steps": 5, "sampler": "ancestral", "energy_scale": {scale}, "substeps": 3"#);
+        let args = ["--observations", cams.to_str().unwrap(), "--samples", "3"];
+        let (r, out) = run_sample(&dir, &sampler, &args, &[]);
         let err = String::from_utf8_lossy(&r.stderr);
         if ok {
             assert!(r.status.success(), "scale {scale}: {err}");
@@ -407,22 +382,9 @@ fn a_diverging_sample_is_refused_not_written() {
 #[test]
 fn progress_off_a_terminal_is_plain_lines() {
     let dir = scratch("progress");
-    let cfg = dir.join("c.json");
-    std::fs::write(
-        &cfg,
-        r#"{"mdm": {"features": 51, "latent": 32, "heads": 4, "layers": 2, "max_len": 64}, "train_steps": 50, "steps": 4}"#,
-    )
-    .unwrap();
-    let w = data_dir("mdm").join("weights.safetensors");
-    let out = dir.join("s.safetensors");
-    let args = ["sample", "--weights", w.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--samples", "2"];
     for mode in ["always", "never"] {
-        let r = Command::new(env!("CARGO_BIN_EXE_vcortex"))
-            .args(args)
-            .args(["--frames", "8", "-o", out.to_str().unwrap()])
-            .env("VCORTEX_PROGRESS", mode)
-            .output()
-            .unwrap();
+        let args = ["--samples", "2", "--frames", "8"];
+        let (r, _) = run_sample(&dir, r#""train_steps": 50, "steps": 4"#, &args, &[("VCORTEX_PROGRESS", mode)]);
         let err = String::from_utf8_lossy(&r.stderr);
         assert!(r.status.success(), "{err}");
         assert!(!err.contains('\r'), "{mode}: no \\r frames off a terminal: {err:?}");
