@@ -188,37 +188,13 @@ fn layer_norm_and_readout_propagate_nan_and_infinities() {
 
 #[test]
 fn sensorium_forward_of_nan_and_infinite_images() {
-    use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
-    use vcortex::models::{Sensorium, SensoriumConfig};
-    let config = SensoriumConfig {
-        core: CoreConfig {
-            input_channels: 1,
-            hidden_channels: 8,
-            input_kern: 5,
-            hidden_kern: 3,
-            layers: 2,
-            pad_input: false,
-            depth_separable: true,
-            stack: -1,
-            batch_norm_eps: 1e-5,
-            hidden_dilation: 1,
-            input_stride: 1,
-            stride: 1,
-            final_nonlinearity: true,
-        },
-        readouts: [(
-            "a".to_string(),
-            ReadoutConfig {
-                neurons: 11,
-                align_corners: true,
-                shifter: false,
-                grid_mean_final_tanh: None,
-                modulator: false,
-            },
-        )]
-        .into(),
-        elu_offset: 0.0,
-    };
+    use vcortex::models::Sensorium;
+    // The baseline's architecture, small: 8 channels, a 5x5 input and 3x3 hidden kernels, 2 layers.
+    let mut config = Sensorium::baseline_config(11);
+    config.core.hidden_channels = 8;
+    config.core.input_kern = 5;
+    config.core.hidden_kern = 3;
+    config.core.layers = 2;
     let mut model = Sensorium::random(config, 9).unwrap();
     model.upload(ctx()).unwrap();
     let shape = [3, 1, 12, 14];
@@ -229,8 +205,8 @@ fn sensorium_forward_of_nan_and_infinite_images() {
     x[..per].fill(f32::NAN);
     x[per + 5 * 14 + 6] = f32::INFINITY;
     let t = up(&x, &shape);
-    let got = run1(|rec| model.record(rec, &t, "a"));
-    let want = model.reference_forward(&x, &shape, "a").unwrap();
+    let got = run1(|rec| model.record(rec, &t, "bench"));
+    let want = model.reference_forward(&x, &shape, "bench").unwrap();
     assert!(got[..11].iter().all(|v| v.is_nan()), "an all-NaN image gives NaN rates, not {:?}", &got[..11]);
     assert!(want[..11].iter().all(|v| v.is_nan()), "reference: an all-NaN image gives NaN rates");
     assert!(got[22..].iter().all(|v| v.is_finite() && *v > 0.0), "the ordinary image is untouched");
