@@ -34,14 +34,7 @@ fn softmax_over_a_row_past_the_loop_budget() {
 fn softmax_split_paths_under_small_budgets() {
     let mut rng = SplitMix::new(83);
     for case in 0..20 {
-        let budget = rng.range(16, 64) as u64;
-        let len = match case % 4 {
-            0 => rng.range(1, 300),
-            1 => rng.range(1300, 3000),
-            2 => 256 * (budget as usize / 2) * rng.range(1, 3),
-            _ => rng.range(3000, 20000),
-        };
-        let rows = rng.range(1, 4);
+        let (budget, len, rows) = crate::common::row_split_case(&mut rng, case);
         let x = rng.vec(rows * len, -20.0, 20.0);
         let got = run1(|rec| {
             rec.set_loop_budget(budget);

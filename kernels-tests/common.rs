@@ -165,3 +165,17 @@ pub fn refused_config<T>(r: Result<T>, needle: &str) -> Error {
     assert!(matches!(&e, Error::Config(m) if m.contains(needle)), "expected Config naming {needle:?}, got {e:?}");
     e
 }
+
+/// A lowered loop budget (16..64) and a row shape for the row-split paths (layer norm, softmax):
+/// by `case % 4` a row within one slice, a few slices, exactly a whole number of slices
+/// (256 · budget/2 elements each), or many with a ragged last one; 1 to 3 rows.
+pub fn row_split_case(rng: &mut vcortex::rng::SplitMix, case: usize) -> (u64, usize, usize) {
+    let budget = rng.range(16, 64) as u64;
+    let len = match case % 4 {
+        0 => rng.range(1, 300),
+        1 => rng.range(1300, 3000),
+        2 => 256 * (budget as usize / 2) * rng.range(1, 3),
+        _ => rng.range(3000, 20000),
+    };
+    (budget, len, rng.range(1, 4))
+}

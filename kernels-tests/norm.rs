@@ -117,14 +117,7 @@ fn layer_norm_over_a_row_past_the_loop_budget() {
 fn layer_norm_split_paths_under_small_budgets() {
     let mut rng = SplitMix::new(24);
     for case in 0..24 {
-        let budget = rng.range(16, 64) as u64;
-        let len = match case % 4 {
-            0 => rng.range(1, 300),
-            1 => rng.range(1300, 3000),
-            2 => 256 * (budget as usize / 2) * rng.range(1, 3),
-            _ => rng.range(3000, 20000),
-        };
-        let rows = rng.range(1, 4);
+        let (budget, len, rows) = crate::common::row_split_case(&mut rng, case);
         let xd: Vec<f32> = rng.vec(rows * len, -1.0, 1.0).iter().map(|v| v + 50.0).collect();
         let (wd, bd) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -1.0, 1.0));
         let affine = case % 3 != 0;
