@@ -62,21 +62,7 @@ fn multiview_energy_gradient_and_projection_match_pytorch() {
 fn multiview_energy_on_random_cameras() {
     let mut rng = SplitMix::new(401);
     for (s, f, j, c) in [(1usize, 1usize, 1usize, 1usize), (7, 3, 17, 3), (300, 2, 5, 2)] {
-        let cams: Vec<Camera> = (0..c)
-            .map(|_| {
-                // A rotation about the vertical axis, the camera 5 units back along its optical
-                // axis (P = R (X - t), so P.z = 5 + R_z . X stays near 5).
-                let a = rng.uniform() * std::f64::consts::TAU;
-                let (sa, ca) = (a.sin(), a.cos());
-                Camera {
-                    rotation: [[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]],
-                    centre: [-5.0 * sa, 0.1, -5.0 * ca],
-                    intrinsics: [1.1 + rng.uniform() * 0.2, 1.0 + rng.uniform() * 0.2, 0.02, -0.03, 0.004],
-                    radial: [-0.2, 0.05, -0.001],
-                    tangential: [0.001, -0.002],
-                }
-            })
-            .collect();
+        let cams = random_cameras(&mut rng, c);
         let x0 = rng.vec(s * f * j * 3, -0.5, 0.5);
         let root = rng.vec(f * 3, -0.3, 0.3);
         let kp = rng.vec(c * f * j * 2, -0.3, 0.3);
@@ -422,7 +408,8 @@ fn cli_sample() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// c random cameras around the origin (as in multiview_energy_on_random_cameras).
+/// c random cameras around the origin: a rotation about the vertical axis, the camera 5 units back
+/// along its optical axis (P = R (X - t), so P.z = 5 + R_z . X stays near 5).
 fn random_cameras(rng: &mut SplitMix, c: usize) -> Vec<Camera> {
     (0..c)
         .map(|_| {
