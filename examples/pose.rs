@@ -31,7 +31,7 @@ fn main() -> Result<(), vcortex::Error> {
     let mode = flow.record_mode(&mut rec, Some(&cond), 0)?;
     let (hs, hl, hm) = (rec.read_back(&samples), rec.read_back(&logp), rec.read_back(&mode));
     let done = rec.submit()?;
-    let (lp, m) = (done.f32(hl, &logp), done.f32(hm, &mode));
+    let (lp, m) = (done.f32(hl), done.f32(hm));
     let j = flow.config().joints;
     let best: Vec<f32> = lp.chunks(j).map(|c| c.iter().sum()).collect();
     println!(
@@ -41,7 +41,7 @@ fn main() -> Result<(), vcortex::Error> {
         best[..100].iter().cloned().fold(f32::MIN, f32::max),
         &m[..3]
     );
-    let _ = done.f32(hs, &samples);
+    let _ = done.f32(hs);
 
     // Platypose: 16 motion hypotheses of 8 frames, each step's x0 refined on the two cameras.
     let sd = vcortex::io::read_weights(&data.join("mdm/weights.safetensors"))?.tensors;
@@ -56,7 +56,7 @@ fn main() -> Result<(), vcortex::Error> {
     let (e, _) = vcortex::ops::multiview_energy(&mut rec, &x, &obs)?;
     let he = rec.read_back(&e);
     let done = rec.submit()?;
-    let energy = done.f32(he, &e);
+    let energy = done.f32(he);
     println!(
         "platypose: {:?} in {:.1} ms (one submit); reprojection energy min {:.4}, max {:.4}",
         x.shape(),

@@ -24,7 +24,7 @@ fn main() -> Result<(), vcortex::Error> {
     let y = ops::conv2d(&mut rec, &x, &w, None, &ops::Conv2dParams::default(), &epilogue)?;
     let y = ops::layer_norm(&mut rec, &y, 3, None, None, 1e-5, ops::Activation::Identity)?;
     let h = rec.read_back(&y); // read back only what you ask for
-    let out = rec.submit()?.f32(h, &y); // one submit for the whole chain
+    let out = rec.submit()?.f32(h); // one submit for the whole chain
 
     println!("{} on {}: output {:?}, first values {:?}", "quickstart", ctx.adapter(), y.shape(), &out[..4]);
     Ok(())

@@ -67,7 +67,7 @@ fn gpu_step(
     let (p, x) = f(&mut rec, &st, &mt, Noise::Tensor(&zt)).expect("step refused a valid case");
     let (hp, hx) = (rec.read_back(&p), rec.read_back(&x));
     let done = rec.submit().unwrap();
-    (done.f32(hp, &p), done.f32(hx, &x))
+    (done.f32(hp), done.f32(hx))
 }
 
 #[test]
@@ -150,11 +150,11 @@ fn fused_philox_noise_equals_the_drawn_stream() {
     let (b, _) = ops::ddim_step(&mut rec, &cfg, 500, &st, &mt, Noise::Philox { seed: 99, offset: 5 }).unwrap();
     let (ha, hb) = (rec.read_back(&a), rec.read_back(&b));
     let done = rec.submit().unwrap();
-    assert_close(&done.f32(hb, &b), &done.f32(ha, &a), 1e-6, 1e-6, "fused Philox noise");
+    assert_close(&done.f32(hb), &done.f32(ha), 1e-6, 1e-6, "fused Philox noise");
     // And equal to the CPU reference with the CPU's stream.
     let (want, _) =
         reference::diffusion::ddim_step(&cfg, 500, &s, &m, Some(&reference::random::normal(99, 5, n))).unwrap();
-    assert_close(&done.f32(hb, &b), &want, 1e-4, 1e-4, "fused Philox noise vs CPU");
+    assert_close(&done.f32(hb), &want, 1e-4, 1e-4, "fused Philox noise vs CPU");
 }
 
 #[test]
@@ -243,9 +243,9 @@ fn dynamic_thresholding_matches_the_reference() {
         let done = rec.submit().unwrap();
         let (wp, wx) = reference::diffusion::ddpm_step_rows(&ddpm, t, &s, &m, Some(&z), rows, None).unwrap();
         let what = format!("threshold rows {rows} len {len} ratio {ratio} max {max} {pred:?}");
-        assert_close(&done.f32(hx, &x0), &wx, 1e-5, 1e-4, &format!("{what}: x0"));
-        assert_close(&done.f32(hp, &prev), &wp, 1e-5, 1e-4, &format!("{what}: prev"));
-        let got = done.f32(hx, &x0);
+        assert_close(&done.f32(hx), &wx, 1e-5, 1e-4, &format!("{what}: x0"));
+        assert_close(&done.f32(hp), &wp, 1e-5, 1e-4, &format!("{what}: prev"));
+        let got = done.f32(hx);
         assert!(got.iter().all(|v| v.abs() <= 1.0 + 1e-6), "{what}: thresholded x0 within [-1, 1]");
         // DDIM thresholds the same way.
         let ddim = DdimConfig { threshold: Some(th), ..ddim_cfg(BetaSchedule::Linear, 20, pred) };

@@ -38,7 +38,7 @@ fn gpu(s: &Spline, x: &[f32], p: &SplineParams) -> (Vec<f32>, Vec<f32>) {
             .unwrap();
     let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
     let done = rec.submit().unwrap();
-    (done.f32(hy, &y), done.f32(hl, &l))
+    (done.f32(hy), done.f32(hl))
 }
 
 /// Compares GPU output and log-det with the f64 reference, allowing 1e-4 + 1e-4·|ref| plus what
@@ -182,7 +182,7 @@ fn affine_coupling_both_ways() {
                     .unwrap();
             let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
             let done = rec.submit().unwrap();
-            (done.f32(hy, &y), done.f32(hl, &l))
+            (done.f32(hy), done.f32(hl))
         };
         let (y, lf) = run(&x, false);
         let (wy, wl) = rf::affine_coupling(&x, n, d, &sh, &sc, &mask, false);
@@ -253,13 +253,13 @@ fn actnorm_and_base_density() {
     let (hy, hb, hl, hl2, ha) =
         (rec.read_back(&y), rec.read_back(&back), rec.read_back(&lp), rec.read_back(&lp2), rec.read_back(&add));
     let done = rec.submit().unwrap();
-    assert_close(&done.f32(hy, &y), &rf::actnorm(&x, f, &ls, &b, false), 1e-5, 1e-5, "actnorm");
-    assert_close(&done.f32(hb, &back), &x, 1e-5, 1e-5, "actnorm inverse(forward)");
+    assert_close(&done.f32(hy), &rf::actnorm(&x, f, &ls, &b, false), 1e-5, 1e-5, "actnorm");
+    assert_close(&done.f32(hb), &x, 1e-5, 1e-5, "actnorm inverse(forward)");
     let want = rf::normal_logprob(&x, f);
-    assert_close(&done.f32(hl, &lp), &want, 1e-5, 1e-5, "normal_logprob");
-    let a = done.f32(ha, &add);
+    assert_close(&done.f32(hl), &want, 1e-5, 1e-5, "normal_logprob");
+    let a = done.f32(ha);
     let want2: Vec<f32> = want.iter().zip(&a).map(|(w, a)| w + a + 0.25).collect();
-    assert_close(&done.f32(hl2, &lp2), &want2, 1e-5, 1e-5, "normal_logprob + logdet");
+    assert_close(&done.f32(hl2), &want2, 1e-5, 1e-5, "normal_logprob + logdet");
     assert_eq!(ops::flows::actnorm_logdet(&[0.5, -0.25], 4, true), -1.0);
     refused_shape(ops::actnorm(&mut ctx().recorder(), &xt, &up(&[0.0; 4], &[4]), &bt, false), "actnorm", "log_s");
     refused_shape(
@@ -298,7 +298,7 @@ fn spline_coupling_and_logdet_accumulation() {
         let acc = ops::row_sum_add(&mut rec, &lad, Some(&up(&acc0, &[n])), 2.0, 0.5).unwrap();
         let (hy, ha) = (rec.read_back(&y), rec.read_back(&acc));
         let done = rec.submit().unwrap();
-        let (gy, ga) = (done.f32(hy, &y), done.f32(ha, &acc));
+        let (gy, ga) = (done.f32(hy), done.f32(ha));
         for r in 0..n {
             let mut tj = 0;
             let mut want_acc = acc0[r] as f64 + 0.5;
@@ -393,7 +393,7 @@ mod composite {
         let mut rec = ctx().recorder();
         let (_, lp) = f.record_log_prob(&mut rec, &crate::common::up(&x, &[n, 3])).unwrap();
         let h = rec.read_back(&lp);
-        let got = rec.submit().unwrap().f32(h, &lp);
+        let got = rec.submit().unwrap().f32(h);
         let want = f.reference_log_prob(&x, n).unwrap();
         assert_close(&got, &want, 1e-3, 1e-4, "flow log p(x)");
     }
@@ -409,19 +409,19 @@ mod composite {
         let (z_back, lp) = f.record_log_prob(&mut rec, &x).unwrap();
         let (hz, hb, hl, hi) = (rec.read_back(&z), rec.read_back(&z_back), rec.read_back(&lp), rec.read_back(&inv_ld));
         let done = rec.submit().unwrap();
-        let (z, zb) = (done.f32(hz, &z), done.f32(hb, &z_back));
+        let (z, zb) = (done.f32(hz), done.f32(hb));
         assert_close(&zb, &z, 1e-3, 1e-3, "forward(sample(z)) = z");
         // log p(x) = log N(z) − log|det| of the inverse pass.
         let base = vcortex::reference::flows::normal_logprob(&z, 3);
-        let want: Vec<f32> = base.iter().zip(done.f32(hi, &inv_ld)).map(|(b, l)| b - l).collect();
-        assert_close(&done.f32(hl, &lp), &want, 1e-3, 1e-3, "change of variables");
+        let want: Vec<f32> = base.iter().zip(done.f32(hi)).map(|(b, l)| b - l).collect();
+        assert_close(&done.f32(hl), &want, 1e-3, 1e-3, "change of variables");
         // Temperature scales the base draw.
         let mut rec = ctx().recorder();
         let (x2, _) = f.record_sample(&mut rec, n, 0.5, 21, 0).unwrap();
         let (z2, _) = f.record_log_prob(&mut rec, &x2).unwrap();
         let h2 = rec.read_back(&z2);
         let half: Vec<f32> = z.iter().map(|v| v * 0.5).collect();
-        assert_close(&rec.submit().unwrap().f32(h2, &z2), &half, 1e-3, 1e-3, "temperature 0.5");
+        assert_close(&rec.submit().unwrap().f32(h2), &half, 1e-3, 1e-3, "temperature 0.5");
     }
 
     /// `vcortex flow sample` then `vcortex flow density` on a weights file: the density pass maps
@@ -532,7 +532,7 @@ fn gpu_budget(
     };
     let (hy, hl) = (rec.read_back(&y), rec.read_back(&l));
     let done = rec.submit().unwrap();
-    (done.f32(hy, &y), done.f32(hl, &l))
+    (done.f32(hy), done.f32(hl))
 }
 
 /// 70,000 bins: the fused kernel's loops over the bins (softmax, knots, search) are far past
@@ -641,16 +641,16 @@ fn row_loops_split() {
             let done = rec.submit().unwrap();
             let what = format!("[{n}, {d}] budget {budget} inverse {inverse}");
             let (wy, wl) = rf::affine_coupling(&x, n, d, &sh, &sc, &mask, inverse);
-            assert_close(&done.f32(hs[0], &y), &wy, 1e-5, 1e-5, &format!("affine {what}"));
-            assert_close(&done.f32(hs[1], &l), &wl, 1e-3, 1e-5, &format!("affine logdet {what}"));
+            assert_close(&done.f32(hs[0]), &wy, 1e-5, 1e-5, &format!("affine {what}"));
+            assert_close(&done.f32(hs[1]), &wl, 1e-3, 1e-5, &format!("affine logdet {what}"));
             let want: Vec<f32> = (0..n)
                 .map(|r| {
                     (acc0[r] as f64 + 0.25 + 0.5 * x[r * d..(r + 1) * d].iter().map(|&v| v as f64).sum::<f64>()) as f32
                 })
                 .collect();
-            assert_close(&done.f32(hs[2], &rs), &want, 1e-3, 1e-5, &format!("row_sum_add {what}"));
+            assert_close(&done.f32(hs[2]), &want, 1e-3, 1e-5, &format!("row_sum_add {what}"));
             assert_close(
-                &done.f32(hs[3], &lp),
+                &done.f32(hs[3]),
                 &rf::normal_logprob(&x, d),
                 1e-3,
                 1e-4,

@@ -803,7 +803,7 @@ fn fuzz_model_configs() {
                         let mut rec = ctx().recorder();
                         let (_, lp) = f.record_log_prob(&mut rec, &xt)?;
                         let h = rec.read_back(&lp);
-                        let got = rec.submit()?.f32(h, &lp);
+                        let got = rec.submit()?.f32(h);
                         Ok(same_result(&got, &want))
                     }));
                     if found.check(&format!("{what} (density)"), r) == Some(false) {

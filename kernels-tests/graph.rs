@@ -229,11 +229,11 @@ fn cgnf_density_and_sampling_match_the_reference() {
             let done = rec.submit().unwrap();
             let what = format!("cgnf j {j} layers {layers} ctx {with_ctx}");
             let (wz, wlp) = m.reference_log_prob(&poses, b, 1, cond_host).unwrap();
-            assert_close(&done.f32(hs[0], &z), &wz, 1e-4, 1e-4, &format!("{what}: z"));
-            assert_close(&done.f32(hs[1], &lp), &wlp, 1e-4, 1e-4, &format!("{what}: log p"));
+            assert_close(&done.f32(hs[0]), &wz, 1e-4, 1e-4, &format!("{what}: z"));
+            assert_close(&done.f32(hs[1]), &wlp, 1e-4, 1e-4, &format!("{what}: log p"));
             let (wx, wslp) = m.reference_sample(&zt, b, s, cond_host).unwrap();
-            assert_close(&done.f32(hs[2], &x), &wx, 1e-4, 1e-4, &format!("{what}: samples"));
-            assert_close(&done.f32(hs[3], &slp), &wslp, 1e-4, 1e-4, &format!("{what}: sample log p"));
+            assert_close(&done.f32(hs[2]), &wx, 1e-4, 1e-4, &format!("{what}: samples"));
+            assert_close(&done.f32(hs[3]), &wslp, 1e-4, 1e-4, &format!("{what}: sample log p"));
             // The reference's own round trip: density of the samples = their sampling log p, and
             // their base points are z (to 1e-3: the samples pass through f32, and a random flow's
             // forward map amplifies that rounding by up to its Lipschitz constant).
@@ -267,14 +267,14 @@ fn cgnf_gpu_round_trip_mode_and_seeded_sampling() {
         rec.read_back(&mode),
     ];
     let d = rec.submit().unwrap();
-    let (xv, lpv, zv, lpb) = (d.f32(hs[0], &x), d.f32(hs[1], &lp), d.f32(hs[2], &z), d.f32(hs[3], &lp_back));
-    assert_eq!(xv, d.f32(hs[4], &x2), "same seed, same samples");
+    let (xv, lpv, zv, lpb) = (d.f32(hs[0]), d.f32(hs[1]), d.f32(hs[2]), d.f32(hs[3]));
+    assert_eq!(xv, d.f32(hs[4]), "same seed, same samples");
     assert_close(&lpb, &lpv, 1e-4, 1e-4, "density of the samples = their sampling log p");
     // z ~ N(0, 0.7²): its spread says the temperature was applied.
     let sd = (zv.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / zv.len() as f64).sqrt();
     assert!((sd - 0.7).abs() < 0.1, "base spread {sd}");
     let (want_mode, _) = m.reference_sample(&vec![0.0; b * j * 3], b, 1, Some((&kp, &observed))).unwrap();
-    assert_close(&d.f32(hs[5], &mode), &want_mode, 1e-4, 1e-4, "mode");
+    assert_close(&d.f32(hs[5]), &want_mode, 1e-4, 1e-4, "mode");
 }
 
 #[test]
@@ -385,7 +385,7 @@ fn cgnf_reproduces_the_pytorch_golden() {
         for ((name, tensor), h) in outs.iter().zip(hs) {
             let want = t(name);
             assert_eq!(tensor.shape(), &want.shape[..], "{name} shape");
-            assert_close(&done.f32(h, tensor), &want.data, 1e-4, 1e-4, &format!("golden cgnf{suffix} {name} (GPU)"));
+            assert_close(&done.f32(h), &want.data, 1e-4, 1e-4, &format!("golden cgnf{suffix} {name} (GPU)"));
         }
         // The CPU reference against the same golden.
         let (c, r) = (Some((&kp.data[..], &observed[..])), root.as_deref());
@@ -530,14 +530,14 @@ fn cgnf_root_node_matches_the_reference() {
     let d = rec.submit().unwrap();
     let c = Some((&kp[..], &observed[..]));
     let (_, w) = m.reference_log_prob_with_root(&poses, b, 1, c, Some(&root)).unwrap();
-    assert_close(&d.f32(hs[0], &lp), &w, 1e-4, 1e-4, "root: log p");
+    assert_close(&d.f32(hs[0]), &w, 1e-4, 1e-4, "root: log p");
     let (_, w0) = m.reference_log_prob(&poses, b, 1, c).unwrap();
-    assert_close(&d.f32(hs[1], &lp0), &w0, 1e-4, 1e-4, "root zero: log p");
+    assert_close(&d.f32(hs[1]), &w0, 1e-4, 1e-4, "root zero: log p");
     let (_, wp) = m.reference_log_prob(&poses, b, 1, None).unwrap();
-    assert_close(&d.f32(hs[2], &lpp), &wp, 1e-4, 1e-4, "root, prior: log p");
+    assert_close(&d.f32(hs[2]), &wp, 1e-4, 1e-4, "root, prior: log p");
     let (wx, wxl) = m.reference_sample_with_root(&z, b, s, c, Some(&root)).unwrap();
-    assert_close(&d.f32(hs[3], &x), &wx, 1e-4, 1e-4, "root: samples");
-    assert_close(&d.f32(hs[4], &xl), &wxl, 1e-4, 1e-4, "root: sample log p");
+    assert_close(&d.f32(hs[3]), &wx, 1e-4, 1e-4, "root: samples");
+    assert_close(&d.f32(hs[4]), &wxl, 1e-4, 1e-4, "root: sample log p");
     assert!(w.iter().zip(&w0).any(|(a, b)| (a - b).abs() > 1e-3), "the root's features matter");
     // A root for a model without one is refused.
     let plain = model(&config(9, 3, 7, 4, true, 21), 66, false);
@@ -583,7 +583,7 @@ fn gcn_case(
         None => ops::gcn_aggregate(&mut rec, &xt, h, &table, c, r).unwrap(),
     };
     let hy = rec.read_back(&y);
-    let got = rec.submit().unwrap().f32(hy, &y);
+    let got = rec.submit().unwrap().f32(hy);
     let cref = ctxm.map(|(m, o)| (m, h, o));
     let rref = root.map(|r| (r, h));
     let want = match packed {
@@ -681,7 +681,7 @@ fn sage_aggregate_split_keypoints() {
         let y =
             ops::sage_aggregate(&mut rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep).unwrap();
         let hy = rec.read_back(&y);
-        let got = rec.submit().unwrap().f32(hy, &y);
+        let got = rec.submit().unwrap().f32(hy);
         let want = rg::sage_aggregate(&x, b, j, f, &adj, &obs, prep);
         assert_close(&got, &want, 1e-4, 1e-5, &format!("sage_aggregate b {b} j {j} f {f} budget {budget}"));
     }

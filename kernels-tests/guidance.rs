@@ -35,9 +35,9 @@ fn multiview_energy_gradient_and_projection_match_pytorch() {
     let p = ops::guidance::project(&mut rec, &x, &obs).unwrap();
     let hs = [rec.read_back(&e), rec.read_back(&g), rec.read_back(&p)];
     let d = rec.submit().unwrap();
-    assert_close(&d.f32(hs[0], &e), &t["energy"].data, 1e-4, 1e-4, "energy (GPU vs autograd)");
-    assert_close(&d.f32(hs[1], &g), &t["grad"].data, 1e-4, 1e-4, "gradient (GPU vs autograd)");
-    assert_close(&d.f32(hs[2], &p), &t["proj"].data, 1e-5, 1e-5, "projection (GPU)");
+    assert_close(&d.f32(hs[0]), &t["energy"].data, 1e-4, 1e-4, "energy (GPU vs autograd)");
+    assert_close(&d.f32(hs[1]), &t["grad"].data, 1e-4, 1e-4, "gradient (GPU vs autograd)");
+    assert_close(&d.f32(hs[2]), &t["proj"].data, 1e-5, 1e-5, "projection (GPU)");
     let scene = rg::Scene::new(&cams, &x2d.data, &w.data, &root.data, f, j).unwrap();
     let (re, rgr) = scene.energy(&x0.data);
     let f32v = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
@@ -52,8 +52,8 @@ fn multiview_energy_gradient_and_projection_match_pytorch() {
     let (e, g) = ops::multiview_energy(&mut rec, &xm, &mono).unwrap();
     let hs = [rec.read_back(&e), rec.read_back(&g)];
     let d = rec.submit().unwrap();
-    assert_close(&d.f32(hs[0], &e), &t["energy_mono"].data, 1e-4, 1e-4, "monocular energy");
-    assert_close(&d.f32(hs[1], &g), &t["grad_mono"].data, 1e-4, 1e-4, "monocular gradient");
+    assert_close(&d.f32(hs[0]), &t["energy_mono"].data, 1e-4, 1e-4, "monocular energy");
+    assert_close(&d.f32(hs[1]), &t["grad_mono"].data, 1e-4, 1e-4, "monocular gradient");
 }
 
 /// Random cameras looking at random poses (awkward sizes: one frame, one joint, many samples),
@@ -77,8 +77,8 @@ fn multiview_energy_on_random_cameras() {
         let (re, rgr) = scene.energy(&x0);
         let what = format!("random cameras s {s} f {f} j {j} c {c}");
         let f32v = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-        assert_close(&d.f32(hs[0], &e), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
-        assert_close(&d.f32(hs[1], &g), &f32v(&rgr), 1e-5, 1e-4, &format!("{what}: gradient"));
+        assert_close(&d.f32(hs[0]), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
+        assert_close(&d.f32(hs[1]), &f32v(&rgr), 1e-5, 1e-4, &format!("{what}: gradient"));
         // Central differences of the reference energy on a few coordinates.
         for k in [0usize, x0.len() / 2, x0.len() - 1] {
             let h = 1e-3f32;
@@ -115,10 +115,10 @@ fn refinement_cuts_the_lr_on_plateaus_as_pytorch() {
         let he: Vec<_> = trace.energies.iter().map(|t| rec.read_back(t)).collect();
         let d = rec.submit().unwrap();
         let want_lrs = &t[&format!("lrs_{tag}")].data;
-        assert_close(&d.f32(hl, &trace.lrs), want_lrs, 1e-6, 1e-5, &format!("refine {tag}: lr per substep"));
-        let energies: Vec<f32> = he.iter().zip(&trace.energies).flat_map(|(h, e)| d.f32(*h, e)).collect();
+        assert_close(&d.f32(hl), want_lrs, 1e-6, 1e-5, &format!("refine {tag}: lr per substep"));
+        let energies: Vec<f32> = he.iter().flat_map(|h| d.f32(*h)).collect();
         assert_close(&energies, &t[&format!("energies_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: energies"));
-        assert_close(&d.f32(hy, &y), &t[&format!("x0_out_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: x0"));
+        assert_close(&d.f32(hy), &t[&format!("x0_out_{tag}")].data, 1e-4, 1e-4, &format!("refine {tag}: x0"));
         // The reference follows the same path.
         let (ry, re, rl) = rg::Scene::new(&cams, &x2d.data, &w.data, &root.data, f, j).unwrap().refine(&x0.data, &r);
         assert_close(&rl.iter().map(|&v| v as f32).collect::<Vec<_>>(), want_lrs, 1e-6, 1e-5, "reference lrs");
@@ -184,9 +184,9 @@ fn guidance_refuses_bad_input() {
     let (y, tr) = ops::refine(&mut rec, &x, &one, &Refinement::new(1.0, 2)).unwrap();
     let (hy, hl, he) = (rec.read_back(&y), rec.read_back(&tr.lrs), rec.read_back(&tr.energies[0]));
     let d = rec.submit().unwrap();
-    assert!(d.f32(he, &tr.energies[0])[0].is_nan(), "the energy is NaN");
-    assert_eq!(d.f32(hl, &tr.lrs), vec![0.0, 0.0], "stopped: no lr used");
-    let got = d.f32(hy, &y);
+    assert!(d.f32(he)[0].is_nan(), "the energy is NaN");
+    assert_eq!(d.f32(hl), vec![0.0, 0.0], "stopped: no lr used");
+    let got = d.f32(hy);
     assert!(got.iter().zip(&x0).all(|(a, b)| a.to_bits() == b.to_bits()), "x0 unchanged: {got:?}");
     let one_cam = [cam];
     let r =
@@ -281,18 +281,18 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
         let d = rec.submit().unwrap();
         let per = s * f * 51;
         // Step by step, so a mismatch names its step.
-        for (i, (h, t)) in hxt.iter().zip(&trace.x_t).enumerate() {
+        for (i, h) in hxt.iter().enumerate() {
             assert_close(
-                &d.f32(*h, t),
+                &d.f32(*h),
                 &g["x_t"].data[i * per..(i + 1) * per],
                 1e-4,
                 1e-4,
                 &format!("{file}: x_t of step {i}"),
             );
         }
-        for (i, (h, t)) in hx0.iter().zip(&trace.x0).enumerate() {
+        for (i, h) in hx0.iter().enumerate() {
             assert_close(
-                &d.f32(*h, t),
+                &d.f32(*h),
                 &g["x0_refined"].data[i * per..(i + 1) * per],
                 1e-4,
                 1e-4,
@@ -300,9 +300,9 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
             );
         }
         if let Some(want) = g.get("x0_model") {
-            for (i, (h, t)) in hm.iter().zip(&trace.x0_model).enumerate() {
+            for (i, h) in hm.iter().enumerate() {
                 assert_close(
-                    &d.f32(*h, t),
+                    &d.f32(*h),
                     &want.data[i * per..(i + 1) * per],
                     1e-4,
                     1e-4,
@@ -310,11 +310,11 @@ fn guided_sampling_reproduces_the_pytorch_loop() {
                 );
             }
         }
-        let lrs: Vec<f32> = hl.iter().zip(&trace.refinements).flat_map(|(h, r)| d.f32(*h, &r.lrs)).collect();
+        let lrs: Vec<f32> = hl.iter().flat_map(|h| d.f32(*h)).collect();
         assert_close(&lrs, &g["lrs"].data, 1e-6, 1e-6, &format!("{file}: lrs"));
-        assert_close(&d.f32(hx, &x), &g["sample"].data, 1e-4, 1e-4, &format!("{file}: final sample"));
+        assert_close(&d.f32(hx), &g["sample"].data, 1e-4, 1e-4, &format!("{file}: final sample"));
         if let Some(xi) = g.get("x_init") {
-            assert_close(&d.f32(hxt[0], &trace.x_t[0]), &xi.data, 1e-5, 1e-5, "x_init = sqrt(1 - abar) z");
+            assert_close(&d.f32(hxt[0]), &xi.data, 1e-5, 1e-5, "x_init = sqrt(1 - abar) z");
         }
     }
 }
@@ -330,7 +330,7 @@ fn seeded_sampling_is_reproducible_and_checked() {
         let mut rec = ctx().recorder();
         let (x, _) = p.record_sample(&mut rec, 4, 8, o, SamplerNoise::Philox { seed }).unwrap();
         let h = rec.read_back(&x);
-        rec.submit().unwrap().f32(h, &x)
+        rec.submit().unwrap().f32(h)
     };
     let (a, b, c) = (run(Some(&obs), 9), run(Some(&obs), 9), run(Some(&obs), 10));
     assert_eq!(a, b, "same seed, same sample");
@@ -445,9 +445,9 @@ fn energy_case(rng: &mut SplitMix, budget: u64, (s, f, j, c): (usize, usize, usi
     let (re, rgr) = scene.energy(&x0);
     let what = format!("s {s} f {f} j {j} cameras {c} budget {budget}");
     let f32v = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-    assert_close(&d.f32(hs[0], &e), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
-    assert_close(&d.f32(hs[1], &g), &f32v(&rgr), 1e-4, 1e-4, &format!("{what}: gradient"));
-    assert_close(&d.f32(hs[2], &p), &scene.project(&x0), 1e-5, 1e-5, &format!("{what}: projection"));
+    assert_close(&d.f32(hs[0]), &f32v(&re), 1e-5, 1e-4, &format!("{what}: energy"));
+    assert_close(&d.f32(hs[1]), &f32v(&rgr), 1e-4, 1e-4, &format!("{what}: gradient"));
+    assert_close(&d.f32(hs[2]), &scene.project(&x0), 1e-5, 1e-5, &format!("{what}: projection"));
 }
 
 /// 70,000 cameras: each invocation's camera loop ran past lavapipe's 65,535 iterations; the
@@ -489,9 +489,9 @@ fn refinement_split_samples() {
             let (ry, _, rl) = scene.refine(&x0, &r);
             let what = format!("refine S {s} budget {budget} nan {nan}");
             let lrs: Vec<f32> = rl.iter().map(|&v| v as f32).collect();
-            assert_close(&d.f32(hl, &trace.lrs), &lrs, 1e-7, 1e-5, &format!("{what}: lrs"));
+            assert_close(&d.f32(hl), &lrs, 1e-7, 1e-5, &format!("{what}: lrs"));
             let (gy, ry): (Vec<f32>, Vec<f32>) =
-                d.f32(hy, &y).iter().zip(&ry).filter(|(_, r)| !r.is_nan()).map(|(&g, &r)| (g, r)).unzip();
+                d.f32(hy).iter().zip(&ry).filter(|(_, r)| !r.is_nan()).map(|(&g, &r)| (g, r)).unzip();
             assert_close(&gy, &ry, 1e-4, 1e-4, &format!("{what}: x0"));
         }
     }

@@ -103,7 +103,7 @@ fn tiled_and_dot_paths_agree() {
             let y = ops::matmul(&mut rec, &up(&ad, &[batch, m, k]), &up(&bd, &[batch, k, n])).unwrap();
             let label = rec.labels()[0].to_string();
             let h = rec.read_back(&y);
-            let got = rec.submit().unwrap().f32(h, &y);
+            let got = rec.submit().unwrap().f32(h);
             let tiles = batch * m.div_ceil(128) * n.div_ceil(128);
             assert_eq!(label.ends_with("matmul_dot"), tiles < tiled, "{label} for {tiles} tiles");
             assert_close(&got, &want, 1e-4, 1e-4, &format!("{label} {batch}x{m}x{k}x{n}"));
@@ -149,7 +149,7 @@ fn every_tiled_kernel_on_many_tiles() {
                 assert!(label.ends_with("matmul_db"), "{kernel:?} ran {label}");
             }
             let h = rec.read_back(&y);
-            let got = rec.submit().unwrap().f32(h, &y);
+            let got = rec.submit().unwrap().f32(h);
             assert_close(&got, &want, 1e-4, 1e-4, &format!("{label} {batch}x{m}x{k}x{n}"));
         }
         // Transposed B: the double-buffered kernel's other loader.
@@ -158,7 +158,7 @@ fn every_tiled_kernel_on_many_tiles() {
         let y = ops::matmul_nt(&mut rec, &a, &up(&bt, &[batch, n, k])).unwrap();
         assert!(rec.labels()[0].ends_with("matmul_db"), "{:?}", rec.labels());
         let h = rec.read_back(&y);
-        let got = rec.submit().unwrap().f32(h, &y);
+        let got = rec.submit().unwrap().f32(h);
         assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt db {batch}x{m}x{k}x{n}"));
     }
     // K = 13 or N = 6: no vec4 rows, so Auto takes the scalar kernel and the vec4 ones are refused.
@@ -190,7 +190,7 @@ fn reductions_past_the_loop_counter() {
         let y = ops::linear(&mut rec, &x, &w, Some(&b), Activation::Identity).unwrap();
         let dispatches = rec.dispatch_count();
         let h = rec.read_back(&y);
-        let got = rec.submit().unwrap().f32(h, &y);
+        let got = rec.submit().unwrap().f32(h);
         assert_close(&got, &want, 1e-2, 1e-4, &format!("linear [{rows}, {i}] -> {o}"));
         assert_eq!(dispatches, i.div_ceil(crate::common::budget() as usize) + 1, "chunks and epilogue of linear");
     }
@@ -222,7 +222,7 @@ fn split_k_on_a_lowered_loop_budget() {
         let e = most.entry(labels[0].clone()).or_default();
         *e = (*e).max(parts);
         let h = rec.read_back(&y);
-        (rec.submit().unwrap().f32(h, &y), format!("{labels:?}, budget {budget}"))
+        (rec.submit().unwrap().f32(h), format!("{labels:?}, budget {budget}"))
     };
     for i in 0..12 {
         let budget = rng.range(16, 64) as u64;
@@ -317,7 +317,7 @@ fn nan_and_inf_propagate() {
             let y = ops::matmul_with(&mut rec, &a, &b, kernel).unwrap();
             let what = format!("matmul {batch}x{m}x{k}x{n} {kernel:?} {:?}", rec.labels());
             let h = rec.read_back(&y);
-            let got = rec.submit().unwrap().f32(h, &y);
+            let got = rec.submit().unwrap().f32(h);
             assert_close_nan(&got, &want, 1e-4, 1e-4, &what);
         }
         // linear with bias (Identity): the same rows of x.
@@ -332,7 +332,7 @@ fn nan_and_inf_propagate() {
                 .unwrap();
         let what = format!("linear [{rows}, {k}] -> {n} {:?}", rec.labels());
         let h = rec.read_back(&y);
-        let got = rec.submit().unwrap().f32(h, &y);
+        let got = rec.submit().unwrap().f32(h);
         assert_close_nan(&got, &want, 1e-4, 1e-4, &what);
     }
 }
@@ -383,7 +383,7 @@ fn full_budget_checks(all: bool) {
             let what = format!("{batch}x{m}x{k}x{n} {:?}", rec.labels());
             assert!(rec.dispatch_count() >= 2, "{what}");
             let h = rec.read_back(&y);
-            let got = rec.submit().unwrap().f32(h, &y);
+            let got = rec.submit().unwrap().f32(h);
             assert_close(&got, &want, 1e-2, 1e-4, &what);
         }
     }
@@ -410,7 +410,7 @@ fn full_budget_checks(all: bool) {
             .unwrap();
         assert_eq!(rec.labels(), [entry], "K = {k}");
         let h = rec.read_back(&y);
-        let got = rec.submit().unwrap().f32(h, &y);
+        let got = rec.submit().unwrap().f32(h);
         assert_close(&got, &want, 1e-2, 1e-4, &format!("{entry} K = {k}"));
     }
 }
@@ -449,14 +449,14 @@ fn infinities_at_partial_tile_edges() {
                 let y = ops::matmul_with(&mut rec, &a, &b, kernel).unwrap();
                 let what = format!("matmul {batch}x{m}x{k}x{n} {kernel:?} {:?}", rec.labels());
                 let h = rec.read_back(&y);
-                runs.push((what, rec.submit().unwrap().f32(h, &y)));
+                runs.push((what, rec.submit().unwrap().f32(h)));
             }
             let mut rec = ctx.recorder();
             rec.set_loop_budget(budget);
             let y = ops::matmul_nt(&mut rec, &a, &bt).unwrap();
             let what = format!("matmul_nt {batch}x{m}x{k}x{n} {:?}", rec.labels());
             let h = rec.read_back(&y);
-            runs.push((what, rec.submit().unwrap().f32(h, &y)));
+            runs.push((what, rec.submit().unwrap().f32(h)));
             for (what, got) in runs {
                 assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("{what}, budget {budget}"));
             }
@@ -471,7 +471,7 @@ fn infinities_at_partial_tile_edges() {
             let y = ops::linear(&mut rec, &x, &wt, Some(&bt), Activation::Relu).unwrap();
             let what = format!("linear [{rows}, {k}] -> {n} {:?}, budget {budget}", rec.labels());
             let h = rec.read_back(&y);
-            let got = rec.submit().unwrap().f32(h, &y);
+            let got = rec.submit().unwrap().f32(h);
             assert_close_nan(&got, &want, 1e-4, 1e-4, &what);
         }
     }

@@ -50,11 +50,12 @@ fn pipelines_are_compiled_once() {
 #[test]
 fn override_order_does_not_make_a_second_pipeline() {
     use vcortex::runtime::{Access, PipelineKey};
+    use vcortex::shaders::overrides::common as ov;
     let own = vcortex::Context::new().unwrap();
     let base = || PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]);
-    let a = base().with("ACT", 6.0).with("ACT_BETA", 2.5).with("ACT_THRESHOLD", 9.0);
-    let b = base().with("ACT_THRESHOLD", 9.0).with("ACT_BETA", 2.5).with("ACT", 6.0);
-    let c = base().with("ACT_BETA", 1.0).with("ACT_THRESHOLD", 9.0).with("ACT", 6.0).with("ACT_BETA", 2.5);
+    let a = base().with(ov::ACT, 6.0).with(ov::ACT_BETA, 2.5).with(ov::ACT_THRESHOLD, 9.0);
+    let b = base().with(ov::ACT_THRESHOLD, 9.0).with(ov::ACT_BETA, 2.5).with(ov::ACT, 6.0);
+    let c = base().with(ov::ACT_BETA, 1.0).with(ov::ACT_THRESHOLD, 9.0).with(ov::ACT, 6.0).with(ov::ACT_BETA, 2.5);
     assert_eq!(a, b);
     assert_eq!(a, c);
     assert_eq!(
@@ -70,7 +71,7 @@ fn override_order_does_not_make_a_second_pipeline() {
     assert_eq!(own.cached_kernels(), 1, "the same overrides in another order compiled a second pipeline");
     assert!(std::sync::Arc::ptr_eq(&ka, &kb) && std::sync::Arc::ptr_eq(&ka, &kc));
     // A different value is a different pipeline.
-    own.kernel(&base().with("ACT", 6.0).with("ACT_BETA", 3.5).with("ACT_THRESHOLD", 9.0)).unwrap();
+    own.kernel(&base().with(ov::ACT, 6.0).with(ov::ACT_BETA, 3.5).with(ov::ACT_THRESHOLD, 9.0)).unwrap();
     assert_eq!(own.cached_kernels(), 2);
 }
 
@@ -89,7 +90,7 @@ fn bind_groups_are_reused_across_submits() {
         let c = ops::mul(&mut rec, &b, &a, 0.5, Activation::Identity).unwrap();
         let h = rec.read_back(&c);
         let done = rec.submit().unwrap();
-        done.f32(h, &c)
+        done.f32(h)
     };
     let want: Vec<f32> = xd
         .iter()
@@ -138,7 +139,7 @@ fn a_chain_of_ops_is_one_submit() {
     assert_eq!(rec.dispatch_count(), 3);
     let hnd = rec.read_back(&y);
     let done = rec.submit().unwrap();
-    assert_close(&done.f32(hnd, &y), &want, 1e-4, 1e-4, "chain");
+    assert_close(&done.f32(hnd), &want, 1e-4, 1e-4, "chain");
     if timed {
         let t = done.timings.as_ref().expect("timings");
         let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
@@ -231,9 +232,9 @@ fn recorder_reuses_dead_buffers_in_order() {
     assert!(rec.reused_buffers() >= 30, "only {} outputs reused a dead buffer", rec.reused_buffers());
     let (hk, hh) = (rec.read_back(&kept), rec.read_back(&h));
     let done = rec.submit().unwrap();
-    assert_close(&done.f32(early, &kept), &want_early, 1e-6, 1e-6, "read back before its buffer was reused");
-    assert_close(&done.f32(hk, &kept), &x0.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0, 0.0, "kept tensor");
-    assert_close(&done.f32(hh, &h), &want_h, 1e-5, 1e-5, "end of the chain");
+    assert_close(&done.f32(early), &want_early, 1e-6, 1e-6, "read back before its buffer was reused");
+    assert_close(&done.f32(hk), &x0.iter().map(|v| v.max(0.0)).collect::<Vec<_>>(), 0.0, 0.0, "kept tensor");
+    assert_close(&done.f32(hh), &want_h, 1e-5, 1e-5, "end of the chain");
 }
 
 /// The kernels compile with the trusted checks unless VCORTEX_SHADER_CHECKS=full asks for all:
@@ -255,4 +256,21 @@ fn shader_checks_follow_the_environment() {
     };
     assert_eq!(ctx().max_loop_budget(), budget);
     assert_eq!(ctx().recorder().loop_budget(), budget, "a new recorder starts from the context's budget");
+}
+
+/// A readback handle carries its tensor's dtype and element count: the values come back exactly
+/// as that tensor's, never padded to the buffer's size class, and two reads of one submit stay
+/// apart.
+#[test]
+fn a_read_handle_decodes_its_own_tensor() {
+    let a = up(&[1.0, 2.0, 3.0], &[3]);
+    let b = up(&[4.0; 1000], &[10, 100]);
+    let mut rec = ctx().recorder();
+    let y = ops::activation(&mut rec, &a, Activation::Relu).unwrap();
+    let (ha, hb) = (rec.read_back(&y), rec.read_back(&b));
+    assert_eq!((ha.len(), ha.dtype(), hb.len()), (3, DType::F32, 1000));
+    let done = rec.submit().unwrap();
+    assert_eq!(done.f32(ha), vec![1.0, 2.0, 3.0]);
+    assert_eq!(done.bytes(ha).len(), 12, "exactly the tensor's bytes");
+    assert_eq!(done.f32(hb), vec![4.0; 1000]);
 }

@@ -2,6 +2,7 @@
 //! for every entry point, with the override constants at their defaults and at other values the
 //! ops use, so a shader Metal or DX12 would reject fails here first.
 
+use std::collections::BTreeSet;
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use vcortex::shaders;
@@ -17,18 +18,18 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
             v.push(vec![("HAS_BIAS", 1.0), ("HAS_AFFINE", 1.0), ("ACT", 3.0)]);
             v.push(vec![("DW_TX", 8.0), ("DW_Q", 4.0), ("DB_1X1", 1.0)]);
             v.push(vec![("DB_WIDE", 1.0), ("HAS_AFFINE", 1.0)]);
-            v.push(vec![("CONV_SPLIT", 1.0), ("DB_WIDE", 1.0), ("DB_1X1", 1.0), ("DW_Q", 4.0)]);
+            v.push(vec![("SPLIT", 1.0), ("DB_WIDE", 1.0), ("DB_1X1", 1.0), ("DW_Q", 4.0)]);
         }
         "matmul" => {
-            v.push(vec![("TRANS_B", 1.0), ("MM_HAS_BIAS", 1.0), ("ACT", 7.0)]);
-            v.push(vec![("MM_SPLIT", 1.0), ("TRANS_B", 1.0)]);
+            v.push(vec![("TRANS_B", 1.0), ("HAS_BIAS", 1.0), ("ACT", 7.0)]);
+            v.push(vec![("SPLIT", 1.0), ("TRANS_B", 1.0)]);
         }
-        "norm" => v.push(vec![("LN_HAS_WEIGHT", 1.0), ("LN_HAS_BIAS", 1.0)]),
+        "norm" => v.push(vec![("HAS_WEIGHT", 1.0), ("HAS_BIAS", 1.0)]),
         "divisive_norm" => {
-            v.push(vec![("DN_WRITE_CENTERED", 1.0), ("DN_L1", 1.0), ("DN_GAMMA", 1.0), ("DN_BETA", 1.0)]);
-            v.push(vec![("DN_TH", 4.0), ("DN_TW", 64.0), ("DN_L1", 1.0)]);
+            v.push(vec![("WRITE_CENTERED", 1.0), ("L1", 1.0), ("GAMMA", 1.0), ("BETA", 1.0)]);
+            v.push(vec![("TH", 4.0), ("TW", 64.0), ("L1", 1.0)]);
         }
-        "neurn" => v.push(vec![("WINDOW", 0.0), ("NR_REVERSE", 1.0)]),
+        "neurn" => v.push(vec![("WINDOW", 0.0), ("REVERSE", 1.0)]),
         "box_filter" => v.push(vec![("SQUARE", 1.0)]),
         "flows" => v.push(vec![("COUPLING", 1.0)]),
         "graph" => v.push(vec![("DIRECT", 1.0)]),
@@ -38,8 +39,8 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
             v.push(vec![("NOISE", 2.0), ("THRESH", 1.0), ("GUIDE", 1.0)]);
         }
         "readout" => {
-            v.push(vec![("ALIGN_CORNERS", 1.0), ("RO_BIAS", 1.0), ("RO_SHIFT", 1.0), ("RO_SAMPLE", 1.0), ("ACT", 3.0)]);
-            v.push(vec![("REDUCE", 1.0), ("RO_ORDER", 1.0)]);
+            v.push(vec![("ALIGN_CORNERS", 1.0), ("HAS_BIAS", 1.0), ("HAS_SHIFT", 1.0), ("SAMPLE", 1.0), ("ACT", 3.0)]);
+            v.push(vec![("REDUCE", 1.0), ("ORDER", 1.0)]);
         }
         _ => {}
     }
@@ -318,96 +319,37 @@ fn host_params_structs_match_their_wgsl_structs() {
     assert!(problems.is_empty(), "Rust and WGSL parameter blocks differ:\n{}", problems.join("\n"));
 }
 
-/// The override names the host passes (`PipelineKey::new("family", …)….with("NAME", …)` in
-/// `src/`), read from the source: each file's names, and the families it keys.
-fn host_overrides() -> Vec<(String, Vec<String>, Vec<String>)> {
-    fn literals_after(text: &str, call: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for (i, _) in text.match_indices(call) {
-            let rest = text[i + call.len()..].trim_start();
-            let lit = rest.strip_prefix('"').and_then(|r| r.split_once('"')).map(|(l, _)| l.to_string());
-            match lit {
-                Some(l) => out.push(l),
-                // A name in a variable would escape this test: the calls take literals.
-                None => out.push(format!("<not a literal: {}>", &rest[..rest.len().min(30)])),
-            }
-        }
-        out
-    }
-    fn walk(dir: &std::path::Path, out: &mut Vec<(String, Vec<String>, Vec<String>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().and_then(|e| e.to_str()) == Some("rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                let names = literals_after(&text, ".with(");
-                if !names.is_empty() {
-                    let mut families = literals_after(&text, "PipelineKey::new(");
-                    families.sort();
-                    families.dedup();
-                    out.push((p.display().to_string(), families, names));
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")), &mut out);
-    out
-}
-
-/// Overrides a shader declares that no host code sets, each with why its default is the only
-/// value (none today).
-const DEFAULT_ONLY: &[(&str, &str, &str)] = &[];
-
-/// Every override name the host passes is declared by each shader family the same file keys (or
-/// by common.wgsl, composed into every family), and every override a family declares is set by
-/// the host somewhere or listed in DEFAULT_ONLY with its reason.
+/// The host sets overrides only through the typed keys of `shaders::overrides` (a string name
+/// does not compile), so that list and the shaders are the two places a name lives: each family's
+/// keys are exactly the overrides its WGSL declares (common.wgsl's in `common`), no more, no less,
+/// and every key names a family that exists.
 #[test]
-fn host_override_names_match_the_shaders() {
-    let overrides = |text: &str| -> Vec<String> {
+fn override_keys_match_the_shaders() {
+    use vcortex::shaders::overrides;
+    let declared = |text: &str| -> BTreeSet<String> {
         let m = naga::front::wgsl::parse_str(text).expect("parses (checked above)");
         m.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect()
     };
-    let common = overrides(shaders::COMMON);
-    let host = host_overrides();
+    let keys = |family: &str| -> BTreeSet<String> {
+        overrides::ALL.iter().flat_map(|f| f.iter()).filter(|o| o.family == family).map(|o| o.name.to_string()).collect()
+    };
     let mut problems = Vec::new();
-    let mut passed = 0;
-    for (file, families, names) in &host {
-        for name in names {
-            passed += 1;
-            if name.starts_with('<') {
-                problems.push(format!("{file}: .with({name})"));
-                continue;
-            }
-            if common.contains(name) {
-                continue;
-            }
-            if families.is_empty() {
-                problems.push(format!("{file}: sets {name} but keys no family in the same file"));
-            }
-            for fam in families {
-                let Some(src) = shaders::get(fam) else {
-                    problems.push(format!("{file}: no shader family {fam}"));
-                    continue;
-                };
-                if !overrides(&src.composed()).contains(name) {
-                    problems.push(format!("{file}: sets {name}, which {fam}.wgsl does not declare"));
-                }
-            }
-        }
+    let common = declared(shaders::COMMON);
+    if common != keys("common") {
+        problems.push(format!("common.wgsl declares {common:?}, the keys are {:?}", keys("common")));
     }
     for src in shaders::ALL {
-        for name in overrides(&src.composed()) {
-            let set = host.iter().any(|(_, families, names)| {
-                names.contains(&name) && (common.contains(&name) || families.iter().any(|f| f == src.name))
-            });
-            let allowed = DEFAULT_ONLY.iter().any(|(f, n, _)| *f == src.name && *n == name);
-            if !set && !allowed {
-                problems.push(format!("{}.wgsl declares override {name}, which no host code sets", src.name));
-            }
+        let own: BTreeSet<String> = declared(&src.composed()).difference(&common).cloned().collect();
+        if own != keys(src.name) {
+            problems.push(format!("{}.wgsl declares {own:?}, the keys are {:?}", src.name, keys(src.name)));
         }
     }
-    assert!(passed >= 40, "only {passed} override settings found in src/: the scan misses calls");
-    assert!(problems.is_empty(), "override names out of step:\n{}", problems.join("\n"));
+    for family in overrides::ALL.iter().flat_map(|f| f.iter()).map(|o| o.family) {
+        if family != "common" && shaders::get(family).is_none() {
+            problems.push(format!("keys of {family}, which is no shader family"));
+        }
+    }
+    let total: usize = overrides::ALL.iter().map(|f| f.len()).sum();
+    assert!(total >= 35, "only {total} override keys");
+    assert!(problems.is_empty(), "override keys out of step with the shaders:\n{}", problems.join("\n"));
 }

@@ -19,7 +19,7 @@
 //                     channels of the same input channel (DW_Q = 4: the channel multiplier's outputs
 //                     share every input read, as in a 1 -> 64 input layer)
 //
-// CONV_SPLIT: a reduction longer than one invocation may loop in one dispatch runs as consecutive
+// SPLIT: a reduction longer than one invocation may loop in one dispatch runs as consecutive
 // dispatches over parts of it, each within the host's loop budget: k_lo..k_hi of K for the GEMMs;
 // kernel rows k_lo..k_hi by columns v_lo..v_hi for the depthwise kernels. The first writes its
 // partial sums, later ones (mode SPLIT_ACC) add what the output holds, and conv2d_epilogue then
@@ -35,22 +35,22 @@ struct ConvParams {
     pt: u32, pl: u32, dh: u32, dw: u32,
     cg: u32, og: u32, kdim: u32, m: u32,     // C/G, O/G, C/G*KH*KW, N*Ho*Wo
     khw: u32, howo: u32, hw: u32, otiles: u32,
-    k_lo: u32, k_hi: u32, v_lo: u32, v_hi: u32,   // CONV_SPLIT only
+    k_lo: u32, k_hi: u32, v_lo: u32, v_hi: u32,   // SPLIT only
     mode: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
 override HAS_BIAS: bool = false;
 override HAS_AFFINE: bool = false;
-override CONV_SPLIT: bool = false;
+override SPLIT: bool = false;
 const SPLIT_ACC: u32 = 1u;   // add to what the output holds (every part but the first)
 
 // This dispatch's part of the reduction (GEMMs: K; depthwise: kernel rows u and columns v).
-fn conv_k_lo() -> u32 { return select(0u, cp.k_lo, CONV_SPLIT); }
-fn conv_k_hi() -> u32 { return select(cp.kdim, cp.k_hi, CONV_SPLIT); }
-fn conv_u_lo() -> u32 { return select(0u, cp.k_lo, CONV_SPLIT); }
-fn conv_u_hi() -> u32 { return select(cp.kh, cp.k_hi, CONV_SPLIT); }
-fn conv_v_lo() -> u32 { return select(0u, cp.v_lo, CONV_SPLIT); }
-fn conv_v_hi() -> u32 { return select(cp.kw, cp.v_hi, CONV_SPLIT); }
+fn conv_k_lo() -> u32 { return select(0u, cp.k_lo, SPLIT); }
+fn conv_k_hi() -> u32 { return select(cp.kdim, cp.k_hi, SPLIT); }
+fn conv_u_lo() -> u32 { return select(0u, cp.k_lo, SPLIT); }
+fn conv_u_hi() -> u32 { return select(cp.kh, cp.k_hi, SPLIT); }
+fn conv_v_lo() -> u32 { return select(0u, cp.v_lo, SPLIT); }
+fn conv_v_hi() -> u32 { return select(cp.kw, cp.v_hi, SPLIT); }
 
 @group(0) @binding(0) var<uniform> cp: ConvParams;
 @group(0) @binding(1) var<storage, read> cx: array<f32>;
@@ -67,10 +67,10 @@ fn conv_epilogue(acc: f32, o: u32) -> f32 {
     return activate(v);
 }
 
-// Stores output i (channel o): the sum through the epilogue, or with CONV_SPLIT this part of it.
+// Stores output i (channel o): the sum through the epilogue, or with SPLIT this part of it.
 fn conv_put(i: u32, acc: f32, o: u32) {
     var v = acc;
-    if (CONV_SPLIT) {
+    if (SPLIT) {
         if (cp.mode == SPLIT_ACC) { v += cy[i]; }
     } else {
         v = conv_epilogue(v, o);

@@ -3,7 +3,7 @@
 //   suppression field) + beta), plus the sparse L1 term's partial sums of |v| on request.
 //
 // Local field (spatial windows over all channels of one example) in one pass where the tile fits:
-//   dn_local      one workgroup per DN_TH x DN_TW tile of one example: m and var_c of the tile grown
+//   dn_local      one workgroup per TH x TW tile of one example: m and var_c of the tile grown
 //                 by both windows' halos, mu and q of the tile grown by the suppression halo, then
 //                 s2 and y of the tile, the statistics in workgroup memory; x is read from memory once
 //                 (the halo's re-reads hit the cache) and y written once.
@@ -34,10 +34,10 @@ struct DnParams {
     c_lo: u32, c_hi: u32, first: u32, last: u32,
     l1_off: u32, slices: u32, slice: u32, _q: u32,
 }
-override DN_WRITE_CENTERED: bool = false;
-override DN_L1: bool = false;
-override DN_GAMMA: bool = false;
-override DN_BETA: bool = false;
+override WRITE_CENTERED: bool = false;
+override L1: bool = false;
+override GAMMA: bool = false;
+override BETA: bool = false;
 
 @group(0) @binding(0) var<uniform> dp: DnParams;
 @group(0) @binding(1) var<storage, read> dn_x: array<f32>;
@@ -134,10 +134,10 @@ fn dn_l1_partial(t: u32, wg: u32, v: f32) {
 
 fn dn_out(i: u32, c: u32, v: f32, rs: f32) {
     var y = v * rs;
-    if (DN_GAMMA) { y *= dn_gamma[c]; }
-    if (DN_BETA) { y += dn_beta[c]; }
+    if (GAMMA) { y *= dn_gamma[c]; }
+    if (BETA) { y += dn_beta[c]; }
     dn_y[i] = activate(y);
-    if (DN_WRITE_CENTERED) { dn_v[i] = v; }
+    if (WRITE_CENTERED) { dn_v[i] = v; }
 }
 
 // dn_a: rowsum of q; dn_b: mu. One invocation per pixel, looping over channels c_lo..c_hi.
@@ -162,7 +162,7 @@ fn dn_apply_local(@builtin(global_invocation_id) gid: vec3<u32>,
             dn_out(e, c, v, rs);
         }
     }
-    if (DN_L1) { dn_l1_partial(t, dp.l1_off + wid.x + wid.y * nwg.x, l1); }
+    if (L1) { dn_l1_partial(t, dp.l1_off + wid.x + wid.y * nwg.x, l1); }
 }
 
 // One workgroup per group: mean, then the centred second moment; writes dn_y[2g], dn_y[2g+1].
@@ -298,7 +298,7 @@ fn dn_apply_global(@builtin(global_invocation_id) gid: vec3<u32>,
         l1 = abs(v);
         dn_out(i, c, v, 1.0 / sqrt(dn_a[2u * g + 1u] + dp.sigma2));
     }
-    if (DN_L1) { dn_l1_partial(t, wid.x + wid.y * nwg.x, l1); }
+    if (L1) { dn_l1_partial(t, wid.x + wid.y * nwg.x, l1); }
 }
 
 // Sums the partial sums in dn_x[0..count] (workgroup g those of g * slice.. (g + 1) * slice) and
@@ -320,8 +320,8 @@ fn dn_l1_final(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) w
 }
 
 // ---- dn_local -------------------------------------------------------------------------------
-override DN_TH: u32 = 16u;
-override DN_TW: u32 = 32u;
+override TH: u32 = 16u;
+override TW: u32 = 32u;
 // Capacities (the host picks a tile that fits): the M region (tile + both halos), the Q region
 // (tile + suppression halo), the tile.
 var<workgroup> dl_m: array<f32, 1280>;
@@ -337,10 +337,10 @@ fn dn_local(@builtin(local_invocation_index) t: u32,
     let nimg = wg / dp.tiles;
     if (nimg >= dp.n) { return; }
     let tile = wg % dp.tiles;
-    let r0 = i32((tile / dp.tiles_x) * DN_TH);
-    let c0 = i32((tile % dp.tiles_x) * DN_TW);
-    let qh = DN_TH + dp.sup_h - 1u;
-    let qw = DN_TW + dp.sup_w - 1u;
+    let r0 = i32((tile / dp.tiles_x) * TH);
+    let c0 = i32((tile % dp.tiles_x) * TW);
+    let qh = TH + dp.sup_h - 1u;
+    let qw = TW + dp.sup_w - 1u;
     let mh = qh + dp.sum_h - 1u;
     let mw = qw + dp.sum_w - 1u;
     // Image coordinates of the regions' first pixel.
@@ -390,8 +390,8 @@ fn dn_local(@builtin(local_invocation_index) t: u32,
             q = dl_var[j] + d * d;
             let tr = i32(qr) - i32(dp.pb_h);
             let tc = i32(qc) - i32(dp.pb_w);
-            if (tr >= 0 && tr < i32(DN_TH) && tc >= 0 && tc < i32(DN_TW)) {
-                dl_mu[u32(tr) * DN_TW + u32(tc)] = mu;
+            if (tr >= 0 && tr < i32(TH) && tc >= 0 && tc < i32(TW)) {
+                dl_mu[u32(tr) * TW + u32(tc)] = mu;
             }
         }
         dl_q[j] = q;
@@ -400,9 +400,9 @@ fn dn_local(@builtin(local_invocation_index) t: u32,
 
     // s2 (suppression window) and the output of every channel.
     var l1 = 0.0;
-    for (var k = t; k < DN_TH * DN_TW; k += 256u) {
-        let tr = k / DN_TW;
-        let tc = k % DN_TW;
+    for (var k = t; k < TH * TW; k += 256u) {
+        let tr = k / TW;
+        let tc = k % TW;
         let gr = r0 + i32(tr);
         let gc = c0 + i32(tc);
         if (gr < i32(dp.h) && gc < i32(dp.w)) {
@@ -422,5 +422,5 @@ fn dn_local(@builtin(local_invocation_index) t: u32,
             }
         }
     }
-    if (DN_L1) { dn_l1_partial(t, wg, l1); }
+    if (L1) { dn_l1_partial(t, wg, l1); }
 }

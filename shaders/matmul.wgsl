@@ -9,7 +9,7 @@
 //   matmul_dot   for products of fewer than 8 tiles (a linear layer on a few rows, a timestep token):
 //                one invocation per output, a dot product over K, so the work spreads over many
 //                workgroups instead of one or two
-// MM_SPLIT (split K): a reduction longer than one invocation may loop in one dispatch (the host
+// SPLIT (split K): a reduction longer than one invocation may loop in one dispatch (the host
 // keeps each dispatch's k range within its loop budget) runs as consecutive dispatches over
 // k_lo..k_hi: the first writes its partial sums, later ones (mode SPLIT_ACC) add what the output
 // holds, and matmul_epilogue then adds the bias and applies the activation once. The split
@@ -20,16 +20,16 @@
 struct MatmulParams {
     m: u32, n: u32, k: u32, batch: u32,
     a_stride: u32, b_stride: u32, c_stride: u32, ntiles: u32,
-    k_lo: u32, k_hi: u32, mode: u32, pad: u32,   // MM_SPLIT only
+    k_lo: u32, k_hi: u32, mode: u32, pad: u32,   // SPLIT only
 }
 
 override TRANS_B: bool = false;
-override MM_HAS_BIAS: bool = false;
-override MM_SPLIT: bool = false;
+override HAS_BIAS: bool = false;
+override SPLIT: bool = false;
 const SPLIT_ACC: u32 = 1u;   // add to what the output holds (every chunk but the first)
 
-fn mm_k_lo() -> u32 { return select(0u, mp.k_lo, MM_SPLIT); }
-fn mm_k_hi() -> u32 { return select(mp.k, mp.k_hi, MM_SPLIT); }
+fn mm_k_lo() -> u32 { return select(0u, mp.k_lo, SPLIT); }
+fn mm_k_hi() -> u32 { return select(mp.k, mp.k_hi, SPLIT); }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
 @group(0) @binding(1) var<storage, read> ma: array<f32>;
@@ -37,14 +37,14 @@ fn mm_k_hi() -> u32 { return select(mp.k, mp.k_hi, MM_SPLIT); }
 @group(0) @binding(3) var<storage, read> mbias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mc: array<f32>;
 
-// Stores output i (column n): the sum through bias and activation, or with MM_SPLIT this chunk's
+// Stores output i (column n): the sum through bias and activation, or with SPLIT this chunk's
 // part of it.
 fn mm_put(i: u32, n: u32, acc: f32) {
     var v = acc;
-    if (MM_SPLIT) {
+    if (SPLIT) {
         if (mp.mode == SPLIT_ACC) { v += mc[i]; }
     } else {
-        if (MM_HAS_BIAS) { v += mbias[n]; }
+        if (HAS_BIAS) { v += mbias[n]; }
         v = activate(v);
     }
     mc[i] = v;
@@ -56,7 +56,7 @@ fn matmul_epilogue(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= mp.batch * mp.m * mp.n) { return; }
     var v = mc[i];
-    if (MM_HAS_BIAS) { v += mbias[i % mp.n]; }
+    if (HAS_BIAS) { v += mbias[i % mp.n]; }
     mc[i] = activate(v);
 }
 

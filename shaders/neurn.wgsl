@@ -5,7 +5,7 @@
 //   neurn_max    sigma per pixel; the scope's maximum via atomicMax on the f32 bits (sigma >= 0, so
 //                the bits order like the values); the max buffer is cleared first
 //   neurn_apply  sigma again (recomputed: cheaper than storing it), divided by max + eps; with
-//                NR_REVERSE the planes last to first
+//                REVERSE the planes last to first
 // Small k: exact two-pass moments over the window in the kernel (WINDOW = true). Large k: E[x] and
 // E[x^2] come from box_filter.wgsl (dn_a, dn_b) and var = max(E[x^2] - E[x]^2, 0).
 
@@ -16,7 +16,7 @@ struct NeurnParams {
 }
 override WINDOW: bool = true;
 // neurn_apply walks the planes last to first (the max pass read them first to last).
-override NR_REVERSE: bool = false;
+override REVERSE: bool = false;
 
 @group(0) @binding(0) var<uniform> np: NeurnParams;
 @group(0) @binding(1) var<storage, read> nr_x: array<f32>;
@@ -93,7 +93,7 @@ fn neurn_apply(@builtin(local_invocation_index) t: u32,
     var plane = wg / np.tiles;
     let p = (wg % np.tiles) * 256u + t;
     if (plane >= np.planes || p >= np.h * np.w) { return; }
-    if (NR_REVERSE) { plane = np.planes - 1u - plane; }
+    if (REVERSE) { plane = np.planes - 1u - plane; }
     let m = bitcast<f32>(atomicLoad(&nr_max[plane / np.scope_div]));
     nr_y[plane * np.h * np.w + p] = nr_sigma(plane, p) / (m + np.eps);
 }

@@ -21,8 +21,8 @@ fn batch_norm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 }
 
 struct LnParams { rows: u32, len: u32, eps: f32, _p: u32 }
-override LN_HAS_WEIGHT: bool = false;
-override LN_HAS_BIAS: bool = false;
+override HAS_WEIGHT: bool = false;
+override HAS_BIAS: bool = false;
 @group(0) @binding(0) var<uniform> ln: LnParams;
 @group(0) @binding(1) var<storage, read> ln_x: array<f32>;
 @group(0) @binding(2) var<storage, read> ln_w: array<f32>;
@@ -61,8 +61,8 @@ fn layer_norm(@builtin(local_invocation_index) t: u32,
     let rstd = 1.0 / sqrt(ln_reduce(t, q) / f32(ln.len) + ln.eps);
     for (var i = t; i < ln.len; i += 256u) {
         var v = (ln_x[base + i] - mean) * rstd;
-        if (LN_HAS_WEIGHT) { v *= ln_w[i]; }
-        if (LN_HAS_BIAS) { v += ln_b[i]; }
+        if (HAS_WEIGHT) { v *= ln_w[i]; }
+        if (HAS_BIAS) { v += ln_b[i]; }
         ln_y[base + i] = activate(v);
     }
 }
@@ -135,8 +135,8 @@ fn ln_apply_split(@builtin(local_invocation_index) t: u32,
     let base = row * lns.len;
     for (var i = lo + t; i < hi; i += 256u) {
         var v = (ln_x[base + i] - mean) * rstd;
-        if (LN_HAS_WEIGHT) { v *= ln_w[i]; }
-        if (LN_HAS_BIAS) { v += ln_b[i]; }
+        if (HAS_WEIGHT) { v *= ln_w[i]; }
+        if (HAS_BIAS) { v += ln_b[i]; }
         ln_y[base + i] = activate(v);
     }
 }

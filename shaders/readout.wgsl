@@ -19,16 +19,16 @@ struct RoParams {
     lo: u32, hi: u32, part: u32, _q: u32,
 }
 override ALIGN_CORNERS: bool = false;
-override RO_BIAS: bool = false;
-override RO_SHIFT: bool = false;
+override HAS_BIAS: bool = false;
+override HAS_SHIFT: bool = false;
 override REDUCE: bool = false;
 // Sampling mode: positions drawn from each neuron's Gaussian (full covariance factor sigma [M, 2, 2]),
 // z from Philox: element (n * M + m) * 2 + d of stream (seed, offset).
-override RO_SAMPLE: bool = false;
+override SAMPLE: bool = false;
 // Neuron order (ops::SortedReadout): slot j of mu, features and bias belongs to neuron ro_order[j]
 // (an index held as f32, exact below 2^24), whose column of the output it writes. Slots are in
 // Z-order of the positions, so neighbouring invocations sample neighbouring pixels.
-override RO_ORDER: bool = false;
+override ORDER: bool = false;
 
 @group(0) @binding(0) var<uniform> ro: RoParams;
 @group(0) @binding(1) var<storage, read> ro_x: array<f32>;
@@ -104,7 +104,7 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let nimg = i / ro.m;
     var gx = clamp_nan(ro_a[2u * m], -1.0, 1.0);
     var gy = clamp_nan(ro_a[2u * m + 1u], -1.0, 1.0);
-    if (RO_SAMPLE) {
+    if (SAMPLE) {
         let seed = vec2<u32>(ro.seed_lo, ro.seed_hi);
         let off = vec2<u32>(ro.off_lo, ro.off_hi);
         let zi = (nimg * ro.m + m) * 2u;
@@ -113,7 +113,7 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         gx = clamp_nan(gx + ro_sigma[4u * m] * z0 + ro_sigma[4u * m + 1u] * z1, -1.0, 1.0);
         gy = clamp_nan(gy + ro_sigma[4u * m + 2u] * z0 + ro_sigma[4u * m + 3u] * z1, -1.0, 1.0);
     }
-    if (RO_SHIFT) {
+    if (HAS_SHIFT) {
         gx += ro_d[2u * nimg];
         gy += ro_d[2u * nimg + 1u];
     }
@@ -133,7 +133,7 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let wgt = select(vec4<f32>(0.0), vec4<f32>(1.0 - tx, tx, 1.0 - tx, tx) * vec4<f32>(1.0 - ty, 1.0 - ty, ty, ty), inside);
     let plane = ro.h * ro.w;
     var out = i;
-    if (RO_ORDER) { out = nimg * ro.m + u32(ro_order[m]); }
+    if (ORDER) { out = nimg * ro.m + u32(ro_order[m]); }
     var acc = 0.0;
     if ((ro.part & 1u) == 0u) { acc = ro_y[out]; }
     for (var c = ro.lo; c < ro.hi; c++) {
@@ -147,7 +147,7 @@ fn gaussian_readout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         ro_y[out] = acc;
         return;
     }
-    if (RO_BIAS) { acc += ro_c[m]; }
+    if (HAS_BIAS) { acc += ro_c[m]; }
     ro_y[out] = activate(acc);
 }
 

@@ -10,7 +10,7 @@
 //! let y = ops::conv2d(&mut rec, &x, &w, None, &ops::Conv2dParams::default().with_padding(1, 1), &Default::default())?;
 //! let y = ops::activation(&mut rec, &y, ops::Activation::Elu)?;
 //! let h = rec.read_back(&y);
-//! let values = rec.submit()?.f32(h, &y);   // one submit for the whole chain
+//! let values = rec.submit()?.f32(h);   // one submit for the whole chain
 //! # Ok::<(), vcortex::Error>(())
 //! ```
 

@@ -42,3 +42,48 @@ impl ShaderSource {
         format!("{}\n{}\n{}", directives.join("\n"), COMMON, rest.join("\n"))
     }
 }
+
+/// A WGSL `override` constant of one shader family, or of `common.wgsl` (family `"common"`,
+/// composed into every family). The host sets overrides only through these typed keys
+/// ([`crate::runtime::PipelineKey::with`]), so each name is written once in Rust, in
+/// [`overrides`], and a test holds that list to the names each shader declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Override {
+    pub family: &'static str,
+    pub name: &'static str,
+}
+
+macro_rules! family_overrides {
+    ($($(#[$doc:meta])* $module:ident => [$($name:ident),* $(,)?];)*) => {
+        $(
+            $(#[$doc])*
+            pub mod $module {
+                use super::super::Override;
+                $(pub const $name: Override = Override { family: stringify!($module), name: stringify!($name) };)*
+                /// Every override of this family.
+                pub const ALL: &[Override] = &[$($name),*];
+            }
+        )*
+        /// Every family's overrides, for the test that holds them to the shaders.
+        pub const ALL: &[&[super::Override]] = &[$($module::ALL),*];
+    };
+}
+
+/// The override constants of every shader family, by family. Family overrides carry no family
+/// prefix (each family is compiled on its own); those of `common.wgsl` start with `ACT`.
+pub mod overrides {
+    family_overrides! {
+        /// The fused epilogue's activation (shaders/common.wgsl).
+        common => [ACT, ACT_BETA, ACT_THRESHOLD];
+        conv2d => [HAS_BIAS, HAS_AFFINE, SPLIT, DW_TX, DW_Q, DB_1X1, DB_WIDE];
+        matmul => [TRANS_B, HAS_BIAS, SPLIT];
+        norm => [HAS_WEIGHT, HAS_BIAS];
+        box_filter => [SQUARE];
+        divisive_norm => [WRITE_CENTERED, L1, GAMMA, BETA, TH, TW];
+        neurn => [WINDOW, REVERSE];
+        diffusion => [NOISE, CLIP, THRESH, GUIDE];
+        flows => [COUPLING];
+        readout => [ALIGN_CORNERS, HAS_BIAS, HAS_SHIFT, REDUCE, SAMPLE, ORDER];
+        graph => [DIRECT];
+    }
+}

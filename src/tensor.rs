@@ -144,7 +144,7 @@ impl Tensor {
     pub fn to_vec(&self, ctx: &Context) -> Result<Vec<f32>> {
         let mut rec = ctx.recorder();
         let h = rec.read_back(self);
-        Ok(rec.submit()?.f32(h, self))
+        Ok(rec.submit()?.f32(h))
     }
 
     /// Same storage, another shape with as many elements.
@@ -182,15 +182,6 @@ impl Tensor {
     }
 
     /// Host values from raw readback bytes.
-    pub(crate) fn decode(&self, raw: &[u8]) -> Vec<f32> {
-        let n = self.numel();
-        match self.dtype {
-            DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&raw[..4 * n]),
-            DType::F16 => {
-                bytemuck::pod_collect_to_vec::<u8, half::f16>(&raw[..2 * n]).into_iter().map(f32::from).collect()
-            }
-        }
-    }
 
     /// Refuses anything but F32 (every kernel computes in f32).
     pub(crate) fn expect_f32(&self, op: &'static str, what: &str) -> Result<()> {
@@ -203,5 +194,13 @@ impl Tensor {
             });
         }
         Ok(())
+    }
+}
+
+/// The first `n` values of `dtype` in `raw`, as f32.
+pub(crate) fn decode(dtype: DType, n: usize, raw: &[u8]) -> Vec<f32> {
+    match dtype {
+        DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(&raw[..4 * n]),
+        DType::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(&raw[..2 * n]).into_iter().map(f32::from).collect(),
     }
 }

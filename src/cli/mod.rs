@@ -761,6 +761,6 @@ fn read_outs(
 ) -> Vec<(String, vcortex::io::HostTensor)> {
     outs.iter()
         .zip(handles)
-        .map(|((name, t), h)| (name.to_string(), vcortex::io::HostTensor::new(t.shape().to_vec(), done.f32(h, t))))
+        .map(|((name, t), h)| (name.to_string(), vcortex::io::HostTensor::new(t.shape().to_vec(), done.f32(h))))
         .collect()
 }

@@ -722,7 +722,7 @@ impl Sensorium {
         let mut rec = ctx.recorder();
         let y = self.record_full(&mut rec, &x, e.as_ref(), bh.as_ref(), key)?;
         let h = rec.read_back(&y);
-        Ok(rec.submit()?.f32(h, &y))
+        Ok(rec.submit()?.f32(h))
     }
 
     /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.

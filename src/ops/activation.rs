@@ -1,5 +1,6 @@
 //! Elementwise activations, also fused as the epilogue of conv, linear and norms.
 
+use crate::shaders::overrides::common as ov;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
 use crate::tensor::{DType, Tensor};
@@ -74,10 +75,10 @@ impl Activation {
 
     /// Adds the override constants that select this activation in a kernel's epilogue.
     pub fn specialize(&self, key: PipelineKey) -> PipelineKey {
-        let key = key.with("ACT", self.id() as f64);
+        let key = key.with(ov::ACT, self.id() as f64);
         match *self {
             Activation::Softplus { beta, threshold } => {
-                key.with("ACT_BETA", beta as f64).with("ACT_THRESHOLD", threshold as f64)
+                key.with(ov::ACT_BETA, beta as f64).with(ov::ACT_THRESHOLD, threshold as f64)
             }
             _ => key,
         }

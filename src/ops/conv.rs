@@ -7,6 +7,7 @@
 //! run double-buffered (`conv2d_db`, `conv2d_1x1_db`); the single-buffered kernels stay for
 //! comparison (`Gemm`, `OneByOne`).
 
+use crate::shaders::overrides::conv2d as ov;
 use super::{expect_shape, Activation};
 use crate::error::{Error, Result};
 use crate::runtime::{chunks, Access, PipelineKey, Recorder};
@@ -187,7 +188,7 @@ struct ConvParams {
     howo: u32,
     hw: u32,
     otiles: u32,
-    /// CONV_SPLIT: this dispatch's part of the reduction (GEMMs: k_lo..k_hi of K; depthwise: kernel
+    /// SPLIT: this dispatch's part of the reduction (GEMMs: k_lo..k_hi of K; depthwise: kernel
     /// rows k_lo..k_hi by columns v_lo..v_hi), and its mode (SPLIT_ACC after the first part).
     k_lo: u32,
     k_hi: u32,
@@ -201,7 +202,7 @@ const BM: usize = 128;
 const BN: usize = 64;
 /// The GEMMs' reduction step (BK): one loop iteration per step.
 const BK: usize = 8;
-/// CONV_SPLIT mode of every part but the first: add to what the output holds.
+/// SPLIT mode of every part but the first: add to what the output holds.
 const SPLIT_ACC: u32 = 1;
 
 /// One dispatch's part of a reduction: `k` (a range of K, or of kernel rows for depthwise) and `v`
@@ -416,20 +417,20 @@ pub fn conv2d(
     let accesses = [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
     let key = PipelineKey::new("conv2d", entry, &accesses);
     let key = match algo {
-        ConvAlgo::DepthwiseTiled => key.with("DW_TX", tile.0 as f64).with("DW_Q", tile.1 as f64),
-        ConvAlgo::OneByOneDb if entry == "conv2d_db" => key.with("DB_1X1", 1.0),
+        ConvAlgo::DepthwiseTiled => key.with(ov::DW_TX, tile.0 as f64).with(ov::DW_Q, tile.1 as f64),
+        ConvAlgo::OneByOneDb if entry == "conv2d_db" => key.with(ov::DB_1X1, 1.0),
         _ => key,
     };
-    let key = if wide { key.with("DB_WIDE", 1.0) } else { key };
-    // A reduction past the loop budget runs in parts (CONV_SPLIT, no epilogue), then conv2d_epilogue.
+    let key = if wide { key.with(ov::DB_WIDE, 1.0) } else { key };
+    // A reduction past the loop budget runs in parts (SPLIT, no epilogue), then conv2d_epilogue.
     let parts = split_parts(entry, &s, kdim, tile, rec.loop_budget() as usize);
     let split = parts.len() > 1;
     let with_epilogue = |key: PipelineKey| {
         epi.act.specialize(
-            key.with("HAS_BIAS", bias.is_some() as u8 as f64).with("HAS_AFFINE", epi.scale.is_some() as u8 as f64),
+            key.flag(ov::HAS_BIAS, bias.is_some()).flag(ov::HAS_AFFINE, epi.scale.is_some()),
         )
     };
-    let kernel = ctx.kernel(&if split { key.with("CONV_SPLIT", 1.0) } else { with_epilogue(key) })?;
+    let kernel = ctx.kernel(&if split { key.with(ov::SPLIT, 1.0) } else { with_epilogue(key) })?;
     let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;
     let mut params = ConvParams {
         n: s.n as u32,

@@ -2,6 +2,7 @@
 //! classifier or score guidance from a gradient, optionally), the classifier-free guidance combine
 //! and forward noising.
 
+use crate::shaders::overrides::diffusion as ov;
 use super::{expect_shape, finite};
 use crate::diffusion::StepCoeffs;
 use crate::error::{Error, Result};
@@ -267,10 +268,10 @@ fn sampler_step_unit(
         }
     };
     let key = PipelineKey::new("diffusion", "sampler_step", &STEP_BINDINGS)
-        .with("NOISE", mode as f64)
-        .with("CLIP", (c.clip.is_some() && s.is_none()) as u8 as f64)
-        .with("THRESH", s.is_some() as u8 as f64)
-        .with("GUIDE", guidance.is_some() as u8 as f64);
+        .with(ov::NOISE, mode as f64)
+        .flag(ov::CLIP, c.clip.is_some() && s.is_none())
+        .flag(ov::THRESH, s.is_some())
+        .flag(ov::GUIDE, guidance.is_some());
     let kernel = ctx.kernel(&key)?;
     let groups = super::elementwise_grid(ctx, sample.numel(), OP)?;
     let prev = rec.alloc(OP, sample.shape(), DType::F32)?;
@@ -326,7 +327,7 @@ pub fn add_noise(rec: &mut Recorder, x0: &Tensor, alpha_cumprod: f64, noise: Noi
         ..Default::default()
     };
     let (mode, z) = noise_parts(OP, noise, x0.shape(), &mut p)?;
-    let kernel = ctx.kernel(&PipelineKey::new("diffusion", "add_noise", &BINDINGS).with("NOISE", mode as f64))?;
+    let kernel = ctx.kernel(&PipelineKey::new("diffusion", "add_noise", &BINDINGS).with(ov::NOISE, mode as f64))?;
     let groups = super::elementwise_grid(ctx, x0.numel(), OP)?;
     let out = rec.alloc(OP, x0.shape(), DType::F32)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x0), None, z, Some(&out), None], groups)?;

@@ -4,6 +4,7 @@
 //! (per-pixel channel statistics; the apply pass); the batch and layer fields take two (group
 //! moments, a global reduction; apply).
 
+use crate::shaders::overrides::divisive_norm as ov;
 use super::box_filter::{before, pass as box_pass};
 use super::{expect_shape, finite, Activation};
 use crate::error::{Error, Result};
@@ -305,10 +306,10 @@ fn divisive_norm_unit(
     };
     let key = |entry: &'static str| {
         let k = PipelineKey::new("divisive_norm", entry, &BINDINGS)
-            .with("DN_WRITE_CENTERED", p.centered as u8 as f64)
-            .with("DN_L1", p.l1_alpha.is_some() as u8 as f64)
-            .with("DN_GAMMA", gamma.is_some() as u8 as f64)
-            .with("DN_BETA", beta.is_some() as u8 as f64);
+            .flag(ov::WRITE_CENTERED, p.centered)
+            .flag(ov::L1, p.l1_alpha.is_some())
+            .flag(ov::GAMMA, gamma.is_some())
+            .flag(ov::BETA, beta.is_some());
         p.act.specialize(k)
     };
     let y = rec.alloc(OP, s, DType::F32)?;
@@ -337,7 +338,7 @@ fn divisive_norm_unit(
             let groups = ctx.grid_1d((tiles * n) as u64, OP)?;
             // One partial per tile (grid padding past them returns at once).
             let partials = l1_partials(rec, p, tiles * n)?;
-            let k = key("dn_local").with("DN_TH", th as f64).with("DN_TW", tw as f64);
+            let k = key("dn_local").with(ov::TH, th as f64).with(ov::TW, tw as f64);
             rec.dispatch(
                 "divisive_norm/local",
                 ctx.kernel(&k)?,

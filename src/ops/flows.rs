@@ -2,6 +2,7 @@
 //! rational-quadratic spline): the rational-quadratic spline with linear tails and the affine coupling, forward and
 //! inverse, each one fused pass returning its log-determinant.
 
+use crate::shaders::overrides::flows as ov;
 use super::finite;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
@@ -152,7 +153,7 @@ fn record_spline(
     // loop budget the knots are built first, per row and in chunks of bins across dispatches.
     let fused = 6u64.saturating_mul(k as u64) <= rec.loop_budget();
     if fused {
-        let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with("COUPLING", cpl))?;
+        let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline", &RQ_BINDINGS).with(ov::COUPLING, cpl))?;
         rec.dispatch(
             op,
             kernel,
@@ -201,7 +202,7 @@ fn record_spline(
     }
     let mut bindings = RQ_BINDINGS.to_vec();
     bindings.push(Access::Read);
-    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline_knots", &bindings).with("COUPLING", cpl))?;
+    let kernel = ctx.kernel(&PipelineKey::new("flows", "rq_spline_knots", &bindings).with(ov::COUPLING, cpl))?;
     let params = RqParams { rows: rows as u32, ..params };
     rec.dispatch(
         op,

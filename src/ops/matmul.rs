@@ -1,5 +1,6 @@
 //! Batched matmul and linear layers (y = x Wᵀ + b), tiled, with a fused activation.
 
+use crate::shaders::overrides::matmul as ov;
 use super::Activation;
 use crate::error::{Error, Result};
 use crate::runtime::{chunks, Access, PipelineKey, Recorder};
@@ -16,7 +17,7 @@ struct MatmulParams {
     b_stride: u32,
     c_stride: u32,
     ntiles: u32,
-    /// MM_SPLIT: this dispatch's range of the reduction, and its mode (SPLIT_ACC after the first).
+    /// SPLIT: this dispatch's range of the reduction, and its mode (SPLIT_ACC after the first).
     k_lo: u32,
     k_hi: u32,
     mode: u32,
@@ -26,7 +27,7 @@ struct MatmulParams {
 const TILE: usize = 128;
 /// The tiled kernels' reduction step (TK): one loop iteration per step.
 const TK: usize = 8;
-/// MM_SPLIT mode of every chunk but the first: add to what the output holds.
+/// SPLIT mode of every chunk but the first: add to what the output holds.
 const SPLIT_ACC: u32 = 1;
 
 /// Which kernel runs a tiled product. `Auto` takes `matmul_db` where rows are 16-byte aligned (K % 4
@@ -112,18 +113,18 @@ fn record(
         _ => "matmul",
     };
     // A reduction longer than the loop budget allows runs as chunks of k, one dispatch each
-    // (MM_SPLIT, no epilogue), then matmul_epilogue.
+    // (SPLIT, no epilogue), then matmul_epilogue.
     let k_chunk = match step_iterations(entry) {
         None => rec.loop_budget() as usize,
         Some(per_step) => (rec.loop_budget() as usize / per_step).max(1) * TK,
     };
     let split = k > k_chunk;
     let accesses = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
-    let key = PipelineKey::new("matmul", entry, &accesses).with("TRANS_B", trans_b as u8 as f64);
+    let key = PipelineKey::new("matmul", entry, &accesses).flag(ov::TRANS_B, trans_b);
     let kernel = if split {
-        ctx.kernel(&key.with("MM_SPLIT", 1.0))?
+        ctx.kernel(&key.with(ov::SPLIT, 1.0))?
     } else {
-        ctx.kernel(&act.specialize(key.with("MM_HAS_BIAS", bias.is_some() as u8 as f64)))?
+        ctx.kernel(&act.specialize(key.flag(ov::HAS_BIAS, bias.is_some())))?
     };
     let c = rec.alloc(op, out_shape, DType::F32)?;
     let mut p = MatmulParams {
@@ -164,7 +165,7 @@ fn record(
     }
     if bias.is_some() || act != Activation::Identity {
         let key =
-            PipelineKey::new("matmul", "matmul_epilogue", &accesses).with("MM_HAS_BIAS", bias.is_some() as u8 as f64);
+            PipelineKey::new("matmul", "matmul_epilogue", &accesses).flag(ov::HAS_BIAS, bias.is_some());
         let kernel = ctx.kernel(&act.specialize(key))?;
         let groups = super::elementwise_grid(ctx, batch * m * n, op)?;
         rec.dispatch(

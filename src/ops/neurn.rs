@@ -5,6 +5,7 @@
 //! 1e-8 by default; 'SAME' zero padding with (k−1)/2 cells before the centre (so even k leans
 //! right/down); the variance of the window counts the padded zeros and is clamped at 0.
 
+use crate::shaders::overrides::neurn as ov;
 use super::box_filter::{before, box_sum};
 use super::finite;
 use crate::error::{Error, Result};
@@ -120,7 +121,7 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams, reversed: bool) -
         _p: [0; 2],
     };
     let bindings = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
-    let key = |entry| PipelineKey::new("neurn", entry, &bindings).with("WINDOW", window as u8 as f64);
+    let key = |entry| PipelineKey::new("neurn", entry, &bindings).flag(ov::WINDOW, window);
     let y = rec.alloc(OP, s, DType::F32)?;
     rec.dispatch(
         "neurn/max",
@@ -131,7 +132,7 @@ fn neurn_unit(rec: &mut Recorder, x: &Tensor, p: &NeurnParams, reversed: bool) -
     )?;
     rec.dispatch(
         "neurn/apply",
-        ctx.kernel(&key("neurn_apply").with("NR_REVERSE", reversed as u8 as f64))?,
+        ctx.kernel(&key("neurn_apply").flag(ov::REVERSE, reversed))?,
         bytemuck::bytes_of(&params),
         &[Some(x), mean.as_ref(), sq.as_ref(), Some(&maxes), Some(&y)],
         groups,

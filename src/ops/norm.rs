@@ -1,5 +1,6 @@
 //! Inference batch norm and layer norm over the trailing dims.
 
+use crate::shaders::overrides::norm as ov;
 use super::{finite, Activation};
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
@@ -139,8 +140,8 @@ pub fn layer_norm(
     let ctx = rec.context();
     let groups = ctx.grid_1d(rows as u64, OP)?;
     let key = PipelineKey::new("norm", "layer_norm", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite])
-        .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
-        .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
+        .flag(ov::HAS_WEIGHT, weight.is_some())
+        .flag(ov::HAS_BIAS, bias.is_some());
     let y = rec.alloc(OP, s, DType::F32)?;
     let budget = rec.loop_budget();
     // One workgroup per row loops len/256 times in each of three passes.
@@ -164,8 +165,8 @@ pub fn layer_norm(
     let access = [Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite];
     for entry in ["ln_sum_split", "ln_sq_split", "ln_apply_split"] {
         let k = PipelineKey::new("norm", entry, &access)
-            .with("LN_HAS_WEIGHT", weight.is_some() as u8 as f64)
-            .with("LN_HAS_BIAS", bias.is_some() as u8 as f64);
+            .flag(ov::HAS_WEIGHT, weight.is_some())
+            .flag(ov::HAS_BIAS, bias.is_some());
         let kernel = ctx.kernel(&act.specialize(k))?;
         let out = (entry == "ln_apply_split").then_some(&y);
         rec.dispatch(entry, kernel, bytemuck::bytes_of(&p), &[Some(x), weight, bias, out, Some(&part)], groups)?;

@@ -2,6 +2,7 @@
 //! FullGaussian2d readout in eval mode (docs/ops.md, Gaussian readout), with its parameters as given or as a
 //! [`SortedReadout`] (neurons in Z-order of their positions, for the cache).
 
+use crate::shaders::overrides::readout as ov;
 use super::expect_shape;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, Context, PipelineKey, Recorder};
@@ -114,7 +115,7 @@ pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners:
         ..Default::default()
     };
     let kernel = ctx.kernel(
-        &PipelineKey::new("readout", "grid_sample", &BINDINGS).with("ALIGN_CORNERS", align_corners as u8 as f64),
+        &PipelineKey::new("readout", "grid_sample", &BINDINGS).flag(ov::ALIGN_CORNERS, align_corners),
     )?;
     let y = rec.alloc(OP, &[n, c, ho, wo], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
@@ -301,11 +302,11 @@ fn readout(
         ..Default::default()
     };
     let key = PipelineKey::new("readout", "gaussian_readout", &READOUT_BINDINGS)
-        .with("RO_ORDER", order.is_some() as u8 as f64)
-        .with("ALIGN_CORNERS", align_corners as u8 as f64)
-        .with("RO_BIAS", bias.is_some() as u8 as f64)
-        .with("RO_SHIFT", shift.is_some() as u8 as f64)
-        .with("RO_SAMPLE", sample.is_some() as u8 as f64);
+        .flag(ov::ORDER, order.is_some())
+        .flag(ov::ALIGN_CORNERS, align_corners)
+        .flag(ov::HAS_BIAS, bias.is_some())
+        .flag(ov::HAS_SHIFT, shift.is_some())
+        .flag(ov::SAMPLE, sample.is_some());
     let kernel = ctx.kernel(&act.specialize(key))?;
     let y = rec.alloc(OP, &[n, m], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;

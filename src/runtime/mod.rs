@@ -40,16 +40,28 @@ impl PipelineKey {
     pub fn new(shader: &'static str, entry: &'static str, bindings: &[Access]) -> Self {
         PipelineKey { shader, entry, constants: Vec::new(), bindings: bindings.to_vec() }
     }
-    /// Sets an override constant (a WGSL `override` of the shader family). The constants stay
-    /// sorted by name; setting a name again replaces its value (the last `with` wins), so a key
-    /// never holds one name twice.
-    pub fn with(mut self, name: &'static str, value: f64) -> Self {
-        let bits = value.to_bits();
+    /// Sets an override constant of this key's shader family (or of common.wgsl) by its typed key
+    /// ([`shaders::overrides`]). The constants stay sorted by name; setting a name again replaces
+    /// its value (the last `with` wins), so a key never holds one name twice.
+    pub fn with(mut self, o: shaders::Override, value: f64) -> Self {
+        debug_assert!(
+            o.family == self.shader || o.family == "common",
+            "override {}::{} set on a {} key",
+            o.family,
+            o.name,
+            self.shader
+        );
+        let (name, bits) = (o.name, value.to_bits());
         match self.constants.binary_search_by(|(n, _)| n.cmp(&name)) {
             Ok(i) => self.constants[i].1 = bits,
             Err(i) => self.constants.insert(i, (name, bits)),
         }
         self
+    }
+
+    /// Sets a `bool` override.
+    pub fn flag(self, o: shaders::Override, on: bool) -> Self {
+        self.with(o, on as u8 as f64)
     }
 
     /// The override constants, sorted by name, one value per name.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use super::{Access, BufferKind, Context, Kernel, PooledBuffer};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 struct Dispatch {
     label: String,
@@ -35,9 +35,27 @@ enum Item {
     Readback { src: Arc<PooledBuffer>, bytes: u64, slot: usize },
 }
 
-/// Identifies a readback requested with [`Recorder::read_back`].
+/// Identifies a readback requested with [`Recorder::read_back`], with the dtype and element count
+/// of the tensor it reads, so [`Finished::f32`] decodes exactly what was read.
 #[derive(Clone, Copy, Debug)]
-pub struct ReadHandle(usize);
+pub struct ReadHandle {
+    slot: usize,
+    dtype: DType,
+    len: usize,
+}
+
+impl ReadHandle {
+    /// The element count of the tensor read back.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
 
 /// GPU time of one recorded dispatch.
 #[derive(Clone, Debug)]
@@ -53,12 +71,14 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// The raw bytes of a readback (exactly the tensor's elements).
     pub fn bytes(&self, h: ReadHandle) -> &[u8] {
-        &self.reads[h.0]
+        &self.reads[h.slot][..h.len * h.dtype.size()]
     }
-    /// The f32 values of a readback (an F16 tensor's values are widened).
-    pub fn f32(&self, h: ReadHandle, t: &Tensor) -> Vec<f32> {
-        t.decode(&self.reads[h.0])
+    /// The f32 values of a readback (an F16 tensor's values are widened), decoded by the dtype and
+    /// length the handle recorded: the values of the tensor that was read, whatever else is at hand.
+    pub fn f32(&self, h: ReadHandle) -> Vec<f32> {
+        crate::tensor::decode(h.dtype, h.len, &self.reads[h.slot])
     }
     /// Total GPU time of the dispatches whose label starts with `prefix`.
     pub fn ms_of(&self, prefix: &str) -> Option<f64> {
@@ -304,7 +324,7 @@ impl<'c> Recorder<'c> {
         self.reads += 1;
         self.hold(t.storage());
         self.items.push(Item::Readback { src: t.storage().clone(), bytes: t.binding_bytes(), slot });
-        ReadHandle(slot)
+        ReadHandle { slot, dtype: t.dtype(), len: t.numel() }
     }
 
     /// Sends everything recorded as one submission. Waits for the GPU only when something must come
