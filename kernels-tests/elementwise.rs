@@ -20,7 +20,37 @@ fn all_activations() -> Vec<Activation> {
         Activation::Softplus { beta: 0.5, threshold: 1.0 },
         Activation::Gelu,
         Activation::Silu,
+        Activation::AdaptiveElu { xshift: 1.0, yshift: 1.0 },
+        Activation::AdaptiveElu { xshift: -0.5, yshift: 2.0 },
+        Activation::AdaptiveElu { xshift: 0.0, yshift: 0.0 },
     ]
+}
+
+/// AdaptiveELU is elu(x − xshift) + yshift (neuralpredictors' `AdaptiveELU`): with xshift 0 and
+/// yshift 1 it is ELU+1, with both 0 plain ELU; NaN stays NaN, −inf gives yshift − 1, +inf +inf;
+/// fused into linear's epilogue it is the same function.
+#[test]
+fn adaptive_elu_is_a_shifted_elu() {
+    let xs = [-3.0f32, -1.0, -0.25, 0.0, 0.5, 1.0, 1.5, 4.0];
+    let a = |xshift, yshift| Activation::AdaptiveElu { xshift, yshift };
+    for (got, want) in [(a(0.0, 1.0), Activation::Elu1), (a(0.0, 0.0), Activation::Elu)] {
+        let g = run1(|rec| ops::activation(rec, &up(&xs, &[xs.len()]), got));
+        assert_close(&g, &reference::activation(&xs, want), 1e-6, 1e-6, &format!("{got:?} vs {want:?}"));
+    }
+    let by_hand: Vec<f32> =
+        xs.iter().map(|&x| { let s = x as f64 - 1.5; (if s > 0.0 { s } else { s.exp_m1() } - 0.75) as f32 }).collect();
+    assert_close(&reference::activation(&xs, a(1.5, -0.75)), &by_hand, 0.0, 1e-7, "reference by hand");
+    let special = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, 1.5];
+    let g = run1(|rec| ops::activation(rec, &up(&special, &[4]), a(1.5, -0.75)));
+    crate::common::assert_close_nan(&g, &[f32::NAN, -1.75, f32::INFINITY, -0.75], 0.0, 1e-6, "special values");
+    // Fused: linear's epilogue.
+    let mut rng = SplitMix::new(21);
+    let (rows, i, o) = (7, 33, 5);
+    let (x, w, b) = (rng.vec(rows * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
+    let act = a(0.3, 1.0);
+    let got = run1(|rec| ops::linear(rec, &up(&x, &[rows, i]), &up(&w, &[o, i]), Some(&up(&b, &[o])), act));
+    let want = reference::linear(&x, rows, i, &w, o, Some(&b), act);
+    assert_close(&got, &want, 1e-5, 1e-5, "linear + adaptive_elu");
 }
 
 #[test]

@@ -132,7 +132,8 @@ fn other_ops_refuse_bad_input() {
         "threshold",
     );
     assert_eq!(rec.dispatch_count(), 0);
-    refused_param(Activation::parse("swish", 1.0, 20.0), "activation", "kind");
+    refused_param(Activation::parse("swish", |_, d| Ok(d)), "activation", "kind");
+    refused_param(Activation::parse("adaptive_elu", |n, d| Ok(if n == "yshift" { f32::NAN } else { d })), "activation", "yshift");
 }
 
 fn tmp(name: &str) -> PathBuf {

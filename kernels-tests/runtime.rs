@@ -53,14 +53,14 @@ fn override_order_does_not_make_a_second_pipeline() {
     use vcortex::shaders::overrides::common as ov;
     let own = vcortex::Context::new().unwrap();
     let base = || PipelineKey::new("activation", "activation", &[Access::Read, Access::ReadWrite]);
-    let a = base().with(ov::ACT, 6.0).with(ov::ACT_BETA, 2.5).with(ov::ACT_THRESHOLD, 9.0);
-    let b = base().with(ov::ACT_THRESHOLD, 9.0).with(ov::ACT_BETA, 2.5).with(ov::ACT, 6.0);
-    let c = base().with(ov::ACT_BETA, 1.0).with(ov::ACT_THRESHOLD, 9.0).with(ov::ACT, 6.0).with(ov::ACT_BETA, 2.5);
+    let a = base().with(ov::ACT, 6.0).with(ov::ACT_A, 2.5).with(ov::ACT_B, 9.0);
+    let b = base().with(ov::ACT_B, 9.0).with(ov::ACT_A, 2.5).with(ov::ACT, 6.0);
+    let c = base().with(ov::ACT_A, 1.0).with(ov::ACT_B, 9.0).with(ov::ACT, 6.0).with(ov::ACT_A, 2.5);
     assert_eq!(a, b);
     assert_eq!(a, c);
     assert_eq!(
         a.constants().collect::<Vec<_>>(),
-        [("ACT", 6.0), ("ACT_BETA", 2.5), ("ACT_THRESHOLD", 9.0)],
+        [("ACT", 6.0), ("ACT_A", 2.5), ("ACT_B", 9.0)],
         "sorted by name, one value per name"
     );
     assert_eq!(own.cached_kernels(), 0);
@@ -71,7 +71,7 @@ fn override_order_does_not_make_a_second_pipeline() {
     assert_eq!(own.cached_kernels(), 1, "the same overrides in another order compiled a second pipeline");
     assert!(std::sync::Arc::ptr_eq(&ka, &kb) && std::sync::Arc::ptr_eq(&ka, &kc));
     // A different value is a different pipeline.
-    own.kernel(&base().with(ov::ACT, 6.0).with(ov::ACT_BETA, 3.5).with(ov::ACT_THRESHOLD, 9.0)).unwrap();
+    own.kernel(&base().with(ov::ACT, 6.0).with(ov::ACT_A, 3.5).with(ov::ACT_B, 9.0)).unwrap();
     assert_eq!(own.cached_kernels(), 2);
 }
 

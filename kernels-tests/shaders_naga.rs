@@ -10,8 +10,8 @@ use vcortex::shaders;
 /// Override values to try per family, besides the defaults.
 fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
     let mut v: Vec<Vec<(&'static str, f64)>> = vec![vec![]];
-    for act in 1..=8 {
-        v.push(vec![("ACT", act as f64), ("ACT_BETA", 2.0), ("ACT_THRESHOLD", 5.0)]);
+    for act in 1..=vcortex::ops::Activation::LAST_ID {
+        v.push(vec![("ACT", act as f64), ("ACT_A", 2.0), ("ACT_B", 5.0)]);
     }
     match name {
         "conv2d" => {

@@ -1,10 +1,13 @@
 // common.wgsl: prefixed to every kernel family (see src/shaders.rs).
 // The activation fused into a kernel's epilogue is chosen per pipeline by override constants,
 // so a kernel without an activation compiles it away.
-//   ACT: 0 identity, 1 relu, 2 elu, 3 elu1 (ELU+1), 4 sigmoid, 5 tanh, 6 softplus, 7 gelu (erf), 8 silu
+//   ACT: 0 identity, 1 relu, 2 elu, 3 elu1 (ELU+1), 4 sigmoid, 5 tanh, 6 softplus, 7 gelu (erf), 8 silu,
+//        9 adaptive_elu (elu(x - xshift) + yshift)
+// ACT_A, ACT_B: the activation's two parameters (softplus: beta, threshold; adaptive_elu: xshift,
+// yshift), so a new parametric activation needs no new override.
 override ACT: u32 = 0u;
-override ACT_BETA: f32 = 1.0;        // softplus beta
-override ACT_THRESHOLD: f32 = 20.0;  // softplus: identity where beta*x > threshold
+override ACT_A: f32 = 1.0;
+override ACT_B: f32 = 20.0;
 
 // erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
 fn vc_erf(x: f32) -> f32 {
@@ -37,13 +40,17 @@ fn activate(x: f32) -> f32 {
             return select(t, -t, x < 0.0);
         }
         case 6u: {
-            let bx = ACT_BETA * x;
+            let bx = ACT_A * x;
             // log(1 + exp(bx)) = relu(bx) + log(1 + exp(-|bx|)), without overflow; NaN stays NaN.
-            let sp = (select(bx, 0.0, bx < 0.0) + log(1.0 + exp(-abs(bx)))) / ACT_BETA;
-            return select(sp, x, bx > ACT_THRESHOLD);
+            let sp = (select(bx, 0.0, bx < 0.0) + log(1.0 + exp(-abs(bx)))) / ACT_A;
+            return select(sp, x, bx > ACT_B);
         }
         case 7u: { return 0.5 * x * (1.0 + vc_erf(x * 0.7071067811865476)); }
         case 8u: { return x * vc_sigmoid(x); }
+        case 9u: {
+            let s = x - ACT_A;
+            return select(s, exp(min(s, 0.0)) - 1.0, s < 0.0) + ACT_B;
+        }
         default: { return x; }
     }
 }

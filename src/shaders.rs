@@ -74,7 +74,7 @@ macro_rules! family_overrides {
 pub mod overrides {
     family_overrides! {
         /// The fused epilogue's activation (shaders/common.wgsl).
-        common => [ACT, ACT_BETA, ACT_THRESHOLD];
+        common => [ACT, ACT_A, ACT_B];
         conv2d => [HAS_BIAS, HAS_AFFINE, SPLIT, DW_TX, DW_Q, DB_1X1, DB_WIDE];
         matmul => [TRANS_B, HAS_BIAS, SPLIT];
         norm => [HAS_WEIGHT, HAS_BIAS];

@@ -265,7 +265,7 @@ fn activation(b: &Backend, c: &Case) -> Result<Outputs> {
     let kind = c
         .raw("kind")
         .ok_or_else(|| Error::Case(format!("activation: missing parameter \"kind\" (one of {})", Activation::NAMES)))?;
-    let act = Activation::parse(kind, c.f32("beta", 1.0)?, c.f32("threshold", 20.0)?)?;
+    let act = Activation::parse(kind, |name, default| c.f32(name, default))?;
     let y = match b {
         Backend::Gpu(ctx) => {
             let xt = up(ctx, x)?;

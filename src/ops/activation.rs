@@ -22,13 +22,24 @@ pub enum Activation {
     /// The exact (erf) form.
     Gelu,
     Silu,
+    /// elu(x − xshift) + yshift: neuralpredictors' `AdaptiveELU` (the video cores' and the
+    /// rotation-equivariant core's nonlinearity; `Elu1` is xshift 0, yshift 1).
+    AdaptiveElu {
+        xshift: f32,
+        yshift: f32,
+    },
 }
 
 impl Activation {
-    pub const NAMES: &'static str = "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, identity";
+    pub const NAMES: &'static str = "elu, elu1, relu, sigmoid, tanh, softplus, gelu, silu, adaptive_elu, identity";
 
-    /// From the case-file name (docs/eval-format.md) (softplus takes beta and threshold).
-    pub fn parse(kind: &str, beta: f32, threshold: f32) -> Result<Activation> {
+    /// The largest [`id`](Self::id), for the shader test that compiles every one.
+    pub const LAST_ID: u32 = 9;
+
+    /// From the case-file name (docs/eval-format.md). A parametric activation asks `param` for
+    /// each of its parameters by name with its default (softplus: `beta` 1, `threshold` 20;
+    /// adaptive_elu: `xshift` 0, `yshift` 0, as PyTorch and neuralpredictors default them).
+    pub fn parse(kind: &str, mut param: impl FnMut(&str, f32) -> Result<f32>) -> Result<Activation> {
         let a = match kind {
             "identity" | "none" => Activation::Identity,
             "relu" => Activation::Relu,
@@ -36,7 +47,8 @@ impl Activation {
             "elu1" => Activation::Elu1,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
-            "softplus" => Activation::Softplus { beta, threshold },
+            "softplus" => Activation::Softplus { beta: param("beta", 1.0)?, threshold: param("threshold", 20.0)? },
+            "adaptive_elu" => Activation::AdaptiveElu { xshift: param("xshift", 0.0)?, yshift: param("yshift", 0.0)? },
             "gelu" => Activation::Gelu,
             "silu" => Activation::Silu,
             other => {
@@ -55,6 +67,10 @@ impl Activation {
             }
             super::finite("activation", "threshold", threshold, false)?;
         }
+        if let Activation::AdaptiveElu { xshift, yshift } = *self {
+            super::finite("activation", "xshift", xshift, false)?;
+            super::finite("activation", "yshift", yshift, false)?;
+        }
         Ok(())
     }
 
@@ -70,17 +86,25 @@ impl Activation {
             Activation::Softplus { .. } => 6,
             Activation::Gelu => 7,
             Activation::Silu => 8,
+            Activation::AdaptiveElu { .. } => 9,
         }
     }
 
     /// Adds the override constants that select this activation in a kernel's epilogue.
     pub fn specialize(&self, key: PipelineKey) -> PipelineKey {
         let key = key.with(ov::ACT, self.id() as f64);
+        match self.params() {
+            Some((a, b)) => key.with(ov::ACT_A, a as f64).with(ov::ACT_B, b as f64),
+            None => key,
+        }
+    }
+
+    /// The two parameters a parametric activation passes to the shader (`ACT_A`, `ACT_B`).
+    fn params(&self) -> Option<(f32, f32)> {
         match *self {
-            Activation::Softplus { beta, threshold } => {
-                key.with(ov::ACT_BETA, beta as f64).with(ov::ACT_THRESHOLD, threshold as f64)
-            }
-            _ => key,
+            Activation::Softplus { beta, threshold } => Some((beta, threshold)),
+            Activation::AdaptiveElu { xshift, yshift } => Some((xshift, yshift)),
+            _ => None,
         }
     }
 }

@@ -41,6 +41,7 @@ pub fn apply(act: Activation, x: f64) -> f64 {
         }
         Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
         Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::AdaptiveElu { xshift, yshift } => apply(Activation::Elu, x - xshift as f64) + yshift as f64,
     }
 }
 
