@@ -307,6 +307,23 @@ pub struct DdpmConfig {
     pub threshold: Option<Threshold>,
 }
 
+/// diffusers' `DDPMScheduler()` defaults, with 1000 inference steps.
+impl Default for DdpmConfig {
+    fn default() -> Self {
+        DdpmConfig {
+            num_train_timesteps: 1000,
+            beta_schedule: BetaSchedule::Linear,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+            num_inference_steps: 1000,
+            prediction: Prediction::Epsilon,
+            variance: VarianceType::FixedSmall,
+            clip: Some(1.0),
+            threshold: None,
+        }
+    }
+}
+
 impl DdpmConfig {
     pub fn timesteps(&self) -> Result<Vec<usize>> {
         timesteps(self.num_train_timesteps, self.num_inference_steps, Spacing::Leading, 0)
@@ -367,6 +384,27 @@ pub struct DdimConfig {
     pub set_alpha_to_one: bool,
     pub steps_offset: usize,
     pub spacing: Spacing,
+}
+
+/// diffusers' `DDIMScheduler()` defaults, with 1000 inference steps.
+impl Default for DdimConfig {
+    fn default() -> Self {
+        let d = DdpmConfig::default();
+        DdimConfig {
+            num_train_timesteps: d.num_train_timesteps,
+            beta_schedule: d.beta_schedule,
+            beta_start: d.beta_start,
+            beta_end: d.beta_end,
+            num_inference_steps: d.num_inference_steps,
+            prediction: d.prediction,
+            clip: d.clip,
+            threshold: d.threshold,
+            eta: 0.0,
+            set_alpha_to_one: true,
+            steps_offset: 0,
+            spacing: Spacing::Leading,
+        }
+    }
 }
 
 impl DdimConfig {

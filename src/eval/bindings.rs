@@ -196,12 +196,13 @@ pub fn conv2d_params(c: &Case) -> Result<Conv2dParams> {
         2 => [pad[0], pad[0], pad[1], pad[1]],
         _ => [pad[0], pad[1], pad[2], pad[3]],
     };
+    let d = Conv2dParams::default();
     Ok(Conv2dParams {
-        stride: c.pair("stride", [1, 1])?,
+        stride: c.pair("stride", d.stride)?,
         padding,
-        dilation: c.pair("dilation", [1, 1])?,
-        groups: c.usize("groups", 1)?,
-        ..Default::default()
+        dilation: c.pair("dilation", d.dilation)?,
+        groups: c.usize("groups", d.groups)?,
+        ..d
     })
 }
 
@@ -356,14 +357,15 @@ fn divisive_norm(b: &Backend, c: &Case) -> Result<Outputs> {
         "sup_window" => SupDivisor::SupWindow,
         other => return Err(c.bad("sup_divisor", format!("{other:?} is not sum_window or sup_window"))),
     };
+    let d = DivNormParams::default();
     let p = DivNormParams {
         field,
-        sum_window: c.pair("sum_window", [3, 3])?,
-        sup_window: c.pair("sup_window", [3, 3])?,
-        sigma: c.f32("sigma", 1.0)?,
+        sum_window: c.pair("sum_window", d.sum_window)?,
+        sup_window: c.pair("sup_window", d.sup_window)?,
+        sigma: c.f32("sigma", d.sigma)?,
         sup_divisor,
         centered: true,
-        ..Default::default()
+        ..d
     };
     let (y, v) = match b {
         Backend::Gpu(ctx) => {
@@ -395,7 +397,8 @@ fn neurn(b: &Backend, c: &Case) -> Result<Outputs> {
         "image" => MaxScope::Image,
         other => return Err(c.bad("max_scope", format!("{other:?} is not channel or image"))),
     };
-    let p = NeurnParams { kernel: c.usize("kernel", 3)?, max_scope, eps: c.f32("eps", 1e-8)? };
+    let d = NeurnParams::default();
+    let p = NeurnParams { kernel: c.usize("kernel", d.kernel)?, max_scope, eps: c.f32("eps", d.eps)? };
     let y = match b {
         Backend::Gpu(ctx) => {
             let xt = up(ctx, x)?;
@@ -420,20 +423,27 @@ struct SchedulerCase {
 }
 
 fn scheduler_case(c: &Case) -> Result<SchedulerCase> {
-    let t_train = c.usize("num_train_timesteps", 1000)?;
+    // The defaults are the schedulers' own (diffusers'), from DdpmConfig::default.
+    let d = DdpmConfig::default();
+    let th = Threshold::default();
+    let t_train = c.usize("num_train_timesteps", d.num_train_timesteps)?;
     let timestep = c.required("timestep")?;
     let timestep = timestep.parse().map_err(|_| c.bad("timestep", "not a non-negative integer"))?;
     Ok(SchedulerCase {
         t_train,
-        schedule: BetaSchedule::parse(&c.string("beta_schedule", "linear"))?,
-        beta_start: c.f64("beta_start", 1e-4)?,
-        beta_end: c.f64("beta_end", 0.02)?,
-        steps: c.usize("num_inference_steps", 1000)?,
+        schedule: c.parsed("beta_schedule", d.beta_schedule, BetaSchedule::parse)?,
+        beta_start: c.f64("beta_start", d.beta_start)?,
+        beta_end: c.f64("beta_end", d.beta_end)?,
+        steps: c.usize("num_inference_steps", d.num_inference_steps)?,
         timestep,
-        prediction: Prediction::parse(&c.string("prediction_type", "epsilon"))?,
-        clip: if c.bool("clip_sample", true)? { Some(c.f64("clip_sample_range", 1.0)?) } else { None },
-        threshold: if c.bool("thresholding", false)? {
-            Some(Threshold { ratio: c.f64("dynamic_thresholding_ratio", 0.995)?, max: c.f64("sample_max_value", 1.0)? })
+        prediction: c.parsed("prediction_type", d.prediction, Prediction::parse)?,
+        clip: if c.bool("clip_sample", d.clip.is_some())? {
+            Some(c.f64("clip_sample_range", d.clip.unwrap_or(1.0))?)
+        } else {
+            None
+        },
+        threshold: if c.bool("thresholding", d.threshold.is_some())? {
+            Some(Threshold { ratio: c.f64("dynamic_thresholding_ratio", th.ratio)?, max: c.f64("sample_max_value", th.max)? })
         } else {
             None
         },
@@ -484,7 +494,7 @@ fn ddpm_step(b: &Backend, c: &Case) -> Result<Outputs> {
         beta_end: sc.beta_end,
         num_inference_steps: sc.steps,
         prediction: sc.prediction,
-        variance: VarianceType::parse(&c.string("variance_type", "fixed_small"))?,
+        variance: c.parsed("variance_type", DdpmConfig::default().variance, VarianceType::parse)?,
         clip: sc.clip,
         threshold: sc.threshold,
     };
@@ -500,6 +510,7 @@ fn ddpm_step(b: &Backend, c: &Case) -> Result<Outputs> {
 
 fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
     let sc = scheduler_case(c)?;
+    let d = DdimConfig::default();
     let cfg = DdimConfig {
         num_train_timesteps: sc.t_train,
         beta_schedule: sc.schedule,
@@ -509,10 +520,10 @@ fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
         prediction: sc.prediction,
         clip: sc.clip,
         threshold: sc.threshold,
-        eta: c.f64("eta", 0.0)?,
-        set_alpha_to_one: c.bool("set_alpha_to_one", true)?,
-        steps_offset: c.usize("steps_offset", 0)?,
-        spacing: Spacing::parse(&c.string("timestep_spacing", "leading"))?,
+        eta: c.f64("eta", d.eta)?,
+        set_alpha_to_one: c.bool("set_alpha_to_one", d.set_alpha_to_one)?,
+        steps_offset: c.usize("steps_offset", d.steps_offset)?,
+        spacing: c.parsed("timestep_spacing", d.spacing, Spacing::parse)?,
     };
     let t = sc.timestep;
     step_outputs(
@@ -526,12 +537,13 @@ fn ddim_step(b: &Backend, c: &Case) -> Result<Outputs> {
 
 fn rq_spline(b: &Backend, c: &Case) -> Result<Outputs> {
     let (x, w, h, d) = (c.tensor("input")?, c.tensor("widths")?, c.tensor("heights")?, c.tensor("derivatives")?);
+    let sd = ops::SplineParams::default();
     let p = ops::SplineParams {
-        inverse: c.bool("inverse", false)?,
-        tail_bound: c.f32("tail_bound", 1.0)?,
-        min_bin_width: c.f32("min_bin_width", 1e-3)?,
-        min_bin_height: c.f32("min_bin_height", 1e-3)?,
-        min_derivative: c.f32("min_derivative", 1e-3)?,
+        inverse: c.bool("inverse", sd.inverse)?,
+        tail_bound: c.f32("tail_bound", sd.tail_bound)?,
+        min_bin_width: c.f32("min_bin_width", sd.min_bin_width)?,
+        min_bin_height: c.f32("min_bin_height", sd.min_bin_height)?,
+        min_derivative: c.f32("min_derivative", sd.min_derivative)?,
     };
     let (y, lad) = match b {
         Backend::Gpu(ctx) => {

@@ -91,6 +91,10 @@ impl Case {
         Error::Case(format!("{}: parameter {name}={:?}: {why}", self.op, self.raw(name).unwrap_or("")))
     }
 
+    /// A parameter parsed by `parse` (an enum's names), or the op's own default when absent.
+    pub fn parsed<T>(&self, name: &str, default: T, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        self.raw(name).map_or(Ok(default), parse)
+    }
     pub fn string(&self, name: &str, default: &str) -> String {
         self.raw(name).unwrap_or(default).to_string()
     }
