@@ -37,8 +37,13 @@ fn adaptive_elu_is_a_shifted_elu() {
         let g = run1(|rec| ops::activation(rec, &up(&xs, &[xs.len()]), got));
         assert_close(&g, &reference::activation(&xs, want), 1e-6, 1e-6, &format!("{got:?} vs {want:?}"));
     }
-    let by_hand: Vec<f32> =
-        xs.iter().map(|&x| { let s = x as f64 - 1.5; (if s > 0.0 { s } else { s.exp_m1() } - 0.75) as f32 }).collect();
+    let by_hand: Vec<f32> = xs
+        .iter()
+        .map(|&x| {
+            let s = x as f64 - 1.5;
+            (if s > 0.0 { s } else { s.exp_m1() } - 0.75) as f32
+        })
+        .collect();
     assert_close(&reference::activation(&xs, a(1.5, -0.75)), &by_hand, 0.0, 1e-7, "reference by hand");
     let special = [f32::NAN, f32::NEG_INFINITY, f32::INFINITY, 1.5];
     let g = run1(|rec| ops::activation(rec, &up(&special, &[4]), a(1.5, -0.75)));

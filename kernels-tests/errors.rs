@@ -133,7 +133,11 @@ fn other_ops_refuse_bad_input() {
     );
     assert_eq!(rec.dispatch_count(), 0);
     refused_param(Activation::parse("swish", |_, d| Ok(d)), "activation", "kind");
-    refused_param(Activation::parse("adaptive_elu", |n, d| Ok(if n == "yshift" { f32::NAN } else { d })), "activation", "yshift");
+    refused_param(
+        Activation::parse("adaptive_elu", |n, d| Ok(if n == "yshift" { f32::NAN } else { d })),
+        "activation",
+        "yshift",
+    );
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -649,13 +649,7 @@ fn row_loops_split() {
                 })
                 .collect();
             assert_close(&done.f32(hs[2]), &want, 1e-3, 1e-5, &format!("row_sum_add {what}"));
-            assert_close(
-                &done.f32(hs[3]),
-                &rf::normal_logprob(&x, d),
-                1e-3,
-                1e-4,
-                &format!("normal_logprob {what}"),
-            );
+            assert_close(&done.f32(hs[3]), &rf::normal_logprob(&x, d), 1e-3, 1e-4, &format!("normal_logprob {what}"));
         }
     }
 }

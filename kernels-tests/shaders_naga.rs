@@ -2,9 +2,9 @@
 //! for every entry point, with the override constants at their defaults and at other values the
 //! ops use, so a shader Metal or DX12 would reject fails here first.
 
-use std::collections::BTreeSet;
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use std::collections::BTreeSet;
 use vcortex::shaders;
 
 /// Override values to try per family, besides the defaults.
@@ -331,7 +331,12 @@ fn override_keys_match_the_shaders() {
         m.overrides.iter().filter_map(|(_, o)| o.name.clone()).collect()
     };
     let keys = |family: &str| -> BTreeSet<String> {
-        overrides::ALL.iter().flat_map(|f| f.iter()).filter(|o| o.family == family).map(|o| o.name.to_string()).collect()
+        overrides::ALL
+            .iter()
+            .flat_map(|f| f.iter())
+            .filter(|o| o.family == family)
+            .map(|o| o.name.to_string())
+            .collect()
     };
     let mut problems = Vec::new();
     let common = declared(shaders::COMMON);

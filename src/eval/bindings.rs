@@ -443,7 +443,10 @@ fn scheduler_case(c: &Case) -> Result<SchedulerCase> {
             None
         },
         threshold: if c.bool("thresholding", d.threshold.is_some())? {
-            Some(Threshold { ratio: c.f64("dynamic_thresholding_ratio", th.ratio)?, max: c.f64("sample_max_value", th.max)? })
+            Some(Threshold {
+                ratio: c.f64("dynamic_thresholding_ratio", th.ratio)?,
+                max: c.f64("sample_max_value", th.max)?,
+            })
         } else {
             None
         },

@@ -1,8 +1,8 @@
 //! Elementwise activations, also fused as the epilogue of conv, linear and norms.
 
-use crate::shaders::overrides::common as ov;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::shaders::overrides::common as ov;
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]

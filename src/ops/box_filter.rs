@@ -1,9 +1,9 @@
 //! Separable window sums over the last two dims with zero 'SAME' padding (shaders/box_filter.wgsl).
 //! A window of size k covers [i − (k−1)/2, i + k − 1 − (k−1)/2]; windows may exceed the image.
 
-use crate::shaders::overrides::box_filter as ov;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::shaders::overrides::box_filter as ov;
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -57,8 +57,7 @@ pub(crate) fn pass(
     let [planes, h, w] = dims;
     let total = planes * h * w;
     let entry = if cols { "box_cols" } else { "box_rows" };
-    let key =
-        PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite]).flag(ov::SQUARE, square);
+    let key = PipelineKey::new("box_filter", entry, &[Access::Read, Access::ReadWrite]).flag(ov::SQUARE, square);
     let kernel = ctx.kernel(&key)?;
     let y = rec.alloc("box_sum", x.shape(), DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, "box_sum")?;

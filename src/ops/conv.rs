@@ -7,10 +7,10 @@
 //! run double-buffered (`conv2d_db`, `conv2d_1x1_db`); the single-buffered kernels stay for
 //! comparison (`Gemm`, `OneByOne`).
 
-use crate::shaders::overrides::conv2d as ov;
 use super::{expect_shape, Activation};
 use crate::error::{Error, Result};
 use crate::runtime::{chunks, Access, PipelineKey, Recorder};
+use crate::shaders::overrides::conv2d as ov;
 use crate::tensor::{DType, Tensor};
 
 /// Which kernel runs a convolution. `Auto` picks by shape; the others force a path (tests and
@@ -426,9 +426,7 @@ pub fn conv2d(
     let parts = split_parts(entry, &s, kdim, tile, rec.loop_budget() as usize);
     let split = parts.len() > 1;
     let with_epilogue = |key: PipelineKey| {
-        epi.act.specialize(
-            key.flag(ov::HAS_BIAS, bias.is_some()).flag(ov::HAS_AFFINE, epi.scale.is_some()),
-        )
+        epi.act.specialize(key.flag(ov::HAS_BIAS, bias.is_some()).flag(ov::HAS_AFFINE, epi.scale.is_some()))
     };
     let kernel = ctx.kernel(&if split { key.with(ov::SPLIT, 1.0) } else { with_epilogue(key) })?;
     let y = rec.alloc(OP, &[s.n, s.o, s.ho, s.wo], DType::F32)?;

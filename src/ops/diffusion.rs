@@ -2,11 +2,11 @@
 //! classifier or score guidance from a gradient, optionally), the classifier-free guidance combine
 //! and forward noising.
 
-use crate::shaders::overrides::diffusion as ov;
 use super::{expect_shape, finite};
 use crate::diffusion::StepCoeffs;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::shaders::overrides::diffusion as ov;
 use crate::tensor::{DType, Tensor};
 
 /// Where a step's noise comes from.

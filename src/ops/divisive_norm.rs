@@ -4,11 +4,11 @@
 //! (per-pixel channel statistics; the apply pass); the batch and layer fields take two (group
 //! moments, a global reduction; apply).
 
-use crate::shaders::overrides::divisive_norm as ov;
 use super::box_filter::{before, pass as box_pass};
 use super::{expect_shape, finite, Activation};
 use crate::error::{Error, Result};
 use crate::runtime::{chunks, Access, PipelineKey, Recorder};
+use crate::shaders::overrides::divisive_norm as ov;
 use crate::tensor::{DType, Tensor};
 
 /// Which units a unit is normalized over.

@@ -2,10 +2,10 @@
 //! rational-quadratic spline): the rational-quadratic spline with linear tails and the affine coupling, forward and
 //! inverse, each one fused pass returning its log-determinant.
 
-use crate::shaders::overrides::flows as ov;
 use super::finite;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::shaders::overrides::flows as ov;
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,9 +2,9 @@
 //! embedding (docs/ops.md, cGNF message passing): a CondGCN layer's sum aggregation and a DenseSAGE layer's masked,
 //! row-normalised dense aggregation.
 
-use crate::shaders::overrides::graph as ov;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, Context, PipelineKey, Recorder};
+use crate::shaders::overrides::graph as ov;
 use crate::tensor::{DType, Tensor};
 
 /// A skeleton: J joints and undirected edges, as neighbour lists (each edge serves both
@@ -268,8 +268,8 @@ fn record_gcn(
     };
     let bindings =
         [Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Read, Access::Read];
-    let kernel = ctx
-        .kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings).flag(ov::DIRECT, packed.is_some()))?;
+    let kernel =
+        ctx.kernel(&PipelineKey::new("graph", "gcn_aggregate", &bindings).flag(ov::DIRECT, packed.is_some()))?;
     let groups = super::elementwise_grid(ctx, rows * hidden, OP)?;
     let y = rec.alloc(OP, &[b, s, j, hidden], DType::F32)?;
     // Without a context the context bindings are bound to the node messages (never read).

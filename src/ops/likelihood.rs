@@ -1,11 +1,11 @@
 //! Likelihoods of neural responses (shaders/readout.wgsl; docs/ops.md, Poisson NLL and zero-inflated gamma
 //! log-density): Poisson NLL and the zero-inflated gamma log-density.
 
-use crate::shaders::overrides::readout as ov;
 use super::expect_shape;
 use super::readout::{RoParams, BINDINGS};
 use crate::error::{Error, Result};
 use crate::runtime::{PipelineKey, Recorder};
+use crate::shaders::overrides::readout as ov;
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,8 +47,7 @@ pub fn poisson_nll(
     let groups = super::elementwise_grid(ctx, total, OP)?;
     let reduce = reduction != Reduction::None;
     let p = RoParams { total: total as u32, eps, ..Default::default() };
-    let kernel =
-        ctx.kernel(&PipelineKey::new("readout", "poisson_nll", &BINDINGS).flag(ov::REDUCE, reduce))?;
+    let kernel = ctx.kernel(&PipelineKey::new("readout", "poisson_nll", &BINDINGS).flag(ov::REDUCE, reduce))?;
     if !reduce {
         let y = rec.alloc(OP, rate.shape(), DType::F32)?;
         rec.dispatch(

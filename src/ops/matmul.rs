@@ -1,9 +1,9 @@
 //! Batched matmul and linear layers (y = x Wᵀ + b), tiled, with a fused activation.
 
-use crate::shaders::overrides::matmul as ov;
 use super::Activation;
 use crate::error::{Error, Result};
 use crate::runtime::{chunks, Access, PipelineKey, Recorder};
+use crate::shaders::overrides::matmul as ov;
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -164,8 +164,7 @@ fn record(
         )?;
     }
     if bias.is_some() || act != Activation::Identity {
-        let key =
-            PipelineKey::new("matmul", "matmul_epilogue", &accesses).flag(ov::HAS_BIAS, bias.is_some());
+        let key = PipelineKey::new("matmul", "matmul_epilogue", &accesses).flag(ov::HAS_BIAS, bias.is_some());
         let kernel = ctx.kernel(&act.specialize(key))?;
         let groups = super::elementwise_grid(ctx, batch * m * n, op)?;
         rec.dispatch(

@@ -5,11 +5,11 @@
 //! 1e-8 by default; 'SAME' zero padding with (k−1)/2 cells before the centre (so even k leans
 //! right/down); the variance of the window counts the padded zeros and is clamped at 0.
 
-use crate::shaders::overrides::neurn as ov;
 use super::box_filter::{before, box_sum};
 use super::finite;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::shaders::overrides::neurn as ov;
 use crate::tensor::{DType, Tensor};
 
 /// Where the maximum is taken.

@@ -1,9 +1,9 @@
 //! Inference batch norm and layer norm over the trailing dims.
 
-use crate::shaders::overrides::norm as ov;
 use super::{finite, Activation};
 use crate::error::{Error, Result};
 use crate::runtime::{Access, PipelineKey, Recorder};
+use crate::shaders::overrides::norm as ov;
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]

@@ -2,10 +2,10 @@
 //! FullGaussian2d readout in eval mode (docs/ops.md, Gaussian readout), with its parameters as given or as a
 //! [`SortedReadout`] (neurons in Z-order of their positions, for the cache).
 
-use crate::shaders::overrides::readout as ov;
 use super::expect_shape;
 use crate::error::{Error, Result};
 use crate::runtime::{Access, Context, PipelineKey, Recorder};
+use crate::shaders::overrides::readout as ov;
 use crate::tensor::{DType, Tensor};
 
 #[repr(C)]
@@ -114,9 +114,8 @@ pub fn grid_sample(rec: &mut Recorder, x: &Tensor, grid: &Tensor, align_corners:
         total: total as u32,
         ..Default::default()
     };
-    let kernel = ctx.kernel(
-        &PipelineKey::new("readout", "grid_sample", &BINDINGS).flag(ov::ALIGN_CORNERS, align_corners),
-    )?;
+    let kernel =
+        ctx.kernel(&PipelineKey::new("readout", "grid_sample", &BINDINGS).flag(ov::ALIGN_CORNERS, align_corners))?;
     let y = rec.alloc(OP, &[n, c, ho, wo], DType::F32)?;
     let groups = super::elementwise_grid(ctx, total, OP)?;
     rec.dispatch(OP, kernel, bytemuck::bytes_of(&p), &[Some(x), Some(grid), None, None, None, Some(&y), None], groups)?;
