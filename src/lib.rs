@@ -17,9 +17,13 @@
 // Shapes are written as in the field, `[N, C, H, W]`: not intra-doc links.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+// The bench suite, the eval case runner and the shader table serve the `vcortex` binary and the
+// tests; they are not part of the library's API.
+#[doc(hidden)]
 pub mod bench;
 pub mod diffusion;
 pub mod error;
+#[doc(hidden)]
 pub mod eval;
 pub mod io;
 pub mod models;
@@ -27,6 +31,7 @@ pub mod ops;
 pub mod reference;
 pub mod rng;
 pub mod runtime;
+#[doc(hidden)]
 pub mod shaders;
 pub mod tensor;
 

@@ -25,7 +25,7 @@ pub(crate) struct BoxParams {
 }
 
 /// Cells before the centre of a window of size k.
-pub fn before(k: usize) -> usize {
+pub(crate) fn before(k: usize) -> usize {
     (k - 1) / 2
 }
 

@@ -273,6 +273,7 @@ fn rect_parts(kh: usize, rows: usize, kw: usize, cols: usize) -> Vec<Part> {
 }
 
 /// The kernel `Auto` picks for a shape.
+#[doc(hidden)]
 pub fn pick_algo(s: &ConvShape, p: &Conv2dParams) -> ConvAlgo {
     if p.algo != ConvAlgo::Auto {
         return p.algo;

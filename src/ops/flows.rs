@@ -57,7 +57,7 @@ impl SplineParams {
 
 /// Checks the spline's shapes: input [..., D] (any leading dims), widths and heights [..., K],
 /// derivatives [..., K−1]. Returns K.
-pub fn spline_shapes(x: &[usize], w: &[usize], h: &[usize], d: &[usize]) -> Result<usize> {
+pub(crate) fn spline_shapes(x: &[usize], w: &[usize], h: &[usize], d: &[usize]) -> Result<usize> {
     const OP: &str = "rq_spline";
     let k = *w.last().ok_or_else(|| Error::shape(OP, "widths", w, "[..., K]"))?;
     let expect = |what: &str, got: &[usize], last: usize| -> Result<()> {
@@ -391,7 +391,7 @@ pub fn row_sum_add(rec: &mut Recorder, v: &Tensor, acc: Option<&Tensor>, scale: 
 
 /// Checks an affine coupling's shapes: x [N, D], mask of D, shift and scale_raw [N, T] for the T
 /// features the mask transforms. Returns T.
-pub fn affine_shapes(x: &[usize], shift: &[usize], scale_raw: &[usize], mask: &[bool]) -> Result<usize> {
+pub(crate) fn affine_shapes(x: &[usize], shift: &[usize], scale_raw: &[usize], mask: &[bool]) -> Result<usize> {
     const OP: &str = "affine_coupling";
     if x.len() != 2 || x.contains(&0) {
         return Err(Error::shape(OP, "input", x, "[N, D]"));

@@ -150,7 +150,7 @@ pub struct GcnRoot<'a> {
 /// Checks a CondGCN aggregation's shapes: node messages mx [B, S, J, ≥ 2H] (self loop in columns
 /// 0..H, neighbour message in H..2H), context message [B, J, ≥ H] and mask [B, J]. Returns
 /// (B, S, mx row stride, context row stride).
-pub fn gcn_shapes(
+pub(crate) fn gcn_shapes(
     mx: &[usize],
     hidden: usize,
     joints: usize,

@@ -253,7 +253,7 @@ pub fn linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>,
 
 /// Checks a linear layer's shapes, x [..., I], W [O, I], b [O]: returns (rows, I, O). Shared by
 /// the op and the CPU path of `eval`.
-pub fn linear_shapes(x: &[usize], w: &[usize], bias: Option<&[usize]>) -> Result<(usize, usize, usize)> {
+pub(crate) fn linear_shapes(x: &[usize], w: &[usize], bias: Option<&[usize]>) -> Result<(usize, usize, usize)> {
     const OP: &str = "linear";
     let i = *x.last().ok_or_else(|| Error::shape(OP, "input", x, "[..., I]"))?;
     if w.len() != 2 || w[1] != i {

@@ -17,6 +17,7 @@ struct BnParams {
 
 /// Checks inference batch norm's shapes and eps: x [N, C, ...], running_mean, running_var, weight
 /// and bias all [C]. Returns (C, positions per channel). Shared by the op and `eval`'s CPU path.
+#[doc(hidden)]
 pub fn batch_norm_shapes(x: &[usize], params: [&[usize]; 4], eps: f32) -> Result<(usize, usize)> {
     const OP: &str = "batch_norm";
     if x.len() < 2 {
@@ -34,6 +35,7 @@ pub fn batch_norm_shapes(x: &[usize], params: [&[usize]; 4], eps: f32) -> Result
 
 /// Checks layer norm's shapes and eps: weight and bias (optional) of exactly the last `dims` dims
 /// of x. Returns the normalized length. Shared by the op and `eval`'s CPU path.
+#[doc(hidden)]
 pub fn layer_norm_shapes(
     x: &[usize],
     dims: usize,

@@ -59,7 +59,7 @@ fn nchw(op: &'static str, x: &[usize]) -> Result<[usize; 4]> {
 
 /// Checks grid_sample's shapes, x [N, C, H, W] and grid [N, Ho, Wo, 2]: returns ([N, C, H, W], Ho,
 /// Wo). Shared by the op and `eval`'s CPU path.
-pub fn grid_sample_shapes(x: &[usize], grid: &[usize]) -> Result<([usize; 4], usize, usize)> {
+pub(crate) fn grid_sample_shapes(x: &[usize], grid: &[usize]) -> Result<([usize; 4], usize, usize)> {
     const OP: &str = "grid_sample";
     let d = nchw(OP, x)?;
     match *grid {
@@ -70,7 +70,7 @@ pub fn grid_sample_shapes(x: &[usize], grid: &[usize]) -> Result<([usize; 4], us
 
 /// Checks the Gaussian readout's shapes: x [N, C, H, W], mu [M, 2], features [C, M], bias [M],
 /// shift [N, 2]. Returns ([N, C, H, W], M). Shared by the op and `eval`'s CPU path.
-pub fn readout_shapes(
+pub(crate) fn readout_shapes(
     x: &[usize],
     mu: &[usize],
     features: &[usize],
