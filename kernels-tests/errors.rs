@@ -64,7 +64,13 @@ fn failed_composite_ops_leave_the_recorder_as_it_was() {
     let before = rec.dispatch_count();
     // 2 x 70000 heads pass the shape checks but not the batched matmul's workgroup limit.
     let big = up(&vec![0.5; 70_000], &[1, 1, 70_000]);
-    refused_too_large(ops::attention(&mut rec, &big, &big, &big, 70_000), "matmul_nt", "batch");
+    // Named as the caller's op, with the inner step in parentheses (not as matmul_nt alone).
+    let e = refused_too_large(
+        ops::attention(&mut rec, &big, &big, &big, 70_000),
+        "attention",
+        "batch (in its matmul_nt step)",
+    );
+    assert!(e.to_string().starts_with("attention: batch (in its matmul_nt step) needs"), "{e}");
     assert_eq!(rec.dispatch_count(), before, "a refused attention left dispatches behind");
     // A flow given the wrong width, after nothing; a divisive norm with a bad gamma.
     refused_shape(

@@ -64,6 +64,31 @@ impl Error {
         Error::File { path: path.display().to_string(), reason }
     }
 
+    /// An error a composite op's inner step raised, as the composite's own: it names the op the
+    /// caller called, and the step in parentheses (attention's score matmul, say), never only an
+    /// op the caller never called.
+    pub fn within(self, outer: &'static str) -> Error {
+        let step = |op: &str| if op == outer { String::new() } else { format!(" (in its {op} step)") };
+        match self {
+            Error::Shape { op, what, got, expected } => {
+                Error::Shape { what: format!("{what}{}", step(op)), op: outer, got, expected }
+            }
+            Error::Param { op, name, reason } => {
+                Error::Param { reason: format!("{reason}{}", step(op)), op: outer, name }
+            }
+            Error::TooLarge { op, what, amount, unit, limit, limit_name } => {
+                Error::TooLarge { what: format!("{what}{}", step(op)), op: outer, amount, unit, limit, limit_name }
+            }
+            Error::Dtype { op, what, got, expected } => {
+                Error::Dtype { what: format!("{what}{}", step(op)), op: outer, got, expected }
+            }
+            Error::DataLength { op, what, got, expected, shape } => {
+                Error::DataLength { what: format!("{what}{}", step(op)), op: outer, got, expected, shape }
+            }
+            e => e,
+        }
+    }
+
     pub fn param(op: &'static str, name: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Param { op, name: name.into(), reason: reason.into() }
     }

@@ -66,7 +66,7 @@ fn permute(rec: &mut Recorder, entry: &'static str, x: &Tensor, dims: [usize; 4]
 /// Multi-head attention of q, k, v [B, F, E] (already projected) with `heads` heads of E/heads:
 /// softmax(Q Kᵀ / √dh) V per head, heads concatenated: [B, F, E].
 pub fn attention(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<Tensor> {
-    rec.atomic(|rec| attention_unit(rec, q, k, v, heads))
+    rec.atomic(|rec| attention_unit(rec, q, k, v, heads)).map_err(|e| e.within("attention"))
 }
 
 fn attention_unit(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<Tensor> {
