@@ -19,12 +19,11 @@ fn batch_norm_shapes() {
     ] {
         let n: usize = shape.iter().product();
         let c = shape[1];
-        let inner: usize = shape[2..].iter().product();
         let xd = rng.vec(n, -3.0, 3.0);
         let (md, vd, wd, bd) =
             (rng.vec(c, -1.0, 1.0), rng.vec(c, 0.1, 2.0), rng.vec(c, -2.0, 2.0), rng.vec(c, -1.0, 1.0));
         for eps in [1e-5f32, 1e-3] {
-            let want = reference::batch_norm(&xd, shape[0], c, inner, &md, &vd, &wd, &bd, eps, act);
+            let want = reference::batch_norm(&xd, &shape, &md, &vd, &wd, &bd, eps, act).unwrap();
             let got = run1(|rec| {
                 let p = [&md, &vd, &wd, &bd].map(|d| up(d, &[c]));
                 ops::batch_norm(rec, &up(&xd, &shape), &p[0], &p[1], &p[2], &p[3], eps, act)
@@ -157,4 +156,22 @@ fn layer_norm_propagates_nan_and_inf_per_row() {
         });
         assert_close_nan(&got, &want, 2e-4, 2e-4, &format!("layer_norm NaN/Inf rows of {len}, budget {budget}"));
     }
+}
+
+/// The batch-norm reference takes what the op takes and refuses what it refuses, by the same
+/// name: a bias of the wrong length, an eps below 0, an input whose data does not fill its shape.
+#[test]
+fn batch_norm_reference_refuses_as_the_op_does() {
+    use crate::common::{ctx, refused_param, refused_shape};
+    let (x, c4, c3) = (vec![0.5f32; 2 * 4 * 3], [1.0f32; 4], [1.0f32; 3]);
+    let id = Activation::Identity;
+    refused_shape(reference::batch_norm(&x, &[2, 4, 3], &c4, &c4, &c4, &c3, 1e-5, id), "batch_norm", "bias");
+    let (xt, p4, p3) = (up(&x, &[2, 4, 3]), up(&c4, &[4]), up(&c3, &[3]));
+    refused_shape(ops::batch_norm(&mut ctx().recorder(), &xt, &p4, &p4, &p4, &p3, 1e-5, id), "batch_norm", "bias");
+    refused_param(reference::batch_norm(&x, &[2, 4, 3], &c4, &c4, &c4, &c4, -1.0, id), "batch_norm", "eps");
+    let e = reference::batch_norm(&x[1..], &[2, 4, 3], &c4, &c4, &c4, &c4, 1e-5, id).unwrap_err();
+    assert!(
+        matches!(&e, vcortex::Error::DataLength { op: "batch_norm", what, got: 23, expected: 24, .. } if what == "input"),
+        "{e:?}"
+    );
 }

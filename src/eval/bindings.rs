@@ -290,22 +290,13 @@ fn batch_norm(b: &Backend, c: &Case) -> Result<Outputs> {
         Backend::Cpu => {
             let p = names.map(|n| c.tensor(n));
             let shapes = [&p[0], &p[1], &p[2], &p[3]].map(|t| t.as_ref().map_or(&[][..], |t| &t.shape[..]));
-            let (ch, inner) = ops::norm::batch_norm_shapes(&x.shape, shapes, eps)?;
+            // The parameters' own shapes are checked here (the reference sees their lengths).
+            ops::norm::batch_norm_shapes(&x.shape, shapes, eps)?;
             let t = |n: &str| c.tensor(n).map(|t| &t.data[..]);
+            let (m, v, w, bias) = (t(names[0])?, t(names[1])?, t(names[2])?, t(names[3])?);
             HostTensor::new(
                 x.shape.clone(),
-                reference::batch_norm(
-                    &x.data,
-                    x.shape[0],
-                    ch,
-                    inner,
-                    t(names[0])?,
-                    t(names[1])?,
-                    t(names[2])?,
-                    t(names[3])?,
-                    eps,
-                    Activation::Identity,
-                ),
+                reference::batch_norm(&x.data, &x.shape, m, v, w, bias, eps, Activation::Identity)?,
             )
         }
     };

@@ -22,3 +22,18 @@ pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use matmul::{linear, matmul};
 pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};
+
+/// Refuses data whose length is not the element count of its shape.
+pub(crate) fn check_len(op: &'static str, what: &str, data: &[f32], shape: &[usize]) -> crate::error::Result<()> {
+    let expected: usize = shape.iter().product();
+    if data.len() != expected {
+        return Err(crate::error::Error::DataLength {
+            op,
+            what: what.to_string(),
+            got: data.len(),
+            expected,
+            shape: shape.to_vec(),
+        });
+    }
+    Ok(())
+}

@@ -1,20 +1,25 @@
 use super::activation::apply;
+use crate::error::Result;
 use crate::ops::Activation;
 
-/// Inference batch norm on x [N, C, inner...] (given as n, c, inner).
+/// Inference batch norm on x of `shape` [N, C, ...]: what `ops::batch_norm` takes, in its order,
+/// with the same checks (its shape checker, then the data lengths).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     x: &[f32],
-    n: usize,
-    c: usize,
-    inner: usize,
+    shape: &[usize],
     mean: &[f32],
     var: &[f32],
     weight: &[f32],
     bias: &[f32],
     eps: f32,
     act: Activation,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
+    act.validate()?;
+    let lens = [mean, var, weight, bias].map(|t| [t.len()]);
+    let (c, inner) = crate::ops::norm::batch_norm_shapes(shape, [&lens[0], &lens[1], &lens[2], &lens[3]], eps)?;
+    super::check_len("batch_norm", "input", x, shape)?;
+    let n = shape[0];
     let mut y = vec![0f32; x.len()];
     for ni in 0..n {
         for ci in 0..c {
@@ -25,7 +30,7 @@ pub fn batch_norm(
             }
         }
     }
-    y
+    Ok(y)
 }
 
 /// Layer norm over rows of length `len` (biased variance, as PyTorch).
