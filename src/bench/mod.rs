@@ -435,20 +435,20 @@ pub fn run_suite(ctx: &Context, opts: &BenchOptions, mut report: impl FnMut(&Ben
 
     let fs = [b(128), 64, 28, 56];
     let fnum: usize = fs.iter().product();
-    if wanted("elu") || wanted("batchnorm_eval") {
+    let activations =
+        [("elu", Activation::Elu), ("adaptive_elu", Activation::AdaptiveElu { xshift: 1.0, yshift: 1.0 })];
+    if activations.iter().any(|(n, _)| wanted(n)) || wanted("batchnorm_eval") {
         let xd: Vec<f32> = rnd(fnum).iter().map(|v| 3.0 * v).collect();
-        if wanted("elu") {
+        for (name, act) in activations.into_iter().filter(|(n, _)| wanted(n)) {
             finish(measure(ctx, opts, || {
                 let x = Tensor::from_f32(ctx, &xd, &fs)?;
                 let xd = &xd;
                 Ok(Case {
-                    name: "elu",
+                    name,
                     flops: 0.0,
                     bytes: 8.0 * fnum as f64,
-                    record: Box::new(move |rec| ops::activation(rec, &x, Activation::Elu)),
-                    check: Box::new(move |out| {
-                        Ok((max_abs_diff(out, &reference::activation(xd, Activation::Elu)), "full"))
-                    }),
+                    record: Box::new(move |rec| ops::activation(rec, &x, act)),
+                    check: Box::new(move |out| Ok((max_abs_diff(out, &reference::activation(xd, act)), "full"))),
                 })
             }));
         }
