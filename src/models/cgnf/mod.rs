@@ -79,11 +79,17 @@ impl Cgnf {
         self.config.embedding.as_ref().map(|e| e.prep())
     }
 
-    /// Root features of `shape` for b poses: only a model with a root node takes them, as [b, 3].
-    fn check_root(&self, shape: &[usize], b: usize) -> Result<()> {
+    /// Refuses root features for a model without a root node.
+    fn expect_root_node(&self) -> Result<()> {
         if self.config.root.is_none() {
             return Err(Error::param(OP, "root", "this model has no root node (no \"root\" in its config)"));
         }
+        Ok(())
+    }
+
+    /// Root features of `shape` for b poses: only a model with a root node takes them, as [b, 3].
+    fn check_root(&self, shape: &[usize], b: usize) -> Result<()> {
+        self.expect_root_node()?;
         if shape != [b, 3] {
             return Err(Error::shape(OP, "root", shape, format!("[{b}, 3]")));
         }

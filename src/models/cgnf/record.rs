@@ -150,24 +150,38 @@ impl Cgnf {
         Ok(Some(z))
     }
 
-    fn check_nodes(&self, x: &Tensor, what: &str, cond: Option<&Condition>) -> Result<(usize, usize)> {
+    /// Checks nodes `x` as the caller passed them: [B, S, J, 3], or also [B, J, 3] (one sample per
+    /// pose) where `per_pose`; returns (B, S). A refusal names `what` and the caller's shape, never
+    /// a view made of it.
+    fn check_nodes(&self, x: &Tensor, what: &str, cond: Option<&Condition>, per_pose: bool) -> Result<(usize, usize)> {
         x.expect_f32(OP, what)?;
         let j = self.config.joints;
         let (b, s) = match *x.shape() {
             [b, s, xj, 3] if xj == j => (b, s),
+            [b, xj, 3] if per_pose && xj == j => (b, 1),
+            _ if per_pose => return Err(Error::shape(OP, what, x.shape(), format!("[B, {j}, 3] or [B, S, {j}, 3]"))),
             _ => return Err(Error::shape(OP, what, x.shape(), format!("[B, S, {j}, 3]"))),
         };
         if let Some(c) = cond {
             if c.batch != b {
-                return Err(Error::shape(
-                    OP,
-                    what,
-                    x.shape(),
-                    format!("[{}, S, {j}, 3] (the condition's batch)", c.batch),
-                ));
+                let want = if x.shape().len() == 3 {
+                    format!("[{}, {j}, 3]", c.batch)
+                } else {
+                    format!("[{}, S, {j}, 3]", c.batch)
+                };
+                return Err(Error::shape(OP, what, x.shape(), format!("{want} (the condition's batch)")));
             }
         }
         Ok((b, s))
+    }
+
+    /// The batch of a condition, or `batch` poses of the prior (refused when none).
+    fn batch_of(&self, cond: Option<&Condition>, batch: usize) -> Result<usize> {
+        match cond {
+            Some(c) => Ok(c.batch),
+            None if batch == 0 => Err(Error::param(OP, "batch", "must be >= 1")),
+            None => Ok(batch),
+        }
     }
 
     /// Records the density of poses [B, J, 3] (or [B, S, J, 3]) given a condition (None: the
@@ -180,14 +194,10 @@ impl Cgnf {
     ) -> Result<(Tensor, Tensor)> {
         rec.atomic(|rec| {
             let shape = poses.shape().to_vec();
-            let x = match *poses.shape() {
-                [b, j, 3] => poses.reshape(&[b, 1, j, 3])?,
-                _ => poses.clone(),
-            };
-            let (b, s) = self.check_nodes(&x, "poses", cond)?;
+            let (b, s) = self.check_nodes(poses, "poses", cond, true)?;
             let root = self.root_input(rec, cond, b)?;
             let rows = b * s * self.config.joints;
-            let mut h = x.reshape(&[rows, 3])?;
+            let mut h = poses.reshape(&[rows, 3])?;
             let (mut acc, mut pending): (Option<Tensor>, f32) = (None, 0.0);
             for (a, c) in self.actnorms.iter().zip(&self.couplings) {
                 let (ls, sh) = a.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
@@ -217,7 +227,7 @@ impl Cgnf {
     }
 
     fn sample_unit(&self, rec: &mut Recorder, z: &Tensor, cond: Option<&Condition>) -> Result<(Tensor, Tensor)> {
-        let (b, s) = self.check_nodes(z, "base points", cond)?;
+        let (b, s) = self.check_nodes(z, "base points", cond, false)?;
         let root = self.root_input(rec, cond, b)?;
         let j = self.config.joints;
         let rows = b * s * j;
@@ -257,7 +267,10 @@ impl Cgnf {
     ) -> Result<(Tensor, Tensor)> {
         rec.atomic(|rec| {
             ops::finite(OP, "temperature", temperature, true)?;
-            let b = cond.map_or(batch, |c| c.batch);
+            let b = self.batch_of(cond, batch)?;
+            if samples == 0 {
+                return Err(Error::param(OP, "samples", "must be >= 1"));
+            }
             let z = ops::random_normal_scaled(rec, &[b, samples, self.config.joints, 3], seed, offset, temperature)?;
             self.sample_unit(rec, &z, cond)
         })
@@ -266,7 +279,7 @@ impl Cgnf {
     /// Records the mode of each pose's posterior (the inverse of z = 0): [B, J, 3].
     pub fn record_mode(&self, rec: &mut Recorder, cond: Option<&Condition>, batch: usize) -> Result<Tensor> {
         rec.atomic(|rec| {
-            let b = cond.map_or(batch, |c| c.batch);
+            let b = self.batch_of(cond, batch)?;
             let j = self.config.joints;
             let z = rec.alloc(OP, &[b, 1, j, 3], crate::tensor::DType::F32)?;
             rec.clear(&z);

@@ -126,9 +126,12 @@ impl Cgnf {
         nodes
     }
 
+    /// Checks the flat slices the caller passed (`x`, named `what`, of B·S·J·3 values; the root
+    /// features of B·3), naming the slice's own length; returns the context and the root features.
     fn reference_check(
         &self,
         x: &[f32],
+        what: &str,
         b: usize,
         s: usize,
         cond: Option<(&[f32], &[bool])>,
@@ -136,13 +139,14 @@ impl Cgnf {
     ) -> Result<(Option<Vec<f64>>, Vec<f64>)> {
         let j = self.config.joints;
         if x.len() != b * s * j * 3 {
-            return Err(Error::shape(OP, "poses", &[x.len()], format!("[{b}, {s}, {j}, 3]")));
+            return Err(Error::shape(OP, what, &[x.len()], format!("[{b}, {s}, {j}, 3]")));
         }
         let root = match root {
             Some(r) => {
-                // A flat [B·3] slice: its shape as [B, 3] where it divides.
-                let shape = if r.len() % 3 == 0 { vec![r.len() / 3, 3] } else { vec![r.len()] };
-                self.check_root(&shape, b)?;
+                self.expect_root_node()?;
+                if r.len() != b * 3 {
+                    return Err(Error::shape(OP, "root", &[r.len()], format!("[{b}, 3]")));
+                }
                 r.iter().map(|&v| v as f64).collect()
             }
             None => vec![0.0; b * 3],
@@ -170,7 +174,7 @@ impl Cgnf {
         cond: Option<(&[f32], &[bool])>,
         root: Option<&[f32]>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (c, root) = self.reference_check(poses, b, s, cond, root)?;
+        let (c, root) = self.reference_check(poses, "poses", b, s, cond, root)?;
         let cond64 = c.as_deref().zip(cond.map(|c| c.1));
         let mut x: Vec<f64> = poses.iter().map(|&v| v as f64).collect();
         let mut ld = vec![0f64; b * s * self.config.joints];
@@ -203,7 +207,7 @@ impl Cgnf {
         cond: Option<(&[f32], &[bool])>,
         root: Option<&[f32]>,
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (c, root) = self.reference_check(z, b, s, cond, root)?;
+        let (c, root) = self.reference_check(z, "base points", b, s, cond, root)?;
         let cond64 = c.as_deref().zip(cond.map(|c| c.1));
         let mut x: Vec<f64> = z.iter().map(|&v| v as f64).collect();
         let mut ld = vec![0f64; b * s * self.config.joints];
