@@ -85,7 +85,11 @@ impl CgnfConfig {
             }
             Some(e) => {
                 if e.hidden == 0 || e.hidden > ops::MAX_GEOMETRY {
-                    return Err(Error::param(OP, "embedding.hidden", format!("{} must be positive", e.hidden)));
+                    return Err(Error::param(
+                        OP,
+                        "embedding.hidden",
+                        format!("{} must be in 1..={}", e.hidden, ops::MAX_GEOMETRY),
+                    ));
                 }
                 ops::finite(OP, "embedding.keypoint_scale", e.keypoint_scale, false)?;
                 if let Some(r) = e.root {

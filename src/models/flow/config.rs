@@ -51,7 +51,11 @@ impl FlowConfig {
             ));
         }
         if self.layers.len() > ops::MAX_GEOMETRY {
-            return Err(Error::param(OP, "layers", format!("{} layers", self.layers.len())));
+            return Err(Error::param(
+                OP,
+                "layers",
+                format!("{} layers is past the supported maximum {}", self.layers.len(), ops::MAX_GEOMETRY),
+            ));
         }
         for (i, lc) in self.layers.iter().enumerate() {
             if let LayerConfig::Spline { bins, tail_bound } = lc {

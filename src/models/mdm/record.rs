@@ -13,14 +13,19 @@ impl Mdm {
             &[_, f, d] if d == self.config.features => f,
             sh => return Err(Error::shape("mdm", "x", sh, format!("[S, F, {}]", self.config.features))),
         };
-        if f + 1 > self.config.max_len || t >= self.timesteps {
+        // The timestep token and the frames: one position each.
+        if f + 1 > self.config.max_len {
             return Err(Error::param(
                 "mdm",
-                "frames/timestep",
-                format!(
-                    "{f} frames or timestep {t} past the table of {} positions and {} timesteps",
-                    self.config.max_len, self.timesteps
-                ),
+                "frames",
+                format!("{f} frames and the timestep token are past the table of {} positions", self.config.max_len),
+            ));
+        }
+        if t >= self.timesteps {
+            return Err(Error::param(
+                "mdm",
+                "timestep",
+                format!("{t} is past the {} timesteps the model has tokens for", self.timesteps),
             ));
         }
         rec.atomic(|rec| {

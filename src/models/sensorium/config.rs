@@ -94,14 +94,20 @@ impl SensoriumConfig {
     pub fn validate(&self) -> Result<()> {
         let c = &self.core;
         let bad = |name: &str, why: &str| Err(Error::param(OP, name, why.to_string()));
-        if c.layers == 0 {
-            return bad("core.layers", "must be >= 1");
-        }
-        if c.input_channels == 0 || c.hidden_channels == 0 {
-            return bad("core.channels", "must be >= 1");
-        }
-        if c.input_kern == 0 || c.hidden_kern == 0 || c.hidden_dilation == 0 || c.stride == 0 || c.input_stride == 0 {
-            return bad("core", "kernels, strides and dilation must be >= 1");
+        // Each size at least 1, by name (channels first, then kernels, dilation and strides).
+        for (name, v) in [
+            ("core.layers", c.layers),
+            ("core.input_channels", c.input_channels),
+            ("core.hidden_channels", c.hidden_channels),
+            ("core.input_kern", c.input_kern),
+            ("core.hidden_kern", c.hidden_kern),
+            ("core.hidden_dilation", c.hidden_dilation),
+            ("core.stride", c.stride),
+            ("core.input_stride", c.input_stride),
+        ] {
+            if v == 0 {
+                return bad(name, "must be >= 1");
+            }
         }
         // Every size bounded (so that products of a few of them cannot overflow), by name.
         for (name, v) in [
@@ -119,7 +125,8 @@ impl SensoriumConfig {
             }
         }
         if let Some((k, r)) = self.readouts.iter().find(|(_, r)| r.neurons > ops::MAX_GEOMETRY) {
-            return bad("readouts", &format!("data key {k:?} has {} neurons, past {}", r.neurons, ops::MAX_GEOMETRY));
+            let name = format!("readouts.{k}.neurons");
+            return bad(&name, &format!("{} is past the supported maximum {}", r.neurons, ops::MAX_GEOMETRY));
         }
         if c.stack != -1 {
             return bad("core.stack", "only -1 (the last layer's output) is supported");
@@ -134,7 +141,7 @@ impl SensoriumConfig {
             return bad("readouts", "at least one data key is needed");
         }
         if let Some((k, _)) = self.readouts.iter().find(|(_, r)| r.neurons == 0) {
-            return bad("readouts", &format!("data key {k:?} has no neurons"));
+            return bad(&format!("readouts.{k}.neurons"), "must be >= 1");
         }
         Ok(())
     }

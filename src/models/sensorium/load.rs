@@ -36,10 +36,8 @@ impl Mlp {
             let k = format!("{prefix}.{j}.weight");
             let shape = sd.shape(&k).unwrap_or_default().to_vec();
             if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
-                return Err(Error::Weights(format!(
-                    "weights: {k:?} has shape {shape:?}, expected [H, {}]",
-                    width.unwrap_or(0)
-                )));
+                let cols = width.map_or("I".to_string(), |w| w.to_string());
+                return Err(Error::Weights(format!("{WHAT}: {k:?} has shape {shape:?}, expected [H, {cols}]")));
             }
             let w = sd.take(&k, &shape)?;
             let b = sd.take(&format!("{prefix}.{j}.bias"), &[shape[0]])?;

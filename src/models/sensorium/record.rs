@@ -142,18 +142,17 @@ impl Sensorium {
         key: &str,
     ) -> Result<Vec<f32>> {
         let n = shape.first().copied().unwrap_or(0);
-        let x = Tensor::from_f32(ctx, images, shape)?;
-        let e = eye.map(|e| Tensor::from_f32(ctx, e, &[n, 2])).transpose()?;
+        let x = upload(ctx, "images", images, shape)?;
+        let e = eye.map(|e| upload(ctx, "eye", e, &[n, 2])).transpose()?;
         let bh = match behavior {
-            Some(b) if n > 0 && b.len() % n == 0 => Some(Tensor::from_f32(ctx, b, &[n, b.len() / n])?),
+            Some(b) if n > 0 && b.len() % n == 0 => Some(upload(ctx, "behavior", b, &[n, b.len() / n])?),
             Some(b) => {
-                return Err(Error::DataLength {
-                    op: OP,
-                    what: "behavior".into(),
-                    got: b.len(),
-                    expected: n,
-                    shape: vec![n],
-                })
+                return Err(Error::shape(
+                    OP,
+                    "behavior",
+                    &[b.len()],
+                    format!("[{n}, B] (a row per image: a multiple of {n} values)"),
+                ))
             }
             None => None,
         };
@@ -162,4 +161,19 @@ impl Sensorium {
         let h = rec.read_back(&y);
         Ok(rec.submit()?.f32(h, &y))
     }
+}
+
+/// Uploads a host input `what` of `shape`, its length checked against the shape first so that a
+/// refusal names the input.
+fn upload(ctx: &Context, what: &str, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if n != Some(data.len()) {
+        return Err(match n {
+            Some(expected) => {
+                Error::DataLength { op: OP, what: what.into(), got: data.len(), expected, shape: shape.to_vec() }
+            }
+            None => Error::shape(OP, what, shape, "a size that fits in memory"),
+        });
+    }
+    Tensor::from_f32(ctx, data, shape)
 }

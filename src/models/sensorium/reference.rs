@@ -46,8 +46,11 @@ impl Sensorium {
         key: &str,
     ) -> Result<Vec<f32>> {
         let r = self.readout(key)?;
-        let n: usize = shape.iter().product();
-        if shape.len() != 4 || images.len() != n {
+        if shape.len() != 4 {
+            return Err(Error::shape(OP, "images", shape, "[N, C, H, W]"));
+        }
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+        if images.len() != n {
             return Err(Error::DataLength {
                 op: OP,
                 what: "images".into(),
@@ -68,6 +71,19 @@ impl Sensorium {
             }
         }
         let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0]));
+        if let (Some(m), Some(b)) = (&r.modulator, behavior) {
+            // A row of the modulator's input width per image.
+            let width = m.layers.first().map_or(0, |(w, _)| w.shape[1]);
+            if b.len() != shape[0] * width {
+                return Err(Error::DataLength {
+                    op: OP,
+                    what: "behavior".into(),
+                    got: b.len(),
+                    expected: shape[0] * width,
+                    shape: vec![shape[0], width],
+                });
+            }
+        }
         let gain = side_input(&r.modulator, behavior, key, "behavior")?
             .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
         let mut x = images.to_vec();

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::EncoderWeights;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::models::StateDict;
 use crate::ops::Activation;
@@ -23,6 +23,9 @@ pub fn reference_encoder_layer(
 ) -> Result<Vec<f32>> {
     use crate::reference as r;
     let w = EncoderWeights::take(&mut StateDict::borrowed("weights", sd), prefix, e, heads)?;
+    if x.len() != b * f * e {
+        return Err(Error::shape("encoder_layer", "x", &[x.len()], format!("[{b}, {f}, {e}]")));
+    }
     let id = Activation::Identity;
     let rows = b * f;
     let lin = |x: &[f32], i: usize, (wt, bt): &(HostTensor, HostTensor), act: Activation| {
