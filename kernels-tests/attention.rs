@@ -189,9 +189,11 @@ fn mdm_denoiser_matches_pytorch() {
     let m = Mdm::load(ctx(), &sd, cfg).unwrap();
     let got = run1(|rec| m.record(rec, &up(&x.data, &x.shape), t));
     assert_close(&got, &want.data, 1e-4, 1e-4, "MDM denoiser vs PyTorch");
-    // Refusals: wrong feature count, a timestep past the table, a missing key.
+    // Refusals: wrong feature count, a timestep past the table, frames past it, a missing key.
     refused_shape(m.record(&mut ctx().recorder(), &up(&[0.0; 50], &[1, 1, 50]), t), "mdm", "x");
-    refused_param(m.record(&mut ctx().recorder(), &up(&x.data, &x.shape), 64), "mdm", "frames/timestep");
+    refused_param(m.record(&mut ctx().recorder(), &up(&x.data, &x.shape), 64), "mdm", "timestep");
+    let e = refused_param(m.record(&mut ctx().recorder(), &up(&vec![0.0; 64 * 51], &[1, 64, 51]), t), "mdm", "frames");
+    assert!(e.to_string().contains("64 frames"), "{e}");
     let mut bad = sd.clone();
     bad.remove("embed_timestep.2.bias");
     refused_weights(Mdm::load(ctx(), &bad, cfg), "embed_timestep.2.bias");

@@ -365,6 +365,29 @@ fn sensorium_and_flow_configs_refuse_huge_sizes() {
         let e = r.unwrap_or_else(|_| panic!("core.{field} = {v}: the loader panicked")).err().unwrap();
         assert_eq!(param_name(&e), format!("core.{field}"), "{e}");
     }
+    // A zero size or neuron count is refused by its own field (the sizes were "core.channels" and
+    // "core" for two and five fields at once).
+    for field in [
+        "layers",
+        "input_channels",
+        "hidden_channels",
+        "input_kern",
+        "hidden_kern",
+        "hidden_dilation",
+        "stride",
+        "input_stride",
+    ] {
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["core"][field] = 0.into();
+        let e = SensoriumConfig::from_json(&json.to_string()).unwrap_err();
+        assert_eq!(param_name(&e), format!("core.{field}"), "{e}");
+    }
+    for neurons in [0, 1u64 << 40] {
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["readouts"]["sessB"]["neurons"] = neurons.into();
+        let e = SensoriumConfig::from_json(&json.to_string()).unwrap_err();
+        assert_eq!(param_name(&e), "readouts.sessB.neurons", "{e}");
+    }
     let cfg = FlowConfig { features: 3, layers: vec![LayerConfig::Spline { bins: usize::MAX, tail_bound: 1.0 }] };
     let e = std::panic::catch_unwind(|| Flow::from_state_dict(cfg, Default::default()))
         .expect("the flow loader panicked")

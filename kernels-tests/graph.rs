@@ -338,6 +338,61 @@ fn cgnf_refuses_bad_weights_configs_and_inputs() {
     assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
 }
 
+/// A refusal names the tensor and the shape the caller passed, never a view made of it: poses
+/// [3, 12, 3] for a 16-joint model were reported as [3, 1, 12, 3] (the one-sample view). Each
+/// refusal names one thing (samples, batch, root) and records nothing.
+#[test]
+fn cgnf_refusals_name_the_callers_shapes() {
+    use vcortex::Error;
+    let cfg = config(16, 2, 5, 3, true, 8);
+    let m = model(&cfg, 2, false);
+    let mut rec = ctx().recorder();
+    let names = |e: &Error, what: &str, got: &[usize]| {
+        assert!(matches!(e, Error::Shape { op: "cgnf", what: w, got: g, .. } if w == what && g == got), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("{what} has shape {got:?}")), "{msg}");
+        msg
+    };
+    // Poses of the wrong joint count, per pose [B, J, 3] and with a samples axis [B, S, J, 3].
+    let e = refused_shape(m.record_log_prob(&mut rec, &up(&[0.0; 3 * 12 * 3], &[3, 12, 3]), None), "cgnf", "poses");
+    let msg = names(&e, "poses", &[3, 12, 3]);
+    assert!(!msg.contains("[3, 1, 12, 3]") && msg.contains("[B, 16, 3] or [B, S, 16, 3]"), "{msg}");
+    let e = refused_shape(m.record_log_prob(&mut rec, &up(&[0.0; 72], &[3, 2, 4, 3]), None), "cgnf", "poses");
+    names(&e, "poses", &[3, 2, 4, 3]);
+    // Poses of another batch than the condition's: [3, 16, 3] against a condition of 2 poses.
+    let kp = up(&[0.0; 2 * 16 * 2], &[2, 16, 2]);
+    let cond = m.record_condition(&mut rec, &kp, &[true; 32]).unwrap();
+    let n = rec.dispatch_count();
+    let e = m.record_log_prob(&mut rec, &up(&[0.0; 3 * 16 * 3], &[3, 16, 3]), Some(&cond)).unwrap_err();
+    let msg = names(&e, "poses", &[3, 16, 3]);
+    assert!(msg.contains("[2, 16, 3] (the condition's batch)") && !msg.contains("[3, 1, 16, 3]"), "{msg}");
+    // Base points must have the samples axis: a [B, J, 3] tensor is named as given.
+    let e = m.record_sample_from(&mut rec, &up(&[0.0; 2 * 16 * 3], &[2, 16, 3]), Some(&cond)).unwrap_err();
+    let msg = names(&e, "base points", &[2, 16, 3]);
+    assert!(msg.contains("[B, S, 16, 3]"), "{msg}");
+    // No samples, or a prior of no poses: the parameter, not a made-up [B, 0, J, 3].
+    refused_param(m.record_sample(&mut rec, Some(&cond), 0, 0, 1.0, 1, 0), "cgnf", "samples");
+    refused_param(m.record_sample(&mut rec, None, 0, 3, 1.0, 1, 0), "cgnf", "batch");
+    refused_param(m.record_mode(&mut rec, None, 0), "cgnf", "batch");
+    assert_eq!(rec.dispatch_count(), n, "refusals record nothing");
+    // The reference's flat slices: their own lengths, and the base points named as such.
+    let e = m.reference_log_prob(&[0.0; 95], 2, 1, None).unwrap_err();
+    names(&e, "poses", &[95]);
+    let e = m.reference_sample(&[0.0; 95], 2, 1, None).unwrap_err();
+    names(&e, "base points", &[95]);
+    // Root features for a model without a root node: refused as such, whatever their length.
+    let e = m.reference_log_prob_with_root(&[0.0; 96], 2, 1, None, Some(&[0.0; 6])).unwrap_err();
+    assert!(matches!(&e, Error::Param { op: "cgnf", name, .. } if name == "root"), "{e:?}");
+    let mut rcfg = cfg.clone();
+    rcfg.root = Some(vcortex::models::cgnf::RootConfig { children: vec![0] });
+    let rm = model(&rcfg, 2, false);
+    let e = rm.reference_log_prob_with_root(&[0.0; 96], 2, 1, None, Some(&[0.0; 9])).unwrap_err();
+    let msg = names(&e, "root", &[9]);
+    assert!(msg.contains("expected [2, 3]"), "{msg}");
+    let e = rm.prior_condition(2, Some(&up(&[0.0; 9], &[3, 3]))).err().expect("refused");
+    names(&e, "root", &[3, 3]);
+}
+
 /// The golden cGNFs of scripts/golden_cgnf.py (plain PyTorch after docs/ops.md, cGNF message passing; propose's key
 /// names, float64), without and with propose's separate root node: context, posterior and prior
 /// densities, sampling from given base noise, mode.

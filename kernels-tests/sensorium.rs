@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::common::{assert_close, ctx, refused_config, refused_param, refused_shape, refused_weights};
+use crate::common::{assert_close, ctx, refused_config, refused_length, refused_param, refused_shape, refused_weights};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
 use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
 use vcortex::models::{Sensorium, SensoriumConfig};
@@ -199,6 +199,24 @@ fn wrong_images_and_keys_are_refused() {
     assert!(e.to_string().contains("[N, 2, H, W]"), "wrong channel count: {e}");
     refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "a"), "sensorium", "behavior");
     refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "b"), "sensorium", "eye"); // key b needs the eye position
+                                                                                                    // Host inputs of the wrong length are refused by their own name, not as the upload's "data".
+    let e = refused_length(m.predict(ctx(), &[0.0; 2 * 12 * 14], &[1, 2, 12, 15], "b"), "sensorium", "images");
+    assert!(e.to_string().contains("[1, 2, 12, 15]"), "{e}");
+    let img = [0.0; 2 * 12 * 15];
+    refused_length(m.predict_with_eye(ctx(), &img, &[1, 2, 12, 15], Some(&[0.0; 3]), "b"), "sensorium", "eye");
+    let e = refused_shape(
+        m.predict_full(ctx(), &[0.0; 4 * 12 * 15], &[2, 2, 12, 15], None, Some(&beh), "a"),
+        "sensorium",
+        "behavior",
+    );
+    assert!(e.to_string().contains("[3]") && e.to_string().contains("[2, B]"), "{e}");
+    // The reference: a shape of another rank, and a behaviour of the wrong width.
+    refused_shape(m.reference_forward(&img, &[2, 12, 15], "b"), "sensorium", "images");
+    refused_length(
+        m.reference_forward_full(&img, &[1, 2, 12, 15], None, Some(&[0.5; 2]), "a"),
+        "sensorium",
+        "behavior",
+    );
     let e = refused_param(m.predict(ctx(), &[0.0; 2 * 12 * 15], &[1, 2, 12, 15], "zzz"), "sensorium", "data_key")
         .to_string();
     assert!(e.contains("zzz") && e.contains("a, b"), "{e}");

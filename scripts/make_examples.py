@@ -3,7 +3,7 @@ command"). Rerun from the repository root: `python3 scripts/make_examples.py` (n
 safetensors; no torch). Fixed seed: the files are the same on every run.
 
 - flow/: a composite flow on 3 features (ActNorm, affine coupling, spline coupling with 8 bins),
-  random weights with the key names of src/models/flow.rs, and 16 input rows;
+  random weights with the key names of src/models/flow/mod.rs, and 16 input rows;
 - cgnf/input.safetensors: the poses, keypoints and observed flags of the committed cGNF golden
   (kernels-tests/data/cgnf/io.safetensors), the tensors `vcortex flow density` takes, and
   cgnf/keypoints.safetensors, its keypoints and observed flags, what `vcortex flow sample` takes;

@@ -396,8 +396,8 @@ fn predict(
     output: &std::path::Path,
     batch: usize,
 ) -> Result<()> {
-    use vcortex::io::{write_safetensors, HostTensor};
-    use vcortex::models::{sensorium::read_images, Sensorium};
+    use vcortex::io::{read_images, write_safetensors, HostTensor};
+    use vcortex::models::Sensorium;
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }

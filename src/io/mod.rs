@@ -1,4 +1,5 @@
-//! Files: safetensors tensors (with their `__metadata__`), read and written on the host.
+//! Files: safetensors tensors (with their `__metadata__`), read and written on the host, and the
+//! images file of a Sensorium prediction ([`read_images`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -10,6 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
+
+mod images;
+
+pub use images::read_images;
 
 /// A tensor on the host: f32 values and a shape.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,0 +1,326 @@
+//! State dict → Sensorium: PyTorch's keys read through [`StateDict`], each batch norm folded into
+//! its conv, the ELU offset into the readout bias, a grid-mean predictor evaluated once; and the
+//! upload.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::weights::{FoldedConv, Mlp, Readout};
+use super::{Sensorium, SensoriumConfig};
+use crate::error::{Error, Result};
+use crate::io::HostTensor;
+use crate::models::StateDict;
+use crate::ops::{self, Activation, Conv2dParams};
+use crate::runtime::Context;
+use crate::tensor::Tensor;
+
+const WHAT: &str = "weights";
+
+impl Mlp {
+    /// Reads `{prefix}.{0,2,4,…}.{weight,bias}` (the Linear layers of an nn.Sequential with an
+    /// activation between them), checking that widths chain from `input_width` (if known) to
+    /// `output_width`.
+    fn load(
+        sd: &mut StateDict,
+        prefix: &str,
+        input_width: Option<usize>,
+        output_width: usize,
+        act: Activation,
+        what: &'static str,
+        input: &'static str,
+    ) -> Result<Mlp> {
+        let mut layers = Vec::new();
+        let mut width = input_width;
+        let mut j = 0;
+        while sd.has(&format!("{prefix}.{j}.weight")) {
+            let k = format!("{prefix}.{j}.weight");
+            let shape = sd.shape(&k).unwrap_or_default().to_vec();
+            if shape.len() != 2 || width.is_some_and(|w| shape[1] != w) {
+                let cols = width.map_or("I".to_string(), |w| w.to_string());
+                return Err(Error::Weights(format!("{WHAT}: {k:?} has shape {shape:?}, expected [H, {cols}]")));
+            }
+            let w = sd.take(&k, &shape)?;
+            let b = sd.take(&format!("{prefix}.{j}.bias"), &[shape[0]])?;
+            width = Some(shape[0]);
+            layers.push((w, b));
+            j += 2;
+        }
+        if width != Some(output_width) || layers.is_empty() {
+            return Err(Error::Weights(format!(
+                "weights: the {what} needs {prefix}.0.weight … ending in {output_width} outputs"
+            )));
+        }
+        Ok(Mlp { layers, dev: Vec::new(), act, what, input })
+    }
+
+    fn upload(&mut self, ctx: &Context) -> Result<()> {
+        let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
+        self.dev = self.layers.iter().map(|(w, b)| Ok((up(w)?, up(b)?))).collect::<Result<_>>()?;
+        Ok(())
+    }
+}
+
+/// The eval-mode positions of a `grid_mean_predictor` readout: mu = mu_transform(source_grid),
+/// with mu_transform = Linear, (ELU, Linear)*, then Tanh when `final_tanh`; computed once, in f64.
+fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool>, key: &str) -> Result<HostTensor> {
+    let final_tanh = final_tanh.ok_or_else(|| {
+        Error::Config(format!(
+            "config: readout {key:?} has a grid_mean_predictor; say \"grid_mean_final_tanh\": true or false"
+        ))
+    })?;
+    let grid_key = format!("{pre}.source_grid");
+    let gshape = sd.shape(&grid_key).unwrap_or_default().to_vec();
+    let dims = match gshape[..] {
+        [n, d] if n == m => d,
+        [n, 1, 1, d] | [1, n, 1, d] if n == m => d,
+        _ => return Err(Error::Weights(format!("weights: {grid_key:?} has shape {gshape:?}, expected [{m}, D]"))),
+    };
+    let grid = sd.take(&grid_key, &gshape)?;
+    let mut h: Vec<f64> = grid.data.iter().map(|&v| v as f64).collect();
+    let mut width = dims;
+    let mut j = 0;
+    let mut layers = 0;
+    while sd.has(&format!("{pre}.mu_transform.{j}.weight")) {
+        let wk = format!("{pre}.mu_transform.{j}.weight");
+        let shape = sd.shape(&wk).unwrap_or_default().to_vec();
+        if shape.len() != 2 || shape[1] != width {
+            return Err(Error::Weights(format!("weights: {wk:?} has shape {shape:?}, expected [H, {width}]")));
+        }
+        let w = sd.take(&wk, &shape)?;
+        let b = sd.take(&format!("{pre}.mu_transform.{j}.bias"), &[shape[0]])?;
+        let o = shape[0];
+        let mut next = vec![0f64; m * o];
+        for n in 0..m {
+            for r in 0..o {
+                let mut acc = b.data[r] as f64;
+                for c in 0..width {
+                    acc += w.data[r * width + c] as f64 * h[n * width + c];
+                }
+                next[n * o + r] = acc;
+            }
+        }
+        h = next;
+        width = o;
+        layers += 1;
+        j += 2;
+        // ELU between linear layers: applied when another layer follows.
+        if sd.has(&format!("{pre}.mu_transform.{j}.weight")) {
+            h.iter_mut().for_each(|v| *v = if *v > 0.0 { *v } else { v.exp_m1() });
+        }
+    }
+    if layers == 0 || width != 2 {
+        return Err(Error::Weights(format!(
+            "weights: the grid_mean_predictor of {key:?} needs {pre}.mu_transform.0.weight … ending in 2 outputs"
+        )));
+    }
+    if final_tanh {
+        h.iter_mut().for_each(|v| *v = v.tanh());
+    }
+    Ok(HostTensor::new(vec![1, m, 1, 2], h.iter().map(|&v| v as f32).collect()))
+}
+
+fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
+    let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
+    if let Some(i) = var.data.iter().position(|&v| v < 0.0) {
+        return Err(Error::Weights(format!("weights: {prefix}.running_var[{i}] is negative")));
+    }
+    // Affine parameters are optional (BatchNorm2d(affine=False) saves none).
+    let w = if sd.has(&format!("{prefix}.weight")) { Some(sd.take(&format!("{prefix}.weight"), &[c])?) } else { None };
+    let b = if sd.has(&format!("{prefix}.bias")) { Some(sd.take(&format!("{prefix}.bias"), &[c])?) } else { None };
+    sd.accept_unused(&format!("{prefix}.num_batches_tracked"))?;
+    let mut scale = vec![0f32; c];
+    let mut shift = vec![0f32; c];
+    for i in 0..c {
+        let s = w.as_ref().map_or(1.0, |w| w.data[i] as f64) / (var.data[i] as f64 + eps as f64).sqrt();
+        scale[i] = s as f32;
+        shift[i] = (b.as_ref().map_or(0.0, |b| b.data[i] as f64) - mean.data[i] as f64 * s) as f32;
+    }
+    Ok((scale, shift))
+}
+
+impl Sensorium {
+    /// Loads weights (safetensors, PyTorch key names) and a JSON config, and uploads them.
+    pub fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Sensorium> {
+        let text = std::fs::read_to_string(config)
+            .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cannot read: {e}") })?;
+        let cfg = SensoriumConfig::from_json(&text)
+            .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
+        let sd = StateDict::read(WHAT, weights)?;
+        let mut m = Self::from_dict(cfg, sd).map_err(|e| e.in_files(weights, config))?;
+        m.upload(ctx)?;
+        Ok(m)
+    }
+
+    /// Builds the model on the host from a state_dict; refuses missing, extra or mis-shaped keys.
+    pub fn from_state_dict(config: SensoriumConfig, tensors: BTreeMap<String, HostTensor>) -> Result<Sensorium> {
+        Self::from_dict(config, StateDict::new(WHAT, tensors))
+    }
+
+    fn from_dict(config: SensoriumConfig, mut sd: StateDict) -> Result<Sensorium> {
+        config.validate()?;
+        let c = &config.core;
+        let hc = c.hidden_channels;
+        let act_of =
+            |l: usize| if l + 1 < c.layers || c.final_nonlinearity { Activation::Elu } else { Activation::Identity };
+        let mut layers = Vec::new();
+        // Layer 0: conv (no bias with batch norm), BN, ELU.
+        let w0 = sd.take("core.features.layer0.conv.weight", &[hc, c.input_channels, c.input_kern, c.input_kern])?;
+        let bias0 = if sd.has("core.features.layer0.conv.bias") {
+            Some(sd.take("core.features.layer0.conv.bias", &[hc])?)
+        } else {
+            None
+        };
+        let bn0 = fold_bn(&mut sd, "core.features.layer0.norm", hc, c.batch_norm_eps)?;
+        let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
+        layers.push(vec![FoldedConv {
+            w: w0,
+            bias: bias0,
+            bn: Some(bn0),
+            params: Conv2dParams::default().with_padding(p0, p0).with_stride(c.input_stride, c.input_stride),
+            act: act_of(0),
+            dev: None,
+        }]);
+        let pad = ((c.hidden_kern - 1) * c.hidden_dilation + 1) / 2;
+        let spatial = Conv2dParams::default()
+            .with_padding(pad, pad)
+            .with_stride(c.stride, c.stride)
+            .with_dilation(c.hidden_dilation, c.hidden_dilation);
+        for l in 1..c.layers {
+            let pre = format!("core.features.layer{l}");
+            let bn = fold_bn(&mut sd, &format!("{pre}.norm"), hc, c.batch_norm_eps)?;
+            let mut take_conv = |name: &str, shape: [usize; 4]| -> Result<(HostTensor, Option<HostTensor>)> {
+                let w = sd.take(&format!("{pre}.{name}.weight"), &shape)?;
+                let b = if sd.has(&format!("{pre}.{name}.bias")) {
+                    Some(sd.take(&format!("{pre}.{name}.bias"), &[shape[0]])?)
+                } else {
+                    None
+                };
+                Ok((w, b))
+            };
+            if c.depth_separable {
+                let (wi, bi) = take_conv("ds_conv.in_depth_conv", [hc, hc, 1, 1])?;
+                let (ws, bs) = take_conv("ds_conv.spatial_conv", [hc, 1, c.hidden_kern, c.hidden_kern])?;
+                let (wo, bo) = take_conv("ds_conv.out_depth_conv", [hc, hc, 1, 1])?;
+                layers.push(vec![
+                    FoldedConv {
+                        w: wi,
+                        bias: bi,
+                        bn: None,
+                        params: Conv2dParams::default(),
+                        act: Activation::Identity,
+                        dev: None,
+                    },
+                    FoldedConv {
+                        w: ws,
+                        bias: bs,
+                        bn: None,
+                        params: spatial.with_groups(hc),
+                        act: Activation::Identity,
+                        dev: None,
+                    },
+                    FoldedConv {
+                        w: wo,
+                        bias: bo,
+                        bn: Some(bn),
+                        params: Conv2dParams::default(),
+                        act: act_of(l),
+                        dev: None,
+                    },
+                ]);
+            } else {
+                let (w, b) = take_conv("conv", [hc, hc, c.hidden_kern, c.hidden_kern])?;
+                layers.push(vec![FoldedConv { w, bias: b, bn: Some(bn), params: spatial, act: act_of(l), dev: None }]);
+            }
+        }
+        // The input regularizer's Laplace filter is a buffer a real model saves.
+        sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
+        let mut readouts = BTreeMap::new();
+        for (key, r) in &config.readouts {
+            let m = r.neurons;
+            let pre = format!("readout.{key}");
+            let mu = if sd.has(&format!("{pre}._mu")) {
+                sd.take(&format!("{pre}._mu"), &[1, m, 1, 2])?
+            } else if sd.has(&format!("{pre}.source_grid")) {
+                predicted_mu(&mut sd, &pre, m, r.grid_mean_final_tanh, key)?
+            } else {
+                return Err(Error::Weights(format!(
+                    "weights: missing key \"{pre}._mu\" (or a grid_mean_predictor's \"{pre}.source_grid\")"
+                )));
+            };
+            let f = sd.take(&format!("{pre}._features"), &[1, hc, 1, m])?;
+            let bias = if sd.has(&format!("{pre}.bias")) {
+                sd.take(&format!("{pre}.bias"), &[m])?
+            } else {
+                HostTensor::new(vec![m], vec![0.0; m])
+            };
+            // sigma only matters when sampling positions (training).
+            if sd.has(&format!("{pre}.sigma")) {
+                let s = sd.shape(&format!("{pre}.sigma")).unwrap_or_default();
+                if s.len() != 4 || s[1] != m {
+                    return Err(Error::Weights(format!(
+                        "weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]"
+                    )));
+                }
+                sd.accept_unused(&format!("{pre}.sigma"))?;
+            }
+            let modulator = if r.modulator {
+                let prefix = format!("modulator.{key}.modulator_networks.0");
+                Some(Mlp::load(&mut sd, &prefix, None, m, Activation::Relu, "modulator", "the behaviour [N, B]")?)
+            } else {
+                None
+            };
+            // Without a modulator the ELU offset folds into the bias.
+            let offset = if modulator.is_none() { 0.0 } else { config.elu_offset };
+            let fold = config.elu_offset - offset;
+            let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + fold).collect());
+            let shifter = if r.shifter {
+                let prefix = format!("shifter.{key}.mlp");
+                Some(Mlp::load(&mut sd, &prefix, Some(2), 2, Activation::Tanh, "shifter", "the eye position [N, 2]")?)
+            } else {
+                None
+            };
+            readouts.insert(
+                key.clone(),
+                Readout {
+                    modulator,
+                    offset,
+                    shifter,
+                    mu: HostTensor::new(vec![m, 2], mu.data),
+                    features: HostTensor::new(vec![hc, m], f.data),
+                    bias,
+                    align_corners: r.align_corners,
+                    dev: None,
+                },
+            );
+        }
+        sd.finish()?;
+        Ok(Sensorium { config, layers, readouts })
+    }
+
+    /// Puts the folded weights on the device.
+    pub fn upload(&mut self, ctx: &Context) -> Result<()> {
+        let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
+        for layer in &mut self.layers {
+            for conv in layer.iter_mut() {
+                let w = up(&conv.w)?;
+                let b = conv.bias.as_ref().map(up).transpose()?;
+                let bn = match &conv.bn {
+                    Some((s, h)) => {
+                        Some((Tensor::from_f32(ctx, s, &[s.len()])?, Tensor::from_f32(ctx, h, &[h.len()])?))
+                    }
+                    None => None,
+                };
+                conv.dev = Some((w, b, bn));
+            }
+        }
+        for r in self.readouts.values_mut() {
+            let c = r.features.shape[0];
+            r.dev = Some(ops::SortedReadout::new(ctx, &r.mu.data, &r.features.data, c, Some(&r.bias.data))?);
+            for mlp in r.shifter.iter_mut().chain(r.modulator.iter_mut()) {
+                mlp.upload(ctx)?;
+            }
+        }
+        Ok(())
+    }
+}

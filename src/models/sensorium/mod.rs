@@ -1,0 +1,54 @@
+//! The Sensorium 2022 baseline (neuralpredictors `Stacked2dCore` + one `FullGaussian2d` readout per
+//! data key, ELU+1; docs/models.md, docs/ops.md, Gaussian readout) at inference, loaded from a PyTorch `state_dict`
+//! saved as safetensors with PyTorch's own key names plus a small JSON config.
+//!
+//! Loading folds each batch norm into the epilogue of the conv before it (scale and shift), the
+//! `elu_offset` into the readout bias, and fuses ELU+1 into the readout kernel. A forward pass is
+//! recorded on one [`Recorder`]: layer 0 is one conv dispatch, each depth-separable layer three
+//! (1×1, depthwise, 1×1 with BN and ELU), the readout one.
+
+mod config;
+mod fixtures;
+mod load;
+mod record;
+mod reference;
+mod weights;
+
+pub use config::{CoreConfig, ReadoutConfig, SensoriumConfig};
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+
+use weights::{FoldedConv, Readout};
+
+const OP: &str = "sensorium";
+
+/// A loaded model.
+pub struct Sensorium {
+    pub config: SensoriumConfig,
+    layers: Vec<Vec<FoldedConv>>,
+    readouts: BTreeMap<String, Readout>,
+}
+
+impl Sensorium {
+    /// Whether the readout of `key` has a shifter (and so needs eye positions).
+    pub fn has_shifter(&self, key: &str) -> bool {
+        self.readouts.get(key).is_some_and(|r| r.shifter.is_some())
+    }
+
+    pub fn data_keys(&self) -> Vec<&str> {
+        self.readouts.keys().map(|k| k.as_str()).collect()
+    }
+
+    fn readout(&self, key: &str) -> Result<&Readout> {
+        self.readouts.get(key).ok_or_else(|| {
+            Error::param(OP, "data_key", format!("{key:?} is not one of {}", self.data_keys().join(", ")))
+        })
+    }
+
+    /// Whether the readout of `key` has a behaviour modulator.
+    pub fn has_modulator(&self, key: &str) -> bool {
+        self.readouts.get(key).is_some_and(|r| r.modulator.is_some())
+    }
+}

@@ -1,0 +1,129 @@
+//! The Sensorium's CPU reference forward (f64 accumulation), on the folded host weights, for
+//! checks of the GPU forward.
+
+use super::weights::{side_input, Mlp};
+use super::{Sensorium, OP};
+use crate::error::{Error, Result};
+use crate::ops::Activation;
+use crate::reference;
+
+impl Mlp {
+    fn reference(&self, x: &[f32], n: usize) -> Vec<f32> {
+        let mut h = x.to_vec();
+        let mut width = x.len() / n.max(1);
+        for (w, b) in &self.layers {
+            h = reference::linear(&h, n, width, &w.data, w.shape[0], Some(&b.data), self.act);
+            width = w.shape[0];
+        }
+        h
+    }
+}
+
+impl Sensorium {
+    /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
+    pub fn reference_forward(&self, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
+        self.reference_forward_with_eye(images, shape, None, key)
+    }
+
+    /// [`Sensorium::reference_forward`] with the eye position [N, 2] for a shifter.
+    pub fn reference_forward_with_eye(
+        &self,
+        images: &[f32],
+        shape: &[usize],
+        eye: Option<&[f32]>,
+        key: &str,
+    ) -> Result<Vec<f32>> {
+        self.reference_forward_full(images, shape, eye, None, key)
+    }
+
+    /// [`Sensorium::reference_forward`] with the eye position and the behaviour [N, B].
+    pub fn reference_forward_full(
+        &self,
+        images: &[f32],
+        shape: &[usize],
+        eye: Option<&[f32]>,
+        behavior: Option<&[f32]>,
+        key: &str,
+    ) -> Result<Vec<f32>> {
+        let r = self.readout(key)?;
+        if shape.len() != 4 {
+            return Err(Error::shape(OP, "images", shape, "[N, C, H, W]"));
+        }
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+        if images.len() != n {
+            return Err(Error::DataLength {
+                op: OP,
+                what: "images".into(),
+                got: images.len(),
+                expected: n,
+                shape: shape.to_vec(),
+            });
+        }
+        if let Some(e) = eye {
+            if e.len() != 2 * shape[0] {
+                return Err(Error::DataLength {
+                    op: OP,
+                    what: "eye".into(),
+                    got: e.len(),
+                    expected: 2 * shape[0],
+                    shape: vec![shape[0], 2],
+                });
+            }
+        }
+        let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0]));
+        if let (Some(m), Some(b)) = (&r.modulator, behavior) {
+            // A row of the modulator's input width per image.
+            let width = m.layers.first().map_or(0, |(w, _)| w.shape[1]);
+            if b.len() != shape[0] * width {
+                return Err(Error::DataLength {
+                    op: OP,
+                    what: "behavior".into(),
+                    got: b.len(),
+                    expected: shape[0] * width,
+                    shape: vec![shape[0], width],
+                });
+            }
+        }
+        let gain = side_input(&r.modulator, behavior, key, "behavior")?
+            .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
+        let mut x = images.to_vec();
+        let mut s = shape.to_vec();
+        for layer in &self.layers {
+            for conv in layer {
+                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
+                let (y, ys) = reference::conv2d(
+                    &x,
+                    &s,
+                    &conv.w.data,
+                    &conv.w.shape,
+                    conv.bias.as_ref().map(|b| &b.data[..]),
+                    &conv.params,
+                    bn,
+                    conv.act,
+                )?;
+                x = y;
+                s = ys;
+            }
+        }
+        let y = reference::readout::gaussian_readout(
+            &x,
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+            &r.mu.data,
+            &r.features.data,
+            Some(&r.bias.data),
+            shift.as_deref(),
+            r.align_corners,
+        );
+        match gain {
+            Some(g) => {
+                let z: Vec<f32> =
+                    y.iter().zip(&g).map(|(a, b)| (*a as f64 * *b as f64 + r.offset as f64) as f32).collect();
+                Ok(reference::activation(&z, Activation::Elu1))
+            }
+            None => Ok(reference::activation(&y, Activation::Elu1)),
+        }
+    }
+}
