@@ -10,5 +10,6 @@ fn main() {
     };
     let opts = vcortex::bench::BenchOptions::default();
     println!("suite on {}", ctx.adapter());
+    println!("{}", vcortex::bench::timing_line(&ctx));
     vcortex::bench::run_suite(&ctx, &opts, |r| println!("{}", r.to_json()));
 }

@@ -472,6 +472,78 @@ mod composite {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A flow config's `"kind"` says which model `vcortex flow` loads: `"flow"` gives the samples
+    /// of the same config without the field, bit for bit; `"cgnf"` reads it as a cGNF (refused for
+    /// its missing cGNF fields); any other value is refused naming the field and the file; a cGNF
+    /// config marked `"flow"` is refused for a cGNF field, and one marked `"cgnf"` gives the
+    /// mode of the same config without the field.
+    #[test]
+    fn cli_flow_config_kind_picks_the_model() {
+        let dir = std::env::temp_dir().join(format!("vcortex-flow-kind-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = dir.join("w.safetensors");
+        let sd: Vec<(String, HostTensor)> = weights(3).into_iter().collect();
+        vcortex::io::write_safetensors(&w, &sd, &Default::default()).unwrap();
+        let with_kind = |name: &str, cfg: &serde_json::Value, kind: serde_json::Value| {
+            let mut cfg = cfg.clone();
+            cfg.as_object_mut().unwrap().insert("kind".into(), kind);
+            let p = dir.join(name);
+            std::fs::write(&p, cfg.to_string()).unwrap();
+            p
+        };
+        let sample = |w: &std::path::Path, c: &std::path::Path, extra: &[&str], out: &str| {
+            let o = dir.join(out);
+            let mut args = vec!["flow", "sample", "--weights", w.to_str().unwrap(), "--config", c.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            args.extend(["-o", o.to_str().unwrap()]);
+            (crate::common::vcortex(&args), o)
+        };
+        let plain = serde_json::to_value(config()).unwrap();
+        let c0 = dir.join("c.json");
+        std::fs::write(&c0, plain.to_string()).unwrap();
+        let (r, o0) = sample(&w, &c0, &["--n", "10", "--seed", "5"], "s0.safetensors");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let c1 = with_kind("c_flow.json", &plain, "flow".into());
+        let (r, o1) = sample(&w, &c1, &["--n", "10", "--seed", "5"], "s1.safetensors");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let read = |p: &std::path::Path| vcortex::io::read_safetensors(p).unwrap().tensors.remove("samples").unwrap();
+        assert_eq!(read(&o0).data, read(&o1).data, "\"kind\": \"flow\" changed the samples");
+        let c2 = with_kind("c_cgnf.json", &plain, "cgnf".into());
+        let (r, _) = sample(&w, &c2, &["--n", "10"], "s2.safetensors");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && err.contains("cgnf config") && err.contains(c2.to_str().unwrap()), "{err}");
+        for bad in [serde_json::json!("gnf"), serde_json::json!(3), serde_json::json!(null)] {
+            let c = with_kind("c_bad.json", &plain, bad.clone());
+            let (r, o) = sample(&w, &c, &["--n", "10"], "s3.safetensors");
+            let err = String::from_utf8_lossy(&r.stderr);
+            assert!(
+                !r.status.success()
+                    && err.starts_with(&format!("vcortex: {}: \"kind\" is {bad}", c.display()))
+                    && err.lines().count() == 1
+                    && !o.exists(),
+                "kind {bad}: {err}"
+            );
+        }
+        // The golden cGNF: its config marked "cgnf" gives the mode of the unmarked one; marked
+        // "flow", it is refused as a flow config.
+        let data = crate::common::data_dir("cgnf");
+        let cw = data.join("weights.safetensors");
+        let cgnf: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(data.join("config.json")).unwrap()).unwrap();
+        let (r, m0) = sample(&cw, &data.join("config.json"), &["--n", "2"], "m0.safetensors");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let cc = with_kind("g_cgnf.json", &cgnf, "cgnf".into());
+        let (r, m1) = sample(&cw, &cc, &["--n", "2"], "m1.safetensors");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let mode = |p: &std::path::Path| vcortex::io::read_safetensors(p).unwrap().tensors.remove("mode").unwrap();
+        assert_eq!(mode(&m0).data, mode(&m1).data, "\"kind\": \"cgnf\" changed the mode");
+        let cf = with_kind("g_flow.json", &cgnf, "flow".into());
+        let (r, _) = sample(&cw, &cf, &["--n", "2"], "m2.safetensors");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && err.contains("flow config: unknown field"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn flow_loader_refuses_bad_weights() {
         assert!(Flow::from_state_dict(config(), weights(3)).is_ok());

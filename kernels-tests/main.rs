@@ -3,6 +3,7 @@
 //! pool, cache, recorder and timing, and every WGSL file through naga without a GPU.
 
 mod attention;
+mod bench;
 mod common;
 mod conv;
 mod diffusion;

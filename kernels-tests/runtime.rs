@@ -151,6 +151,57 @@ fn a_chain_of_ops_is_one_submit() {
     }
 }
 
+/// Both timing structures (timestamps inside the untimed passes, and one pass per dispatch) time
+/// every dispatch of a chain that spans two runs of dispatches (a clear between them), in order
+/// and under its label, and leave the results bit for bit those of the untimed submit; a
+/// structure the adapter cannot give falls back (`OnePass` to one pass per dispatch, anything to
+/// untimed without timestamp queries).
+#[test]
+fn timing_structures_time_every_dispatch_and_change_no_result() {
+    use vcortex::runtime::TimingStructure::{OnePass, PassPerDispatch};
+    let xd = SplitMix::new(7).vec(4 * 300, -2.0, 2.0);
+    let run = |rec: &mut vcortex::Recorder| {
+        let x = up(&xd, &[4, 300]);
+        let a = ops::activation(rec, &x, Activation::Elu).unwrap();
+        let b = ops::layer_norm(rec, &a, 1, None, None, 1e-5, Activation::Identity).unwrap();
+        let z = Tensor::empty(ctx(), &[4, 300], DType::F32).unwrap();
+        rec.clear(&z);
+        let c = ops::activation(rec, &b, Activation::Sigmoid).unwrap();
+        let labels: Vec<String> = rec.labels().iter().map(|l| l.to_string()).collect();
+        (rec.read_back(&c), c, labels)
+    };
+    let mut plain = ctx().recorder();
+    assert_eq!(plain.timing(), None);
+    let (h, _c, labels) = run(&mut plain);
+    let done = plain.submit().unwrap();
+    assert!(done.timings.is_none());
+    let want = done.f32(h);
+    assert_eq!(ctx().recorder().timed(true).timing(), ctx().timing_structure());
+    assert_eq!(ctx().recorder().timed(false).timing(), None);
+    let caps = ctx().capabilities();
+    for (asked, got) in
+        [(OnePass, ctx().timing_structure()), (PassPerDispatch, caps.timestamps.then_some(PassPerDispatch))]
+    {
+        let mut rec = ctx().recorder().timed_as(asked);
+        assert_eq!(rec.timing(), got, "{asked:?}");
+        let (h, _c, _) = run(&mut rec);
+        let done = rec.submit().unwrap();
+        assert_eq!(done.f32(h), want, "{asked:?} changed the result");
+        match (&done.timings, got) {
+            (Some(t), Some(_)) => {
+                let timed: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
+                assert_eq!(timed, labels, "{asked:?}");
+                assert!(t.iter().all(|t| t.ms >= 0.0 && t.ms.is_finite()), "{asked:?}: {t:?}");
+            }
+            (None, None) => {}
+            (t, g) => panic!("{asked:?}: structure {g:?} but timings {t:?}"),
+        }
+    }
+    if caps.timestamps_inside_passes {
+        assert_eq!(ctx().timing_structure(), Some(OnePass));
+    }
+}
+
 #[test]
 fn results_stay_on_the_device_until_read() {
     // A submit without readback returns at once; a later read sees the result.

@@ -1,7 +1,7 @@
 //! The pose models' cases (extra names beside the standard suite's; docs/bench.md): cGNF hypotheses and the guided
 //! Platypose sampling, at the sizes of their issues.
 
-use super::{max_abs_diff, measure, BenchOptions, BenchResult, Case};
+use super::{max_abs_diff, Case, Run, Suite};
 use crate::error::Result;
 use crate::models::cgnf::{random_state_dict as cgnf_weights, Cgnf, CgnfConfig};
 use crate::models::mdm::{random_state_dict as mdm_weights, MdmConfig};
@@ -15,10 +15,11 @@ use crate::tensor::Tensor;
 /// `cgnf_sample_200x1000`: 200 hypotheses for each of 1000 poses from propose's production cGNF
 /// (L 10, hidden 100, context 10, DenseSAGE 128; 16 joints), keypoint embedding included; the
 /// first pose checked against the f64 reference from the same Philox draws.
-pub fn cgnf_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchResult {
+pub fn cgnf_case<'c>(suite: &Suite<'c>) -> Result<Case<'c>> {
+    let ctx = suite.ctx;
     // Small suite: 8 poses of 6 hypotheses (a software adapter takes seconds a run already).
-    let (poses, s) = if small { (8, 6) } else { (1000, 200) };
-    measure(ctx, opts, || {
+    let (poses, s) = if suite.small { (8, 6) } else { (1000, 200) };
+    {
         let cfg = CgnfConfig::propose();
         let j = cfg.joints;
         let mut m = Cgnf::from_state_dict(cfg, cgnf_weights(&CgnfConfig::propose(), 5, 0.5))?;
@@ -31,13 +32,12 @@ pub fn cgnf_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchResult
         let model = std::rc::Rc::new(m);
         let (m2, kp2, ob2) = (model.clone(), kp.clone(), observed.clone());
         Ok(Case {
-            name: "cgnf_sample_200x1000",
             flops: 0.0,
             bytes: 0.0,
-            record: Box::new(move |rec| {
+            run: Run::Record(Box::new(move |rec| {
                 let cond = model.record_condition(rec, &kt, &observed)?;
                 Ok(model.record_sample(rec, Some(&cond), 0, s, tau, seed, 0)?.0)
-            }),
+            })),
             check: Box::new(move |out| {
                 let per = s * j * 3;
                 let z: Vec<f32> = reference::random::normal(seed, 0, per).iter().map(|v| v * tau).collect();
@@ -45,7 +45,7 @@ pub fn cgnf_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchResult
                 Ok((max_abs_diff(&out[..per], &x), if poses > 1 { "slice" } else { "full" }))
             }),
         })
-    })
+    }
 }
 
 /// One H36M-like camera (normalised intrinsics, mild distortion) and keypoints of a random pose
@@ -68,11 +68,12 @@ fn bench_observations(ctx: &Context, frames: usize) -> Result<Observations> {
 /// `platypose_sample_200x60`: 20-step η = 0 DDIM sampling of 200 hypotheses × 60 frames with
 /// Platypose's MDM (d 512, 8 layers, 4 heads, FF 1024) and energy guidance (scale 30, 10 substeps)
 /// on one camera; the last refinement and step checked against the f64 reference.
-pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchResult {
+pub fn platypose_case<'c>(suite: &Suite<'c>) -> Result<Case<'c>> {
+    let ctx = suite.ctx;
     // Small suite: 6 hypotheses × 10 frames and a 64-wide, 2-layer MDM (the full one takes over a
     // minute a run on a software adapter); same steps, substeps and kernels.
-    let (s, f, latent, layers, ff) = if small { (200 / 32, 60 / 6, 64, 2, 128) } else { (200, 60, 512, 8, 1024) };
-    measure(ctx, opts, || {
+    let (s, f, latent, layers, ff) = if suite.small { (200 / 32, 60 / 6, 64, 2, 128) } else { (200, 60, 512, 8, 1024) };
+    {
         let mdm = MdmConfig { features: 51, latent, heads: 4, layers, max_len: 64 };
         let cfg = PlatyposeConfig {
             mdm: MdmJson { features: 51, latent, heads: 4, layers, max_len: 64 },
@@ -87,12 +88,11 @@ pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchR
         let obs = std::rc::Rc::new(bench_observations(ctx, f)?);
         let (p2, o2) = (p.clone(), obs.clone());
         Ok(Case {
-            name: "platypose_sample_200x60",
             flops: 0.0,
             bytes: 0.0,
-            record: Box::new(move |rec| {
+            run: Run::Record(Box::new(move |rec| {
                 Ok(p.record_sample(rec, s, f, Some(&obs), SamplerNoise::Philox { seed: 8 })?.0)
-            }),
+            })),
             check: Box::new(move |out| {
                 // The same run again, keeping every step's input and model output; a middle step
                 // (where the DDIM step uses both x0 and eps) and the last one are recomputed on
@@ -129,5 +129,5 @@ pub fn platypose_case(ctx: &Context, opts: &BenchOptions, small: bool) -> BenchR
                 Ok((err, "slice"))
             }),
         })
-    })
+    }
 }

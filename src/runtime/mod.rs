@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 pub use adapter::AdapterSummary;
 pub use pool::{BufferKind, Pool, PoolStats, PooledBuffer};
-pub use recorder::{chunks, Finished, ReadHandle, Recorder, Timing, LOOP_BUDGET};
+pub use recorder::{chunks, Finished, ReadHandle, Recorder, Timing, TimingStructure, LOOP_BUDGET};
 
 use crate::error::{Error, Result};
 use crate::shaders;
@@ -104,6 +104,9 @@ pub struct Kernel {
 #[derive(Clone, Copy, Debug)]
 pub struct Capabilities {
     pub timestamps: bool,
+    /// Timestamps written inside a compute pass (`TIMESTAMP_QUERY_INSIDE_PASSES`): a timed
+    /// recorder then keeps the untimed pass structure ([`TimingStructure::OnePass`]).
+    pub timestamps_inside_passes: bool,
     pub shader_f16: bool,
     pub subgroups: bool,
 }
@@ -202,6 +205,8 @@ impl Context {
         }));
         let caps = Capabilities {
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            timestamps_inside_passes: features
+                .contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
             shader_f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
         };
@@ -243,6 +248,16 @@ impl Context {
     }
     pub fn capabilities(&self) -> Capabilities {
         self.caps
+    }
+    /// How a timed recorder on this device places its timestamps: inside the untimed pass
+    /// structure where the adapter allows it, else one pass per dispatch; `None` without timestamp
+    /// queries (the bench then times the wall clock).
+    pub fn timing_structure(&self) -> Option<TimingStructure> {
+        match (self.caps.timestamps, self.caps.timestamps_inside_passes) {
+            (false, _) => None,
+            (true, true) => Some(TimingStructure::OnePass),
+            (true, false) => Some(TimingStructure::PassPerDispatch),
+        }
     }
     pub fn pool_stats(&self) -> PoolStats {
         self.pool.stats()

@@ -1,7 +1,9 @@
 //! Command recording. Ops append dispatches to a [`Recorder`]; nothing reaches the GPU until
 //! [`Recorder::submit`], which packs every op's parameters into one uniform ring, encodes all
-//! dispatches into one command encoder (one compute pass, or one pass per dispatch with timestamp
-//! pairs when timing), appends the requested readbacks, and submits once
+//! dispatches into one command encoder (one compute pass for each run of dispatches; when timing,
+//! the same passes with a timestamp before and after each dispatch, or one pass per dispatch
+//! where the adapter cannot write timestamps inside a pass: [`TimingStructure`]), appends the
+//! requested readbacks, and submits once
 //! ([`Recorder::submit_in_parts`]: in parts, waiting for each, so a long run can show progress).
 //!
 //! Memory: a recorded chain keeps every buffer its items use until the submit. To keep a long
@@ -64,6 +66,27 @@ pub struct Timing {
     pub ms: f64,
 }
 
+/// Where a timed recorder writes its timestamps (docs/bench.md, "What the timer measures").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimingStructure {
+    /// The passes of an untimed submit (one compute pass for each run of dispatches), with a
+    /// timestamp written inside the pass before and after each dispatch
+    /// (`ComputePass::write_timestamp`; needs `TIMESTAMP_QUERY_INSIDE_PASSES`).
+    OnePass,
+    /// One compute pass per dispatch, its timestamps at the pass's beginning and end.
+    PassPerDispatch,
+}
+
+impl TimingStructure {
+    /// Its name in reports: `one_pass` or `pass_per_dispatch`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimingStructure::OnePass => "one_pass",
+            TimingStructure::PassPerDispatch => "pass_per_dispatch",
+        }
+    }
+}
+
 /// What a submit gave back: the bytes of each readback, and per-dispatch times when timed.
 pub struct Finished {
     reads: Vec<Vec<u8>>,
@@ -109,7 +132,7 @@ pub struct Recorder<'c> {
     items: Vec<Item>,
     ring: Vec<u8>,
     reads: usize,
-    timed: bool,
+    timed: Option<TimingStructure>,
     /// The storage buffers the items reference, each with its number of item references, and
     /// where each sits in that list (by address).
     held: Vec<(Arc<PooledBuffer>, usize)>,
@@ -127,7 +150,7 @@ impl<'c> Recorder<'c> {
             items: Vec::new(),
             ring: Vec::new(),
             reads: 0,
-            timed: false,
+            timed: None,
             held: Vec::new(),
             index: HashMap::new(),
             reused: 0,
@@ -207,10 +230,27 @@ impl<'c> Recorder<'c> {
         self.ctx
     }
 
-    /// Asks for GPU timestamps around every dispatch (when the adapter has timestamp queries).
+    /// Asks for GPU timestamps around every dispatch (when the adapter has timestamp queries), in
+    /// the device's [`Context::timing_structure`].
     pub fn timed(mut self, on: bool) -> Self {
-        self.timed = on && self.ctx.capabilities().timestamps;
+        self.timed = if on { self.ctx.timing_structure() } else { None };
         self
+    }
+
+    /// As [`timed(true)`](Self::timed), in the given structure where the adapter allows it
+    /// ([`TimingStructure::PassPerDispatch`] wherever there are timestamps; `OnePass` falls back to
+    /// it without `TIMESTAMP_QUERY_INSIDE_PASSES`): to compare the two.
+    pub fn timed_as(mut self, structure: TimingStructure) -> Self {
+        self.timed = self.ctx.timing_structure().map(|s| match structure {
+            TimingStructure::OnePass => s,
+            TimingStructure::PassPerDispatch => structure,
+        });
+        self
+    }
+
+    /// The structure this recorder's timestamps take, or `None` when it is not timed.
+    pub fn timing(&self) -> Option<TimingStructure> {
+        self.timed
     }
 
     /// Runs `f` as one unit: if it fails, everything it recorded is taken back, so a refused
@@ -357,10 +397,10 @@ impl<'c> Recorder<'c> {
             Some(b)
         };
         let n_dispatch = self.items.iter().filter(|i| matches!(i, Item::Dispatch(_))).count();
-        let timed = self.timed && n_dispatch > 0;
+        let timed = self.timed.filter(|_| n_dispatch > 0);
         // A query set holds at most 4096 queries: 2048 timed dispatches per set.
         const PER_SET: usize = 2048;
-        let query_sets: Vec<wgpu::QuerySet> = if timed {
+        let query_sets: Vec<wgpu::QuerySet> = if timed.is_some() {
             (0..n_dispatch.div_ceil(PER_SET))
                 .map(|i| {
                     let n = (n_dispatch - i * PER_SET).min(PER_SET);
@@ -443,8 +483,8 @@ impl<'c> Recorder<'c> {
         while i < self.items.len() {
             match &self.items[i] {
                 Item::Dispatch(_) => {
-                    // A run of dispatches: one pass, or one pass each when timed.
-                    // A part ends after its `after` dispatch.
+                    // A run of dispatches: one pass (timestamps inside it when timed), or one pass
+                    // each when timed pass per dispatch. A part ends after its `after` dispatch.
                     let mut j = i;
                     while j < self.items.len() && matches!(self.items[j], Item::Dispatch(_)) {
                         j += 1;
@@ -452,7 +492,7 @@ impl<'c> Recorder<'c> {
                             break;
                         }
                     }
-                    if timed {
+                    if timed == Some(TimingStructure::PassPerDispatch) {
                         for k in i..j {
                             let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
                             let q = labels.len();
@@ -476,9 +516,17 @@ impl<'c> Recorder<'c> {
                         });
                         for k in i..j {
                             let Item::Dispatch(d) = &self.items[k] else { unreachable!() };
+                            let q = labels.len();
+                            if timed.is_some() {
+                                pass.write_timestamp(&query_sets[q / PER_SET], 2 * (q % PER_SET) as u32);
+                            }
                             pass.set_pipeline(&d.kernel.pipeline);
                             pass.set_bind_group(0, bind_groups[k].as_ref(), &[]);
                             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                            if timed.is_some() {
+                                pass.write_timestamp(&query_sets[q / PER_SET], 2 * (q % PER_SET) as u32 + 1);
+                                labels.push(d.label.clone());
+                            }
                         }
                     }
                     if cuts(&self.items[j - 1]) {
@@ -511,7 +559,7 @@ impl<'c> Recorder<'c> {
                 }
             }
         }
-        let stamps = if timed {
+        let stamps = if timed.is_some() {
             let n = 2 * n_dispatch as u64;
             let resolve = ctx.pool.get(dev, BufferKind::Resolve, n * 8);
             for (s, qs) in query_sets.iter().enumerate() {

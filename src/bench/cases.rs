@@ -1,0 +1,423 @@
+//! The suite's table of cases (docs/bench.md, "Cases"): each case's name and the function that
+//! builds it. A builder draws its inputs from a fresh `SplitMix` of seed 7, so a case's inputs do
+//! not depend on which cases ran before it, and the variants of one shape (`_direct`, `_single`,
+//! `_separable`, ...) see the same inputs.
+
+use std::rc::Rc;
+
+use super::{max_abs_diff, pose, Case, Entry, Run, Suite};
+use crate::error::Result;
+use crate::ops::{self, Activation, Conv2dParams, ConvAlgo, Epilogue, MatmulKernel};
+use crate::reference;
+use crate::rng::SplitMix;
+use crate::tensor::Tensor;
+
+use ConvAlgo::{Auto, Depthwise, Gemm, GemmDbWide, OneByOne};
+
+/// Every case, in the order the suite runs them. The suffixed cases (`_direct`, `_gemm`,
+/// `_single`, `_wide`, `_vec4`, `_separable`, `_unsorted`, `_forward`) run the same shapes on a
+/// kernel the automatic choice passes over, to compare within one run.
+pub(super) const CASES: &[Entry] = &[
+    Entry { name: "copy_256mib", build: copy },
+    Entry { name: "conv_sensorium_in_9x9", build: |s| conv(s, SENSORIUM_IN, Auto) },
+    Entry { name: "conv_sensorium_in_9x9_direct", build: |s| conv(s, SENSORIUM_IN, Depthwise) },
+    Entry { name: "conv_sensorium_in_9x9_gemm", build: |s| conv(s, SENSORIUM_IN, Gemm) },
+    Entry { name: "conv_dw7x7_64", build: |s| conv(s, DW7X7, Auto) },
+    Entry { name: "conv_dw7x7_64_direct", build: |s| conv(s, DW7X7, Depthwise) },
+    Entry { name: "conv_1x1_64", build: |s| conv(s, ONE_BY_ONE, Auto) },
+    Entry { name: "conv_1x1_64_single", build: |s| conv(s, ONE_BY_ONE, OneByOne) },
+    Entry { name: "conv3x3_64", build: |s| conv(s, CONV3X3, Auto) },
+    Entry { name: "conv3x3_64_single", build: |s| conv(s, CONV3X3, Gemm) },
+    Entry { name: "conv3x3_vgg128", build: |s| conv(s, VGG128, Auto) },
+    Entry { name: "conv3x3_vgg128_single", build: |s| conv(s, VGG128, Gemm) },
+    Entry { name: "conv3x3_vgg128_wide", build: |s| conv(s, VGG128, GemmDbWide) },
+    Entry { name: "matmul_1024_fp32", build: |s| matmul(s, 1024, MatmulKernel::Auto) },
+    Entry { name: "matmul_4096_fp32", build: |s| matmul(s, 4096, MatmulKernel::Auto) },
+    Entry { name: "matmul_4096_fp32_vec4", build: |s| matmul(s, 4096, MatmulKernel::Vec4) },
+    Entry { name: "elu", build: |s| activation(s, Activation::Elu) },
+    Entry { name: "adaptive_elu", build: |s| activation(s, Activation::AdaptiveElu { xshift: 1.0, yshift: 1.0 }) },
+    Entry { name: "batchnorm_eval", build: batchnorm_eval },
+    Entry { name: "divnorm_5x5", build: |s| divnorm_5x5(s, ops::LocalPath::Auto) },
+    Entry { name: "divnorm_5x5_separable", build: |s| divnorm_5x5(s, ops::LocalPath::Separable) },
+    // neurn_k3 walks the apply pass backwards; _forward in the max pass's order.
+    Entry { name: "neurn_k3", build: |s| neurn_k3(s, true) },
+    Entry { name: "neurn_k3_forward", build: |s| neurn_k3(s, false) },
+    Entry { name: "ddim_step_200x60x51", build: |s| sampler_step(s, true) },
+    Entry { name: "ddpm_step_200x60x51", build: |s| sampler_step(s, false) },
+    Entry { name: "rq_spline_65536x3_k10", build: rq_spline },
+    // The sorted readout, as the Sensorium model runs it (neurons sorted once at load); _unsorted
+    // in the caller's neuron order.
+    Entry { name: "gaussian_readout_8000", build: |s| gaussian_readout(s, true) },
+    Entry { name: "gaussian_readout_8000_unsorted", build: |s| gaussian_readout(s, false) },
+    Entry { name: "sensorium_forward_b128", build: |s| sensorium_forward(s, 128) },
+    Entry { name: "sensorium_latency_b128", build: |s| sensorium_latency(s, 128) },
+    Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
+    Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
+    Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
+    Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
+    Entry { name: "layernorm_12200x512", build: layernorm },
+];
+
+/// The seed of every case's inputs.
+const SEED: u64 = 7;
+
+fn inputs() -> SplitMix {
+    SplitMix::new(SEED)
+}
+
+fn uniform(rng: &mut SplitMix, n: usize) -> Vec<f32> {
+    rng.vec(n, -1.0, 1.0)
+}
+
+/// "slice" when a check covers only part of a batch of `n`.
+fn coverage(n: usize) -> &'static str {
+    if n > 1 {
+        "slice"
+    } else {
+        "full"
+    }
+}
+
+fn copy<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let n = (1usize << 26) / if s.small { 32 } else { 1 };
+    let data = uniform(&mut inputs(), n);
+    let x = Tensor::from_f32(s.ctx, &data, &[n])?;
+    Ok(Case {
+        flops: 0.0,
+        bytes: 8.0 * n as f64,
+        run: Run::Record(Box::new(move |rec| ops::copy(rec, &x))),
+        check: Box::new(move |out| Ok((max_abs_diff(out, &data), "full"))),
+    })
+}
+
+/// A convolution's shape: input [n, c, h, w], o outputs, k×k kernel, padding, groups.
+#[derive(Clone, Copy)]
+struct ConvShape {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: usize,
+    pad: usize,
+    groups: usize,
+}
+
+const SENSORIUM_IN: ConvShape = ConvShape { n: 128, c: 1, h: 36, w: 64, o: 64, k: 9, pad: 0, groups: 1 };
+const DW7X7: ConvShape = ConvShape { n: 128, c: 64, h: 28, w: 56, o: 64, k: 7, pad: 3, groups: 64 };
+const ONE_BY_ONE: ConvShape = ConvShape { n: 128, c: 64, h: 28, w: 56, o: 64, k: 1, pad: 0, groups: 1 };
+const CONV3X3: ConvShape = ConvShape { n: 128, c: 64, h: 28, w: 56, o: 64, k: 3, pad: 1, groups: 1 };
+const VGG128: ConvShape = ConvShape { n: 32, c: 128, h: 56, w: 56, o: 128, k: 3, pad: 1, groups: 1 };
+
+/// conv2d with bias on `algo`; checked on the first image of the batch.
+fn conv<'c>(s: &Suite<'c>, shape: ConvShape, algo: ConvAlgo) -> Result<Case<'c>> {
+    let ConvShape { n, c, h, w, o, k, pad, groups: g } = shape;
+    let n = s.b(n);
+    let xs = [n, c, h, w];
+    let ws = [o, c / g, k, k];
+    let mut rng = inputs();
+    let xd = uniform(&mut rng, xs.iter().product());
+    let wd: Vec<f32> =
+        uniform(&mut rng, ws.iter().product()).iter().map(|v| v / ((c / g * k * k) as f32).sqrt()).collect();
+    let bd = uniform(&mut rng, o);
+    let p = Conv2dParams::default().with_padding(pad, pad).with_groups(g).with_algo(algo);
+    let (x, wt, bt) =
+        (Tensor::from_f32(s.ctx, &xd, &xs)?, Tensor::from_f32(s.ctx, &wd, &ws)?, Tensor::from_f32(s.ctx, &bd, &[o])?);
+    let ho = h + 2 * pad - k + 1;
+    let wo = w + 2 * pad - k + 1;
+    let ynum = n * o * ho * wo;
+    Ok(Case {
+        flops: 2.0 * ynum as f64 * (c / g * k * k) as f64,
+        bytes: 4.0 * (x.numel() + wt.numel() + ynum) as f64,
+        run: Run::Record(Box::new(move |rec| ops::conv2d(rec, &x, &wt, Some(&bt), &p, &Epilogue::default()))),
+        check: Box::new(move |out| {
+            let per = c * h * w;
+            let (r, _) =
+                reference::conv2d(&xd[..per], &[1, c, h, w], &wd, &ws, Some(&bd), &p, None, Activation::Identity)?;
+            Ok((max_abs_diff(&out[..r.len()], &r), coverage(n)))
+        }),
+    })
+}
+
+/// A square f32 matmul (side ÷ 4 in the small suite) on `kernel`; checked on the first 8 rows.
+fn matmul<'c>(s: &Suite<'c>, side: usize, kernel: MatmulKernel) -> Result<Case<'c>> {
+    let m = side / if s.small { 4 } else { 1 };
+    let mut rng = inputs();
+    let (ad, bd) = (uniform(&mut rng, m * m), uniform(&mut rng, m * m));
+    let (a, bt) = (Tensor::from_f32(s.ctx, &ad, &[m, m])?, Tensor::from_f32(s.ctx, &bd, &[m, m])?);
+    Ok(Case {
+        flops: 2.0 * (m as f64).powi(3),
+        bytes: 12.0 * (m * m) as f64,
+        run: Run::Record(Box::new(move |rec| ops::matmul_with(rec, &a, &bt, kernel))),
+        check: Box::new(move |out| {
+            let rows = m.min(8);
+            let r = reference::matmul(&ad[..rows * m], &bd, 1, rows, m, m, 0, 0);
+            Ok((max_abs_diff(&out[..rows * m], &r), if rows < m { "slice" } else { "full" }))
+        }),
+    })
+}
+
+/// The feature-map shape of the elementwise, normalization and readout cases: [N, 64, 28, 56].
+fn feature_shape(s: &Suite) -> [usize; 4] {
+    [s.b(128), 64, 28, 56]
+}
+
+/// An activation over elu's input (adaptive_elu: elu(x - 1) + 1).
+fn activation<'c>(s: &Suite<'c>, act: Activation) -> Result<Case<'c>> {
+    let fs = feature_shape(s);
+    let fnum: usize = fs.iter().product();
+    let xd: Vec<f32> = uniform(&mut inputs(), fnum).iter().map(|v| 3.0 * v).collect();
+    let x = Tensor::from_f32(s.ctx, &xd, &fs)?;
+    Ok(Case {
+        flops: 0.0,
+        bytes: 8.0 * fnum as f64,
+        run: Run::Record(Box::new(move |rec| ops::activation(rec, &x, act))),
+        check: Box::new(move |out| Ok((max_abs_diff(out, &reference::activation(&xd, act)), "full"))),
+    })
+}
+
+fn batchnorm_eval<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let fs = feature_shape(s);
+    let fnum: usize = fs.iter().product();
+    let mut rng = inputs();
+    let xd: Vec<f32> = uniform(&mut rng, fnum).iter().map(|v| 3.0 * v).collect();
+    let (md, gd, bd) = (uniform(&mut rng, 64), uniform(&mut rng, 64), uniform(&mut rng, 64));
+    let vd: Vec<f32> = uniform(&mut rng, 64).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let x = Tensor::from_f32(s.ctx, &xd, &fs)?;
+    let p: Vec<Tensor> =
+        [&md, &vd, &gd, &bd].iter().map(|d| Tensor::from_f32(s.ctx, d, &[64])).collect::<Result<_>>()?;
+    Ok(Case {
+        flops: 0.0,
+        bytes: 8.0 * fnum as f64,
+        run: Run::Record(Box::new(move |rec| {
+            ops::batch_norm(rec, &x, &p[0], &p[1], &p[2], &p[3], 1e-5, Activation::Identity)
+        })),
+        check: Box::new(move |out| {
+            let r = reference::batch_norm(&xd, &fs, &md, &vd, &gd, &bd, 1e-5, Activation::Identity)?;
+            Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}
+
+/// Local divisive normalization, 5×5 windows, sigma 1, on `path`; checked on the first image.
+fn divnorm_5x5<'c>(s: &Suite<'c>, path: ops::LocalPath) -> Result<Case<'c>> {
+    let fs = feature_shape(s);
+    let xd = uniform(&mut inputs(), fs.iter().product());
+    let x = Tensor::from_f32(s.ctx, &xd, &fs)?;
+    let p = ops::DivNormParams { sum_window: [5, 5], sup_window: [5, 5], ..Default::default() };
+    Ok(Case {
+        flops: 0.0,
+        bytes: 8.0 * x.numel() as f64,
+        run: Run::Record(Box::new(move |rec| Ok(ops::divisive_norm_with(rec, &x, None, None, &p, path)?.output))),
+        check: Box::new(move |out| {
+            let per = fs[1] * fs[2] * fs[3];
+            let r = reference::divisive_norm(&xd[..per], &[1, fs[1], fs[2], fs[3]], None, None, &p)?;
+            Ok((max_abs_diff(&out[..per], &r.output), coverage(fs[0])))
+        }),
+    })
+}
+
+/// NeuRN on [N, 3, 224, 224] (inputs in [0, 1]), the apply pass `reversed` or not; checked on the
+/// first image (the maximum is per channel, so it stands alone).
+fn neurn_k3<'c>(s: &Suite<'c>, reversed: bool) -> Result<Case<'c>> {
+    let is = [s.b(128), 3, 224, 224];
+    let n: usize = is.iter().product();
+    let xd: Vec<f32> = uniform(&mut inputs(), n).iter().map(|v| 0.5 + 0.5 * v).collect();
+    let x = Tensor::from_f32(s.ctx, &xd, &is)?;
+    let p = ops::NeurnParams::default();
+    Ok(Case {
+        flops: 0.0,
+        bytes: 8.0 * n as f64,
+        run: Run::Record(Box::new(move |rec| ops::neurn::neurn_with(rec, &x, &p, reversed))),
+        check: Box::new(move |out| {
+            let per = 3 * 224 * 224;
+            let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
+            Ok((max_abs_diff(&out[..per], &r), coverage(is[0])))
+        }),
+    })
+}
+
+/// One DDIM or DDPM step on the Platypose sample tensor [200, 60, 51] with given noise.
+fn sampler_step<'c>(s: &Suite<'c>, ddim: bool) -> Result<Case<'c>> {
+    use crate::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, VarianceType};
+    let shape = [s.b(200), 60, 51];
+    let n: usize = shape.iter().product();
+    let mut rng = inputs();
+    let (sd, md, zd) = (uniform(&mut rng, n), uniform(&mut rng, n), reference::random::normal(3, 0, n));
+    let (st, mt, z) = (
+        Tensor::from_f32(s.ctx, &sd, &shape)?,
+        Tensor::from_f32(s.ctx, &md, &shape)?,
+        Tensor::from_f32(s.ctx, &zd, &shape)?,
+    );
+    // Platypose's sampler: cosine schedule, 50 training steps respaced to 20, x0 prediction.
+    let ddim_cfg = DdimConfig {
+        num_train_timesteps: 50,
+        beta_schedule: BetaSchedule::SquaredCosCapV2,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: 20,
+        prediction: Prediction::Sample,
+        clip: None,
+        threshold: None,
+        eta: 0.5,
+        set_alpha_to_one: true,
+        steps_offset: 0,
+        spacing: Spacing::Linspace,
+    };
+    let ddpm_cfg = DdpmConfig {
+        num_train_timesteps: 50,
+        beta_schedule: BetaSchedule::SquaredCosCapV2,
+        beta_start: 1e-4,
+        beta_end: 0.02,
+        num_inference_steps: 25,
+        prediction: Prediction::Sample,
+        variance: VarianceType::FixedSmall,
+        clip: None,
+        threshold: None,
+    };
+    let t = if ddim { ddim_cfg.timesteps()?[5] } else { ddpm_cfg.timesteps()?[5] };
+    Ok(Case {
+        flops: 0.0,
+        bytes: 16.0 * n as f64,
+        run: Run::Record(Box::new(move |rec| {
+            let noise = ops::Noise::Tensor(&z);
+            let (prev, _) = if ddim {
+                ops::ddim_step(rec, &ddim_cfg, t, &st, &mt, noise)?
+            } else {
+                ops::ddpm_step(rec, &ddpm_cfg, t, &st, &mt, noise)?
+            };
+            Ok(prev)
+        })),
+        check: Box::new(move |out| {
+            let (r, _) = if ddim {
+                reference::diffusion::ddim_step(&ddim_cfg, t, &sd, &md, Some(&zd))?
+            } else {
+                reference::diffusion::ddpm_step(&ddpm_cfg, t, &sd, &md, Some(&zd))?
+            };
+            Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}
+
+/// The rational-quadratic spline forward on [65536, 3] (inputs in [−4, 4]), K 10, tail bound 3.
+fn rq_spline<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (n, k) = (s.b(65536) * 3, 10);
+    let mut rng = inputs();
+    let xd: Vec<f32> = uniform(&mut rng, n).iter().map(|v| 4.0 * v).collect();
+    let (wd, hd, dd) = (uniform(&mut rng, n * k), uniform(&mut rng, n * k), uniform(&mut rng, n * (k - 1)));
+    let x = Tensor::from_f32(s.ctx, &xd, &[n / 3, 3])?;
+    let w = Tensor::from_f32(s.ctx, &wd, &[n / 3, 3, k])?;
+    let h = Tensor::from_f32(s.ctx, &hd, &[n / 3, 3, k])?;
+    let d = Tensor::from_f32(s.ctx, &dd, &[n / 3, 3, k - 1])?;
+    let p = ops::SplineParams { tail_bound: 3.0, ..Default::default() };
+    Ok(Case {
+        flops: 0.0,
+        bytes: 4.0 * (n * 3 + n * (3 * k - 1)) as f64,
+        run: Run::Record(Box::new(move |rec| Ok(ops::rq_spline(rec, &x, &w, &h, &d, &p)?.0))),
+        check: Box::new(move |out| {
+            let (r, _) = reference::flows::rq_spline(&xd, &[n], &wd, &[n, k], &hd, &[n, k], &dd, &[n, k - 1], &p)?;
+            Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}
+
+/// The eval-mode Gaussian readout of 8000 neurons from [N, 64, 28, 56], with bias, align_corners
+/// true: the sorted form or the caller's order; checked on the first image.
+fn gaussian_readout<'c>(s: &Suite<'c>, sorted: bool) -> Result<Case<'c>> {
+    let m = 8000;
+    let fs = feature_shape(s);
+    let mut rng = inputs();
+    let xd = uniform(&mut rng, fs.iter().product());
+    let (mud, fd, bd) = (uniform(&mut rng, 2 * m), uniform(&mut rng, 64 * m), uniform(&mut rng, m));
+    let x = Tensor::from_f32(s.ctx, &xd, &fs)?;
+    let (mu, f, bias) = (
+        Tensor::from_f32(s.ctx, &mud, &[m, 2])?,
+        Tensor::from_f32(s.ctx, &fd, &[64, m])?,
+        Tensor::from_f32(s.ctx, &bd, &[m])?,
+    );
+    let table = ops::SortedReadout::new(s.ctx, &mud, &fd, 64, Some(&bd))?;
+    Ok(Case {
+        flops: 0.0,
+        // As torch_peers.py counts it: four taps per channel per neuron per image, plus the output.
+        bytes: 4.0 * (fs[0] * m * 64 * 4 + fs[0] * m) as f64,
+        run: Run::Record(Box::new(move |rec| {
+            let act = ops::Activation::Identity;
+            if sorted {
+                ops::gaussian_readout_sorted(rec, &x, &table, None, true, act)
+            } else {
+                ops::gaussian_readout(rec, &x, &mu, &f, Some(&bias), None, true, act)
+            }
+        })),
+        check: Box::new(move |out| {
+            let per = 64 * 28 * 56;
+            let r = reference::readout::gaussian_readout(&xd[..per], 1, 64, 28, 56, &mud, &fd, Some(&bd), None, true);
+            Ok((max_abs_diff(&out[..m], &r), coverage(fs[0])))
+        }),
+    })
+}
+
+/// The Sensorium baseline (random weights, 8000 neurons) and `nominal` images [N, 1, 36, 64]
+/// (N ÷ 32 in the small suite), with the check of its responses on the first image.
+#[allow(clippy::type_complexity)]
+fn sensorium<'c>(
+    s: &Suite<'c>,
+    nominal: usize,
+) -> Result<(
+    Rc<crate::models::Sensorium>,
+    Rc<Vec<f32>>,
+    [usize; 4],
+    Box<dyn Fn(&[f32]) -> Result<(f64, &'static str)> + 'c>,
+)> {
+    use crate::models::Sensorium;
+    let mut model = Sensorium::random(Sensorium::baseline_config(8000), 11)?;
+    model.upload(s.ctx)?;
+    let n = s.b(nominal);
+    let images = Rc::new(SplitMix::new(nominal as u64).vec(n * 36 * 64, -1.0, 1.0));
+    let model = Rc::new(model);
+    let (m, im) = (model.clone(), images.clone());
+    let check = Box::new(move |out: &[f32]| {
+        let r = m.reference_forward(&im[..36 * 64], &[1, 1, 36, 64], "bench")?;
+        Ok((max_abs_diff(&out[..8000], &r), coverage(n)))
+    });
+    Ok((model, images, [n, 1, 36, 64], check))
+}
+
+/// The Sensorium forward: GPU time of the whole forward.
+fn sensorium_forward<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
+    let (model, images, shape, check) = sensorium(s, nominal)?;
+    let x = Tensor::from_f32(s.ctx, &images, &shape)?;
+    Ok(Case { flops: 0.0, bytes: 0.0, run: Run::Record(Box::new(move |rec| model.record(rec, &x, "bench"))), check })
+}
+
+/// The same forward as a caller sees it (`Sensorium::predict`): wall clock from host images to
+/// host responses.
+fn sensorium_latency<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
+    let (model, images, shape, check) = sensorium(s, nominal)?;
+    let ctx = s.ctx;
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Call(Box::new(move || model.predict(ctx, &images, &shape, "bench"))),
+        check,
+    })
+}
+
+/// Layer norm over the last 512 of [12200, 512] (200·61 rows), weight and bias, eps 1e-5.
+fn layernorm<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let rows = s.b(200) * 61;
+    let mut rng = inputs();
+    let (xd, wd, bd) = (uniform(&mut rng, rows * 512), uniform(&mut rng, 512), uniform(&mut rng, 512));
+    let x = Tensor::from_f32(s.ctx, &xd, &[rows, 512])?;
+    let (wt, bt) = (Tensor::from_f32(s.ctx, &wd, &[512])?, Tensor::from_f32(s.ctx, &bd, &[512])?);
+    Ok(Case {
+        flops: 0.0,
+        bytes: 8.0 * (rows * 512) as f64,
+        run: Run::Record(Box::new(move |rec| {
+            ops::layer_norm(rec, &x, 1, Some(&wt), Some(&bt), 1e-5, Activation::Identity)
+        })),
+        check: Box::new(move |out| {
+            let r = reference::layer_norm(&xd, 512, Some(&wd), Some(&bd), 1e-5, Activation::Identity);
+            Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}

@@ -1,0 +1,99 @@
+//! `vcortex predict`: neuronal responses of a Sensorium-style model, batch by batch, per data key.
+
+use std::path::Path;
+
+use vcortex::io::check_output;
+use vcortex::{Context, Error, Result};
+
+use super::output::device_meta;
+use super::progress::Progress;
+
+pub fn run(
+    weights: &Path,
+    config: &Path,
+    images: &Path,
+    key: Option<String>,
+    output: &Path,
+    batch: usize,
+) -> Result<()> {
+    use vcortex::io::read_images;
+    use vcortex::io::{write_safetensors, HostTensor};
+    use vcortex::models::Sensorium;
+    if batch == 0 {
+        return Err(Error::param("predict", "batch", "must be >= 1"));
+    }
+    check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
+    let ctx = Context::new()?;
+    let model = Sensorium::load(&ctx, weights, config)?;
+    let (x, eye, behavior) = read_images(images)?;
+    if x.shape.len() != 4 || x.shape[0] == 0 {
+        return Err(Error::File {
+            path: images.display().to_string(),
+            reason: format!("images have shape {:?}, expected [N, C, H, W]", x.shape),
+        });
+    }
+    let keys: Vec<String> = match key {
+        Some(k) => vec![k],
+        None => model.data_keys().iter().map(|k| k.to_string()).collect(),
+    };
+    let n = x.shape[0];
+    let per: usize = x.shape[1..].iter().product();
+    let mut outputs = Vec::new();
+    for key in &keys {
+        let mut progress = Progress::new(n, "images");
+        let mut responses = Vec::new();
+        let mut neurons = 0;
+        for start in (0..n).step_by(batch) {
+            let b = batch.min(n - start);
+            let mut shape = x.shape.clone();
+            shape[0] = b;
+            let e = match (&eye, model.has_shifter(key)) {
+                (Some(e), true) => {
+                    if e.shape != [n, 2] {
+                        return Err(Error::File {
+                            path: images.display().to_string(),
+                            reason: format!("eye has shape {:?}, expected [{n}, 2]", e.shape),
+                        });
+                    }
+                    Some(&e.data[start * 2..(start + b) * 2])
+                }
+                (None, true) => {
+                    return Err(Error::File {
+                        path: images.display().to_string(),
+                        reason: format!("data key {key:?} has a shifter: an \"eye\" tensor [N, 2] is needed"),
+                    })
+                }
+                _ => None,
+            };
+            let bh = match (&behavior, model.has_modulator(key)) {
+                (Some(t), true) => {
+                    if t.shape.len() != 2 || t.shape[0] != n {
+                        return Err(Error::File {
+                            path: images.display().to_string(),
+                            reason: format!("behavior has shape {:?}, expected [{n}, B]", t.shape),
+                        });
+                    }
+                    let w = t.shape[1];
+                    Some(&t.data[start * w..(start + b) * w])
+                }
+                (None, true) => {
+                    return Err(Error::File {
+                        path: images.display().to_string(),
+                        reason: format!("data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed"),
+                    })
+                }
+                _ => None,
+            };
+            let y = model.predict_full(&ctx, &x.data[start * per..(start + b) * per], &shape, e, bh, key)?;
+            neurons = y.len() / b;
+            responses.extend(y);
+            progress.update(start + b, key);
+        }
+        progress.finish();
+        outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
+    }
+    write_safetensors(output, &outputs, &device_meta(&ctx))?;
+    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
+    println!("wrote {} ({})", output.display(), desc.join(", "));
+    Ok(())
+}
