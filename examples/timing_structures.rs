@@ -1,8 +1,10 @@
-//! What timing costs: the bench's `sensorium_forward_b128` recording (the Sensorium baseline,
-//! random weights, 8000 neurons) submitted untimed (one compute pass for all its dispatches), timed
-//! with timestamps inside that pass, and timed with one pass per dispatch; the median wall time of
-//! each (recording to the queue going idle) and, timed, the median of the summed GPU times
-//! (docs/bench.md, "What the timer measures").
+//! What timing costs: two recordings submitted untimed (one compute pass for all their
+//! dispatches), timed with timestamps inside that pass, and timed with one pass per dispatch; the
+//! median wall time of each (recording to the queue going idle) and, timed, the median of the
+//! summed GPU times (docs/bench.md, "What the timer measures"). The recordings: the bench's
+//! `sensorium_forward_b128` (the Sensorium baseline, random weights, 8000 neurons; few large
+//! dispatches), and a chain of 256 ELUs on 4096 values (many small ones, where a pass boundary
+//! weighs most).
 //!
 //!     cargo run --release --example timing_structures -- [BATCH] [REPS]
 //!
@@ -26,6 +28,26 @@ fn main() -> Result<(), vcortex::Error> {
     let images = vcortex::rng::SplitMix::new(128).vec(n * 36 * 64, -1.0, 1.0);
     let x = Tensor::from_f32(&ctx, &images, &[n, 1, 36, 64])?;
 
+    let chain_in = Tensor::from_f32(&ctx, &vcortex::rng::SplitMix::new(3).vec(4096, -1.0, 1.0), &[4096])?;
+    let chain = |rec: &mut Recorder| -> vcortex::Result<Tensor> {
+        let mut y = vcortex::ops::activation(rec, &chain_in, vcortex::ops::Activation::Elu)?;
+        for _ in 1..256 {
+            y = vcortex::ops::activation(rec, &y, vcortex::ops::Activation::Elu)?;
+        }
+        Ok(y)
+    };
+    compare(&ctx, &format!("sensorium forward, batch {n}"), reps, &|rec| model.record(rec, &x, "bench"))?;
+    compare(&ctx, "256 ELUs on 4096 values", reps, &chain)?;
+    Ok(())
+}
+
+/// Times `record` in the three ways and prints the medians.
+fn compare(
+    ctx: &Context,
+    what: &str,
+    reps: usize,
+    record: &dyn Fn(&mut Recorder) -> vcortex::Result<Tensor>,
+) -> vcortex::Result<()> {
     let modes: [(&str, Option<TimingStructure>); 3] = [
         ("untimed, one pass", None),
         ("timed, timestamps inside the pass", Some(TimingStructure::OnePass)),
@@ -39,14 +61,14 @@ fn main() -> Result<(), vcortex::Error> {
     };
     let dispatches = {
         let mut rec = ctx.recorder();
-        model.record(&mut rec, &x, "bench")?;
+        record(&mut rec)?;
         rec.dispatch_count()
     };
     // Warm-up: pipelines compiled, buffers pooled, in every structure.
     for (_, mode) in modes {
         for _ in 0..3 {
             let mut rec = recorder(mode);
-            model.record(&mut rec, &x, "bench")?;
+            record(&mut rec)?;
             rec.submit()?;
             ctx.wait()?;
         }
@@ -62,7 +84,7 @@ fn main() -> Result<(), vcortex::Error> {
                 continue;
             }
             let t0 = Instant::now();
-            model.record(&mut rec, &x, "bench")?;
+            record(&mut rec)?;
             let done = rec.submit()?;
             ctx.wait()?;
             wall[i].push(t0.elapsed().as_secs_f64() * 1e3);
@@ -75,7 +97,7 @@ fn main() -> Result<(), vcortex::Error> {
         v.sort_by(|a, b| a.total_cmp(b));
         v.get(v.len() / 2).copied()
     };
-    println!("batch {n}, {dispatches} dispatches, median of {reps} runs:");
+    println!("{what}: {dispatches} dispatches, median of {reps} runs:");
     let base = median(&mut wall[0].clone());
     for (i, (name, _)) in modes.iter().enumerate() {
         let (Some(w), g) = (median(&mut wall[i]), median(&mut gpu[i])) else { continue };
