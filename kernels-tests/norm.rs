@@ -55,8 +55,16 @@ fn layer_norm_shapes() {
         let xd: Vec<f32> = rng.vec(n, -1.0, 1.0).iter().map(|v| v + 100.0).collect();
         let (wd, bd) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -1.0, 1.0));
         for (w, b) in [(true, true), (false, false), (true, false), (false, true)] {
-            let want =
-                reference::layer_norm(&xd, len, w.then_some(&wd[..]), b.then_some(&bd[..]), 1e-5, Activation::Identity);
+            let want = reference::layer_norm(
+                &xd,
+                &shape,
+                dims,
+                w.then_some(&wd[..]),
+                b.then_some(&bd[..]),
+                1e-5,
+                Activation::Identity,
+            )
+            .unwrap();
             let got = run1(|rec| {
                 let (wt, bt) = (up(&wd, &trailing), up(&bd, &trailing));
                 ops::layer_norm(
@@ -105,7 +113,7 @@ fn layer_norm_over_a_row_past_the_loop_budget() {
     let len = 8_388_608;
     let xd: Vec<f32> = rng.vec(len, -1.0, 1.0).iter().map(|v| v + 3.0).collect();
     let (wd, bd) = (rng.vec(len, 0.5, 1.5), rng.vec(len, -0.5, 0.5));
-    let want = reference::layer_norm(&xd, len, Some(&wd), Some(&bd), 1e-5, Activation::Identity);
+    let want = reference::layer_norm(&xd, &[1, len], 1, Some(&wd), Some(&bd), 1e-5, Activation::Identity).unwrap();
     let got = run1(|rec| layer_norm_case(rec, &xd, &[1, len], &wd, &bd, true));
     assert_close(&got, &want, 5e-4, 5e-4, "layer_norm [1, 8388608]");
 }
@@ -122,12 +130,14 @@ fn layer_norm_split_paths_under_small_budgets() {
         let affine = case % 3 != 0;
         let want = reference::layer_norm(
             &xd,
-            len,
+            &[rows, len],
+            1,
             affine.then_some(&wd[..]),
             affine.then_some(&bd[..]),
             1e-5,
             Activation::Identity,
-        );
+        )
+        .unwrap();
         let got = run1(|rec| {
             rec.set_loop_budget(budget);
             layer_norm_case(rec, &xd, &[rows, len], &wd, &bd, affine)
@@ -148,7 +158,8 @@ fn layer_norm_propagates_nan_and_inf_per_row() {
         xd[len + len / 2] = f32::INFINITY;
         xd[2 * len + len - 1] = f32::NEG_INFINITY;
         let (wd, bd) = (rng.vec(len, -2.0, 2.0), rng.vec(len, -1.0, 1.0));
-        let want = reference::layer_norm(&xd, len, Some(&wd), Some(&bd), 1e-5, Activation::Identity);
+        let want =
+            reference::layer_norm(&xd, &[rows, len], 1, Some(&wd), Some(&bd), 1e-5, Activation::Identity).unwrap();
         assert!(want[..3 * len].iter().all(|v| v.is_nan()) && want[3 * len..].iter().all(|v| v.is_finite()));
         let got = run1(|rec| {
             rec.set_loop_budget(budget);
@@ -161,7 +172,7 @@ fn layer_norm_propagates_nan_and_inf_per_row() {
 /// The batch-norm reference takes what the op takes and refuses what it refuses, by the same
 /// name: a bias of the wrong length, an eps below 0, an input whose data does not fill its shape.
 #[test]
-fn batch_norm_reference_refuses_as_the_op_does() {
+fn norm_references_refuse_as_the_ops_do() {
     use crate::common::{ctx, refused_param, refused_shape};
     let (x, c4, c3) = (vec![0.5f32; 2 * 4 * 3], [1.0f32; 4], [1.0f32; 3]);
     let id = Activation::Identity;
@@ -172,6 +183,14 @@ fn batch_norm_reference_refuses_as_the_op_does() {
     let e = reference::batch_norm(&x[1..], &[2, 4, 3], &c4, &c4, &c4, &c4, 1e-5, id).unwrap_err();
     assert!(
         matches!(&e, vcortex::Error::DataLength { op: "batch_norm", what, got: 23, expected: 24, .. } if what == "input"),
+        "{e:?}"
+    );
+    // Layer norm's reference likewise: dims past the rank, a weight of the wrong length.
+    refused_param(reference::layer_norm(&x, &[2, 4, 3], 4, None, None, 1e-5, id), "layer_norm", "dims");
+    refused_param(ops::layer_norm(&mut ctx().recorder(), &xt, 4, None, None, 1e-5, id), "layer_norm", "dims");
+    let e = reference::layer_norm(&x, &[2, 4, 3], 2, Some(&c4), None, 1e-5, id).unwrap_err();
+    assert!(
+        matches!(&e, vcortex::Error::DataLength { op: "layer_norm", what, got: 4, expected: 12, .. } if what == "weight"),
         "{e:?}"
     );
 }

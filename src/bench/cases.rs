@@ -416,7 +416,15 @@ fn layernorm<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
             ops::layer_norm(rec, &x, 1, Some(&wt), Some(&bt), 1e-5, Activation::Identity)
         })),
         check: Box::new(move |out| {
-            let r = reference::layer_norm(&xd, 512, Some(&wd), Some(&bd), 1e-5, Activation::Identity);
+            let r = reference::layer_norm(
+                &xd,
+                &[xd.len() / 512, 512],
+                1,
+                Some(&wd),
+                Some(&bd),
+                1e-5,
+                Activation::Identity,
+            )?;
             Ok((max_abs_diff(out, &r), "full"))
         }),
     })

@@ -316,18 +316,12 @@ fn layer_norm(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::layer_norm(rec, &xt, dims, wt.as_ref(), bt.as_ref(), eps, Activation::Identity))?
         }
         Backend::Cpu => {
-            let len =
-                ops::norm::layer_norm_shapes(&x.shape, dims, w.map(|t| &t.shape[..]), bias.map(|t| &t.shape[..]), eps)?;
+            // The parameters' own shapes are checked here (the reference sees their lengths).
+            ops::norm::layer_norm_shapes(&x.shape, dims, w.map(|t| &t.shape[..]), bias.map(|t| &t.shape[..]), eps)?;
+            let (wd, bd) = (w.map(|t| &t.data[..]), bias.map(|t| &t.data[..]));
             HostTensor::new(
                 x.shape.clone(),
-                reference::layer_norm(
-                    &x.data,
-                    len,
-                    w.map(|t| &t.data[..]),
-                    bias.map(|t| &t.data[..]),
-                    eps,
-                    Activation::Identity,
-                ),
+                reference::layer_norm(&x.data, &x.shape, dims, wd, bd, eps, Activation::Identity)?,
             )
         }
     };

@@ -33,15 +33,29 @@ pub fn batch_norm(
     Ok(y)
 }
 
-/// Layer norm over rows of length `len` (biased variance, as PyTorch).
+/// Layer norm of x of `shape` over its last `dims` dimensions (biased variance, as PyTorch): what
+/// `ops::layer_norm` takes, in its order, with the same checks; weight and bias hold the
+/// normalized dimensions' elements.
 pub fn layer_norm(
     x: &[f32],
-    len: usize,
+    shape: &[usize],
+    dims: usize,
     weight: Option<&[f32]>,
     bias: Option<&[f32]>,
     eps: f32,
     act: Activation,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
+    act.validate()?;
+    let len = crate::ops::norm::layer_norm_shapes(shape, dims, None, None, eps)?;
+    super::check_len("layer_norm", "input", x, shape)?;
+    for (t, name) in [(weight, "weight"), (bias, "bias")] {
+        if let Some(t) = t {
+            super::check_len("layer_norm", name, t, &shape[shape.len() - dims..])?;
+        }
+    }
+    if len == 0 {
+        return Ok(Vec::new());
+    }
     let mut y = vec![0f32; x.len()];
     for (row, out) in x.chunks(len).zip(y.chunks_mut(len)) {
         let mean = row.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
@@ -58,5 +72,5 @@ pub fn layer_norm(
             out[i] = apply(act, v) as f32;
         }
     }
-    y
+    Ok(y)
 }

@@ -35,10 +35,10 @@ pub fn reference_encoder_layer(
     let a = r::matmul::attention(&q, &k, &v, b, f, e, heads);
     let a = lin(&a, e, &w.out, id);
     let h: Vec<f32> = x.iter().zip(&a).map(|(p, q)| p + q).collect();
-    let h = r::layer_norm(&h, e, Some(&w.ln1.0.data), Some(&w.ln1.1.data), eps, id);
+    let h = r::layer_norm(&h, &[b, f, e], 1, Some(&w.ln1.0.data), Some(&w.ln1.1.data), eps, id)?;
     let hidden = w.ff1.0.shape[0];
     let ff = lin(&h, e, &w.ff1, Activation::Gelu);
     let ff = lin(&ff, hidden, &w.ff2, id);
     let y: Vec<f32> = h.iter().zip(&ff).map(|(p, q)| p + q).collect();
-    Ok(r::layer_norm(&y, e, Some(&w.ln2.0.data), Some(&w.ln2.1.data), eps, id))
+    r::layer_norm(&y, &[b, f, e], 1, Some(&w.ln2.0.data), Some(&w.ln2.1.data), eps, id)
 }
