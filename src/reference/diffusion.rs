@@ -74,10 +74,7 @@ fn check_rows(op: &'static str, n: usize, rows: usize) -> Result<()> {
 }
 
 fn check_len(op: &'static str, n: usize, other: &[f32], what: &str) -> Result<()> {
-    if other.len() != n {
-        return Err(Error::DataLength { op, what: what.into(), got: other.len(), expected: n, shape: vec![n] });
-    }
-    Ok(())
+    super::check_len(op, what, other, &[n])
 }
 
 /// `DDPMScheduler.step` with `noise` as the variance noise: (prev_sample, pred_original_sample).

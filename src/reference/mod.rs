@@ -23,9 +23,10 @@ pub use matmul::{linear, matmul};
 pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};
 
-/// Refuses data whose length is not the element count of its shape.
+/// Refuses data whose length is not the element count of its shape (overflow-safe: a shape too
+/// large to count holds no data).
 pub(crate) fn check_len(op: &'static str, what: &str, data: &[f32], shape: &[usize]) -> crate::error::Result<()> {
-    let expected: usize = shape.iter().product();
+    let expected = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
     if data.len() != expected {
         return Err(crate::error::Error::DataLength {
             op,

@@ -5,7 +5,7 @@ use super::weights::{side_input, Mlp};
 use super::{Sensorium, OP};
 use crate::error::{Error, Result};
 use crate::ops::Activation;
-use crate::reference;
+use crate::reference::{self, check_len};
 
 impl Mlp {
     fn reference(&self, x: &[f32], n: usize) -> Vec<f32> {
@@ -49,40 +49,15 @@ impl Sensorium {
         if shape.len() != 4 {
             return Err(Error::shape(OP, "images", shape, "[N, C, H, W]"));
         }
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
-        if images.len() != n {
-            return Err(Error::DataLength {
-                op: OP,
-                what: "images".into(),
-                got: images.len(),
-                expected: n,
-                shape: shape.to_vec(),
-            });
-        }
+        check_len(OP, "images", images, shape)?;
         if let Some(e) = eye {
-            if e.len() != 2 * shape[0] {
-                return Err(Error::DataLength {
-                    op: OP,
-                    what: "eye".into(),
-                    got: e.len(),
-                    expected: 2 * shape[0],
-                    shape: vec![shape[0], 2],
-                });
-            }
+            check_len(OP, "eye", e, &[shape[0], 2])?;
         }
         let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0]));
         if let (Some(m), Some(b)) = (&r.modulator, behavior) {
             // A row of the modulator's input width per image.
             let width = m.layers.first().map_or(0, |(w, _)| w.shape[1]);
-            if b.len() != shape[0] * width {
-                return Err(Error::DataLength {
-                    op: OP,
-                    what: "behavior".into(),
-                    got: b.len(),
-                    expected: shape[0] * width,
-                    shape: vec![shape[0], width],
-                });
-            }
+            check_len(OP, "behavior", b, &[shape[0], width])?;
         }
         let gain = side_input(&r.modulator, behavior, key, "behavior")?
             .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
