@@ -19,10 +19,29 @@ fn yes() -> bool {
     true
 }
 
-/// `Stacked2dCore`'s shape.
+/// Which neuralpredictors core the config describes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoreKind {
+    /// `Stacked2dCore`.
+    #[default]
+    Stacked2d,
+    /// `RotationEquivariant2dCore` (Hermite filters in `num_rotations` rotations; see rot_eq.rs).
+    RotationEquivariant,
+}
+
+/// The core's shape: `Stacked2dCore`'s, or `RotationEquivariant2dCore`'s with `kind`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreConfig {
+    #[serde(default)]
+    pub kind: CoreKind,
+    /// Rotation-equivariant core only: rotations of every feature (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_rotations: Option<usize>,
+    /// Rotation-equivariant core only: the Hermite filters' upsampling (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upsampling: Option<usize>,
     pub input_channels: usize,
     pub hidden_channels: usize,
     pub input_kern: usize,
@@ -134,6 +153,7 @@ impl SensoriumConfig {
         if !(c.batch_norm_eps >= 0.0 && c.batch_norm_eps.is_finite()) {
             return bad("core.batch_norm_eps", "must be finite and >= 0");
         }
+        super::rot_eq::validate(c)?;
         if !self.elu_offset.is_finite() {
             return bad("elu_offset", "must be finite");
         }
@@ -149,6 +169,9 @@ impl SensoriumConfig {
     /// The core's output [C, H, W] for images of `h`×`w`.
     pub fn core_output(&self, h: usize, w: usize) -> Result<[usize; 3]> {
         let c = &self.core;
+        if c.kind == CoreKind::RotationEquivariant {
+            return super::rot_eq::core_output(c, h, w);
+        }
         let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
         let step = |size: usize, k: usize, pad: usize, stride: usize, dil: usize| -> Result<usize> {
             let ext = dil * (k - 1) + 1;
@@ -178,6 +201,9 @@ impl Sensorium {
     pub fn baseline_config(neurons: usize) -> SensoriumConfig {
         SensoriumConfig {
             core: CoreConfig {
+                kind: CoreKind::Stacked2d,
+                num_rotations: None,
+                upsampling: None,
                 input_channels: 1,
                 hidden_channels: 64,
                 input_kern: 9,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::config::CoreKind;
 use super::{Sensorium, SensoriumConfig};
 use crate::error::Result;
 use crate::io::HostTensor;
@@ -9,17 +10,30 @@ use crate::io::HostTensor;
 impl Sensorium {
     /// A model with random weights (for benchmarks), as `from_state_dict` would build it.
     pub fn random(config: SensoriumConfig, seed: u64) -> Result<Sensorium> {
+        config.validate()?;
         let mut rng = crate::rng::SplitMix::new(seed);
         let mut sd = BTreeMap::new();
         let c = config.core.clone();
         let hc = c.hidden_channels;
+        let stacked = c.kind == CoreKind::Stacked2d;
+        if !stacked {
+            super::rot_eq::random_core(&c, &mut rng, &mut sd);
+        }
         let mut put = |k: String, shape: Vec<usize>, lo: f32, hi: f32| {
             let n = shape.iter().product();
             sd.insert(k, HostTensor::new(shape, rng.vec(n, lo, hi)));
         };
         let s0 = 1.0 / ((c.input_channels * c.input_kern * c.input_kern) as f32).sqrt();
-        put("core.features.layer0.conv.weight".into(), vec![hc, c.input_channels, c.input_kern, c.input_kern], -s0, s0);
-        for l in 0..c.layers {
+        if stacked {
+            put(
+                "core.features.layer0.conv.weight".into(),
+                vec![hc, c.input_channels, c.input_kern, c.input_kern],
+                -s0,
+                s0,
+            );
+        }
+        let stacked_layers = if stacked { c.layers } else { 0 };
+        for l in 0..stacked_layers {
             let pre = format!("core.features.layer{l}");
             put(format!("{pre}.norm.running_mean"), vec![hc], -0.5, 0.5);
             put(format!("{pre}.norm.running_var"), vec![hc], 0.5, 2.0);
@@ -39,6 +53,7 @@ impl Sensorium {
                 put(format!("{pre}.{name}.bias"), vec![hc], -0.1, 0.1);
             }
         }
+        let hc = c.output_channels();
         for (key, r) in &config.readouts {
             if r.modulator {
                 for (j, (o, i)) in [(6, 3), (r.neurons, 6)].into_iter().enumerate() {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::config::{CoreConfig, CoreKind};
 use super::weights::{FoldedConv, Mlp, Readout};
 use super::{Sensorium, SensoriumConfig};
 use crate::error::{Error, Result};
@@ -119,7 +120,7 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
     Ok(HostTensor::new(vec![1, m, 1, 2], h.iter().map(|&v| v as f32).collect()))
 }
 
-fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+pub(super) fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
     let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
     let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
     if let Some(i) = var.data.iter().position(|&v| v < 0.0) {
@@ -157,9 +158,8 @@ impl Sensorium {
         Self::from_dict(config, StateDict::new(WHAT, tensors))
     }
 
-    fn from_dict(config: SensoriumConfig, mut sd: StateDict) -> Result<Sensorium> {
-        config.validate()?;
-        let c = &config.core;
+    /// Stacked2dCore's layers from `sd`, each batch norm folded into its conv.
+    fn stacked_core(c: &CoreConfig, sd: &mut StateDict) -> Result<Vec<Vec<FoldedConv>>> {
         let hc = c.hidden_channels;
         let act_of =
             |l: usize| if l + 1 < c.layers || c.final_nonlinearity { Activation::Elu } else { Activation::Identity };
@@ -171,7 +171,7 @@ impl Sensorium {
         } else {
             None
         };
-        let bn0 = fold_bn(&mut sd, "core.features.layer0.norm", hc, c.batch_norm_eps)?;
+        let bn0 = fold_bn(sd, "core.features.layer0.norm", hc, c.batch_norm_eps)?;
         let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
         layers.push(vec![FoldedConv {
             w: w0,
@@ -188,7 +188,7 @@ impl Sensorium {
             .with_dilation(c.hidden_dilation, c.hidden_dilation);
         for l in 1..c.layers {
             let pre = format!("core.features.layer{l}");
-            let bn = fold_bn(&mut sd, &format!("{pre}.norm"), hc, c.batch_norm_eps)?;
+            let bn = fold_bn(sd, &format!("{pre}.norm"), hc, c.batch_norm_eps)?;
             let mut take_conv = |name: &str, shape: [usize; 4]| -> Result<(HostTensor, Option<HostTensor>)> {
                 let w = sd.take(&format!("{pre}.{name}.weight"), &shape)?;
                 let b = if sd.has(&format!("{pre}.{name}.bias")) {
@@ -233,8 +233,18 @@ impl Sensorium {
                 layers.push(vec![FoldedConv { w, bias: b, bn: Some(bn), params: spatial, act: act_of(l), dev: None }]);
             }
         }
+        Ok(layers)
+    }
+
+    fn from_dict(config: SensoriumConfig, mut sd: StateDict) -> Result<Sensorium> {
+        config.validate()?;
+        let layers = match config.core.kind {
+            CoreKind::Stacked2d => Self::stacked_core(&config.core, &mut sd)?,
+            CoreKind::RotationEquivariant => super::rot_eq::load_core(&config.core, &mut sd)?,
+        };
         // The input regularizer's Laplace filter is a buffer a real model saves.
         sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
+        let hc = config.core.output_channels();
         let mut readouts = BTreeMap::new();
         for (key, r) in &config.readouts {
             let m = r.neurons;

@@ -12,9 +12,12 @@ mod fixtures;
 mod load;
 mod record;
 mod reference;
+mod rot_eq;
 mod weights;
 
-pub use config::{CoreConfig, ReadoutConfig, SensoriumConfig};
+pub use config::{CoreConfig, CoreKind, ReadoutConfig, SensoriumConfig};
+#[doc(hidden)]
+pub use rot_eq::hermite_tensors;
 
 use std::collections::BTreeMap;
 

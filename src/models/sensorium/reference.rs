@@ -20,6 +20,45 @@ impl Mlp {
 }
 
 impl Sensorium {
+    /// The core alone on the CPU reference ops (f64 accumulation): its output and that output's
+    /// shape [N, C, H', W'], for images [N, input_channels, H, W].
+    pub fn reference_core(&self, images: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        match *shape {
+            [_, ch, h, w] if ch == self.config.core.input_channels => {
+                self.config.core_output(h, w)?;
+            }
+            _ => {
+                return Err(Error::shape(
+                    OP,
+                    "images",
+                    shape,
+                    format!("[N, {}, H, W]", self.config.core.input_channels),
+                ))
+            }
+        }
+        check_len(OP, "images", images, shape)?;
+        let mut x = images.to_vec();
+        let mut s = shape.to_vec();
+        for layer in &self.layers {
+            for conv in layer {
+                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
+                let (y, ys) = reference::conv2d(
+                    &x,
+                    &s,
+                    &conv.w.data,
+                    &conv.w.shape,
+                    conv.bias.as_ref().map(|b| &b.data[..]),
+                    &conv.params,
+                    bn,
+                    conv.act,
+                )?;
+                x = y;
+                s = ys;
+            }
+        }
+        Ok((x, s))
+    }
+
     /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
     pub fn reference_forward(&self, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
         self.reference_forward_with_eye(images, shape, None, key)
@@ -61,25 +100,7 @@ impl Sensorium {
         }
         let gain = side_input(&r.modulator, behavior, key, "behavior")?
             .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
-        let mut x = images.to_vec();
-        let mut s = shape.to_vec();
-        for layer in &self.layers {
-            for conv in layer {
-                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
-                let (y, ys) = reference::conv2d(
-                    &x,
-                    &s,
-                    &conv.w.data,
-                    &conv.w.shape,
-                    conv.bias.as_ref().map(|b| &b.data[..]),
-                    &conv.params,
-                    bn,
-                    conv.act,
-                )?;
-                x = y;
-                s = ys;
-            }
-        }
+        let (x, s) = self.reference_core(images, shape)?;
         let y = reference::readout::gaussian_readout(
             &x,
             s[0],

@@ -1,0 +1,385 @@
+//! The rotation-equivariant core (neuralpredictors `RotationEquivariant2dCore`, Ecker et al. 2019;
+//! docs/models.md and docs/ops.md, "Rotation-equivariant core"): its config checks and output size,
+//! each layer's ordinary conv weight built at load time from the saved Hermite coefficients, basis
+//! and rotations, and random weights for tests and benchmarks.
+//!
+//! Layer l holds `hermite_conv.coeffs` [n, Cin_total, F] (n = k(k+1)/2 Hermite functions),
+//! `rotate_hermite.H` [n, k·up, k·up] (the basis, upsampled) and `rotate_hermite.Rs.{0..R-1}`
+//! [n, n] (rotation r by 2πr/R of the coefficients). The kernel of rotation r is
+//! Σ_b H[b] (Rs.r · coeffs)[b], its input channels rolled by r·Cin_total/R for layers after the
+//! first (their inputs are rotation-major), each up×up block of the basis summed; output channel
+//! r·F + f. The batch norm (`norm.batch_norm.*`, F features, and an optional `bias.bias` or
+//! `scale.scale` [1, 1, F, 1, 1]) is shared over the R rotations: folded to a per-feature
+//! scale/shift repeated R times. From there the core is the Stacked2dCore's convs
+//! ([`FoldedConv`]), on the same GPU forward and CPU reference.
+
+use std::collections::BTreeMap;
+
+use super::config::{CoreConfig, CoreKind};
+use super::load::fold_bn;
+use super::weights::FoldedConv;
+use super::{Sensorium, OP};
+use crate::error::{Error, Result};
+use crate::io::HostTensor;
+use crate::models::StateDict;
+use crate::ops::{self, Activation, Conv2dParams};
+use crate::rng::SplitMix;
+
+/// neuralpredictors' default `num_rotations`.
+const DEFAULT_ROTATIONS: usize = 8;
+/// neuralpredictors' default `upsampling`.
+const DEFAULT_UPSAMPLING: usize = 2;
+
+impl CoreConfig {
+    /// Rotations of every feature: `num_rotations` (default 8) for a rotation-equivariant core, 1
+    /// for a stacked one.
+    pub fn rotations(&self) -> usize {
+        match self.kind {
+            CoreKind::Stacked2d => 1,
+            CoreKind::RotationEquivariant => self.num_rotations.unwrap_or(DEFAULT_ROTATIONS),
+        }
+    }
+
+    /// The Hermite filters' upsampling (default 2; 1 for a stacked core).
+    pub fn upsampling_factor(&self) -> usize {
+        match self.kind {
+            CoreKind::Stacked2d => 1,
+            CoreKind::RotationEquivariant => self.upsampling.unwrap_or(DEFAULT_UPSAMPLING),
+        }
+    }
+
+    /// Channels of the core's output (and of every layer): `hidden_channels`, times the rotations
+    /// for a rotation-equivariant core (rotation-major: channel r·F + f).
+    pub fn output_channels(&self) -> usize {
+        self.hidden_channels.saturating_mul(self.rotations())
+    }
+}
+
+/// The checks of the rotation-equivariant fields (called by `SensoriumConfig::validate` after the
+/// sizes shared with the stacked core are checked): each named by its field.
+pub(super) fn validate(c: &CoreConfig) -> Result<()> {
+    let bad = |name: &str, why: String| Err(Error::param(OP, name, why));
+    if c.kind == CoreKind::Stacked2d {
+        for (name, v) in [("core.num_rotations", c.num_rotations), ("core.upsampling", c.upsampling)] {
+            if v.is_some() {
+                return bad(name, "only a \"rotation_equivariant\" core (\"kind\") has it".into());
+            }
+        }
+        return Ok(());
+    }
+    let (r, up) = (c.rotations(), c.upsampling_factor());
+    for (name, v) in [("core.num_rotations", r), ("core.upsampling", up)] {
+        if v == 0 {
+            return bad(name, "must be >= 1".into());
+        }
+        if v > ops::MAX_GEOMETRY {
+            return bad(name, format!("{v} is past the supported maximum {}", ops::MAX_GEOMETRY));
+        }
+    }
+    let out = c.hidden_channels.checked_mul(r).filter(|&o| o <= ops::MAX_GEOMETRY);
+    if out.is_none() {
+        return bad(
+            "core.num_rotations",
+            format!(
+                "{r} rotations of {} hidden_channels are past the supported maximum of {} channels",
+                c.hidden_channels,
+                ops::MAX_GEOMETRY
+            ),
+        );
+    }
+    for (what, k) in [("input_kern", c.input_kern), ("hidden_kern", c.hidden_kern)] {
+        if k.checked_mul(up).is_none_or(|p| p > ops::MAX_GEOMETRY) {
+            return bad(
+                "core.upsampling",
+                format!("{up} times the {what} {k} is past the supported maximum {}", ops::MAX_GEOMETRY),
+            );
+        }
+    }
+    // neuralpredictors' RotationEquivariant2dCore has neither: refused rather than ignored.
+    if c.input_stride != 1 {
+        return bad(
+            "core.input_stride",
+            "a rotation-equivariant core has none (its `stride` applies to every layer); leave it 1".into(),
+        );
+    }
+    if c.hidden_dilation != 1 {
+        return bad("core.hidden_dilation", "a rotation-equivariant core has no dilation; leave it 1".into());
+    }
+    Ok(())
+}
+
+/// The core's output [R·F, H', W'] for images of `h`×`w`: layer 0 padded by input_kern/2 when
+/// `pad_input`, the hidden layers always by hidden_kern/2, `stride` on every layer.
+pub(super) fn core_output(c: &CoreConfig, h: usize, w: usize) -> Result<[usize; 3]> {
+    let step = |size: usize, k: usize, pad: usize| -> Result<usize> {
+        if size + 2 * pad < k {
+            return Err(Error::shape(OP, "images", &[h, w], format!("at least {k} pixels for a {k}-wide kernel")));
+        }
+        Ok((size + 2 * pad - k) / c.stride + 1)
+    };
+    let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
+    let (mut oh, mut ow) = (step(h, c.input_kern, p0)?, step(w, c.input_kern, p0)?);
+    for _ in 1..c.layers {
+        oh = step(oh, c.hidden_kern, c.hidden_kern / 2)?;
+        ow = step(ow, c.hidden_kern, c.hidden_kern / 2)?;
+    }
+    Ok([c.output_channels(), oh, ow])
+}
+
+/// The Hermite functions of a k×k filter.
+fn n_coeffs(k: usize) -> usize {
+    k * (k + 1) / 2
+}
+
+/// Reads the rotation-equivariant core's layers from `sd` (keys `core.features.layer{l}.*`) and
+/// builds each one's conv, batch norm folded.
+pub(super) fn load_core(c: &CoreConfig, sd: &mut StateDict) -> Result<Vec<Vec<FoldedConv>>> {
+    let (r, up, f) = (c.rotations(), c.upsampling_factor(), c.hidden_channels);
+    let mut layers = Vec::with_capacity(c.layers);
+    for l in 0..c.layers {
+        let pre = format!("core.features.layer{l}");
+        let first = l == 0;
+        let (k, cin) = if first { (c.input_kern, c.input_channels) } else { (c.hidden_kern, r * f) };
+        let (n, p) = (n_coeffs(k), k * up);
+        let conv = format!("{pre}.hermite_conv");
+        let rot_key = |i: usize| format!("{conv}.rotate_hermite.Rs.{i}");
+        // The rotations the weights hold, against the config's count.
+        let held = (0usize..).take_while(|&i| sd.has(&rot_key(i))).count();
+        // (A gap, Rs.i missing with Rs.i+1 there, is left to `take` to name as a missing key.)
+        if held != r && held > 0 && !(held < r && sd.has(&rot_key(held + 1))) {
+            return Err(Error::param(
+                OP,
+                "core.num_rotations",
+                format!("is {r}, but the weights of layer {l} hold {} rotation(s) ({})", held, rot_key(held - 1)),
+            ));
+        }
+        let ckey = format!("{conv}.coeffs");
+        if let Some(&[_, total, _]) = sd.shape(&ckey) {
+            if !first && total % r != 0 {
+                return Err(Error::param(
+                    OP,
+                    "core.num_rotations",
+                    format!("{r} rotations do not divide the {total} input channels of {ckey:?}"),
+                ));
+            }
+        }
+        let coeffs = sd.take(&ckey, &[n, cin, f])?;
+        let basis = sd.take(&format!("{conv}.rotate_hermite.H"), &[n, p, p])?;
+        let rots = (0..r).map(|i| sd.take(&rot_key(i), &[n, n])).collect::<Result<Vec<_>>>()?;
+        let rots: Vec<&[f32]> = rots.iter().map(|t| &t.data[..]).collect();
+        let w = build_weight(&coeffs.data, &basis.data, &rots, [cin, f, k, up], first);
+        let (mut scale, mut shift) = fold_bn(sd, &format!("{pre}.norm.batch_norm"), f, c.batch_norm_eps)?;
+        // neuralpredictors' bias or scale layer after a batch norm without affine parameters.
+        if let Some(b) = sd.take_if(&format!("{pre}.bias.bias"), &[1, 1, f, 1, 1])? {
+            shift.iter_mut().zip(&b.data).for_each(|(t, b)| *t = (*t as f64 + *b as f64) as f32);
+        }
+        if let Some(a) = sd.take_if(&format!("{pre}.scale.scale"), &[1, 1, f, 1, 1])? {
+            for (i, a) in a.data.iter().enumerate() {
+                scale[i] = (scale[i] as f64 * *a as f64) as f32;
+                shift[i] = (shift[i] as f64 * *a as f64) as f32;
+            }
+        }
+        let pad = if first {
+            if c.pad_input {
+                k / 2
+            } else {
+                0
+            }
+        } else {
+            k / 2
+        };
+        let act = if l + 1 < c.layers || c.final_nonlinearity { Activation::Elu } else { Activation::Identity };
+        layers.push(vec![FoldedConv {
+            w: HostTensor::new(vec![r * f, cin, k, k], w),
+            bias: None,
+            bn: Some((scale.repeat(r), shift.repeat(r))),
+            params: Conv2dParams::default().with_padding(pad, pad).with_stride(c.stride, c.stride),
+            act,
+            dev: None,
+        }]);
+    }
+    Ok(layers)
+}
+
+/// One layer's conv weight [R·F, Cin_total, k, k] (f64 accumulation) from `coeffs`
+/// [n, Cin_total, F], `basis` [n, k·up, k·up] and the R rotations [n, n] each; `dims` is
+/// [Cin_total, F, k, up]. Layers after the first (`first` false) roll the input channels of
+/// rotation r by r·Cin_total/R: input channel c reads the kernel of (c − r·Cin_total/R) mod Cin_total.
+pub(crate) fn build_weight(coeffs: &[f32], basis: &[f32], rots: &[&[f32]], dims: [usize; 4], first: bool) -> Vec<f32> {
+    let [cin, f, k, up] = dims;
+    let (n, p, kk, r_count) = (n_coeffs(k), k * up, k * k, rots.len());
+    // Each up×up block of the basis summed (the downsampling; linear, so it may come first).
+    let mut hd = vec![0f64; n * kk];
+    for b in 0..n {
+        for u in 0..p {
+            for v in 0..p {
+                hd[b * kk + (u / up) * k + v / up] += basis[(b * p + u) * p + v] as f64;
+            }
+        }
+    }
+    let fin = cin / r_count.max(1);
+    let mut out = vec![0f32; r_count * f * cin * kk];
+    let mut m = vec![0f64; n * kk];
+    for (r, rot) in rots.iter().enumerate() {
+        // m[b'] = Σ_b rot[b, b'] hd[b]: the basis seen by the unrotated coefficient b'.
+        m.iter_mut().for_each(|x| *x = 0.0);
+        for b in 0..n {
+            for bp in 0..n {
+                let a = rot[b * n + bp] as f64;
+                if a != 0.0 {
+                    for uv in 0..kk {
+                        m[bp * kk + uv] += a * hd[b * kk + uv];
+                    }
+                }
+            }
+        }
+        let shift = if first { 0 } else { (r * fin) % cin.max(1) };
+        for o in 0..f {
+            for c in 0..cin {
+                let src = (c + cin - shift) % cin;
+                let dst = ((r * f + o) * cin + c) * kk;
+                for uv in 0..kk {
+                    let mut acc = 0f64;
+                    for bp in 0..n {
+                        acc += m[bp * kk + uv] * coeffs[(bp * cin + src) * f + o] as f64;
+                    }
+                    out[dst + uv] = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A Hermite function's kind: rotation-symmetric, or the real or imaginary part of a pair.
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Z,
+    Re,
+    Im,
+}
+
+/// The 2-D Hermite basis of a k×k filter on a (k·up)² grid, as neuralpredictors' `hermite_2d(k,
+/// k·up, 2√k)` builds it: [n, k·up, k·up] (each function of unit L2 norm), with each function's
+/// part and angular order μ.
+fn hermite_basis(k: usize, up: usize) -> (Vec<f64>, Vec<(Part, usize)>) {
+    let npts = k * up;
+    let xmax = 2.0 * (k as f64).sqrt() * (1.0 - 1.0 / npts as f64);
+    let x: Vec<f64> =
+        (0..npts).map(|i| if npts == 1 { -xmax } else { -xmax + 2.0 * xmax * i as f64 / (npts - 1) as f64 }).collect();
+    let fact = |n: usize| (1..=n).fold(1f64, |a, i| a * i as f64);
+    let mut funcs = Vec::new(); // (μ, ν, part)
+    for rank in 0..k {
+        let mut mus: Vec<usize> = (0..=rank).map(|j| (2 * j).abs_diff(rank)).collect();
+        mus.sort_unstable();
+        let mut parts = Vec::new();
+        if rank % 2 == 0 {
+            parts.push(Part::Z);
+        }
+        for _ in 0..(rank + 1) / 2 {
+            parts.extend([Part::Re, Part::Im]);
+        }
+        for (mu, part) in mus.into_iter().zip(parts) {
+            funcs.push((mu, (rank - mu) / 2, part));
+        }
+    }
+    let mut h = vec![0f64; funcs.len() * npts * npts];
+    for (b, &(mu, nu, part)) in funcs.iter().enumerate() {
+        // The radial polynomial's coefficients in ρ², ascending.
+        let coef: Vec<f64> = (0..=nu)
+            .map(|j| fact(mu + nu) * fact(nu) * (-2f64).powi((nu - j) as i32) / (fact(mu + j) * fact(j) * fact(nu - j)))
+            .collect();
+        let norm = (2f64.powi((mu + 2 * nu) as i32) * std::f64::consts::PI * fact(mu + nu) * fact(nu)).sqrt();
+        let img = &mut h[b * npts * npts..(b + 1) * npts * npts];
+        for i in 0..npts {
+            for j in 0..npts {
+                let rsq = x[i] * x[i] + x[j] * x[j];
+                let theta = x[i].atan2(x[j]);
+                let g = (-x[i] * x[i] / 4.0).exp() * (-x[j] * x[j] / 4.0).exp();
+                let radial = coef.iter().rev().fold(0f64, |a, &c| a * rsq + c);
+                let amp = g * rsq.sqrt().powi(mu as i32) * radial / norm;
+                let angle = mu as f64 * theta;
+                img[i * npts + j] = match part {
+                    Part::Z => amp * angle.cos() / std::f64::consts::SQRT_2,
+                    Part::Re => amp * angle.cos(),
+                    Part::Im => amp * angle.sin(),
+                };
+            }
+        }
+        let l2 = img.iter().map(|v| v * v).sum::<f64>().sqrt();
+        img.iter_mut().for_each(|v| *v /= l2);
+    }
+    (h, funcs.into_iter().map(|(mu, _, part)| (part, mu)).collect())
+}
+
+/// neuralpredictors' `rotation_matrix(desc, mu, angle)`: [n, n], 1 for each symmetric function,
+/// [[cos μφ, sin μφ], [−sin μφ, cos μφ]] for each (real, imaginary) pair.
+fn rotation_matrix(desc: &[(Part, usize)], angle: f64) -> Vec<f64> {
+    let n = desc.len();
+    let mut m = vec![0f64; n * n];
+    for (i, &(part, mu)) in desc.iter().enumerate() {
+        match part {
+            Part::Z => m[i * n + i] = 1.0,
+            Part::Re if i + 1 < n => {
+                let (s, c) = (mu as f64 * angle).sin_cos();
+                m[i * n + i] = c;
+                m[i * n + i + 1] = s;
+                m[(i + 1) * n + i] = -s;
+                m[(i + 1) * n + i + 1] = c;
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
+/// The frozen tensors neuralpredictors' `RotateHermite` saves for a k×k filter: the basis `H`
+/// [n, k·up, k·up] and the R rotations `Rs.r` [n, n] (by 2πr/R), as f32.
+#[doc(hidden)]
+pub fn hermite_tensors(k: usize, up: usize, rotations: usize) -> (HostTensor, Vec<HostTensor>) {
+    let (h, desc) = hermite_basis(k, up);
+    let (n, p) = (desc.len(), k * up);
+    let rs = (0..rotations)
+        .map(|r| {
+            let angle = 2.0 * std::f64::consts::PI * r as f64 / rotations as f64;
+            HostTensor::new(vec![n, n], rotation_matrix(&desc, angle).iter().map(|&v| v as f32).collect())
+        })
+        .collect();
+    (HostTensor::new(vec![n, p, p], h.iter().map(|&v| v as f32).collect()), rs)
+}
+
+/// Random rotation-equivariant core weights under PyTorch's key names into `sd` (the basis and
+/// rotations as neuralpredictors builds them), for `Sensorium::random`.
+pub(super) fn random_core(c: &CoreConfig, rng: &mut SplitMix, sd: &mut BTreeMap<String, HostTensor>) {
+    let (r, up, f) = (c.rotations(), c.upsampling_factor(), c.hidden_channels);
+    let draw = |rng: &mut SplitMix, shape: Vec<usize>, lo: f32, hi: f32| {
+        let n = shape.iter().product();
+        HostTensor::new(shape, rng.vec(n, lo, hi))
+    };
+    for l in 0..c.layers {
+        let pre = format!("core.features.layer{l}");
+        let (k, cin) = if l == 0 { (c.input_kern, c.input_channels) } else { (c.hidden_kern, r * f) };
+        // Kernels of about unit gain: the built taps are ~0.7·up times the coefficients.
+        let s = 1.5 / ((k * up) as f32 * (cin as f32).sqrt());
+        sd.insert(format!("{pre}.hermite_conv.coeffs"), draw(rng, vec![n_coeffs(k), cin, f], -s, s));
+        let (h, rs) = hermite_tensors(k, up, r);
+        sd.insert(format!("{pre}.hermite_conv.rotate_hermite.H"), h);
+        for (i, t) in rs.into_iter().enumerate() {
+            sd.insert(format!("{pre}.hermite_conv.rotate_hermite.Rs.{i}"), t);
+        }
+        let bn = format!("{pre}.norm.batch_norm");
+        sd.insert(format!("{bn}.running_mean"), draw(rng, vec![f], -0.5, 0.5));
+        sd.insert(format!("{bn}.running_var"), draw(rng, vec![f], 0.5, 2.0));
+        sd.insert(format!("{bn}.weight"), draw(rng, vec![f], 0.5, 1.5));
+        sd.insert(format!("{bn}.bias"), draw(rng, vec![f], -0.2, 0.2));
+    }
+}
+
+impl Sensorium {
+    /// Each layer's conv weights as loaded ([Cout, Cin, k, k]; for a rotation-equivariant core the
+    /// kernels built from the Hermite coefficients), for checks.
+    #[doc(hidden)]
+    pub fn core_weights(&self) -> Vec<&HostTensor> {
+        self.layers.iter().flatten().map(|conv| &conv.w).collect()
+    }
+}
