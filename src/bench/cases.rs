@@ -53,6 +53,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "sensorium_latency_b128", build: |s| sensorium_latency(s, 128) },
     Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
     Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
+    Entry { name: "rot_eq_forward_b128", build: |s| rot_eq_forward(s, 128) },
     Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
@@ -368,8 +369,25 @@ fn sensorium<'c>(
     [usize; 4],
     Box<dyn Fn(&[f32]) -> Result<(f64, &'static str)> + 'c>,
 )> {
+    sensorium_of(s, nominal, crate::models::Sensorium::baseline_config(8000))
+}
+
+/// A Sensorium-style model of `config` (random weights, one data key "bench") and `nominal`
+/// images [N, 1, 36, 64], with the check of its responses on the first image.
+#[allow(clippy::type_complexity)]
+fn sensorium_of<'c>(
+    s: &Suite<'c>,
+    nominal: usize,
+    config: crate::models::SensoriumConfig,
+) -> Result<(
+    Rc<crate::models::Sensorium>,
+    Rc<Vec<f32>>,
+    [usize; 4],
+    Box<dyn Fn(&[f32]) -> Result<(f64, &'static str)> + 'c>,
+)> {
     use crate::models::Sensorium;
-    let mut model = Sensorium::random(Sensorium::baseline_config(8000), 11)?;
+    let neurons = config.readouts.get("bench").map_or(0, |r| r.neurons);
+    let mut model = Sensorium::random(config, 11)?;
     model.upload(s.ctx)?;
     let n = s.b(nominal);
     let images = Rc::new(SplitMix::new(nominal as u64).vec(n * 36 * 64, -1.0, 1.0));
@@ -377,7 +395,7 @@ fn sensorium<'c>(
     let (m, im) = (model.clone(), images.clone());
     let check = Box::new(move |out: &[f32]| {
         let r = m.reference_forward(&im[..36 * 64], &[1, 1, 36, 64], "bench")?;
-        Ok((max_abs_diff(&out[..8000], &r), coverage(n)))
+        Ok((max_abs_diff(&out[..neurons], &r), coverage(n)))
     });
     Ok((model, images, [n, 1, 36, 64], check))
 }
@@ -385,6 +403,25 @@ fn sensorium<'c>(
 /// The Sensorium forward: GPU time of the whole forward.
 fn sensorium_forward<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
     let (model, images, shape, check) = sensorium(s, nominal)?;
+    let x = Tensor::from_f32(s.ctx, &images, &shape)?;
+    Ok(Case { flops: 0.0, bytes: 0.0, run: Run::Record(Box::new(move |rec| model.record(rec, &x, "bench"))), check })
+}
+
+/// A rotation-equivariant Sensorium model (Ecker et al. 2019's size: 16 features × 8 rotations,
+/// 9×9 input and three 7×7 hidden Hermite layers, upsampling 2, the input unpadded; 1000-neuron
+/// readout, ELU+1) on [N, 1, 36, 64]: GPU time of the whole forward (the kernels are built at load).
+/// Its dense 128-channel 7×7 layers are ~70 times the baseline's work, so the small suite runs one
+/// image with 4 features × 8 rotations.
+fn rot_eq_forward<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
+    use crate::models::sensorium::CoreKind;
+    let mut config = crate::models::Sensorium::baseline_config(1000);
+    let core = &mut config.core;
+    core.kind = CoreKind::RotationEquivariant;
+    (core.num_rotations, core.upsampling, core.depth_separable) = (Some(8), Some(2), false);
+    core.hidden_channels = if s.small { 4 } else { 16 };
+    // s.b(32) = 1 in the small suite.
+    let nominal = if s.small { 32 } else { nominal };
+    let (model, images, shape, check) = sensorium_of(s, nominal, config)?;
     let x = Tensor::from_f32(s.ctx, &images, &shape)?;
     Ok(Case { flops: 0.0, bytes: 0.0, run: Run::Record(Box::new(move |rec| model.record(rec, &x, "bench"))), check })
 }
