@@ -181,6 +181,37 @@ for name_b in (128, 1):
     c = torch.compile(model, mode="reduce-overhead") if args.compile else None
     if c: report(f"sensorium_forward_b{name_b}_compiled", lambda imgs=imgs: c(imgs))
 
+
+
+class RotEq(nn.Module):
+    """rot_eq_forward_b128's peer: a rotation-equivariant core at inference as vcortex runs it, its
+    Hermite kernels built once (neuralpredictors' HermiteConv2D rebuilds them every forward), so
+    four plain convs: 1 -> R*F 9x9 unpadded, then three R*F -> R*F 7x7 padded 3, no bias, each with
+    the rotation-shared batch norm as a per-channel scale/shift and ELU; a 1000-neuron Gaussian
+    readout of the R*F channels, ELU+1. 16 features x 8 rotations (4 x 8 and one image with
+    --small, as vcortex's small suite)."""
+
+    def __init__(self, features):
+        super().__init__()
+        c = 8 * features
+        self.convs = nn.ModuleList([nn.Conv2d(1, c, 9, bias=False)] +
+                                   [nn.Conv2d(c, c, 7, padding=3, bias=False) for _ in range(3)])
+        self.scale = [torch.rand(features, device=dev).repeat(8) + 0.5 for _ in range(4)]
+        self.shift = [torch.randn(features, device=dev).repeat(8) * 0.2 for _ in range(4)]
+        self.mu = torch.rand(1000, 2, device=dev) * 2 - 1
+        self.feat, self.bias = rnd(c, 1000), rnd(1000)
+
+    def forward(self, h):
+        for conv, a, b in zip(self.convs, self.scale, self.shift):
+            h = F.elu(conv(h) * a[:, None, None] + b[:, None, None])
+        s = F.grid_sample(h, self.mu.view(1, -1, 1, 2).expand(h.shape[0], -1, 1, 2), align_corners=True)
+        return F.elu((s.squeeze(-1) * self.feat).sum(1) + self.bias) + 1
+
+
+rot_eq = RotEq(4 if args.small else 16).to(dev).eval()
+rot_imgs = rnd(1 if args.small else 128, 1, 36, 64)
+report("rot_eq_forward_b128", lambda: rot_eq(rot_imgs))
+
 # --- normalizing-flow coupling: the rational-quadratic spline (nflows' algorithm, linear tails) --
 
 
