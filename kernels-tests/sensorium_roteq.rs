@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::common::{assert_close, ctx, refused_config, refused_param, refused_shape, refused_weights, run1, vcortex};
+use crate::common::{
+    assert_close, ctx, refused_config, refused_param, refused_shape, refused_too_large, refused_weights, run1, vcortex,
+};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
 use vcortex::models::sensorium::{hermite_tensors, CoreConfig, CoreKind, ReadoutConfig};
 use vcortex::models::{Sensorium, SensoriumConfig};
@@ -340,6 +342,13 @@ fn rot_eq_refusals_name_the_field_or_key() {
         refused_param(c.validate(), "sensorium", name);
         refused_param(Sensorium::from_state_dict(c, sd.clone()), "sensorium", name);
     }
+    // Kernels past the largest tensor, refused before anything is built.
+    let huge = with(&|c| (c.input_channels, c.input_kern) = (1 << 20, 10));
+    refused_too_large(
+        Sensorium::from_state_dict(huge, sd.clone()),
+        "sensorium",
+        "layer 0's kernels [24, 1048576, 10, 10]",
+    );
     let mut up_only = with(&|c| c.kind = CoreKind::Stacked2d);
     up_only.core.num_rotations = None;
     refused_param(up_only.validate(), "sensorium", "core.upsampling");

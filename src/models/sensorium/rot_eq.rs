@@ -141,6 +141,18 @@ pub(super) fn load_core(c: &CoreConfig, sd: &mut StateDict) -> Result<Vec<Vec<Fo
         let first = l == 0;
         let (k, cin) = if first { (c.input_kern, c.input_channels) } else { (c.hidden_kern, r * f) };
         let (n, p) = (n_coeffs(k), k * up);
+        // The kernels built here, against the largest tensor (overflow-safe).
+        let numel = [cin, k, k].iter().try_fold(r * f, |a, &d| a.checked_mul(d));
+        if numel.is_none_or(|e| e > crate::tensor::MAX_ELEMENTS) {
+            return Err(Error::TooLarge {
+                op: OP,
+                what: format!("layer {l}'s kernels [{}, {cin}, {k}, {k}]", r * f),
+                amount: numel.map_or(u64::MAX, |e| e as u64),
+                unit: "elements",
+                limit: crate::tensor::MAX_ELEMENTS as u64,
+                limit_name: "tensor::MAX_ELEMENTS",
+            });
+        }
         let conv = format!("{pre}.hermite_conv");
         let rot_key = |i: usize| format!("{conv}.rotate_hermite.Rs.{i}");
         // The rotations the weights hold, against the config's count.
