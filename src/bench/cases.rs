@@ -151,7 +151,7 @@ fn matmul<'c>(s: &Suite<'c>, side: usize, kernel: MatmulKernel) -> Result<Case<'
         run: Run::Record(Box::new(move |rec| ops::matmul_with(rec, &a, &bt, kernel))),
         check: Box::new(move |out| {
             let rows = m.min(8);
-            let r = reference::matmul(&ad[..rows * m], &bd, 1, rows, m, m, 0, 0);
+            let (r, _) = reference::matmul(&ad[..rows * m], &[rows, m], &bd, &[m, m])?;
             Ok((max_abs_diff(&out[..rows * m], &r), if rows < m { "slice" } else { "full" }))
         }),
     })
@@ -350,7 +350,16 @@ fn gaussian_readout<'c>(s: &Suite<'c>, sorted: bool) -> Result<Case<'c>> {
         })),
         check: Box::new(move |out| {
             let per = 64 * 28 * 56;
-            let r = reference::readout::gaussian_readout(&xd[..per], 1, 64, 28, 56, &mud, &fd, Some(&bd), None, true);
+            let r = reference::readout::gaussian_readout(
+                &xd[..per],
+                &[1, 64, 28, 56],
+                &mud,
+                &fd,
+                Some(&bd),
+                None,
+                true,
+                ops::Activation::Identity,
+            )?;
             Ok((max_abs_diff(&out[..m], &r), coverage(fs[0])))
         }),
     })

@@ -249,13 +249,17 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity))?
         }
         Backend::Cpu => {
-            let (rows, i, o) = ops::matmul::linear_shapes(&x.shape, &w.shape, bias.map(|t| &t.shape[..]))?;
-            let mut s = x.shape[..x.shape.len() - 1].to_vec();
-            s.push(o);
-            HostTensor::new(
-                s,
-                reference::linear(&x.data, rows, i, &w.data, o, bias.map(|t| &t.data[..]), Activation::Identity),
-            )
+            // The bias's own shape is checked first; the reference sees its data.
+            ops::matmul::linear_shapes(&x.shape, &w.shape, bias.map(|t| &t.shape[..]))?;
+            let (y, s) = reference::linear(
+                &x.data,
+                &x.shape,
+                &w.data,
+                &w.shape,
+                bias.map(|t| &t.data[..]),
+                Activation::Identity,
+            )?;
+            HostTensor::new(s, y)
         }
     };
     Ok(one("output", y))
@@ -584,11 +588,8 @@ fn grid_sample(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::grid_sample(rec, &xt, &gt, align))?
         }
         Backend::Cpu => {
-            let ([n, ch, h, w], ho, wo) = ops::readout::grid_sample_shapes(&x.shape, &g.shape)?;
-            HostTensor::new(
-                vec![n, ch, ho, wo],
-                reference::readout::grid_sample(&x.data, n, ch, h, w, &g.data, ho, wo, align),
-            )
+            let (y, s) = reference::readout::grid_sample(&x.data, &x.shape, &g.data, &g.shape, align)?;
+            HostTensor::new(s, y)
         }
     };
     Ok(one("output", y))
@@ -608,7 +609,8 @@ fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
             })?
         }
         Backend::Cpu => {
-            let ([n, ch, h, w], m) = ops::readout::readout_shapes(
+            // The parameters' own shapes are checked first; the reference sees their data.
+            let ([n, _, _, _], m) = ops::readout::readout_shapes(
                 &x.shape,
                 &mu.shape,
                 &f.shape,
@@ -617,16 +619,14 @@ fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
             )?;
             let r = reference::readout::gaussian_readout(
                 &x.data,
-                n,
-                ch,
-                h,
-                w,
+                &x.shape,
                 &mu.data,
                 &f.data,
                 bias.map(|t| &t.data[..]),
                 shift.map(|t| &t.data[..]),
                 align,
-            );
+                Activation::Identity,
+            )?;
             HostTensor::new(vec![n, m], r)
         }
     };

@@ -8,14 +8,13 @@ use crate::ops::Activation;
 use crate::reference::{self, check_len};
 
 impl Mlp {
-    fn reference(&self, x: &[f32], n: usize) -> Vec<f32> {
+    fn reference(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let mut h = x.to_vec();
-        let mut width = x.len() / n.max(1);
+        let mut shape = vec![n, x.len() / n.max(1)];
         for (w, b) in &self.layers {
-            h = reference::linear(&h, n, width, &w.data, w.shape[0], Some(&b.data), self.act);
-            width = w.shape[0];
+            (h, shape) = reference::linear(&h, &shape, &w.data, &w.shape, Some(&b.data), self.act)?;
         }
-        h
+        Ok(h)
     }
 }
 
@@ -53,14 +52,15 @@ impl Sensorium {
         if let Some(e) = eye {
             check_len(OP, "eye", e, &[shape[0], 2])?;
         }
-        let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0]));
+        let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0])).transpose()?;
         if let (Some(m), Some(b)) = (&r.modulator, behavior) {
             // A row of the modulator's input width per image.
             let width = m.layers.first().map_or(0, |(w, _)| w.shape[1]);
             check_len(OP, "behavior", b, &[shape[0], width])?;
         }
         let gain = side_input(&r.modulator, behavior, key, "behavior")?
-            .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
+            .map(|(mlp, bh)| Ok(reference::activation(&mlp.reference(bh, shape[0])?, Activation::Elu1)))
+            .transpose()?;
         let mut x = images.to_vec();
         let mut s = shape.to_vec();
         for layer in &self.layers {
@@ -82,16 +82,14 @@ impl Sensorium {
         }
         let y = reference::readout::gaussian_readout(
             &x,
-            s[0],
-            s[1],
-            s[2],
-            s[3],
+            &s,
             &r.mu.data,
             &r.features.data,
             Some(&r.bias.data),
             shift.as_deref(),
             r.align_corners,
-        );
+            Activation::Identity,
+        )?;
         match gain {
             Some(g) => {
                 let z: Vec<f32> =
