@@ -12,22 +12,25 @@ mod fixtures;
 mod load;
 mod record;
 mod reference;
+mod stacked;
 mod weights;
 
-pub use config::{CoreConfig, ReadoutConfig, SensoriumConfig};
+pub use config::{CoreConfig, PerLayer, ReadoutConfig, Semantics, SensoriumConfig, Stack};
 
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
-use weights::{FoldedConv, Readout};
+use weights::{CoreLayer, Readout};
 
 const OP: &str = "sensorium";
 
 /// A loaded model.
 pub struct Sensorium {
     pub config: SensoriumConfig,
-    layers: Vec<Vec<FoldedConv>>,
+    layers: Vec<CoreLayer>,
+    /// The layers whose outputs the core returns, concatenated along channels.
+    stack: Vec<usize>,
     readouts: BTreeMap<String, Readout>,
 }
 
