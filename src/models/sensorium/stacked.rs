@@ -325,12 +325,12 @@ impl CoreConfig {
             }
             Ok(())
         };
-        offsets(&stack, "stack")?;
         for p in &layers {
             if p.inputs.len() > 1 {
                 offsets(&p.inputs, "skip")?;
             }
         }
+        offsets(&stack, "stack")?;
         let out_channels = stack.iter().try_fold(0usize, |a, &i| a.checked_add(layers[i].out_channels));
         let out_channels = match out_channels {
             Some(c) if c <= ops::MAX_GEOMETRY => c,
