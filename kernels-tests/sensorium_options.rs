@@ -177,7 +177,8 @@ fn bad_options_are_refused_by_name() {
         SensoriumConfig::from_json(&json.to_string())
     };
     use serde_json::json;
-    let cases: Vec<(&str, Vec<(&str, serde_json::Value)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, serde_json::Value)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("0.3", vec![("stack", json!(4))], "core.stack"),
         ("0.3", vec![("stack", json!(-5))], "core.stack"),
         ("0.3", vec![("stack", json!([]))], "core.stack"),

@@ -176,24 +176,27 @@ impl CoreConfig {
 
         // The bias rules (they decide the keys norm.*, bias.bias, scale.scale and the conv biases).
         let bn = |l: usize| self.batch_norm.get(l);
-        let (bias_of, bns_of): (Box<dyn Fn(usize) -> Option<bool>>, Box<dyn Fn(usize) -> bool>) = if head {
+        // Per layer: `bias` (None: as the weights have it) and `batch_norm_scale`.
+        let (biases, scales): (Vec<Option<bool>>, Vec<bool>) = if head {
             // Lists throughout; one batch_norm_scale means it for all but the last layer, whose
             // scale is final_batchnorm_scale.
             let bias = self.bias.clone().unwrap_or(PerLayer::All(true));
             let final_scale = self.final_batchnorm_scale.unwrap_or(true);
-            let bns = self.batch_norm_scale.clone();
-            (
-                Box::new(move |l| Some(bias.get(l))),
-                Box::new(move |l| match &bns {
-                    PerLayer::All(v) if l + 1 == l_count => final_scale,
-                    v => v.get(l),
-                }),
-            )
+            (0..l_count)
+                .map(|l| {
+                    let s = match &self.batch_norm_scale {
+                        PerLayer::All(_) if l + 1 == l_count => final_scale,
+                        v => v.get(l),
+                    };
+                    (Some(bias.get(l)), s)
+                })
+                .unzip()
         } else {
             let bias = self.bias.as_ref().map(|b| b.get(0));
-            let bns = self.batch_norm_scale.get(0);
-            (Box::new(move |_| bias), Box::new(move |_| bns))
+            (vec![bias; l_count], vec![self.batch_norm_scale.get(0); l_count])
         };
+        let bias_of = |l: usize| biases[l];
+        let bns_of = |l: usize| scales[l];
         let ibb = self.independent_bn_bias.unwrap_or(true);
         let norm_keys = |l: usize| -> (Option<Keys>, Keys, Keys) {
             if !bn(l) {
@@ -237,7 +240,7 @@ impl CoreConfig {
             scale_layer,
             act: act(0),
         });
-        let auto_pad = |k: usize| ((k - 1) * self.hidden_dilation + 1) / 2;
+        let auto_pad = |k: usize| ((k - 1) * self.hidden_dilation).div_ceil(2);
         for l in 1..l_count {
             let k = self.hidden_kern.get(l - 1);
             let padding = match (self.semantics, self.hidden_padding) {
