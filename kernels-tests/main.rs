@@ -24,4 +24,5 @@ mod random;
 mod readout;
 mod runtime;
 mod sensorium;
+mod sensorium_options;
 mod shaders_naga;

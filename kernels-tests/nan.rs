@@ -201,9 +201,9 @@ fn sensorium_forward_of_nan_and_infinite_images() {
     use vcortex::models::Sensorium;
     // The baseline's architecture, small: 8 channels, a 5x5 input and 3x3 hidden kernels, 2 layers.
     let mut config = Sensorium::baseline_config(11);
-    config.core.hidden_channels = 8;
+    config.core.hidden_channels = 8.into();
     config.core.input_kern = 5;
-    config.core.hidden_kern = 3;
+    config.core.hidden_kern = 3.into();
     config.core.layers = 2;
     let mut model = Sensorium::random(config, 9).unwrap();
     model.upload(ctx()).unwrap();

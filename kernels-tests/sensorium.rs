@@ -13,21 +13,7 @@ use vcortex::rng::SplitMix;
 
 fn small_config(depth_separable: bool, pad_input: bool) -> SensoriumConfig {
     SensoriumConfig {
-        core: CoreConfig {
-            input_channels: 2,
-            hidden_channels: 8,
-            input_kern: 5,
-            hidden_kern: 3,
-            layers: 3,
-            pad_input,
-            depth_separable,
-            stack: -1,
-            batch_norm_eps: 1e-5,
-            hidden_dilation: 1,
-            input_stride: 1,
-            stride: 1,
-            final_nonlinearity: true,
-        },
+        core: CoreConfig { pad_input, depth_separable, ..CoreConfig::new(2, 8, 5, 3, 3) },
         readouts: [
             (
                 "a".to_string(),

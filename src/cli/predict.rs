@@ -25,7 +25,9 @@ pub fn run(
     check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
     let ctx = Context::new()?;
     let model = Sensorium::load(&ctx, weights, config)?;
-    let (x, eye, behavior) = read_images(images)?;
+    let inputs = read_images(images)?;
+    let found = inputs.names.join(", ");
+    let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
     if x.shape.len() != 4 || x.shape[0] == 0 {
         return Err(Error::File {
             path: images.display().to_string(),
@@ -52,7 +54,7 @@ pub fn run(
                     if e.shape != [n, 2] {
                         return Err(Error::File {
                             path: images.display().to_string(),
-                            reason: format!("eye has shape {:?}, expected [{n}, 2]", e.shape),
+                            reason: format!("pupil_center (eye) has shape {:?}, expected [{n}, 2]", e.shape),
                         });
                     }
                     Some(&e.data[start * 2..(start + b) * 2])
@@ -60,7 +62,10 @@ pub fn run(
                 (None, true) => {
                     return Err(Error::File {
                         path: images.display().to_string(),
-                        reason: format!("data key {key:?} has a shifter: an \"eye\" tensor [N, 2] is needed"),
+                        reason: format!(
+                            "data key {key:?} has a shifter: a \"pupil_center\" (or \"eye\") tensor [N, 2] is \
+                             needed; the file has {found}"
+                        ),
                     })
                 }
                 _ => None,
@@ -79,7 +84,10 @@ pub fn run(
                 (None, true) => {
                     return Err(Error::File {
                         path: images.display().to_string(),
-                        reason: format!("data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed"),
+                        reason: format!(
+                            "data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed; the file \
+                             has {found}"
+                        ),
                     })
                 }
                 _ => None,

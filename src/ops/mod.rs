@@ -50,7 +50,7 @@ pub use attention::{attention, softmax};
 pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
-pub use copy::copy;
+pub use copy::{concat_channels, copy};
 pub use diffusion::{
     add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, sampler_step_guided, Guidance, GuidanceKind, Noise,
 };

@@ -17,7 +17,7 @@ pub mod readout;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
-pub use conv::conv2d;
+pub use conv::{concat_channels, conv2d};
 pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use matmul::{linear, matmul};
 pub use neurn::neurn;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::stacked::Keys;
 use super::{Sensorium, SensoriumConfig};
 use crate::error::Result;
 use crate::io::HostTensor;
@@ -11,32 +12,47 @@ impl Sensorium {
     pub fn random(config: SensoriumConfig, seed: u64) -> Result<Sensorium> {
         let mut rng = crate::rng::SplitMix::new(seed);
         let mut sd = BTreeMap::new();
-        let c = config.core.clone();
-        let hc = c.hidden_channels;
+        let plan = config.core.plan()?;
+        let hc = plan.out_channels;
         let mut put = |k: String, shape: Vec<usize>, lo: f32, hi: f32| {
             let n = shape.iter().product();
             sd.insert(k, HostTensor::new(shape, rng.vec(n, lo, hi)));
         };
-        let s0 = 1.0 / ((c.input_channels * c.input_kern * c.input_kern) as f32).sqrt();
-        put("core.features.layer0.conv.weight".into(), vec![hc, c.input_channels, c.input_kern, c.input_kern], -s0, s0);
-        for l in 0..c.layers {
-            let pre = format!("core.features.layer{l}");
-            put(format!("{pre}.norm.running_mean"), vec![hc], -0.5, 0.5);
-            put(format!("{pre}.norm.running_var"), vec![hc], 0.5, 2.0);
-            put(format!("{pre}.norm.weight"), vec![hc], 0.5, 1.5);
-            put(format!("{pre}.norm.bias"), vec![hc], -0.2, 0.2);
-            if l == 0 {
-                continue;
-            }
-            let s1 = 1.0 / (hc as f32).sqrt();
-            let sk = 1.0 / (c.hidden_kern as f32);
-            for (name, shape, s) in [
-                ("ds_conv.in_depth_conv", vec![hc, hc, 1, 1], s1),
-                ("ds_conv.spatial_conv", vec![hc, 1, c.hidden_kern, c.hidden_kern], sk),
-                ("ds_conv.out_depth_conv", vec![hc, hc, 1, 1], s1),
-            ] {
+        // Keys the weights decide (a 0.3 config without `bias`) as the Sensorium baseline has
+        // them: no bias on the first conv, biases on the hidden ones, affine batch norms.
+        let has = |k: Keys, default: bool| k == Keys::Present || (k == Keys::AsSaved && default);
+        for (l, p) in plan.layers.iter().enumerate() {
+            let pre = &p.prefix;
+            let (o, i, k) = (p.out_channels, p.in_channels, p.kern);
+            let convs: Vec<(String, Vec<usize>)> = if p.depth_separable {
+                vec![
+                    ("ds_conv.in_depth_conv".into(), vec![o, i, 1, 1]),
+                    ("ds_conv.spatial_conv".into(), vec![o, 1, k, k]),
+                    ("ds_conv.out_depth_conv".into(), vec![o, o, 1, 1]),
+                ]
+            } else {
+                vec![("conv".into(), vec![o, i, k, k])]
+            };
+            for (name, shape) in convs {
+                let s = 1.0 / ((shape[1] * shape[2] * shape[3]) as f32).sqrt();
                 put(format!("{pre}.{name}.weight"), shape, -s, s);
-                put(format!("{pre}.{name}.bias"), vec![hc], -0.1, 0.1);
+                if has(p.conv_bias, l > 0) {
+                    put(format!("{pre}.{name}.bias"), vec![o], -0.1, 0.1);
+                }
+            }
+            if let Some(affine) = p.norm {
+                put(format!("{pre}.norm.running_mean"), vec![o], -0.5, 0.5);
+                put(format!("{pre}.norm.running_var"), vec![o], 0.5, 2.0);
+                if has(affine, true) {
+                    put(format!("{pre}.norm.weight"), vec![o], 0.5, 1.5);
+                    put(format!("{pre}.norm.bias"), vec![o], -0.2, 0.2);
+                }
+            }
+            if has(p.bias_layer, false) {
+                put(format!("{pre}.bias.bias"), vec![1, o, 1, 1], -0.2, 0.2);
+            }
+            if has(p.scale_layer, false) {
+                put(format!("{pre}.scale.scale"), vec![1, o, 1, 1], 0.5, 1.5);
             }
         }
         for (key, r) in &config.readouts {

@@ -19,6 +19,38 @@ impl Mlp {
 }
 
 impl Sensorium {
+    /// The core's output (data, [N, C, H', W']) with the CPU reference ops.
+    pub fn reference_core(&self, images: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        let mut outs: Vec<(Vec<f32>, Vec<usize>)> = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (mut x, mut s) = if layer.inputs.is_empty() {
+                (images.to_vec(), shape.to_vec())
+            } else {
+                let parts: Vec<(&[f32], &[usize])> =
+                    layer.inputs.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
+                reference::concat_channels(&parts)?
+            };
+            for conv in &layer.convs {
+                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
+                let (y, ys) = reference::conv2d(
+                    &x,
+                    &s,
+                    &conv.w.data,
+                    &conv.w.shape,
+                    conv.bias.as_ref().map(|b| &b.data[..]),
+                    &conv.params,
+                    bn,
+                    conv.act,
+                )?;
+                x = y;
+                s = ys;
+            }
+            outs.push((x, s));
+        }
+        let parts: Vec<(&[f32], &[usize])> = self.stack.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
+        reference::concat_channels(&parts)
+    }
+
     /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
     pub fn reference_forward(&self, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
         self.reference_forward_with_eye(images, shape, None, key)
@@ -61,25 +93,7 @@ impl Sensorium {
         let gain = side_input(&r.modulator, behavior, key, "behavior")?
             .map(|(mlp, bh)| Ok(reference::activation(&mlp.reference(bh, shape[0])?, Activation::Elu1)))
             .transpose()?;
-        let mut x = images.to_vec();
-        let mut s = shape.to_vec();
-        for layer in &self.layers {
-            for conv in layer {
-                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
-                let (y, ys) = reference::conv2d(
-                    &x,
-                    &s,
-                    &conv.w.data,
-                    &conv.w.shape,
-                    conv.bias.as_ref().map(|b| &b.data[..]),
-                    &conv.params,
-                    bn,
-                    conv.act,
-                )?;
-                x = y;
-                s = ys;
-            }
-        }
+        let (x, s) = self.reference_core(images, shape)?;
         let y = reference::readout::gaussian_readout(
             &x,
             &s,
