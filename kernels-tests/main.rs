@@ -20,6 +20,7 @@ mod matmul;
 mod nan;
 mod norm;
 mod normalization;
+mod pool;
 mod random;
 mod readout;
 mod runtime;

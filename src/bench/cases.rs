@@ -42,6 +42,8 @@ pub(super) const CASES: &[Entry] = &[
     // neurn_k3 walks the apply pass backwards; _forward in the max pass's order.
     Entry { name: "neurn_k3", build: |s| neurn_k3(s, true) },
     Entry { name: "neurn_k3_forward", build: |s| neurn_k3(s, false) },
+    Entry { name: "max_pool2x2_vgg64", build: |s| pool(s, ops::pool::PoolKind::Max) },
+    Entry { name: "avg_pool3x3_s2_64", build: |s| pool(s, ops::pool::PoolKind::Avg) },
     Entry { name: "ddim_step_200x60x51", build: |s| sampler_step(s, true) },
     Entry { name: "ddpm_step_200x60x51", build: |s| sampler_step(s, false) },
     Entry { name: "rq_spline_65536x3_k10", build: rq_spline },
@@ -233,6 +235,41 @@ fn neurn_k3<'c>(s: &Suite<'c>, reversed: bool) -> Result<Case<'c>> {
             let per = 3 * 224 * 224;
             let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
             Ok((max_abs_diff(&out[..per], &r), coverage(is[0])))
+        }),
+    })
+}
+
+/// Pooling on [64, 64, 64, 64] (VGG's first pool for 64×64 images, batch 64): max 2×2 stride 2, or
+/// avg 3×3 stride 2 padding 1 (count_include_pad false, ceil_mode); checked on the first image.
+fn pool<'c>(s: &Suite<'c>, kind: ops::pool::PoolKind) -> Result<Case<'c>> {
+    use ops::pool::PoolKind;
+    let is = [s.b(64), 64, 64, 64];
+    let n: usize = is.iter().product();
+    let xd = uniform(&mut inputs(), n);
+    let x = Tensor::from_f32(s.ctx, &xd, &is)?;
+    let p = match kind {
+        PoolKind::Max => ops::Pool2dParams::square(2),
+        PoolKind::Avg => ops::Pool2dParams {
+            ceil_mode: true,
+            count_include_pad: false,
+            ..ops::Pool2dParams::square(3).with_stride(2, 2).with_padding(1, 1)
+        },
+    };
+    let out = ops::pool::pool_shape(kind, &is, &p)?;
+    Ok(Case {
+        flops: 0.0,
+        bytes: 4.0 * (n + out.iter().product::<usize>()) as f64,
+        run: Run::Record(Box::new(move |rec| match kind {
+            PoolKind::Max => ops::max_pool2d(rec, &x, &p),
+            PoolKind::Avg => ops::avg_pool2d(rec, &x, &p),
+        })),
+        check: Box::new(move |out| {
+            let per = 64 * 64 * 64;
+            let (r, _) = match kind {
+                PoolKind::Max => reference::max_pool2d(&xd[..per], &[1, 64, 64, 64], &p)?,
+                PoolKind::Avg => reference::avg_pool2d(&xd[..per], &[1, 64, 64, 64], &p)?,
+            };
+            Ok((max_abs_diff(&out[..r.len()], &r), coverage(is[0])))
         }),
     })
 }
