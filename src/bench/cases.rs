@@ -55,6 +55,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "sensorium_latency_b128", build: |s| sensorium_latency(s, 128) },
     Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
     Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
+    Entry { name: "cotrain_forward_b64", build: cotrain_forward },
     Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
@@ -436,6 +437,30 @@ fn sensorium_latency<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
         bytes: 0.0,
         run: Run::Call(Box::new(move || model.predict(ctx, &images, &shape, "bench"))),
         check,
+    })
+}
+
+/// The co-training twin (random weights; vgg19_bn features[:17] on grey images, a 1000-neuron
+/// Gaussian2d readout, elu(x − 1) + 1) on [64, 1, 64, 64] (N ÷ 32 in the small suite): GPU time of
+/// the whole forward; the first image checked against the f64 reference.
+fn cotrain_forward<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    use crate::models::{Cotrain, CotrainConfig};
+    let mut model = Cotrain::random(CotrainConfig::paper(1000), 13)?;
+    model.upload(s.ctx)?;
+    let n = s.b(64);
+    let per = 64 * 64;
+    let images = SplitMix::new(64).vec(n * per, 0.0, 1.0);
+    let x = Tensor::from_f32(s.ctx, &images, &[n, 1, 64, 64])?;
+    let model = Rc::new(model);
+    let m = model.clone();
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Record(Box::new(move |rec| model.record(rec, &x, "bench"))),
+        check: Box::new(move |out| {
+            let r = m.reference_forward(&images[..per], &[1, 1, 64, 64], "bench")?;
+            Ok((max_abs_diff(&out[..1000], &r), coverage(n)))
+        }),
     })
 }
 
