@@ -45,7 +45,7 @@ enum Cmd {
         #[arg(long)]
         cpu: bool,
     },
-    /// Predicts neuronal responses with a Sensorium-style model (neuralpredictors weights as safetensors).
+    /// Predicts neuronal responses with a Sensorium-style model or the co-training twin (`"kind": "cotrain"`; weights as safetensors).
     Predict {
         /// The model's state_dict as safetensors (PyTorch key names).
         #[arg(long)]

@@ -1,12 +1,60 @@
-//! `vcortex predict`: neuronal responses of a Sensorium-style model, batch by batch, per data key.
+//! `vcortex predict`: neuronal responses of a Sensorium-style model or of the co-training twin,
+//! batch by batch, per data key; the config's `"kind"` says which (docs/models.md).
 
 use std::path::Path;
 
+use serde_json::Value;
+
 use vcortex::io::check_output;
+use vcortex::models::{Cotrain, Sensorium, SensoriumConfig};
 use vcortex::{Context, Error, Result};
 
 use super::output::device_meta;
 use super::progress::Progress;
+
+/// The model a predict config describes.
+enum Model {
+    Sensorium(Sensorium),
+    Cotrain(Cotrain),
+}
+
+impl Model {
+    /// Reads the config and loads the model it names: `"kind": "cotrain"` is the co-training twin;
+    /// `"sensorium"`, or no `"kind"` (the configs written before the field), a Sensorium model.
+    fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Model> {
+        let file_err = |reason: String| Error::File { path: config.display().to_string(), reason };
+        let text = std::fs::read_to_string(config).map_err(|e| file_err(format!("cannot read: {e}")))?;
+        let mut v: Value = serde_json::from_str(&text).map_err(|e| file_err(format!("not JSON: {e}")))?;
+        match v.as_object_mut().and_then(|m| m.remove("kind")) {
+            None => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
+            Some(k) => match k.as_str() {
+                Some("cotrain") => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
+                Some("sensorium") => {
+                    let cfg = SensoriumConfig::from_json(&v.to_string()).map_err(|e| file_err(e.to_string()))?;
+                    Ok(Model::Sensorium(Sensorium::load_with(ctx, weights, cfg, config)?))
+                }
+                _ => Err(file_err(format!(
+                    "\"kind\" is {k}; expected \"sensorium\" or \"cotrain\" (the co-training twin), or no \"kind\""
+                ))),
+            },
+        }
+    }
+
+    fn data_keys(&self) -> Vec<&str> {
+        match self {
+            Model::Sensorium(m) => m.data_keys(),
+            Model::Cotrain(m) => m.data_keys(),
+        }
+    }
+
+    fn has_shifter(&self, key: &str) -> bool {
+        matches!(self, Model::Sensorium(m) if m.has_shifter(key))
+    }
+
+    fn has_modulator(&self, key: &str) -> bool {
+        matches!(self, Model::Sensorium(m) if m.has_modulator(key))
+    }
+}
 
 pub fn run(
     weights: &Path,
@@ -18,13 +66,12 @@ pub fn run(
 ) -> Result<()> {
     use vcortex::io::read_images;
     use vcortex::io::{write_safetensors, HostTensor};
-    use vcortex::models::Sensorium;
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }
     check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
     let ctx = Context::new()?;
-    let model = Sensorium::load(&ctx, weights, config)?;
+    let model = Model::load(&ctx, weights, config)?;
     let inputs = read_images(images)?;
     let found = inputs.names.join(", ");
     let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
@@ -92,7 +139,11 @@ pub fn run(
                 }
                 _ => None,
             };
-            let y = model.predict_full(&ctx, &x.data[start * per..(start + b) * per], &shape, e, bh, key)?;
+            let xs = &x.data[start * per..(start + b) * per];
+            let y = match &model {
+                Model::Sensorium(m) => m.predict_full(&ctx, xs, &shape, e, bh, key)?,
+                Model::Cotrain(m) => m.predict(&ctx, xs, &shape, key)?,
+            };
             neurons = y.len() / b;
             responses.extend(y);
             progress.update(start + b, key);

@@ -7,6 +7,7 @@
 //! Every model reads its weights through [`StateDict`], the one loader.
 
 pub mod cgnf;
+pub mod cotrain;
 pub mod flow;
 pub mod mdm;
 pub mod platypose;
@@ -15,6 +16,7 @@ mod state_dict;
 pub mod transformer;
 
 pub use cgnf::{Cgnf, CgnfConfig};
+pub use cotrain::{Cotrain, CotrainConfig};
 pub use flow::{Flow, FlowConfig};
 pub use sensorium::{Sensorium, SensoriumConfig};
 pub(crate) use state_dict::widen;

@@ -12,6 +12,7 @@ pub mod guidance;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;
+pub mod pool;
 pub mod random;
 pub mod readout;
 
@@ -22,6 +23,7 @@ pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use matmul::{linear, matmul};
 pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};
+pub use pool::{avg_pool2d, max_pool2d};
 
 /// Refuses data whose length is not the element count of its shape (overflow-safe: a shape too
 /// large to count holds no data).
