@@ -193,3 +193,10 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
+
+/// A config file as JSON, for the commands that look at its `"kind"` before loading it.
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
+    let file_err = |reason: String| vcortex::Error::File { path: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| file_err(format!("not JSON: {e}")))
+}

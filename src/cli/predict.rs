@@ -3,10 +3,8 @@
 
 use std::path::Path;
 
-use serde_json::Value;
-
 use vcortex::io::check_output;
-use vcortex::models::{Cotrain, Sensorium, SensoriumConfig};
+use vcortex::models::{Cotrain, Sensorium};
 use vcortex::{Context, Error, Result};
 
 use super::output::device_meta;
@@ -22,21 +20,16 @@ impl Model {
     /// Reads the config and loads the model it names: `"kind": "cotrain"` is the co-training twin;
     /// `"sensorium"`, or no `"kind"` (the configs written before the field), a Sensorium model.
     fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Model> {
-        let file_err = |reason: String| Error::File { path: config.display().to_string(), reason };
-        let text = std::fs::read_to_string(config).map_err(|e| file_err(format!("cannot read: {e}")))?;
-        let mut v: Value = serde_json::from_str(&text).map_err(|e| file_err(format!("not JSON: {e}")))?;
-        match v.as_object_mut().and_then(|m| m.remove("kind")) {
-            None => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
-            Some(k) => match k.as_str() {
-                Some("cotrain") => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
-                Some("sensorium") => {
-                    let cfg = SensoriumConfig::from_json(&v.to_string()).map_err(|e| file_err(e.to_string()))?;
-                    Ok(Model::Sensorium(Sensorium::load_with(ctx, weights, cfg, config)?))
-                }
-                _ => Err(file_err(format!(
+        let v = super::read_json(config)?;
+        match v.get("kind").map(|k| (k, k.as_str())) {
+            None | Some((_, Some("sensorium"))) => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
+            Some((_, Some("cotrain"))) => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
+            Some((k, _)) => Err(Error::File {
+                path: config.display().to_string(),
+                reason: format!(
                     "\"kind\" is {k}; expected \"sensorium\" or \"cotrain\" (the co-training twin), or no \"kind\""
-                ))),
-            },
+                ),
+            }),
         }
     }
 

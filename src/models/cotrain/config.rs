@@ -113,15 +113,7 @@ fn cuts() -> Vec<usize> {
 impl CotrainConfig {
     /// Parses a config; a `"kind"` field, when present, must be `"cotrain"`.
     pub fn from_json(text: &str) -> Result<Self> {
-        let mut v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| Error::Config(format!("cotrain config: {e}")))?;
-        if let Some(k) = v.as_object_mut().and_then(|m| m.remove("kind")) {
-            if k.as_str() != Some("cotrain") {
-                return Err(Error::Config(format!("cotrain config: \"kind\" is {k}, expected \"cotrain\"")));
-            }
-        }
-        let cfg: CotrainConfig =
-            serde_json::from_value(v).map_err(|e| Error::Config(format!("cotrain config: {e}")))?;
+        let cfg: CotrainConfig = crate::models::parse_config(text, "cotrain", "cotrain")?;
         cfg.validate()?;
         Ok(cfg)
     }

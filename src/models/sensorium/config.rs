@@ -253,8 +253,7 @@ pub struct SensoriumConfig {
 
 impl SensoriumConfig {
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: SensoriumConfig =
-            serde_json::from_str(text).map_err(|e| Error::Config(format!("model config: {e}")))?;
+        let cfg: SensoriumConfig = crate::models::parse_config(text, "sensorium", "model")?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -212,12 +212,6 @@ impl Sensorium {
             .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cannot read: {e}") })?;
         let cfg = SensoriumConfig::from_json(&text)
             .map_err(|e| Error::File { path: config.display().to_string(), reason: e.to_string() })?;
-        Self::load_with(ctx, weights, cfg, config)
-    }
-
-    /// [`Sensorium::load`] with the config already parsed (from the file `config`, named in
-    /// errors).
-    pub fn load_with(ctx: &Context, weights: &Path, cfg: SensoriumConfig, config: &Path) -> Result<Sensorium> {
         let sd = StateDict::read(WHAT, weights)?;
         let mut m = Self::from_dict(cfg, sd).map_err(|e| e.in_files(weights, config))?;
         m.upload(ctx)?;
