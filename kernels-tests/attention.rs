@@ -11,7 +11,13 @@ fn softmax_rows_of_any_length_and_magnitude() {
     for (rows, len, scale) in [(1usize, 1usize, 1.0f32), (7, 61, 0.125), (3, 300, 1.0), (2, 1000, 30.0)] {
         let x = rng.vec(rows * len, -5.0, 5.0);
         let got = run1(|rec| ops::softmax(rec, &up(&x, &[rows, len]), scale));
-        assert_close(&got, &rm::softmax(&x, len, scale), 1e-6, 1e-4, &format!("softmax {rows}x{len} scale {scale}"));
+        assert_close(
+            &got,
+            &rm::softmax(&x, &[x.len() / len, len], scale).unwrap(),
+            1e-6,
+            1e-4,
+            &format!("softmax {rows}x{len} scale {scale}"),
+        );
         for r in got.chunks(len) {
             assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-4);
         }
@@ -26,7 +32,7 @@ fn softmax_over_a_row_past_the_loop_budget() {
     let len = 6_000_000;
     let x = rng.vec(len, -8.0, 8.0);
     let got = run1(|rec| ops::softmax(rec, &up(&x, &[1, len]), 1.5));
-    assert_close(&got, &rm::softmax(&x, len, 1.5), 1e-9, 2e-3, "softmax [1, 6000000]");
+    assert_close(&got, &rm::softmax(&x, &[x.len() / len, len], 1.5).unwrap(), 1e-9, 2e-3, "softmax [1, 6000000]");
 }
 
 /// Random odd shapes under small loop budgets: every split against the reference.
@@ -40,7 +46,13 @@ fn softmax_split_paths_under_small_budgets() {
             rec.set_loop_budget(budget);
             ops::softmax(rec, &up(&x, &[rows, len]), 0.7)
         });
-        assert_close(&got, &rm::softmax(&x, len, 0.7), 1e-7, 1e-3, &format!("softmax {rows}x{len} budget {budget}"));
+        assert_close(
+            &got,
+            &rm::softmax(&x, &[x.len() / len, len], 0.7).unwrap(),
+            1e-7,
+            1e-3,
+            &format!("softmax {rows}x{len} budget {budget}"),
+        );
     }
 }
 
@@ -53,7 +65,7 @@ fn softmax_propagates_nan_and_inf() {
         x[5] = f32::NAN;
         x[len + 7] = f32::INFINITY;
         x[2 * len + 9] = f32::NEG_INFINITY;
-        let want = rm::softmax(&x, len, 1.0);
+        let want = rm::softmax(&x, &[x.len() / len, len], 1.0).unwrap();
         assert!(want[..2 * len].iter().all(|v| v.is_nan()) && want[2 * len + 9] == 0.0);
         let got = run1(|rec| {
             rec.set_loop_budget(budget);
@@ -77,7 +89,7 @@ fn matmul_nt_matches() {
                 }
             }
         }
-        let want = rm::matmul(&a, &bk, b, m, k, n, m * k, k * n);
+        let want = rm::matmul(&a, &[b, m, k], &bk, &[b, k, n]).unwrap().0;
         let got = run1(|rec| ops::matmul_nt(rec, &up(&a, &[b, m, k]), &up(&bt, &[b, n, k])));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt {b}x{m}x{n}x{k}"));
     }
@@ -88,7 +100,7 @@ fn multi_head_attention() {
     let mut rng = SplitMix::new(83);
     for (b, f, e, heads) in [(1usize, 1usize, 4usize, 1usize), (2, 61, 32, 4), (3, 7, 12, 3)] {
         let (q, k, v) = (rng.vec(b * f * e, -1.0, 1.0), rng.vec(b * f * e, -1.0, 1.0), rng.vec(b * f * e, -1.0, 1.0));
-        let want = rm::attention(&q, &k, &v, b, f, e, heads);
+        let want = rm::attention(&q, &k, &v, &[b, f, e], heads).unwrap();
         let got = run1(|rec| ops::attention(rec, &up(&q, &[b, f, e]), &up(&k, &[b, f, e]), &up(&v, &[b, f, e]), heads));
         assert_close(&got, &want, 1e-5, 1e-4, &format!("attention b {b} f {f} e {e} heads {heads}"));
     }

@@ -54,7 +54,7 @@ fn adaptive_elu_is_a_shifted_elu() {
     let (x, w, b) = (rng.vec(rows * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
     let act = a(0.3, 1.0);
     let got = run1(|rec| ops::linear(rec, &up(&x, &[rows, i]), &up(&w, &[o, i]), Some(&up(&b, &[o])), act));
-    let want = reference::linear(&x, rows, i, &w, o, Some(&b), act);
+    let want = reference::linear(&x, &[rows, i], &w, &[o, i], Some(&b), act).unwrap().0;
     assert_close(&got, &want, 1e-5, 1e-5, "linear + adaptive_elu");
 }
 

@@ -642,3 +642,32 @@ fn loader_errors_name_their_file_not_a_case_file() {
     assert!(said.contains("bogus") && !said.contains("case file"), "{said}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every model config reads its own `"kind"` (the CLI picks the loader by it and hands the file
+/// over as it is): its own kind is accepted and changes nothing, another is refused naming
+/// `kind`, and a config without the field loads as before.
+#[test]
+fn model_configs_accept_their_own_kind() {
+    use crate::common::{data_dir, refused_config};
+    use vcortex::models::{platypose::PlatyposeConfig, CgnfConfig, CotrainConfig, FlowConfig, SensoriumConfig};
+    fn check<T: PartialEq + std::fmt::Debug>(text: &str, kind: &str, parse: impl Fn(&str) -> vcortex::Result<T>) {
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        v.as_object_mut().unwrap().remove("kind");
+        let plain = parse(&v.to_string()).unwrap();
+        v.as_object_mut().unwrap().insert("kind".into(), kind.into());
+        assert_eq!(parse(&v.to_string()).unwrap(), plain, "\"kind\": {kind:?} changed the config");
+        v.as_object_mut().unwrap().insert("kind".into(), "another".into());
+        let e = refused_config(parse(&v.to_string()), "kind");
+        assert!(e.to_string().contains(&format!("expected \"{kind}\"")), "{e}");
+    }
+    let read = |model: &str, file: &str| std::fs::read_to_string(data_dir(model).join(file)).unwrap();
+    check(&read("sensorium", "config.json"), "sensorium", SensoriumConfig::from_json);
+    check(&read("cotrain", "config.json"), "cotrain", CotrainConfig::from_json);
+    check(&read("cgnf", "config.json"), "cgnf", CgnfConfig::from_json);
+    let example = |model: &str| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(root.join("examples/data").join(model).join("config.json")).unwrap()
+    };
+    check(&example("platypose"), "platypose", PlatyposeConfig::from_json);
+    check(&example("flow"), "flow", FlowConfig::from_json);
+}

@@ -728,7 +728,7 @@ fn fuzz_model_configs() {
     let (s_sd, c_sd, m_sd, f_sd) = (weights("sensorium"), weights("cgnf"), weights("mdm"), flow_weights());
     let s_json = json_of(&data_dir("sensorium").join("config.json"));
     let c_json = json_of(&data_dir("cgnf").join("config.json"));
-    let (images, _, _) = vcortex::io::read_images(&data_dir("sensorium").join("images.safetensors")).unwrap();
+    let images = vcortex::io::read_images(&data_dir("sensorium").join("images.safetensors")).unwrap().images;
     let n_img = 2;
     let img_shape = [n_img, images.shape[1], images.shape[2], images.shape[3]];
     let img = &images.data[..img_shape.iter().product()];

@@ -46,17 +46,11 @@ fn matmul_random_and_awkward_shapes() {
         let sb: Vec<usize> = bb.iter().copied().chain([k, n]).collect();
         let (na, nb): (usize, usize) = (sa.iter().product(), sb.iter().product());
         let (ad, bd) = (rng.vec(na, -1.0, 1.0), rng.vec(nb, -1.0, 1.0));
+        let (want, shape) = reference::matmul(&ad, &sa, &bd, &sb).unwrap();
         let batch = ba.iter().product::<usize>().max(bb.iter().product());
-        let want = reference::matmul(
-            &ad,
-            &bd,
-            batch,
-            m,
-            k,
-            n,
-            if ba.is_empty() { 0 } else { m * k },
-            if bb.is_empty() { 0 } else { k * n },
-        );
+        let lead = if ba.is_empty() { &bb } else { &ba };
+        assert_eq!(shape, [&lead[..], &[m, n]].concat(), "matmul {sa:?} x {sb:?}: shape");
+        assert_eq!(want.len(), batch * m * n);
         let got = run1(|rec| ops::matmul(rec, &up(&ad, &sa), &up(&bd, &sb)));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul {sa:?} x {sb:?}"));
     }
@@ -75,7 +69,7 @@ fn linear_with_bias_and_activation() {
         let sx: Vec<usize> = lead.iter().copied().chain([i]).collect();
         let rows: usize = lead.iter().product();
         let (xd, wd, bd) = (rng.vec(rows * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
-        let want = reference::linear(&xd, rows, i, &wd, o, bias.then_some(&bd[..]), act);
+        let want = reference::linear(&xd, &[rows, i], &wd, &[o, i], bias.then_some(&bd[..]), act).unwrap().0;
         let got = run1(|rec| {
             let b = up(&bd, &[o]);
             let y = ops::linear(rec, &up(&xd, &sx), &up(&wd, &[o, i]), bias.then_some(&b), act)?;
@@ -98,7 +92,7 @@ fn tiled_and_dot_paths_agree() {
     for (m, k, n) in [(1usize, 1usize, 1usize), (3, 300, 5), (130, 9, 257), (17, 12, 20), (1, 512, 512), (61, 33, 61)] {
         for batch in [1, tiled] {
             let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
-            let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+            let want = reference::matmul(&ad, &[batch, m, k], &bd, &[batch, k, n]).unwrap().0;
             let mut rec = crate::common::ctx().recorder();
             let y = ops::matmul(&mut rec, &up(&ad, &[batch, m, k]), &up(&bd, &[batch, k, n])).unwrap();
             let label = rec.labels()[0].to_string();
@@ -117,7 +111,7 @@ fn tiled_and_dot_paths_agree() {
     for rows in [5usize, 1100] {
         let (i, o) = (37, 23);
         let (xd, wd, bd) = (rng.vec(rows * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
-        let want = reference::linear(&xd, rows, i, &wd, o, Some(&bd), Activation::Gelu);
+        let want = reference::linear(&xd, &[rows, i], &wd, &[o, i], Some(&bd), Activation::Gelu).unwrap().0;
         let got = run1(|rec| {
             ops::linear(rec, &up(&xd, &[rows, i]), &up(&wd, &[o, i]), Some(&up(&bd, &[o])), Activation::Gelu)
         });
@@ -138,7 +132,7 @@ fn every_tiled_kernel_on_many_tiles() {
         [(8, 1, 4, 4), (8, 130, 12, 132), (1, 300, 20, 388), (2, 257, 36, 260), (8, 17, 300, 8), (1, 1100, 4, 1000)]
     {
         let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
-        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let want = reference::matmul(&ad, &[batch, m, k], &bd, &[batch, k, n]).unwrap().0;
         let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
         for kernel in [MatmulKernel::Auto, Scalar, Vec4, DoubleBuffered] {
             let mut rec = ctx.recorder();
@@ -184,7 +178,8 @@ fn reductions_past_the_loop_counter() {
     let (i, o) = (70_000, 3);
     let (xd, wd, bd) = (rng.vec(2 * i, -1.0, 1.0), rng.vec(o * i, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
     for rows in [1, 2] {
-        let want = reference::linear(&xd[..rows * i], rows, i, &wd, o, Some(&bd), Activation::Identity);
+        let want =
+            reference::linear(&xd[..rows * i], &[rows, i], &wd, &[o, i], Some(&bd), Activation::Identity).unwrap().0;
         let mut rec = crate::common::ctx().recorder();
         let (x, w, b) = (up(&xd[..rows * i], &[rows, i]), up(&wd, &[o, i]), up(&bd, &[o]));
         let y = ops::linear(&mut rec, &x, &w, Some(&b), Activation::Identity).unwrap();
@@ -195,7 +190,7 @@ fn reductions_past_the_loop_counter() {
         assert_eq!(dispatches, i.div_ceil(crate::common::budget() as usize) + 1, "chunks and epilogue of linear");
     }
     // A·Bᵀ on the same data: x as [1, 2, K], W as [1, 3, K].
-    let want = reference::linear(&xd, 2, i, &wd, o, None, Activation::Identity);
+    let want = reference::linear(&xd, &[2, i], &wd, &[o, i], None, Activation::Identity).unwrap().0;
     let got = run1(|rec| ops::matmul_nt(rec, &up(&xd, &[1, 2, i]), &up(&wd, &[1, o, i])));
     assert_close(&got, &want, 1e-2, 1e-4, "matmul_nt [1, 2, 70000] x [1, 3, 70000]ᵀ");
 }
@@ -247,7 +242,7 @@ fn split_k_on_a_lowered_loop_budget() {
         }
         let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
         let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
-        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let want = reference::matmul(&ad, &[batch, m, k], &bd, &[batch, k, n]).unwrap().0;
         let kernels: &[MatmulKernel] = match (tiled, aligned) {
             (false, _) => &[MatmulKernel::Auto],
             (true, false) => &[MatmulKernel::Auto, Scalar],
@@ -261,7 +256,7 @@ fn split_k_on_a_lowered_loop_budget() {
         let (got, what) = run(budget, &|rec| ops::matmul_nt(rec, &a, &bt));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul_nt {batch}x{m}x{k}x{n}: {what}"));
         // B broadcast: one [K, N] for every matrix of the batch.
-        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, 0);
+        let want = reference::matmul(&ad, &[batch, m, k], &bd[..k * n], &[k, n]).unwrap().0;
         let (got, what) = run(budget, &|rec| ops::matmul(rec, &a, &up(&bd[..k * n], &[k, n])));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("matmul {batch}x{m}x{k} x [{k}, {n}]: {what}"));
         // A linear layer on the same K: a few rows (dot) or 900 (8 tiles: tiled), bias and activation.
@@ -269,7 +264,8 @@ fn split_k_on_a_lowered_loop_budget() {
         let (xd, bias) = (rng.vec(rows * k, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
         let act = acts[rng.range(0, acts.len() - 1)];
         let with_bias = i % 4 < 2;
-        let want = reference::linear(&xd, rows, k, &bd[..n * k], n, with_bias.then_some(&bias[..]), act);
+        let want =
+            reference::linear(&xd, &[rows, k], &bd[..n * k], &[n, k], with_bias.then_some(&bias[..]), act).unwrap().0;
         let (x, w, bt) = (up(&xd, &[rows, k]), up(&bd[..n * k], &[n, k]), up(&bias, &[n]));
         let (got, what) = run(budget, &|rec| ops::linear(rec, &x, &w, with_bias.then_some(&bt), act));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("linear [{rows}, {k}] -> {n} {act:?}: {what}"));
@@ -307,7 +303,7 @@ fn nan_and_inf_propagate() {
         bd[2 * n] = 0.0;
         ad[2 * k + 3] = f32::INFINITY;
         ad[2 * k + 4] = f32::NEG_INFINITY;
-        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let want = reference::matmul(&ad, &[batch, m, k], &bd, &[batch, k, n]).unwrap().0;
         assert!(want[..n].iter().all(|v| v.is_nan()), "the reference keeps NaN");
         assert!(want[n].is_nan() && want[n + 1].is_infinite(), "{:?}", &want[n..2 * n]);
         let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
@@ -324,7 +320,7 @@ fn nan_and_inf_propagate() {
         let w = transposed(&bd[..k * n], 1, k, n);
         let bias = rng.vec(n, -1.0, 1.0);
         let rows = batch * m;
-        let want = reference::linear(&ad, rows, k, &w, n, Some(&bias), Activation::Identity);
+        let want = reference::linear(&ad, &[rows, k], &w, &[n, k], Some(&bias), Activation::Identity).unwrap().0;
         let mut rec = ctx.recorder();
         rec.set_loop_budget(budget);
         let y =
@@ -363,7 +359,7 @@ fn full_budget_checks(all: bool) {
     // (batch, m, k, n): the dot kernel; the tiled ones (8 tiles), K a multiple of 4, and K odd.
     for (batch, m, k, n) in [(1, 2, budget + 1, 3), (8, 1, 15_504, 4), (8, 1, 15_505, 4)] {
         let (ad, bd) = (rng.vec(batch * m * k, -1.0, 1.0), rng.vec(batch * k * n, -1.0, 1.0));
-        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let want = reference::matmul(&ad, &[batch, m, k], &bd, &[batch, k, n]).unwrap().0;
         let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
         let bt = up(&transposed(&bd, batch, k, n), &[batch, n, k]);
         // A kernel for matmul, or None for matmul_nt (B transposed).
@@ -404,7 +400,7 @@ fn full_budget_checks(all: bool) {
     for (k, entry) in longest {
         let (rows, o) = (900, 4);
         let (xd, wd, bd) = (rng.vec(rows * k, -1.0, 1.0), rng.vec(o * k, -1.0, 1.0), rng.vec(o, -1.0, 1.0));
-        let want = reference::linear(&xd, rows, k, &wd, o, Some(&bd), Activation::Relu);
+        let want = reference::linear(&xd, &[rows, k], &wd, &[o, k], Some(&bd), Activation::Relu).unwrap().0;
         let mut rec = ctx.recorder();
         let y = ops::linear(&mut rec, &up(&xd, &[rows, k]), &up(&wd, &[o, k]), Some(&up(&bd, &[o])), Activation::Relu)
             .unwrap();
@@ -436,7 +432,7 @@ fn infinities_at_partial_tile_edges() {
             bd[(bi * k + k - 1) * n + n - 1] = f32::INFINITY; // last k, last column
             bd[(bi * k + k - 1) * n + 3] = 0.0; // Inf·0: NaN at (m - 1, 3)
         }
-        let want = reference::matmul(&ad, &bd, batch, m, k, n, m * k, k * n);
+        let want = reference::matmul(&ad, &[batch, m, k], &bd, &[batch, k, n]).unwrap().0;
         assert!(want.iter().any(|v| v.is_nan()) && want.iter().filter(|v| v.is_finite()).count() > m * n);
         let (a, b) = (up(&ad, &[batch, m, k]), up(&bd, &[batch, k, n]));
         let bt = up(&transposed(&bd, batch, k, n), &[batch, n, k]);
@@ -464,7 +460,7 @@ fn infinities_at_partial_tile_edges() {
             let rows = batch * m;
             let w = transposed(&bd[..k * n], 1, k, n);
             let bias = rng.vec(n, -1.0, 1.0);
-            let want = reference::linear(&ad, rows, k, &w, n, Some(&bias), Activation::Relu);
+            let want = reference::linear(&ad, &[rows, k], &w, &[n, k], Some(&bias), Activation::Relu).unwrap().0;
             let mut rec = ctx.recorder();
             rec.set_loop_budget(budget);
             let (x, wt, bt) = (up(&ad, &[rows, k]), up(&w, &[n, k]), up(&bias, &[n]));
@@ -475,4 +471,30 @@ fn infinities_at_partial_tile_edges() {
             assert_close_nan(&got, &want, 1e-4, 1e-4, &what);
         }
     }
+}
+
+#[test]
+fn matmul_references_refuse_as_the_ops_do() {
+    use crate::common::{ctx, refused_length, refused_param, refused_shape};
+    let d = vec![0.5f32; 24];
+    let id = Activation::Identity;
+    // A K that does not match, batch dims that neither equal nor broadcast: op and reference alike.
+    refused_shape(reference::matmul(&d[..12], &[3, 4], &d[..15], &[5, 3]), "matmul", "b");
+    refused_shape(ops::matmul(&mut ctx().recorder(), &up(&d[..12], &[3, 4]), &up(&d[..15], &[5, 3])), "matmul", "b");
+    refused_shape(reference::matmul(&d, &[2, 3, 4], &d, &[3, 4, 2]), "matmul", "b");
+    refused_length(reference::matmul(&d[..11], &[3, 4], &d[..8], &[4, 2]), "matmul", "a");
+    // linear: a weight whose I differs, a bias of the wrong width, data that does not fill its shape.
+    refused_shape(reference::linear(&d, &[4, 6], &d[..10], &[2, 5], None, id), "linear", "weight");
+    let w = up(&d[..10], &[2, 5]);
+    refused_shape(ops::linear(&mut ctx().recorder(), &up(&d, &[4, 6]), &w, None, id), "linear", "weight");
+    refused_shape(reference::linear(&d, &[4, 6], &d[..12], &[2, 6], Some(&d[..3]), id), "linear", "bias");
+    refused_length(reference::linear(&d[..23], &[4, 6], &d[..12], &[2, 6], None, id), "linear", "input");
+    // softmax: a non-finite scale; attention: heads that do not divide E, q that does not fill [B, F, E].
+    refused_param(reference::matmul::softmax(&d, &[4, 6], f32::NAN), "softmax", "scale");
+    refused_param(ops::softmax(&mut ctx().recorder(), &up(&d, &[4, 6]), f32::NAN), "softmax", "scale");
+    refused_param(reference::matmul::attention(&d, &d, &d, &[2, 3, 4], 3), "attention", "heads");
+    refused_length(reference::matmul::attention(&d[..20], &d, &d, &[2, 3, 4], 2), "attention", "q");
+    // The shapes they give back are the ops'.
+    let (_, s) = reference::linear(&d, &[2, 2, 6], &d[..12], &[2, 6], None, id).unwrap();
+    assert_eq!(s, [2, 2, 2]);
 }

@@ -133,7 +133,7 @@ fn conv_and_linear_propagate_nan_and_infinities_like_the_reference() {
         let w = rng.vec(o * i, -0.5, 0.5);
         let b = rng.vec(o, -0.1, 0.1);
         for act in [Activation::Identity, Activation::Relu, Activation::Elu1] {
-            let want = reference::linear(&x, rows, i, &w, o, Some(&b), act);
+            let want = reference::linear(&x, &[rows, i], &w, &[o, i], Some(&b), act).unwrap().0;
             let got = run1(|rec| ops::linear(rec, &up(&x, &[rows, i]), &up(&w, &[o, i]), Some(&up(&b, &[o])), act));
             assert_close_nan(&got, &want, 1e-4, 1e-4, &format!("linear {rows}x{i}x{o} {act:?}"));
         }
@@ -165,7 +165,17 @@ fn layer_norm_and_readout_propagate_nan_and_infinities() {
     let feat = rng.vec(c * m, -0.5, 0.5);
     let bias = rng.vec(m, -0.1, 0.1);
     for align in [true, false] {
-        let lin = reference::readout::gaussian_readout(&fx, n, c, h, w, &mu, &feat, Some(&bias), None, align);
+        let lin = reference::readout::gaussian_readout(
+            &fx,
+            &[n, c, h, w],
+            &mu,
+            &feat,
+            Some(&bias),
+            None,
+            align,
+            vcortex::ops::Activation::Identity,
+        )
+        .unwrap();
         for act in [Activation::Identity, Activation::Elu1] {
             let want = reference::activation(&lin, act);
             let got = run1(|rec| {
@@ -191,9 +201,9 @@ fn sensorium_forward_of_nan_and_infinite_images() {
     use vcortex::models::Sensorium;
     // The baseline's architecture, small: 8 channels, a 5x5 input and 3x3 hidden kernels, 2 layers.
     let mut config = Sensorium::baseline_config(11);
-    config.core.hidden_channels = 8;
+    config.core.hidden_channels = 8.into();
     config.core.input_kern = 5;
-    config.core.hidden_kern = 3;
+    config.core.hidden_kern = 3.into();
     config.core.layers = 2;
     let mut model = Sensorium::random(config, 9).unwrap();
     model.upload(ctx()).unwrap();

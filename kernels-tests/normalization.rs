@@ -24,7 +24,7 @@ fn box_sum_matches_the_direct_window() {
         let n: usize = shape.iter().product();
         let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
         let xd = rng.vec(n, -1.0, 1.0);
-        let want = reference::box_sum(&xd, n / (h * w), h, w, win, 0.5, square);
+        let want = reference::box_sum(&xd, &[n / (h * w), h, w], win, 0.5, square).unwrap();
         let got = run1(|rec| ops::box_sum(rec, &up(&xd, &shape), win, 0.5, square));
         assert_close(&got, &want, 1e-5, 1e-5, &format!("box_sum {shape:?} {win:?} square {square}"));
     }
@@ -259,7 +259,7 @@ fn box_sum_long_windows_in_pieces() {
         let planes = rng.range(1, 3);
         let square = case % 2 == 1;
         let xd = rng.vec(planes * h * w, -1.0, 1.0);
-        let want = reference::box_sum(&xd, planes, h, w, win, 0.25, square);
+        let want = reference::box_sum(&xd, &[planes, h, w], win, 0.25, square).unwrap();
         let got = run1(|rec| {
             rec.set_loop_budget(budget);
             ops::box_sum(rec, &up(&xd, &[planes, h, w]), win, 0.25, square)

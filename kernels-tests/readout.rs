@@ -15,7 +15,7 @@ fn grid_sample_random_shapes() {
         let x = rng.vec(n * c * h * w, -1.0, 1.0);
         let g = rng.vec(n * ho * wo * 2, -1.3, 1.3);
         for align in [false, true] {
-            let want = rr::grid_sample(&x, n, c, h, w, &g, ho, wo, align);
+            let want = rr::grid_sample(&x, &[n, c, h, w], &g, &[n, ho, wo, 2], align).unwrap().0;
             let got = run1(|rec| ops::grid_sample(rec, &up(&x, &[n, c, h, w]), &up(&g, &[n, ho, wo, 2]), align));
             assert_close(
                 &got,
@@ -37,7 +37,7 @@ fn grid_sample_far_and_nan_positions() {
     let got = run1(|rec| ops::grid_sample(rec, &up(&x, &[1, 2, 3, 4]), &up(&grid, &[1, 2, 2, 2]), false));
     assert_eq!(&got[..2], &[0.0, 0.0], "far outside samples zero");
     assert_eq!(&got[4..6], &[0.0, 0.0], "far outside samples zero (second channel)");
-    let want = rr::grid_sample(&x, 1, 2, 3, 4, &grid, 2, 2, false);
+    let want = rr::grid_sample(&x, &[1, 2, 3, 4], &grid, &[1, 2, 2, 2], false).unwrap().0;
     assert_eq!(&want[..2], &[0.0, 0.0]);
 }
 
@@ -53,8 +53,17 @@ fn gaussian_readout_many_neurons() {
         for (bias, shift, align) in
             [(true, true, true), (false, false, true), (true, false, false), (false, true, false)]
         {
-            let want =
-                rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bias.then_some(&b[..]), shift.then_some(&s[..]), align);
+            let want = rr::gaussian_readout(
+                &x,
+                &[n, c, h, w],
+                &mu,
+                &f,
+                bias.then_some(&b[..]),
+                shift.then_some(&s[..]),
+                align,
+                vcortex::ops::Activation::Identity,
+            )
+            .unwrap();
             // ELU+1 fused where there is a bias (the model's use), the raw readout otherwise.
             let act = if bias { ops::Activation::Elu1 } else { ops::Activation::Identity };
             let want = vcortex::reference::activation(&want, act);
@@ -102,8 +111,17 @@ fn gaussian_readout_sorted_matches() {
         let b = rng.vec(m, -1.0, 1.0);
         let s = rng.vec(n * 2, -0.3, 0.3);
         for (bias, shift, align) in [(true, true, true), (false, false, false), (true, false, false)] {
-            let want =
-                rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bias.then_some(&b[..]), shift.then_some(&s[..]), align);
+            let want = rr::gaussian_readout(
+                &x,
+                &[n, c, h, w],
+                &mu,
+                &f,
+                bias.then_some(&b[..]),
+                shift.then_some(&s[..]),
+                align,
+                vcortex::ops::Activation::Identity,
+            )
+            .unwrap();
             let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
             let sorted = ops::SortedReadout::new(ctx(), &mu, &f, c, bias.then_some(&b[..])).unwrap();
             let mut seen = sorted.order().to_vec();
@@ -298,9 +316,22 @@ fn gaussian_readout_sampling_mode() {
         })
     };
     let got = draw(4);
-    let want = rr::gaussian_readout_sample(&x, n, c, h, w, &mu, Some((&sigma, 4, 9)), &f, Some(&b), Some(&s), true);
+    let want = rr::gaussian_readout_sample(
+        &x,
+        &[n, c, h, w],
+        &mu,
+        &f,
+        Some(&b),
+        Some(&s),
+        true,
+        vcortex::ops::Activation::Identity,
+        rr::ReadoutSample { sigma: &sigma, seed: 4, offset: 9 },
+    )
+    .unwrap();
     assert_close(&got, &want, 1e-4, 1e-4, "sampled readout");
-    let eval = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), Some(&s), true);
+    let eval =
+        rr::gaussian_readout(&x, &[n, c, h, w], &mu, &f, Some(&b), Some(&s), true, vcortex::ops::Activation::Identity)
+            .unwrap();
     assert!(got.iter().zip(&eval).any(|(a, b)| (a - b).abs() > 1e-3), "sampling moved no position");
     assert_ne!(draw(5), got, "another seed, another draw");
     let mut rec = ctx().recorder();
@@ -392,7 +423,9 @@ fn gaussian_readout_70000_channels() {
     // Positive weights: a lost tail of channels shows as a clearly smaller sum.
     let f = rng.vec(c * m, 0.0, 1e-3);
     let b = rng.vec(m, -1.0, 1.0);
-    let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), None, false);
+    let want =
+        rr::gaussian_readout(&x, &[n, c, h, w], &mu, &f, Some(&b), None, false, vcortex::ops::Activation::Identity)
+            .unwrap();
     let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
     for sorted in [false, true] {
         let got = readout_case(crate::common::budget(), &x, [n, c, h, w], &mu, &f, Some(&b), None, false, sorted);
@@ -415,14 +448,26 @@ fn gaussian_readout_split_channels() {
         let s = rng.vec(n * 2, -0.3, 0.3);
         let (bias, shift, align, sorted) = (it % 2 == 0, it % 3 == 0, it % 4 < 2, it % 5 < 2);
         let (bo, so) = (bias.then_some(&b[..]), shift.then_some(&s[..]));
-        let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, bo, so, align);
+        let want = rr::gaussian_readout(&x, &[n, c, h, w], &mu, &f, bo, so, align, vcortex::ops::Activation::Identity)
+            .unwrap();
         let want = vcortex::reference::activation(&want, ops::Activation::Elu1);
         let got = readout_case(budget, &x, [n, c, h, w], &mu, &f, bo, so, align, sorted);
         let what = format!("readout [{n},{c},{h},{w}] M {m} budget {budget} bias {bias} shift {shift} sorted {sorted}");
         assert_close(&got, &want, 1e-4, 1e-4, &what);
         // Sampling mode takes the same split.
         let sigma = rng.vec(m * 4, -0.2, 0.2);
-        let want = rr::gaussian_readout_sample(&x, n, c, h, w, &mu, Some((&sigma, 3, 1)), &f, bo, so, align);
+        let want = rr::gaussian_readout_sample(
+            &x,
+            &[n, c, h, w],
+            &mu,
+            &f,
+            bo,
+            so,
+            align,
+            vcortex::ops::Activation::Identity,
+            rr::ReadoutSample { sigma: &sigma, seed: 3, offset: 1 },
+        )
+        .unwrap();
         let got = run_budget(budget, |rec| {
             let (bt, st, sg) = (up(&b, &[m]), up(&s, &[n, 2]), up(&sigma, &[m, 2, 2]));
             ops::gaussian_readout_sample(
@@ -469,7 +514,9 @@ fn gaussian_readout_nan() {
     f[5] = f32::NAN;
     let b: Vec<f32> = (0..m).map(|i| i as f32 * 0.25).collect();
     // The raw readout: the activations' NaN rule is not this kernel's.
-    let want = rr::gaussian_readout(&x, n, c, h, w, &mu, &f, Some(&b), None, true);
+    let want =
+        rr::gaussian_readout(&x, &[n, c, h, w], &mu, &f, Some(&b), None, true, vcortex::ops::Activation::Identity)
+            .unwrap();
     assert!(want[0].is_nan() && want[1].is_nan() && want[5].is_nan(), "reference: {want:?}");
     assert!(want[2].is_finite() && want[3] == f32::INFINITY && want[4].is_finite(), "reference: {want:?}");
     for budget in [crate::common::budget(), 16] {
@@ -491,7 +538,17 @@ fn gaussian_readout_nan() {
     let mut x1 = vec![1.0f32; h * w];
     x1[0] = f32::NAN;
     let mu1 = [1.0f32, 1.0, 0.99, -0.99];
-    let want = rr::gaussian_readout(&x1, 1, 1, h, w, &mu1, &[1.0, 1.0], None, None, false);
+    let want = rr::gaussian_readout(
+        &x1,
+        &[1, 1, h, w],
+        &mu1,
+        &[1.0, 1.0],
+        None,
+        None,
+        false,
+        vcortex::ops::Activation::Identity,
+    )
+    .unwrap();
     let got = run1(|rec| {
         ops::gaussian_readout(
             rec,
@@ -580,4 +637,54 @@ fn pearson_split_trials() {
         let got = run_budget(budget, |rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("pearson T {t} M {m} budget {budget}"));
     }
+}
+
+#[test]
+fn readout_references_refuse_as_the_ops_do() {
+    use crate::common::refused_length;
+    use vcortex::ops::Activation::Identity;
+    let x = vec![0.25f32; 2 * 3 * 4 * 5];
+    // grid_sample: a grid for another batch, in the reference as in the op.
+    let g = vec![0.0f32; 3 * 2 * 2 * 2];
+    refused_shape(rr::grid_sample(&x, &[2, 3, 4, 5], &g, &[3, 2, 2, 2], true), "grid_sample", "grid");
+    let op = ops::grid_sample(&mut ctx().recorder(), &up(&x, &[2, 3, 4, 5]), &up(&g, &[3, 2, 2, 2]), true);
+    refused_shape(op, "grid_sample", "grid");
+    refused_length(rr::grid_sample(&x[1..], &[2, 3, 4, 5], &g[..16], &[2, 2, 2, 2], true), "grid_sample", "input");
+    // The Gaussian readout: features for another channel count, an odd mu, a bias of the wrong
+    // width, a sigma that is not [M, 2, 2].
+    let (mu, f) = (vec![0.1f32; 2 * 7], vec![0.5f32; 3 * 7]);
+    refused_shape(
+        rr::gaussian_readout(&x, &[2, 3, 4, 5], &mu, &f[..14], None, None, true, Identity),
+        "gaussian_readout",
+        "features",
+    );
+    refused_shape(
+        rr::gaussian_readout(&x, &[2, 3, 4, 5], &mu[..13], &f, None, None, true, Identity),
+        "gaussian_readout",
+        "mu",
+    );
+    refused_shape(
+        rr::gaussian_readout(&x, &[2, 3, 4, 5], &mu, &f, Some(&f[..6]), None, true, Identity),
+        "gaussian_readout",
+        "bias",
+    );
+    refused_shape(
+        rr::gaussian_readout(&x, &[2, 3, 4], &mu, &f, None, None, true, Identity),
+        "gaussian_readout",
+        "input",
+    );
+    let sample = rr::ReadoutSample { sigma: &x[..27], seed: 1, offset: 0 };
+    refused_shape(
+        rr::gaussian_readout_sample(&x, &[2, 3, 4, 5], &mu, &f, None, None, true, Identity, sample),
+        "gaussian_readout",
+        "sigma",
+    );
+    refused_length(
+        rr::gaussian_readout(&x[2..], &[2, 3, 4, 5], &mu, &f, None, None, true, Identity),
+        "gaussian_readout",
+        "input",
+    );
+    // box_sum: a zero window, a rank below 2.
+    refused_param(vcortex::reference::box_sum(&x, &[2, 3, 4, 5], [0, 3], 1.0, false), "box_sum", "window");
+    refused_shape(vcortex::reference::box_sum(&x, &[120], [3, 3], 1.0, false), "box_sum", "input");
 }

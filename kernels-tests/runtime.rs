@@ -126,7 +126,7 @@ fn a_chain_of_ops_is_one_submit() {
 
     let (c, _) = reference::conv2d(&xd, &xs, &wd, &ws, None, &p, Some((&sd, &hd)), Activation::Elu).unwrap();
     let n = reference::layer_norm(&c, &[2, 4, 9, 10], 1, None, None, 1e-5, Activation::Identity).unwrap();
-    let want = reference::linear(&n, 2 * 4 * 9, 10, &ld, 5, None, Activation::Sigmoid);
+    let want = reference::linear(&n, &[2 * 4 * 9, 10], &ld, &[5, 10], None, Activation::Sigmoid).unwrap().0;
 
     let timed = ctx().capabilities().timestamps;
     let mut rec = ctx().recorder().timed(true);

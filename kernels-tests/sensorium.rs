@@ -7,30 +7,13 @@ use std::path::PathBuf;
 
 use crate::common::{assert_close, ctx, refused_config, refused_length, refused_param, refused_shape, refused_weights};
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
-use vcortex::models::sensorium::{CoreConfig, CoreKind, ReadoutConfig};
+use vcortex::models::sensorium::{CoreConfig, ReadoutConfig};
 use vcortex::models::{Sensorium, SensoriumConfig};
 use vcortex::rng::SplitMix;
 
 fn small_config(depth_separable: bool, pad_input: bool) -> SensoriumConfig {
     SensoriumConfig {
-        core: CoreConfig {
-            kind: CoreKind::Stacked2d,
-            num_rotations: None,
-            upsampling: None,
-            input_channels: 2,
-            hidden_channels: 8,
-            input_kern: 5,
-            hidden_kern: 3,
-            layers: 3,
-            pad_input,
-            depth_separable,
-            stack: -1,
-            batch_norm_eps: 1e-5,
-            hidden_dilation: 1,
-            input_stride: 1,
-            stride: 1,
-            final_nonlinearity: true,
-        },
+        core: CoreConfig { pad_input, depth_separable, ..CoreConfig::new(2, 8, 5, 3, 3) },
         readouts: [
             (
                 "a".to_string(),

@@ -11,7 +11,7 @@ use crate::common::{
     assert_close, ctx, refused_config, refused_param, refused_shape, refused_too_large, refused_weights, run1, vcortex,
 };
 use vcortex::io::{read_safetensors, read_weights, HostTensor};
-use vcortex::models::sensorium::{hermite_tensors, CoreConfig, CoreKind, ReadoutConfig};
+use vcortex::models::sensorium::{hermite_tensors, CoreConfig, CoreKind, PerLayer, ReadoutConfig, Semantics, Stack};
 use vcortex::models::{Sensorium, SensoriumConfig};
 use vcortex::rng::SplitMix;
 
@@ -43,19 +43,10 @@ fn config(
             kind: CoreKind::RotationEquivariant,
             num_rotations: Some(r),
             upsampling: Some(up),
-            input_channels: cin,
-            hidden_channels: f,
-            input_kern: k0,
-            hidden_kern: k1,
-            layers,
-            pad_input: false,
-            depth_separable: true,
-            stack: -1,
-            batch_norm_eps: 1e-5,
-            hidden_dilation: 1,
-            input_stride: 1,
             stride,
-            final_nonlinearity: true,
+            // neuralpredictors 0.3 drops this core's stride; head gives it to every layer.
+            semantics: if stride > 1 { Semantics::Head } else { Semantics::V0_3 },
+            ..CoreConfig::new(cin, f, k0, k1, layers)
         },
         readouts: [
             (
@@ -84,10 +75,11 @@ fn config(
     }
 }
 
-/// Both neuralpredictors models' rates within 1e-4 relative, on the GPU and on the CPU reference.
+/// The three neuralpredictors models' rates within 1e-4 relative, on the GPU and on the CPU
+/// reference (c: hidden kernels [3, 5], stack [-2, 0], AdaptiveELU shifts, a scale layer).
 #[test]
 fn rot_eq_reproduces_the_neuralpredictors_models() {
-    for name in ["a", "b"] {
+    for name in ["a", "b", "c"] {
         let d = dir(name);
         let model = Sensorium::load(ctx(), &d.join("weights.safetensors"), &d.join("config.json")).unwrap();
         let inputs = read_safetensors(&d.join("images.safetensors")).unwrap().tensors;
@@ -173,7 +165,7 @@ fn random_rot_eq_models_match_the_reference_forward() {
         let (core, s) = m.reference_core(&x, &shape).unwrap();
         let [c, h, w] = cfg.core_output(shape[2], shape[3]).unwrap();
         assert_eq!(s, [n, c, h, w], "case {i}: core output");
-        assert_eq!(c, cfg.core.rotations() * cfg.core.hidden_channels);
+        assert_eq!(c, cfg.core.rotations() * cfg.core.hidden_channels.get(0));
         let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
         let gpu = run1(|rec| m.record_core(rec, &t));
         assert_close(&gpu, &core, 1e-5, 1e-4, &format!("random rot_eq case {i} core"));
@@ -321,7 +313,7 @@ fn rot_eq_refusals_name_the_field_or_key() {
     let e =
         refused_weights(Sensorium::from_state_dict(with(&|c| c.upsampling = Some(3)), sd.clone()), "rotate_hermite.H");
     assert!(e.to_string().contains("[15, 15, 15]"), "{e}");
-    let e = refused_weights(Sensorium::from_state_dict(with(&|c| c.hidden_kern = 5), sd.clone()), "layer1");
+    let e = refused_weights(Sensorium::from_state_dict(with(&|c| c.hidden_kern = 5.into()), sd.clone()), "layer1");
     assert!(e.to_string().contains("coeffs"), "{e}");
     // The stacked core's keys are not taken for a rotation-equivariant core's, nor the other way.
     let mut stacked = cfg.clone();
@@ -396,4 +388,169 @@ fn cli_predict_runs_the_rot_eq_model() {
         assert_close(&t.data, &want[k].data, 1e-6, 1e-4, &format!("predict {k}"));
     }
     let _ = std::fs::remove_file(&out);
+}
+
+/// The Stacked2dCore options RotationEquivariant2dCore honours, on random models against the
+/// reference forward (GPU and CPU, core and rates): `stack` as an int, a list and null, `linear`,
+/// AdaptiveELU shifts, `hidden_padding` (0 and 2), hidden kernels and (head) channels as lists, no
+/// batch norm, the bias and scale layers after a non-affine norm, and `rot_eq_batch_norm` false
+/// with one rotation (a plain BatchNorm2d). Each core's output channels are the stacked layers'
+/// R·F; `depth_separable` does not change the model.
+#[test]
+fn rot_eq_options_follow_the_layer_plan() {
+    let mut rng = SplitMix::new(79);
+    let base = || config(4, 2, 1, 5, 3, 3, 2, 1);
+    let with = |f: &dyn Fn(&mut CoreConfig)| {
+        let mut c = base();
+        f(&mut c.core);
+        c
+    };
+    // (what, config, the core's output channels: 4 rotations × 2 features per stacked layer)
+    let cases: Vec<(&str, SensoriumConfig, usize)> = vec![
+        ("stack -2", with(&|c| c.stack = Stack::From(-2)), 16),
+        ("stack null, padded", with(&|c| (c.stack, c.pad_input) = (Stack::All, true)), 24),
+        ("stack [2, 0, -2]", with(&|c| (c.stack, c.pad_input) = (Stack::Layers(vec![2, 0, -2]), true)), 24),
+        ("linear", with(&|c| c.linear = true), 8),
+        ("elu shifts", with(&|c| (c.elu_xshift, c.elu_yshift) = (Some(0.3), Some(-0.4))), 8),
+        ("elu_shift, no last", with(&|c| (c.elu_shift, c.final_nonlinearity) = (Some([-0.2, 0.5]), false)), 8),
+        ("hidden_padding 0", with(&|c| c.hidden_padding = Some(0)), 8),
+        ("hidden_padding 2", with(&|c| c.hidden_padding = Some(2)), 8),
+        ("hidden kernels [5, 3]", with(&|c| c.hidden_kern = PerLayer::Each(vec![5, 3])), 8),
+        (
+            "head: channels [3, 2, 4]",
+            with(&|c| (c.semantics, c.hidden_channels) = (Semantics::Head, PerLayer::Each(vec![3, 2, 4]))),
+            16,
+        ),
+        ("no batch norm", with(&|c| c.batch_norm = false.into()), 8),
+        (
+            "bias layer",
+            with(&|c| {
+                (c.bias, c.batch_norm_scale, c.independent_bn_bias) = (Some(true.into()), false.into(), Some(false))
+            }),
+            8,
+        ),
+        (
+            "head: scale layer, batch norm per layer",
+            with(&|c| {
+                c.semantics = Semantics::Head;
+                (c.bias, c.batch_norm) = (Some(false.into()), PerLayer::Each(vec![true, false, true]));
+            }),
+            8,
+        ),
+        (
+            "rot_eq_batch_norm false, 1 rotation",
+            with(&|c| (c.num_rotations, c.rot_eq_batch_norm) = (Some(1), Some(false))),
+            2,
+        ),
+    ];
+    for (i, (what, cfg, channels)) in cases.into_iter().enumerate() {
+        let mut m = Sensorium::random(cfg.clone(), 40 + i as u64).unwrap();
+        m.upload(ctx()).unwrap();
+        let shape = [2, 1, 15, 13];
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let (core, s) = m.reference_core(&x, &shape).unwrap();
+        let [c, h, w] = cfg.core_output(15, 13).unwrap();
+        assert_eq!(s, [2, c, h, w], "{what}: core output");
+        assert_eq!(c, channels, "{what}: R·F of each stacked layer");
+        let t = vcortex::Tensor::from_f32(ctx(), &x, &shape).unwrap();
+        let gpu = run1(|rec| m.record_core(rec, &t));
+        assert_close(&gpu, &core, 1e-5, 1e-4, &format!("{what}: core"));
+        let e = rng.vec(4, -1.0, 1.0);
+        for key in ["a", "b"] {
+            let eye = (key == "b").then_some(&e[..]);
+            let got = m.predict_with_eye(ctx(), &x, &shape, eye, key).unwrap();
+            let want = m.reference_forward_with_eye(&x, &shape, eye, key).unwrap();
+            assert_close(&got, &want, 1e-5, 1e-4, &format!("{what}: key {key}"));
+        }
+        // The plan's activations: linear has none, so the core is a linear map of its input.
+        if what == "linear" {
+            let twice: Vec<f32> = x.iter().map(|v| 2.0 * v).collect();
+            let (y2, _) = m.reference_core(&twice, &shape).unwrap();
+            let (y0, _) = m.reference_core(&vec![0.0; x.len()], &shape).unwrap();
+            let lin: Vec<f32> = core.iter().zip(&y0).map(|(a, b)| 2.0 * a - b).collect();
+            assert_close(&y2, &lin, 1e-4, 1e-4, "linear: affine in the input");
+        }
+    }
+    // The golden model a with depth_separable either way: the same weights load to the same kernels.
+    let (cfg, sd) = golden("a");
+    let mut other = cfg.clone();
+    other.core.depth_separable = !cfg.core.depth_separable;
+    let (m1, m2) =
+        (Sensorium::from_state_dict(cfg, sd.clone()).unwrap(), Sensorium::from_state_dict(other, sd).unwrap());
+    let w = |m: &Sensorium| m.core_weights().iter().map(|t| t.data.clone()).collect::<Vec<_>>();
+    assert_eq!(w(&m1), w(&m2), "depth_separable is ignored by a rotation-equivariant core");
+}
+
+/// The options RotationEquivariant2dCore does not honour or its version does not have, and the
+/// rotation-equivariant fields on a stacked core: refused by name.
+#[test]
+fn rot_eq_refuses_the_options_it_does_not_honour() {
+    let base = || config(4, 2, 1, 5, 3, 3, 2, 1);
+    let with = |f: &dyn Fn(&mut CoreConfig)| {
+        let mut c = base();
+        f(&mut c.core);
+        c
+    };
+    assert!(base().validate().is_ok());
+    let head = |c: &mut CoreConfig| c.semantics = Semantics::Head;
+    for (what, cfg, field, says) in [
+        ("0.3 skip 2", with(&|c| c.skip = 2), "core.skip", "ignores"),
+        ("head skip 1", with(&|c| (head(c), c.skip = 1).1), "core.skip", "raises"),
+        ("0.3 stride 2", with(&|c| (c.semantics, c.stride) = (Semantics::V0_3, 2)), "core.stride", "drops"),
+        ("0.3 init_std", with(&|c| c.init_std = Some(0.1.into())), "core.init_std", "head"),
+        ("input_stride", with(&|c| (head(c), c.input_stride = 2).1), "core.input_stride", "every layer"),
+        ("hidden_dilation", with(&|c| c.hidden_dilation = 2), "core.hidden_dilation", "no dilation"),
+        (
+            "attention_conv",
+            with(&|c| (c.attention_conv, c.depth_separable) = (true, false)),
+            "core.attention_conv",
+            "not supported",
+        ),
+        (
+            "rot_eq_batch_norm false",
+            with(&|c| c.rot_eq_batch_norm = Some(false)),
+            "core.rot_eq_batch_norm",
+            "4 rotations",
+        ),
+        (
+            "hidden_channels list under 0.3",
+            with(&|c| c.hidden_channels = PerLayer::Each(vec![2, 2, 2])),
+            "core.hidden_channels",
+            "list",
+        ),
+        ("stack out of range", with(&|c| c.stack = Stack::Layers(vec![3])), "core.stack", "out of range"),
+        (
+            "stack of two sizes",
+            with(&|c| (c.stack, c.hidden_padding) = (Stack::All, Some(0))),
+            "core.stack",
+            "differ in size",
+        ),
+    ] {
+        let e = refused_param(cfg.validate(), "sensorium", field);
+        assert!(e.to_string().contains(says), "{what}: {e}");
+        refused_param(Sensorium::random(cfg, 1), "sensorium", field);
+    }
+    // Under head: init_std accepted (and ignored), rot_eq_batch_norm false with no batch norm too.
+    assert!(with(&|c| (head(c), c.init_std = Some(0.1.into())).1).validate().is_ok());
+    assert!(with(&|c| (c.rot_eq_batch_norm, c.batch_norm) = (Some(false), false.into())).validate().is_ok());
+    // The rotation-equivariant fields on a stacked core.
+    for (field, f) in [
+        (
+            "core.rot_eq_batch_norm",
+            &(|c: &mut CoreConfig| c.rot_eq_batch_norm = Some(true)) as &dyn Fn(&mut CoreConfig),
+        ),
+        ("core.init_std", &|c: &mut CoreConfig| c.init_std = Some(0.1.into())),
+        ("core.num_rotations", &|c: &mut CoreConfig| c.num_rotations = Some(4)),
+    ] {
+        let mut c = Sensorium::baseline_config(3);
+        f(&mut c.core);
+        refused_param(c.validate(), "sensorium", field);
+    }
+    // A list of hidden channels past the limit once multiplied by the rotations.
+    let e = refused_param(
+        with(&|c| (head(c), c.hidden_channels = PerLayer::Each(vec![2, 1 << 19, 2])).1).validate(),
+        "sensorium",
+        "core.num_rotations",
+    );
+    assert!(e.to_string().contains("524288 hidden_channels"), "{e}");
 }

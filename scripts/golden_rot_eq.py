@@ -2,7 +2,7 @@
 """Golden data for the rotation-equivariant Sensorium core: neuralpredictors 0.3.0's
 RotationEquivariant2dCore (layers/cores/conv2d.py, with the Hermite filters of layers/hermite.py)
 in front of FullGaussian2d readouts inside a FiringRateEncoder, assembled as
-scripts/golden_sensorium.py assembles the Stacked2dCore baseline. Two small models:
+scripts/golden_sensorium.py assembles the Stacked2dCore baseline. Three small models:
 
 - "a": 1 input channel, 3 features x 8 rotations (24 channels), 5x5 input kernel unpadded, two
   3x3 hidden layers, upsampling 2, the rotation-shared batch norm (`norm.batch_norm.*`), ELU after
@@ -12,7 +12,13 @@ scripts/golden_sensorium.py assembles the Stacked2dCore baseline. Two small mode
   norm followed by a rotation-shared `bias.bias`), no ELU after the last layer, elu_offset 0.2;
   one data key "sessC" (9 neurons). neuralpredictors 0.3.0 drops the core's `stride` argument
   (always 1); later versions pass it to every layer's HermiteConv2D, which is what this script
-  sets after construction.
+  sets after construction, and so its config says `"semantics": "head"` (with head's names for
+  the same batch-norm arguments).
+- "c": 1 input channel, 2 features x 4 rotations, 5x5 input kernel padded, hidden kernels [3, 5]
+  (both padded by 3 // 2, neuralpredictors' hidden_padding default), `stack=[-2, 0]` (layers 1 and
+  0 concatenated), AdaptiveELU shifts (0.4, -0.2) and none after the last layer,
+  `bias=False, independent_bn_bias=False` (a non-affine batch norm followed by a rotation-shared
+  `scale.scale`), elu_offset -0.1; one data key "sessD" (7 neurons).
 
 Each model's full state_dict (PyTorch's key names, the frozen Hermite basis `rotate_hermite.H`
 and rotations `rotate_hermite.Rs.*`, buffers and num_batches_tracked included) is written as
@@ -25,7 +31,7 @@ Rerun (from the repository root; needs torch, numpy, scipy, safetensors and neur
 
 neuralpredictors 0.3.0's hermite_2d calls math.factorial on numpy floats, which Python >= 3.10
 refuses: hermite's `math` is replaced below by one whose factorial takes integral floats (same
-values). Writes kernels-tests/data/rot_eq/{a,b}/{weights,images,expected}.safetensors and
+values). Writes kernels-tests/data/rot_eq/{a,b,c}/{weights,images,expected}.safetensors and
 config.json; reruns are byte-identical with the same torch.
 
 Checks made here:
@@ -90,6 +96,14 @@ MODELS = {
         neurons={"sessC": 9}, shifter=[], image=(2, 15, 13), batch=3, elu_offset=0.2,
         seed=2028,
     ),
+    "c": dict(
+        core=dict(input_channels=1, hidden_channels=2, input_kern=5, hidden_kern=[3, 5], layers=3, num_rotations=4,
+                  upsampling=2, stride=1, pad_input=True, final_nonlinearity=False, elu_shift=(0.4, -0.2)),
+        bn=dict(bias=False, batch_norm_scale=True, independent_bn_bias=False),
+        stack=[-2, 0],
+        neurons={"sessD": 7}, shifter=[], image=(1, 12, 14), batch=2, elu_offset=-0.1,
+        seed=2029,
+    ),
 }
 
 
@@ -97,7 +111,7 @@ def build_model(spec):
     c = spec["core"]
     core = RotationEquivariant2dCore(
         **c, **spec["bn"], gamma_input=6.3831, gamma_hidden=0.0, skip=0, momentum=0.9, batch_norm=True,
-        laplace_padding=None, input_regularizer="LaplaceL2norm", stack=-1, use_avg_reg=False,
+        laplace_padding=None, input_regularizer="LaplaceL2norm", stack=spec.get("stack", -1), use_avg_reg=False,
     )
     # 0.3.0 drops its `stride` argument (Stacked2dCore's default 1 overwrites it before the layers
     # are built); later neuralpredictors passes it to every HermiteConv2D, as set here.
@@ -105,7 +119,7 @@ def build_model(spec):
         if isinstance(m, hermite.HermiteConv2D):
             m.stride = c["stride"]
     in_shape = tuple(get_module_output(core, (1,) + spec["image"], use_cuda=False)[1:])
-    assert in_shape[0] == c["hidden_channels"] * c["num_rotations"], in_shape
+    assert in_shape[0] == len(core.stack) * c["hidden_channels"] * c["num_rotations"], in_shape
     readout = MultipleFullGaussian2d(
         in_shape_dict={k: in_shape for k in spec["neurons"]}, n_neurons_dict=spec["neurons"], init_mu_range=0.3,
         bias=True, init_sigma=0.1, gamma_readout=0.0076, gauss_type="full",
@@ -129,6 +143,8 @@ def randomise(model):
                     m.bias.normal_(0, 0.2)
             if isinstance(m, hermite.RotationEquivariantBias2DLayer):
                 m.bias.normal_(0, 0.3)
+            if isinstance(m, hermite.RotationEquivariantScale2DLayer):
+                m.scale.uniform_(0.5, 1.5)
         for r in model.readout.values():
             r._mu.uniform_(-1.2, 1.2)  # some outside [-1, 1]: the readout clamps
             r._features.normal_(0, 0.3)
@@ -177,22 +193,31 @@ def folded_norm(sd, spec, layer):
     shift = t.get(f"{n}.bias", torch.zeros(c["hidden_channels"], dtype=torch.float64)) - t[f"{n}.running_mean"] * scale
     if f"{p}.bias.bias" in t:
         shift = shift + t[f"{p}.bias.bias"].reshape(-1)
+    if f"{p}.scale.scale" in t:
+        scale, shift = scale * t[f"{p}.scale.scale"].reshape(-1), shift * t[f"{p}.scale.scale"].reshape(-1)
     return scale.repeat(c["num_rotations"]), shift.repeat(c["num_rotations"])
 
 
 def reference_core(sd, spec, x):
     c = spec["core"]
     h = x.double()
+    hk = c["hidden_kern"] if isinstance(c["hidden_kern"], list) else [c["hidden_kern"]]
+    xs, ys = c.get("elu_shift", (0, 0))
+    outs = []
     for l in range(c["layers"]):
         w = torch.from_numpy(built_kernels(sd, spec, l))
         k = w.shape[-1]
-        pad = (k // 2 if c["pad_input"] else 0) if l == 0 else k // 2
+        # hidden_padding None: the first hidden kernel's k // 2, for every hidden layer.
+        pad = (k // 2 if c["pad_input"] else 0) if l == 0 else hk[0] // 2
         h = F.conv2d(h, w, stride=c["stride"], padding=pad)
         scale, shift = folded_norm(sd, spec, l)
         h = h * scale[:, None, None] + shift[:, None, None]
         if l + 1 < c["layers"] or c["final_nonlinearity"]:
-            h = F.elu(h)
-    return h
+            h = F.elu(h - xs) + ys
+        outs.append(h)
+    stack = spec.get("stack", -1)
+    layers = list(range(c["layers"]))[stack:] if isinstance(stack, int) else stack
+    return torch.cat([outs[i] for i in layers], dim=1)
 
 
 def readout_rates(sd, core, key, eye, elu_offset):
@@ -223,8 +248,22 @@ def config_json(spec):
         "hidden_channels": c["hidden_channels"], "input_kern": c["input_kern"], "hidden_kern": c["hidden_kern"],
         "layers": c["layers"], "num_rotations": c["num_rotations"], "upsampling": c["upsampling"],
         "stride": c["stride"], "pad_input": c["pad_input"], "final_nonlinearity": c["final_nonlinearity"],
-        "stack": -1, "batch_norm_eps": EPS,
+        "stack": spec.get("stack", -1), "batch_norm_eps": EPS,
     }
+    if "elu_shift" in c:
+        core["elu_shift"] = list(c["elu_shift"])
+    bn = spec["bn"]
+    if c["stride"] == 1:
+        # neuralpredictors 0.3.0's arguments, as the model was built.
+        core.update(bias=bn["bias"], batch_norm_scale=bn["batch_norm_scale"],
+                    independent_bn_bias=bn["independent_bn_bias"])
+    else:
+        # A stride on every layer is what later neuralpredictors ("head") does: its arguments for
+        # the same layers (an affine norm where bias and batch_norm_scale, else a bias or scale
+        # layer; the last layer's scale is final_batchnorm_scale).
+        assert not bn["independent_bn_bias"]
+        core.update(semantics="head", bias=bn["bias"], batch_norm_scale=bn["batch_norm_scale"],
+                    final_batchnorm_scale=bn["batch_norm_scale"])
     readouts = {k: dict(neurons=m, align_corners=True, **({"shifter": True} if k in spec["shifter"] else {}))
                 for k, m in spec["neurons"].items()}
     return {"core": core, "readouts": readouts, "elu_offset": spec["elu_offset"]}
@@ -264,13 +303,14 @@ def make(name, spec):
             assert (want > 0).all()
             out[key] = want.float()
             print(f"{name}/{key}: f32 model rel {rel(f32, want):.2e}, reference {rel(ref, want):.2e}")
-        # 90-degree equivariance of the core, on a square image.
-        R, nf = c["num_rotations"], c["hidden_channels"]
+        # 90-degree equivariance of the core, on a square image (block r of each stacked layer).
+        R, nf = c["num_rotations"], len(model.core.stack) * c["hidden_channels"]
         side = 17
         square = torch.randn(1, c["input_channels"], side, side)
         y = m64.core(square.double())
         yr = m64.core(torch.rot90(square, 1, (2, 3)).double())
-        yb, yrb = y.view(1, R, nf, *y.shape[2:]), yr.view(1, R, nf, *yr.shape[2:])
+        S = len(model.core.stack)
+        yb, yrb = y.view(S, R, nf // S, *y.shape[2:]), yr.view(S, R, nf // S, *yr.shape[2:])
         moved = torch.rot90(yb, 1, (3, 4)).roll(R // 4, dims=1)  # block r -> r + R/4
         err = (moved - yrb).abs().max().item()
         assert err < 1e-9 * yb.abs().max().item(), (name, "equivariance", err)

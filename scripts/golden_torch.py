@@ -2,7 +2,8 @@
 """Golden test data for `vcortex eval`, made with PyTorch.
 
 Writes small eval cases (format: docs/eval-format.md) for the ops
-conv2d, linear, activation, batch_norm, layer_norm, divisive_norm and neurn into
+conv2d, linear, activation, batch_norm, layer_norm, divisive_norm, neurn,
+max_pool2d and avg_pool2d into
 kernels-tests/data/golden/. For each case NAME there are two files:
 
   NAME.case.safetensors      the eval case: input tensors plus `__metadata__`
@@ -340,6 +341,44 @@ neurn_case("neurn_e_1x1", [2, 3, 1, 1], {})
 neurn_case("neurn_f_8bit_range", [1, 1, 16, 16], {"kernel": "3"}, make=bytes_like)
 neurn_case("neurn_g_constant_channel", [1, 2, 5, 5], {}, make=constant_channel0)
 neurn_case("neurn_h_k1_zero_sd", [2, 3, 3, 4], {"kernel": "1"})
+
+
+# --------------------------------------------------------------------------- max_pool2d, avg_pool2d
+
+
+def pool_case(name, op, x_shape, params, nan_at=None):
+    """torch.nn.functional.{max,avg}_pool2d on a standard normal input (optionally with NaN at
+    flat indices `nan_at`); the case's parameters are the eval ones (stride defaults to kernel)."""
+    seed(name)
+    x = randn(*x_shape)
+    if nan_at:
+        x.view(-1)[list(nan_at)] = float("nan")
+    k = pair(params["kernel"])
+    kw = dict(kernel_size=k, stride=pair(params.get("stride", params["kernel"])),
+              padding=pair(params.get("padding", "0,0")),
+              ceil_mode=params.get("ceil_mode", "false") == "true")
+    if op == "max_pool2d":
+        y = F.max_pool2d(x, dilation=pair(params.get("dilation", "1,1")), **kw)
+    else:
+        d = params.get("divisor_override")
+        y = F.avg_pool2d(x, count_include_pad=params.get("count_include_pad", "true") == "true",
+                         divisor_override=int(d) if d else None, **kw)
+    case(name, op, params, {"input": x}, {"output": y.contiguous()})
+
+
+pool_case("max_pool2d_a_2x2", "max_pool2d", [2, 3, 8, 8], {"kernel": "2"})
+pool_case("max_pool2d_b_odd_ceil_pad", "max_pool2d", [1, 2, 7, 9],
+          {"kernel": "3", "stride": "2", "padding": "1", "ceil_mode": "true"})
+pool_case("max_pool2d_c_dilated", "max_pool2d", [1, 2, 10, 11],
+          {"kernel": "3,2", "stride": "2,1", "dilation": "2,3", "padding": "1,0"})
+pool_case("avg_pool2d_a_2x2", "avg_pool2d", [2, 3, 8, 8], {"kernel": "2"})
+pool_case("avg_pool2d_b_ceil_pad_include", "avg_pool2d", [1, 2, 5, 7],
+          {"kernel": "2", "padding": "1", "ceil_mode": "true"})
+pool_case("avg_pool2d_c_ceil_pad_exclude", "avg_pool2d", [1, 2, 6, 6],
+          {"kernel": "3", "stride": "2", "padding": "1", "ceil_mode": "true",
+           "count_include_pad": "false"})
+pool_case("avg_pool2d_d_divisor", "avg_pool2d", [1, 3, 9, 5],
+          {"kernel": "3,2", "stride": "1,2", "padding": "1", "divisor_override": "5"})
 
 
 # --------------------------------------------------------------------------- write + check

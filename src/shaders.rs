@@ -19,6 +19,7 @@ pub const ALL: &[ShaderSource] = &[
     ShaderSource { name: "box_filter", body: include_str!("../shaders/box_filter.wgsl"), needs_f16: false },
     ShaderSource { name: "divisive_norm", body: include_str!("../shaders/divisive_norm.wgsl"), needs_f16: false },
     ShaderSource { name: "neurn", body: include_str!("../shaders/neurn.wgsl"), needs_f16: false },
+    ShaderSource { name: "pool", body: include_str!("../shaders/pool.wgsl"), needs_f16: false },
     ShaderSource { name: "diffusion", body: include_str!("../shaders/diffusion.wgsl"), needs_f16: false },
     ShaderSource { name: "flows", body: include_str!("../shaders/flows.wgsl"), needs_f16: false },
     ShaderSource { name: "readout", body: include_str!("../shaders/readout.wgsl"), needs_f16: false },

@@ -42,6 +42,8 @@ pub(super) const CASES: &[Entry] = &[
     // neurn_k3 walks the apply pass backwards; _forward in the max pass's order.
     Entry { name: "neurn_k3", build: |s| neurn_k3(s, true) },
     Entry { name: "neurn_k3_forward", build: |s| neurn_k3(s, false) },
+    Entry { name: "max_pool2x2_vgg64", build: |s| pool(s, ops::pool::PoolKind::Max) },
+    Entry { name: "avg_pool3x3_s2_64", build: |s| pool(s, ops::pool::PoolKind::Avg) },
     Entry { name: "ddim_step_200x60x51", build: |s| sampler_step(s, true) },
     Entry { name: "ddpm_step_200x60x51", build: |s| sampler_step(s, false) },
     Entry { name: "rq_spline_65536x3_k10", build: rq_spline },
@@ -54,6 +56,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
     Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
     Entry { name: "rot_eq_forward_b128", build: |s| rot_eq_forward(s, 128) },
+    Entry { name: "cotrain_forward_b64", build: cotrain_forward },
     Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
@@ -152,7 +155,7 @@ fn matmul<'c>(s: &Suite<'c>, side: usize, kernel: MatmulKernel) -> Result<Case<'
         run: Run::Record(Box::new(move |rec| ops::matmul_with(rec, &a, &bt, kernel))),
         check: Box::new(move |out| {
             let rows = m.min(8);
-            let r = reference::matmul(&ad[..rows * m], &bd, 1, rows, m, m, 0, 0);
+            let (r, _) = reference::matmul(&ad[..rows * m], &[rows, m], &bd, &[m, m])?;
             Ok((max_abs_diff(&out[..rows * m], &r), if rows < m { "slice" } else { "full" }))
         }),
     })
@@ -234,6 +237,41 @@ fn neurn_k3<'c>(s: &Suite<'c>, reversed: bool) -> Result<Case<'c>> {
             let per = 3 * 224 * 224;
             let r = reference::neurn(&xd[..per], &[1, 3, 224, 224], &p)?;
             Ok((max_abs_diff(&out[..per], &r), coverage(is[0])))
+        }),
+    })
+}
+
+/// Pooling on [64, 64, 64, 64] (VGG's first pool for 64×64 images, batch 64): max 2×2 stride 2, or
+/// avg 3×3 stride 2 padding 1 (count_include_pad false, ceil_mode); checked on the first image.
+fn pool<'c>(s: &Suite<'c>, kind: ops::pool::PoolKind) -> Result<Case<'c>> {
+    use ops::pool::PoolKind;
+    let is = [s.b(64), 64, 64, 64];
+    let n: usize = is.iter().product();
+    let xd = uniform(&mut inputs(), n);
+    let x = Tensor::from_f32(s.ctx, &xd, &is)?;
+    let p = match kind {
+        PoolKind::Max => ops::Pool2dParams::square(2),
+        PoolKind::Avg => ops::Pool2dParams {
+            ceil_mode: true,
+            count_include_pad: false,
+            ..ops::Pool2dParams::square(3).with_stride(2, 2).with_padding(1, 1)
+        },
+    };
+    let out = ops::pool::pool_shape(kind, &is, &p)?;
+    Ok(Case {
+        flops: 0.0,
+        bytes: 4.0 * (n + out.iter().product::<usize>()) as f64,
+        run: Run::Record(Box::new(move |rec| match kind {
+            PoolKind::Max => ops::max_pool2d(rec, &x, &p),
+            PoolKind::Avg => ops::avg_pool2d(rec, &x, &p),
+        })),
+        check: Box::new(move |out| {
+            let per = 64 * 64 * 64;
+            let (r, _) = match kind {
+                PoolKind::Max => reference::max_pool2d(&xd[..per], &[1, 64, 64, 64], &p)?,
+                PoolKind::Avg => reference::avg_pool2d(&xd[..per], &[1, 64, 64, 64], &p)?,
+            };
+            Ok((max_abs_diff(&out[..r.len()], &r), coverage(is[0])))
         }),
     })
 }
@@ -351,7 +389,16 @@ fn gaussian_readout<'c>(s: &Suite<'c>, sorted: bool) -> Result<Case<'c>> {
         })),
         check: Box::new(move |out| {
             let per = 64 * 28 * 56;
-            let r = reference::readout::gaussian_readout(&xd[..per], 1, 64, 28, 56, &mud, &fd, Some(&bd), None, true);
+            let r = reference::readout::gaussian_readout(
+                &xd[..per],
+                &[1, 64, 28, 56],
+                &mud,
+                &fd,
+                Some(&bd),
+                None,
+                true,
+                ops::Activation::Identity,
+            )?;
             Ok((max_abs_diff(&out[..m], &r), coverage(fs[0])))
         }),
     })
@@ -418,7 +465,7 @@ fn rot_eq_forward<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
     let core = &mut config.core;
     core.kind = CoreKind::RotationEquivariant;
     (core.num_rotations, core.upsampling, core.depth_separable) = (Some(8), Some(2), false);
-    core.hidden_channels = if s.small { 4 } else { 16 };
+    core.hidden_channels = (if s.small { 4 } else { 16 }).into();
     // s.b(32) = 1 in the small suite.
     let nominal = if s.small { 32 } else { nominal };
     let (model, images, shape, check) = sensorium_of(s, nominal, config)?;
@@ -436,6 +483,30 @@ fn sensorium_latency<'c>(s: &Suite<'c>, nominal: usize) -> Result<Case<'c>> {
         bytes: 0.0,
         run: Run::Call(Box::new(move || model.predict(ctx, &images, &shape, "bench"))),
         check,
+    })
+}
+
+/// The co-training twin (random weights; vgg19_bn features[:17] on grey images, a 1000-neuron
+/// Gaussian2d readout, elu(x − 1) + 1) on [64, 1, 64, 64] (N ÷ 32 in the small suite): GPU time of
+/// the whole forward; the first image checked against the f64 reference.
+fn cotrain_forward<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    use crate::models::{Cotrain, CotrainConfig};
+    let mut model = Cotrain::random(CotrainConfig::paper(1000), 13)?;
+    model.upload(s.ctx)?;
+    let n = s.b(64);
+    let per = 64 * 64;
+    let images = SplitMix::new(64).vec(n * per, 0.0, 1.0);
+    let x = Tensor::from_f32(s.ctx, &images, &[n, 1, 64, 64])?;
+    let model = Rc::new(model);
+    let m = model.clone();
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Record(Box::new(move |rec| model.record(rec, &x, "bench"))),
+        check: Box::new(move |out| {
+            let r = m.reference_forward(&images[..per], &[1, 1, 64, 64], "bench")?;
+            Ok((max_abs_diff(&out[..1000], &r), coverage(n)))
+        }),
     })
 }
 

@@ -8,11 +8,10 @@ use vcortex::io::{read_safetensors, HostTensor};
 use vcortex::models::Cgnf;
 use vcortex::{Context, Error, Result, Tensor};
 
-use super::flow::FlowConfigFile;
 use super::output::submit_and_write;
 use super::FlowCmd;
 
-pub fn run(ctx: &Context, cmd: FlowCmd, file: &FlowConfigFile, meta: HashMap<String, String>) -> Result<()> {
+pub fn run(ctx: &Context, cmd: FlowCmd, meta: HashMap<String, String>) -> Result<()> {
     // The condition of an input file: its keypoints (all observed unless `observed` says).
     let condition = |m: &Cgnf,
                      rec: &mut vcortex::Recorder,
@@ -70,7 +69,7 @@ pub fn run(ctx: &Context, cmd: FlowCmd, file: &FlowConfigFile, meta: HashMap<Str
     };
     match cmd {
         FlowCmd::Density { weights, config, input, output } => {
-            let m = file.load_cgnf(ctx, &weights, &config)?;
+            let m = Cgnf::load(ctx, &weights, &config)?;
             let mut f = read_safetensors(&input)?.tensors;
             let poses = f.remove("poses").ok_or_else(|| Error::File {
                 path: input.display().to_string(),
@@ -88,7 +87,7 @@ pub fn run(ctx: &Context, cmd: FlowCmd, file: &FlowConfigFile, meta: HashMap<Str
             if n == 0 {
                 return Err(Error::param("flow sample", "n", "must be >= 1"));
             }
-            let m = file.load_cgnf(ctx, &weights, &config)?;
+            let m = Cgnf::load(ctx, &weights, &config)?;
             let mut rec = ctx.recorder();
             let cond = match &input {
                 Some(path) => {

@@ -4,12 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde_json::Value;
-
 use vcortex::io::{check_output, read_safetensors};
-use vcortex::models::cgnf::CgnfConfig;
-use vcortex::models::flow::FlowConfig;
-use vcortex::models::{Cgnf, Flow};
+use vcortex::models::Flow;
 use vcortex::{Context, Error, Result};
 
 use super::output::{device_meta, submit_and_write};
@@ -24,12 +20,9 @@ pub enum FlowKind {
     Cgnf,
 }
 
-/// A flow config as read by `vcortex flow`: its kind, and what the model loader takes.
+/// A flow config as read by `vcortex flow`: its kind (the loaders read the file themselves).
 pub struct FlowConfigFile {
     pub kind: FlowKind,
-    /// The config without its `"kind"` field (the model configs have no such field), when it had
-    /// one; `None` when it had none and the file is loaded as it is.
-    stripped: Option<Value>,
 }
 
 impl FlowConfigFile {
@@ -37,15 +30,10 @@ impl FlowConfigFile {
     /// without it, a config with a `"joints"` key is a cGNF and any other a composite flow (the
     /// configs written before the field existed).
     pub fn read(path: &Path) -> Result<FlowConfigFile> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::File { path: path.display().to_string(), reason: format!("cannot read: {e}") })?;
-        let mut v: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::File { path: path.display().to_string(), reason: format!("not JSON: {e}") })?;
-        let kind = match v.as_object_mut().and_then(|m| m.remove("kind")) {
-            None => {
-                let kind = if v.get("joints").is_some() { FlowKind::Cgnf } else { FlowKind::Flow };
-                return Ok(FlowConfigFile { kind, stripped: None });
-            }
+        let v = super::read_json(path)?;
+        let kind = match v.get("kind") {
+            None if v.get("joints").is_some() => FlowKind::Cgnf,
+            None => FlowKind::Flow,
             Some(k) => match k.as_str() {
                 Some("flow") => FlowKind::Flow,
                 Some("cgnf") => FlowKind::Cgnf,
@@ -59,29 +47,7 @@ impl FlowConfigFile {
                 }
             },
         };
-        Ok(FlowConfigFile { kind, stripped: Some(v) })
-    }
-
-    /// The composite flow of this config and `weights`, uploaded.
-    pub fn load_flow(&self, ctx: &Context, weights: &Path, config: &Path) -> Result<Flow> {
-        let Some(v) = &self.stripped else { return Flow::load(ctx, weights, config) };
-        let cfg: FlowConfig = serde_json::from_value(v.clone())
-            .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("flow config: {e}") })?;
-        let sd = vcortex::io::read_weights(weights)?.tensors;
-        let mut f = Flow::from_state_dict(cfg, sd).map_err(|e| e.in_files(weights, config))?;
-        f.upload(ctx)?;
-        Ok(f)
-    }
-
-    /// The cGNF of this config and `weights`, uploaded.
-    pub fn load_cgnf(&self, ctx: &Context, weights: &Path, config: &Path) -> Result<Cgnf> {
-        let Some(v) = &self.stripped else { return Cgnf::load(ctx, weights, config) };
-        let cfg: CgnfConfig = serde_json::from_value(v.clone())
-            .map_err(|e| Error::File { path: config.display().to_string(), reason: format!("cgnf config: {e}") })?;
-        let sd = vcortex::io::read_weights(weights)?.tensors;
-        let mut m = Cgnf::from_state_dict(cfg, sd).map_err(|e| e.in_files(weights, config))?;
-        m.upload(ctx)?;
-        Ok(m)
+        Ok(FlowConfigFile { kind })
     }
 }
 
@@ -102,16 +68,16 @@ pub fn run(cmd: FlowCmd) -> Result<()> {
         FlowCmd::Density { config, .. } | FlowCmd::Sample { config, .. } => FlowConfigFile::read(config)?,
     };
     match file.kind {
-        FlowKind::Cgnf => super::cgnf::run(&ctx, cmd, &file, meta),
-        FlowKind::Flow => plain(&ctx, cmd, &file, meta),
+        FlowKind::Cgnf => super::cgnf::run(&ctx, cmd, meta),
+        FlowKind::Flow => plain(&ctx, cmd, meta),
     }
 }
 
 /// The composite flow's density and samples.
-fn plain(ctx: &Context, cmd: FlowCmd, file: &FlowConfigFile, meta: HashMap<String, String>) -> Result<()> {
+fn plain(ctx: &Context, cmd: FlowCmd, meta: HashMap<String, String>) -> Result<()> {
     match cmd {
         FlowCmd::Density { weights, config, input, output } => {
-            let flow = file.load_flow(ctx, &weights, &config)?;
+            let flow = Flow::load(ctx, &weights, &config)?;
             let mut f = read_safetensors(&input)?.tensors;
             let n_t = f.len();
             let x = match f.remove("input") {
@@ -137,7 +103,7 @@ fn plain(ctx: &Context, cmd: FlowCmd, file: &FlowConfigFile, meta: HashMap<Strin
             if input.is_some() {
                 return Err(Error::param("flow sample", "input", "only a cGNF config takes an input"));
             }
-            let flow = file.load_flow(ctx, &weights, &config)?;
+            let flow = Flow::load(ctx, &weights, &config)?;
             let mut rec = ctx.recorder();
             let (x, _) = flow.record_sample(&mut rec, n, temperature, seed, 0)?;
             submit_and_write(rec, &[("samples", &x)], &output, &meta)?;

@@ -45,7 +45,7 @@ enum Cmd {
         #[arg(long)]
         cpu: bool,
     },
-    /// Predicts neuronal responses with a Sensorium-style model (neuralpredictors weights as safetensors).
+    /// Predicts neuronal responses with a Sensorium-style model or the co-training twin (`"kind": "cotrain"`; weights as safetensors).
     Predict {
         /// The model's state_dict as safetensors (PyTorch key names).
         #[arg(long)]
@@ -192,4 +192,11 @@ fn run(cli: Cli) -> Result<()> {
             predict::run(&weights, &config, &images, data_key, &output, batch)
         }
     }
+}
+
+/// A config file as JSON, for the commands that look at its `"kind"` before loading it.
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value> {
+    let file_err = |reason: String| vcortex::Error::File { path: path.display().to_string(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+    serde_json::from_str(&text).map_err(|e| file_err(format!("not JSON: {e}")))
 }

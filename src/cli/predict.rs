@@ -1,12 +1,53 @@
-//! `vcortex predict`: neuronal responses of a Sensorium-style model, batch by batch, per data key.
+//! `vcortex predict`: neuronal responses of a Sensorium-style model or of the co-training twin,
+//! batch by batch, per data key; the config's `"kind"` says which (docs/models.md).
 
 use std::path::Path;
 
 use vcortex::io::check_output;
+use vcortex::models::{Cotrain, Sensorium};
 use vcortex::{Context, Error, Result};
 
 use super::output::device_meta;
 use super::progress::Progress;
+
+/// The model a predict config describes.
+enum Model {
+    Sensorium(Sensorium),
+    Cotrain(Cotrain),
+}
+
+impl Model {
+    /// Reads the config and loads the model it names: `"kind": "cotrain"` is the co-training twin;
+    /// `"sensorium"`, or no `"kind"` (the configs written before the field), a Sensorium model.
+    fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Model> {
+        let v = super::read_json(config)?;
+        match v.get("kind").map(|k| (k, k.as_str())) {
+            None | Some((_, Some("sensorium"))) => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
+            Some((_, Some("cotrain"))) => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
+            Some((k, _)) => Err(Error::File {
+                path: config.display().to_string(),
+                reason: format!(
+                    "\"kind\" is {k}; expected \"sensorium\" or \"cotrain\" (the co-training twin), or no \"kind\""
+                ),
+            }),
+        }
+    }
+
+    fn data_keys(&self) -> Vec<&str> {
+        match self {
+            Model::Sensorium(m) => m.data_keys(),
+            Model::Cotrain(m) => m.data_keys(),
+        }
+    }
+
+    fn has_shifter(&self, key: &str) -> bool {
+        matches!(self, Model::Sensorium(m) if m.has_shifter(key))
+    }
+
+    fn has_modulator(&self, key: &str) -> bool {
+        matches!(self, Model::Sensorium(m) if m.has_modulator(key))
+    }
+}
 
 pub fn run(
     weights: &Path,
@@ -18,14 +59,15 @@ pub fn run(
 ) -> Result<()> {
     use vcortex::io::read_images;
     use vcortex::io::{write_safetensors, HostTensor};
-    use vcortex::models::Sensorium;
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }
     check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
     let ctx = Context::new()?;
-    let model = Sensorium::load(&ctx, weights, config)?;
-    let (x, eye, behavior) = read_images(images)?;
+    let model = Model::load(&ctx, weights, config)?;
+    let inputs = read_images(images)?;
+    let found = inputs.names.join(", ");
+    let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
     if x.shape.len() != 4 || x.shape[0] == 0 {
         return Err(Error::File {
             path: images.display().to_string(),
@@ -52,7 +94,7 @@ pub fn run(
                     if e.shape != [n, 2] {
                         return Err(Error::File {
                             path: images.display().to_string(),
-                            reason: format!("eye has shape {:?}, expected [{n}, 2]", e.shape),
+                            reason: format!("pupil_center (eye) has shape {:?}, expected [{n}, 2]", e.shape),
                         });
                     }
                     Some(&e.data[start * 2..(start + b) * 2])
@@ -60,7 +102,10 @@ pub fn run(
                 (None, true) => {
                     return Err(Error::File {
                         path: images.display().to_string(),
-                        reason: format!("data key {key:?} has a shifter: an \"eye\" tensor [N, 2] is needed"),
+                        reason: format!(
+                            "data key {key:?} has a shifter: a \"pupil_center\" (or \"eye\") tensor [N, 2] is \
+                             needed; the file has {found}"
+                        ),
                     })
                 }
                 _ => None,
@@ -79,12 +124,19 @@ pub fn run(
                 (None, true) => {
                     return Err(Error::File {
                         path: images.display().to_string(),
-                        reason: format!("data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed"),
+                        reason: format!(
+                            "data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed; the file \
+                             has {found}"
+                        ),
                     })
                 }
                 _ => None,
             };
-            let y = model.predict_full(&ctx, &x.data[start * per..(start + b) * per], &shape, e, bh, key)?;
+            let xs = &x.data[start * per..(start + b) * per];
+            let y = match &model {
+                Model::Sensorium(m) => m.predict_full(&ctx, xs, &shape, e, bh, key)?,
+                Model::Cotrain(m) => m.predict(&ctx, xs, &shape, key)?,
+            };
             neurons = y.len() / b;
             responses.extend(y);
             progress.update(start + b, key);

@@ -5,7 +5,10 @@ use super::{Backend, Case, OpSpec};
 use crate::diffusion::{BetaSchedule, DdimConfig, DdpmConfig, Prediction, Spacing, Threshold, VarianceType};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
-use crate::ops::{self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, SupDivisor};
+use crate::ops::pool::PoolKind;
+use crate::ops::{
+    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, Pool2dParams, SupDivisor,
+};
 use crate::reference;
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
@@ -50,6 +53,20 @@ pub static OPS: &[OpSpec] = &[
         run: divisive_norm,
     },
     OpSpec { name: "neurn", required: &["input"], optional: &[], params: &["kernel", "max_scope", "eps"], run: neurn },
+    OpSpec {
+        name: "max_pool2d",
+        required: &["input"],
+        optional: &[],
+        params: &["kernel", "stride", "padding", "dilation", "ceil_mode"],
+        run: max_pool2d,
+    },
+    OpSpec {
+        name: "avg_pool2d",
+        required: &["input"],
+        optional: &[],
+        params: &["kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"],
+        run: avg_pool2d,
+    },
     OpSpec {
         name: "ddpm_step",
         required: &["sample", "model_output"],
@@ -249,13 +266,17 @@ fn linear(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::linear(rec, &xt, &wt, bt.as_ref(), Activation::Identity))?
         }
         Backend::Cpu => {
-            let (rows, i, o) = ops::matmul::linear_shapes(&x.shape, &w.shape, bias.map(|t| &t.shape[..]))?;
-            let mut s = x.shape[..x.shape.len() - 1].to_vec();
-            s.push(o);
-            HostTensor::new(
-                s,
-                reference::linear(&x.data, rows, i, &w.data, o, bias.map(|t| &t.data[..]), Activation::Identity),
-            )
+            // The bias's own shape is checked first; the reference sees its data.
+            ops::matmul::linear_shapes(&x.shape, &w.shape, bias.map(|t| &t.shape[..]))?;
+            let (y, s) = reference::linear(
+                &x.data,
+                &x.shape,
+                &w.data,
+                &w.shape,
+                bias.map(|t| &t.data[..]),
+                Activation::Identity,
+            )?;
+            HostTensor::new(s, y)
         }
     };
     Ok(one("output", y))
@@ -390,6 +411,56 @@ fn neurn(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::neurn(rec, &xt, &p))?
         }
         Backend::Cpu => HostTensor::new(x.shape.clone(), reference::neurn(&x.data, &x.shape, &p)?),
+    };
+    Ok(one("output", y))
+}
+
+/// The pooling parameters of a case: `kernel` required, `stride` defaulting to it.
+fn pool_params(c: &Case) -> Result<Pool2dParams> {
+    c.required("kernel")?;
+    let kernel = c.pair("kernel", [1, 1])?;
+    let d = Pool2dParams::default();
+    Ok(Pool2dParams {
+        kernel,
+        stride: Some(c.pair("stride", kernel)?),
+        padding: c.pair("padding", d.padding)?,
+        dilation: c.pair("dilation", d.dilation)?,
+        ceil_mode: c.bool("ceil_mode", d.ceil_mode)?,
+        count_include_pad: c.bool("count_include_pad", d.count_include_pad)?,
+        divisor_override: c.parsed("divisor_override", None, |s| {
+            s.parse().map(Some).map_err(|_| c.bad("divisor_override", "not a non-negative integer"))
+        })?,
+    })
+}
+
+fn max_pool2d(b: &Backend, c: &Case) -> Result<Outputs> {
+    pool2d(b, c, PoolKind::Max)
+}
+
+fn avg_pool2d(b: &Backend, c: &Case) -> Result<Outputs> {
+    pool2d(b, c, PoolKind::Avg)
+}
+
+fn pool2d(b: &Backend, c: &Case, kind: PoolKind) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let p = pool_params(c)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            on_gpu(ctx, |rec| match kind {
+                PoolKind::Max => ops::max_pool2d(rec, &xt, &p),
+                PoolKind::Avg => ops::avg_pool2d(rec, &xt, &p),
+            })?
+        }
+        Backend::Cpu => {
+            let out = ops::pool::pool_shape(kind, &x.shape, &p)?;
+            cpu_budget(kind.op(), &out, p.kernel[0] * p.kernel[1])?;
+            let (v, s) = match kind {
+                PoolKind::Max => reference::max_pool2d(&x.data, &x.shape, &p)?,
+                PoolKind::Avg => reference::avg_pool2d(&x.data, &x.shape, &p)?,
+            };
+            HostTensor::new(s, v)
+        }
     };
     Ok(one("output", y))
 }
@@ -584,11 +655,8 @@ fn grid_sample(b: &Backend, c: &Case) -> Result<Outputs> {
             on_gpu(ctx, |rec| ops::grid_sample(rec, &xt, &gt, align))?
         }
         Backend::Cpu => {
-            let ([n, ch, h, w], ho, wo) = ops::readout::grid_sample_shapes(&x.shape, &g.shape)?;
-            HostTensor::new(
-                vec![n, ch, ho, wo],
-                reference::readout::grid_sample(&x.data, n, ch, h, w, &g.data, ho, wo, align),
-            )
+            let (y, s) = reference::readout::grid_sample(&x.data, &x.shape, &g.data, &g.shape, align)?;
+            HostTensor::new(s, y)
         }
     };
     Ok(one("output", y))
@@ -608,7 +676,8 @@ fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
             })?
         }
         Backend::Cpu => {
-            let ([n, ch, h, w], m) = ops::readout::readout_shapes(
+            // The parameters' own shapes are checked first; the reference sees their data.
+            let ([n, _, _, _], m) = ops::readout::readout_shapes(
                 &x.shape,
                 &mu.shape,
                 &f.shape,
@@ -617,16 +686,14 @@ fn gaussian_readout(b: &Backend, c: &Case) -> Result<Outputs> {
             )?;
             let r = reference::readout::gaussian_readout(
                 &x.data,
-                n,
-                ch,
-                h,
-                w,
+                &x.shape,
                 &mu.data,
                 &f.data,
                 bias.map(|t| &t.data[..]),
                 shift.map(|t| &t.data[..]),
                 align,
-            );
+                Activation::Identity,
+            )?;
             HostTensor::new(vec![n, m], r)
         }
     };

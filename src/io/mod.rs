@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 mod images;
 
-pub use images::read_images;
+pub use images::{read_images, ModelInputs};
 
 /// A tensor on the host: f32 values and a shape.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,6 +7,7 @@
 //! Every model reads its weights through [`StateDict`], the one loader.
 
 pub mod cgnf;
+pub mod cotrain;
 pub mod flow;
 pub mod mdm;
 pub mod platypose;
@@ -15,7 +16,23 @@ mod state_dict;
 pub mod transformer;
 
 pub use cgnf::{Cgnf, CgnfConfig};
+pub use cotrain::{Cotrain, CotrainConfig};
 pub use flow::{Flow, FlowConfig};
 pub use sensorium::{Sensorium, SensoriumConfig};
 pub(crate) use state_dict::widen;
 pub use state_dict::StateDict;
+
+/// Parses a model config of `kind` (`"sensorium"`, `"cotrain"`, `"flow"`, `"cgnf"`, ...): a
+/// `"kind"` field, when present, must name it (the configs written before the field have none);
+/// `what` prefixes the errors ("cgnf config: ...").
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(text: &str, kind: &str, what: &str) -> crate::Result<T> {
+    use crate::Error;
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::Config(format!("{what} config: {e}")))?;
+    if let Some(k) = v.as_object_mut().and_then(|m| m.remove("kind")) {
+        if k.as_str() != Some(kind) {
+            return Err(Error::Config(format!("{what} config: \"kind\" is {k}, expected \"{kind}\"")));
+        }
+    }
+    serde_json::from_value(v).map_err(|e| Error::Config(format!("{what} config: {e}")))
+}

@@ -190,7 +190,25 @@ pub fn matmul_with(rec: &mut Recorder, a: &Tensor, b: &Tensor, kernel: MatmulKer
     const OP: &str = "matmul";
     a.expect_f32(OP, "a")?;
     b.expect_f32(OP, "b")?;
-    let (sa, sb) = (a.shape(), b.shape());
+    let s = matmul_shapes(a.shape(), b.shape())?;
+    let (batch, m, n, k) = s.dims;
+    record(rec, OP, a, b, None, (batch, m, n, k), s.strides, false, Activation::Identity, &s.out, kernel)
+}
+
+/// A matmul's sizes as [`matmul_shapes`] works them out.
+pub(crate) struct MatmulShape {
+    /// (batch, M, N, K).
+    pub dims: (usize, usize, usize, usize),
+    /// The batch strides of A and B (0: broadcast).
+    pub strides: (usize, usize),
+    /// The output's shape [..., M, N].
+    pub out: Vec<usize>,
+}
+
+/// Checks matmul's shapes, A [..., M, K] and B [..., K, N] (equal batch dims, or one side 2-D and
+/// broadcast). Shared by the op and its reference.
+pub(crate) fn matmul_shapes(sa: &[usize], sb: &[usize]) -> Result<MatmulShape> {
+    const OP: &str = "matmul";
     if sa.len() < 2 {
         return Err(Error::shape(OP, "a", sa, "[..., M, K]"));
     }
@@ -213,9 +231,9 @@ pub fn matmul_with(rec: &mut Recorder, a: &Tensor, b: &Tensor, kernel: MatmulKer
         return Err(Error::shape(OP, "b", sb, format!("batch dims {ba:?} like a's, or none")));
     };
     let batch: usize = lead.iter().product();
-    let mut out = lead.clone();
+    let mut out = lead;
     out.extend([m, n]);
-    record(rec, OP, a, b, None, (batch, m, n, k), (a_stride, b_stride), false, Activation::Identity, &out, kernel)
+    Ok(MatmulShape { dims: (batch, m, n, k), strides: (a_stride, b_stride), out })
 }
 
 /// C = A · Bᵀ for A [batch, M, K] and B [batch, N, K] (same batch): attention scores.

@@ -42,6 +42,7 @@ pub mod likelihood;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;
+pub mod pool;
 pub mod random;
 pub mod readout;
 
@@ -50,7 +51,7 @@ pub use attention::{attention, softmax};
 pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
-pub use copy::copy;
+pub use copy::{concat_channels, copy};
 pub use diffusion::{
     add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, sampler_step_guided, Guidance, GuidanceKind, Noise,
 };
@@ -66,6 +67,7 @@ pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
 pub use matmul::{linear, matmul, matmul_nt, matmul_with, MatmulKernel};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
+pub use pool::{avg_pool2d, max_pool2d, Pool2dParams};
 pub use random::{random_normal, random_normal_scaled, random_uniform};
 pub use readout::{
     gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
@@ -120,6 +122,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         matmul::params_layouts(),
         neurn::params_layouts(),
         norm::params_layouts(),
+        pool::params_layouts(),
         random::params_layouts(),
         readout::params_layouts(),
     ]

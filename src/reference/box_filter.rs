@@ -1,6 +1,21 @@
-/// Window sums over planes [P, H, W], zero 'SAME' padding ((k−1)/2 before the centre), times
-/// `scale`; with `square` of x². A direct 2-D loop, not the separable form the GPU uses.
-pub fn box_sum(x: &[f32], planes: usize, h: usize, w: usize, window: [usize; 2], scale: f32, square: bool) -> Vec<f32> {
+use crate::error::{Error, Result};
+
+/// `scale` · (window sum of x, or of x² with `square`) over a kh×kw window for x [..., H, W], zero
+/// 'SAME' padding ((k−1)/2 before the centre): what `ops::box_sum` takes, with its checks. A direct
+/// 2-D loop, not the separable form the GPU uses.
+pub fn box_sum(x: &[f32], xs: &[usize], window: [usize; 2], scale: f32, square: bool) -> Result<Vec<f32>> {
+    const OP: &str = "box_sum";
+    if xs.len() < 2 {
+        return Err(Error::shape(OP, "input", xs, "[..., H, W]"));
+    }
+    crate::ops::geometry(OP, "window", &window)?;
+    if window.contains(&0) {
+        return Err(Error::param(OP, "window", format!("{window:?} must be >= 1 in each axis")));
+    }
+    crate::ops::finite(OP, "scale", scale, false)?;
+    super::check_len(OP, "input", x, xs)?;
+    let (h, w) = (xs[xs.len() - 2], xs[xs.len() - 1]);
+    let planes = xs[..xs.len() - 2].iter().product::<usize>();
     let mut y = vec![0f32; x.len()];
     for p in 0..planes {
         for i in 0..h {
@@ -17,7 +32,7 @@ pub fn box_sum(x: &[f32], planes: usize, h: usize, w: usize, window: [usize; 2],
             }
         }
     }
-    y
+    Ok(y)
 }
 
 /// The window sum at (i, j) of a plane given as a closure, zero outside (f64).

@@ -85,3 +85,34 @@ pub fn conv2d(
     }
     Ok((y, vec![s.n, s.o, s.ho, s.wo]))
 }
+
+/// Channel concatenation (`torch.cat(parts, 1)`) of `parts`, each (data, [N, C_i, H, W]) with one
+/// N, H and W: [N, ΣC_i, H, W], plain loops.
+pub fn concat_channels(parts: &[(&[f32], &[usize])]) -> Result<(Vec<f32>, Vec<usize>)> {
+    const OP: &str = "concat_channels";
+    let Some(&(_, f)) = parts.first() else {
+        return Err(crate::error::Error::param(OP, "parts", "at least one tensor is needed"));
+    };
+    let mut channels = 0usize;
+    for (i, &(data, s)) in parts.iter().enumerate() {
+        if s.len() != 4 || f.len() != 4 || s[0] != f[0] || s[2] != f[2] || s[3] != f[3] {
+            return Err(crate::error::Error::shape(
+                OP,
+                format!("parts[{i}]"),
+                s,
+                "[N, C, H, W] with the first part's N, H, W",
+            ));
+        }
+        super::check_len(OP, &format!("parts[{i}]"), data, s)?;
+        channels += s[1];
+    }
+    let (n, hw) = (f[0], f[2] * f[3]);
+    let mut out = Vec::with_capacity(n * channels * hw);
+    for b in 0..n {
+        for &(data, s) in parts {
+            let chw = s[1] * hw;
+            out.extend_from_slice(&data[b * chw..(b + 1) * chw]);
+        }
+    }
+    Ok((out, vec![n, channels, f[2], f[3]]))
+}

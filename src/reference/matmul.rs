@@ -1,17 +1,15 @@
 use super::activation::apply;
+use super::check_len;
+use crate::error::{Error, Result};
 use crate::ops::Activation;
 
-/// C = A · B for row-major A [batch, M, K] and B [batch, K, N] (batch strides of 0 broadcast).
-pub fn matmul(
-    a: &[f32],
-    b: &[f32],
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    a_stride: usize,
-    b_stride: usize,
-) -> Vec<f32> {
+/// C = A · B for A [..., M, K] and B [..., K, N]: what `ops::matmul` takes, with its shape checker
+/// (equal batch dims, or one side 2-D and broadcast). Returns C and its shape [..., M, N].
+pub fn matmul(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+    let s = crate::ops::matmul::matmul_shapes(sa, sb)?;
+    check_len("matmul", "a", a, sa)?;
+    check_len("matmul", "b", b, sb)?;
+    let ((batch, m, n, k), (a_stride, b_stride)) = (s.dims, s.strides);
     let mut c = vec![0f32; batch * m * n];
     for bi in 0..batch {
         let (ab, bb) = (bi * a_stride, bi * b_stride);
@@ -25,19 +23,23 @@ pub fn matmul(
             }
         }
     }
-    c
+    Ok((c, s.out))
 }
 
-/// y = act(x Wᵀ + b) for x [rows, I], W [O, I].
+/// y = act(x Wᵀ + b) for x [..., I], W [O, I], b [O]: what `ops::linear` takes, with its checks.
+/// Returns y and its shape [..., O].
 pub fn linear(
     x: &[f32],
-    rows: usize,
-    i: usize,
+    xs: &[usize],
     w: &[f32],
-    o: usize,
+    ws: &[usize],
     bias: Option<&[f32]>,
     act: Activation,
-) -> Vec<f32> {
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    act.validate()?;
+    let (rows, i, o) = crate::ops::matmul::linear_shapes(xs, ws, bias.map(|b| [b.len()]).as_ref().map(|s| &s[..]))?;
+    check_len("linear", "input", x, xs)?;
+    check_len("linear", "weight", w, ws)?;
     let mut y = vec![0f32; rows * o];
     for r in 0..rows {
         for oo in 0..o {
@@ -51,23 +53,40 @@ pub fn linear(
             y[r * o + oo] = apply(act, acc) as f32;
         }
     }
-    y
+    let mut out = xs[..xs.len() - 1].to_vec();
+    out.push(o);
+    Ok((y, out))
 }
 
-/// softmax(scale · x) over rows of length `len`.
-pub fn softmax(x: &[f32], len: usize, scale: f32) -> Vec<f32> {
-    x.chunks(len)
+/// softmax(scale · x) over the last axis of x of shape `xs`: what `ops::softmax` takes.
+pub fn softmax(x: &[f32], xs: &[usize], scale: f32) -> Result<Vec<f32>> {
+    const OP: &str = "softmax";
+    crate::ops::finite(OP, "scale", scale, false)?;
+    let len = *xs.last().ok_or_else(|| Error::shape(OP, "input", xs, "[..., L]"))?;
+    check_len(OP, "input", x, xs)?;
+    Ok(x.chunks(len.max(1))
         .flat_map(|r| {
             let m = r.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(scale as f64 * v as f64));
             let e: Vec<f64> = r.iter().map(|&v| (scale as f64 * v as f64 - m).exp()).collect();
             let s: f64 = e.iter().sum();
             e.into_iter().map(move |v| (v / s) as f32)
         })
-        .collect()
+        .collect())
 }
 
-/// Multi-head attention of q, k, v [b, f, e] with `heads` heads (f64).
-pub fn attention(q: &[f32], k: &[f32], v: &[f32], b: usize, f: usize, e: usize, heads: usize) -> Vec<f32> {
+/// Multi-head attention of q, k, v, each of `shape` [B, F, E], with `heads` heads of E/heads:
+/// what `ops::attention` takes, with its checks (f64).
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], shape: &[usize], heads: usize) -> Result<Vec<f32>> {
+    const OP: &str = "attention";
+    let &[b, f, e] = shape else {
+        return Err(Error::shape(OP, "q", shape, "[B, F, E]"));
+    };
+    for (t, name) in [(q, "q"), (k, "k"), (v, "v")] {
+        check_len(OP, name, t, shape)?;
+    }
+    if heads == 0 || e % heads != 0 {
+        return Err(Error::param(OP, "heads", format!("{heads} must divide the embedding size {e}")));
+    }
     let dh = e / heads;
     let mut out = vec![0f32; b * f * e];
     for bi in 0..b {
@@ -86,5 +105,5 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], b: usize, f: usize, e: usize, 
             }
         }
     }
-    out
+    Ok(out)
 }

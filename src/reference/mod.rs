@@ -12,16 +12,18 @@ pub mod guidance;
 pub mod matmul;
 pub mod neurn;
 pub mod norm;
+pub mod pool;
 pub mod random;
 pub mod readout;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
-pub use conv::conv2d;
+pub use conv::{concat_channels, conv2d};
 pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use matmul::{linear, matmul};
 pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};
+pub use pool::{avg_pool2d, max_pool2d};
 
 /// Refuses data whose length is not the element count of its shape (overflow-safe: a shape too
 /// large to count holds no data).

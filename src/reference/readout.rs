@@ -1,5 +1,10 @@
 //! CPU mirror of grid_sample, the Gaussian readout, Poisson NLL and the ZIG log-density (f64).
 
+use super::activation::apply;
+use super::check_len;
+use crate::error::{Error, Result};
+use crate::ops::Activation;
+
 fn unnormalize(g: f64, size: usize, align: bool) -> f64 {
     if align {
         (g + 1.0) / 2.0 * (size as f64 - 1.0)
@@ -26,19 +31,12 @@ pub fn bilinear(plane: &[f32], h: usize, w: usize, gx: f64, gy: f64, align: bool
     s
 }
 
-/// x [n, c, h, w], grid [n, ho, wo, 2] → [n, c, ho, wo].
-#[allow(clippy::too_many_arguments)]
-pub fn grid_sample(
-    x: &[f32],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    grid: &[f32],
-    ho: usize,
-    wo: usize,
-    align: bool,
-) -> Vec<f32> {
+/// Bilinear sampling of x [N, C, H, W] at grid [N, Ho, Wo, 2]: what `ops::grid_sample` takes,
+/// with its shape checker. Returns the output and its shape [N, C, Ho, Wo].
+pub fn grid_sample(x: &[f32], xs: &[usize], grid: &[f32], gs: &[usize], align: bool) -> Result<(Vec<f32>, Vec<usize>)> {
+    let ([n, c, h, w], ho, wo) = crate::ops::readout::grid_sample_shapes(xs, gs)?;
+    check_len("grid_sample", "input", x, xs)?;
+    check_len("grid_sample", "grid", grid, gs)?;
     let mut y = vec![0f32; n * c * ho * wo];
     for ni in 0..n {
         for ci in 0..c {
@@ -50,52 +48,106 @@ pub fn grid_sample(
             }
         }
     }
-    y
+    Ok((y, vec![n, c, ho, wo]))
 }
 
-/// The eval-mode Gaussian readout: x [n, c, h, w], mu [m, 2], features [c, m] → [n, m].
+/// The training-mode positions of [`gaussian_readout_sample`]: sigma [M, 2, 2] and the Philox
+/// stream (seed, offset), as `ops::ReadoutSample`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadoutSample<'a> {
+    pub sigma: &'a [f32],
+    pub seed: u64,
+    pub offset: u64,
+}
+
+/// The eval-mode Gaussian readout of x [N, C, H, W] with mu [M, 2], features [C, M], bias [M],
+/// shift [N, 2], then `act`: what `ops::gaussian_readout` takes, with its shape checker. Output
+/// [N, M].
 #[allow(clippy::too_many_arguments)]
 pub fn gaussian_readout(
     x: &[f32],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
+    xs: &[usize],
     mu: &[f32],
     features: &[f32],
     bias: Option<&[f32]>,
     shift: Option<&[f32]>,
     align: bool,
-) -> Vec<f32> {
-    gaussian_readout_sample(x, n, c, h, w, mu, None, features, bias, shift, align)
+    act: Activation,
+) -> Result<Vec<f32>> {
+    readout(x, xs, mu, features, bias, shift, align, act, None)
 }
 
-/// The Gaussian readout; with `sample = (sigma [m, 2, 2], seed, offset)` positions are
-/// clamp(sigma·z + clamp(mu)) with z the Philox normals (n·M + m)·2 + d of (seed, offset).
+/// The Gaussian readout in sampling mode: positions clamp(sigma·z + clamp(mu)) with z the
+/// Philox normals (n·M + m)·2 + d of (seed, offset), as `ops::gaussian_readout_sample`.
 #[allow(clippy::too_many_arguments)]
 pub fn gaussian_readout_sample(
     x: &[f32],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
+    xs: &[usize],
     mu: &[f32],
-    sample: Option<(&[f32], u64, u64)>,
     features: &[f32],
     bias: Option<&[f32]>,
     shift: Option<&[f32]>,
     align: bool,
-) -> Vec<f32> {
+    act: Activation,
+    sample: ReadoutSample,
+) -> Result<Vec<f32>> {
+    readout(x, xs, mu, features, bias, shift, align, act, Some(sample))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn readout(
+    x: &[f32],
+    xs: &[usize],
+    mu: &[f32],
+    features: &[f32],
+    bias: Option<&[f32]>,
+    shift: Option<&[f32]>,
+    align: bool,
+    act: Activation,
+    sample: Option<ReadoutSample>,
+) -> Result<Vec<f32>> {
+    const OP: &str = "gaussian_readout";
+    act.validate()?;
+    if mu.len() % 2 != 0 {
+        return Err(Error::shape(OP, "mu", &[mu.len()], "[M, 2]"));
+    }
     let m = mu.len() / 2;
-    let z = sample.map(|(_, seed, offset)| super::random::normal(seed, offset, n * m * 2));
+    let c = xs.get(1).copied().unwrap_or(0);
+    let (n, h, w) =
+        (xs.first().copied().unwrap_or(0), xs.get(2).copied().unwrap_or(0), xs.get(3).copied().unwrap_or(0));
+    // The shapes the data's lengths imply, for the op's checker (a length that fits no shape
+    // is shown as it is).
+    let implied = |t: &[f32], rows: usize, cols: usize| {
+        if rows * cols == t.len() {
+            vec![rows, cols]
+        } else {
+            vec![t.len()]
+        }
+    };
+    let fshape = implied(features, c, m);
+    let sshape = shift.map(|s| implied(s, n, 2));
+    crate::ops::readout::readout_shapes(
+        xs,
+        &[m, 2],
+        &fshape,
+        bias.map(|b| [b.len()]).as_ref().map(|s| &s[..]),
+        sshape.as_deref(),
+    )?;
+    check_len(OP, "input", x, xs)?;
+    if let Some(s) = sample {
+        if s.sigma.len() != m * 4 {
+            return Err(Error::shape(OP, "sigma", &[s.sigma.len()], format!("{:?}", [m, 2, 2])));
+        }
+    }
+    let z = sample.map(|s| super::random::normal(s.seed, s.offset, n * m * 2));
     let mut y = vec![0f32; n * m];
     for ni in 0..n {
         for mi in 0..m {
             let mut gx = (mu[2 * mi] as f64).clamp(-1.0, 1.0);
             let mut gy = (mu[2 * mi + 1] as f64).clamp(-1.0, 1.0);
-            if let (Some((sigma, _, _)), Some(z)) = (sample, &z) {
+            if let (Some(s), Some(z)) = (sample, &z) {
                 let (z0, z1) = (z[(ni * m + mi) * 2] as f64, z[(ni * m + mi) * 2 + 1] as f64);
-                let sg = |k: usize| sigma[4 * mi + k] as f64;
+                let sg = |k: usize| s.sigma[4 * mi + k] as f64;
                 gx = (gx + sg(0) * z0 + sg(1) * z1).clamp(-1.0, 1.0);
                 gy = (gy + sg(2) * z0 + sg(3) * z1).clamp(-1.0, 1.0);
             }
@@ -108,10 +160,10 @@ pub fn gaussian_readout_sample(
                 let plane = &x[(ni * c + ci) * h * w..][..h * w];
                 acc += bilinear(plane, h, w, gx, gy, align) * features[ci * m + mi] as f64;
             }
-            y[ni * m + mi] = acc as f32;
+            y[ni * m + mi] = apply(act, acc) as f32;
         }
     }
-    y
+    Ok(y)
 }
 
 /// rate − target·log(rate + eps) per element.

@@ -61,7 +61,7 @@ pub struct RootConfig {
 
 impl CgnfConfig {
     pub fn from_json(text: &str) -> Result<CgnfConfig> {
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("cgnf config: {e}")))
+        crate::models::parse_config(text, "cgnf", "cgnf")
     }
 
     /// Checks the sizes (each in 1..=`ops::MAX_GEOMETRY`) and the embedding's settings, naming the

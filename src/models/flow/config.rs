@@ -34,7 +34,7 @@ pub struct FlowConfig {
 
 impl FlowConfig {
     pub fn from_json(text: &str) -> Result<FlowConfig> {
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("flow config: {e}")))
+        crate::models::parse_config(text, "flow", "flow")
     }
 
     /// Checks the sizes and each spline layer's settings, naming the field (`layers[i].bins`, …).

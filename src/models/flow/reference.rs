@@ -15,26 +15,25 @@ impl Flow {
         }
         let mut h = x.to_vec();
         let mut acc = vec![0f64; n];
-        let mlp = |net: &Conditioner, h: &[f32]| -> Vec<Vec<f32>> {
+        let mlp = |net: &Conditioner, h: &[f32]| -> Result<Vec<Vec<f32>>> {
             let mut a = h.to_vec();
-            let mut width = d;
+            let mut shape = vec![n, d];
             for lin in &net.hidden {
-                let o = lin.w.shape[0];
-                a = reference::linear(&a, n, width, &lin.w.data, o, Some(&lin.b.data), Activation::Relu);
-                width = o;
+                (a, shape) =
+                    reference::linear(&a, &shape, &lin.w.data, &lin.w.shape, Some(&lin.b.data), Activation::Relu)?;
             }
             net.heads
                 .iter()
                 .map(|lin| {
-                    reference::linear(
+                    let (y, _) = reference::linear(
                         &a,
-                        n,
-                        width,
+                        &shape,
                         &lin.w.data,
-                        lin.w.shape[0],
+                        &lin.w.shape,
                         Some(&lin.b.data),
                         Activation::Identity,
-                    )
+                    )?;
+                    Ok(y)
                 })
                 .collect()
         };
@@ -46,13 +45,13 @@ impl Flow {
                     acc.iter_mut().for_each(|a| *a += c);
                 }
                 Layer::Affine { mask, net } => {
-                    let p = mlp(net, &h);
+                    let p = mlp(net, &h)?;
                     let (y, ld) = reference::flows::affine_coupling(&h, n, d, &p[0], &p[1], mask, false);
                     h = y;
                     acc.iter_mut().zip(&ld).for_each(|(a, l)| *a += *l as f64);
                 }
                 Layer::Spline { mask, bins, params, net } => {
-                    let p = mlp(net, &h);
+                    let p = mlp(net, &h)?;
                     let (k, t) = (*bins, mask.iter().filter(|&&m| m).count());
                     for r in 0..n {
                         let mut tj = 0;

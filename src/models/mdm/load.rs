@@ -93,7 +93,7 @@ impl Mdm {
         let pe = sinusoidal_table(config.max_len, e)?;
         let mut tokens = pe[..timesteps * e].to_vec();
         for ((w, b), act) in [(&embed0, Activation::Silu), (&embed2, Activation::Identity)] {
-            tokens = crate::reference::linear(&tokens, timesteps, e, &w.data, e, Some(&b.data), act);
+            (tokens, _) = crate::reference::linear(&tokens, &[timesteps, e], &w.data, &w.shape, Some(&b.data), act)?;
         }
         let up = |(w, b): &(HostTensor, HostTensor)| -> Result<(Tensor, Tensor)> {
             Ok((Tensor::from_f32(ctx, &w.data, &w.shape)?, Tensor::from_f32(ctx, &b.data, &b.shape)?))

@@ -70,7 +70,7 @@ impl PlatyposeConfig {
     }
 
     pub fn from_json(text: &str) -> Result<PlatyposeConfig> {
-        serde_json::from_str(text).map_err(|e| Error::Config(format!("platypose config: {e}")))
+        crate::models::parse_config(text, "platypose", "platypose")
     }
 
     /// Checks the sampler's settings against each other and builds the respaced schedule.

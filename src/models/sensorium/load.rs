@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::config::{CoreConfig, CoreKind};
-use super::weights::{FoldedConv, Mlp, Readout};
+use super::stacked::{ConvKind, Keys, LayerPlan};
+use super::weights::{CoreLayer, FoldedConv, Mlp, Readout};
 use super::{Sensorium, SensoriumConfig};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
@@ -120,24 +120,97 @@ fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool
     Ok(HostTensor::new(vec![1, m, 1, 2], h.iter().map(|&v| v as f32).collect()))
 }
 
-pub(super) fn fold_bn(sd: &mut StateDict, prefix: &str, c: usize, eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
-    let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
-    let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
-    if let Some(i) = var.data.iter().position(|&v| v < 0.0) {
-        return Err(Error::Weights(format!("weights: {prefix}.running_var[{i}] is negative")));
+/// Takes `key` when `keys` says it exists (or, `AsSaved`, when the weights hold it).
+fn take_if(sd: &mut StateDict, keys: Keys, key: &str, shape: &[usize]) -> Result<Option<HostTensor>> {
+    match keys {
+        Keys::Present => Ok(Some(sd.take(key, shape)?)),
+        Keys::AsSaved if sd.has(key) => Ok(Some(sd.take(key, shape)?)),
+        _ => Ok(None),
     }
-    // Affine parameters are optional (BatchNorm2d(affine=False) saves none).
-    let w = if sd.has(&format!("{prefix}.weight")) { Some(sd.take(&format!("{prefix}.weight"), &[c])?) } else { None };
-    let b = if sd.has(&format!("{prefix}.bias")) { Some(sd.take(&format!("{prefix}.bias"), &[c])?) } else { None };
-    sd.accept_unused(&format!("{prefix}.num_batches_tracked"))?;
-    let mut scale = vec![0f32; c];
-    let mut shift = vec![0f32; c];
-    for i in 0..c {
-        let s = w.as_ref().map_or(1.0, |w| w.data[i] as f64) / (var.data[i] as f64 + eps as f64).sqrt();
-        scale[i] = s as f32;
-        shift[i] = (b.as_ref().map_or(0.0, |b| b.data[i] as f64) - mean.data[i] as f64 * s) as f32;
+}
+
+/// The layer's BatchNorm (running statistics, affine parameters where the plan has them), then its
+/// Bias2DLayer and Scale2DLayer, folded into one per-channel (scale, shift); None without any. The
+/// rotation-equivariant ones (`shared_norm`) hold F features, repeated over the R rotations.
+fn fold_norm(sd: &mut StateDict, p: &LayerPlan, eps: f32) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+    let pre = &p.prefix;
+    let (c, prefix, side) = if p.shared_norm {
+        let f = p.out_channels / p.rotations;
+        (f, format!("{pre}.norm.batch_norm"), vec![1, 1, f, 1, 1])
+    } else {
+        (p.out_channels, format!("{pre}.norm"), vec![1, p.out_channels, 1, 1])
+    };
+    let mut scale = vec![1f64; c];
+    let mut shift = vec![0f64; c];
+    let mut any = false;
+    if let Some(affine) = p.norm {
+        let mean = sd.take(&format!("{prefix}.running_mean"), &[c])?;
+        let var = sd.take(&format!("{prefix}.running_var"), &[c])?;
+        if let Some(i) = var.data.iter().position(|&v| v < 0.0) {
+            return Err(Error::Weights(format!("weights: {prefix}.running_var[{i}] is negative")));
+        }
+        // BatchNorm2d(affine=False) saves no weight or bias.
+        let w = take_if(sd, affine, &format!("{prefix}.weight"), &[c])?;
+        let b = take_if(sd, affine, &format!("{prefix}.bias"), &[c])?;
+        sd.accept_unused(&format!("{prefix}.num_batches_tracked"))?;
+        for i in 0..c {
+            let s = w.as_ref().map_or(1.0, |w| w.data[i] as f64) / (var.data[i] as f64 + eps as f64).sqrt();
+            scale[i] = s;
+            shift[i] = b.as_ref().map_or(0.0, |b| b.data[i] as f64) - mean.data[i] as f64 * s;
+        }
+        any = true;
     }
-    Ok((scale, shift))
+    if let Some(b) = take_if(sd, p.bias_layer, &format!("{pre}.bias.bias"), &side)? {
+        shift.iter_mut().zip(&b.data).for_each(|(h, &b)| *h += b as f64);
+        any = true;
+    }
+    if let Some(g) = take_if(sd, p.scale_layer, &format!("{pre}.scale.scale"), &side)? {
+        for i in 0..c {
+            scale[i] *= g.data[i] as f64;
+            shift[i] *= g.data[i] as f64;
+        }
+        any = true;
+    }
+    let r = if p.shared_norm { p.rotations } else { 1 };
+    let per_channel = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>().repeat(r);
+    Ok(any.then(|| (per_channel(&scale), per_channel(&shift))))
+}
+
+/// One layer's conv chain with its folded norm and activation on the last conv.
+fn load_layer(sd: &mut StateDict, p: &LayerPlan, eps: f32) -> Result<CoreLayer> {
+    let (o, i, k) = (p.out_channels, p.in_channels, p.kern);
+    let pre = &p.prefix;
+    let mut take_conv = |name: &str, shape: [usize; 4]| -> Result<(HostTensor, Option<HostTensor>)> {
+        let w = sd.take(&format!("{pre}.{name}.weight"), &shape)?;
+        let b = take_if(sd, p.conv_bias, &format!("{pre}.{name}.bias"), &[shape[0]])?;
+        Ok((w, b))
+    };
+    let spatial = Conv2dParams::default()
+        .with_padding(p.padding, p.padding)
+        .with_stride(p.stride, p.stride)
+        .with_dilation(p.dilation, p.dilation);
+    let conv = |(w, bias): (HostTensor, Option<HostTensor>), params: Conv2dParams| FoldedConv {
+        w,
+        bias,
+        bn: None,
+        params,
+        act: Activation::Identity,
+        dev: None,
+    };
+    let mut convs = match p.conv {
+        ConvKind::DepthSeparable => vec![
+            conv(take_conv("ds_conv.in_depth_conv", [o, i, 1, 1])?, Conv2dParams::default()),
+            conv(take_conv("ds_conv.spatial_conv", [o, 1, k, k])?, spatial.with_groups(o)),
+            conv(take_conv("ds_conv.out_depth_conv", [o, o, 1, 1])?, Conv2dParams::default()),
+        ],
+        ConvKind::Plain => vec![conv(take_conv("conv", [o, i, k, k])?, spatial)],
+        // The kernels built from the Hermite coefficients (rot_eq.rs), no bias.
+        ConvKind::Hermite { .. } => vec![conv((super::rot_eq::load_conv(sd, p)?, None), spatial)],
+    };
+    let last = convs.last_mut().expect("a conv");
+    last.bn = fold_norm(sd, p, eps)?;
+    last.act = p.act;
+    Ok(CoreLayer { inputs: p.inputs.clone(), convs })
 }
 
 impl Sensorium {
@@ -158,93 +231,17 @@ impl Sensorium {
         Self::from_dict(config, StateDict::new(WHAT, tensors))
     }
 
-    /// Stacked2dCore's layers from `sd`, each batch norm folded into its conv.
-    fn stacked_core(c: &CoreConfig, sd: &mut StateDict) -> Result<Vec<Vec<FoldedConv>>> {
-        let hc = c.hidden_channels;
-        let act_of =
-            |l: usize| if l + 1 < c.layers || c.final_nonlinearity { Activation::Elu } else { Activation::Identity };
-        let mut layers = Vec::new();
-        // Layer 0: conv (no bias with batch norm), BN, ELU.
-        let w0 = sd.take("core.features.layer0.conv.weight", &[hc, c.input_channels, c.input_kern, c.input_kern])?;
-        let bias0 = if sd.has("core.features.layer0.conv.bias") {
-            Some(sd.take("core.features.layer0.conv.bias", &[hc])?)
-        } else {
-            None
-        };
-        let bn0 = fold_bn(sd, "core.features.layer0.norm", hc, c.batch_norm_eps)?;
-        let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
-        layers.push(vec![FoldedConv {
-            w: w0,
-            bias: bias0,
-            bn: Some(bn0),
-            params: Conv2dParams::default().with_padding(p0, p0).with_stride(c.input_stride, c.input_stride),
-            act: act_of(0),
-            dev: None,
-        }]);
-        let pad = ((c.hidden_kern - 1) * c.hidden_dilation + 1) / 2;
-        let spatial = Conv2dParams::default()
-            .with_padding(pad, pad)
-            .with_stride(c.stride, c.stride)
-            .with_dilation(c.hidden_dilation, c.hidden_dilation);
-        for l in 1..c.layers {
-            let pre = format!("core.features.layer{l}");
-            let bn = fold_bn(sd, &format!("{pre}.norm"), hc, c.batch_norm_eps)?;
-            let mut take_conv = |name: &str, shape: [usize; 4]| -> Result<(HostTensor, Option<HostTensor>)> {
-                let w = sd.take(&format!("{pre}.{name}.weight"), &shape)?;
-                let b = if sd.has(&format!("{pre}.{name}.bias")) {
-                    Some(sd.take(&format!("{pre}.{name}.bias"), &[shape[0]])?)
-                } else {
-                    None
-                };
-                Ok((w, b))
-            };
-            if c.depth_separable {
-                let (wi, bi) = take_conv("ds_conv.in_depth_conv", [hc, hc, 1, 1])?;
-                let (ws, bs) = take_conv("ds_conv.spatial_conv", [hc, 1, c.hidden_kern, c.hidden_kern])?;
-                let (wo, bo) = take_conv("ds_conv.out_depth_conv", [hc, hc, 1, 1])?;
-                layers.push(vec![
-                    FoldedConv {
-                        w: wi,
-                        bias: bi,
-                        bn: None,
-                        params: Conv2dParams::default(),
-                        act: Activation::Identity,
-                        dev: None,
-                    },
-                    FoldedConv {
-                        w: ws,
-                        bias: bs,
-                        bn: None,
-                        params: spatial.with_groups(hc),
-                        act: Activation::Identity,
-                        dev: None,
-                    },
-                    FoldedConv {
-                        w: wo,
-                        bias: bo,
-                        bn: Some(bn),
-                        params: Conv2dParams::default(),
-                        act: act_of(l),
-                        dev: None,
-                    },
-                ]);
-            } else {
-                let (w, b) = take_conv("conv", [hc, hc, c.hidden_kern, c.hidden_kern])?;
-                layers.push(vec![FoldedConv { w, bias: b, bn: Some(bn), params: spatial, act: act_of(l), dev: None }]);
-            }
-        }
-        Ok(layers)
-    }
-
     fn from_dict(config: SensoriumConfig, mut sd: StateDict) -> Result<Sensorium> {
         config.validate()?;
-        let layers = match config.core.kind {
-            CoreKind::Stacked2d => Self::stacked_core(&config.core, &mut sd)?,
-            CoreKind::RotationEquivariant => super::rot_eq::load_core(&config.core, &mut sd)?,
-        };
+        let plan = config.core.plan()?;
+        let hc = plan.out_channels;
+        let layers = plan
+            .layers
+            .iter()
+            .map(|p| load_layer(&mut sd, p, config.core.batch_norm_eps))
+            .collect::<Result<Vec<_>>>()?;
         // The input regularizer's Laplace filter is a buffer a real model saves.
         sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
-        let hc = config.core.output_channels();
         let mut readouts = BTreeMap::new();
         for (key, r) in &config.readouts {
             let m = r.neurons;
@@ -305,14 +302,14 @@ impl Sensorium {
             );
         }
         sd.finish()?;
-        Ok(Sensorium { config, layers, readouts })
+        Ok(Sensorium { config, layers, stack: plan.stack, readouts })
     }
 
     /// Puts the folded weights on the device.
     pub fn upload(&mut self, ctx: &Context) -> Result<()> {
         let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
         for layer in &mut self.layers {
-            for conv in layer.iter_mut() {
+            for conv in layer.convs.iter_mut() {
                 let w = up(&conv.w)?;
                 let b = conv.bias.as_ref().map(up).transpose()?;
                 let bn = match &conv.bn {

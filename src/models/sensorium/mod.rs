@@ -1,11 +1,18 @@
-//! The Sensorium 2022 baseline (neuralpredictors `Stacked2dCore` + one `FullGaussian2d` readout per
-//! data key, ELU+1; docs/models.md, docs/ops.md, Gaussian readout) at inference, loaded from a PyTorch `state_dict`
-//! saved as safetensors with PyTorch's own key names plus a small JSON config.
+//! Sensorium-style models (neuralpredictors `Stacked2dCore` or `RotationEquivariant2dCore` + one
+//! `FullGaussian2d` readout per data key, ELU+1; docs/models.md, docs/ops.md, Gaussian readout) at
+//! inference, loaded from a PyTorch `state_dict` saved as safetensors with PyTorch's own key names
+//! plus a small JSON config.
 //!
-//! Loading folds each batch norm into the epilogue of the conv before it (scale and shift), the
-//! `elu_offset` into the readout bias, and fuses ELU+1 into the readout kernel. A forward pass is
-//! recorded on one [`Recorder`]: layer 0 is one conv dispatch, each depth-separable layer three
-//! (1×1, depthwise, 1×1 with BN and ELU), the readout one.
+//! The core's options resolve (`stacked.rs`, for either kind) into a list of layers, each a conv
+//! chain (a plain conv, a depth-separable triple, or a Hermite conv whose weight `rot_eq.rs` builds
+//! at load time) with its
+//! normalisation and activation, and the wiring: which earlier outputs a layer reads (`skip`) and
+//! which the core returns (`stack`), concatenated along channels. Loading folds each batch norm,
+//! bias layer and scale layer into the epilogue of the conv before it, the `elu_offset` into the
+//! readout bias, and fuses ELU+1 into the readout kernel. A forward pass is recorded on one
+//! [`Recorder`](crate::runtime::Recorder): a plain layer is one conv dispatch, a depth-separable
+//! one three (1×1, depthwise, 1×1 with the folded norm and the activation), a concatenation one
+//! dispatch per part (none when one output is read), the readout one.
 
 mod config;
 mod fixtures;
@@ -13,9 +20,10 @@ mod load;
 mod record;
 mod reference;
 mod rot_eq;
+mod stacked;
 mod weights;
 
-pub use config::{CoreConfig, CoreKind, ReadoutConfig, SensoriumConfig};
+pub use config::{CoreConfig, CoreKind, PerLayer, ReadoutConfig, Semantics, SensoriumConfig, Stack};
 #[doc(hidden)]
 pub use rot_eq::hermite_tensors;
 
@@ -23,14 +31,16 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
-use weights::{FoldedConv, Readout};
+use weights::{CoreLayer, Readout};
 
 const OP: &str = "sensorium";
 
 /// A loaded model.
 pub struct Sensorium {
     pub config: SensoriumConfig,
-    layers: Vec<Vec<FoldedConv>>,
+    layers: Vec<CoreLayer>,
+    /// The layers whose outputs the core returns, concatenated along channels.
+    stack: Vec<usize>,
     readouts: BTreeMap<String, Readout>,
 }
 

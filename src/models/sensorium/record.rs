@@ -28,16 +28,25 @@ impl Sensorium {
             }
             s => return Err(Error::shape(OP, "images", s, format!("[N, {}, H, W]", c.input_channels))),
         }
-        let mut x = images.clone();
+        // Every layer's output, for the layers that read several (skip) and for the stack.
+        let mut outs: Vec<Tensor> = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            for conv in layer {
+            let mut x = if layer.inputs.is_empty() {
+                images.clone()
+            } else {
+                let parts: Vec<&Tensor> = layer.inputs.iter().map(|&i| &outs[i]).collect();
+                ops::concat_channels(rec, &parts)?
+            };
+            for conv in &layer.convs {
                 let (w, b, bn) = conv.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
                 let epi =
                     Epilogue { scale: bn.as_ref().map(|p| &p.0), shift: bn.as_ref().map(|p| &p.1), act: conv.act };
                 x = ops::conv2d(rec, &x, w, b.as_ref(), &conv.params, &epi)?;
             }
+            outs.push(x);
         }
-        Ok(x)
+        let parts: Vec<&Tensor> = self.stack.iter().map(|&i| &outs[i]).collect();
+        ops::concat_channels(rec, &parts)
     }
 
     /// Records the whole forward pass (core, readout of `key`, ELU+1): firing rates [N, neurons].

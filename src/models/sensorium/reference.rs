@@ -8,39 +8,38 @@ use crate::ops::Activation;
 use crate::reference::{self, check_len};
 
 impl Mlp {
-    fn reference(&self, x: &[f32], n: usize) -> Vec<f32> {
+    fn reference(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let mut h = x.to_vec();
-        let mut width = x.len() / n.max(1);
+        let mut shape = vec![n, x.len() / n.max(1)];
         for (w, b) in &self.layers {
-            h = reference::linear(&h, n, width, &w.data, w.shape[0], Some(&b.data), self.act);
-            width = w.shape[0];
+            (h, shape) = reference::linear(&h, &shape, &w.data, &w.shape, Some(&b.data), self.act)?;
         }
-        h
+        Ok(h)
     }
 }
 
 impl Sensorium {
-    /// The core alone on the CPU reference ops (f64 accumulation): its output and that output's
-    /// shape [N, C, H', W'], for images [N, input_channels, H, W].
+    /// The core's output (data, [N, C, H', W']) with the CPU reference ops.
     pub fn reference_core(&self, images: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+        // The images against the core, as `record_core` checks them.
+        let c = &self.config.core;
         match *shape {
-            [_, ch, h, w] if ch == self.config.core.input_channels => {
+            [_, ch, h, w] if ch == c.input_channels => {
                 self.config.core_output(h, w)?;
             }
-            _ => {
-                return Err(Error::shape(
-                    OP,
-                    "images",
-                    shape,
-                    format!("[N, {}, H, W]", self.config.core.input_channels),
-                ))
-            }
+            _ => return Err(Error::shape(OP, "images", shape, format!("[N, {}, H, W]", c.input_channels))),
         }
         check_len(OP, "images", images, shape)?;
-        let mut x = images.to_vec();
-        let mut s = shape.to_vec();
+        let mut outs: Vec<(Vec<f32>, Vec<usize>)> = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            for conv in layer {
+            let (mut x, mut s) = if layer.inputs.is_empty() {
+                (images.to_vec(), shape.to_vec())
+            } else {
+                let parts: Vec<(&[f32], &[usize])> =
+                    layer.inputs.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
+                reference::concat_channels(&parts)?
+            };
+            for conv in &layer.convs {
                 let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
                 let (y, ys) = reference::conv2d(
                     &x,
@@ -55,8 +54,10 @@ impl Sensorium {
                 x = y;
                 s = ys;
             }
+            outs.push((x, s));
         }
-        Ok((x, s))
+        let parts: Vec<(&[f32], &[usize])> = self.stack.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
+        reference::concat_channels(&parts)
     }
 
     /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
@@ -92,27 +93,26 @@ impl Sensorium {
         if let Some(e) = eye {
             check_len(OP, "eye", e, &[shape[0], 2])?;
         }
-        let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0]));
+        let shift = side_input(&r.shifter, eye, key, "eye")?.map(|(mlp, e)| mlp.reference(e, shape[0])).transpose()?;
         if let (Some(m), Some(b)) = (&r.modulator, behavior) {
             // A row of the modulator's input width per image.
             let width = m.layers.first().map_or(0, |(w, _)| w.shape[1]);
             check_len(OP, "behavior", b, &[shape[0], width])?;
         }
         let gain = side_input(&r.modulator, behavior, key, "behavior")?
-            .map(|(mlp, bh)| reference::activation(&mlp.reference(bh, shape[0]), Activation::Elu1));
+            .map(|(mlp, bh)| Ok(reference::activation(&mlp.reference(bh, shape[0])?, Activation::Elu1)))
+            .transpose()?;
         let (x, s) = self.reference_core(images, shape)?;
         let y = reference::readout::gaussian_readout(
             &x,
-            s[0],
-            s[1],
-            s[2],
-            s[3],
+            &s,
             &r.mu.data,
             &r.features.data,
             Some(&r.bias.data),
             shift.as_deref(),
             r.align_corners,
-        );
+            Activation::Identity,
+        )?;
         match gain {
             Some(g) => {
                 let z: Vec<f32> =

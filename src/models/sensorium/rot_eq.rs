@@ -1,29 +1,26 @@
 //! The rotation-equivariant core (neuralpredictors `RotationEquivariant2dCore`, Ecker et al. 2019;
-//! docs/models.md and docs/ops.md, "Rotation-equivariant core"): its config checks and output size,
-//! each layer's ordinary conv weight built at load time from the saved Hermite coefficients, basis
-//! and rotations, and random weights for tests and benchmarks.
+//! docs/models.md and docs/ops.md, "Rotation-equivariant core"): the checks of its config fields
+//! (and of the `Stacked2dCore` options it does not honour), each layer's ordinary conv weight
+//! built at load time from the saved Hermite coefficients, basis and rotations, and random weights
+//! for tests and benchmarks. Everything else (the layer list, padding, the bias and norm rules,
+//! activations, `stack`) is the stacked core's plan (stacked.rs), so both kinds share one loader,
+//! one GPU forward and one CPU reference.
 //!
 //! Layer l holds `hermite_conv.coeffs` [n, Cin_total, F] (n = k(k+1)/2 Hermite functions),
 //! `rotate_hermite.H` [n, k·up, k·up] (the basis, upsampled) and `rotate_hermite.Rs.{0..R-1}`
 //! [n, n] (rotation r by 2πr/R of the coefficients). The kernel of rotation r is
 //! Σ_b H[b] (Rs.r · coeffs)[b], its input channels rolled by r·Cin_total/R for layers after the
 //! first (their inputs are rotation-major), each up×up block of the basis summed; output channel
-//! r·F + f. The batch norm (`norm.batch_norm.*`, F features, and an optional `bias.bias` or
-//! `scale.scale` [1, 1, F, 1, 1]) is shared over the R rotations: folded to a per-feature
-//! scale/shift repeated R times. From there the core is the Stacked2dCore's convs
-//! ([`FoldedConv`]), on the same GPU forward and CPU reference.
+//! r·F + f. The norm (`norm.batch_norm.*` over F features, `bias.bias` / `scale.scale`
+//! [1, 1, F, 1, 1]) is shared over the R rotations; load.rs folds it and repeats it R times.
 
-use std::collections::BTreeMap;
-
-use super::config::{CoreConfig, CoreKind};
-use super::load::fold_bn;
-use super::weights::FoldedConv;
+use super::config::{CoreConfig, CoreKind, Semantics};
+use super::stacked::{ConvKind, LayerPlan};
 use super::{Sensorium, OP};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::models::StateDict;
-use crate::ops::{self, Activation, Conv2dParams};
-use crate::rng::SplitMix;
+use crate::ops;
 
 /// neuralpredictors' default `num_rotations`.
 const DEFAULT_ROTATIONS: usize = 8;
@@ -47,83 +44,100 @@ impl CoreConfig {
             CoreKind::RotationEquivariant => self.upsampling.unwrap_or(DEFAULT_UPSAMPLING),
         }
     }
-
-    /// Channels of the core's output (and of every layer): `hidden_channels`, times the rotations
-    /// for a rotation-equivariant core (rotation-major: channel r·F + f).
-    pub fn output_channels(&self) -> usize {
-        self.hidden_channels.saturating_mul(self.rotations())
-    }
 }
 
-/// The checks of the rotation-equivariant fields (called by `SensoriumConfig::validate` after the
-/// sizes shared with the stacked core are checked): each named by its field.
-pub(super) fn validate(c: &CoreConfig) -> Result<()> {
-    let bad = |name: &str, why: String| Err(Error::param(OP, name, why));
+fn bad(name: &str, why: impl Into<String>) -> Result<()> {
+    Err(Error::param(OP, format!("core.{name}"), why.into()))
+}
+
+/// The checks of the rotation-equivariant fields, each named by its field (called by
+/// `CoreConfig::plan` once the sizes shared with the stacked core are checked): a stacked core has
+/// none of them; a rotation-equivariant one refuses the `Stacked2dCore` options its class ignores
+/// or its version does not have, rather than ignoring them. (`depth_separable` is ignored, as
+/// neuralpredictors ignores it: it defaults to true here.)
+pub(super) fn check(c: &CoreConfig) -> Result<()> {
     if c.kind == CoreKind::Stacked2d {
-        for (name, v) in [("core.num_rotations", c.num_rotations), ("core.upsampling", c.upsampling)] {
-            if v.is_some() {
-                return bad(name, "only a \"rotation_equivariant\" core (\"kind\") has it".into());
+        for (name, set) in [
+            ("num_rotations", c.num_rotations.is_some()),
+            ("upsampling", c.upsampling.is_some()),
+            ("rot_eq_batch_norm", c.rot_eq_batch_norm.is_some()),
+            ("init_std", c.init_std.is_some()),
+        ] {
+            if set {
+                bad(name, "only a \"rotation_equivariant\" core (\"kind\") has it")?;
             }
         }
         return Ok(());
     }
     let (r, up) = (c.rotations(), c.upsampling_factor());
-    for (name, v) in [("core.num_rotations", r), ("core.upsampling", up)] {
+    for (name, v) in [("num_rotations", r), ("upsampling", up)] {
         if v == 0 {
-            return bad(name, "must be >= 1".into());
+            bad(name, "must be >= 1")?;
         }
         if v > ops::MAX_GEOMETRY {
-            return bad(name, format!("{v} is past the supported maximum {}", ops::MAX_GEOMETRY));
+            bad(name, format!("{v} is past the supported maximum {}", ops::MAX_GEOMETRY))?;
         }
     }
-    let out = c.hidden_channels.checked_mul(r).filter(|&o| o <= ops::MAX_GEOMETRY);
-    if out.is_none() {
-        return bad(
-            "core.num_rotations",
+    // Every layer has R·F channels (the sizes are checked to be at most 2^20 already).
+    if let Some(f) =
+        c.hidden_channels.values().into_iter().find(|&f| f.checked_mul(r).is_none_or(|o| o > ops::MAX_GEOMETRY))
+    {
+        bad(
+            "num_rotations",
             format!(
-                "{r} rotations of {} hidden_channels are past the supported maximum of {} channels",
-                c.hidden_channels,
+                "{r} rotations of {f} hidden_channels are past the supported maximum of {} channels",
                 ops::MAX_GEOMETRY
             ),
-        );
+        )?;
     }
-    for (what, k) in [("input_kern", c.input_kern), ("hidden_kern", c.hidden_kern)] {
+    let kernels = std::iter::once(("input_kern", c.input_kern))
+        .chain(c.hidden_kern.values().into_iter().map(|k| ("hidden_kern", k)));
+    for (what, k) in kernels {
         if k.checked_mul(up).is_none_or(|p| p > ops::MAX_GEOMETRY) {
-            return bad(
-                "core.upsampling",
+            bad(
+                "upsampling",
                 format!("{up} times the {what} {k} is past the supported maximum {}", ops::MAX_GEOMETRY),
-            );
+            )?;
         }
     }
-    // neuralpredictors' RotationEquivariant2dCore has neither: refused rather than ignored.
+    let head = c.semantics == Semantics::Head;
+    // What RotationEquivariant2dCore ignores or refuses, and what its 0.3 version drops.
     if c.input_stride != 1 {
-        return bad(
-            "core.input_stride",
-            "a rotation-equivariant core has none (its `stride` applies to every layer); leave it 1".into(),
-        );
+        bad("input_stride", "a rotation-equivariant core has none (its `stride` applies to every layer); leave it 1")?;
     }
     if c.hidden_dilation != 1 {
-        return bad("core.hidden_dilation", "a rotation-equivariant core has no dilation; leave it 1".into());
+        bad("hidden_dilation", "a rotation-equivariant core has no dilation; leave it 1")?;
+    }
+    if head && c.skip > 0 {
+        bad(
+            "skip",
+            "neuralpredictors head's rotation-equivariant core has no skip connections (it raises); leave it 0",
+        )?;
+    }
+    if !head && c.skip > 1 {
+        bad("skip", "neuralpredictors 0.3's rotation-equivariant core ignores it (no skip connections); leave it 0")?;
+    }
+    if !head && c.stride != 1 {
+        bad(
+            "stride",
+            "neuralpredictors 0.3's rotation-equivariant core drops its `stride` argument (every layer has stride \
+             1); a stride on every layer is head's: set \"semantics\"",
+        )?;
+    }
+    if !head && c.init_std.is_some() {
+        bad("init_std", "neuralpredictors 0.3 has no such argument (it is head's: set \"semantics\")")?;
+    }
+    let any_norm = c.batch_norm.values().into_iter().any(|b| b);
+    if c.rot_eq_batch_norm == Some(false) && r > 1 && any_norm {
+        bad(
+            "rot_eq_batch_norm",
+            format!(
+                "false puts a BatchNorm2d of hidden_channels channels on layers of {r} rotations x hidden_channels \
+                 channels, which PyTorch refuses; only 1 rotation (or no batch_norm) allows it"
+            ),
+        )?;
     }
     Ok(())
-}
-
-/// The core's output [R·F, H', W'] for images of `h`×`w`: layer 0 padded by input_kern/2 when
-/// `pad_input`, the hidden layers always by hidden_kern/2, `stride` on every layer.
-pub(super) fn core_output(c: &CoreConfig, h: usize, w: usize) -> Result<[usize; 3]> {
-    let step = |size: usize, k: usize, pad: usize| -> Result<usize> {
-        if size + 2 * pad < k {
-            return Err(Error::shape(OP, "images", &[h, w], format!("at least {k} pixels for a {k}-wide kernel")));
-        }
-        Ok((size + 2 * pad - k) / c.stride + 1)
-    };
-    let p0 = if c.pad_input { c.input_kern / 2 } else { 0 };
-    let (mut oh, mut ow) = (step(h, c.input_kern, p0)?, step(w, c.input_kern, p0)?);
-    for _ in 1..c.layers {
-        oh = step(oh, c.hidden_kern, c.hidden_kern / 2)?;
-        ow = step(ow, c.hidden_kern, c.hidden_kern / 2)?;
-    }
-    Ok([c.output_channels(), oh, ow])
 }
 
 /// The Hermite functions of a k×k filter.
@@ -131,86 +145,56 @@ fn n_coeffs(k: usize) -> usize {
     k * (k + 1) / 2
 }
 
-/// Reads the rotation-equivariant core's layers from `sd` (keys `core.features.layer{l}.*`) and
-/// builds each one's conv, batch norm folded.
-pub(super) fn load_core(c: &CoreConfig, sd: &mut StateDict) -> Result<Vec<Vec<FoldedConv>>> {
-    let (r, up, f) = (c.rotations(), c.upsampling_factor(), c.hidden_channels);
-    let mut layers = Vec::with_capacity(c.layers);
-    for l in 0..c.layers {
-        let pre = format!("core.features.layer{l}");
-        let first = l == 0;
-        let (k, cin) = if first { (c.input_kern, c.input_channels) } else { (c.hidden_kern, r * f) };
-        let (n, p) = (n_coeffs(k), k * up);
-        // The kernels built here, against the largest tensor (overflow-safe).
-        let numel = [cin, k, k].iter().try_fold(r * f, |a, &d| a.checked_mul(d));
-        if numel.is_none_or(|e| e > crate::tensor::MAX_ELEMENTS) {
-            return Err(Error::TooLarge {
-                op: OP,
-                what: format!("layer {l}'s kernels [{}, {cin}, {k}, {k}]", r * f),
-                amount: numel.map_or(u64::MAX, |e| e as u64),
-                unit: "elements",
-                limit: crate::tensor::MAX_ELEMENTS as u64,
-                limit_name: "tensor::MAX_ELEMENTS",
-            });
-        }
-        let conv = format!("{pre}.hermite_conv");
-        let rot_key = |i: usize| format!("{conv}.rotate_hermite.Rs.{i}");
-        // The rotations the weights hold, against the config's count.
-        let held = (0usize..).take_while(|&i| sd.has(&rot_key(i))).count();
-        // (A gap, Rs.i missing with Rs.i+1 there, is left to `take` to name as a missing key.)
-        if held != r && held > 0 && !(held < r && sd.has(&rot_key(held + 1))) {
+/// Reads the Hermite conv of layer `p` (keys `{prefix}.hermite_conv.*`) from `sd` and builds its
+/// conv weight [R·F, Cin_total, k, k].
+pub(super) fn load_conv(sd: &mut StateDict, p: &LayerPlan) -> Result<HostTensor> {
+    let ConvKind::Hermite { upsampling: up } = p.conv else {
+        return Err(Error::param(OP, "core.kind", "not a rotation-equivariant layer"));
+    };
+    let (r, k, cin, pre) = (p.rotations, p.kern, p.in_channels, &p.prefix);
+    let (f, l) = (p.out_channels / r, pre.rsplit("layer").next().unwrap_or(pre));
+    let first = p.inputs.is_empty();
+    let (n, size) = (n_coeffs(k), k * up);
+    // The kernels built here, against the largest tensor (overflow-safe).
+    let numel = [cin, k, k].iter().try_fold(r * f, |a, &d| a.checked_mul(d));
+    if numel.is_none_or(|e| e > crate::tensor::MAX_ELEMENTS) {
+        return Err(Error::TooLarge {
+            op: OP,
+            what: format!("layer {l}'s kernels [{}, {cin}, {k}, {k}]", r * f),
+            amount: numel.map_or(u64::MAX, |e| e as u64),
+            unit: "elements",
+            limit: crate::tensor::MAX_ELEMENTS as u64,
+            limit_name: "tensor::MAX_ELEMENTS",
+        });
+    }
+    let conv = format!("{pre}.hermite_conv");
+    let rot_key = |i: usize| format!("{conv}.rotate_hermite.Rs.{i}");
+    // The rotations the weights hold, against the config's count.
+    let held = (0usize..).take_while(|&i| sd.has(&rot_key(i))).count();
+    // (A gap, Rs.i missing with Rs.i+1 there, is left to `take` to name as a missing key.)
+    if held != r && held > 0 && !(held < r && sd.has(&rot_key(held + 1))) {
+        return Err(Error::param(
+            OP,
+            "core.num_rotations",
+            format!("is {r}, but the weights of layer {l} hold {} rotation(s) ({})", held, rot_key(held - 1)),
+        ));
+    }
+    let ckey = format!("{conv}.coeffs");
+    if let Some(&[_, total, _]) = sd.shape(&ckey) {
+        if !first && total % r != 0 {
             return Err(Error::param(
                 OP,
                 "core.num_rotations",
-                format!("is {r}, but the weights of layer {l} hold {} rotation(s) ({})", held, rot_key(held - 1)),
+                format!("{r} rotations do not divide the {total} input channels of {ckey:?}"),
             ));
         }
-        let ckey = format!("{conv}.coeffs");
-        if let Some(&[_, total, _]) = sd.shape(&ckey) {
-            if !first && total % r != 0 {
-                return Err(Error::param(
-                    OP,
-                    "core.num_rotations",
-                    format!("{r} rotations do not divide the {total} input channels of {ckey:?}"),
-                ));
-            }
-        }
-        let coeffs = sd.take(&ckey, &[n, cin, f])?;
-        let basis = sd.take(&format!("{conv}.rotate_hermite.H"), &[n, p, p])?;
-        let rots = (0..r).map(|i| sd.take(&rot_key(i), &[n, n])).collect::<Result<Vec<_>>>()?;
-        let rots: Vec<&[f32]> = rots.iter().map(|t| &t.data[..]).collect();
-        let w = build_weight(&coeffs.data, &basis.data, &rots, [cin, f, k, up], first);
-        let (mut scale, mut shift) = fold_bn(sd, &format!("{pre}.norm.batch_norm"), f, c.batch_norm_eps)?;
-        // neuralpredictors' bias or scale layer after a batch norm without affine parameters.
-        if let Some(b) = sd.take_if(&format!("{pre}.bias.bias"), &[1, 1, f, 1, 1])? {
-            shift.iter_mut().zip(&b.data).for_each(|(t, b)| *t = (*t as f64 + *b as f64) as f32);
-        }
-        if let Some(a) = sd.take_if(&format!("{pre}.scale.scale"), &[1, 1, f, 1, 1])? {
-            for (i, a) in a.data.iter().enumerate() {
-                scale[i] = (scale[i] as f64 * *a as f64) as f32;
-                shift[i] = (shift[i] as f64 * *a as f64) as f32;
-            }
-        }
-        let pad = if first {
-            if c.pad_input {
-                k / 2
-            } else {
-                0
-            }
-        } else {
-            k / 2
-        };
-        let act = if l + 1 < c.layers || c.final_nonlinearity { Activation::Elu } else { Activation::Identity };
-        layers.push(vec![FoldedConv {
-            w: HostTensor::new(vec![r * f, cin, k, k], w),
-            bias: None,
-            bn: Some((scale.repeat(r), shift.repeat(r))),
-            params: Conv2dParams::default().with_padding(pad, pad).with_stride(c.stride, c.stride),
-            act,
-            dev: None,
-        }]);
     }
-    Ok(layers)
+    let coeffs = sd.take(&ckey, &[n, cin, f])?;
+    let basis = sd.take(&format!("{conv}.rotate_hermite.H"), &[n, size, size])?;
+    let rots = (0..r).map(|i| sd.take(&rot_key(i), &[n, n])).collect::<Result<Vec<_>>>()?;
+    let rots: Vec<&[f32]> = rots.iter().map(|t| &t.data[..]).collect();
+    let w = build_weight(&coeffs.data, &basis.data, &rots, [cin, f, k, up], first);
+    Ok(HostTensor::new(vec![r * f, cin, k, k], w))
 }
 
 /// One layer's conv weight [R·F, Cin_total, k, k] (f64 accumulation) from `coeffs`
@@ -288,7 +272,7 @@ fn hermite_basis(k: usize, up: usize) -> (Vec<f64>, Vec<(Part, usize)>) {
         if rank % 2 == 0 {
             parts.push(Part::Z);
         }
-        for _ in 0..(rank + 1) / 2 {
+        for _ in 0..rank.div_ceil(2) {
             parts.extend([Part::Re, Part::Im]);
         }
         for (mu, part) in mus.into_iter().zip(parts) {
@@ -360,31 +344,23 @@ pub fn hermite_tensors(k: usize, up: usize, rotations: usize) -> (HostTensor, Ve
     (HostTensor::new(vec![n, p, p], h.iter().map(|&v| v as f32).collect()), rs)
 }
 
-/// Random rotation-equivariant core weights under PyTorch's key names into `sd` (the basis and
-/// rotations as neuralpredictors builds them), for `Sensorium::random`.
-pub(super) fn random_core(c: &CoreConfig, rng: &mut SplitMix, sd: &mut BTreeMap<String, HostTensor>) {
-    let (r, up, f) = (c.rotations(), c.upsampling_factor(), c.hidden_channels);
-    let draw = |rng: &mut SplitMix, shape: Vec<usize>, lo: f32, hi: f32| {
-        let n = shape.iter().product();
-        HostTensor::new(shape, rng.vec(n, lo, hi))
+/// Random weights of the Hermite layer `p` under PyTorch's key names, for `Sensorium::random`:
+/// the coefficients' key, shape and range (kernels of about unit gain), and the frozen basis and
+/// rotations as neuralpredictors builds them.
+#[allow(clippy::type_complexity)]
+pub(super) fn random_conv(p: &LayerPlan) -> ((String, Vec<usize>, f32), Vec<(String, HostTensor)>) {
+    let up = match p.conv {
+        ConvKind::Hermite { upsampling } => upsampling,
+        _ => 1,
     };
-    for l in 0..c.layers {
-        let pre = format!("core.features.layer{l}");
-        let (k, cin) = if l == 0 { (c.input_kern, c.input_channels) } else { (c.hidden_kern, r * f) };
-        // Kernels of about unit gain: the built taps are ~0.7·up times the coefficients.
-        let s = 1.5 / ((k * up) as f32 * (cin as f32).sqrt());
-        sd.insert(format!("{pre}.hermite_conv.coeffs"), draw(rng, vec![n_coeffs(k), cin, f], -s, s));
-        let (h, rs) = hermite_tensors(k, up, r);
-        sd.insert(format!("{pre}.hermite_conv.rotate_hermite.H"), h);
-        for (i, t) in rs.into_iter().enumerate() {
-            sd.insert(format!("{pre}.hermite_conv.rotate_hermite.Rs.{i}"), t);
-        }
-        let bn = format!("{pre}.norm.batch_norm");
-        sd.insert(format!("{bn}.running_mean"), draw(rng, vec![f], -0.5, 0.5));
-        sd.insert(format!("{bn}.running_var"), draw(rng, vec![f], 0.5, 2.0));
-        sd.insert(format!("{bn}.weight"), draw(rng, vec![f], 0.5, 1.5));
-        sd.insert(format!("{bn}.bias"), draw(rng, vec![f], -0.2, 0.2));
-    }
+    let (r, k, cin, pre) = (p.rotations, p.kern, p.in_channels, &p.prefix);
+    // The built taps are ~0.7·up times the coefficients.
+    let s = 1.5 / ((k * up) as f32 * (cin as f32).sqrt());
+    let coeffs = (format!("{pre}.hermite_conv.coeffs"), vec![n_coeffs(k), cin, p.out_channels / r], s);
+    let (h, rs) = hermite_tensors(k, up, r);
+    let mut fixed = vec![(format!("{pre}.hermite_conv.rotate_hermite.H"), h)];
+    fixed.extend(rs.into_iter().enumerate().map(|(i, t)| (format!("{pre}.hermite_conv.rotate_hermite.Rs.{i}"), t)));
+    (coeffs, fixed)
 }
 
 impl Sensorium {
@@ -392,6 +368,6 @@ impl Sensorium {
     /// kernels built from the Hermite coefficients), for checks.
     #[doc(hidden)]
     pub fn core_weights(&self) -> Vec<&HostTensor> {
-        self.layers.iter().flatten().map(|conv| &conv.w).collect()
+        self.layers.iter().flat_map(|layer| &layer.convs).map(|conv| &conv.w).collect()
     }
 }

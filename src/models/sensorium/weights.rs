@@ -17,6 +17,14 @@ pub(super) struct FoldedConv {
     pub(super) dev: Option<(Tensor, Option<Tensor>, Option<(Tensor, Tensor)>)>,
 }
 
+/// One core layer: the outputs it reads (indices of earlier layers, concatenated along
+/// channels; none: the images) and its conv chain, the last conv carrying the folded norm and the
+/// activation.
+pub(super) struct CoreLayer {
+    pub(super) inputs: Vec<usize>,
+    pub(super) convs: Vec<FoldedConv>,
+}
+
 /// A small MLP of a readout (the shifter: eye position → shift, Tanh after each layer; the
 /// modulator: behaviour → gain, ReLU after each layer), host and device copies.
 pub(super) struct Mlp {

@@ -28,17 +28,17 @@ pub fn reference_encoder_layer(
     }
     let id = Activation::Identity;
     let rows = b * f;
-    let lin = |x: &[f32], i: usize, (wt, bt): &(HostTensor, HostTensor), act: Activation| {
-        r::linear(x, rows, i, &wt.data, wt.shape[0], Some(&bt.data), act)
+    let lin = |x: &[f32], i: usize, (wt, bt): &(HostTensor, HostTensor), act: Activation| -> Result<Vec<f32>> {
+        Ok(r::linear(x, &[rows, i], &wt.data, &wt.shape, Some(&bt.data), act)?.0)
     };
-    let (q, k, v) = (lin(x, e, &w.q, id), lin(x, e, &w.k, id), lin(x, e, &w.v, id));
-    let a = r::matmul::attention(&q, &k, &v, b, f, e, heads);
-    let a = lin(&a, e, &w.out, id);
+    let (q, k, v) = (lin(x, e, &w.q, id)?, lin(x, e, &w.k, id)?, lin(x, e, &w.v, id)?);
+    let a = r::matmul::attention(&q, &k, &v, &[b, f, e], heads)?;
+    let a = lin(&a, e, &w.out, id)?;
     let h: Vec<f32> = x.iter().zip(&a).map(|(p, q)| p + q).collect();
     let h = r::layer_norm(&h, &[b, f, e], 1, Some(&w.ln1.0.data), Some(&w.ln1.1.data), eps, id)?;
     let hidden = w.ff1.0.shape[0];
-    let ff = lin(&h, e, &w.ff1, Activation::Gelu);
-    let ff = lin(&ff, hidden, &w.ff2, id);
+    let ff = lin(&h, e, &w.ff1, Activation::Gelu)?;
+    let ff = lin(&ff, hidden, &w.ff2, id)?;
     let y: Vec<f32> = h.iter().zip(&ff).map(|(p, q)| p + q).collect();
     r::layer_norm(&y, &[b, f, e], 1, Some(&w.ln2.0.data), Some(&w.ln2.1.data), eps, id)
 }
