@@ -276,7 +276,7 @@ fn pearson_per_neuron() {
         // b correlates with a to a degree that varies by neuron.
         let noise = rng.vec(t * m, -1.0, 1.0);
         let b: Vec<f32> = (0..t * m).map(|i| a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
-        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let want = rr::pearson(&a, &b, &[t, m], 1e-8).unwrap();
         let got = run1(|rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
         assert_close(&got, &want, 1e-5, 1e-4, &format!("pearson T {t} M {m}"));
         assert!(got.iter().all(|c| c.abs() <= 1.0 + 1e-5));
@@ -633,7 +633,7 @@ fn pearson_split_trials() {
         let noise = rng.vec(t * m, -1.0, 1.0);
         // An offset, so that the means matter.
         let b: Vec<f32> = (0..t * m).map(|i| 3.0 + a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
-        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let want = rr::pearson(&a, &b, &[t, m], 1e-8).unwrap();
         let got = run_budget(budget, |rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("pearson T {t} M {m} budget {budget}"));
     }

@@ -636,7 +636,7 @@ fn affine_coupling(b: &Backend, c: &Case) -> Result<Outputs> {
         }
         Backend::Cpu => {
             ops::flows::affine_shapes(&x.shape, &sh.shape, &sc.shape, &mask)?;
-            reference::flows::affine_coupling(&x.data, x.shape[0], x.shape[1], &sh.data, &sc.data, &mask, inverse)
+            reference::flows::affine_coupling(&x.data, &x.shape, &sh.data, &sc.data, &mask, inverse)?
         }
     };
     Ok(vec![

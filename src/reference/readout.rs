@@ -223,9 +223,17 @@ mod tests {
     }
 }
 
-/// Per-neuron correlation across trials of a, b [t, m] (ddof 0, eps added to each std).
-pub fn pearson(a: &[f32], b: &[f32], t: usize, m: usize, eps: f32) -> Vec<f32> {
-    (0..m)
+/// Per-neuron correlation across trials of a, b of `shape` [trials, neurons] (ddof 0, eps added to
+/// each std): what `ops::pearson` takes, with its checks. [neurons].
+pub fn pearson(a: &[f32], b: &[f32], shape: &[usize], eps: f32) -> Result<Vec<f32>> {
+    const OP: &str = "pearson";
+    crate::ops::finite(OP, "eps", eps, false)?;
+    let &[t, m] = shape else {
+        return Err(Error::shape(OP, "a", shape, "[trials, neurons]"));
+    };
+    check_len(OP, "a", a, shape)?;
+    check_len(OP, "b", b, shape)?;
+    Ok((0..m)
         .map(|j| {
             let col = |x: &[f32]| (0..t).map(|i| x[i * m + j] as f64).collect::<Vec<f64>>();
             let (ca, cb) = (col(a), col(b));
@@ -235,5 +243,5 @@ pub fn pearson(a: &[f32], b: &[f32], t: usize, m: usize, eps: f32) -> Vec<f32> {
             let cov = ca.iter().zip(&cb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / t as f64;
             (cov / ((sd(&ca, ma) + eps as f64) * (sd(&cb, mb) + eps as f64))) as f32
         })
-        .collect()
+        .collect())
 }
