@@ -44,6 +44,7 @@ pub mod neurn;
 pub mod norm;
 pub mod random;
 pub mod readout;
+pub mod scores;
 
 pub use activation::{activation, add, mul, Activation};
 pub use attention::{attention, softmax};
@@ -70,6 +71,7 @@ pub use random::{random_normal, random_normal_scaled, random_uniform};
 pub use readout::{
     gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
 };
+pub use scores::{scores, Repeats, ScoreParams, ScoreSummary, SCORE_ROWS};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;
@@ -122,6 +124,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         norm::params_layouts(),
         random::params_layouts(),
         readout::params_layouts(),
+        scores::params_layouts(),
     ]
     .concat()
 }

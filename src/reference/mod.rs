@@ -14,6 +14,7 @@ pub mod neurn;
 pub mod norm;
 pub mod random;
 pub mod readout;
+pub mod scores;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
@@ -22,6 +23,7 @@ pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use matmul::{linear, matmul};
 pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};
+pub use scores::scores;
 
 /// Refuses data whose length is not the element count of its shape (overflow-safe: a shape too
 /// large to count holds no data).
