@@ -23,5 +23,6 @@ mod normalization;
 mod random;
 mod readout;
 mod runtime;
+mod scores;
 mod sensorium;
 mod shaders_naga;
