@@ -55,7 +55,7 @@ fn data(rng: &mut SplitMix, ids: Option<&[i64]>, t: usize, m: usize, offset: f32
 fn check(r: &[f32], p: &[f32], t: usize, m: usize, rep: Option<&Repeats>, budget: Option<u64>, what: &str) {
     let want = reference::scores(r, p, &[t, m], rep, &ScoreParams::default()).expect("reference");
     let got = run_scores(r, p, [t, m], rep, budget);
-    assert_close_nan(&got, &want, 2e-5, 1e-4, what);
+    assert_close_nan(&got, &want, 1e-5, 1e-5, what);
 }
 
 #[test]
