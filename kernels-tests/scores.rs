@@ -236,3 +236,65 @@ fn scores_golden_numpy() {
     assert!((s.repeat_correlation.unwrap() - means[1] as f64).abs() < 1e-6);
     assert!((s.feve.unwrap() - means[2] as f64).abs() < 1e-6);
 }
+
+/// `vcortex score` on the golden file (responses, predictions and I64 image ids in one file):
+/// the JSON means are upstream's, `-o` holds the per-neuron arrays; float ids from another file
+/// give the same; a single-repeat image is refused in one line, naming the file, writing nothing.
+#[test]
+fn score_cli() {
+    let dir = std::env::temp_dir().join(format!("vcortex-score-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let golden = data_dir("scores").join("scores.safetensors");
+    let g = golden.to_str().unwrap();
+    let f = vcortex::io::read_weights(&golden).unwrap();
+    let out = dir.join("scores.safetensors");
+    let o = out.to_str().unwrap();
+    let run =
+        crate::common::vcortex(&["score", "--responses", g, "--predictions", g, "--repeats-by", g, "--json", "-o", o]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).expect("one JSON object");
+    let means = &f.tensors["means"].data;
+    for (k, i) in [("correlation", 0), ("repeat_correlation", 1), ("feve", 2)] {
+        let got = v[k].as_f64().unwrap();
+        assert!((got - means[i] as f64).abs() < 1e-5, "{k}: {got} vs {}", means[i]);
+    }
+    assert_eq!((v["trials"].as_u64(), v["neurons"].as_u64(), v["images"].as_u64()), (Some(60), Some(21), Some(13)));
+    let written = vcortex::io::read_safetensors(&out).unwrap();
+    for k in ops::SCORE_ROWS {
+        assert_close_nan(&written.tensors[k].data, &f.tensors[k].data, 1e-5, 1e-5, k);
+    }
+
+    // Float ids in their own file, the tensors picked as the only ones of their files.
+    let t = |k: &str| f.tensors[k].clone();
+    let (r, p, ids) = (dir.join("r.safetensors"), dir.join("p.safetensors"), dir.join("ids.safetensors"));
+    crate::common::write_tensors(&r, &[("spikes", &t("responses"))]);
+    crate::common::write_tensors(&p, &[("mouse1", &t("predictions"))]);
+    crate::common::write_tensors(&ids, &[("frame", &t("image_ids"))]);
+    let args = |ids: &std::path::Path| {
+        let v = ["score", "--responses", r.to_str().unwrap(), "--predictions", p.to_str().unwrap()];
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.extend(["--repeats-by".into(), ids.to_str().unwrap().into()]);
+        v
+    };
+    let a = args(&ids);
+    let run = crate::common::vcortex(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let text = String::from_utf8_lossy(&run.stdout);
+    let feve_line = text.lines().find(|l| l.trim_start().starts_with("feve")).expect("a feve line");
+    let feve: f64 = feve_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(text.contains("13 images") && (feve - means[2] as f64).abs() < 2e-6, "{text}");
+
+    let mut single = t("image_ids");
+    single.data[0] = 1e6;
+    let bad = dir.join("single.safetensors");
+    crate::common::write_tensors(&bad, &[("ids", &single)]);
+    let mut a = args(&bad);
+    a.extend(["-o".into(), dir.join("never.safetensors").to_str().unwrap().into()]);
+    let run = crate::common::vcortex(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.lines().count() == 1, "{err}");
+    assert!(err.contains("single.safetensors") && err.contains("image id 1000000"), "{err}");
+    assert!(!dir.join("never.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
