@@ -298,3 +298,30 @@ fn score_cli() {
     assert!(!dir.join("never.safetensors").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The eval row: a case with image ids gives the four named outputs on both backends, within the
+/// golden values; ids that are not whole numbers are refused by name.
+#[test]
+fn scores_eval_row() {
+    use vcortex::eval::{self, Backend};
+    let f = vcortex::io::read_weights(&data_dir("scores").join("scores.safetensors")).unwrap();
+    let mut tensors = std::collections::BTreeMap::new();
+    for k in ["responses", "predictions", "image_ids"] {
+        tensors.insert(k.to_string(), f.tensors[k].clone());
+    }
+    let meta: std::collections::HashMap<String, String> = [("op".to_string(), "scores".to_string())].into();
+    let (case, spec) = eval::Case::new(meta.clone(), tensors.clone()).unwrap();
+    for b in [Backend::Gpu(ctx()), Backend::Cpu] {
+        let out = eval::run(&case, spec, &b).unwrap();
+        let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ops::SCORE_ROWS);
+        for (n, t) in &out {
+            assert_close_nan(&t.data, &f.tensors[n].data, 1e-5, 1e-5, n);
+        }
+    }
+    tensors.get_mut("image_ids").unwrap().data[3] = 0.5;
+    let (case, spec) = eval::Case::new(meta, tensors).unwrap();
+    for b in [Backend::Gpu(ctx()), Backend::Cpu] {
+        refused_param(eval::run(&case, spec, &b), "scores", "image_ids");
+    }
+}

@@ -159,7 +159,8 @@ pub fn scores(
     rec.atomic(|rec| scores_unit(rec, responses, predictions, repeats, p))
 }
 
-/// Checks the shapes, returns [T, M].
+/// Checks the shapes (responses [T, M], predictions alike, one id per trial) and the
+/// parameters; returns [T, M].
 pub(crate) fn score_shapes(
     responses: &[usize],
     predictions: &[usize],
