@@ -351,7 +351,7 @@ impl ScoreSummary {
     /// Summarizes `values` ([1, M] or [4, M], as [`scores`] returns); `fev_threshold` as
     /// sensorium's `get_fev` (0.15 there).
     pub fn new(values: &[f32], m: usize, fev_threshold: f64) -> Result<ScoreSummary> {
-        let rows = if m == 0 { 0 } else { values.len() / m };
+        let rows = values.len().checked_div(m).unwrap_or(0);
         if m == 0 || !(rows == 1 || rows == 4) || values.len() != rows * m {
             return Err(Error::shape(OP, "scores", &[values.len()], format!("[1 or 4, {m}]")));
         }
