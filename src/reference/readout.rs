@@ -166,9 +166,28 @@ fn readout(
     Ok(y)
 }
 
-/// rate − target·log(rate + eps) per element.
-pub fn poisson_nll(rate: &[f32], target: &[f32], eps: f32) -> Vec<f64> {
-    rate.iter().zip(target).map(|(&r, &t)| r as f64 - t as f64 * (r as f64 + eps as f64).ln()).collect()
+/// rate − target·log(rate + eps) per element of rate and target of `shape`, then `reduction`
+/// (one value for sum and mean): what `ops::poisson_nll` takes, with its checks.
+pub fn poisson_nll(
+    rate: &[f32],
+    target: &[f32],
+    shape: &[usize],
+    eps: f32,
+    reduction: crate::ops::Reduction,
+) -> Result<Vec<f64>> {
+    const OP: &str = "poisson_nll";
+    crate::ops::finite(OP, "eps", eps, false)?;
+    if eps < 0.0 {
+        return Err(Error::param(OP, "eps", format!("{eps} must be >= 0")));
+    }
+    check_len(OP, "rate", rate, shape)?;
+    check_len(OP, "target", target, shape)?;
+    let l = rate.iter().zip(target).map(|(&r, &t)| r as f64 - t as f64 * (r as f64 + eps as f64).ln());
+    Ok(match reduction {
+        crate::ops::Reduction::None => l.collect(),
+        crate::ops::Reduction::Sum => vec![l.sum()],
+        crate::ops::Reduction::Mean => vec![l.sum::<f64>() / rate.len() as f64],
+    })
 }
 
 /// log Γ(x) for x > 0 (Lanczos, g = 7; ~1e-15 relative).
