@@ -185,7 +185,7 @@ fn affine_coupling_both_ways() {
             (done.f32(hy), done.f32(hl))
         };
         let (y, lf) = run(&x, false);
-        let (wy, wl) = rf::affine_coupling(&x, n, d, &sh, &sc, &mask, false);
+        let (wy, wl) = rf::affine_coupling(&x, &[n, d], &sh, &sc, &mask, false).unwrap();
         assert_close(&y, &wy, 1e-5, 1e-5, &format!("affine {mask:?}"));
         assert_close(&lf, &wl, 1e-5, 1e-5, &format!("affine {mask:?} logdet"));
         let (back, li) = run(&y, true);
@@ -253,9 +253,9 @@ fn actnorm_and_base_density() {
     let (hy, hb, hl, hl2, ha) =
         (rec.read_back(&y), rec.read_back(&back), rec.read_back(&lp), rec.read_back(&lp2), rec.read_back(&add));
     let done = rec.submit().unwrap();
-    assert_close(&done.f32(hy), &rf::actnorm(&x, f, &ls, &b, false), 1e-5, 1e-5, "actnorm");
+    assert_close(&done.f32(hy), &rf::actnorm(&x, &[x.len() / f, f], &ls, &b, false).unwrap(), 1e-5, 1e-5, "actnorm");
     assert_close(&done.f32(hb), &x, 1e-5, 1e-5, "actnorm inverse(forward)");
-    let want = rf::normal_logprob(&x, f);
+    let want = rf::normal_logprob(&x, &[x.len() / f, f], None, 0.0).unwrap();
     assert_close(&done.f32(hl), &want, 1e-5, 1e-5, "normal_logprob");
     let a = done.f32(ha);
     let want2: Vec<f32> = want.iter().zip(&a).map(|(w, a)| w + a + 0.25).collect();
@@ -412,7 +412,7 @@ mod composite {
         let (z, zb) = (done.f32(hz), done.f32(hb));
         assert_close(&zb, &z, 1e-3, 1e-3, "forward(sample(z)) = z");
         // log p(x) = log N(z) − log|det| of the inverse pass.
-        let base = vcortex::reference::flows::normal_logprob(&z, 3);
+        let base = vcortex::reference::flows::normal_logprob(&z, &[z.len() / 3, 3], None, 0.0).unwrap();
         let want: Vec<f32> = base.iter().zip(done.f32(hi)).map(|(b, l)| b - l).collect();
         assert_close(&done.f32(hl), &want, 1e-3, 1e-3, "change of variables");
         // Temperature scales the base draw.
@@ -712,7 +712,7 @@ fn row_loops_split() {
             let hs = [rec.read_back(&y), rec.read_back(&l), rec.read_back(&rs), rec.read_back(&lp)];
             let done = rec.submit().unwrap();
             let what = format!("[{n}, {d}] budget {budget} inverse {inverse}");
-            let (wy, wl) = rf::affine_coupling(&x, n, d, &sh, &sc, &mask, inverse);
+            let (wy, wl) = rf::affine_coupling(&x, &[n, d], &sh, &sc, &mask, inverse).unwrap();
             assert_close(&done.f32(hs[0]), &wy, 1e-5, 1e-5, &format!("affine {what}"));
             assert_close(&done.f32(hs[1]), &wl, 1e-3, 1e-5, &format!("affine logdet {what}"));
             let want: Vec<f32> = (0..n)
@@ -721,7 +721,13 @@ fn row_loops_split() {
                 })
                 .collect();
             assert_close(&done.f32(hs[2]), &want, 1e-3, 1e-5, &format!("row_sum_add {what}"));
-            assert_close(&done.f32(hs[3]), &rf::normal_logprob(&x, d), 1e-3, 1e-4, &format!("normal_logprob {what}"));
+            assert_close(
+                &done.f32(hs[3]),
+                &rf::normal_logprob(&x, &[n, d], None, 0.0).unwrap(),
+                1e-3,
+                1e-4,
+                &format!("normal_logprob {what}"),
+            );
         }
     }
 }
@@ -747,5 +753,29 @@ fn spline_nan_input() {
             let (wy, wl) = rf::rq_spline_one(s.x[0], &s.w[..k], &s.h[..k], &s.d[..k - 1], &p);
             assert!((gy[0] - wy).abs() < 1e-4 && (gl[0] - wl).abs() < 1e-4, "finite neighbour: {} {}", gy[0], gl[0]);
         }
+    }
+}
+
+#[test]
+fn flow_references_refuse_as_the_ops_do() {
+    use crate::common::{ctx, refused_length, refused_param, refused_shape, up};
+    let x = vec![0.5f32; 4 * 5];
+    let mask = [true, false, true, false, false];
+    // A shift for another row count; a mask of another width: the reference and the op alike.
+    refused_shape(rf::affine_coupling(&x, &[4, 5], &x[..6], &x[..8], &mask, false), "affine_coupling", "shift");
+    let (xt, st) = (up(&x, &[4, 5]), up(&x[..8], &[4, 2]));
+    let op = vcortex::ops::affine_coupling(&mut ctx().recorder(), &xt, &up(&x[..6], &[3, 2]), &st, &mask, false);
+    refused_shape(op, "affine_coupling", "shift");
+    refused_length(rf::affine_coupling(&x[1..], &[4, 5], &x[..8], &x[..8], &mask, false), "affine_coupling", "input");
+    // ActNorm: a log_s of the wrong width; normal_logprob: an `add` for another row count, a
+    // constant that is not finite.
+    refused_shape(rf::actnorm(&x, &[4, 5], &x[..4], &x[..5], false), "actnorm", "log_s");
+    refused_shape(rf::normal_logprob(&x, &[4, 5], Some(&x[..3]), 0.0), "normal_logprob", "add");
+    refused_param(rf::normal_logprob(&x, &[4, 5], None, f32::INFINITY), "normal_logprob", "constant");
+    // normal_logprob adds `add` and `constant` as the op does.
+    let lp = rf::normal_logprob(&x, &[4, 5], Some(&[1.0, 2.0, 3.0, 4.0]), 0.5).unwrap();
+    let base = rf::normal_logprob(&x, &[4, 5], None, 0.0).unwrap();
+    for (r, (a, b)) in lp.iter().zip(&base).enumerate() {
+        assert!((a - b - (r as f32 + 1.5)).abs() < 1e-5, "row {r}: {a} vs {b}");
     }
 }

@@ -46,14 +46,13 @@ fn gcn_aggregate_matches_on_random_skeletons() {
         });
         let want = rg::gcn_aggregate(
             &mx,
-            b,
-            s,
-            stride,
+            &[b, s, j, stride],
             h,
             &skel,
-            with_ctx.then_some((&mc[..], mc_stride, &obs[..])),
-            with_root.then_some((&mr[..], mr_stride)),
-        );
+            with_ctx.then_some(rg::GcnContext { message: &mc, message_shape: &[b, j, mc_stride], observed: &obs }),
+            with_root.then_some(rg::GcnRoot { message: &mr, message_shape: &[b, mr_stride] }),
+        )
+        .unwrap();
         let what = format!("gcn_aggregate b {b} s {s} j {j} h {h} ctx {with_ctx} root {with_root}");
         assert_close(&got, &want, 1e-6, 1e-5, &what);
     }
@@ -86,15 +85,14 @@ fn gcn_aggregate_linear_matches() {
         });
         let want = rg::gcn_aggregate_linear(
             &x,
-            f,
+            &[b, s, j, f],
             &packed,
-            b,
-            s,
             h,
             &skel,
-            with_ctx.then_some((&mc[..], h, &obs[..])),
-            Some((&mr[..], h)),
-        );
+            with_ctx.then_some(rg::GcnContext { message: &mc, message_shape: &[b, j, h], observed: &obs }),
+            Some(rg::GcnRoot { message: &mr, message_shape: &[b, h] }),
+        )
+        .unwrap();
         assert_close(&got, &want, 1e-5, 1e-5, &format!("gcn_aggregate_linear b {b} s {s} j {j} h {h} f {f}"));
     }
     let skel = Skeleton::new(3, &[[0, 1]]).unwrap();
@@ -130,7 +128,7 @@ fn sage_aggregate_matches_with_and_without_preprocessing() {
         }
         let got =
             run1(|rec| ops::sage_aggregate(rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep));
-        let want = rg::sage_aggregate(&x, b, j, f, &adj, &obs, prep);
+        let want = rg::sage_aggregate(&x, &[b, j, f], &adj, &obs, prep).unwrap();
         assert_close(&got, &want, 1e-4, 1e-5, &format!("sage_aggregate b {b} j {j} f {f} prep {prep:?}"));
     }
 }
@@ -639,12 +637,15 @@ fn gcn_case(
     };
     let hy = rec.read_back(&y);
     let got = rec.submit().unwrap().f32(hy);
-    let cref = ctxm.map(|(m, o)| (m, h, o));
-    let rref = root.map(|r| (r, h));
+    let (cs, rs) = ([b, j, h], [b, h]);
+    let cref = ctxm.map(|(m, o)| rg::GcnContext { message: m, message_shape: &cs, observed: o });
+    let rref = root.map(|r| rg::GcnRoot { message: r, message_shape: &rs });
+    let xs = [b, s, j, width];
     let want = match packed {
-        Some(p) => rg::gcn_aggregate_linear(x, width, p, b, s, h, skel, cref, rref),
-        None => rg::gcn_aggregate(x, b, s, width, h, skel, cref, rref),
-    };
+        Some(p) => rg::gcn_aggregate_linear(x, &xs, p, h, skel, cref, rref),
+        None => rg::gcn_aggregate(x, &xs, h, skel, cref, rref),
+    }
+    .unwrap();
     (got, want)
 }
 
@@ -737,7 +738,36 @@ fn sage_aggregate_split_keypoints() {
             ops::sage_aggregate(&mut rec, &up(&x, &[b, j, f]), &up(&adj, &[j, j]), &up(&obs, &[b, j]), prep).unwrap();
         let hy = rec.read_back(&y);
         let got = rec.submit().unwrap().f32(hy);
-        let want = rg::sage_aggregate(&x, b, j, f, &adj, &obs, prep);
+        let want = rg::sage_aggregate(&x, &[b, j, f], &adj, &obs, prep).unwrap();
         assert_close(&got, &want, 1e-4, 1e-5, &format!("sage_aggregate b {b} j {j} f {f} budget {budget}"));
     }
+}
+
+#[test]
+fn graph_references_refuse_as_the_ops_do() {
+    use crate::common::{refused_length, refused_param, refused_shape};
+    let skel = Skeleton::new(3, &[[0, 1], [1, 2]]).unwrap();
+    let mx = vec![0.5f32; 2 * 1 * 3 * 6];
+    // Too few message columns for 2H, a context for another batch, root messages too narrow.
+    refused_shape(rg::gcn_aggregate(&mx, &[2, 1, 3, 6], 4, &skel, None, None), "gcn_aggregate", "node messages");
+    let ctx_bad = rg::GcnContext { message: &mx[..9], message_shape: &[1, 3, 3], observed: &mx[..3] };
+    refused_shape(
+        rg::gcn_aggregate(&mx, &[2, 1, 3, 6], 3, &skel, Some(ctx_bad), None),
+        "gcn_aggregate",
+        "context messages",
+    );
+    let root = rg::GcnRoot { message: &mx[..4], message_shape: &[2, 2] };
+    refused_shape(rg::gcn_aggregate(&mx, &[2, 1, 3, 6], 3, &skel, None, Some(root)), "gcn_aggregate", "root messages");
+    refused_length(rg::gcn_aggregate(&mx[1..], &[2, 1, 3, 6], 3, &skel, None, None), "gcn_aggregate", "node messages");
+    // The direct form: a packed layer for another F.
+    refused_shape(
+        rg::gcn_aggregate_linear(&mx[..18], &[2, 1, 3, 3], &mx[..10], 1, &skel, None, None),
+        "gcn_aggregate",
+        "packed layer",
+    );
+    // sage_aggregate: an adjacency for other joints, a root past the keypoints.
+    let x = vec![0.1f32; 2 * 3 * 2];
+    refused_shape(rg::sage_aggregate(&x, &[2, 3, 2], &x[..4], &x[..6], None), "sage_aggregate", "adjacency");
+    let far = Some(KeypointPrep { root: Some(3), scale: [1.0, 1.0] });
+    refused_param(rg::sage_aggregate(&x, &[2, 3, 2], &x[..9], &x[..6], far), "sage_aggregate", "root");
 }

@@ -25,6 +25,7 @@ mod pool;
 mod random;
 mod readout;
 mod runtime;
+mod scores;
 mod sensorium;
 mod sensorium_options;
 mod sensorium_roteq;

@@ -186,7 +186,7 @@ fn poisson_nll_reductions_over_many_workgroups() {
     for n in [1usize, 255, 257, 70_001] {
         let r = rng.vec(n, 0.0, 3.0);
         let t: Vec<f32> = rng.vec(n, 0.0, 4.0).iter().map(|v| v.floor()).collect();
-        let l = rr::poisson_nll(&r, &t, 1e-8);
+        let l = rr::poisson_nll(&r, &t, &[n], 1e-8, Reduction::None).unwrap();
         let none = run1(|rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, Reduction::None));
         assert_close(
             &none,
@@ -276,7 +276,7 @@ fn pearson_per_neuron() {
         // b correlates with a to a degree that varies by neuron.
         let noise = rng.vec(t * m, -1.0, 1.0);
         let b: Vec<f32> = (0..t * m).map(|i| a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
-        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let want = rr::pearson(&a, &b, &[t, m], 1e-8).unwrap();
         let got = run1(|rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
         assert_close(&got, &want, 1e-5, 1e-4, &format!("pearson T {t} M {m}"));
         assert!(got.iter().all(|c| c.abs() <= 1.0 + 1e-5));
@@ -573,7 +573,7 @@ fn poisson_nll_sum_levels() {
     for (n, budget) in [(1_300_000usize, 16u64), (4097 * 256, 16), (70_001, 16), (5, 16)] {
         let r = rng.vec(n, 0.0, 3.0);
         let t: Vec<f32> = rng.vec(n, 0.0, 4.0).iter().map(|v| v.floor()).collect();
-        let sum: f64 = rr::poisson_nll(&r, &t, 1e-8).iter().sum();
+        let sum = rr::poisson_nll(&r, &t, &[n], 1e-8, Reduction::Sum).unwrap()[0];
         for (red, want) in [(Reduction::Sum, sum), (Reduction::Mean, sum / n as f64)] {
             let got = run_budget(budget, |rec| ops::poisson_nll(rec, &up(&r, &[n]), &up(&t, &[n]), 1e-8, red));
             assert_close(&got, &[want as f32], 1e-3, 1e-5, &format!("poisson {red:?} n={n} budget {budget}"));
@@ -590,7 +590,11 @@ fn likelihoods_nan_and_inf() {
     let rate = [f32::NAN, 1.0, inf, inf, 0.0, 2.0, 1.0];
     let target = [1.0, f32::NAN, 0.0, 2.0, 0.0, inf, 3.0];
     let n = rate.len();
-    let want: Vec<f32> = rr::poisson_nll(&rate, &target, 1e-8).iter().map(|&v| v as f32).collect();
+    let want: Vec<f32> = rr::poisson_nll(&rate, &target, &[rate.len()], 1e-8, Reduction::None)
+        .unwrap()
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     assert!(want[0].is_nan() && want[1].is_nan() && want[2].is_nan() && want[5] == -inf, "{want:?}");
     let got = run1(|rec| ops::poisson_nll(rec, &up(&rate, &[n]), &up(&target, &[n]), 1e-8, Reduction::None));
     assert_close_nan(&got, &want, 1e-5, 1e-5, "poisson none with NaN/inf");
@@ -633,7 +637,7 @@ fn pearson_split_trials() {
         let noise = rng.vec(t * m, -1.0, 1.0);
         // An offset, so that the means matter.
         let b: Vec<f32> = (0..t * m).map(|i| 3.0 + a[i] * ((i % m) as f32 / m as f32) + noise[i]).collect();
-        let want = rr::pearson(&a, &b, t, m, 1e-8);
+        let want = rr::pearson(&a, &b, &[t, m], 1e-8).unwrap();
         let got = run_budget(budget, |rec| ops::pearson(rec, &up(&a, &[t, m]), &up(&b, &[t, m]), 1e-8));
         assert_close(&got, &want, 1e-4, 1e-4, &format!("pearson T {t} M {m} budget {budget}"));
     }
@@ -687,4 +691,18 @@ fn readout_references_refuse_as_the_ops_do() {
     // box_sum: a zero window, a rank below 2.
     refused_param(vcortex::reference::box_sum(&x, &[2, 3, 4, 5], [0, 3], 1.0, false), "box_sum", "window");
     refused_shape(vcortex::reference::box_sum(&x, &[120], [3, 3], 1.0, false), "box_sum", "input");
+}
+
+#[test]
+fn poisson_reference_reduces_and_refuses_as_the_op_does() {
+    let (r, t) = ([0.5f32, 1.5, 2.0], [1.0f32, 0.0, 3.0]);
+    let none = rr::poisson_nll(&r, &t, &[3], 1e-8, Reduction::None).unwrap();
+    let sum = rr::poisson_nll(&r, &t, &[3], 1e-8, Reduction::Sum).unwrap();
+    let mean = rr::poisson_nll(&r, &t, &[3], 1e-8, Reduction::Mean).unwrap();
+    assert_eq!((none.len(), sum.len(), mean.len()), (3, 1, 1));
+    assert!((sum[0] - none.iter().sum::<f64>()).abs() < 1e-12 && (mean[0] - sum[0] / 3.0).abs() < 1e-12);
+    refused_param(rr::poisson_nll(&r, &t, &[3], -1.0, Reduction::Sum), "poisson_nll", "eps");
+    let op = ops::poisson_nll(&mut ctx().recorder(), &up(&r, &[3]), &up(&t, &[3]), -1.0, Reduction::Sum);
+    refused_param(op, "poisson_nll", "eps");
+    crate::common::refused_length(rr::poisson_nll(&r, &t[..2], &[3], 1e-8, Reduction::None), "poisson_nll", "target");
 }

@@ -60,6 +60,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
+    Entry { name: "scores_8000x10000", build: scores },
 ];
 
 /// The seed of every case's inputs.
@@ -534,6 +535,39 @@ fn layernorm<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
                 Activation::Identity,
             )?;
             Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}
+
+/// The Sensorium scores of 8000 neurons over 10^4 trials (100 images × 100 repeats, interleaved;
+/// 3 images in the small suite): the single-trial correlation, the correlation to the repeat
+/// average, FEV and FEVE, every neuron checked (FEVE where FEV >= 0.15).
+fn scores<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (m, images) = (8000, s.b(100));
+    let t = images * 100;
+    let mut rng = inputs();
+    // An image signal plus trial noise (FEV well away from 0, so FEVE is well conditioned).
+    let signal = uniform(&mut rng, images * m);
+    let (n1, n2) = (uniform(&mut rng, t * m), uniform(&mut rng, t * m));
+    let ids: Vec<i64> = (0..t).map(|i| (i % images) as i64).collect();
+    let sig = |i: usize| signal[(i / m % images) * m + i % m];
+    let r: Vec<f32> = (0..t * m).map(|i| sig(i) + 0.5 * n1[i]).collect();
+    let p: Vec<f32> = (0..t * m).map(|i| 0.8 * sig(i) + 0.3 * n2[i]).collect();
+    let rep = ops::Repeats::from_ids(&ids)?;
+    let (rt, pt) = (Tensor::from_f32(s.ctx, &r, &[t, m])?, Tensor::from_f32(s.ctx, &p, &[t, m])?);
+    let rep_run = rep.clone();
+    Ok(Case {
+        flops: 0.0,
+        // Both inputs read once, the trial order once.
+        bytes: (8 * t * m + 4 * t) as f64,
+        run: Run::Record(Box::new(move |rec| ops::scores(rec, &rt, &pt, Some(&rep_run), &ops::ScoreParams::default()))),
+        check: Box::new(move |out| {
+            let want = reference::scores(&r, &p, &[t, m], Some(&rep), &ops::ScoreParams::default())?;
+            // FEVE where sensorium reports it (FEV >= 0.15): near FEV 0 its denominator total −
+            // noise cancels, and f32's rounding of the two variances is amplified past 1e-3.
+            let feve =
+                (0..m).filter(|&j| want[2 * m + j] >= 0.15).map(|j| (out[3 * m + j] - want[3 * m + j]).abs() as f64);
+            Ok((max_abs_diff(&out[..3 * m], &want[..3 * m]).max(feve.fold(0.0, f64::max)), "full"))
         }),
     })
 }

@@ -18,6 +18,7 @@ mod output;
 mod predict;
 mod progress;
 mod sample;
+mod score;
 
 #[derive(Parser)]
 #[command(
@@ -92,6 +93,38 @@ enum Cmd {
         /// Writes `samples` [S, F, D] (and `energy` [S] of each final sample when guided).
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Sensorium scores of predictions against responses, per neuron over trials (ops::scores):
+    /// the single-trial correlation and, with --repeats-by, the correlation to the average over
+    /// repeats, FEV and FEVE. Prints the means as sensorium reports them (a NaN correlation counts
+    /// as 0; FEVE over the neurons with FEV >= --fev-threshold).
+    Score {
+        /// Recorded responses [trials, neurons] (safetensors): the tensor named "responses" (or
+        /// --key), or the file's only tensor besides image ids.
+        #[arg(long)]
+        responses: PathBuf,
+        /// Predictions of the same shape: the tensor named "predictions" (or --key), or the file's
+        /// only tensor besides image ids (the output of `vcortex predict` for one data key).
+        #[arg(long)]
+        predictions: PathBuf,
+        /// Image ids [trials] (safetensors; integers, or floats holding whole numbers): the tensor
+        /// "image_ids", "ids", or the file's only tensor. Trials of equal id are repeats of one
+        /// image; every image needs at least 2.
+        #[arg(long, value_name = "IDS")]
+        repeats_by: Option<PathBuf>,
+        /// The tensor of this name in both --responses and --predictions (a data key, say).
+        #[arg(long)]
+        key: Option<String>,
+        /// FEVE's mean counts the neurons with FEV at least this (sensorium's get_fev).
+        #[arg(long, default_value_t = 0.15)]
+        fev_threshold: f64,
+        /// Print the summary as one JSON object (NaN as null).
+        #[arg(long)]
+        json: bool,
+        /// Also write the per-neuron arrays [neurons]: correlation, and with --repeats-by
+        /// repeat_correlation, fev, feve.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Normalizing flows: density of data, or samples from the base (weights and config as in models::flow).
     Flow {
@@ -187,6 +220,9 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Flow { cmd } => flow::run(cmd),
         Cmd::Sample { weights, config, observations, samples, frames, seed, output } => {
             sample::run(weights, config, observations, samples, frames, seed, output)
+        }
+        Cmd::Score { responses, predictions, repeats_by, key, fev_threshold, json, output } => {
+            score::run(score::ScoreArgs { responses, predictions, repeats_by, key, fev_threshold, json, output })
         }
         Cmd::Predict { weights, config, images, data_key, output, batch } => {
             predict::run(&weights, &config, &images, data_key, &output, batch)

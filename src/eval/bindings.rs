@@ -154,6 +154,13 @@ pub static OPS: &[OpSpec] = &[
         params: &[],
         run: zig_loglik,
     },
+    OpSpec {
+        name: "scores",
+        required: &["responses", "predictions"],
+        optional: &["image_ids"],
+        params: &["eps"],
+        run: scores,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -636,7 +643,7 @@ fn affine_coupling(b: &Backend, c: &Case) -> Result<Outputs> {
         }
         Backend::Cpu => {
             ops::flows::affine_shapes(&x.shape, &sh.shape, &sc.shape, &mask)?;
-            reference::flows::affine_coupling(&x.data, x.shape[0], x.shape[1], &sh.data, &sc.data, &mask, inverse)
+            reference::flows::affine_coupling(&x.data, &x.shape, &sh.data, &sc.data, &mask, inverse)?
         }
     };
     Ok(vec![
@@ -713,15 +720,9 @@ fn poisson_nll(b: &Backend, c: &Case) -> Result<Outputs> {
             if t.shape != r.shape {
                 return Err(Error::shape("poisson_nll", "target", &t.shape, format!("{:?} like rate", r.shape)));
             }
-            if !(eps >= 0.0) {
-                return Err(Error::param("poisson_nll", "eps", format!("{eps} must be >= 0")));
-            }
-            let l = reference::readout::poisson_nll(&r.data, &t.data, eps);
-            match reduction {
-                ops::Reduction::None => HostTensor::new(r.shape.clone(), l.iter().map(|&v| v as f32).collect()),
-                ops::Reduction::Sum => HostTensor::new(vec![], vec![l.iter().sum::<f64>() as f32]),
-                ops::Reduction::Mean => HostTensor::new(vec![], vec![(l.iter().sum::<f64>() / l.len() as f64) as f32]),
-            }
+            let l = reference::readout::poisson_nll(&r.data, &t.data, &r.shape, eps, reduction)?;
+            let shape = if reduction == ops::Reduction::None { r.shape.clone() } else { vec![] };
+            HostTensor::new(shape, l.iter().map(|&v| v as f32).collect())
         }
     };
     Ok(one("output", y))
@@ -758,4 +759,44 @@ fn zig_loglik(b: &Backend, c: &Case) -> Result<Outputs> {
         ),
     };
     Ok(one("output", y))
+}
+
+/// The case's image ids (f32 whole numbers, exact below 2^24), grouped.
+fn case_repeats(c: &Case) -> Result<Option<ops::Repeats>> {
+    let Some(t) = c.opt("image_ids") else { return Ok(None) };
+    if t.shape.len() != 1 {
+        return Err(Error::shape("scores", "image_ids", &t.shape, "[trials]"));
+    }
+    if let Some(i) = t.data.iter().position(|v| !(v.fract() == 0.0 && v.abs() < 16_777_216.0)) {
+        return Err(Error::param(
+            "scores",
+            "image_ids",
+            format!("element {i} is {}; whole numbers below 2^24 in magnitude expected", t.data[i]),
+        ));
+    }
+    let ids: Vec<i64> = t.data.iter().map(|&v| v as i64).collect();
+    ops::Repeats::from_ids(&ids).map(Some)
+}
+
+fn scores(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (r, p) = (c.tensor("responses")?, c.tensor("predictions")?);
+    let params = ops::ScoreParams { eps: c.f32("eps", 1e-8)? };
+    let rep = case_repeats(c)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (rt, pt) = (up(ctx, r)?, up(ctx, p)?);
+            on_gpu(ctx, |rec| ops::scores(rec, &rt, &pt, rep.as_ref(), &params))?
+        }
+        Backend::Cpu => {
+            let [t, m] = ops::scores::score_shapes(&r.shape, &p.shape, rep.as_ref(), &params)?;
+            let rows = if rep.is_some() { 4 } else { 1 };
+            cpu_budget("scores", &[rows, m], t.saturating_mul(8))?;
+            let v = reference::scores(&r.data, &p.data, &r.shape, rep.as_ref(), &params)?;
+            HostTensor::new(vec![rows, m], v)
+        }
+    };
+    let m = y.shape[1];
+    Ok((0..y.shape[0])
+        .map(|i| (ops::SCORE_ROWS[i].to_string(), HostTensor::new(vec![m], y.data[i * m..(i + 1) * m].to_vec())))
+        .collect())
 }

@@ -99,6 +99,79 @@ fn to_f32(name: &str, v: &TensorView, ints: bool) -> Result<Vec<f32>> {
     })
 }
 
+/// The tensor names [`read_ids`] looks for, in order, when none is given.
+pub const ID_NAMES: [&str; 2] = ["image_ids", "ids"];
+
+/// Reads a vector of image ids [T] (or [T, 1]) from a safetensors file: the tensor `name`, else
+/// the first of [`ID_NAMES`] present, else the file's only tensor. Integer tensors (I64, I32,
+/// I16, I8, U64, U32, U16, U8) are taken exactly; float tensors (F64, F32, F16, BF16) must hold
+/// whole numbers. A refusal is an [`Error::File`] naming `path` and the tensor.
+pub fn read_ids(path: &Path, name: Option<&str>) -> Result<Vec<i64>> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, format!("cannot read: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| file_err(path, format!("not a safetensors file: {e}")))?;
+    let names = st.names();
+    let pick = match name {
+        Some(n) => names.iter().find(|k| **k == n).map(|k| k.to_string()),
+        None => ID_NAMES.iter().find(|n| names.iter().any(|k| *k == **n)).map(|n| n.to_string()).or_else(|| {
+            if names.len() == 1 {
+                Some(names[0].to_string())
+            } else {
+                None
+            }
+        }),
+    };
+    let Some(key) = pick else {
+        let want = name.map_or_else(|| format!("{ID_NAMES:?} (or a file of one tensor)"), |n| format!("{n:?}"));
+        return Err(file_err(path, format!("no id tensor: expected {want} among {} tensors", names.len())));
+    };
+    let v = st.tensor(&key).map_err(|e| file_err(path, format!("tensor {key:?}: {e}")))?;
+    let shape = v.shape().to_vec();
+    if !(shape.len() == 1 || (shape.len() == 2 && shape[1] == 1)) || shape[0] == 0 {
+        return Err(file_err(path, format!("ids {key:?} have shape {shape:?}, expected [trials]")));
+    }
+    let b = v.data();
+    let ints = |size: usize, f: &dyn Fn(&[u8]) -> Option<i64>| -> Result<Vec<i64>> {
+        b.chunks_exact(size)
+            .map(f)
+            .collect::<Option<Vec<i64>>>()
+            .ok_or_else(|| file_err(path, format!("ids {key:?}: a value does not fit in i64")))
+    };
+    let floats = |vals: Vec<f64>| -> Result<Vec<i64>> {
+        match vals.iter().position(|x| !(x.fract() == 0.0 && x.abs() <= 9.0e15)) {
+            Some(i) => Err(file_err(path, format!("ids {key:?}: element {i} is {}, not a whole number", vals[i]))),
+            None => Ok(vals.into_iter().map(|x| x as i64).collect()),
+        }
+    };
+    match v.dtype() {
+        Dtype::I64 => ints(8, &|c| Some(i64::from_le_bytes(c.try_into().ok()?))),
+        Dtype::U64 => ints(8, &|c| i64::try_from(u64::from_le_bytes(c.try_into().ok()?)).ok()),
+        Dtype::I32 => ints(4, &|c| Some(i32::from_le_bytes(c.try_into().ok()?) as i64)),
+        Dtype::U32 => ints(4, &|c| Some(u32::from_le_bytes(c.try_into().ok()?) as i64)),
+        Dtype::I16 => ints(2, &|c| Some(i16::from_le_bytes(c.try_into().ok()?) as i64)),
+        Dtype::U16 => ints(2, &|c| Some(u16::from_le_bytes(c.try_into().ok()?) as i64)),
+        Dtype::I8 => ints(1, &|c| Some(c[0] as i8 as i64)),
+        Dtype::U8 => ints(1, &|c| Some(c[0] as i64)),
+        Dtype::F64 | Dtype::F32 | Dtype::F16 | Dtype::BF16 => {
+            floats(to_f32_or_f64(&v).map_err(|e| file_err(path, format!("ids {key:?}: {e}")))?)
+        }
+        other => Err(file_err(path, format!("ids {key:?} have dtype {other:?}; an integer or float dtype expected"))),
+    }
+}
+
+/// A float tensor's values as f64 (F64 exactly).
+fn to_f32_or_f64(v: &TensorView) -> std::result::Result<Vec<f64>, String> {
+    let b = v.data();
+    Ok(match v.dtype() {
+        Dtype::F64 => {
+            b.chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
+        }
+        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
+        Dtype::F16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        Dtype::BF16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        other => return Err(format!("dtype {other:?} is not a float")),
+    })
+}
+
 /// Writes f32 tensors and metadata as safetensors, atomically (see [`write_file_atomic`]): the
 /// file at `path` is either the old one (or none) or the whole new one, never a part.
 pub fn write_safetensors(

@@ -174,6 +174,22 @@ pub(crate) fn gcn_shapes(
     Ok((b, s, stride, mc_stride))
 }
 
+/// The node features' width F of [`gcn_aggregate_linear`]'s x [B, S, J, F ≤ 64].
+pub(crate) fn gcn_linear_width(x: &[usize], joints: usize) -> Result<usize> {
+    match *x {
+        [_, _, j, f] if j == joints && (1..=64).contains(&f) => Ok(f),
+        _ => Err(Error::shape("gcn_aggregate", "node features", x, format!("[B, S, {joints}, F <= 64]"))),
+    }
+}
+
+/// The row stride of the root messages [B, ≥ hidden].
+pub(crate) fn gcn_root_stride(mr: &[usize], b: usize, hidden: usize) -> Result<usize> {
+    match *mr {
+        [rb, c] if rb == b && c >= hidden => Ok(c),
+        _ => Err(Error::shape("gcn_aggregate", "root messages", mr, format!("[{b}, >= {hidden}]"))),
+    }
+}
+
 /// One CondGCN layer's sum aggregation (docs/ops.md, cGNF message passing) for nodes [B, S, J]: per node i,
 /// h_i = mx_i[0..H] + Σ_{j ∈ neighbours(i)} mx_j[H..2H] + observed_i · mc_i[0..H], where mx holds
 /// ReLU(W_x x + b_x) and ReLU(W_xx x + b_xx) side by side and mc = ReLU(W_cx c + b_cx) per pose
@@ -207,12 +223,7 @@ pub fn gcn_aggregate_linear(
 ) -> Result<Tensor> {
     const OP: &str = "gcn_aggregate";
     x.expect_f32(OP, "node features")?;
-    let f = match *x.shape() {
-        [_, _, j, f] if j == skeleton.joints() && (1..=64).contains(&f) => f,
-        _ => {
-            return Err(Error::shape(OP, "node features", x.shape(), format!("[B, S, {}, F <= 64]", skeleton.joints())))
-        }
-    };
+    let f = gcn_linear_width(x.shape(), skeleton.joints())?;
     super::expect_shape(OP, "packed layer", packed, &[2 * hidden, f + 1])?;
     record_gcn(rec, x, Some(packed), hidden, skeleton, context, root)
 }
@@ -245,10 +256,7 @@ fn record_gcn(
     let mut mr_stride = 0;
     if let Some(r) = &root {
         r.message.expect_f32(OP, "root messages")?;
-        mr_stride = match *r.message.shape() {
-            [rb, c] if rb == b && c >= hidden => c,
-            _ => return Err(Error::shape(OP, "root messages", r.message.shape(), format!("[{b}, >= {hidden}]"))),
-        };
+        mr_stride = gcn_root_stride(r.message.shape(), b, hidden)?;
     }
     let rows = b * s * j;
     let ctx = rec.context();
@@ -335,6 +343,41 @@ struct SageParams {
 /// [A x / clamp(rowsum A, 1), x] → [B, J, 2F], so that one linear layer with [W_rel | W_root] and
 /// the bias of W_rel completes PyG's DenseSAGEConv. With `prep`, x holds raw 2-D keypoints
 /// (F = 2), preprocessed first; the second half of the output is then the preprocessed x.
+/// Checks sage_aggregate's shapes and keypoint preparation: x [B, J, F] (F = 2 with `prep`),
+/// adjacency [J, J], observed [B, J]. Returns (B, J, F). Shared by the op and its reference.
+pub(crate) fn sage_shapes(
+    x: &[usize],
+    adj: &[usize],
+    observed: &[usize],
+    prep: Option<KeypointPrep>,
+) -> Result<(usize, usize, usize)> {
+    const OP: &str = "sage_aggregate";
+    let (b, j, f) = match *x {
+        [b, j, f] => (b, j, f),
+        _ => return Err(Error::shape(OP, "input", x, "[B, J, F]")),
+    };
+    if adj != [j, j] {
+        return Err(Error::shape(OP, "adjacency", adj, format!("{:?}", [j, j])));
+    }
+    if observed != [b, j] {
+        return Err(Error::shape(OP, "observed", observed, format!("{:?}", [b, j])));
+    }
+    if let Some(p) = prep {
+        if f != 2 {
+            return Err(Error::shape(OP, "input", x, format!("[{b}, {j}, 2] (raw 2-D keypoints)")));
+        }
+        if let Some(r) = p.root {
+            if r >= j {
+                return Err(Error::param(OP, "root", format!("keypoint {r} is past the {j} keypoints")));
+            }
+        }
+        for v in p.scale {
+            super::finite(OP, "keypoint scale", v, false)?;
+        }
+    }
+    Ok((b, j, f))
+}
+
 pub fn sage_aggregate(
     rec: &mut Recorder,
     x: &Tensor,
@@ -344,29 +387,11 @@ pub fn sage_aggregate(
 ) -> Result<Tensor> {
     const OP: &str = "sage_aggregate";
     x.expect_f32(OP, "input")?;
-    let (b, j, f) = match *x.shape() {
-        [b, j, f] => (b, j, f),
-        _ => return Err(Error::shape(OP, "input", x.shape(), "[B, J, F]")),
-    };
-    super::expect_shape(OP, "adjacency", adj, &[j, j])?;
-    super::expect_shape(OP, "observed", observed, &[b, j])?;
-    let mut root = -1i32;
-    let mut scale = [1f32; 2];
-    if let Some(p) = prep {
-        if f != 2 {
-            return Err(Error::shape(OP, "input", x.shape(), format!("[{b}, {j}, 2] (raw 2-D keypoints)")));
-        }
-        if let Some(r) = p.root {
-            if r >= j {
-                return Err(Error::param(OP, "root", format!("keypoint {r} is past the {j} keypoints")));
-            }
-            root = r as i32;
-        }
-        for v in p.scale {
-            super::finite(OP, "keypoint scale", v, false)?;
-        }
-        scale = p.scale;
-    }
+    adj.expect_f32(OP, "adjacency")?;
+    observed.expect_f32(OP, "observed")?;
+    let (b, j, f) = sage_shapes(x.shape(), adj.shape(), observed.shape(), prep)?;
+    let root = prep.and_then(|p| p.root).map_or(-1, |r| r as i32);
+    let scale = prep.map_or([1f32; 2], |p| p.scale);
     let ctx = rec.context();
     let params = SageParams {
         batch: b as u32,

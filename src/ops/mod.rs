@@ -45,6 +45,7 @@ pub mod norm;
 pub mod pool;
 pub mod random;
 pub mod readout;
+pub mod scores;
 
 pub use activation::{activation, add, mul, Activation};
 pub use attention::{attention, softmax};
@@ -72,6 +73,7 @@ pub use random::{random_normal, random_normal_scaled, random_uniform};
 pub use readout::{
     gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
 };
+pub use scores::{scores, Repeats, ScoreParams, ScoreSummary, SCORE_ROWS};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;
@@ -125,6 +127,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         pool::params_layouts(),
         random::params_layouts(),
         readout::params_layouts(),
+        scores::params_layouts(),
     ]
     .concat()
 }

@@ -1,7 +1,7 @@
 //! nflows' rational-quadratic spline and affine coupling, per element in f64, following
 //! `unconstrained_rational_quadratic_spline` (tails linear) op for op.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ops::flows::{spline_shapes, SplineParams};
 
 fn softmax(v: &[f32]) -> Vec<f64> {
@@ -110,17 +110,24 @@ pub fn rq_spline(
     Ok((ys, lads))
 }
 
-/// Affine coupling of x [N, D] (see ops::flows::affine_coupling): (output, logdet [N]).
+/// Affine coupling of x of shape `xs` [N, D] with shift and scale_raw [N, T]: what
+/// `ops::affine_coupling` takes, with its shape checker. Returns (output [N, D], logdet [N]).
 pub fn affine_coupling(
     x: &[f32],
-    n: usize,
-    d: usize,
+    xs: &[usize],
     shift: &[f32],
     scale_raw: &[f32],
     mask: &[bool],
     inverse: bool,
-) -> (Vec<f32>, Vec<f32>) {
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    const OP: &str = "affine_coupling";
     let t = mask.iter().filter(|&&m| m).count();
+    let n = xs.first().copied().unwrap_or(0);
+    // The [N, T] shapes the data's lengths imply (a length that fits none is shown as it is).
+    let implied = |v: &[f32]| if v.len() == n * t { vec![n, t] } else { vec![v.len()] };
+    crate::ops::flows::affine_shapes(xs, &implied(shift), &implied(scale_raw), mask)?;
+    super::check_len(OP, "input", x, xs)?;
+    let d = xs[1];
     let mut y = x.to_vec();
     let mut ld = vec![0f32; n];
     for r in 0..n {
@@ -140,26 +147,50 @@ pub fn affine_coupling(
         }
         ld[r] = (if inverse { -acc } else { acc }) as f32;
     }
-    (y, ld)
+    Ok((y, ld))
 }
 
-/// ActNorm over the last axis (f features).
-pub fn actnorm(x: &[f32], f: usize, log_s: &[f32], b: &[f32], inverse: bool) -> Vec<f32> {
-    x.iter()
+/// ActNorm over the last axis of x of shape `xs` [..., F], log_s and b [F]: what `ops::actnorm`
+/// takes, with its checks.
+pub fn actnorm(x: &[f32], xs: &[usize], log_s: &[f32], b: &[f32], inverse: bool) -> Result<Vec<f32>> {
+    const OP: &str = "actnorm";
+    let f = *xs.last().ok_or_else(|| Error::shape(OP, "input", xs, "[..., F]"))?;
+    for (v, name) in [(log_s, "log_s"), (b, "bias")] {
+        if v.len() != f {
+            return Err(Error::shape(OP, name, &[v.len()], format!("[{f}]")));
+        }
+    }
+    super::check_len(OP, "input", x, xs)?;
+    Ok(x.iter()
         .enumerate()
         .map(|(i, &v)| {
             let (ls, bb) = (log_s[i % f] as f64, b[i % f] as f64);
             (if inverse { (v as f64 - bb) * (-ls).exp() } else { ls.exp() * v as f64 + bb }) as f32
         })
-        .collect()
+        .collect())
 }
 
-/// −½|x|² − D/2·log 2π per row of x [n, d].
-pub fn normal_logprob(x: &[f32], d: usize) -> Vec<f32> {
-    x.chunks(d)
-        .map(|r| {
-            (-0.5 * r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
-                - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()) as f32
+/// The standard-normal log-density −½|x|² − D/2·log 2π of each row of x [N, D], + `add` [N] and
+/// `constant`: what `ops::normal_logprob` takes, with its checks. [N].
+pub fn normal_logprob(x: &[f32], xs: &[usize], add: Option<&[f32]>, constant: f32) -> Result<Vec<f32>> {
+    const OP: &str = "normal_logprob";
+    let &[n, d] = xs else {
+        return Err(Error::shape(OP, "input", xs, "[N, D]"));
+    };
+    if let Some(a) = add {
+        if a.len() != n {
+            return Err(Error::shape(OP, "add", &[a.len()], format!("[{n}]")));
+        }
+    }
+    crate::ops::finite(OP, "constant", constant, false)?;
+    super::check_len(OP, "input", x, xs)?;
+    Ok(x.chunks(d.max(1))
+        .take(n)
+        .enumerate()
+        .map(|(r, row)| {
+            let base = -0.5 * row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>()
+                - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln();
+            (base + add.map_or(0.0, |a| a[r] as f64) + constant as f64) as f32
         })
-        .collect()
+        .collect())
 }

@@ -15,6 +15,7 @@ pub mod norm;
 pub mod pool;
 pub mod random;
 pub mod readout;
+pub mod scores;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
@@ -24,6 +25,7 @@ pub use matmul::{linear, matmul};
 pub use neurn::neurn;
 pub use norm::{batch_norm, layer_norm};
 pub use pool::{avg_pool2d, max_pool2d};
+pub use scores::scores;
 
 /// Refuses data whose length is not the element count of its shape (overflow-safe: a shape too
 /// large to count holds no data).

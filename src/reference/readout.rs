@@ -166,9 +166,28 @@ fn readout(
     Ok(y)
 }
 
-/// rate − target·log(rate + eps) per element.
-pub fn poisson_nll(rate: &[f32], target: &[f32], eps: f32) -> Vec<f64> {
-    rate.iter().zip(target).map(|(&r, &t)| r as f64 - t as f64 * (r as f64 + eps as f64).ln()).collect()
+/// rate − target·log(rate + eps) per element of rate and target of `shape`, then `reduction`
+/// (one value for sum and mean): what `ops::poisson_nll` takes, with its checks.
+pub fn poisson_nll(
+    rate: &[f32],
+    target: &[f32],
+    shape: &[usize],
+    eps: f32,
+    reduction: crate::ops::Reduction,
+) -> Result<Vec<f64>> {
+    const OP: &str = "poisson_nll";
+    crate::ops::finite(OP, "eps", eps, false)?;
+    if eps < 0.0 {
+        return Err(Error::param(OP, "eps", format!("{eps} must be >= 0")));
+    }
+    check_len(OP, "rate", rate, shape)?;
+    check_len(OP, "target", target, shape)?;
+    let l = rate.iter().zip(target).map(|(&r, &t)| r as f64 - t as f64 * (r as f64 + eps as f64).ln());
+    Ok(match reduction {
+        crate::ops::Reduction::None => l.collect(),
+        crate::ops::Reduction::Sum => vec![l.sum()],
+        crate::ops::Reduction::Mean => vec![l.sum::<f64>() / rate.len() as f64],
+    })
 }
 
 /// log Γ(x) for x > 0 (Lanczos, g = 7; ~1e-15 relative).
@@ -223,9 +242,17 @@ mod tests {
     }
 }
 
-/// Per-neuron correlation across trials of a, b [t, m] (ddof 0, eps added to each std).
-pub fn pearson(a: &[f32], b: &[f32], t: usize, m: usize, eps: f32) -> Vec<f32> {
-    (0..m)
+/// Per-neuron correlation across trials of a, b of `shape` [trials, neurons] (ddof 0, eps added to
+/// each std): what `ops::pearson` takes, with its checks. [neurons].
+pub fn pearson(a: &[f32], b: &[f32], shape: &[usize], eps: f32) -> Result<Vec<f32>> {
+    const OP: &str = "pearson";
+    crate::ops::finite(OP, "eps", eps, false)?;
+    let &[t, m] = shape else {
+        return Err(Error::shape(OP, "a", shape, "[trials, neurons]"));
+    };
+    check_len(OP, "a", a, shape)?;
+    check_len(OP, "b", b, shape)?;
+    Ok((0..m)
         .map(|j| {
             let col = |x: &[f32]| (0..t).map(|i| x[i * m + j] as f64).collect::<Vec<f64>>();
             let (ca, cb) = (col(a), col(b));
@@ -235,5 +262,5 @@ pub fn pearson(a: &[f32], b: &[f32], t: usize, m: usize, eps: f32) -> Vec<f32> {
             let cov = ca.iter().zip(&cb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / t as f64;
             (cov / ((sd(&ca, ma) + eps as f64) * (sd(&cb, mb) + eps as f64))) as f32
         })
-        .collect()
+        .collect())
 }

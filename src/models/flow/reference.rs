@@ -40,13 +40,13 @@ impl Flow {
         for l in &self.layers {
             match l {
                 Layer::Actnorm { log_s, b, .. } => {
-                    h = reference::flows::actnorm(&h, d, &log_s.data, &b.data, false);
+                    h = reference::flows::actnorm(&h, &[n, d], &log_s.data, &b.data, false)?;
                     let c: f64 = log_s.data.iter().map(|&v| v as f64).sum();
                     acc.iter_mut().for_each(|a| *a += c);
                 }
                 Layer::Affine { mask, net } => {
                     let p = mlp(net, &h)?;
-                    let (y, ld) = reference::flows::affine_coupling(&h, n, d, &p[0], &p[1], mask, false);
+                    let (y, ld) = reference::flows::affine_coupling(&h, &[n, d], &p[0], &p[1], mask, false)?;
                     h = y;
                     acc.iter_mut().zip(&ld).for_each(|(a, l)| *a += *l as f64);
                 }
@@ -75,7 +75,7 @@ impl Flow {
                 }
             }
         }
-        let base = reference::flows::normal_logprob(&h, d);
+        let base = reference::flows::normal_logprob(&h, &[n, d], None, 0.0)?;
         Ok(base.iter().zip(&acc).map(|(b, a)| (*b as f64 + a) as f32).collect())
     }
 }
