@@ -33,6 +33,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         "box_filter" => v.push(vec![("SQUARE", 1.0)]),
         "flows" => v.push(vec![("COUPLING", 1.0)]),
         "graph" => v.push(vec![("DIRECT", 1.0)]),
+        "gru" => v.push(vec![("SEQ", 1.0)]),
         "diffusion" => {
             v.push(vec![("NOISE", 1.0), ("CLIP", 1.0)]);
             v.push(vec![("NOISE", 2.0)]);
@@ -48,7 +49,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
 }
 
 /// Entry points × override variants over all families (see the end of the test below).
-const EXPECTED_TRANSLATIONS: usize = 895;
+const EXPECTED_TRANSLATIONS: usize = 939;
 
 #[test]
 fn every_shader_parses_validates_and_translates() {
