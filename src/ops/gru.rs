@@ -75,14 +75,14 @@ impl ConvGruParams {
                 return Err(Error::param(OP, "groups", format!("{what} {c} are not divisible by groups {g}")));
             }
         }
-        if self.rec_kern % 2 == 0 {
+        if self.rec_kern.is_multiple_of(2) {
             return Err(Error::param(
                 OP,
                 "rec_kern",
                 format!("{} is even: padded by rec_kern / 2 it would grow the hidden state", self.rec_kern),
             ));
         }
-        if self.pad_input && self.input_kern % 2 == 0 {
+        if self.pad_input && self.input_kern.is_multiple_of(2) {
             return Err(Error::param(
                 OP,
                 "input_kern",
