@@ -16,6 +16,7 @@ mod flows;
 mod fuzz;
 mod golden;
 mod graph;
+mod gru;
 mod guidance;
 mod matmul;
 mod nan;

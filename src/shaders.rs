@@ -28,6 +28,7 @@ pub const ALL: &[ShaderSource] = &[
     ShaderSource { name: "guidance", body: include_str!("../shaders/guidance.wgsl"), needs_f16: false },
     ShaderSource { name: "scores", body: include_str!("../shaders/scores.wgsl"), needs_f16: false },
     ShaderSource { name: "random", body: include_str!("../shaders/random.wgsl"), needs_f16: false },
+    ShaderSource { name: "gru", body: include_str!("../shaders/gru.wgsl"), needs_f16: false },
     ShaderSource { name: "cast_f16", body: include_str!("../shaders/cast_f16.wgsl"), needs_f16: true },
 ];
 
@@ -88,5 +89,6 @@ pub mod overrides {
         readout => [ALIGN_CORNERS, HAS_BIAS, HAS_SHIFT, REDUCE, SAMPLE, ORDER];
         graph => [DIRECT];
         scores => [GROUPS, CLOSE];
+        gru => [SEQ];
     }
 }

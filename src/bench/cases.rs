@@ -61,6 +61,8 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
     Entry { name: "scores_8000x10000", build: scores },
+    Entry { name: "conv_gru_64x64_step", build: conv_gru_step },
+    Entry { name: "gru_42x20_t60", build: gru_seq },
 ];
 
 /// The seed of every case's inputs.
@@ -568,6 +570,70 @@ fn scores<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
             let feve =
                 (0..m).filter(|&j| want[2 * m + j] >= 0.15).map(|j| (out[3 * m + j] - want[3 * m + j]).abs() as f64);
             Ok((max_abs_diff(&out[..3 * m], &want[..3 * m]).max(feve.fold(0.0, f64::max)), "full"))
+        }),
+    })
+}
+
+/// One ConvGRU step (neuralpredictors' ConvGRUCell, 64 → 64 channels, 5×5 input and hidden
+/// kernels, padded) on a frame [1, 64, 18, 46] from a given hidden state: the 2-D core + GRU video
+/// baseline's recurrence, frame by frame as a streaming caller runs it. Checked whole.
+fn conv_gru_step<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (c, ch, h, w, k) = (64, 64, 18, 46, 5);
+    let p = ops::ConvGruParams::new(c, ch, k, k);
+    let mut rng = inputs();
+    let convs: Vec<_> = ops::gru::CONV_GRU_CONVS
+        .iter()
+        .map(|name| {
+            let (ws, bs) = p.conv_shapes(name);
+            let a = 2.0 / ((ws[1] * k * k) as f32).sqrt();
+            let wd: Vec<f32> = uniform(&mut rng, ws.iter().product()).iter().map(|v| a * v).collect();
+            (
+                crate::io::HostTensor::new(ws.to_vec(), wd),
+                crate::io::HostTensor::new(bs.to_vec(), uniform(&mut rng, ch)),
+            )
+        })
+        .collect();
+    let weights = ops::ConvGruWeights { params: p, convs: convs.try_into().expect("six convs") };
+    let (xd, hd) = (uniform(&mut rng, c * h * w), uniform(&mut rng, ch * h * w));
+    let gru = ops::ConvGru::upload(s.ctx, &weights)?;
+    let (x, h0) = (Tensor::from_f32(s.ctx, &xd, &[1, c, h, w])?, Tensor::from_f32(s.ctx, &hd, &[1, ch, h, w])?);
+    let plane = (h * w) as f64;
+    Ok(Case {
+        flops: 2.0 * plane * ch as f64 * 3.0 * ((c + ch) * k * k) as f64,
+        bytes: 4.0 * (6 * ch * ch * k * k) as f64 + 4.0 * plane * (c + 12 * ch) as f64,
+        run: Run::Record(Box::new(move |rec| {
+            let mut state = ops::ConvGruState::from_hidden(h0.clone());
+            ops::conv_gru_step(rec, &gru, &mut state, &x)
+        })),
+        check: Box::new(move |out| {
+            let (r, _, _) = reference::conv_gru(&weights, &xd, &[1, c, 1, h, w], Some(&hd))?;
+            Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}
+
+/// torch.nn.GRU 42 → 20 (the latent video model's encoder GRU) over [32, 60, 42] from h0 = 0:
+/// the input projection as one matmul, then 60 steps of a matmul and the fused gates.
+fn gru_seq<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (b, t, i, hs) = (s.b(32), 60, 42, 20);
+    let mut rng = inputs();
+    let mut draw = |n: usize, a: f32| -> Vec<f32> { uniform(&mut rng, n).iter().map(|v| a * v).collect() };
+    let weights = ops::GruWeights {
+        weight_ih: crate::io::HostTensor::new(vec![3 * hs, i], draw(3 * hs * i, 0.3)),
+        weight_hh: crate::io::HostTensor::new(vec![3 * hs, hs], draw(3 * hs * hs, 0.4)),
+        bias_ih: Some(crate::io::HostTensor::new(vec![3 * hs], draw(3 * hs, 0.3))),
+        bias_hh: Some(crate::io::HostTensor::new(vec![3 * hs], draw(3 * hs, 0.3))),
+    };
+    let xd = draw(b * t * i, 1.0);
+    let gru = ops::Gru::upload(s.ctx, &weights)?;
+    let x = Tensor::from_f32(s.ctx, &xd, &[b, t, i])?;
+    Ok(Case {
+        flops: 2.0 * (b * t * 3 * hs * (i + hs)) as f64,
+        bytes: 4.0 * (b * t * (i + 3 * hs + hs) + 3 * hs * (i + hs)) as f64,
+        run: Run::Record(Box::new(move |rec| ops::gru(rec, &gru, &x).map(|(y, _)| y))),
+        check: Box::new(move |out| {
+            let (r, _, _) = reference::gru(&weights, &xd, &[b, t, i], None)?;
+            Ok((max_abs_diff(out, &r), "full"))
         }),
     })
 }

@@ -161,6 +161,34 @@ pub static OPS: &[OpSpec] = &[
         params: &["eps"],
         run: scores,
     },
+    OpSpec {
+        name: "conv_gru",
+        required: &[
+            "input",
+            "reset_gate_input.weight",
+            "reset_gate_input.bias",
+            "update_gate_input.weight",
+            "update_gate_input.bias",
+            "out_gate_input.weight",
+            "out_gate_input.bias",
+            "reset_gate_hidden.weight",
+            "reset_gate_hidden.bias",
+            "update_gate_hidden.weight",
+            "update_gate_hidden.bias",
+            "out_gate_hidden.weight",
+            "out_gate_hidden.bias",
+        ],
+        optional: &[],
+        params: &["groups", "pad_input"],
+        run: conv_gru,
+    },
+    OpSpec {
+        name: "gru",
+        required: &["input", "weight_ih_l0", "weight_hh_l0"],
+        optional: &["bias_ih_l0", "bias_hh_l0", "h0"],
+        params: &[],
+        run: gru,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -799,4 +827,89 @@ fn scores(b: &Backend, c: &Case) -> Result<Outputs> {
     Ok((0..y.shape[0])
         .map(|i| (ops::SCORE_ROWS[i].to_string(), HostTensor::new(vec![m], y.data[i * m..(i + 1) * m].to_vec())))
         .collect())
+}
+
+/// A ConvGRU cell's sizes from a case: channels and kernels read off the input and the weights
+/// (the state dict then checks every shape), `groups` and `pad_input` from the parameters.
+fn conv_gru_params(c: &Case) -> Result<ops::ConvGruParams> {
+    const OP: &str = "conv_gru";
+    let x = c.tensor("input")?;
+    let wi = c.tensor("reset_gate_input.weight")?;
+    let wh = c.tensor("reset_gate_hidden.weight")?;
+    if x.shape.len() != 5 {
+        return Err(Error::shape(OP, "input", &x.shape, "[N, C, T, H, W]"));
+    }
+    for (t, name) in [(wi, "reset_gate_input.weight"), (wh, "reset_gate_hidden.weight")] {
+        if t.shape.len() != 4 {
+            return Err(Error::shape(OP, name, &t.shape, "[O, C/groups, K, K]"));
+        }
+    }
+    Ok(ops::ConvGruParams {
+        input_channels: x.shape[1],
+        rec_channels: wi.shape[0],
+        input_kern: wi.shape[2],
+        rec_kern: wh.shape[2],
+        groups: c.usize("groups", 1)?,
+        pad_input: c.bool("pad_input", true)?,
+    })
+}
+
+fn conv_gru(b: &Backend, c: &Case) -> Result<Outputs> {
+    let p = conv_gru_params(c)?;
+    let mut sd = crate::models::StateDict::borrowed("conv_gru", &c.tensors);
+    let w = ops::ConvGruWeights::take(&mut sd, "", p)?;
+    let x = c.tensor("input")?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let g = ops::ConvGru::upload(ctx, &w)?;
+            let xt = up(ctx, x)?;
+            on_gpu(ctx, |rec| ops::conv_gru(rec, &g, &xt))?
+        }
+        Backend::Cpu => {
+            let s = ops::gru::conv_gru_shape(&p, &x.shape, true)?;
+            let per = 3
+                * (p.input_channels / p.groups * p.input_kern * p.input_kern
+                    + p.rec_channels / p.groups * p.rec_kern * p.rec_kern);
+            cpu_budget("conv_gru", &[s.n, p.rec_channels, s.t, s.ho, s.wo], per)?;
+            let (y, shape, _) = reference::conv_gru(&w, &x.data, &x.shape, None)?;
+            HostTensor::new(shape, y)
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn gru(b: &Backend, c: &Case) -> Result<Outputs> {
+    const OP: &str = "gru";
+    let w = ops::GruWeights::take(&mut crate::models::StateDict::borrowed("gru", &c.tensors), "")?;
+    let (i, hs) = w.sizes()?;
+    let x = c.tensor("input")?;
+    let (bsz, t) = ops::gru::gru_shape(i, hs, &x.shape)?;
+    // h0 and h_n as PyTorch shapes them, [1, B, H].
+    let h0 = c.opt("h0");
+    if let Some(h) = h0 {
+        if h.shape != [1, bsz, hs] {
+            return Err(Error::shape(OP, "h0", &h.shape, format!("[1, {bsz}, {hs}]")));
+        }
+    }
+    let (y, hn) = match b {
+        Backend::Gpu(ctx) => {
+            let g = ops::Gru::upload(ctx, &w)?;
+            let xt = up(ctx, x)?;
+            let mut state = match h0 {
+                Some(h) => ops::GruState::from_hidden(Tensor::from_f32(ctx, &h.data, &[bsz, hs])?),
+                None => ops::GruState::new(),
+            };
+            let [y, hn] = on_gpu_n(ctx, |rec| {
+                let y = ops::gru_stream(rec, &g, &mut state, &xt)?;
+                Ok([y, state.hidden().expect("set by gru_stream").clone()])
+            })?;
+            (y, hn.data)
+        }
+        Backend::Cpu => {
+            cpu_budget(OP, &[bsz, t, hs], 3 * (i + hs))?;
+            let (y, shape, hn) = reference::gru(&w, &x.data, &x.shape, h0.map(|h| &h.data[..]))?;
+            (HostTensor::new(shape, y), hn)
+        }
+    };
+    Ok(vec![("output".to_string(), y), ("h_n".to_string(), HostTensor::new(vec![1, bsz, hs], hn))])
 }

@@ -37,6 +37,7 @@ pub mod diffusion;
 pub mod divisive_norm;
 pub mod flows;
 pub mod graph;
+pub mod gru;
 pub mod guidance;
 pub mod likelihood;
 pub mod matmul;
@@ -62,6 +63,10 @@ pub use divisive_norm::{
 pub use flows::{actnorm, affine_coupling, normal_logprob, row_sum_add, rq_spline, rq_spline_coupling, SplineParams};
 pub use graph::{
     gcn_aggregate, gcn_aggregate_linear, sage_aggregate, DeviceSkeleton, GcnContext, GcnRoot, KeypointPrep, Skeleton,
+};
+pub use gru::{
+    conv_gru, conv_gru_step, conv_gru_stream, gru, gru_step, gru_stream, ConvGru, ConvGruParams, ConvGruState,
+    ConvGruWeights, Gru, GruState, GruWeights,
 };
 pub use guidance::{multiview_energy, refine, Camera, Observations, Refinement};
 pub use likelihood::{pearson, poisson_nll, zig_loglik, Reduction};
@@ -120,6 +125,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         divisive_norm::params_layouts(),
         flows::params_layouts(),
         graph::params_layouts(),
+        gru::params_layouts(),
         guidance::params_layouts(),
         matmul::params_layouts(),
         neurn::params_layouts(),
