@@ -17,7 +17,7 @@ struct Case {
     act: Activation,
 }
 
-const ALL: [Conv3dAlgo; 3] = [Conv3dAlgo::Auto, Conv3dAlgo::Gemm, Conv3dAlgo::Direct];
+const ALL: [Conv3dAlgo; 4] = [Conv3dAlgo::Auto, Conv3dAlgo::Gemm, Conv3dAlgo::GemmNarrow, Conv3dAlgo::Direct];
 
 fn check(c: &Case, rng: &mut SplitMix, algos: &[Conv3dAlgo]) -> Vec<usize> {
     check_with(c, rng, algos, crate::common::budget(), 2e-5)
@@ -162,14 +162,19 @@ fn conv3d_awkward_shapes() {
     }
 }
 
-/// Auto takes the direct kernel for few output channels per group, the GEMM otherwise.
+/// Auto takes the direct kernel for few output channels per group, the narrow GEMM up to 32, the
+/// GEMM past that.
 #[test]
 fn conv3d_auto_picks_by_channels_per_group() {
     let d = Conv3dParams::default();
     let s = conv3d_shape(&[1, 8, 3, 5, 5], &[8, 1, 3, 3, 3], &d.with_groups(8)).unwrap();
     assert_eq!(pick_algo(&s, &d.with_groups(8)), Conv3dAlgo::Direct);
-    let s = conv3d_shape(&[1, 8, 3, 5, 5], &[32, 8, 1, 3, 3], &d).unwrap();
+    let s = conv3d_shape(&[1, 8, 3, 5, 5], &[33, 8, 1, 3, 3], &d).unwrap();
     assert_eq!(pick_algo(&s, &d), Conv3dAlgo::Gemm);
+    let s = conv3d_shape(&[1, 8, 3, 5, 5], &[64, 4, 1, 3, 3], &d.with_groups(2)).unwrap();
+    assert_eq!(pick_algo(&s, &d.with_groups(2)), Conv3dAlgo::GemmNarrow);
+    let s = conv3d_shape(&[1, 8, 3, 5, 5], &[32, 8, 1, 3, 3], &d).unwrap();
+    assert_eq!(pick_algo(&s, &d), Conv3dAlgo::GemmNarrow);
     assert_eq!(pick_algo(&s, &d.with_algo(Conv3dAlgo::Direct)), Conv3dAlgo::Direct);
     assert_eq!(s.output(), [1, 32, 3, 3, 3]);
 }
@@ -190,7 +195,8 @@ fn conv3d_reductions_past_the_loop_counter() {
         affine: true,
         act: Activation::Elu,
     };
-    let n = check_with(&gemm, &mut rng, &[Conv3dAlgo::Gemm, Conv3dAlgo::Direct], budget, 1e-4);
+    let algos = [Conv3dAlgo::Gemm, Conv3dAlgo::GemmNarrow, Conv3dAlgo::Direct];
+    let n = check_with(&gemm, &mut rng, &algos, budget, 1e-4);
     assert!(n.iter().all(|&n| n > 1), "{n:?}");
     let dw = Case {
         x: [1, 2, 50, 40, 41],
@@ -209,12 +215,15 @@ fn conv3d_reductions_past_the_loop_counter() {
 #[test]
 fn conv3d_split_reductions_on_a_lowered_loop_budget() {
     let mut rng = SplitMix::new(4243);
-    let mut most = [0usize; 2];
+    let mut most = [0usize; 3];
     for _ in 0..20 {
         let c = random_case(&mut rng, 24, 6);
         let budget = rng.range(16, 96) as u64;
-        let n = check_with(&c, &mut rng, &[Conv3dAlgo::Gemm, Conv3dAlgo::Direct], budget, 2e-5);
-        most = [most[0].max(n[0]), most[1].max(n[1])];
+        let algos = [Conv3dAlgo::Gemm, Conv3dAlgo::GemmNarrow, Conv3dAlgo::Direct];
+        let n = check_with(&c, &mut rng, &algos, budget, 2e-5);
+        for (m, n) in most.iter_mut().zip(n) {
+            *m = (*m).max(n);
+        }
     }
     assert!(most.iter().all(|&n| n >= 3), "most parts: {most:?}");
 }
@@ -250,7 +259,7 @@ fn conv3d_nan_and_inf_propagate() {
         assert!(want.iter().any(|v| !v.is_finite()), "the reference keeps NaN");
         assert!(inf_weight || want.iter().any(|v| v.is_finite()));
         let (x, w, b) = (up(&xd, &xs), up(&wd, &ws), up(&bd, &[ws[0]]));
-        for algo in [Conv3dAlgo::Gemm, Conv3dAlgo::Direct] {
+        for algo in [Conv3dAlgo::Gemm, Conv3dAlgo::GemmNarrow, Conv3dAlgo::Direct] {
             for budget in [crate::common::budget(), 16] {
                 let mut rec = crate::common::ctx().recorder();
                 rec.set_loop_budget(budget);

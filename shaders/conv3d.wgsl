@@ -6,7 +6,7 @@
 //   conv3d_gemm      implicit GEMM: M = N*To*Ho*Wo output voxels x O/G output channels, reduction
 //                    over K = C/G*KT*KH*KW; 128x64 tiles in workgroup memory (the voxels gathered
 //                    on the fly, im2col style, the weights as a k-major tile), 8x4 outputs per
-//                    invocation.
+//                    invocation; NARROW: 256 voxels x 32 channels (16x2 outputs per invocation).
 //   conv3d_direct    one output per invocation, the reduction in registers: for groups with few
 //                    output channels (depthwise), where most of a 64-channel GEMM tile would idle.
 //   conv3d_epilogue  the epilogue of a split reduction, once its parts are summed.
@@ -128,29 +128,36 @@ fn conv3d_direct(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 
 // ---- conv3d_gemm --------------------------------------------------------------------------------
-const BM: u32 = 128u;   // output voxels per tile
-const BN: u32 = 64u;    // output channels per tile
+// NARROW: 256 voxels x 32 channels a tile (16 x 2 outputs per invocation) for groups of at most 32
+// output channels, where half of a 64-channel tile would idle; the same multiply-adds per
+// invocation and step, each voxel gathered once for fewer channels.
+override NARROW: bool = false;
 const BK: u32 = 8u;     // reduction step
-const AS: u32 = 132u;   // padded row of As (BM + 4)
-const BS: u32 = 68u;    // padded row of Bs (BN + 4)
+const BS: u32 = 68u;    // padded row of Bs (64 + 4)
 
-var<workgroup> As: array<f32, 1056>;   // BK * AS: As[k * AS + m]
+fn c3_bm() -> u32 { return select(128u, 256u, NARROW); }   // output voxels per tile
+fn c3_bn() -> u32 { return select(64u, 32u, NARROW); }     // output channels per tile
+fn c3_mi() -> u32 { return select(8u, 16u, NARROW); }      // voxels per invocation
+fn c3_nj() -> u32 { return select(4u, 2u, NARROW); }       // channels per invocation
+fn c3_as() -> u32 { return c3_bm() + 4u; }                 // padded row of As
+
+var<workgroup> As: array<f32, 2080>;   // BK * (256 + 4): As[k * c3_as() + m]
 var<workgroup> Bs: array<f32, 544>;    // BK * BS: Bs[k * BS + o]
 
-// The four voxels first + 32 r (r < 4) of the tile at m0 that an invocation gathers: offsets of
-// their group's first input channel and the input coordinates of their first tap; ok: inside the
-// batch. Vectors rather than arrays, so no driver puts them in local memory.
+// The voxels first + 32 r (r < 4, or 8 with NARROW) of the tile at m0 that an invocation
+// gathers: offsets of their group's first input channel and the input coordinates of their first
+// tap; ok: inside the batch.
 struct Gather {
-    base: vec4<u32>,
-    z0: vec4<i32>,
-    y0: vec4<i32>,
-    x0: vec4<i32>,
-    ok: vec4<bool>,
+    base: array<u32, 8>,
+    z0: array<i32, 8>,
+    y0: array<i32, 8>,
+    x0: array<i32, 8>,
+    ok: array<bool, 8>,
 }
 
 fn c3_gather_setup(m0: u32, first: u32, g: u32) -> Gather {
     var gs: Gather;
-    for (var r = 0u; r < 4u; r++) {
+    for (var r = 0u; r < c3_bm() / 32u; r++) {
         let m = m0 + first + 32u * r;
         gs.ok[r] = m < cp.m;
         let mm = min(m, cp.m - 1u);
@@ -165,17 +172,18 @@ fn c3_gather_setup(m0: u32, first: u32, g: u32) -> Gather {
     return gs;
 }
 
-// Multiply-accumulate one BK step: invocation (tx, ty) owns voxels tx + 16 i (i < 8) and channels
-// ty + 16 j (j < 4), so workgroup reads are conflict-free and global writes coalesce.
+// Multiply-accumulate one BK step: invocation (tx, ty) owns voxels tx + 16 i (i < MI) and
+// channels ty + 16 j (j < NJ), so workgroup reads are conflict-free and global writes coalesce.
 fn c3_mma(acc: ptr<function, array<f32, 32>>, tx: u32, ty: u32) {
+    let asz = c3_as();
     for (var kk = 0u; kk < BK; kk++) {
-        var a: array<f32, 8>;
+        var a: array<f32, 16>;
         var b: array<f32, 4>;
-        for (var i = 0u; i < 8u; i++) { a[i] = As[kk * AS + tx + 16u * i]; }
-        for (var j = 0u; j < 4u; j++) { b[j] = Bs[kk * BS + ty + 16u * j]; }
-        for (var i = 0u; i < 8u; i++) {
-            for (var j = 0u; j < 4u; j++) {
-                (*acc)[i * 4u + j] = fma(a[i], b[j], (*acc)[i * 4u + j]);
+        for (var i = 0u; i < c3_mi(); i++) { a[i] = As[kk * asz + tx + 16u * i]; }
+        for (var j = 0u; j < c3_nj(); j++) { b[j] = Bs[kk * BS + ty + 16u * j]; }
+        for (var i = 0u; i < c3_mi(); i++) {
+            for (var j = 0u; j < c3_nj(); j++) {
+                (*acc)[i * c3_nj() + j] = fma(a[i], b[j], (*acc)[i * c3_nj() + j]);
             }
         }
     }
@@ -185,17 +193,18 @@ fn c3_mma(acc: ptr<function, array<f32, 32>>, tx: u32, ty: u32) {
 fn conv3d_gemm(@builtin(local_invocation_index) t: u32,
                @builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let m0 = (wid.x + wid.y * nwg.x) * BM;
+    let m0 = (wid.x + wid.y * nwg.x) * c3_bm();
     let g = wid.z / cp.otiles;
-    let o0 = (wid.z % cp.otiles) * BN;
+    let o0 = (wid.z % cp.otiles) * c3_bn();
     let tx = t % 16u;
     let ty = t / 16u;
     // This invocation gathers voxels ml + 32 r of reduction row kl, and loads the weights of
-    // channels t / 8 + 32 r (r < 2) at row t % 8.
+    // channels t / 8 + 32 r (r < BN / 32) at row t % 8.
     let kl = t / 32u;
     let ml = t % 32u;
     var gs = c3_gather_setup(m0, ml, g);
     let bk = t % BK;
+    let asz = c3_as();
 
     let k_hi = c3_k_hi();
     var acc: array<f32, 32>;
@@ -203,13 +212,13 @@ fn conv3d_gemm(@builtin(local_invocation_index) t: u32,
         let k = k0 + kl;
         let kin = k < k_hi;
         let tp = c3_tap(min(k, cp.kdim - 1u));
-        for (var r = 0u; r < 4u; r++) {
+        for (var r = 0u; r < c3_bm() / 32u; r++) {
             var v = 0.0;
             if (kin && gs.ok[r]) { v = c3_read(gs.base[r], gs.z0[r], gs.y0[r], gs.x0[r], tp); }
-            As[kl * AS + ml + 32u * r] = v;
+            As[kl * asz + ml + 32u * r] = v;
         }
         let kb = k0 + bk;
-        for (var r = 0u; r < 2u; r++) {
+        for (var r = 0u; r < c3_bn() / 32u; r++) {
             let ol = t / BK + 32u * r;
             let o = o0 + ol;
             var v = 0.0;
@@ -220,16 +229,16 @@ fn conv3d_gemm(@builtin(local_invocation_index) t: u32,
         c3_mma(&acc, tx, ty);
         workgroupBarrier();
     }
-    for (var i = 0u; i < 8u; i++) {
+    for (var i = 0u; i < c3_mi(); i++) {
         let m = m0 + tx + 16u * i;
         if (m >= cp.m) { continue; }
         let nimg = m / cp.othw;
         let p = m % cp.othw;
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < c3_nj(); j++) {
             let o = o0 + ty + 16u * j;
             if (o < cp.og) {
                 let oc = g * cp.og + o;
-                c3_put((nimg * cp.o + oc) * cp.othw + p, acc[i * 4u + j], oc);
+                c3_put((nimg * cp.o + oc) * cp.othw + p, acc[i * c3_nj() + j], oc);
             }
         }
     }

@@ -78,7 +78,7 @@ pub mod overrides {
         /// The fused epilogue's activation (shaders/common.wgsl).
         common => [ACT, ACT_A, ACT_B];
         conv2d => [HAS_BIAS, HAS_AFFINE, SPLIT, DW_TX, DW_Q, DB_1X1, DB_WIDE];
-        conv3d => [HAS_BIAS, HAS_AFFINE, SPLIT];
+        conv3d => [HAS_BIAS, HAS_AFFINE, SPLIT, NARROW];
         matmul => [TRANS_B, HAS_BIAS, SPLIT];
         norm => [HAS_WEIGHT, HAS_BIAS];
         box_filter => [SQUARE];

@@ -17,13 +17,17 @@ use crate::shaders::overrides::conv3d as ov;
 use crate::tensor::{DType, Tensor};
 
 /// Which kernel runs a conv3d. `Auto` picks the direct kernel where a group has at most
-/// [`DIRECT_MAX_OG`] output channels, the implicit GEMM otherwise.
+/// [`DIRECT_MAX_OG`] output channels, the narrow GEMM up to 32, the implicit GEMM otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Conv3dAlgo {
     #[default]
     Auto,
     /// Implicit GEMM, 128 output voxels by 64 output channels a workgroup.
     Gemm,
+    /// Implicit GEMM, 256 output voxels by 32 output channels a workgroup: for groups of at most
+    /// 32 output channels (the Sensorium factorized core's first layer), where half of `Gemm`'s
+    /// tile would idle.
+    GemmNarrow,
     /// One output per invocation.
     Direct,
 }
@@ -231,13 +235,16 @@ struct Conv3dGpuParams {
 
 const BM: usize = 128;
 const BN: usize = 64;
+/// The narrow GEMM's tile: 256 voxels by 32 channels.
+const NARROW_BM: usize = 256;
+const NARROW_BN: usize = 32;
 /// The GEMM's reduction step (BK).
 const BK: usize = 8;
 /// SPLIT mode of every part but the first: add to what the output holds.
 const SPLIT_ACC: u32 = 1;
-/// Loop iterations counted per BK step of conv3d_gemm: the step itself, the gather (4), the weight
-/// loads (2) and the multiply's BK loop, plus a margin of 4 for what a driver leaves rolled (the
-/// kernel is conv2d_gemm's, counted at 19 there with one more loop of 4).
+/// Loop iterations counted per BK step of conv3d_gemm: the step itself, the gather (4; NARROW 8),
+/// the weight loads (2; NARROW 1) and the multiply's BK loop, plus a margin for what a driver
+/// leaves rolled (the layout is conv2d_gemm's, counted at 19 there with one more loop of 4).
 const GEMM_STEP_ITERATIONS: usize = 19;
 /// Iterations outside the reduction loop (the gather setup, the stores), as a fixed allowance.
 const FIXED_ITERATIONS: usize = 64;
@@ -246,6 +253,7 @@ const FIXED_ITERATIONS: usize = 64;
 pub fn pick_algo(s: &Conv3dShape, p: &Conv3dParams) -> Conv3dAlgo {
     match p.algo {
         Conv3dAlgo::Auto if s.o / p.groups <= DIRECT_MAX_OG => Conv3dAlgo::Direct,
+        Conv3dAlgo::Auto if s.o / p.groups <= NARROW_BN => Conv3dAlgo::GemmNarrow,
         Conv3dAlgo::Auto => Conv3dAlgo::Gemm,
         a => a,
     }
@@ -292,14 +300,15 @@ pub fn conv3d(
     w.expect_f32(OP, "weight")?;
     let s = conv3d_shape(x.shape(), w.shape(), p)?;
     check_epilogue(OP, bias, "bias", epi, s.o)?;
-    record(rec, OP, x, w, bias, &s, p, epi)
+    record(rec, OP, OP, x, w, bias, &s, p, epi)
 }
 
-/// Records a checked conv3d.
+/// Records a checked conv3d; `label` prefixes its dispatches' labels.
 #[allow(clippy::too_many_arguments)]
 fn record(
     rec: &mut Recorder,
     op: &'static str,
+    label: &str,
     x: &Tensor,
     w: &Tensor,
     bias: Option<&Tensor>,
@@ -315,7 +324,9 @@ fn record(
     let kdim = (s.c / g) * taps;
     let (ohw, othw) = (s.ho * s.wo, s.to * s.ho * s.wo);
     let m = s.n * othw;
-    let otiles = og.div_ceil(BN);
+    let narrow = algo == Conv3dAlgo::GemmNarrow;
+    let (bm, bn) = if narrow { (NARROW_BM, NARROW_BN) } else { (BM, BN) };
+    let otiles = og.div_ceil(bn);
     let (entry, groups) = match algo {
         Conv3dAlgo::Direct => ("conv3d_direct", super::elementwise_grid(ctx, m * s.o, op)?),
         _ => {
@@ -331,13 +342,13 @@ fn record(
                     limit_name: "max_compute_workgroups_per_dimension",
                 });
             }
-            let [gx, gy, _] = ctx.grid_1d(m.div_ceil(BM) as u64, op)?;
+            let [gx, gy, _] = ctx.grid_1d(m.div_ceil(bm) as u64, op)?;
             ("conv3d_gemm", [gx, gy, z as u32])
         }
     };
     let y = rec.alloc(op, &s.output(), DType::F32)?;
     let accesses = [Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
-    let key = PipelineKey::new("conv3d", entry, &accesses);
+    let key = PipelineKey::new("conv3d", entry, &accesses).flag(ov::NARROW, narrow);
     let parts = split_parts(algo, kdim, rec.loop_budget() as usize);
     let split = parts.len() > 1;
     let with_epilogue = |key: PipelineKey| {
@@ -384,7 +395,7 @@ fn record(
     };
     let buffers = [Some(x), Some(w), bias, epi.scale, epi.shift, Some(&y)];
     if !split {
-        rec.dispatch(format!("conv3d/{entry}"), kernel, bytemuck::bytes_of(&params), &buffers, groups)?;
+        rec.dispatch(format!("{label}/{entry}"), kernel, bytemuck::bytes_of(&params), &buffers, groups)?;
         return Ok(y);
     }
     for (i, &(k_lo, k_hi)) in parts.iter().enumerate() {
@@ -392,7 +403,7 @@ fn record(
         params.k_hi = k_hi as u32;
         params.mode = if i > 0 { SPLIT_ACC } else { 0 };
         rec.dispatch(
-            format!("conv3d/{entry}"),
+            format!("{label}/{entry}"),
             kernel.clone(),
             bytemuck::bytes_of(&params),
             &[Some(x), Some(w), None, None, None, Some(&y)],
@@ -402,7 +413,7 @@ fn record(
     if bias.is_some() || epi.scale.is_some() || epi.act != Activation::Identity {
         let kernel = ctx.kernel(&with_epilogue(PipelineKey::new("conv3d", "conv3d_epilogue", &accesses)))?;
         let groups = super::elementwise_grid(ctx, m * s.o, op)?;
-        rec.dispatch("conv3d/conv3d_epilogue", kernel, bytemuck::bytes_of(&params), &buffers, groups)?;
+        rec.dispatch(format!("{label}/conv3d_epilogue"), kernel, bytemuck::bytes_of(&params), &buffers, groups)?;
     }
     Ok(y)
 }
@@ -461,8 +472,9 @@ pub fn factorized_conv3d(
         expect_shape(OP, "spatial_bias", t, &[a.o])?;
     }
     check_epilogue(OP, temporal_b, "temporal_bias", epi, b.o)?;
-    let mid = record(rec, OP, x, spatial_w, spatial_b, &a, &p.spatial, &Epilogue::default())?;
-    record(rec, OP, &mid, temporal_w, temporal_b, &b, &p.temporal, epi)
+    let mid =
+        record(rec, OP, "factorized_conv3d/spatial", x, spatial_w, spatial_b, &a, &p.spatial, &Epilogue::default())?;
+    record(rec, OP, "factorized_conv3d/temporal", &mid, temporal_w, temporal_b, &b, &p.temporal, epi)
 }
 
 /// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
