@@ -70,7 +70,7 @@ fn check_with(c: &Case, rng: &mut SplitMix, algos: &[Conv3dAlgo], budget: u64, a
 }
 
 fn divisors(n: usize) -> Vec<usize> {
-    (1..=n).filter(|d| n % d == 0).collect()
+    (1..=n).filter(|d| n.is_multiple_of(*d)).collect()
 }
 
 /// A random case: sizes, padding, stride, dilation per axis, groups; kernels that fit.

@@ -448,8 +448,8 @@ pub fn factorized_shape(
     Ok((a, b))
 }
 
-/// One `Factorized3dCore` layer: `act((temporal(spatial(x) + spatial_bias) + temporal_bias) * scale
-/// + shift)`, shape [N, O, To, Ho, Wo]. Both convs are checked before anything is recorded; they
+/// One `Factorized3dCore` layer, shape [N, O, To, Ho, Wo]:
+/// `act((temporal(spatial(x) + spatial_bias) + temporal_bias) * scale + shift)`. Both convs are checked before anything is recorded; they
 /// run as two conv3d dispatches (each with its bias fused, the second with the folded batch norm
 /// and activation), the spatial output held in a buffer between them.
 #[allow(clippy::too_many_arguments)]
