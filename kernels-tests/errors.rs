@@ -166,7 +166,7 @@ fn write_case(name: &str, meta: &[(&str, &str)], tensors: &[(&str, Vec<usize>)])
 fn eval_refuses_malformed_cases() {
     let conv_t = || vec![("input", vec![1, 2, 5, 5]), ("weight", vec![3, 2, 3, 3])];
     let cases: Vec<(&str, PathBuf, &str)> = vec![
-        ("unknown op", write_case("a", &[("op", "conv3d")], &conv_t()), "unknown op"),
+        ("unknown op", write_case("a", &[("op", "conv4d")], &conv_t()), "unknown op"),
         ("no op", write_case("b", &[], &conv_t()), "no \"op\""),
         (
             "missing tensor",

@@ -35,7 +35,7 @@ fn elementwise(op: &str, case: &vcortex::io::TensorFile) -> bool {
 
 fn check_backend(backend: &Backend, label: &str) {
     let all = cases();
-    assert!(all.len() >= 115, "expected the 115 committed golden cases, found {}", all.len());
+    assert!(all.len() >= 129, "expected the 129 committed golden cases, found {}", all.len());
     let out_dir = std::env::temp_dir().join(format!("vcortex-golden-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     for case in &all {

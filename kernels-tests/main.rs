@@ -6,6 +6,7 @@ mod attention;
 mod bench;
 mod common;
 mod conv;
+mod conv3d;
 mod cotrain;
 mod diffusion;
 mod docs;

@@ -20,6 +20,11 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
             v.push(vec![("DB_WIDE", 1.0), ("HAS_AFFINE", 1.0)]);
             v.push(vec![("SPLIT", 1.0), ("DB_WIDE", 1.0), ("DB_1X1", 1.0), ("DW_Q", 4.0)]);
         }
+        "conv3d" => {
+            v.push(vec![("HAS_BIAS", 1.0), ("HAS_AFFINE", 1.0), ("ACT", 3.0)]);
+            v.push(vec![("SPLIT", 1.0), ("NARROW", 1.0)]);
+            v.push(vec![("NARROW", 1.0), ("HAS_BIAS", 1.0), ("ACT", 1.0)]);
+        }
         "matmul" => {
             v.push(vec![("TRANS_B", 1.0), ("HAS_BIAS", 1.0), ("ACT", 7.0)]);
             v.push(vec![("SPLIT", 1.0), ("TRANS_B", 1.0)]);
@@ -50,7 +55,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
 }
 
 /// Entry points × override variants over all families (see the end of the test below).
-const EXPECTED_TRANSLATIONS: usize = 972;
+const EXPECTED_TRANSLATIONS: usize = 1011;
 
 #[test]
 fn every_shader_parses_validates_and_translates() {

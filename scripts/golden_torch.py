@@ -2,7 +2,7 @@
 """Golden test data for `vcortex eval`, made with PyTorch.
 
 Writes small eval cases (format: docs/eval-format.md) for the ops
-conv2d, linear, activation, batch_norm, layer_norm, divisive_norm, neurn,
+conv2d, conv3d, linear, activation, batch_norm, layer_norm, divisive_norm, neurn,
 max_pool2d and avg_pool2d into
 kernels-tests/data/golden/. For each case NAME there are two files:
 
@@ -106,6 +106,55 @@ conv_case("conv2d_i_asym_padding", [2, 3, 6, 7], [4, 3, 3, 3], True,
           {"padding": "1,0,2,1"}, pad4=(1, 0, 2, 1))
 conv_case("conv2d_j_one_row", [3, 2, 1, 17], [4, 2, 1, 3], True,
           {"stride": "1,1", "padding": "0,1"})
+
+
+# --------------------------------------------------------------------------- conv3d
+
+def triple(s):
+    v = tuple(int(p) for p in s.split(","))
+    return v * 3 if len(v) == 1 else v
+
+
+def conv3d_case(name, x_shape, w_shape, bias, params, pad6=None):
+    """F.conv3d on [N, C, T, H, W]. params: the metadata strings. pad6 = (front,
+    back, top, bottom, left, right) for the asymmetric form, applied with F.pad
+    before a padding-0 convolution."""
+    seed(name)
+    groups = int(params.get("groups", "1"))
+    o, cg, kt, kh, kw = w_shape
+    assert cg * groups == x_shape[1]
+    fan_in = cg * kt * kh * kw
+    x = randn(*x_shape)
+    w = randn(*w_shape, scale=1.0 / math.sqrt(fan_in))
+    b = randn(o, scale=1.0 / math.sqrt(fan_in)) if bias else None
+    stride = triple(params.get("stride", "1"))
+    dilation = triple(params.get("dilation", "1"))
+    if pad6 is not None:
+        front, back, top, bottom, left, right = pad6
+        xp = F.pad(x, (left, right, top, bottom, front, back))
+        y = F.conv3d(xp, w, b, stride=stride, padding=0, dilation=dilation, groups=groups)
+    else:
+        padding = triple(params.get("padding", "0"))
+        y = F.conv3d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    inputs = {"input": x, "weight": w}
+    if b is not None:
+        inputs["bias"] = b
+    case(name, "conv3d", params, inputs, {"output": y})
+
+
+conv3d_case("conv3d_a_basic", [2, 3, 5, 7, 8], [4, 3, 3, 3, 3], True,
+            {"stride": "1,1,1", "padding": "1,1,1", "dilation": "1,1,1", "groups": "1"})
+conv3d_case("conv3d_b_stride_dilation_nobias", [1, 2, 9, 8, 7], [3, 2, 2, 3, 2], False,
+            {"stride": "2,1,3", "padding": "0,2,1", "dilation": "3,2,1"})
+conv3d_case("conv3d_c_groups2", [2, 4, 4, 6, 6], [6, 2, 2, 3, 3], True,
+            {"stride": "1,2,2", "padding": "1", "groups": "2"})
+conv3d_case("conv3d_d_depthwise", [1, 5, 6, 7, 7], [5, 1, 3, 3, 3], True,
+            {"padding": "1,1,1", "groups": "5"})
+conv3d_case("conv3d_e_spatial_1x11x11", [2, 1, 3, 14, 16], [4, 1, 1, 11, 11], True, {})
+conv3d_case("conv3d_f_temporal_kt5", [1, 6, 9, 3, 4], [5, 6, 5, 1, 1], True,
+            {"stride": "1", "dilation": "2,1,1"})
+conv3d_case("conv3d_g_asym_padding", [1, 2, 3, 5, 4], [3, 2, 2, 3, 3], True,
+            {"padding": "1,0,0,2,1,1"}, pad6=(1, 0, 0, 2, 1, 1))
 
 
 # --------------------------------------------------------------------------- linear

@@ -14,6 +14,7 @@ pub const ALL: &[ShaderSource] = &[
     ShaderSource { name: "copy", body: include_str!("../shaders/copy.wgsl"), needs_f16: false },
     ShaderSource { name: "activation", body: include_str!("../shaders/activation.wgsl"), needs_f16: false },
     ShaderSource { name: "conv2d", body: include_str!("../shaders/conv2d.wgsl"), needs_f16: false },
+    ShaderSource { name: "conv3d", body: include_str!("../shaders/conv3d.wgsl"), needs_f16: false },
     ShaderSource { name: "matmul", body: include_str!("../shaders/matmul.wgsl"), needs_f16: false },
     ShaderSource { name: "norm", body: include_str!("../shaders/norm.wgsl"), needs_f16: false },
     ShaderSource { name: "box_filter", body: include_str!("../shaders/box_filter.wgsl"), needs_f16: false },
@@ -79,6 +80,7 @@ pub mod overrides {
         /// The fused epilogue's activation (shaders/common.wgsl).
         common => [ACT, ACT_A, ACT_B];
         conv2d => [HAS_BIAS, HAS_AFFINE, SPLIT, DW_TX, DW_Q, DB_1X1, DB_WIDE];
+        conv3d => [HAS_BIAS, HAS_AFFINE, SPLIT, NARROW];
         matmul => [TRANS_B, HAS_BIAS, SPLIT];
         norm => [HAS_WEIGHT, HAS_BIAS];
         box_filter => [SQUARE];

@@ -31,6 +31,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "conv3x3_vgg128", build: |s| conv(s, VGG128, Auto) },
     Entry { name: "conv3x3_vgg128_single", build: |s| conv(s, VGG128, Gemm) },
     Entry { name: "conv3x3_vgg128_wide", build: |s| conv(s, VGG128, GemmDbWide) },
+    Entry { name: "conv3d_factorized_11x11_t11", build: conv3d_factorized },
     Entry { name: "matmul_1024_fp32", build: |s| matmul(s, 1024, MatmulKernel::Auto) },
     Entry { name: "matmul_4096_fp32", build: |s| matmul(s, 4096, MatmulKernel::Auto) },
     Entry { name: "matmul_4096_fp32_vec4", build: |s| matmul(s, 4096, MatmulKernel::Vec4) },
@@ -141,6 +142,59 @@ fn conv<'c>(s: &Suite<'c>, shape: ConvShape, algo: ConvAlgo) -> Result<Case<'c>>
             let per = c * h * w;
             let (r, _) =
                 reference::conv2d(&xd[..per], &[1, c, h, w], &wd, &ws, Some(&bd), &p, None, Activation::Identity)?;
+            Ok((max_abs_diff(&out[..r.len()], &r), coverage(n)))
+        }),
+    })
+}
+
+/// The first layer of the Sensorium 2023 factorized 3-D core: [2, 1, 20, 36, 64] (batch 1 and 14
+/// frames in the small suite) through a (1, 11, 11) conv to 32 channels with bias, a (11, 1, 1) conv 32 -> 32
+/// with bias, folded batch norm and ELU, no padding: [N, 32, T - 10, 26, 54]; checked on the first
+/// clip.
+fn conv3d_factorized<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let t = if s.small { 14 } else { 20 };
+    let (n, h, w, m, k, kt) = (s.b(2), 36, 64, 32, 11, 11);
+    let xs = [n, 1, t, h, w];
+    let (ss, ts) = ([m, 1, 1, k, k], [m, m, kt, 1, 1]);
+    let mut rng = inputs();
+    let xd = uniform(&mut rng, xs.iter().product());
+    let scaled = |rng: &mut SplitMix, len: usize, fan: usize| -> Vec<f32> {
+        uniform(rng, len).iter().map(|v| v / (fan as f32).sqrt()).collect()
+    };
+    let swd = scaled(&mut rng, m * k * k, k * k);
+    let twd = scaled(&mut rng, m * m * kt, m * kt);
+    let (sbd, tbd) = (uniform(&mut rng, m), uniform(&mut rng, m));
+    let scd: Vec<f32> = uniform(&mut rng, m).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let shd = uniform(&mut rng, m);
+    let p = ops::Factorized3dParams::default();
+    let up = |d: &[f32], shape: &[usize]| Tensor::from_f32(s.ctx, d, shape);
+    let (x, sw, tw) = (up(&xd, &xs)?, up(&swd, &ss)?, up(&twd, &ts)?);
+    let (sb, tb, sc, sh) = (up(&sbd, &[m])?, up(&tbd, &[m])?, up(&scd, &[m])?, up(&shd, &[m])?);
+    let (to, ho, wo) = (t - kt + 1, h - k + 1, w - k + 1);
+    let mid = n * m * t * ho * wo;
+    let ynum = n * m * to * ho * wo;
+    Ok(Case {
+        flops: 2.0 * (mid * k * k) as f64 + 2.0 * (ynum * m * kt) as f64,
+        bytes: 4.0 * (x.numel() + 2 * mid + ynum) as f64,
+        run: Run::Record(Box::new(move |rec| {
+            let epi = Epilogue { scale: Some(&sc), shift: Some(&sh), act: Activation::Elu };
+            ops::factorized_conv3d(rec, &x, &sw, Some(&sb), &tw, Some(&tb), &p, &epi)
+        })),
+        check: Box::new(move |out| {
+            let per = t * h * w;
+            let (r, _) = reference::factorized_conv3d(
+                &xd[..per],
+                &[1, 1, t, h, w],
+                &swd,
+                &ss,
+                Some(&sbd),
+                &twd,
+                &ts,
+                Some(&tbd),
+                &p,
+                Some((&scd, &shd)),
+                Activation::Elu,
+            )?;
             Ok((max_abs_diff(&out[..r.len()], &r), coverage(n)))
         }),
     })

@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::ops::pool::PoolKind;
 use crate::ops::{
-    self, Activation, Conv2dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams, Pool2dParams, SupDivisor,
+    self, Activation, Conv2dParams, Conv3dParams, DivNormParams, DnField, Epilogue, MaxScope, NeurnParams,
+    Pool2dParams, SupDivisor,
 };
 use crate::reference;
 use crate::runtime::{Context, Recorder};
@@ -22,6 +23,13 @@ pub static OPS: &[OpSpec] = &[
         optional: &["bias"],
         params: &["stride", "padding", "dilation", "groups"],
         run: conv2d,
+    },
+    OpSpec {
+        name: "conv3d",
+        required: &["input", "weight"],
+        optional: &["bias"],
+        params: &["stride", "padding", "dilation", "groups"],
+        run: conv3d,
     },
     OpSpec { name: "linear", required: &["input", "weight"], optional: &["bias"], params: &[], run: linear },
     OpSpec {
@@ -277,6 +285,62 @@ fn conv2d(b: &Backend, c: &Case) -> Result<Outputs> {
                 }
             }
             let (v, s) = reference::conv2d(
+                &x.data,
+                &x.shape,
+                &w.data,
+                &w.shape,
+                bias.map(|t| &t.data[..]),
+                &p,
+                None,
+                Activation::Identity,
+            )?;
+            HostTensor::new(s, v)
+        }
+    };
+    Ok(one("output", y))
+}
+
+/// A per-axis (time, height, width) parameter: one value for all three axes, or three.
+fn triple(c: &Case, name: &str, default: [usize; 3]) -> Result<[usize; 3]> {
+    let v = c.usizes(name, &default, &[1, 3])?;
+    Ok(if v.len() == 1 { [v[0]; 3] } else { [v[0], v[1], v[2]] })
+}
+
+pub fn conv3d_params(c: &Case) -> Result<Conv3dParams> {
+    let pad = c.usizes("padding", &[0], &[1, 3, 6])?;
+    let padding = match pad.len() {
+        1 => [pad[0]; 6],
+        3 => [pad[0], pad[0], pad[1], pad[1], pad[2], pad[2]],
+        _ => [pad[0], pad[1], pad[2], pad[3], pad[4], pad[5]],
+    };
+    let d = Conv3dParams::default();
+    Ok(Conv3dParams {
+        stride: triple(c, "stride", d.stride)?,
+        padding,
+        dilation: triple(c, "dilation", d.dilation)?,
+        groups: c.usize("groups", d.groups)?,
+        ..d
+    })
+}
+
+fn conv3d(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, w, bias) = (c.tensor("input")?, c.tensor("weight")?, c.opt("bias"));
+    let p = conv3d_params(c)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, wt) = (up(ctx, x)?, up(ctx, w)?);
+            let bt = bias.map(|t| up(ctx, t)).transpose()?;
+            on_gpu(ctx, |rec| ops::conv3d(rec, &xt, &wt, bt.as_ref(), &p, &Epilogue::default()))?
+        }
+        Backend::Cpu => {
+            let s = ops::conv3d::conv3d_shape(&x.shape, &w.shape, &p)?;
+            cpu_budget("conv3d", &s.output(), (s.c / p.groups) * s.kt * s.kh * s.kw)?;
+            if let Some(bt) = bias {
+                if bt.shape != [s.o] {
+                    return Err(Error::shape("conv3d", "bias", &bt.shape, format!("[{}]", s.o)));
+                }
+            }
+            let (v, s) = reference::conv3d(
                 &x.data,
                 &x.shape,
                 &w.data,

@@ -32,6 +32,7 @@ pub mod attention;
 pub mod box_filter;
 pub mod cast;
 pub mod conv;
+pub mod conv3d;
 pub mod copy;
 pub mod diffusion;
 pub mod divisive_norm;
@@ -53,6 +54,7 @@ pub use attention::{attention, softmax};
 pub use box_filter::box_sum;
 pub use cast::cast;
 pub use conv::{conv2d, Conv2dParams, ConvAlgo, Epilogue};
+pub use conv3d::{conv3d, factorized_conv3d, Conv3dAlgo, Conv3dParams, Factorized3dParams};
 pub use copy::{concat_channels, copy};
 pub use diffusion::{
     add_noise, cfg_combine, ddim_step, ddpm_step, sampler_step, sampler_step_guided, Guidance, GuidanceKind, Noise,
@@ -120,6 +122,7 @@ pub fn params_layouts() -> Vec<ParamsLayout> {
         box_filter::params_layouts(),
         cast::params_layouts(),
         conv::params_layouts(),
+        conv3d::params_layouts(),
         copy::params_layouts(),
         diffusion::params_layouts(),
         divisive_norm::params_layouts(),

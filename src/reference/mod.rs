@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod box_filter;
 pub mod conv;
+pub mod conv3d;
 pub mod diffusion;
 pub mod divisive_norm;
 pub mod flows;
@@ -21,6 +22,7 @@ pub mod scores;
 pub use activation::activation;
 pub use box_filter::box_sum;
 pub use conv::{concat_channels, conv2d};
+pub use conv3d::{conv3d, factorized_conv3d};
 pub use divisive_norm::{divisive_norm, DivNormRef};
 pub use gru::{conv_gru, gru};
 pub use matmul::{linear, matmul};
