@@ -28,3 +28,4 @@ mod runtime;
 mod sensorium;
 mod sensorium_options;
 mod shaders_naga;
+mod zig;

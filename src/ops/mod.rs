@@ -45,6 +45,7 @@ pub mod norm;
 pub mod pool;
 pub mod random;
 pub mod readout;
+pub mod zig;
 
 pub use activation::{activation, add, mul, Activation};
 pub use attention::{attention, softmax};
@@ -71,6 +72,10 @@ pub use pool::{avg_pool2d, max_pool2d, Pool2dParams};
 pub use random::{random_normal, random_normal_scaled, random_uniform};
 pub use readout::{
     gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
+};
+pub use zig::{
+    zig_features_shape, zig_features_view, zig_latent_loglik, zig_latent_params, zig_map, zig_moments, zig_readout,
+    ZigLatent, ZigMap, ZigMoment, ZigReadout,
 };
 
 use crate::error::{Error, Result};

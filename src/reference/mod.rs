@@ -15,6 +15,7 @@ pub mod norm;
 pub mod pool;
 pub mod random;
 pub mod readout;
+pub mod zig;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
