@@ -417,3 +417,42 @@ fn zig_latent_refusals() {
     let bad = rz::ZigLatent { z: &c.z, z_shape: [3, 2, 4], w_q: &c.wq, w_theta: &c.wq };
     refused_shape(rz::zig_latent_loglik(&c.y, &c.logits, [4, 5], &bad, &c.k, &c.k), OP, "z");
 }
+
+/// The PyTorch goldens of scripts/golden_zig.py (a port of the upstream readout, maps, moments and
+/// the latent log-likelihood; kernels-tests/data/zig) through `vcortex eval` on the GPU and on the
+/// CPU reference, held to docs/eval-format.md's tolerances (the readout and the log-likelihood as
+/// reductions, the rest elementwise).
+#[test]
+fn zig_goldens_through_eval() {
+    use vcortex::eval::{self, check_tolerance, Backend};
+    use vcortex::io::read_safetensors;
+    let dir = crate::common::data_dir("zig");
+    let mut cases: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("zig golden directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().is_some_and(|s| s.ends_with(".case.safetensors")))
+        .collect();
+    cases.sort();
+    assert_eq!(cases.len(), 13, "the 13 committed ZIG cases");
+    let out_dir = std::env::temp_dir().join(format!("vcortex-zig-golden-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for (backend, label) in [(Backend::Gpu(ctx()), "gpu"), (Backend::Cpu, "cpu")] {
+        for case in &cases {
+            let name = case.file_name().unwrap().to_str().unwrap().replace(".case.safetensors", "");
+            let out = out_dir.join(format!("{name}.{label}.safetensors"));
+            eval::eval_file(case, &out, &backend).unwrap_or_else(|e| panic!("{label} {name}: {e}"));
+            let got = read_safetensors(&out).unwrap();
+            let want = read_safetensors(&dir.join(format!("{name}.expected.safetensors"))).unwrap();
+            let op = got.metadata.get("op").cloned().unwrap_or_default();
+            let elementwise = !matches!(op.as_str(), "zig_readout" | "zig_latent_loglik");
+            assert_eq!(got.tensors.keys().collect::<Vec<_>>(), want.tensors.keys().collect::<Vec<_>>(), "{name}");
+            for (k, w) in &want.tensors {
+                let g = &got.tensors[k];
+                assert_eq!(g.shape, w.shape, "{label} {name} {k}: shape");
+                let (excess, maxerr) = check_tolerance(&g.data, &w.data, elementwise);
+                assert!(excess <= 0.0, "{label} {name} {k}: max |err| {maxerr:.3e} past the tolerance");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
