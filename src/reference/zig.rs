@@ -33,7 +33,7 @@ fn implied(t: &[f32], dims: &[usize]) -> Vec<usize> {
 /// (kt/2, kc/2)) per (b, n) as written, then Σ_c features[c, n, o]·conv + bias[n]. Output [2, B·T, N].
 pub fn zig_readout(x: &[f32], xs: &[usize], frames: usize, r: &ZigReadout, shift: Option<&[f32]>) -> Result<Vec<f32>> {
     const OP: &str = "zig_readout";
-    if r.mu.len() % 2 != 0 {
+    if !r.mu.len().is_multiple_of(2) {
         return Err(Error::shape(OP, "mu", &[r.mu.len()], "[N, 2]"));
     }
     let n = r.mu.len() / 2;
