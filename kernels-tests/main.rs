@@ -32,3 +32,4 @@ mod sensorium;
 mod sensorium_options;
 mod sensorium_roteq;
 mod shaders_naga;
+mod zig;

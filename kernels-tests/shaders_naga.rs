@@ -48,6 +48,8 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
         "readout" => {
             v.push(vec![("ALIGN_CORNERS", 1.0), ("HAS_BIAS", 1.0), ("HAS_SHIFT", 1.0), ("SAMPLE", 1.0), ("ACT", 3.0)]);
             v.push(vec![("REDUCE", 1.0), ("ORDER", 1.0)]);
+            v.push(vec![("CONV_BIAS", 1.0), ("ZIG_MAP", 1.0), ("VARIANCE", 1.0)]);
+            v.push(vec![("ZIG_MAP", 2.0)]);
         }
         _ => {}
     }
@@ -55,7 +57,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
 }
 
 /// Entry points × override variants over all families (see the end of the test below).
-const EXPECTED_TRANSLATIONS: usize = 1011;
+const EXPECTED_TRANSLATIONS: usize = 1125;
 
 #[test]
 fn every_shader_parses_validates_and_translates() {

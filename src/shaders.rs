@@ -88,7 +88,7 @@ pub mod overrides {
         neurn => [WINDOW, REVERSE];
         diffusion => [NOISE, CLIP, THRESH, GUIDE];
         flows => [COUPLING];
-        readout => [ALIGN_CORNERS, HAS_BIAS, HAS_SHIFT, REDUCE, SAMPLE, ORDER];
+        readout => [ALIGN_CORNERS, HAS_BIAS, HAS_SHIFT, REDUCE, SAMPLE, ORDER, CONV_BIAS, ZIG_MAP, VARIANCE];
         graph => [DIRECT];
         scores => [GROUPS, CLOSE];
         gru => [SEQ];

@@ -52,6 +52,7 @@ pub(super) const CASES: &[Entry] = &[
     // in the caller's neuron order.
     Entry { name: "gaussian_readout_8000", build: |s| gaussian_readout(s, true) },
     Entry { name: "gaussian_readout_8000_unsorted", build: |s| gaussian_readout(s, false) },
+    Entry { name: "zig_loglik_s100_n8000", build: zig_loglik_s100 },
     Entry { name: "sensorium_forward_b128", build: |s| sensorium_forward(s, 128) },
     Entry { name: "sensorium_latency_b128", build: |s| sensorium_latency(s, 128) },
     Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
@@ -457,6 +458,46 @@ fn gaussian_readout<'c>(s: &Suite<'c>, sorted: bool) -> Result<Case<'c>> {
                 ops::Activation::Identity,
             )?;
             Ok((max_abs_diff(&out[..m], &r), coverage(fs[0])))
+        }),
+    })
+}
+
+/// The video-latent model's evaluation log-likelihood: 8000 neurons, [64 frames] (2 in the small
+/// suite), 100 latent samples of 12 dims, k and loc per neuron, in bits; checked on the first frame.
+fn zig_loglik_s100<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (n, bt, samples, l) = (8000, s.b(64), 100, 12);
+    let mut rng = inputs();
+    let yd: Vec<f32> = rng.vec(bt * n, -1.0, 2.0).iter().map(|v| v.max(0.0)).collect();
+    let lgd = uniform(&mut rng, 2 * bt * n);
+    let zd = uniform(&mut rng, samples * bt * l);
+    let wqd: Vec<f32> = uniform(&mut rng, l * n).iter().map(|v| 0.3 * v).collect();
+    let wtd: Vec<f32> = uniform(&mut rng, l * n).iter().map(|v| 0.3 * v).collect();
+    let kd = rng.vec(n, 0.3, 3.0);
+    let locd = vec![0.005f32; n];
+    let t = |d: &[f32], sh: &[usize]| Tensor::from_f32(s.ctx, d, sh);
+    let (y, lg, z, wq, wt, k, loc) = (
+        t(&yd, &[bt, n])?,
+        t(&lgd, &[2, bt, n])?,
+        t(&zd, &[samples, bt, l])?,
+        t(&wqd, &[l, n])?,
+        t(&wtd, &[l, n])?,
+        t(&kd, &[n])?,
+        t(&locd, &[n])?,
+    );
+    Ok(Case {
+        // Per (sample, frame, neuron): the two latent dot products and the density.
+        flops: (samples * bt * n * (4 * l + 16)) as f64,
+        bytes: 4.0 * (samples * bt * (l + 2 * n) + 4 * bt * n + 2 * l * n) as f64,
+        run: Run::Record(Box::new(move |rec| {
+            ops::zig_latent_loglik(rec, &y, &lg, &ops::ZigLatent { z: &z, w_q: &wq, w_theta: &wt }, &k, &loc)
+        })),
+        check: Box::new(move |out| {
+            // The first frame: its rows of the target, logits and samples.
+            let lg1: Vec<f32> = [&lgd[..n], &lgd[bt * n..bt * n + n]].concat();
+            let z1: Vec<f32> = (0..samples).flat_map(|si| zd[si * bt * l..si * bt * l + l].to_vec()).collect();
+            let lat = reference::zig::ZigLatent { z: &z1, z_shape: [samples, 1, l], w_q: &wqd, w_theta: &wtd };
+            let r = reference::zig::zig_latent_loglik(&yd[..n], &lg1, [1, n], &lat, &kd, &locd)?;
+            Ok((max_abs_diff(&out[..n], &r), coverage(bt)))
         }),
     })
 }

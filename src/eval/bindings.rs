@@ -197,6 +197,35 @@ pub static OPS: &[OpSpec] = &[
         params: &[],
         run: gru,
     },
+    OpSpec {
+        name: "zig_readout",
+        required: &["input", "mu", "conv_weight", "features"],
+        optional: &["conv_bias", "bias", "shift"],
+        params: &["frames", "align_corners"],
+        run: zig_readout,
+    },
+    OpSpec { name: "zig_map", required: &["input"], optional: &[], params: &["map"], run: zig_map },
+    OpSpec {
+        name: "zig_moments",
+        required: &["q", "theta", "k", "loc"],
+        optional: &[],
+        params: &["moment"],
+        run: zig_moments,
+    },
+    OpSpec {
+        name: "zig_latent_params",
+        required: &["logits", "z", "w_q", "w_theta"],
+        optional: &[],
+        params: &[],
+        run: zig_latent_params,
+    },
+    OpSpec {
+        name: "zig_latent_loglik",
+        required: &["target", "logits", "z", "w_q", "w_theta", "k", "loc"],
+        optional: &[],
+        params: &[],
+        run: zig_latent_loglik,
+    },
 ];
 
 fn up(ctx: &Context, t: &HostTensor) -> Result<Tensor> {
@@ -976,4 +1005,190 @@ fn gru(b: &Backend, c: &Case) -> Result<Outputs> {
         }
     };
     Ok(vec![("output".to_string(), y), ("h_n".to_string(), HostTensor::new(vec![1, bsz, hs], hn))])
+}
+
+/// The readout's features as the op takes them: [C, N, 2], or the stored [1, C, 2, N] read through
+/// `ops::zig_features_shape`.
+fn zig_features(f: &HostTensor) -> Result<HostTensor> {
+    if f.shape.len() == 4 {
+        return Ok(HostTensor::new(ops::zig_features_shape(&f.shape)?.to_vec(), f.data.clone()));
+    }
+    Ok(f.clone())
+}
+
+fn zig_readout(b: &Backend, c: &Case) -> Result<Outputs> {
+    let (x, mu, w) = (c.tensor("input")?, c.tensor("mu")?, c.tensor("conv_weight")?);
+    let f = zig_features(c.tensor("features")?)?;
+    let (cb, bias, shift) = (c.opt("conv_bias"), c.opt("bias"), c.opt("shift"));
+    let frames = c.usize("frames", 0)?;
+    let align = c.bool("align_corners", true)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let (xt, mt, wt, ft) = (up(ctx, x)?, up(ctx, mu)?, up(ctx, w)?, up(ctx, &f)?);
+            let cbt = cb.map(|t| up(ctx, t)).transpose()?;
+            let bt = bias.map(|t| up(ctx, t)).transpose()?;
+            let st = shift.map(|t| up(ctx, t)).transpose()?;
+            on_gpu(ctx, |rec| {
+                let r = ops::ZigReadout {
+                    mu: &mt,
+                    conv_weight: &wt,
+                    conv_bias: cbt.as_ref(),
+                    features: &ft,
+                    bias: bt.as_ref(),
+                    align_corners: align,
+                };
+                ops::zig_readout(rec, &xt, frames, &r, st.as_ref())
+            })?
+        }
+        Backend::Cpu => {
+            let d = ops::zig::zig_readout_shapes(
+                &x.shape,
+                frames,
+                &mu.shape,
+                &w.shape,
+                cb.map(|t| &t.shape[..]),
+                &f.shape,
+                bias.map(|t| &t.shape[..]),
+                shift.map(|t| &t.shape[..]),
+            )?;
+            cpu_budget("zig_readout", &[2, d.bt, d.n], d.c.saturating_mul(d.kt * d.kc + 1))?;
+            let r = reference::zig::ZigReadout {
+                mu: &mu.data,
+                conv_weight: &w.data,
+                conv_shape: &w.shape,
+                conv_bias: cb.map(|t| &t.data[..]),
+                features: &f.data,
+                bias: bias.map(|t| &t.data[..]),
+                align_corners: align,
+            };
+            HostTensor::new(
+                vec![2, d.bt, d.n],
+                reference::zig::zig_readout(&x.data, &x.shape, frames, &r, shift.map(|t| &t.data[..]))?,
+            )
+        }
+    };
+    Ok(one("output", y))
+}
+
+fn zig_map(b: &Backend, c: &Case) -> Result<Outputs> {
+    let x = c.tensor("input")?;
+    let map = ops::ZigMap::parse(c.required("map")?)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let xt = up(ctx, x)?;
+            on_gpu(ctx, |rec| ops::zig_map(rec, &xt, map))?
+        }
+        Backend::Cpu => HostTensor::new(x.shape.clone(), reference::zig::zig_map(&x.data, map)),
+    };
+    Ok(one("output", y))
+}
+
+fn zig_moments(b: &Backend, c: &Case) -> Result<Outputs> {
+    let ts: Vec<&HostTensor> = ["q", "theta", "k", "loc"].iter().map(|n| c.tensor(n)).collect::<Result<_>>()?;
+    let moment = c.parsed("moment", ops::ZigMoment::Mean, |s| match s {
+        "mean" => Ok(ops::ZigMoment::Mean),
+        "variance" => Ok(ops::ZigMoment::Variance),
+        _ => Err(Error::param("zig_moments", "moment", format!("{s:?} is not mean or variance"))),
+    })?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let t: Vec<Tensor> = ts.iter().map(|t| up(ctx, t)).collect::<Result<_>>()?;
+            on_gpu(ctx, |rec| ops::zig_moments(rec, &t[0], &t[1], &t[2], &t[3], moment))?
+        }
+        Backend::Cpu => {
+            if ts[1].shape != ts[0].shape {
+                return Err(Error::shape("zig_moments", "theta", &ts[1].shape, format!("{:?}", ts[0].shape)));
+            }
+            ops::zig::per_neuron("zig_moments", "k", &ts[2].shape, &ts[0].shape)?;
+            ops::zig::per_neuron("zig_moments", "loc", &ts[3].shape, &ts[0].shape)?;
+            HostTensor::new(
+                ts[0].shape.clone(),
+                reference::zig::zig_moments(&ts[0].data, &ts[1].data, &ts[2].data, &ts[3].data, &ts[0].shape, moment)?,
+            )
+        }
+    };
+    Ok(one("output", y))
+}
+
+/// The latent inputs of a case, their shapes checked as the ops check them: (B·T, N, S, L).
+fn zig_latent_dims(op: &'static str, c: &Case) -> Result<[usize; 4]> {
+    let (lg, z, wq, wt) = (c.tensor("logits")?, c.tensor("z")?, c.tensor("w_q")?, c.tensor("w_theta")?);
+    let (bt, n, s, l) = ops::zig::zig_latent_shapes(op, &lg.shape, &z.shape, &wq.shape, &wt.shape)?;
+    Ok([bt, n, s, l])
+}
+
+fn zig_latent_ref<'a>(c: &'a Case, [bt, _, s, l]: [usize; 4]) -> Result<reference::zig::ZigLatent<'a>> {
+    Ok(reference::zig::ZigLatent {
+        z: &c.tensor("z")?.data,
+        z_shape: [s, bt, l],
+        w_q: &c.tensor("w_q")?.data,
+        w_theta: &c.tensor("w_theta")?.data,
+    })
+}
+
+fn zig_latent_params(b: &Backend, c: &Case) -> Result<Outputs> {
+    const OP: &str = "zig_latent_params";
+    let d @ [bt, n, s, l] = zig_latent_dims(OP, c)?;
+    let [q, th] = match b {
+        Backend::Gpu(ctx) => {
+            let t: Vec<Tensor> =
+                ["logits", "z", "w_q", "w_theta"].iter().map(|k| up(ctx, c.tensor(k)?)).collect::<Result<_>>()?;
+            on_gpu_n(ctx, |rec| {
+                let (q, th) =
+                    ops::zig_latent_params(rec, &t[0], &ops::ZigLatent { z: &t[1], w_q: &t[2], w_theta: &t[3] })?;
+                Ok([q, th])
+            })?
+        }
+        Backend::Cpu => {
+            cpu_budget(OP, &[2, s, bt, n], l)?;
+            let (q, th) =
+                reference::zig::zig_latent_params(&c.tensor("logits")?.data, [bt, n], &zig_latent_ref(c, d)?)?;
+            [HostTensor::new(vec![s, bt, n], q), HostTensor::new(vec![s, bt, n], th)]
+        }
+    };
+    Ok(vec![("q".to_string(), q), ("theta".to_string(), th)])
+}
+
+fn zig_latent_loglik(b: &Backend, c: &Case) -> Result<Outputs> {
+    const OP: &str = "zig_latent_loglik";
+    let d @ [bt, n, s, l] = zig_latent_dims(OP, c)?;
+    let y = match b {
+        Backend::Gpu(ctx) => {
+            let t: Vec<Tensor> = ["target", "logits", "z", "w_q", "w_theta", "k", "loc"]
+                .iter()
+                .map(|k| up(ctx, c.tensor(k)?))
+                .collect::<Result<_>>()?;
+            on_gpu(ctx, |rec| {
+                ops::zig_latent_loglik(
+                    rec,
+                    &t[0],
+                    &t[1],
+                    &ops::ZigLatent { z: &t[2], w_q: &t[3], w_theta: &t[4] },
+                    &t[5],
+                    &t[6],
+                )
+            })?
+        }
+        Backend::Cpu => {
+            for (name, want) in [("target", vec![bt, n]), ("k", vec![n]), ("loc", vec![n])] {
+                let t = c.tensor(name)?;
+                if t.shape != want {
+                    return Err(Error::shape(OP, name, &t.shape, format!("{want:?}")));
+                }
+            }
+            cpu_budget(OP, &[bt, n], s.saturating_mul(l + 8))?;
+            HostTensor::new(
+                vec![bt, n],
+                reference::zig::zig_latent_loglik(
+                    &c.tensor("target")?.data,
+                    &c.tensor("logits")?.data,
+                    [bt, n],
+                    &zig_latent_ref(c, d)?,
+                    &c.tensor("k")?.data,
+                    &c.tensor("loc")?.data,
+                )?,
+            )
+        }
+    };
+    Ok(one("output", y))
 }

@@ -48,6 +48,7 @@ pub mod pool;
 pub mod random;
 pub mod readout;
 pub mod scores;
+pub mod zig;
 
 pub use activation::{activation, add, mul, Activation};
 pub use attention::{attention, softmax};
@@ -81,6 +82,10 @@ pub use readout::{
     gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
 };
 pub use scores::{scores, Repeats, ScoreParams, ScoreSummary, SCORE_ROWS};
+pub use zig::{
+    zig_features_shape, zig_features_view, zig_latent_loglik, zig_latent_params, zig_map, zig_moments, zig_readout,
+    ZigLatent, ZigMap, ZigMoment, ZigReadout,
+};
 
 use crate::error::{Error, Result};
 use crate::runtime::Context;

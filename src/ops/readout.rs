@@ -33,6 +33,16 @@ pub(crate) struct RoParams {
     pub hi: u32,
     pub part: u32,
     pub _q: u32,
+    /// The ZIG kernels (ops::zig): frames per sample, the readout conv's kernel, latent samples and
+    /// dims, the lengths of k and loc.
+    pub t: u32,
+    pub kt: u32,
+    pub kc: u32,
+    pub s: u32,
+    pub l: u32,
+    pub nk: u32,
+    pub nl: u32,
+    pub _r: u32,
 }
 
 pub(crate) const BINDINGS: [Access; 7] =
@@ -337,6 +347,9 @@ pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
         "readout",
         "RoParams",
         RoParams,
-        [n, c, h, w, m, ho, wo, total, eps, scale, count, _p, seed_lo, seed_hi, off_lo, off_hi, lo, hi, part, _q]
+        [
+            n, c, h, w, m, ho, wo, total, eps, scale, count, _p, seed_lo, seed_hi, off_lo, off_hi, lo, hi, part, _q, t,
+            kt, kc, s, l, nk, nl, _r
+        ]
     )]
 }

@@ -18,6 +18,7 @@ pub mod pool;
 pub mod random;
 pub mod readout;
 pub mod scores;
+pub mod zig;
 
 pub use activation::activation;
 pub use box_filter::box_sum;
