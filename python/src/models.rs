@@ -82,11 +82,12 @@ fn in_config(e: Error, config: Option<&Path>) -> Error {
     }
 }
 
-/// A loader error as an error of the files, where the inputs were files.
+/// A loader error as an error of the weights file (and the config file), where the weights came
+/// from a file; the engine's own error where they came from a dict.
 fn in_files(e: Error, weights: Option<&Path>, config: Option<&Path>) -> Error {
-    match (weights, config) {
-        (None, None) => e,
-        (w, c) => e.in_files(w.unwrap_or(Path::new("weights (a dict)")), c.unwrap_or(Path::new("config (a dict)"))),
+    match weights {
+        None => e,
+        Some(w) => e.in_files(w, config.unwrap_or(Path::new("config (a dict)"))),
     }
 }
 

@@ -214,8 +214,12 @@ def run_op(
     return _native.run_op(_ctx(context), op, arrays, dict(params or {}))
 
 
+_OPTIONAL = {op: set(spec["optional"]) for op, spec in _native.op_table().items()}
+
+
 def _run(op: str, context: Optional[Context], params: Dict[str, Optional[str]], **tensors: Any):
-    arrays = {k: _array(v, k) for k, v in tensors.items() if v is not None}
+    optional = _OPTIONAL[op]
+    arrays = {k: _array(v, k) for k, v in tensors.items() if v is not None or k not in optional}
     return _native.run_op(_ctx(context), op, arrays, {k: v for k, v in params.items() if v is not None})
 
 
