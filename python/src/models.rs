@@ -231,6 +231,19 @@ impl PySensorium {
         Ok(PySensorium { model, ctx: ctx.ctx.clone() })
     }
 
+    /// The model of the `sensorium_latency_*` bench cases (random weights, seed 11; 8000 neurons
+    /// under the data key "bench"), for python/bench.py.
+    #[staticmethod]
+    fn _bench_model(py: Python<'_>, ctx: &PyContext) -> PyResult<Self> {
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let mut m = Sensorium::random(Sensorium::baseline_config(8000), 11)?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PySensorium { model, ctx: ctx.ctx.clone() })
+    }
+
     fn data_keys(&self) -> Vec<String> {
         self.model.data_keys().iter().map(|k| k.to_string()).collect()
     }
