@@ -36,7 +36,7 @@ pub static OPS: &[OpSpec] = &[
         name: "activation",
         required: &["input"],
         optional: &[],
-        params: &["kind", "beta", "threshold"],
+        params: &["kind", "beta", "threshold", "xshift", "yshift"],
         run: activation,
     },
     OpSpec {

@@ -78,6 +78,12 @@ pub fn names_adapter(wanted: &str, info: &wgpu::AdapterInfo) -> bool {
 /// Picks the adapter: `VCORTEX_ADAPTER` (see [`names_adapter`]) if set, otherwise the best-ranked
 /// device.
 pub fn choose(adapters: Vec<wgpu::Adapter>) -> Result<wgpu::Adapter> {
+    choose_named(adapters, std::env::var("VCORTEX_ADAPTER").ok())
+}
+
+/// [`choose`] with the wanted adapter given (`None`: the best-ranked device) instead of read from
+/// `VCORTEX_ADAPTER`; the Python package's `Context(adapter=...)`.
+pub fn choose_named(adapters: Vec<wgpu::Adapter>, wanted: Option<String>) -> Result<wgpu::Adapter> {
     let seen = adapters.iter().map(|a| AdapterSummary::of(&a.get_info()).to_string()).collect::<Vec<_>>().join("; ");
     if adapters.is_empty() {
         let hint = match std::env::var("WGPU_BACKEND") {
@@ -87,7 +93,7 @@ pub fn choose(adapters: Vec<wgpu::Adapter>) -> Result<wgpu::Adapter> {
         return Err(Error::NoAdapter(hint));
     }
     let mut candidates = adapters;
-    if let Ok(wanted) = std::env::var("VCORTEX_ADAPTER") {
+    if let Some(wanted) = wanted {
         candidates.retain(|a| names_adapter(&wanted, &a.get_info()));
         if candidates.is_empty() {
             return Err(Error::AdapterNotFound { wanted, seen });

@@ -1,0 +1,89 @@
+"""The binding's overhead: Sensorium.predict through Python against the same call in Rust.
+
+The Rust side is the bench suite's `sensorium_latency_b1` and `sensorium_latency_b128` cases
+(`vcortex bench --filter sensorium_latency`: `Sensorium::predict` on host images, wall clock,
+median of the runs); the Python side is `vcortex.Sensorium.predict` on the very same model
+(random weights of seed 11, 8000 neurons under the data key "bench") and the same batch sizes.
+On a software adapter the suite shrinks its batches (÷ 32, so b128 runs 4 images) unless
+`--full` is given; this script follows what the suite reports.
+
+    python python/bench.py [--vcortex target/release/vcortex] [--reps 20] [--full]
+
+Prints one row per case: Rust ms, Python ms, the difference, and whether it is within the
+budget (5 % or 50 µs, whichever is larger).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# This file sits beside the package's source folder: import the installed package, not it.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+
+import vcortex  # noqa: E402
+
+
+def rust_cases(binary, reps, full):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "bench.json")
+        cmd = [binary, "bench", "--filter", "sensorium_latency", "--json", out, "--reps", str(reps)]
+        if full:
+            cmd.append("--full")
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        rows = [json.loads(line) for line in open(out) if line.strip()]
+    device = next((r for r in rows if r.get("case") == "device"), {})
+    cases = {r["case"]: r["ms"] for r in rows if "ms" in r}
+    return cases, bool(device.get("small", False)), device
+
+
+def python_ms(model, images, reps):
+    for _ in range(3):
+        model.predict(images, data_key="bench", batch=len(images))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        model.predict(images, data_key="bench", batch=len(images))
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--vcortex", default=os.path.join(HERE, "..", "target", "release", "vcortex"))
+    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--full", action="store_true", help="the standard batch sizes on a software adapter too")
+    a = p.parse_args()
+    rust, small, device = rust_cases(a.vcortex, a.reps, a.full)
+    ctx = vcortex.default_context()
+    model = vcortex.Sensorium._native_cls._bench_model(ctx._c)
+    model = vcortex.Sensorium(model, ctx)
+    print(f"adapter: {ctx.info()['name']} ({ctx.info()['backend']}); small suite: {small}")
+    print(f"{'case':24} {'batch':>5} {'rust ms':>10} {'python ms':>10} {'overhead':>10}  within budget")
+    ok = True
+    for name, nominal in (("sensorium_latency_b1", 1), ("sensorium_latency_b128", 128)):
+        if name not in rust:
+            print(f"{name}: not in the bench output", file=sys.stderr)
+            ok = False
+            continue
+        n = max(nominal // 32, 1) if small else nominal
+        images = np.random.default_rng(nominal).uniform(-1, 1, (n, 1, 36, 64)).astype(np.float32)
+        py = python_ms(model, images, a.reps)
+        diff = py - rust[name]
+        budget = max(0.05 * rust[name], 0.05)
+        within = diff <= budget
+        ok &= within
+        print(f"{name:24} {n:>5} {rust[name]:>10.3f} {py:>10.3f} {diff * 1e3:>8.1f}µs  {'yes' if within else 'NO'}"
+              f" (budget {budget * 1e3:.0f} µs)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

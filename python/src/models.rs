@@ -1,0 +1,617 @@
+//! The models of the CLI as Python classes: each loads from a weights file or a dict of arrays and
+//! a config file or JSON text, keeps the context it was uploaded to, and runs one submit per call
+//! (per batch, for the twins' predict).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use vcortex::io::HostTensor;
+use vcortex::models::cgnf::{CgnfConfig, Condition};
+use vcortex::models::flow::FlowConfig;
+use vcortex::models::platypose::{observations_from, Platypose, PlatyposeConfig, SamplerNoise};
+use vcortex::models::{Cgnf, Cotrain, CotrainConfig, Flow, Sensorium, SensoriumConfig};
+use vcortex::{Context, Error, Recorder, Result, Tensor};
+
+use crate::{array, array_dict, compute, guarded, host_dict, slice, PyContext};
+
+/// Weights as given: a safetensors path, or tensors in memory (a state dict).
+enum Weights {
+    Path(PathBuf),
+    Dict(BTreeMap<String, HostTensor>),
+}
+
+impl Weights {
+    fn extract(w: &Bound<'_, PyAny>) -> PyResult<Weights> {
+        if let Ok(s) = w.downcast::<PyString>() {
+            return Ok(Weights::Path(PathBuf::from(s.extract::<String>()?)));
+        }
+        if w.downcast::<PyDict>().is_ok() {
+            return Ok(Weights::Dict(host_dict(w, "weights")?));
+        }
+        Err(PyTypeError::new_err("weights: expected a path or a dict of arrays"))
+    }
+
+    /// The tensors, and the file they came from.
+    fn tensors(self) -> Result<(BTreeMap<String, HostTensor>, Option<PathBuf>)> {
+        match self {
+            Weights::Path(p) => Ok((vcortex::io::read_weights(&p)?.tensors, Some(p))),
+            Weights::Dict(d) => Ok((d, None)),
+        }
+    }
+}
+
+/// A config as given: the JSON text of a file (`is_path`) or the text itself, with its `"kind"`
+/// removed after checking it is one of `kinds`. Returns the JSON and the file.
+fn config_json(config: &str, is_path: bool, kinds: &[&str], model: &str) -> Result<(String, Option<PathBuf>)> {
+    let (text, path) = if is_path {
+        let p = PathBuf::from(config);
+        let t = std::fs::read_to_string(&p)
+            .map_err(|e| Error::File { path: p.display().to_string(), reason: format!("cannot read: {e}") })?;
+        (t, Some(p))
+    } else {
+        (config.to_string(), None)
+    };
+    let in_file = |reason: String| match &path {
+        Some(p) => Error::File { path: p.display().to_string(), reason },
+        None => Error::Config(reason),
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| in_file(format!("{model} config: not JSON: {e}")))?;
+    if let Some(k) = v.as_object_mut().and_then(|m| m.remove("kind")) {
+        if !k.as_str().is_some_and(|k| kinds.contains(&k)) {
+            return Err(in_file(format!(
+                "config \"kind\" is {k}; vcortex.{model} takes \"{}\"",
+                kinds.join("\" or \"")
+            )));
+        }
+    }
+    Ok((v.to_string(), path))
+}
+
+/// A config parse error as an error of the config file, where there is one.
+fn in_config(e: Error, config: Option<&Path>) -> Error {
+    match config {
+        Some(p) => Error::File { path: p.display().to_string(), reason: e.to_string() },
+        None => e,
+    }
+}
+
+/// A loader error as an error of the weights file (and the config file), where the weights came
+/// from a file; the engine's own error where they came from a dict.
+fn in_files(e: Error, weights: Option<&Path>, config: Option<&Path>) -> Error {
+    match weights {
+        None => e,
+        Some(w) => e.in_files(w, config.unwrap_or(Path::new("config (a dict)"))),
+    }
+}
+
+type Arr<'py> = Option<PyReadonlyArrayDyn<'py, f32>>;
+
+/// An optional array's data and shape.
+fn opt<'a>(a: &'a Arr<'_>, what: &str) -> PyResult<Option<(&'a [f32], Vec<usize>)>> {
+    a.as_ref().map(|a| Ok((slice(a, what)?, a.shape().to_vec()))).transpose()
+}
+
+fn up(ctx: &Context, t: Option<(&[f32], Vec<usize>)>) -> Result<Option<Tensor>> {
+    t.map(|(d, s)| Tensor::from_f32(ctx, d, &s)).transpose()
+}
+
+/// Submits `rec` and reads the named tensors back.
+fn read(mut rec: Recorder, outs: &[(&str, &Tensor)]) -> Result<Vec<(String, HostTensor)>> {
+    let hs: Vec<_> = outs.iter().map(|(_, t)| rec.read_back(t)).collect();
+    let done = rec.submit()?;
+    Ok(outs
+        .iter()
+        .zip(hs)
+        .map(|((n, t), h)| (n.to_string(), HostTensor::new(t.shape().to_vec(), done.f32(h))))
+        .collect())
+}
+
+/// The two twins behind one predict loop.
+enum Twin<'a> {
+    Sensorium(&'a Sensorium),
+    Cotrain(&'a Cotrain),
+}
+
+type Host<'a> = Option<(&'a [f32], Vec<usize>)>;
+
+/// Responses [N, neurons] per data key (the one asked for, or every key), `batch` images per
+/// submit: the loop of `vcortex predict`.
+fn predict_all(
+    ctx: &Context,
+    m: Twin,
+    x: &[f32],
+    shape: &[usize],
+    eye: Host,
+    behavior: Host,
+    key: Option<String>,
+    batch: usize,
+) -> Result<Vec<(String, HostTensor)>> {
+    const OP: &str = "predict";
+    if batch == 0 {
+        return Err(Error::param(OP, "batch", "must be >= 1"));
+    }
+    if shape.len() != 4 || shape[0] == 0 {
+        return Err(Error::shape(OP, "images", shape, "[N, C, H, W] with N >= 1"));
+    }
+    let n = shape[0];
+    let per: usize = shape[1..].iter().product();
+    if let Some((_, s)) = &eye {
+        if s[..] != [n, 2] {
+            return Err(Error::shape(OP, "pupil_center", s, format!("[{n}, 2]")));
+        }
+    }
+    if let Some((_, s)) = &behavior {
+        if s.len() != 2 || s[0] != n {
+            return Err(Error::shape(OP, "behavior", s, format!("[{n}, B]")));
+        }
+    }
+    let keys: Vec<String> = match (key, &m) {
+        (Some(k), _) => vec![k],
+        (None, Twin::Sensorium(s)) => s.data_keys().iter().map(|k| k.to_string()).collect(),
+        (None, Twin::Cotrain(c)) => c.data_keys().iter().map(|k| k.to_string()).collect(),
+    };
+    let mut outputs = Vec::new();
+    for key in keys {
+        let (shifter, modulator) = match &m {
+            Twin::Sensorium(s) => (s.has_shifter(&key), s.has_modulator(&key)),
+            Twin::Cotrain(_) => (false, false),
+        };
+        if shifter && eye.is_none() {
+            return Err(Error::param(
+                OP,
+                "pupil_center",
+                format!("data key {key:?} has a shifter: pass pupil_center [N, 2]"),
+            ));
+        }
+        if modulator && behavior.is_none() {
+            return Err(Error::param(
+                OP,
+                "behavior",
+                format!("data key {key:?} has a modulator: pass behavior [N, B]"),
+            ));
+        }
+        let mut responses = Vec::new();
+        let mut neurons = 0;
+        for start in (0..n).step_by(batch) {
+            let b = batch.min(n - start);
+            let mut bshape = shape.to_vec();
+            bshape[0] = b;
+            let xs = &x[start * per..(start + b) * per];
+            let e = eye.as_ref().filter(|_| shifter).map(|(d, _)| &d[start * 2..(start + b) * 2]);
+            let bh = behavior.as_ref().filter(|_| modulator).map(|(d, s)| &d[start * s[1]..(start + b) * s[1]]);
+            let y = match &m {
+                Twin::Sensorium(s) => s.predict_full(ctx, xs, &bshape, e, bh, &key)?,
+                Twin::Cotrain(c) => c.predict(ctx, xs, &bshape, &key)?,
+            };
+            neurons = y.len() / b;
+            if responses.is_empty() {
+                responses.reserve_exact(n * neurons);
+            }
+            responses.extend(y);
+        }
+        outputs.push((key, HostTensor::new(vec![n, neurons], responses)));
+    }
+    Ok(outputs)
+}
+
+/// A Sensorium-style model (`vcortex.Sensorium`).
+#[pyclass(name = "Sensorium", module = "vcortex._vcortex", frozen)]
+pub struct PySensorium {
+    model: Sensorium,
+    ctx: Arc<Context>,
+}
+
+#[pymethods]
+impl PySensorium {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["sensorium"], "Sensorium")?;
+            let cfg = SensoriumConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            let mut m = Sensorium::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PySensorium { model, ctx: ctx.ctx.clone() })
+    }
+
+    /// The model of the `sensorium_latency_*` bench cases (random weights, seed 11; 8000 neurons
+    /// under the data key "bench"), for python/bench.py.
+    #[staticmethod]
+    fn _bench_model(py: Python<'_>, ctx: &PyContext) -> PyResult<Self> {
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let mut m = Sensorium::random(Sensorium::baseline_config(8000), 11)?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PySensorium { model, ctx: ctx.ctx.clone() })
+    }
+
+    fn data_keys(&self) -> Vec<String> {
+        self.model.data_keys().iter().map(|k| k.to_string()).collect()
+    }
+
+    fn has_shifter(&self, key: &str) -> bool {
+        self.model.has_shifter(key)
+    }
+
+    fn has_modulator(&self, key: &str) -> bool {
+        self.model.has_modulator(key)
+    }
+
+    #[pyo3(signature = (images, data_key = None, pupil_center = None, behavior = None, batch = 128))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArrayDyn<'py, f32>,
+        data_key: Option<String>,
+        pupil_center: Arr<'py>,
+        behavior: Arr<'py>,
+        batch: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = images.shape().to_vec();
+            let x = slice(&images, "images")?;
+            let (e, b) = (opt(&pupil_center, "pupil_center")?, opt(&behavior, "behavior")?);
+            let outs =
+                compute(py, || predict_all(&self.ctx, Twin::Sensorium(&self.model), x, &shape, e, b, data_key, batch))?;
+            array_dict(py, outs)
+        })
+    }
+}
+
+/// The co-training twin (`vcortex.Cotrain`).
+#[pyclass(name = "Cotrain", module = "vcortex._vcortex", frozen)]
+pub struct PyCotrain {
+    model: Cotrain,
+    ctx: Arc<Context>,
+}
+
+#[pymethods]
+impl PyCotrain {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["cotrain"], "Cotrain")?;
+            let cfg = CotrainConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            let mut m = Cotrain::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyCotrain { model, ctx: ctx.ctx.clone() })
+    }
+
+    fn data_keys(&self) -> Vec<String> {
+        self.model.data_keys().iter().map(|k| k.to_string()).collect()
+    }
+
+    #[pyo3(signature = (images, data_key = None, batch = 128))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        images: PyReadonlyArrayDyn<'py, f32>,
+        data_key: Option<String>,
+        batch: usize,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = images.shape().to_vec();
+            let x = slice(&images, "images")?;
+            let outs = compute(py, || {
+                predict_all(&self.ctx, Twin::Cotrain(&self.model), x, &shape, None, None, data_key, batch)
+            })?;
+            array_dict(py, outs)
+        })
+    }
+}
+
+/// A composite normalizing flow (`vcortex.Flow`).
+#[pyclass(name = "Flow", module = "vcortex._vcortex", frozen)]
+pub struct PyFlow {
+    model: Flow,
+    ctx: Arc<Context>,
+}
+
+#[pymethods]
+impl PyFlow {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["flow"], "Flow")?;
+            let cfg = FlowConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            let mut m = Flow::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyFlow { model, ctx: ctx.ctx.clone() })
+    }
+
+    /// (log p(x) [N], z [N, D]) as a dict.
+    fn log_prob<'py>(&self, py: Python<'py>, x: PyReadonlyArrayDyn<'py, f32>) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = x.shape().to_vec();
+            let xs = slice(&x, "x")?;
+            let outs = compute(py, || {
+                let xt = Tensor::from_f32(&self.ctx, xs, &shape)?;
+                let mut rec = self.ctx.recorder();
+                let (z, lp) = self.model.record_log_prob(&mut rec, &xt)?;
+                read(rec, &[("log_prob", &lp), ("z", &z)])
+            })?;
+            array_dict(py, outs)
+        })
+    }
+
+    #[pyo3(signature = (n, temperature = 1.0, seed = 0))]
+    fn sample<'py>(&self, py: Python<'py>, n: usize, temperature: f32, seed: u64) -> PyResult<Bound<'py, PyAny>> {
+        guarded(|| {
+            let mut outs = compute(py, || {
+                if n == 0 {
+                    return Err(Error::param("flow sample", "n", "must be >= 1"));
+                }
+                let mut rec = self.ctx.recorder();
+                let (x, _) = self.model.record_sample(&mut rec, n, temperature, seed, 0)?;
+                read(rec, &[("samples", &x)])
+            })?;
+            let (_, t) = outs.remove(0);
+            array(py, t.data, &t.shape)
+        })
+    }
+}
+
+/// The cGNF pose model (`vcortex.Cgnf`).
+#[pyclass(name = "Cgnf", module = "vcortex._vcortex", frozen)]
+pub struct PyCgnf {
+    model: Cgnf,
+    ctx: Arc<Context>,
+}
+
+impl PyCgnf {
+    /// The condition of keypoints [B, J, 2] (observed [B, J] of 0/1, all observed by default) and
+    /// a root [B, 3]; the prior (None) without keypoints and root.
+    fn condition(&self, rec: &mut Recorder, kp: Host, observed: Host, root: Host) -> Result<Option<Condition>> {
+        const OP: &str = "cgnf";
+        let root = up(&self.ctx, root)?;
+        let Some((kd, ks)) = kp else {
+            if observed.is_some() {
+                return Err(Error::param(OP, "observed", "given without keypoints"));
+            }
+            return match root {
+                Some(r) => match *r.shape() {
+                    [b, 3] => self.model.prior_condition(b, Some(&r)).map(Some),
+                    _ => Err(Error::shape(OP, "root", r.shape(), "[B, 3]")),
+                },
+                None => Ok(None),
+            };
+        };
+        let n = kd.len() / 2;
+        let obs: Vec<bool> = match observed {
+            None => vec![true; n],
+            Some((od, os)) => {
+                if od.iter().any(|&v| v != 0.0 && v != 1.0) {
+                    return Err(Error::param(OP, "observed", "must hold only 0 and 1 (or booleans)"));
+                }
+                if od.len() != n {
+                    return Err(Error::shape(OP, "observed", &os, format!("one value per keypoint ({n})")));
+                }
+                od.iter().map(|&v| v == 1.0).collect()
+            }
+        };
+        if let Some(i) = kd.iter().position(|v| !v.is_finite()) {
+            return Err(Error::param(OP, "keypoints", format!("element {i} is not finite")));
+        }
+        let kt = Tensor::from_f32(&self.ctx, kd, &ks)?;
+        self.model.record_condition_with_root(rec, &kt, &obs, root.as_ref()).map(Some)
+    }
+}
+
+#[pymethods]
+impl PyCgnf {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["cgnf"], "Cgnf")?;
+            let cfg = CgnfConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            let mut m = Cgnf::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyCgnf { model, ctx: ctx.ctx.clone() })
+    }
+
+    #[pyo3(signature = (poses, keypoints = None, observed = None, root = None))]
+    fn log_prob<'py>(
+        &self,
+        py: Python<'py>,
+        poses: PyReadonlyArrayDyn<'py, f32>,
+        keypoints: Arr<'py>,
+        observed: Arr<'py>,
+        root: Arr<'py>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = poses.shape().to_vec();
+            let p = slice(&poses, "poses")?;
+            let (k, o, r) = (opt(&keypoints, "keypoints")?, opt(&observed, "observed")?, opt(&root, "root")?);
+            let outs = compute(py, || {
+                let mut rec = self.ctx.recorder();
+                let cond = self.condition(&mut rec, k, o, r)?;
+                let pt = Tensor::from_f32(&self.ctx, p, &shape)?;
+                let (z, lp) = self.model.record_log_prob(&mut rec, &pt, cond.as_ref())?;
+                read(rec, &[("log_prob", &lp), ("z", &z)])
+            })?;
+            array_dict(py, outs)
+        })
+    }
+
+    #[pyo3(signature = (n, keypoints = None, observed = None, root = None, temperature = 1.0, seed = 0))]
+    #[allow(clippy::too_many_arguments)]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        n: usize,
+        keypoints: Arr<'py>,
+        observed: Arr<'py>,
+        root: Arr<'py>,
+        temperature: f32,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let (k, o, r) = (opt(&keypoints, "keypoints")?, opt(&observed, "observed")?, opt(&root, "root")?);
+            let outs = compute(py, || {
+                let mut rec = self.ctx.recorder();
+                let cond = self.condition(&mut rec, k, o, r)?;
+                let (x, lp) = self.model.record_sample(&mut rec, cond.as_ref(), 1, n, temperature, seed, 0)?;
+                read(rec, &[("samples", &x), ("log_prob", &lp)])
+            })?;
+            array_dict(py, outs)
+        })
+    }
+
+    #[pyo3(signature = (keypoints = None, observed = None, root = None))]
+    fn mode<'py>(
+        &self,
+        py: Python<'py>,
+        keypoints: Arr<'py>,
+        observed: Arr<'py>,
+        root: Arr<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guarded(|| {
+            let (k, o, r) = (opt(&keypoints, "keypoints")?, opt(&observed, "observed")?, opt(&root, "root")?);
+            let mut outs = compute(py, || {
+                let mut rec = self.ctx.recorder();
+                let cond = self.condition(&mut rec, k, o, r)?;
+                let mode = self.model.record_mode(&mut rec, cond.as_ref(), 1)?;
+                read(rec, &[("mode", &mode)])
+            })?;
+            let (_, t) = outs.remove(0);
+            array(py, t.data, &t.shape)
+        })
+    }
+}
+
+/// The Platypose sampler (`vcortex.Platypose`).
+#[pyclass(name = "Platypose", module = "vcortex._vcortex", frozen)]
+pub struct PyPlatypose {
+    model: Platypose,
+    ctx: Arc<Context>,
+}
+
+#[pymethods]
+impl PyPlatypose {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["platypose"], "Platypose")?;
+            let cfg = PlatyposeConfig::from_json(&json)
+                .and_then(|c| c.schedule().map(|_| c))
+                .map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            Platypose::new(&c, &sd, cfg).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))
+        })?;
+        Ok(PyPlatypose { model, ctx: ctx.ctx.clone() })
+    }
+
+    #[pyo3(signature = (samples = 200, frames = None, observations = None, seed = 0))]
+    fn sample<'py>(
+        &self,
+        py: Python<'py>,
+        samples: usize,
+        frames: Option<usize>,
+        observations: Option<&Bound<'py, PyAny>>,
+        seed: u64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let obs = observations.map(|o| host_dict(o, "observations")).transpose()?;
+            let outs = compute(py, || {
+                const OP: &str = "Platypose.sample";
+                if samples == 0 {
+                    return Err(Error::param(OP, "samples", "must be >= 1"));
+                }
+                let obs = obs.as_ref().map(|t| observations_from(&self.ctx, t)).transpose()?;
+                let f = match (&obs, frames) {
+                    (Some(o), Some(f)) if f != o.frames() => {
+                        return Err(Error::param(
+                            OP,
+                            "frames",
+                            format!("{f}, but the observations have {}", o.frames()),
+                        ))
+                    }
+                    (Some(o), _) => o.frames(),
+                    (None, Some(f)) => f,
+                    (None, None) => return Err(Error::param(OP, "frames", "give frames or observations")),
+                };
+                let mut rec = self.ctx.recorder();
+                let (x, _) =
+                    self.model.record_sample(&mut rec, samples, f, obs.as_ref(), SamplerNoise::Philox { seed })?;
+                let energy = obs.as_ref().map(|o| vcortex::ops::multiview_energy(&mut rec, &x, o)).transpose()?;
+                let mut names = vec![("samples", &x)];
+                if let Some((e, _)) = &energy {
+                    names.push(("energy", e));
+                }
+                let outs = read(rec, &names)?;
+                vcortex::models::platypose::check_samples(&outs[0].1.data, &outs[0].1.shape)?;
+                Ok(outs)
+            })?;
+            array_dict(py, outs)
+        })
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PySensorium>()?;
+    m.add_class::<PyCotrain>()?;
+    m.add_class::<PyFlow>()?;
+    m.add_class::<PyCgnf>()?;
+    m.add_class::<PyPlatypose>()?;
+    Ok(())
+}
