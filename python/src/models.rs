@@ -244,6 +244,31 @@ impl PySensorium {
         Ok(PySensorium { model, ctx: ctx.ctx.clone() })
     }
 
+    /// Times `Sensorium::predict_full` on `images` for data key `key` inside this process, with
+    /// the GIL released and no Python between runs: the seconds of each of `reps` calls. The
+    /// same call `predict` makes, minus the binding, for python/bench.py.
+    fn _time_native(
+        &self,
+        py: Python<'_>,
+        images: PyReadonlyArrayDyn<'_, f32>,
+        key: String,
+        reps: usize,
+    ) -> PyResult<Vec<f64>> {
+        guarded(|| {
+            let shape = images.shape().to_vec();
+            let x = slice(&images, "images")?;
+            compute(py, || {
+                (0..reps)
+                    .map(|_| {
+                        let t0 = std::time::Instant::now();
+                        self.model.predict_full(&self.ctx, x, &shape, None, None, &key)?;
+                        Ok(t0.elapsed().as_secs_f64())
+                    })
+                    .collect()
+            })
+        })
+    }
+
     fn data_keys(&self) -> Vec<String> {
         self.model.data_keys().iter().map(|k| k.to_string()).collect()
     }
