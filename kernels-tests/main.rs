@@ -19,6 +19,7 @@ mod golden;
 mod graph;
 mod gru;
 mod guidance;
+mod latent;
 mod matmul;
 mod nan;
 mod norm;

@@ -9,6 +9,7 @@
 pub mod cgnf;
 pub mod cotrain;
 pub mod flow;
+pub mod latent;
 pub mod mdm;
 pub mod platypose;
 pub mod sensorium;
@@ -18,6 +19,7 @@ pub mod transformer;
 pub use cgnf::{Cgnf, CgnfConfig};
 pub use cotrain::{Cotrain, CotrainConfig};
 pub use flow::{Flow, FlowConfig};
+pub use latent::{Latent, LatentConfig, LatentMode, LatentOutput};
 pub use sensorium::{Sensorium, SensoriumConfig};
 pub(crate) use state_dict::widen;
 pub use state_dict::StateDict;

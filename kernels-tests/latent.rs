@@ -1,0 +1,82 @@
+//! The latent video model: GPU forward vs the f64 CPU reference on random weights, in both modes
+//! (conditioned on responses, prior samples), and refusals by name.
+
+use crate::common::*;
+use vcortex::models::latent::{LatentConfig, LatentCoreConfig, LatentEncoderConfig, LatentReadoutConfig};
+use vcortex::models::{Latent, LatentMode};
+
+fn small(neurons: usize) -> LatentConfig {
+    LatentConfig {
+        core: LatentCoreConfig {
+            hidden_channels: vec![3, 5],
+            spatial_input_kernel: 3,
+            temporal_input_kernel: 3,
+            spatial_hidden_kernel: 3,
+            temporal_hidden_kernel: 2,
+            batch_norm_eps: 1e-5,
+        },
+        readout: LatentReadoutConfig { data_key: "m".into(), neurons, kernel: [5, 3], bias: true, align_corners: true },
+        encoder: LatentEncoderConfig { hidden_dim: 6, hidden_gru: 4, output_dim: 3, layer_norm_eps: 1e-5 },
+        samples: 7,
+        seed: 3,
+    }
+}
+
+fn inputs(b: usize, t: usize, h: usize, w: usize, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = vcortex::rng::SplitMix::new(seed);
+    let video = rng.vec(b * t * h * w, -1.0, 1.0);
+    // Responses with zeros (below loc) and positive values.
+    let resp = rng.vec(b * n * t, -0.5, 2.0).into_iter().map(|v| v.max(0.0)).collect();
+    (video, resp)
+}
+
+#[test]
+fn latent_gpu_matches_reference_both_modes() {
+    for (b, t, h, w, n) in [(2usize, 9usize, 7usize, 6usize, 11usize), (1, 5, 5, 5, 1)] {
+        let mut m = Latent::random(small(n), 17).unwrap();
+        m.upload(ctx()).unwrap();
+        let (video, resp) = inputs(b, t, h, w, n, 5);
+        let shape = [b, 1, t, h, w];
+        for (mode, s) in [(LatentMode::Conditioned, 7usize), (LatentMode::Prior, 7), (LatentMode::Prior, 1)] {
+            let want = m.reference_forward(&video, &shape, Some(&resp), mode, s, 9).unwrap();
+            let got = m.predict(ctx(), &video, &shape, Some(&resp), mode, s, 9).unwrap();
+            assert_eq!(got.shape, want.shape);
+            assert_eq!(got.shape, [b, t - 3, n]);
+            assert_close(&got.mean, &want.mean, 1e-4, 1e-3, &format!("{mode:?} mean"));
+            assert_close(got.loglik.as_ref().unwrap(), want.loglik.as_ref().unwrap(), 1e-3, 1e-3, "loglik");
+        }
+        // Prior without responses: the mean only.
+        let got = m.predict(ctx(), &video, &shape, None, LatentMode::Prior, 4, 1).unwrap();
+        let want = m.reference_forward(&video, &shape, None, LatentMode::Prior, 4, 1).unwrap();
+        assert!(got.loglik.is_none());
+        assert_close(&got.mean, &want.mean, 1e-4, 1e-3, "prior mean");
+    }
+}
+
+#[test]
+fn latent_refusals_name_the_argument() {
+    let mut m = Latent::random(small(4), 1).unwrap();
+    m.upload(ctx()).unwrap();
+    let (video, resp) = inputs(1, 6, 5, 5, 4, 2);
+    let shape = [1, 1, 6, 5, 5];
+    refused_param(m.predict(ctx(), &video, &shape, None, LatentMode::Conditioned, 3, 0), "latent", "responses");
+    refused_param(m.predict(ctx(), &video, &shape, Some(&resp), LatentMode::Prior, 0, 0), "latent", "samples");
+    // Too few frames for the core (needs 4), wrong channels, mis-shaped responses.
+    refused_shape(m.predict(ctx(), &video[..75], &[1, 1, 3, 5, 5], None, LatentMode::Prior, 3, 0), "latent", "video");
+    refused_shape(m.predict(ctx(), &video, &[1, 2, 3, 5, 5], None, LatentMode::Prior, 3, 0), "latent", "video");
+    refused_length(m.predict(ctx(), &video, &shape, Some(&resp[..20]), LatentMode::Prior, 3, 0), "latent", "responses");
+    let mut cfg = small(4);
+    cfg.readout.kernel = [4, 3];
+    refused_param(Latent::random(cfg, 0), "latent", "readout.kernel");
+    let mut cfg = small(4);
+    cfg.core.hidden_channels.clear();
+    refused_param(cfg.validate(), "latent", "core.hidden_channels");
+    // A missing and an unexpected key.
+    let mut sd = Latent::random_state_dict(&small(4), 0);
+    sd.remove("sigma");
+    refused_weights(Latent::from_state_dict(small(4), sd), "sigma");
+    let mut sd = Latent::random_state_dict(&small(4), 0);
+    sd.insert("encoder.GRU.weight_ih_l1".into(), vcortex::io::HostTensor::new(vec![1], vec![0.0]));
+    refused_weights(Latent::from_state_dict(small(4), sd), "weight_ih_l1");
+    refused_config(LatentConfig::from_json(r#"{"kind": "video"}"#), "kind");
+}

@@ -1,0 +1,175 @@
+//! The latent model's GPU forward, recorded on a [`Recorder`], and `predict` (host in, one
+//! submit, host out).
+
+use super::{encoder_input, targets, Latent, LatentMode, LatentOutput, OP};
+use crate::error::{Error, Result};
+use crate::ops::{self, Activation, Conv3dParams, Epilogue, ZigLatent, ZigMoment, ZigReadout};
+use crate::runtime::{Context, Recorder};
+use crate::tensor::Tensor;
+
+impl Latent {
+    /// The core and the ZIG readout on a video [B, 1, T, H, W]: logits [2, B·T', N].
+    pub fn record_logits(&self, rec: &mut Recorder, video: &Tensor) -> Result<Tensor> {
+        video.expect_f32(OP, "video")?;
+        let [b, _, to, _] = self.check_inputs(video.shape(), None)?;
+        let d = self.device()?;
+        let mut x = video.clone();
+        for l in &d.core {
+            let epi = Epilogue { scale: Some(&l.scale), shift: Some(&l.shift), act: Activation::Elu };
+            x = ops::factorized_conv3d(
+                rec,
+                &x,
+                &l.spatial_w,
+                Some(&l.spatial_b),
+                &l.temporal_w,
+                Some(&l.temporal_b),
+                &super::core::params(),
+                &epi,
+            )?;
+        }
+        let &[_, c, _, h, w] = x.shape() else { unreachable!("conv3d output is 5-D") };
+        // [B, C, T', H', W'] → [B·T', C, H', W']: frame t picked by a depthwise conv (one tap at
+        // t, stride T'), each [B, 1, C, H'·W'], concatenated along the second axis.
+        let ctx = rec.context();
+        let mut frames = Vec::with_capacity(to);
+        for t in 0..to {
+            let (kt, dil) = if t == 0 { (1, 1) } else { (2, t) };
+            let mut wsel = vec![0f32; c * kt];
+            for ci in 0..c {
+                wsel[ci * kt + kt - 1] = 1.0;
+            }
+            let wsel = Tensor::from_f32(ctx, &wsel, &[c, 1, kt, 1, 1])?;
+            let p = Conv3dParams::default().with_stride(to, 1, 1).with_dilation(dil, 1, 1).with_groups(c);
+            let f = ops::conv3d(rec, &x, &wsel, None, &p, &Epilogue::default())?;
+            frames.push(f.reshape(&[b, 1, c, h * w])?);
+        }
+        let parts: Vec<&Tensor> = frames.iter().collect();
+        let x = ops::concat_channels(rec, &parts)?.reshape(&[b * to, c, h, w])?;
+        let r = ZigReadout {
+            mu: &d.mu,
+            conv_weight: &d.conv_weight,
+            conv_bias: Some(&d.conv_bias),
+            features: &d.features,
+            bias: d.bias.as_ref(),
+            align_corners: self.config.readout.align_corners,
+        };
+        ops::zig_readout(rec, &x, to, &r, None)
+    }
+
+    /// The encoder on its input [B, T, N] (see [`LatentMode`]): μ [1, B·T', L], the last T' steps.
+    pub fn record_means(&self, rec: &mut Recorder, input: &Tensor, to: usize) -> Result<Tensor> {
+        let &[b, t, _] = input.shape() else {
+            return Err(Error::shape(OP, "responses", input.shape(), "[B, T, N]"));
+        };
+        if to == 0 || to > t {
+            return Err(Error::param(OP, "frames", format!("{to} frames of {t}")));
+        }
+        let d = self.device()?;
+        let eps = self.config.encoder.layer_norm_eps;
+        let l = self.config.encoder.output_dim;
+        let x = ops::linear(rec, input, &d.linear_w, Some(&d.linear_b), Activation::Identity)?;
+        let x = ops::layer_norm(rec, &x, 1, Some(&d.norm_w), Some(&d.norm_b), eps, Activation::Elu)?;
+        let (x, _) = ops::gru(rec, &d.gru, &x)?;
+        let m = ops::linear(rec, &x, &d.final_w, Some(&d.final_b), Activation::Identity)?;
+        // The last T' steps: a one-hot [T', T] times m [B, T, L].
+        let mut sel = vec![0f32; to * t];
+        for i in 0..to {
+            sel[i * t + t - to + i] = 1.0;
+        }
+        let sel = Tensor::from_f32(rec.context(), &sel, &[to, t])?;
+        ops::matmul(rec, &sel, &m)?.reshape(&[1, b * to, l])
+    }
+
+    /// Records the forward pass: video [B, 1, T, H, W]; `responses` the encoder input [B, T, N]
+    /// and the targets [B·T', N] (see [`encoder_input`]); returns the mean [B·T', N] and, with
+    /// responses, the log-likelihood [B·T', N] in bits.
+    pub fn record(
+        &self,
+        rec: &mut Recorder,
+        video: &Tensor,
+        responses: Option<(&Tensor, &Tensor)>,
+        mode: LatentMode,
+        samples: usize,
+        seed: u64,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        Self::check_mode(mode, samples, responses.is_some())?;
+        rec.atomic(|rec| {
+            let [b, _, to, n] = self.check_inputs(video.shape(), None)?;
+            let d = self.device()?;
+            let (bt, l, s) = (b * to, self.config.encoder.output_dim, samples);
+            let logits = self.record_logits(rec, video)?;
+            let mu = match (mode, responses) {
+                (LatentMode::Conditioned, Some((x, _))) => Some(self.record_means(rec, x, to)?),
+                _ => None,
+            };
+            let ctx = rec.context();
+            let (zm, ns) = match &mu {
+                Some(mu) => (mu.clone(), 1),
+                None => (ops::random_normal(rec, &[s, bt, l], seed, 0)?, s),
+            };
+            let lat = ZigLatent { z: &zm, w_q: &d.w_q, w_theta: &d.w_theta };
+            let (q, th) = ops::zig_latent_params(rec, &logits, &lat)?;
+            let (q, th) = if ns == 1 {
+                (q.reshape(&[bt, n])?, th.reshape(&[bt, n])?)
+            } else {
+                let avg = Tensor::from_f32(ctx, &vec![1.0 / ns as f32; ns], &[1, ns])?;
+                let qa = ops::matmul(rec, &avg, &q.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
+                let ta = ops::matmul(rec, &avg, &th.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
+                (qa, ta)
+            };
+            let mean = ops::zig_moments(rec, &q, &th, &d.k, &d.loc, ZigMoment::Mean)?;
+            let loglik = match responses {
+                Some((_, y)) => {
+                    let z = match &mu {
+                        Some(mu) => {
+                            let ones = Tensor::from_f32(ctx, &vec![1.0; s], &[s, 1])?;
+                            let rep = ops::matmul(rec, &ones, &mu.reshape(&[1, bt * l])?)?;
+                            let noise = ops::random_normal_scaled(rec, &[s, bt * l], seed, 0, self.sigma)?;
+                            ops::add(rec, &rep, &noise, Activation::Identity)?.reshape(&[s, bt, l])?
+                        }
+                        None => zm.clone(),
+                    };
+                    let lat = ZigLatent { z: &z, w_q: &d.w_q, w_theta: &d.w_theta };
+                    Some(ops::zig_latent_loglik(rec, y, &logits, &lat, &d.k, &d.loc)?)
+                }
+                None => None,
+            };
+            Ok((mean, loglik))
+        })
+    }
+
+    /// Host video [B, 1, T, H, W] and responses [B, N, T] in, host mean and log-likelihood
+    /// [B, T', N] out: one upload, one submit, one readback.
+    pub fn predict(
+        &self,
+        ctx: &Context,
+        video: &[f32],
+        shape: &[usize],
+        responses: Option<&[f32]>,
+        mode: LatentMode,
+        samples: usize,
+        seed: u64,
+    ) -> Result<LatentOutput> {
+        Self::check_mode(mode, samples, responses.is_some())?;
+        let n = self.config.readout.neurons;
+        let rshape = [shape.first().copied().unwrap_or(0), n, shape.get(2).copied().unwrap_or(0)];
+        let [b, t, to, _] = self.check_inputs(shape, responses.map(|_| &rshape[..]))?;
+        crate::reference::check_len(OP, "video", video, shape)?;
+        let x = Tensor::from_f32(ctx, video, shape)?;
+        let inputs = match responses {
+            Some(r) => {
+                crate::reference::check_len(OP, "responses", r, &rshape)?;
+                let enc = Tensor::from_f32(ctx, &encoder_input(r, b, n, t, mode), &[b, t, n])?;
+                let y = Tensor::from_f32(ctx, &targets(r, b, n, t, to), &[b * to, n])?;
+                Some((enc, y))
+            }
+            None => None,
+        };
+        let mut rec = ctx.recorder();
+        let (mean, ll) = self.record(&mut rec, &x, inputs.as_ref().map(|(a, b)| (a, b)), mode, samples, seed)?;
+        let hm = rec.read_back(&mean);
+        let hl = ll.as_ref().map(|t| rec.read_back(t));
+        let out = rec.submit()?;
+        Ok(LatentOutput { mean: out.f32(hm), loglik: hl.map(|h| out.f32(h)), shape: [b, to, n] })
+    }
+}
