@@ -59,6 +59,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
     Entry { name: "rot_eq_forward_b128", build: |s| rot_eq_forward(s, 128) },
     Entry { name: "cotrain_forward_b64", build: cotrain_forward },
+    Entry { name: "latent_prior_s100", build: latent_prior },
     Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
@@ -729,6 +730,41 @@ fn gru_seq<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
         check: Box::new(move |out| {
             let (r, _, _) = reference::gru(&weights, &xd, &[b, t, i], None)?;
             Ok((max_abs_diff(out, &r), "full"))
+        }),
+    })
+}
+
+/// The latent video model (random weights) in prior mode with 100 samples: one clip whose core
+/// output has 60 frames, 8000 neurons, the ZIG mean and the log-likelihood of responses, host to
+/// host (`Latent::predict`). The small suite keeps the 100 samples but runs 4 frames, 1000
+/// neurons and core channels [4, 8, 8]. Checked whole against the f64 reference.
+fn latent_prior<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    use crate::models::latent::{Latent, LatentConfig, LatentMode};
+    let (neurons, frames) = if s.small { (1000, 4) } else { (8000, 60) };
+    let mut config = LatentConfig::paper(neurons);
+    if s.small {
+        config.core.hidden_channels = vec![4, 8, 8];
+    }
+    let c = &config.core;
+    let t = frames + (c.temporal_input_kernel - 1) + (c.hidden_channels.len() - 1) * (c.temporal_hidden_kernel - 1);
+    let shape = [1, 1, t, 36, 64];
+    let mut model = Latent::random(config, 17)?;
+    model.upload(s.ctx)?;
+    let mut rng = inputs();
+    let video = uniform(&mut rng, t * 36 * 64);
+    let responses: Vec<f32> = uniform(&mut rng, neurons * t).iter().map(|v| v.max(0.0)).collect();
+    let (model, ctx) = (Rc::new(model), s.ctx);
+    let (m, v, r) = (model.clone(), video.clone(), responses.clone());
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Call(Box::new(move || {
+            let out = model.predict(ctx, &video, &shape, Some(&responses), LatentMode::Prior, 100, 3)?;
+            Ok([out.mean, out.loglik.unwrap_or_default()].concat())
+        })),
+        check: Box::new(move |out| {
+            let want = m.reference_forward(&v, &shape, Some(&r), LatentMode::Prior, 100, 3)?;
+            Ok((max_abs_diff(out, &[want.mean, want.loglik.unwrap_or_default()].concat()), "full"))
         }),
     })
 }
