@@ -80,3 +80,75 @@ fn latent_refusals_name_the_argument() {
     refused_weights(Latent::from_state_dict(small(4), sd), "weight_ih_l1");
     refused_config(LatentConfig::from_json(r#"{"kind": "video"}"#), "kind");
 }
+
+/// `vcortex predict` runs the latent model from its config (`"kind": "latent"`): prior samples
+/// without `--condition` (the mean only), conditioned with it (the mean and the log-likelihood
+/// in bits), outputs [B, N, T'] equal to `Latent::predict`'s [B, T', N] transposed; options the
+/// other models do not take are refused by name.
+#[test]
+fn cli_predict_latent() {
+    use vcortex::io::{write_safetensors, HostTensor};
+    let dir = std::env::temp_dir().join(format!("vcortex-latent-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (b, t, h, w, n) = (2usize, 8usize, 6usize, 7usize, 5usize);
+    let cfg = small(n);
+    let sd: Vec<(String, HostTensor)> = Latent::random_state_dict(&cfg, 21).into_iter().collect();
+    let (wp, cp, vp, rp) =
+        (dir.join("w.safetensors"), dir.join("c.json"), dir.join("v.safetensors"), dir.join("r.safetensors"));
+    write_safetensors(&wp, &sd, &Default::default()).unwrap();
+    let mut json = serde_json::to_value(&cfg).unwrap();
+    json.as_object_mut().unwrap().insert("kind".into(), "latent".into());
+    std::fs::write(&cp, json.to_string()).unwrap();
+    let (video, resp) = inputs(b, t, h, w, n, 8);
+    write_tensors(&vp, &[("videos", &HostTensor::new(vec![b, 1, t, h, w], video.clone()))]);
+    write_tensors(&rp, &[("responses", &HostTensor::new(vec![b, n, t], resp.clone()))]);
+    let mut m = Latent::from_state_dict(cfg.clone(), sd.into_iter().collect()).unwrap();
+    m.upload(ctx()).unwrap();
+    let to = t - 3;
+    let transposed = |x: &[f32]| -> Vec<f32> {
+        let mut y = vec![0f32; x.len()];
+        for bi in 0..b {
+            for ti in 0..to {
+                for ni in 0..n {
+                    y[(bi * n + ni) * to + ti] = x[(bi * to + ti) * n + ni];
+                }
+            }
+        }
+        y
+    };
+    let run = |extra: &[&str], out: &str| {
+        let o = dir.join(out);
+        let mut args = vec!["predict", "--weights", wp.to_str().unwrap(), "--config", cp.to_str().unwrap()];
+        args.extend(["--images", vp.to_str().unwrap(), "-o", o.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        (vcortex(&args), o)
+    };
+    // Prior: 4 samples, the mean only.
+    let (r, o) = run(&["--samples", "4"], "prior.safetensors");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = vcortex::io::read_safetensors(&o).unwrap().tensors;
+    assert_eq!(got.len(), 1, "prior mode writes the mean only");
+    let want = m.predict(ctx(), &video, &[b, 1, t, h, w], None, LatentMode::Prior, 4, cfg.seed).unwrap();
+    assert_eq!(got["m"].shape, [b, n, to]);
+    assert_close(&got["m"].data, &transposed(&want.mean), 1e-5, 1e-5, "cli prior mean");
+    // Conditioned on the responses: the config's 7 samples for the log-likelihood.
+    let (r, o) = run(&["--condition", rp.to_str().unwrap()], "cond.safetensors");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = vcortex::io::read_safetensors(&o).unwrap().tensors;
+    let want = m.predict(ctx(), &video, &[b, 1, t, h, w], Some(&resp), LatentMode::Conditioned, 7, cfg.seed).unwrap();
+    assert_close(&got["m"].data, &transposed(&want.mean), 1e-5, 1e-5, "cli conditioned mean");
+    assert_close(&got["m.loglik_bits"].data, &transposed(want.loglik.as_ref().unwrap()), 1e-5, 1e-5, "cli loglik");
+    // Responses of the wrong length, and --samples for a Sensorium model, are refused by name.
+    write_tensors(&rp, &[("responses", &HostTensor::new(vec![b, n, t - 1], resp[..b * n * (t - 1)].to_vec()))]);
+    let (r, o) = run(&["--condition", rp.to_str().unwrap()], "bad.safetensors");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("responses have shape") && !o.exists(), "{err}");
+    let data = data_dir("sensorium");
+    let (sw, sc, si) = (data.join("weights.safetensors"), data.join("config.json"), data.join("images.safetensors"));
+    let o = dir.join("s.safetensors");
+    let args = ["predict", "--weights", sw.to_str().unwrap(), "--config", sc.to_str().unwrap(), "--images"];
+    let r = vcortex(&[&args[..], &[si.to_str().unwrap(), "-o", o.to_str().unwrap(), "--samples", "3"]].concat());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("--samples") && err.lines().count() == 1, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,6 +14,7 @@ mod cgnf;
 mod eval;
 mod flow;
 mod info;
+mod latent;
 mod output;
 mod predict;
 mod progress;
@@ -65,9 +66,17 @@ enum Cmd {
         /// Where the responses go: one tensor [N, neurons] per data key.
         #[arg(short, long)]
         output: PathBuf,
-        /// Images per submit.
+        /// Images (videos, for the latent video model) per submit.
         #[arg(long, default_value_t = 128)]
         batch: usize,
+        /// The latent video model: latent samples S (default: the config's `samples`).
+        #[arg(long)]
+        samples: Option<usize>,
+        /// The latent video model: responses [B, N, T] (safetensors, the tensor "responses" or the
+        /// file's only tensor) to condition on (the first half of the neurons zeroed, as upstream's
+        /// evaluation); without it the latent state is drawn from the prior.
+        #[arg(long, value_name = "R")]
+        condition: Option<PathBuf>,
     },
     /// Platypose: S motion hypotheses [S, F, D] from the MDM denoiser, each x0 refined on the
     /// multi-view reprojection energy of the observations (models::platypose); one submit per
@@ -224,9 +233,15 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Score { responses, predictions, repeats_by, key, fev_threshold, json, output } => {
             score::run(score::ScoreArgs { responses, predictions, repeats_by, key, fev_threshold, json, output })
         }
-        Cmd::Predict { weights, config, images, data_key, output, batch } => {
-            predict::run(&weights, &config, &images, data_key, &output, batch)
-        }
+        Cmd::Predict { weights, config, images, data_key, output, batch, samples, condition } => predict::run(
+            &weights,
+            &config,
+            &images,
+            data_key,
+            &output,
+            batch,
+            predict::LatentArgs { samples, condition },
+        ),
     }
 }
 

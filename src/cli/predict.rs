@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use vcortex::io::check_output;
+use vcortex::models::latent::Latent;
 use vcortex::models::{Cotrain, Sensorium};
 use vcortex::{Context, Error, Result};
 
@@ -14,6 +15,7 @@ use super::progress::Progress;
 enum Model {
     Sensorium(Sensorium),
     Cotrain(Cotrain),
+    Latent(Latent),
 }
 
 impl Model {
@@ -24,10 +26,12 @@ impl Model {
         match v.get("kind").map(|k| (k, k.as_str())) {
             None | Some((_, Some("sensorium"))) => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
             Some((_, Some("cotrain"))) => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
+            Some((_, Some("latent"))) => Ok(Model::Latent(Latent::load(ctx, weights, config)?)),
             Some((k, _)) => Err(Error::File {
                 path: config.display().to_string(),
                 reason: format!(
-                    "\"kind\" is {k}; expected \"sensorium\" or \"cotrain\" (the co-training twin), or no \"kind\""
+                    "\"kind\" is {k}; expected \"sensorium\", \"cotrain\" (the co-training twin) or \"latent\" (the \
+                     latent video model), or no \"kind\""
                 ),
             }),
         }
@@ -37,6 +41,7 @@ impl Model {
         match self {
             Model::Sensorium(m) => m.data_keys(),
             Model::Cotrain(m) => m.data_keys(),
+            Model::Latent(m) => vec![m.config.readout.data_key.as_str()],
         }
     }
 
@@ -49,6 +54,13 @@ impl Model {
     }
 }
 
+/// What the latent video model takes beside the video: S samples and the responses it is
+/// conditioned on (`--samples`, `--condition`).
+pub struct LatentArgs {
+    pub samples: Option<usize>,
+    pub condition: Option<std::path::PathBuf>,
+}
+
 pub fn run(
     weights: &Path,
     config: &Path,
@@ -56,15 +68,27 @@ pub fn run(
     key: Option<String>,
     output: &Path,
     batch: usize,
+    latent: LatentArgs,
 ) -> Result<()> {
     use vcortex::io::read_images;
     use vcortex::io::{write_safetensors, HostTensor};
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }
-    check_output(output, &[("--weights", weights), ("--config", config), ("--images", images)])?;
+    let mut inputs = vec![("--weights", weights), ("--config", config), ("--images", images)];
+    inputs.extend(latent.condition.as_deref().map(|c| ("--condition", c)));
+    check_output(output, &inputs)?;
     let ctx = Context::new()?;
     let model = Model::load(&ctx, weights, config)?;
+    let model = match model {
+        Model::Latent(m) => return super::latent::run(&ctx, &m, images, key, output, batch, latent),
+        m => m,
+    };
+    for (name, given) in [("--samples", latent.samples.is_some()), ("--condition", latent.condition.is_some())] {
+        if given {
+            return Err(Error::param("predict", name, "only the latent video model (\"kind\": \"latent\") takes it"));
+        }
+    }
     let inputs = read_images(images)?;
     let found = inputs.names.join(", ");
     let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
@@ -136,6 +160,7 @@ pub fn run(
             let y = match &model {
                 Model::Sensorium(m) => m.predict_full(&ctx, xs, &shape, e, bh, key)?,
                 Model::Cotrain(m) => m.predict(&ctx, xs, &shape, key)?,
+                Model::Latent(_) => unreachable!("the latent model returned above"),
             };
             neurons = y.len() / b;
             responses.extend(y);
