@@ -11,7 +11,11 @@ import pytest
 import vcortex
 from conftest import DATA, assert_tolerance, read_safetensors
 
-CASES = sorted(glob.glob(os.path.join(DATA, "golden", "*.case.safetensors")))
+# The op cases of kernels-tests/data: golden/ (scripts/golden_torch.py), gru/ (scripts/golden_gru.py)
+# and zig/ (scripts/golden_zig.py).
+CASES = sorted(c for d in ("golden", "gru", "zig") for c in glob.glob(os.path.join(DATA, d, "*.case.safetensors")))
+# Ops whose golden is not an op case file: scores (kernels-tests/data/scores, test_scores_golden).
+NO_CASE_FILE = {"scores"}
 ELEMENTWISE = {"activation", "ddpm_step", "ddim_step", "affine_coupling", "rq_spline", "zig_loglik", "grid_sample"}
 
 
@@ -111,13 +115,59 @@ def call(op, t, m):
         kw = _sched(m, True)
         eta = kw.pop("eta", 0.0)
         return vcortex.ddim_step(t["model_output"], int(m["timestep"]), t["sample"], eta, t.get("noise"), **kw)
+    if op == "conv3d":
+        kw = {k: _ints(m[k]) for k in ("stride", "padding", "dilation") if k in m}
+        if "groups" in m:
+            kw["groups"] = int(m["groups"])
+        return {"output": vcortex.conv3d(t["input"], t["weight"], t.get("bias"), **kw)}
+    if op == "conv_gru":
+        w = {k: v for k, v in t.items() if k != "input"}
+        kw = {"groups": int(m["groups"])} if "groups" in m else {}
+        if "pad_input" in m:
+            kw["pad_input"] = _bool(m["pad_input"])
+        return {"output": vcortex.conv_gru(t["input"], w, **kw)}
+    if op == "gru":
+        y, hn = vcortex.gru(
+            t["input"], t["weight_ih_l0"], t["weight_hh_l0"], t.get("bias_ih_l0"), t.get("bias_hh_l0"), t.get("h0")
+        )
+        return {"output": y, "h_n": hn}
+    if op == "zig_readout":
+        kw = {k: t.get(k) for k in ("conv_bias", "bias", "shift")}
+        y = vcortex.zig_readout(
+            t["input"], t["mu"], t["conv_weight"], t["features"], int(m["frames"]),
+            align_corners=_bool(m.get("align_corners", "true")), **kw,
+        )
+        return {"output": y}
+    if op == "zig_map":
+        return {"output": vcortex.zig_map(t["input"], m["map"])}
+    if op == "zig_moments":
+        return {"output": vcortex.zig_moments(t["q"], t["theta"], t["k"], t["loc"], m.get("moment", "mean"))}
+    if op == "zig_latent_params":
+        q, th = vcortex.zig_latent_params(t["logits"], t["z"], t["w_q"], t["w_theta"])
+        return {"q": q, "theta": th}
+    if op == "zig_latent_loglik":
+        y = vcortex.zig_latent_loglik(t["target"], t["logits"], t["z"], t["w_q"], t["w_theta"], t["k"], t["loc"])
+        return {"output": y}
     raise AssertionError(f"no public function for {op}")
 
 
 def test_every_op_of_the_table_has_golden_cases():
     ops = {read_safetensors(c)[1]["op"] for c in CASES}
     assert len(CASES) >= 115
-    assert ops == set(vcortex._native.op_table())
+    assert ops | NO_CASE_FILE == set(vcortex._native.op_table())
+
+
+def test_scores_golden():
+    """vcortex.scores against the numpy port of sensorium's scores (kernels-tests/data/scores)."""
+    t, _ = read_safetensors(os.path.join(DATA, "scores", "scores.safetensors"))
+    got = vcortex.scores(t["responses"], t["predictions"], t["image_ids"])
+    for name in ("correlation", "repeat_correlation", "fev", "feve"):
+        np.testing.assert_allclose(got[name], t[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    only = vcortex.scores(t["responses"], t["predictions"])
+    assert set(only) == {"correlation"}
+    with pytest.raises(vcortex.VcortexError) as e:
+        vcortex.scores(t["responses"], t["predictions"][:, :5])
+    assert e.value.field == "predictions"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[os.path.basename(c).replace(".case.safetensors", "") for c in CASES])

@@ -45,6 +45,15 @@ __all__ = [
     "load",
     "from_state_dict",
     "conv2d",
+    "conv3d",
+    "scores",
+    "conv_gru",
+    "gru",
+    "zig_readout",
+    "zig_map",
+    "zig_moments",
+    "zig_latent_params",
+    "zig_latent_loglik",
     "linear",
     "activation",
     "relu",
@@ -608,6 +617,94 @@ def ddim_step(
     p["steps_offset"] = str(_int(steps_offset, "steps_offset"))
     p["timestep_spacing"] = _choice(timestep_spacing, "timestep_spacing", ("leading", "trailing", "linspace"))
     return _run("ddim_step", context, p, sample=sample, model_output=model_output, noise=variance_noise)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, context=None) -> np.ndarray:
+    """``torch.nn.functional.conv3d``: input [N, C, T, H, W], weight [O, C/groups, KT, KH, KW],
+    bias [O]. ``stride`` and ``dilation`` are an int or ``(t, h, w)``; ``padding`` an int,
+    ``(pt, ph, pw)`` or the engine's asymmetric ``(front, back, top, bottom, left, right)``."""
+    params = {
+        "stride": _ints(stride, "stride", (1, 3)),
+        "padding": _ints(padding, "padding", (1, 3, 6)),
+        "dilation": _ints(dilation, "dilation", (1, 3)),
+        "groups": str(_int(groups, "groups", 1)),
+    }
+    return _run("conv3d", context, params, input=input, weight=weight, bias=bias)["output"]
+
+
+def scores(responses, predictions, image_ids=None, eps=1e-8, *, context=None) -> Dict[str, np.ndarray]:
+    """The Sensorium scores per neuron of responses and predictions [trials, neurons]: the
+    single-trial ``correlation``, and with ``image_ids`` [trials] (equal ids are repeats of one
+    image, at least 2 each) ``repeat_correlation``, ``fev`` and ``feve`` (sensorium's
+    ``utility/scores.py``)."""
+    return _run("scores", context, {"eps": _float(eps, "eps")}, responses=responses, predictions=predictions,
+                image_ids=image_ids)
+
+
+def conv_gru(input, weights: Mapping[str, Any], groups=1, pad_input=True, *, context=None) -> np.ndarray:
+    """neuralpredictors' ``GRU_Module`` (a ``ConvGRUCell`` run over time from h0 = 0) on
+    input [N, C, T, H, W]: every hidden state [N, Ch, T, H', W']. ``weights`` holds the cell's
+    twelve tensors ``{reset,update,out}_gate_{input,hidden}.{weight,bias}`` (a state dict's,
+    without the module prefix)."""
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights: expected a mapping of the cell's tensors, got {type(weights).__name__}")
+    params = {"groups": str(_int(groups, "groups", 1)), "pad_input": _bool(pad_input, "pad_input")}
+    return _run("conv_gru", context, params, input=input, **dict(weights))["output"]
+
+
+def gru(input, weight_ih_l0, weight_hh_l0, bias_ih_l0=None, bias_hh_l0=None, h0=None, *, context=None):
+    """``torch.nn.GRU`` (one layer, ``batch_first=True``) on input [B, T, I] with its state-dict
+    tensors: (output [B, T, H], h_n [1, B, H]). ``h0`` [1, B, H] defaults to zeros."""
+    out = _run(
+        "gru",
+        context,
+        {},
+        input=input,
+        weight_ih_l0=weight_ih_l0,
+        weight_hh_l0=weight_hh_l0,
+        bias_ih_l0=bias_ih_l0,
+        bias_hh_l0=bias_hh_l0,
+        h0=h0,
+    )
+    return out["output"], out["h_n"]
+
+
+def zig_readout(
+    input, mu, conv_weight, features, frames, conv_bias=None, bias=None, shift=None, align_corners=True, *, context=None
+) -> np.ndarray:
+    """The latent video model's ZIG readout on frames [B·T, C, H, W]: the Gaussian samples at mu
+    [N, 2], the (time, channel) conv ``conv_weight`` [2, 1, kt, kc] (+ ``conv_bias`` [2]), the
+    channel reduction by ``features`` ([C, N, 2], or as stored [1, C, 2, N]), + ``bias`` [N]:
+    the logits of q and θ [2, B·T, N]. ``frames`` is T."""
+    params = {"frames": str(_int(frames, "frames", 1)), "align_corners": _bool(align_corners, "align_corners")}
+    return _run("zig_readout", context, params, input=input, mu=mu, conv_weight=conv_weight, features=features,
+                conv_bias=conv_bias, bias=bias, shift=shift)["output"]
+
+
+def zig_map(input, map: str, *, context=None) -> np.ndarray:
+    """A ZIG parameter map of raw values: ``"q"`` (sigmoid·0.99999 + 1e-6), ``"theta"`` or ``"k"``
+    (ELU + 1 + 1e-6), ``"loc"`` (exp)."""
+    return _run("zig_map", context, {"map": _choice(map, "map", ("q", "theta", "k", "loc"))}, input=input)["output"]
+
+
+def zig_moments(q, theta, k, loc, moment="mean", *, context=None) -> np.ndarray:
+    """The ZIG mean (or ``moment="variance"``) from q and θ [..., N] and k, loc (that shape or [N])."""
+    params = {"moment": _choice(moment, "moment", ("mean", "variance"))}
+    return _run("zig_moments", context, params, q=q, theta=theta, k=k, loc=loc)["output"]
+
+
+def zig_latent_params(logits, z, w_q, w_theta, *, context=None) -> Tuple[np.ndarray, np.ndarray]:
+    """q and θ [S, B·T, N] of the logits [2, B·T, N] shifted by z [S, B·T, L] times w_q and
+    w_theta [L, N], through the ZIG maps."""
+    out = _run("zig_latent_params", context, {}, logits=logits, z=z, w_q=w_q, w_theta=w_theta)
+    return out["q"], out["theta"]
+
+
+def zig_latent_loglik(target, logits, z, w_q, w_theta, k, loc, *, context=None) -> np.ndarray:
+    """The latent model's log-likelihood in bits of target [B·T, N]: logsumexp over the S samples
+    z [S, B·T, L] of the ZIG log-density (the video-latent variant), minus log S; k and loc [N]."""
+    return _run("zig_latent_loglik", context, {}, target=target, logits=logits, z=z, w_q=w_q, w_theta=w_theta,
+                k=k, loc=loc)["output"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,6 +49,74 @@ def conv2d(
     *,
     context: Optional[Context] = None,
 ) -> F32: ...
+def conv3d(
+    input: ArrayLike,
+    weight: ArrayLike,
+    bias: Optional[ArrayLike] = None,
+    stride: Union[int, Tuple[int, int, int]] = 1,
+    padding: Union[int, Tuple[int, int, int], Tuple[int, int, int, int, int, int]] = 0,
+    dilation: Union[int, Tuple[int, int, int]] = 1,
+    groups: int = 1,
+    *,
+    context: Optional[Context] = None,
+) -> F32: ...
+def scores(
+    responses: ArrayLike,
+    predictions: ArrayLike,
+    image_ids: Optional[ArrayLike] = None,
+    eps: float = 1e-8,
+    *,
+    context: Optional[Context] = None,
+) -> Dict[str, F32]: ...
+def conv_gru(
+    input: ArrayLike,
+    weights: Mapping[str, ArrayLike],
+    groups: int = 1,
+    pad_input: bool = True,
+    *,
+    context: Optional[Context] = None,
+) -> F32: ...
+def gru(
+    input: ArrayLike,
+    weight_ih_l0: ArrayLike,
+    weight_hh_l0: ArrayLike,
+    bias_ih_l0: Optional[ArrayLike] = None,
+    bias_hh_l0: Optional[ArrayLike] = None,
+    h0: Optional[ArrayLike] = None,
+    *,
+    context: Optional[Context] = None,
+) -> Tuple[F32, F32]: ...
+def zig_readout(
+    input: ArrayLike,
+    mu: ArrayLike,
+    conv_weight: ArrayLike,
+    features: ArrayLike,
+    frames: int,
+    conv_bias: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None,
+    shift: Optional[ArrayLike] = None,
+    align_corners: bool = True,
+    *,
+    context: Optional[Context] = None,
+) -> F32: ...
+def zig_map(input: ArrayLike, map: str, *, context: Optional[Context] = None) -> F32: ...
+def zig_moments(
+    q: ArrayLike, theta: ArrayLike, k: ArrayLike, loc: ArrayLike, moment: str = "mean", *, context: Optional[Context] = None
+) -> F32: ...
+def zig_latent_params(
+    logits: ArrayLike, z: ArrayLike, w_q: ArrayLike, w_theta: ArrayLike, *, context: Optional[Context] = None
+) -> Tuple[F32, F32]: ...
+def zig_latent_loglik(
+    target: ArrayLike,
+    logits: ArrayLike,
+    z: ArrayLike,
+    w_q: ArrayLike,
+    w_theta: ArrayLike,
+    k: ArrayLike,
+    loc: ArrayLike,
+    *,
+    context: Optional[Context] = None,
+) -> F32: ...
 def linear(input: ArrayLike, weight: ArrayLike, bias: Optional[ArrayLike] = None, *, context: Optional[Context] = None) -> F32: ...
 def activation(
     input: ArrayLike,
