@@ -32,4 +32,5 @@ mod sensorium;
 mod sensorium_options;
 mod sensorium_roteq;
 mod shaders_naga;
+mod video;
 mod zig;
