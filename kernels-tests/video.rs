@@ -111,3 +111,33 @@ fn video_refusals() {
     // A frame too small for the core.
     refused_shape(m.stream("m2", 1, 5, 13), "video", "video");
 }
+
+/// The plain-PyTorch port of upstream's modules (scripts/golden_video.py, data/video/{factorised,
+/// basic}): GPU and CPU reference within 1e-4 relative; the weights hold int64 buffers
+/// (num_batches_tracked) and a grid_mean_predictor readout.
+#[test]
+fn video_goldens_match_pytorch() {
+    use vcortex::io::{read_safetensors, read_weights};
+    for name in ["factorised", "basic"] {
+        let dir = crate::common::data_dir("video").join(name);
+        let m = Video::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+        let mut inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
+        let video = inputs.remove("video").unwrap();
+        let pupil = inputs.remove("pupil_center").unwrap();
+        let mut want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
+        for key in ["m1", "m2"] {
+            let p = (key == "m1").then_some(&pupil.data[..]);
+            let w = want.remove(key).unwrap();
+            let (got, gs) = m.predict(ctx(), &video.data, &video.shape, p, key).unwrap();
+            assert_eq!(gs, w.shape, "{name} {key}");
+            assert_close(&got, &w.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
+            let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
+            assert_close(&cpu, &w.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
+        }
+        // Empty tensors, as upstream's state dicts hold some, are accepted.
+        let mut sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+        sd.insert("readout.m1.empty".into(), vcortex::io::HostTensor::new(vec![80, 0], Vec::new()));
+        let cfg = VideoConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        Video::from_state_dict(cfg, sd).unwrap();
+    }
+}
