@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use vcortex::io::check_output;
-use vcortex::models::{Cotrain, Sensorium};
+use vcortex::models::{Cotrain, Sensorium, Video};
 use vcortex::{Context, Error, Result};
 
 use super::output::device_meta;
@@ -14,6 +14,7 @@ use super::progress::Progress;
 enum Model {
     Sensorium(Sensorium),
     Cotrain(Cotrain),
+    Video(Video),
 }
 
 impl Model {
@@ -24,10 +25,11 @@ impl Model {
         match v.get("kind").map(|k| (k, k.as_str())) {
             None | Some((_, Some("sensorium"))) => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
             Some((_, Some("cotrain"))) => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
+            Some((_, Some("video"))) => Ok(Model::Video(Video::load(ctx, weights, config)?)),
             Some((k, _)) => Err(Error::File {
                 path: config.display().to_string(),
                 reason: format!(
-                    "\"kind\" is {k}; expected \"sensorium\" or \"cotrain\" (the co-training twin), or no \"kind\""
+                    "\"kind\" is {k}; expected \"sensorium\", \"cotrain\" (the co-training twin), \"video\", or no \"kind\""
                 ),
             }),
         }
@@ -37,6 +39,7 @@ impl Model {
         match self {
             Model::Sensorium(m) => m.data_keys(),
             Model::Cotrain(m) => m.data_keys(),
+            Model::Video(m) => m.data_keys(),
         }
     }
 
@@ -66,6 +69,9 @@ pub fn run(
     let ctx = Context::new()?;
     let model = Model::load(&ctx, weights, config)?;
     let inputs = read_images(images)?;
+    if let Model::Video(m) = &model {
+        return run_video(&ctx, m, inputs, images, key, output, batch);
+    }
     let found = inputs.names.join(", ");
     let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
     if x.shape.len() != 4 || x.shape[0] == 0 {
@@ -136,6 +142,7 @@ pub fn run(
             let y = match &model {
                 Model::Sensorium(m) => m.predict_full(&ctx, xs, &shape, e, bh, key)?,
                 Model::Cotrain(m) => m.predict(&ctx, xs, &shape, key)?,
+                Model::Video(_) => unreachable!("videos run in run_video"),
             };
             neurons = y.len() / b;
             responses.extend(y);
@@ -145,6 +152,69 @@ pub fn run(
         outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
     }
     write_safetensors(output, &outputs, &device_meta(&ctx))?;
+    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
+    println!("wrote {} ({})", output.display(), desc.join(", "));
+    Ok(())
+}
+
+/// `predict` for a video model: clips [B, C, T, H, W] (and `pupil_center` [B, 2, T] for readouts
+/// with a shifter) in, rates [B, N, T'] per data key out, `batch` clips a submit.
+fn run_video(
+    ctx: &Context,
+    model: &Video,
+    inputs: vcortex::io::ModelInputs,
+    images: &Path,
+    key: Option<String>,
+    output: &Path,
+    batch: usize,
+) -> Result<()> {
+    use vcortex::io::{write_safetensors, HostTensor};
+    let x = inputs.images;
+    let file_error = |reason: String| Error::File { path: images.display().to_string(), reason };
+    if x.shape.len() != 5 || x.shape[0] == 0 {
+        return Err(file_error(format!("videos have shape {:?}, expected [B, C, T, H, W]", x.shape)));
+    }
+    let (n, t) = (x.shape[0], x.shape[2]);
+    if let Some(p) = &inputs.eye {
+        if p.shape != [n, 2, t] {
+            return Err(file_error(format!("pupil_center has shape {:?}, expected [{n}, 2, {t}]", p.shape)));
+        }
+    }
+    let keys: Vec<String> = match key {
+        Some(k) => vec![k],
+        None => model.data_keys().iter().map(|k| k.to_string()).collect(),
+    };
+    let per: usize = x.shape[1..].iter().product();
+    let mut outputs = Vec::new();
+    for key in &keys {
+        if model.has_shifter(key) && inputs.eye.is_none() {
+            return Err(file_error(format!(
+                "data key {key:?} has a shifter: a \"pupil_center\" tensor [B, 2, T] is needed; the file has {}",
+                inputs.names.join(", ")
+            )));
+        }
+        let mut progress = Progress::new(n, "videos");
+        let mut rates = Vec::new();
+        let mut shape = Vec::new();
+        for start in (0..n).step_by(batch) {
+            let b = batch.min(n - start);
+            let mut xs_shape = x.shape.clone();
+            xs_shape[0] = b;
+            let p = inputs
+                .eye
+                .as_ref()
+                .filter(|_| model.has_shifter(key))
+                .map(|p| &p.data[start * 2 * t..(start + b) * 2 * t]);
+            let (y, ys) = model.predict(ctx, &x.data[start * per..(start + b) * per], &xs_shape, p, key)?;
+            shape = ys;
+            rates.extend(y);
+            progress.update(start + b, key);
+        }
+        progress.finish();
+        shape[0] = n;
+        outputs.push((key.clone(), HostTensor::new(shape, rates)));
+    }
+    write_safetensors(output, &outputs, &device_meta(ctx))?;
     let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
     println!("wrote {} ({})", output.display(), desc.join(", "));
     Ok(())
