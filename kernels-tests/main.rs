@@ -33,4 +33,5 @@ mod sensorium;
 mod sensorium_options;
 mod sensorium_roteq;
 mod shaders_naga;
+mod video;
 mod zig;

@@ -57,7 +57,7 @@ fn variants(name: &str) -> Vec<Vec<(&'static str, f64)>> {
 }
 
 /// Entry points × override variants over all families (see the end of the test below).
-const EXPECTED_TRANSLATIONS: usize = 1125;
+const EXPECTED_TRANSLATIONS: usize = 1145;
 
 #[test]
 fn every_shader_parses_validates_and_translates() {

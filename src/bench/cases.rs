@@ -56,6 +56,8 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "sensorium_forward_b128", build: |s| sensorium_forward(s, 128) },
     Entry { name: "sensorium_latency_b128", build: |s| sensorium_latency(s, 128) },
     Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
+    Entry { name: "video_forward_b8x80", build: video_forward },
+    Entry { name: "video_stream_frame", build: video_stream_frame },
     Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
     Entry { name: "rot_eq_forward_b128", build: |s| rot_eq_forward(s, 128) },
     Entry { name: "cotrain_forward_b64", build: cotrain_forward },
@@ -605,6 +607,103 @@ fn cotrain_forward<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
         check: Box::new(move |out| {
             let r = m.reference_forward(&images[..per], &[1, 1, 64, 64], "bench")?;
             Ok((max_abs_diff(&out[..1000], &r), coverage(n)))
+        }),
+    })
+}
+
+/// The Sensorium 2023 video twin at the benchmark's sizes (random weights): the 3D_factorised core
+/// (hidden [32, 64, 128], spatial 11/5, temporal 11/5, unpadded; receptive field 19 frames), five
+/// mice of 8000 neurons with shifters, clips [8, 3, T, 36, 64] with T = 80 (the small suite: one
+/// clip of 20 frames). Returns the model, the clip and its shape.
+fn video_bench(s: &Suite<'_>) -> Result<(Rc<crate::models::Video>, Rc<Vec<f32>>, Rc<Vec<f32>>, [usize; 5])> {
+    use crate::models::{Video, VideoConfig};
+    let readouts: Vec<String> =
+        (0..5).map(|i| format!(r#""mouse{i}": {{"neurons": 8000, "shifter": true}}"#)).collect();
+    let text = format!(
+        r#"{{"kind": "video", "core": {{"type": "3D_factorised", "input_channels": 3,
+            "hidden_channels": [32, 64, 128], "spatial_input_kernel": 11, "temporal_input_kernel": 11,
+            "spatial_hidden_kernel": 5, "temporal_hidden_kernel": 5}}, "readouts": {{{}}}}}"#,
+        readouts.join(", ")
+    );
+    let mut model = Video::random(VideoConfig::from_json(&text)?, 17)?;
+    model.upload(s.ctx)?;
+    let (b, t) = (s.b(8), if s.small { 20 } else { 80 });
+    let shape = [b, 3, t, 36, 64];
+    let mut rng = SplitMix::new(80);
+    let clip = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let pupil = rng.vec(b * 2 * t, -1.0, 1.0);
+    Ok((Rc::new(model), Rc::new(clip), Rc::new(pupil), shape))
+}
+
+/// The video twin's clip forward for one mouse: GPU time; the first clip's first neurons checked
+/// against the f64 reference (in the small suite; the full suite checks a 20-frame clip).
+fn video_forward<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (model, clip, pupil, shape) = video_bench(s)?;
+    let x = Tensor::from_f32(s.ctx, &clip, &shape)?;
+    let p = Tensor::from_f32(s.ctx, &pupil, &[shape[0], 2, shape[2]])?;
+    let m = model.clone();
+    let t = shape[2];
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Record(Box::new(move |rec| model.record(rec, &x, Some(&p), "mouse0"))),
+        check: Box::new(move |out| {
+            // The last 20 frames of the first clip: their 2 output frames.
+            let tc = 20.min(t);
+            let sub: Vec<f32> = (0..3)
+                .flat_map(|c| clip[c * t * 36 * 64 + (t - tc) * 36 * 64..(c + 1) * t * 36 * 64].to_vec())
+                .collect();
+            let ps: Vec<f32> = (0..2).flat_map(|k| pupil[k * t + t - tc..(k + 1) * t].to_vec()).collect();
+            let (r, rs) = m.reference_forward(&sub, &[1, 3, tc, 36, 64], Some(&ps), "mouse0")?;
+            let (n, tr, to) = (rs[1], rs[2], t - 18);
+            let got: Vec<f32> = (0..n).flat_map(|i| out[i * to + to - tr..(i + 1) * to].to_vec()).collect();
+            Ok((max_abs_diff(&got, &r), coverage(shape[0])))
+        }),
+    })
+}
+
+/// One new frame into a warm stream of the same model (host frame in, host rates out): the
+/// stream starts each call from the state after the first 18 frames, so every call is the 19th.
+fn video_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    let (model, clip, pupil, shape) = video_bench(s)?;
+    let [b, c, t, h, w] = shape;
+    let ctx = s.ctx;
+    let r = 19;
+    let frames = |t0: usize, k: usize| -> Vec<f32> {
+        (0..b * c).flat_map(|bc| clip[(bc * t + t0) * h * w..(bc * t + t0 + k) * h * w].to_vec()).collect()
+    };
+    let pupils = |t0: usize, k: usize| -> Vec<f32> {
+        (0..b * 2).flat_map(|i| pupil[i * t + t0..i * t + t0 + k].to_vec()).collect()
+    };
+    let mut warm = model.core().stream(b, h, w)?;
+    {
+        let mut rec = ctx.recorder();
+        let x = Tensor::from_f32(ctx, &frames(0, r - 1), &[b, c, r - 1, h, w])?;
+        model.core().record_stream(&mut rec, &mut warm, &x)?;
+        rec.submit()?;
+    }
+    let (last, last_p) = (frames(r - 1, 1), pupils(r - 1, 1));
+    let (first, first_p) = (frames(0, r), pupils(0, r));
+    let m = model.clone();
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Call(Box::new(move || {
+            let mut state = warm.clone();
+            let x = Tensor::from_f32(ctx, &last, &[b, c, 1, h, w])?;
+            let p = Tensor::from_f32(ctx, &last_p, &[b, 2, 1])?;
+            let mut rec = ctx.recorder();
+            let core = model.core().record_stream(&mut rec, &mut state, &x)?.expect("warm");
+            let y = model.record_readout(&mut rec, &core, Some(&p), "mouse0")?.expect("one frame");
+            let hd = rec.read_back(&y);
+            Ok(rec.submit()?.f32(hd))
+        })),
+        check: Box::new(move |out| {
+            let n = 8000;
+            let sub: Vec<f32> = (0..c).flat_map(|ci| first[ci * r * h * w..(ci + 1) * r * h * w].to_vec()).collect();
+            let ps: Vec<f32> = (0..2).flat_map(|k| first_p[k * r..(k + 1) * r].to_vec()).collect();
+            let (want, _) = m.reference_forward(&sub, &[1, c, r, h, w], Some(&ps), "mouse0")?;
+            Ok((max_abs_diff(&out[..n], &want), coverage(b)))
         }),
     })
 }

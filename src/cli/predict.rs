@@ -5,7 +5,7 @@ use std::path::Path;
 
 use vcortex::io::check_output;
 use vcortex::models::latent::Latent;
-use vcortex::models::{Cotrain, Sensorium};
+use vcortex::models::{Cotrain, Sensorium, Video};
 use vcortex::{Context, Error, Result};
 
 use super::output::device_meta;
@@ -16,6 +16,7 @@ enum Model {
     Sensorium(Sensorium),
     Cotrain(Cotrain),
     Latent(Latent),
+    Video(Video),
 }
 
 impl Model {
@@ -27,11 +28,12 @@ impl Model {
             None | Some((_, Some("sensorium"))) => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
             Some((_, Some("cotrain"))) => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
             Some((_, Some("latent"))) => Ok(Model::Latent(Latent::load(ctx, weights, config)?)),
+            Some((_, Some("video"))) => Ok(Model::Video(Video::load(ctx, weights, config)?)),
             Some((k, _)) => Err(Error::File {
                 path: config.display().to_string(),
                 reason: format!(
-                    "\"kind\" is {k}; expected \"sensorium\", \"cotrain\" (the co-training twin) or \"latent\" (the \
-                     latent video model), or no \"kind\""
+                    "\"kind\" is {k}; expected \"sensorium\", \"cotrain\" (the co-training twin), \"video\", \
+                     \"latent\" (the latent video model), or no \"kind\""
                 ),
             }),
         }
@@ -42,6 +44,7 @@ impl Model {
             Model::Sensorium(m) => m.data_keys(),
             Model::Cotrain(m) => m.data_keys(),
             Model::Latent(m) => vec![m.config.readout.data_key.as_str()],
+            Model::Video(m) => m.data_keys(),
         }
     }
 
@@ -90,6 +93,9 @@ pub fn run(
         }
     }
     let inputs = read_images(images)?;
+    if let Model::Video(m) = &model {
+        return run_video(&ctx, m, inputs, images, key, output, batch);
+    }
     let found = inputs.names.join(", ");
     let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
     if x.shape.len() != 4 || x.shape[0] == 0 {
@@ -161,6 +167,7 @@ pub fn run(
                 Model::Sensorium(m) => m.predict_full(&ctx, xs, &shape, e, bh, key)?,
                 Model::Cotrain(m) => m.predict(&ctx, xs, &shape, key)?,
                 Model::Latent(_) => unreachable!("the latent model returned above"),
+                Model::Video(_) => unreachable!("videos run in run_video"),
             };
             neurons = y.len() / b;
             responses.extend(y);
@@ -170,6 +177,69 @@ pub fn run(
         outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
     }
     write_safetensors(output, &outputs, &device_meta(&ctx))?;
+    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
+    println!("wrote {} ({})", output.display(), desc.join(", "));
+    Ok(())
+}
+
+/// `predict` for a video model: clips [B, C, T, H, W] (and `pupil_center` [B, 2, T] for readouts
+/// with a shifter) in, rates [B, N, T'] per data key out, `batch` clips a submit.
+fn run_video(
+    ctx: &Context,
+    model: &Video,
+    inputs: vcortex::io::ModelInputs,
+    images: &Path,
+    key: Option<String>,
+    output: &Path,
+    batch: usize,
+) -> Result<()> {
+    use vcortex::io::{write_safetensors, HostTensor};
+    let x = inputs.images;
+    let file_error = |reason: String| Error::File { path: images.display().to_string(), reason };
+    if x.shape.len() != 5 || x.shape[0] == 0 {
+        return Err(file_error(format!("videos have shape {:?}, expected [B, C, T, H, W]", x.shape)));
+    }
+    let (n, t) = (x.shape[0], x.shape[2]);
+    if let Some(p) = &inputs.eye {
+        if p.shape != [n, 2, t] {
+            return Err(file_error(format!("pupil_center has shape {:?}, expected [{n}, 2, {t}]", p.shape)));
+        }
+    }
+    let keys: Vec<String> = match key {
+        Some(k) => vec![k],
+        None => model.data_keys().iter().map(|k| k.to_string()).collect(),
+    };
+    let per: usize = x.shape[1..].iter().product();
+    let mut outputs = Vec::new();
+    for key in &keys {
+        if model.has_shifter(key) && inputs.eye.is_none() {
+            return Err(file_error(format!(
+                "data key {key:?} has a shifter: a \"pupil_center\" tensor [B, 2, T] is needed; the file has {}",
+                inputs.names.join(", ")
+            )));
+        }
+        let mut progress = Progress::new(n, "videos");
+        let mut rates = Vec::new();
+        let mut shape = Vec::new();
+        for start in (0..n).step_by(batch) {
+            let b = batch.min(n - start);
+            let mut xs_shape = x.shape.clone();
+            xs_shape[0] = b;
+            let p = inputs
+                .eye
+                .as_ref()
+                .filter(|_| model.has_shifter(key))
+                .map(|p| &p.data[start * 2 * t..(start + b) * 2 * t]);
+            let (y, ys) = model.predict(ctx, &x.data[start * per..(start + b) * per], &xs_shape, p, key)?;
+            shape = ys;
+            rates.extend(y);
+            progress.update(start + b, key);
+        }
+        progress.finish();
+        shape[0] = n;
+        outputs.push((key.clone(), HostTensor::new(shape, rates)));
+    }
+    write_safetensors(output, &outputs, &device_meta(ctx))?;
     let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
     println!("wrote {} ({})", output.display(), desc.join(", "));
     Ok(())

@@ -15,6 +15,7 @@ pub mod platypose;
 pub mod sensorium;
 mod state_dict;
 pub mod transformer;
+pub mod video;
 
 pub use cgnf::{Cgnf, CgnfConfig};
 pub use cotrain::{Cotrain, CotrainConfig};
@@ -23,6 +24,7 @@ pub use latent::{Latent, LatentConfig, LatentMode, LatentOutput};
 pub use sensorium::{Sensorium, SensoriumConfig};
 pub(crate) use state_dict::widen;
 pub use state_dict::StateDict;
+pub use video::{Video, VideoConfig, VideoCore};
 
 /// Parses a model config of `kind` (`"sensorium"`, `"cotrain"`, `"flow"`, `"cgnf"`, ...): a
 /// `"kind"` field, when present, must name it (the configs written before the field have none);

@@ -56,6 +56,11 @@ impl<'a> StateDict<'a> {
         StateDict { what, tensors: tensors.iter().map(|(k, t)| (k.clone(), Cow::Borrowed(t))).collect() }
     }
 
+    /// The keys not taken yet, in order.
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.tensors.keys().cloned()
+    }
+
     pub fn has(&self, key: &str) -> bool {
         self.tensors.contains_key(key)
     }

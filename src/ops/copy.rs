@@ -96,10 +96,61 @@ pub fn concat_channels(rec: &mut Recorder, parts: &[&Tensor]) -> Result<Tensor> 
     Ok(y)
 }
 
+/// Frames `[first, first + len)` of the middle axis of `x` [A, T, ...rest] (a window of a video's
+/// time axis, with `x` seen as [B·C, T, H·W]): [A, len, ...rest].
+pub(crate) fn narrow_mid(rec: &mut Recorder, x: &Tensor, a: usize, first: usize, len: usize) -> Result<Tensor> {
+    const OP: &str = "narrow_mid";
+    let n = x.numel();
+    let t = x.shape().get(1).copied().unwrap_or(0);
+    if a == 0 || n % a != 0 || x.shape().first() != Some(&a) || first + len > t || len == 0 {
+        return Err(Error::shape(OP, "input", x.shape(), format!("[{a}, T >= {}, ...]", first + len)));
+    }
+    let d = n / a / t;
+    let mut shape = x.shape().to_vec();
+    shape[1] = len;
+    let y = rec.alloc(OP, &shape, crate::tensor::DType::F32)?;
+    let fits =
+        |v: usize| u32::try_from(v).map_err(|_| Error::shape(OP, "input", x.shape(), "fewer than 2^32 elements"));
+    let params =
+        CatParams { n: fits(y.numel())?, chw_src: fits(t * d)?, chw_dst: fits(len * d)?, off_hw: fits(first * d)? };
+    let kernel = rec.context().kernel(&PipelineKey::new("copy", "narrow_mid", &[Access::Read, Access::ReadWrite]))?;
+    let groups = super::elementwise_grid(rec.context(), y.numel(), OP)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&params), &[Some(x), Some(&y)], groups)?;
+    Ok(y)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SwapParams {
+    n: u32,
+    p: u32,
+    q: u32,
+    d: u32,
+}
+
+/// `x` seen as [A, P, Q, D] with its two middle axes swapped: a tensor [A, Q, P, D] of `shape`
+/// (the caller's view of it).
+pub(crate) fn swap_mid(rec: &mut Recorder, x: &Tensor, [a, p, q, d]: [usize; 4], shape: &[usize]) -> Result<Tensor> {
+    const OP: &str = "swap_mid";
+    let n = [a, p, q, d].iter().try_fold(1usize, |m, &v| m.checked_mul(v));
+    if n != Some(x.numel()) || crate::tensor::numel(OP, "shape", shape)? != x.numel() {
+        return Err(Error::shape(OP, "input", x.shape(), format!("{} elements", a * p * q * d)));
+    }
+    let y = rec.alloc(OP, shape, crate::tensor::DType::F32)?;
+    let fits =
+        |v: usize| u32::try_from(v).map_err(|_| Error::shape(OP, "input", x.shape(), "fewer than 2^32 elements"));
+    let params = SwapParams { n: fits(x.numel())?, p: fits(p)?, q: fits(q)?, d: fits(d)? };
+    let kernel = rec.context().kernel(&PipelineKey::new("copy", "swap_mid", &[Access::Read, Access::ReadWrite]))?;
+    let groups = super::elementwise_grid(rec.context(), x.numel(), OP)?;
+    rec.dispatch(OP, kernel, bytemuck::bytes_of(&params), &[Some(x), Some(&y)], groups)?;
+    Ok(y)
+}
+
 /// The parameter blocks this family uploads, for the Rust↔WGSL layout test.
 pub(super) fn params_layouts() -> Vec<super::ParamsLayout> {
     vec![
         super::params_layout!("copy", "CopyParams", CopyParams, [n4, _pad]),
         super::params_layout!("copy", "CatParams", CatParams, [n, chw_src, chw_dst, off_hw]),
+        super::params_layout!("copy", "SwapParams", SwapParams, [n, p, q, d]),
     ]
 }

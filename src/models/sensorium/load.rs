@@ -213,6 +213,81 @@ fn load_layer(sd: &mut StateDict, p: &LayerPlan, eps: f32) -> Result<CoreLayer> 
     Ok(CoreLayer { inputs: p.inputs.clone(), convs })
 }
 
+/// One `FullGaussian2d` readout of `key` on `hc` core channels (`readout.{key}.*`, with its
+/// shifter `shifter.{key}.mlp.*` and modulator where `r` says so): positions from `_mu` or from a
+/// `grid_mean_predictor`, the ELU offset folded into the bias where there is no modulator.
+pub(crate) fn load_readout(
+    sd: &mut StateDict,
+    key: &str,
+    r: &super::ReadoutConfig,
+    hc: usize,
+    elu_offset: f32,
+) -> Result<Readout> {
+    let m = r.neurons;
+    let pre = format!("readout.{key}");
+    let mu = if sd.has(&format!("{pre}._mu")) {
+        sd.take(&format!("{pre}._mu"), &[1, m, 1, 2])?
+    } else if sd.has(&format!("{pre}.source_grid")) {
+        predicted_mu(sd, &pre, m, r.grid_mean_final_tanh, key)?
+    } else {
+        return Err(Error::Weights(format!(
+            "weights: missing key \"{pre}._mu\" (or a grid_mean_predictor's \"{pre}.source_grid\")"
+        )));
+    };
+    let f = sd.take(&format!("{pre}._features"), &[1, hc, 1, m])?;
+    let bias = if sd.has(&format!("{pre}.bias")) {
+        sd.take(&format!("{pre}.bias"), &[m])?
+    } else {
+        HostTensor::new(vec![m], vec![0.0; m])
+    };
+    // sigma only matters when sampling positions (training).
+    if sd.has(&format!("{pre}.sigma")) {
+        let s = sd.shape(&format!("{pre}.sigma")).unwrap_or_default();
+        if s.len() != 4 || s[1] != m {
+            return Err(Error::Weights(format!("weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]")));
+        }
+        sd.accept_unused(&format!("{pre}.sigma"))?;
+    }
+    let modulator = if r.modulator {
+        let prefix = format!("modulator.{key}.modulator_networks.0");
+        Some(Mlp::load(sd, &prefix, None, m, Activation::Relu, "modulator", "the behaviour [N, B]")?)
+    } else {
+        None
+    };
+    // Without a modulator the ELU offset folds into the bias.
+    let offset = if modulator.is_none() { 0.0 } else { elu_offset };
+    let fold = elu_offset - offset;
+    let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + fold).collect());
+    let shifter = if r.shifter {
+        let prefix = format!("shifter.{key}.mlp");
+        Some(Mlp::load(sd, &prefix, Some(2), 2, Activation::Tanh, "shifter", "the eye position [N, 2]")?)
+    } else {
+        None
+    };
+    Ok(Readout {
+        modulator,
+        offset,
+        shifter,
+        mu: HostTensor::new(vec![m, 2], mu.data),
+        features: HostTensor::new(vec![hc, m], f.data),
+        bias,
+        align_corners: r.align_corners,
+        dev: None,
+    })
+}
+
+impl Readout {
+    /// Puts the readout (neurons sorted by position) and its MLPs on the device.
+    pub(crate) fn upload(&mut self, ctx: &Context) -> Result<()> {
+        let c = self.features.shape[0];
+        self.dev = Some(ops::SortedReadout::new(ctx, &self.mu.data, &self.features.data, c, Some(&self.bias.data))?);
+        for mlp in self.shifter.iter_mut().chain(self.modulator.iter_mut()) {
+            mlp.upload(ctx)?;
+        }
+        Ok(())
+    }
+}
+
 impl Sensorium {
     /// Loads weights (safetensors, PyTorch key names) and a JSON config, and uploads them.
     pub fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Sensorium> {
@@ -244,62 +319,7 @@ impl Sensorium {
         sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
         let mut readouts = BTreeMap::new();
         for (key, r) in &config.readouts {
-            let m = r.neurons;
-            let pre = format!("readout.{key}");
-            let mu = if sd.has(&format!("{pre}._mu")) {
-                sd.take(&format!("{pre}._mu"), &[1, m, 1, 2])?
-            } else if sd.has(&format!("{pre}.source_grid")) {
-                predicted_mu(&mut sd, &pre, m, r.grid_mean_final_tanh, key)?
-            } else {
-                return Err(Error::Weights(format!(
-                    "weights: missing key \"{pre}._mu\" (or a grid_mean_predictor's \"{pre}.source_grid\")"
-                )));
-            };
-            let f = sd.take(&format!("{pre}._features"), &[1, hc, 1, m])?;
-            let bias = if sd.has(&format!("{pre}.bias")) {
-                sd.take(&format!("{pre}.bias"), &[m])?
-            } else {
-                HostTensor::new(vec![m], vec![0.0; m])
-            };
-            // sigma only matters when sampling positions (training).
-            if sd.has(&format!("{pre}.sigma")) {
-                let s = sd.shape(&format!("{pre}.sigma")).unwrap_or_default();
-                if s.len() != 4 || s[1] != m {
-                    return Err(Error::Weights(format!(
-                        "weights: {pre}.sigma has shape {s:?}, expected [1, {m}, ., .]"
-                    )));
-                }
-                sd.accept_unused(&format!("{pre}.sigma"))?;
-            }
-            let modulator = if r.modulator {
-                let prefix = format!("modulator.{key}.modulator_networks.0");
-                Some(Mlp::load(&mut sd, &prefix, None, m, Activation::Relu, "modulator", "the behaviour [N, B]")?)
-            } else {
-                None
-            };
-            // Without a modulator the ELU offset folds into the bias.
-            let offset = if modulator.is_none() { 0.0 } else { config.elu_offset };
-            let fold = config.elu_offset - offset;
-            let bias = HostTensor::new(vec![m], bias.data.iter().map(|b| b + fold).collect());
-            let shifter = if r.shifter {
-                let prefix = format!("shifter.{key}.mlp");
-                Some(Mlp::load(&mut sd, &prefix, Some(2), 2, Activation::Tanh, "shifter", "the eye position [N, 2]")?)
-            } else {
-                None
-            };
-            readouts.insert(
-                key.clone(),
-                Readout {
-                    modulator,
-                    offset,
-                    shifter,
-                    mu: HostTensor::new(vec![m, 2], mu.data),
-                    features: HostTensor::new(vec![hc, m], f.data),
-                    bias,
-                    align_corners: r.align_corners,
-                    dev: None,
-                },
-            );
+            readouts.insert(key.clone(), load_readout(&mut sd, key, r, hc, config.elu_offset)?);
         }
         sd.finish()?;
         Ok(Sensorium { config, layers, stack: plan.stack, readouts })
@@ -322,11 +342,7 @@ impl Sensorium {
             }
         }
         for r in self.readouts.values_mut() {
-            let c = r.features.shape[0];
-            r.dev = Some(ops::SortedReadout::new(ctx, &r.mu.data, &r.features.data, c, Some(&r.bias.data))?);
-            for mlp in r.shifter.iter_mut().chain(r.modulator.iter_mut()) {
-                mlp.upload(ctx)?;
-            }
+            r.upload(ctx)?;
         }
         Ok(())
     }

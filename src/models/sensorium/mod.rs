@@ -31,7 +31,9 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
-use weights::{CoreLayer, Readout};
+pub(crate) use load::load_readout;
+use weights::CoreLayer;
+pub(crate) use weights::{side_input, Readout};
 
 const OP: &str = "sensorium";
 

@@ -9,7 +9,7 @@ use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
 
 impl Mlp {
-    fn record(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    pub(crate) fn record(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for (w, b) in &self.dev {
             h = ops::linear(rec, &h, w, Some(b), self.act)?;

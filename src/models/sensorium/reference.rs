@@ -8,7 +8,7 @@ use crate::ops::Activation;
 use crate::reference::{self, check_len};
 
 impl Mlp {
-    fn reference(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
+    pub(crate) fn reference(&self, x: &[f32], n: usize) -> Result<Vec<f32>> {
         let mut h = x.to_vec();
         let mut shape = vec![n, x.len() / n.max(1)];
         for (w, b) in &self.layers {

@@ -27,18 +27,18 @@ pub(super) struct CoreLayer {
 
 /// A small MLP of a readout (the shifter: eye position → shift, Tanh after each layer; the
 /// modulator: behaviour → gain, ReLU after each layer), host and device copies.
-pub(super) struct Mlp {
-    pub(super) layers: Vec<(HostTensor, HostTensor)>,
-    pub(super) dev: Vec<(Tensor, Tensor)>,
-    pub(super) act: Activation,
+pub(crate) struct Mlp {
+    pub(crate) layers: Vec<(HostTensor, HostTensor)>,
+    pub(crate) dev: Vec<(Tensor, Tensor)>,
+    pub(crate) act: Activation,
     /// What it is, for messages: "shifter" or "modulator".
-    pub(super) what: &'static str,
+    pub(crate) what: &'static str,
     /// What it takes: "the eye position [N, 2]" or "the behaviour [N, B]".
-    pub(super) input: &'static str,
+    pub(crate) input: &'static str,
 }
 
 /// A readout's side input is needed exactly where its MLP exists: pairs them, or refuses.
-pub(super) fn side_input<'a, T>(
+pub(crate) fn side_input<'a, T>(
     mlp: &'a Option<Mlp>,
     input: Option<T>,
     key: &str,
@@ -54,18 +54,18 @@ pub(super) fn side_input<'a, T>(
     }
 }
 
-pub(super) struct Readout {
+pub(crate) struct Readout {
     /// Behaviour → gain (ELU+1 of its output multiplies the readout before the output nonlinearity).
-    pub(super) modulator: Option<Mlp>,
+    pub(crate) modulator: Option<Mlp>,
     /// The ELU offset, applied after the modulation (folded into the bias when there is none).
-    pub(super) offset: f32,
+    pub(crate) offset: f32,
     /// Eye position → shift of every neuron's position.
-    pub(super) shifter: Option<Mlp>,
+    pub(crate) shifter: Option<Mlp>,
     /// [M, 2], features [C, M], bias [M] with the ELU offset folded in.
-    pub(super) mu: HostTensor,
-    pub(super) features: HostTensor,
-    pub(super) bias: HostTensor,
-    pub(super) align_corners: bool,
+    pub(crate) mu: HostTensor,
+    pub(crate) features: HostTensor,
+    pub(crate) bias: HostTensor,
+    pub(crate) align_corners: bool,
     /// mu, features and bias on the device, neurons in Z-order of their positions.
-    pub(super) dev: Option<ops::SortedReadout>,
+    pub(crate) dev: Option<ops::SortedReadout>,
 }

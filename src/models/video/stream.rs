@@ -1,0 +1,93 @@
+//! Streaming: a video model fed frames as they come. The core's stream state keeps each temporal
+//! conv's last input frames on the device, so a new frame costs one frame's work; the outputs
+//! equal the clip forward's for the same frames.
+
+use super::core::CoreStream;
+use super::record::upload;
+use super::{Video, OP};
+use crate::error::{Error, Result};
+use crate::models::sensorium::side_input;
+use crate::runtime::{Context, Recorder};
+use crate::tensor::Tensor;
+
+/// A stream of frames into the readout of one data key.
+pub struct VideoStream<'m> {
+    model: &'m Video,
+    key: String,
+    core: CoreStream,
+}
+
+impl Video {
+    /// A stream into the readout of `key` for `batch` videos of H × W frames.
+    pub fn stream(&self, key: &str, batch: usize, h: usize, w: usize) -> Result<VideoStream<'_>> {
+        self.readout(key)?;
+        Ok(VideoStream { model: self, key: key.to_string(), core: self.core.stream(batch, h, w)? })
+    }
+}
+
+impl VideoStream<'_> {
+    /// Records new frames [B, C, k, H, W] (with their `pupil_center` [B, 2, k] where the readout
+    /// has a shifter): rates [B, N, k'] for the new frames past the receptive field (None while
+    /// the first R − 1 frames fill it). On a refusal the stream is unchanged.
+    pub fn record(
+        &mut self,
+        rec: &mut Recorder,
+        frames: &Tensor,
+        pupil_center: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
+        let r = self.model.readout(&self.key)?;
+        let pupil = side_input(&r.shifter, pupil_center, &self.key, "pupil_center")?;
+        if let (Some((_, p)), &[b, _, k, _, _]) = (pupil, frames.shape()) {
+            crate::ops::expect_shape(OP, "pupil_center", p, &[b, 2, k])?;
+        }
+        let model = self.model;
+        let key = self.key.clone();
+        let mut core = self.core.clone();
+        let out = rec.atomic(|rec| match model.core.record_stream(rec, &mut core, frames)? {
+            Some(x) => model.record_readout(rec, &x, pupil.map(|(_, p)| p), &key),
+            None => Ok(None),
+        })?;
+        self.core = core;
+        Ok(out)
+    }
+
+    /// Host frames in, host rates out (one submit): the rates [B, N, k'] and their shape, empty
+    /// with k' = 0 while the receptive field fills.
+    pub fn push(
+        &mut self,
+        ctx: &Context,
+        frames: &[f32],
+        shape: &[usize],
+        pupil_center: Option<&[f32]>,
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        let x = upload(ctx, "frames", frames, shape)?;
+        let (b, k) = match *shape {
+            [b, _, k, _, _] => (b, k),
+            _ => return Err(Error::shape(OP, "frames", shape, "[B, C, k, H, W]")),
+        };
+        let p = pupil_center.map(|p| upload(ctx, "pupil_center", p, &[b, 2, k])).transpose()?;
+        let mut rec = ctx.recorder();
+        match self.record(&mut rec, &x, p.as_ref())? {
+            Some(y) => {
+                let s = y.shape().to_vec();
+                let h = rec.read_back(&y);
+                Ok((rec.submit()?.f32(h), s))
+            }
+            None => {
+                rec.submit()?;
+                let n = self.model.neurons(&self.key)?;
+                Ok((Vec::new(), vec![b, n, 0]))
+            }
+        }
+    }
+
+    /// Frames fed so far.
+    pub fn frames_seen(&self) -> usize {
+        self.core.frames_seen()
+    }
+
+    /// Forgets every frame fed.
+    pub fn reset(&mut self) {
+        self.core.reset();
+    }
+}
