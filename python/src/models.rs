@@ -14,7 +14,9 @@ use pyo3::types::{PyDict, PyString};
 use vcortex::io::HostTensor;
 use vcortex::models::cgnf::{CgnfConfig, Condition};
 use vcortex::models::flow::FlowConfig;
+use vcortex::models::latent::{Latent, LatentConfig, LatentMode};
 use vcortex::models::platypose::{observations_from, Platypose, PlatyposeConfig, SamplerNoise};
+use vcortex::models::video::{Video, VideoConfig};
 use vcortex::models::{Cgnf, Cotrain, CotrainConfig, Flow, Sensorium, SensoriumConfig};
 use vcortex::{Context, Error, Recorder, Result, Tensor};
 
@@ -297,6 +299,156 @@ impl PySensorium {
             let (e, b) = (opt(&pupil_center, "pupil_center")?, opt(&behavior, "behavior")?);
             let outs =
                 compute(py, || predict_all(&self.ctx, Twin::Sensorium(&self.model), x, &shape, e, b, data_key, batch))?;
+            array_dict(py, outs)
+        })
+    }
+}
+
+/// The Sensorium 2023 video twin (`vcortex.Video`).
+#[pyclass(name = "Video", module = "vcortex._vcortex", frozen)]
+pub struct PyVideo {
+    model: Video,
+    ctx: Arc<Context>,
+}
+
+#[pymethods]
+impl PyVideo {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["video"], "Video")?;
+            let cfg = VideoConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            let mut m = Video::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyVideo { model, ctx: ctx.ctx.clone() })
+    }
+
+    fn data_keys(&self) -> Vec<String> {
+        self.model.data_keys().iter().map(|k| k.to_string()).collect()
+    }
+
+    #[pyo3(signature = (video, data_key = None, pupil_center = None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        video: PyReadonlyArrayDyn<'py, f32>,
+        data_key: Option<String>,
+        pupil_center: Arr<'py>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = video.shape().to_vec();
+            let x = slice(&video, "video")?;
+            let p = opt(&pupil_center, "pupil_center")?;
+            let keys: Vec<String> = match data_key {
+                Some(k) => vec![k],
+                None => self.data_keys(),
+            };
+            let outs = compute(py, || {
+                keys.iter()
+                    .map(|k| {
+                        let pc = p.as_ref().filter(|_| self.model.has_shifter(k)).map(|(d, _)| *d);
+                        let (y, s) = self.model.predict(&self.ctx, x, &shape, pc, k)?;
+                        Ok((k.clone(), HostTensor::new(s, y)))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            array_dict(py, outs)
+        })
+    }
+}
+
+/// The latent video model (`vcortex.Latent`).
+#[pyclass(name = "Latent", module = "vcortex._vcortex", frozen)]
+pub struct PyLatent {
+    model: Latent,
+    ctx: Arc<Context>,
+}
+
+#[pymethods]
+impl PyLatent {
+    #[staticmethod]
+    fn load(
+        py: Python<'_>,
+        ctx: &PyContext,
+        weights: &Bound<'_, PyAny>,
+        config: &str,
+        is_path: bool,
+    ) -> PyResult<Self> {
+        let w = guarded(|| Weights::extract(weights))?;
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, cp) = config_json(config, is_path, &["latent"], "Latent")?;
+            let cfg = LatentConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+            let (sd, wp) = w.tensors()?;
+            let mut m = Latent::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyLatent { model, ctx: ctx.ctx.clone() })
+    }
+
+    /// A model of `config` (JSON text) with random weights of `seed` (tests and examples).
+    #[staticmethod]
+    fn _random(py: Python<'_>, ctx: &PyContext, config: &str, seed: u64) -> PyResult<Self> {
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, _) = config_json(config, false, &["latent"], "Latent")?;
+            let mut m = Latent::random(LatentConfig::from_json(&json)?, seed)?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyLatent { model, ctx: ctx.ctx.clone() })
+    }
+
+    fn data_key(&self) -> String {
+        self.model.config.readout.data_key.clone()
+    }
+
+    #[pyo3(signature = (video, responses = None, samples = None, seed = None))]
+    fn predict<'py>(
+        &self,
+        py: Python<'py>,
+        video: PyReadonlyArrayDyn<'py, f32>,
+        responses: Arr<'py>,
+        samples: Option<usize>,
+        seed: Option<u64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = video.shape().to_vec();
+            let x = slice(&video, "video")?;
+            let r = opt(&responses, "responses")?;
+            let mode = if r.is_some() { LatentMode::Conditioned } else { LatentMode::Prior };
+            let cfg = &self.model.config;
+            let (s, seed) = (samples.unwrap_or(cfg.samples), seed.unwrap_or(cfg.seed));
+            let out = compute(py, || self.model.predict(&self.ctx, x, &shape, r.map(|(d, _)| d), mode, s, seed))?;
+            let [b, t, n] = out.shape;
+            // [B, T', N] → [B, N, T'], frames last as the CLI writes them.
+            let last = |v: &[f32]| {
+                let mut y = vec![0f32; v.len()];
+                for bi in 0..b {
+                    for ti in 0..t {
+                        for ni in 0..n {
+                            y[(bi * n + ni) * t + ti] = v[(bi * t + ti) * n + ni];
+                        }
+                    }
+                }
+                HostTensor::new(vec![b, n, t], y)
+            };
+            let mut outs = vec![("mean".to_string(), last(&out.mean))];
+            if let Some(l) = &out.loglik {
+                outs.push(("loglik_bits".to_string(), last(l)));
+            }
             array_dict(py, outs)
         })
     }
@@ -635,6 +787,8 @@ impl PyPlatypose {
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySensorium>()?;
     m.add_class::<PyCotrain>()?;
+    m.add_class::<PyLatent>()?;
+    m.add_class::<PyVideo>()?;
     m.add_class::<PyFlow>()?;
     m.add_class::<PyCgnf>()?;
     m.add_class::<PyPlatypose>()?;

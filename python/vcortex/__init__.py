@@ -39,6 +39,8 @@ __all__ = [
     "InternalError",
     "Sensorium",
     "Cotrain",
+    "Latent",
+    "Video",
     "Flow",
     "Cgnf",
     "Platypose",
@@ -818,6 +820,49 @@ class Cotrain(_Model):
         return self._m.predict(_array(images, "images"), data_key, _batch(batch))
 
 
+class Video(_Model):
+    """The Sensorium 2023 video twin (a 3-D core, a Gaussian readout per frame and data key, the
+    shifter per frame; docs/models.md). ``Video.load(weights, config)``."""
+
+    _native_cls = _native.Video
+
+    @property
+    def data_keys(self) -> list:
+        """The readouts' data keys."""
+        return self._m.data_keys()
+
+    def predict(self, video, data_key: Optional[str] = None, pupil_center=None) -> Dict[str, np.ndarray]:
+        """Responses of clips [B, C, T, H, W] per data key, as ``{key: [B, N, T']}`` (the last T'
+        frames); ``pupil_center`` [B, 2, T] for readouts with a shifter."""
+        if data_key is not None and not isinstance(data_key, str):
+            raise TypeError(f"data_key: expected a string or None, got {type(data_key).__name__}")
+        p = None if pupil_center is None else _array(pupil_center, "pupil_center")
+        return self._m.predict(_array(video, "video"), data_key, p)
+
+
+class Latent(_Model):
+    """The probabilistic video model with latent factors (a factorized 3-D core, the ZIG
+    readout, a GRU response encoder; docs/models.md). ``Latent.load(weights, config)``."""
+
+    _native_cls = _native.Latent
+
+    @property
+    def data_key(self) -> str:
+        """The session's data key."""
+        return self._m.data_key()
+
+    def predict(self, video, responses=None, samples: Optional[int] = None, seed: Optional[int] = None):
+        """The ZIG mean of video [B, 1, T, H, W] as ``{"mean": [B, N, T']}`` (the last T' frames).
+        With ``responses`` [B, N, T] the latent state is conditioned on them (the first half of
+        the neurons zeroed, as upstream's evaluation) and ``"loglik_bits"`` [B, N, T'] is added;
+        without them ``samples`` draws from the prior (defaults: the config's ``samples`` and
+        ``seed``)."""
+        s = None if samples is None else _int(samples, "samples", 1)
+        sd = None if seed is None else _int(seed, "seed")
+        r = None if responses is None else _array(responses, "responses")
+        return self._m.predict(_array(video, "video"), r, s, sd)
+
+
 class Flow(_Model):
     """A composite normalizing flow on [N, D] (ActNorm, affine and spline couplings; nflows'
     conventions). ``Flow.load(weights, config)``."""
@@ -884,7 +929,7 @@ class Platypose(_Model):
         return self._m.sample(_int(samples, "samples", 1), f, obs, _int(seed, "seed"))
 
 
-_KINDS = {"sensorium": Sensorium, "cotrain": Cotrain, "flow": Flow, "cgnf": Cgnf, "platypose": Platypose}
+_KINDS = {"sensorium": Sensorium, "cotrain": Cotrain, "latent": Latent, "video": Video, "flow": Flow, "cgnf": Cgnf, "platypose": Platypose}
 
 
 def _kind_of(config: Mapping) -> str:

@@ -314,6 +314,24 @@ class Sensorium(_Model):
         batch: int = 128,
     ) -> Dict[str, F32]: ...
 
+class Video(_Model):
+    @property
+    def data_keys(self) -> List[str]: ...
+    def predict(
+        self, video: ArrayLike, data_key: Optional[str] = None, pupil_center: Optional[ArrayLike] = None
+    ) -> Dict[str, F32]: ...
+
+class Latent(_Model):
+    @property
+    def data_key(self) -> str: ...
+    def predict(
+        self,
+        video: ArrayLike,
+        responses: Optional[ArrayLike] = None,
+        samples: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> Dict[str, F32]: ...
+
 class Cotrain(_Model):
     @classmethod
     def load(cls, weights: Weights, config: Config, *, context: Optional[Context] = None) -> Cotrain: ...
