@@ -203,6 +203,66 @@ fn predict_all(
     Ok(outputs)
 }
 
+/// A model the package loads from a state dict and a config: its config type and kind.
+trait Loadable: Sized + Send {
+    type Config;
+    /// The config's `"kind"` and the class name, for the errors.
+    const KIND: &'static str;
+    const NAME: &'static str;
+    fn parse(json: &str) -> Result<Self::Config>;
+    fn build(config: Self::Config, sd: BTreeMap<String, HostTensor>) -> Result<Self>;
+    fn upload_to(&mut self, ctx: &Context) -> Result<()>;
+}
+
+macro_rules! loadable {
+    ($($model:ty, $config:ty, $kind:literal, $name:literal;)*) => {$(
+        impl Loadable for $model {
+            type Config = $config;
+            const KIND: &'static str = $kind;
+            const NAME: &'static str = $name;
+            fn parse(json: &str) -> Result<$config> {
+                <$config>::from_json(json)
+            }
+            fn build(config: $config, sd: BTreeMap<String, HostTensor>) -> Result<Self> {
+                <$model>::from_state_dict(config, sd)
+            }
+            fn upload_to(&mut self, ctx: &Context) -> Result<()> {
+                self.upload(ctx)
+            }
+        }
+    )*};
+}
+
+loadable! {
+    Sensorium, SensoriumConfig, "sensorium", "Sensorium";
+    Video, VideoConfig, "video", "Video";
+    Latent, LatentConfig, "latent", "Latent";
+    Cotrain, CotrainConfig, "cotrain", "Cotrain";
+    Flow, FlowConfig, "flow", "Flow";
+    Cgnf, CgnfConfig, "cgnf", "Cgnf";
+}
+
+/// Loads a model from `weights` (a path or a dict of arrays) and `config` (JSON text, or a path
+/// with `is_path`), with the GIL released; errors name the files.
+fn load_model<M: Loadable>(
+    py: Python<'_>,
+    ctx: &PyContext,
+    weights: &Bound<'_, PyAny>,
+    config: &str,
+    is_path: bool,
+) -> PyResult<M> {
+    let w = guarded(|| Weights::extract(weights))?;
+    let c = ctx.ctx.clone();
+    compute(py, || {
+        let (json, cp) = config_json(config, is_path, &[M::KIND], M::NAME)?;
+        let cfg = M::parse(&json).map_err(|e| in_config(e, cp.as_deref()))?;
+        let (sd, wp) = w.tensors()?;
+        let mut m = M::build(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
+        m.upload_to(&c)?;
+        Ok(m)
+    })
+}
+
 /// A Sensorium-style model (`vcortex.Sensorium`).
 #[pyclass(name = "Sensorium", module = "vcortex._vcortex", frozen)]
 pub struct PySensorium {
@@ -220,16 +280,7 @@ impl PySensorium {
         config: &str,
         is_path: bool,
     ) -> PyResult<Self> {
-        let w = guarded(|| Weights::extract(weights))?;
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, cp) = config_json(config, is_path, &["sensorium"], "Sensorium")?;
-            let cfg = SensoriumConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
-            let (sd, wp) = w.tensors()?;
-            let mut m = Sensorium::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = load_model::<Sensorium>(py, ctx, weights, config, is_path)?;
         Ok(PySensorium { model, ctx: ctx.ctx.clone() })
     }
 
@@ -321,16 +372,7 @@ impl PyVideo {
         config: &str,
         is_path: bool,
     ) -> PyResult<Self> {
-        let w = guarded(|| Weights::extract(weights))?;
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, cp) = config_json(config, is_path, &["video"], "Video")?;
-            let cfg = VideoConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
-            let (sd, wp) = w.tensors()?;
-            let mut m = Video::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = load_model::<Video>(py, ctx, weights, config, is_path)?;
         Ok(PyVideo { model, ctx: ctx.ctx.clone() })
     }
 
@@ -385,16 +427,7 @@ impl PyLatent {
         config: &str,
         is_path: bool,
     ) -> PyResult<Self> {
-        let w = guarded(|| Weights::extract(weights))?;
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, cp) = config_json(config, is_path, &["latent"], "Latent")?;
-            let cfg = LatentConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
-            let (sd, wp) = w.tensors()?;
-            let mut m = Latent::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = load_model::<Latent>(py, ctx, weights, config, is_path)?;
         Ok(PyLatent { model, ctx: ctx.ctx.clone() })
     }
 
@@ -471,16 +504,7 @@ impl PyCotrain {
         config: &str,
         is_path: bool,
     ) -> PyResult<Self> {
-        let w = guarded(|| Weights::extract(weights))?;
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, cp) = config_json(config, is_path, &["cotrain"], "Cotrain")?;
-            let cfg = CotrainConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
-            let (sd, wp) = w.tensors()?;
-            let mut m = Cotrain::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = load_model::<Cotrain>(py, ctx, weights, config, is_path)?;
         Ok(PyCotrain { model, ctx: ctx.ctx.clone() })
     }
 
@@ -524,16 +548,7 @@ impl PyFlow {
         config: &str,
         is_path: bool,
     ) -> PyResult<Self> {
-        let w = guarded(|| Weights::extract(weights))?;
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, cp) = config_json(config, is_path, &["flow"], "Flow")?;
-            let cfg = FlowConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
-            let (sd, wp) = w.tensors()?;
-            let mut m = Flow::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = load_model::<Flow>(py, ctx, weights, config, is_path)?;
         Ok(PyFlow { model, ctx: ctx.ctx.clone() })
     }
 
@@ -625,16 +640,7 @@ impl PyCgnf {
         config: &str,
         is_path: bool,
     ) -> PyResult<Self> {
-        let w = guarded(|| Weights::extract(weights))?;
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, cp) = config_json(config, is_path, &["cgnf"], "Cgnf")?;
-            let cfg = CgnfConfig::from_json(&json).map_err(|e| in_config(e, cp.as_deref()))?;
-            let (sd, wp) = w.tensors()?;
-            let mut m = Cgnf::from_state_dict(cfg, sd).map_err(|e| in_files(e, wp.as_deref(), cp.as_deref()))?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = load_model::<Cgnf>(py, ctx, weights, config, is_path)?;
         Ok(PyCgnf { model, ctx: ctx.ctx.clone() })
     }
 
