@@ -352,7 +352,6 @@ fn recurrent_cells_refuse_bad_input_by_name() {
     sd.insert("rnn.weight_ih_l0".into(), gw.weight_ih.clone());
     sd.insert("rnn.weight_hh_l0".into(), gw.weight_hh.clone());
     sd.insert("rnn.bias_ih_l0".into(), gw.bias_ih.clone().unwrap());
-    assert!(Gru::load(ctx(), &sd, "rnn").is_err());
     refused_weights(Gru::load(ctx(), &sd, "rnn").map(|_| ()), "rnn.bias_hh_l0");
     sd.insert("rnn.bias_hh_l0".into(), gw.bias_hh.clone().unwrap());
     assert!(Gru::load(ctx(), &sd, "rnn").is_ok());

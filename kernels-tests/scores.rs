@@ -207,7 +207,7 @@ fn scores_summary_as_upstream() {
     assert!((s.feve.unwrap() - 0.75).abs() < 1e-7, "{s:?}");
     let one = ScoreSummary::new(&v[..3], 3, 0.15).unwrap();
     assert!(one.repeat_correlation.is_none() && one.feve.is_none());
-    assert!(ScoreSummary::new(&v[..5], 3, 0.15).is_err());
+    refused_shape(ScoreSummary::new(&v[..5], 3, 0.15), "scores", "scores");
 }
 
 /// The golden case of scripts/golden_scores.py (a plain-numpy port of upstream's functions): the

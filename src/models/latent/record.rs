@@ -3,7 +3,7 @@
 
 use super::{encoder_input, targets, Latent, LatentMode, LatentOutput, OP};
 use crate::error::{Error, Result};
-use crate::ops::{self, Activation, Conv3dParams, Epilogue, ZigLatent, ZigMoment, ZigReadout};
+use crate::ops::{self, Activation, Epilogue, ZigLatent, ZigMoment, ZigReadout};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
 
@@ -28,23 +28,8 @@ impl Latent {
             )?;
         }
         let &[_, c, _, h, w] = x.shape() else { unreachable!("conv3d output is 5-D") };
-        // [B, C, T', H', W'] → [B·T', C, H', W']: frame t picked by a depthwise conv (one tap at
-        // t, stride T'), each [B, 1, C, H'·W'], concatenated along the second axis.
-        let ctx = rec.context();
-        let mut frames = Vec::with_capacity(to);
-        for t in 0..to {
-            let (kt, dil) = if t == 0 { (1, 1) } else { (2, t) };
-            let mut wsel = vec![0f32; c * kt];
-            for ci in 0..c {
-                wsel[ci * kt + kt - 1] = 1.0;
-            }
-            let wsel = Tensor::from_f32(ctx, &wsel, &[c, 1, kt, 1, 1])?;
-            let p = Conv3dParams::default().with_stride(to, 1, 1).with_dilation(dil, 1, 1).with_groups(c);
-            let f = ops::conv3d(rec, &x, &wsel, None, &p, &Epilogue::default())?;
-            frames.push(f.reshape(&[b, 1, c, h * w])?);
-        }
-        let parts: Vec<&Tensor> = frames.iter().collect();
-        let x = ops::concat_channels(rec, &parts)?.reshape(&[b * to, c, h, w])?;
+        // [B, C, T', H', W'] → [B·T', C, H', W']: the channel and time axes swapped, one dispatch.
+        let x = ops::copy::swap_mid(rec, &x, [b, c, to, h * w], &[b * to, c, h, w])?;
         let r = ZigReadout {
             mu: &d.mu,
             conv_weight: &d.conv_weight,
