@@ -13,10 +13,15 @@ use super::progress::Progress;
 
 /// The model a predict config describes.
 enum Model {
-    Sensorium(Sensorium),
-    Cotrain(Cotrain),
+    Image(ImageModel),
     Latent(Latent),
     Video(Video),
+}
+
+/// The models of images [N, C, H, W] (responses [N, neurons] per data key).
+enum ImageModel {
+    Sensorium(Sensorium),
+    Cotrain(Cotrain),
 }
 
 impl Model {
@@ -25,8 +30,10 @@ impl Model {
     fn load(ctx: &Context, weights: &Path, config: &Path) -> Result<Model> {
         let v = super::read_json(config)?;
         match v.get("kind").map(|k| (k, k.as_str())) {
-            None | Some((_, Some("sensorium"))) => Ok(Model::Sensorium(Sensorium::load(ctx, weights, config)?)),
-            Some((_, Some("cotrain"))) => Ok(Model::Cotrain(Cotrain::load(ctx, weights, config)?)),
+            None | Some((_, Some("sensorium"))) => {
+                Ok(Model::Image(ImageModel::Sensorium(Sensorium::load(ctx, weights, config)?)))
+            }
+            Some((_, Some("cotrain"))) => Ok(Model::Image(ImageModel::Cotrain(Cotrain::load(ctx, weights, config)?))),
             Some((_, Some("latent"))) => Ok(Model::Latent(Latent::load(ctx, weights, config)?)),
             Some((_, Some("video"))) => Ok(Model::Video(Video::load(ctx, weights, config)?)),
             Some((k, _)) => Err(Error::File {
@@ -38,22 +45,22 @@ impl Model {
             }),
         }
     }
+}
 
+impl ImageModel {
     fn data_keys(&self) -> Vec<&str> {
         match self {
-            Model::Sensorium(m) => m.data_keys(),
-            Model::Cotrain(m) => m.data_keys(),
-            Model::Latent(m) => vec![m.config.readout.data_key.as_str()],
-            Model::Video(m) => m.data_keys(),
+            ImageModel::Sensorium(m) => m.data_keys(),
+            ImageModel::Cotrain(m) => m.data_keys(),
         }
     }
 
     fn has_shifter(&self, key: &str) -> bool {
-        matches!(self, Model::Sensorium(m) if m.has_shifter(key))
+        matches!(self, ImageModel::Sensorium(m) if m.has_shifter(key))
     }
 
     fn has_modulator(&self, key: &str) -> bool {
-        matches!(self, Model::Sensorium(m) if m.has_modulator(key))
+        matches!(self, ImageModel::Sensorium(m) if m.has_modulator(key))
     }
 }
 
@@ -74,7 +81,6 @@ pub fn run(
     latent: LatentArgs,
 ) -> Result<()> {
     use vcortex::io::read_images;
-    use vcortex::io::{write_safetensors, HostTensor};
     if batch == 0 {
         return Err(Error::param("predict", "batch", "must be >= 1"));
     }
@@ -82,20 +88,41 @@ pub fn run(
     inputs.extend(latent.condition.as_deref().map(|c| ("--condition", c)));
     check_output(output, &inputs)?;
     let ctx = Context::new()?;
-    let model = Model::load(&ctx, weights, config)?;
-    let model = match model {
-        Model::Latent(m) => return super::latent::run(&ctx, &m, images, key, output, batch, latent),
-        m => m,
-    };
+    match Model::load(&ctx, weights, config)? {
+        Model::Latent(m) => super::latent::run(&ctx, &m, images, key, output, batch, latent),
+        Model::Video(m) => {
+            refuse_latent_args(&latent)?;
+            run_video(&ctx, &m, read_images(images)?, images, key, output, batch)
+        }
+        Model::Image(m) => {
+            refuse_latent_args(&latent)?;
+            run_images(&ctx, &m, read_images(images)?, images, key, output, batch)
+        }
+    }
+}
+
+/// `--samples` and `--condition` belong to the latent model alone.
+fn refuse_latent_args(latent: &LatentArgs) -> Result<()> {
     for (name, given) in [("--samples", latent.samples.is_some()), ("--condition", latent.condition.is_some())] {
         if given {
             return Err(Error::param("predict", name, "only the latent video model (\"kind\": \"latent\") takes it"));
         }
     }
-    let inputs = read_images(images)?;
-    if let Model::Video(m) = &model {
-        return run_video(&ctx, m, inputs, images, key, output, batch);
-    }
+    Ok(())
+}
+
+/// `predict` for a model of images: images [N, C, H, W] (with `pupil_center` [N, 2] and
+/// `behavior` [N, B] where the readout takes them) in, responses [N, neurons] per data key out.
+fn run_images(
+    ctx: &Context,
+    model: &ImageModel,
+    inputs: vcortex::io::ModelInputs,
+    images: &Path,
+    key: Option<String>,
+    output: &Path,
+    batch: usize,
+) -> Result<()> {
+    use vcortex::io::{write_safetensors, HostTensor};
     let found = inputs.names.join(", ");
     let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
     if x.shape.len() != 4 || x.shape[0] == 0 {
@@ -164,10 +191,8 @@ pub fn run(
             };
             let xs = &x.data[start * per..(start + b) * per];
             let y = match &model {
-                Model::Sensorium(m) => m.predict_full(&ctx, xs, &shape, e, bh, key)?,
-                Model::Cotrain(m) => m.predict(&ctx, xs, &shape, key)?,
-                Model::Latent(_) => unreachable!("the latent model returned above"),
-                Model::Video(_) => unreachable!("videos run in run_video"),
+                ImageModel::Sensorium(m) => m.predict_full(ctx, xs, &shape, e, bh, key)?,
+                ImageModel::Cotrain(m) => m.predict(ctx, xs, &shape, key)?,
             };
             neurons = y.len() / b;
             responses.extend(y);
@@ -176,7 +201,7 @@ pub fn run(
         progress.finish();
         outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
     }
-    write_safetensors(output, &outputs, &device_meta(&ctx))?;
+    write_safetensors(output, &outputs, &device_meta(ctx))?;
     let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
     println!("wrote {} ({})", output.display(), desc.join(", "));
     Ok(())
