@@ -4,12 +4,11 @@
 
 use std::path::Path;
 
-use vcortex::io::{read_safetensors, write_safetensors, HostTensor};
+use vcortex::io::{read_safetensors, HostTensor};
 use vcortex::models::latent::{Latent, LatentMode};
 use vcortex::{Context, Error, Result};
 
-use super::output::device_meta;
-use super::predict::LatentArgs;
+use super::predict::{Job, LatentArgs};
 use super::progress::Progress;
 
 /// The tensor of one of `names` in `path`, or the file's only tensor.
@@ -41,17 +40,10 @@ fn frames_last(x: &[f32], [b, t, n]: [usize; 3]) -> Vec<f32> {
     y
 }
 
-pub fn run(
-    ctx: &Context,
-    model: &Latent,
-    videos: &Path,
-    key: Option<String>,
-    output: &Path,
-    batch: usize,
-    args: LatentArgs,
-) -> Result<()> {
+pub fn run(ctx: &Context, model: &Latent, job: &Job, args: LatentArgs) -> Result<()> {
+    let (videos, batch) = (job.images, job.batch);
     let cfg = &model.config;
-    if let Some(k) = key.filter(|k| *k != cfg.readout.data_key) {
+    if let Some(k) = job.key.as_ref().filter(|k| **k != cfg.readout.data_key) {
         return Err(Error::param(
             "predict",
             "--data-key",
@@ -107,8 +99,5 @@ pub fn run(
     if responses.is_some() {
         outputs.push((format!("{}.loglik_bits", cfg.readout.data_key), HostTensor::new(shape, loglik)));
     }
-    write_safetensors(output, &outputs, &device_meta(ctx))?;
-    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
-    println!("wrote {} ({}; {samples} samples, {mode:?})", output.display(), desc.join(", "));
-    Ok(())
+    job.write(ctx, &outputs, &format!("; {samples} samples, {mode:?}"))
 }

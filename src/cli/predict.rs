@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use vcortex::io::check_output;
+use vcortex::io::{check_output, write_safetensors, HostTensor};
 use vcortex::models::latent::Latent;
 use vcortex::models::{Cotrain, Sensorium, Video};
 use vcortex::{Context, Error, Result};
@@ -71,6 +71,39 @@ pub struct LatentArgs {
     pub condition: Option<std::path::PathBuf>,
 }
 
+/// What one `predict` run reads and writes, whatever the model: the inputs file, the data key
+/// asked for, the output file and the clips or images a submit.
+pub struct Job<'a> {
+    pub images: &'a Path,
+    pub key: Option<String>,
+    pub output: &'a Path,
+    pub batch: usize,
+}
+
+impl Job<'_> {
+    /// The data keys to run: the one asked for, or all of the model's.
+    fn keys(&self, all: Vec<&str>) -> Vec<String> {
+        match &self.key {
+            Some(k) => vec![k.clone()],
+            None => all.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    /// A refusal of the inputs file.
+    fn file_error(&self, reason: String) -> Error {
+        Error::File { path: self.images.display().to_string(), reason }
+    }
+
+    /// Writes the outputs with the device's metadata and says what was written (`note` after the
+    /// tensors' shapes).
+    pub fn write(&self, ctx: &Context, outputs: &[(String, HostTensor)], note: &str) -> Result<()> {
+        write_safetensors(self.output, outputs, &device_meta(ctx))?;
+        let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
+        println!("wrote {} ({}{note})", self.output.display(), desc.join(", "));
+        Ok(())
+    }
+}
+
 pub fn run(
     weights: &Path,
     config: &Path,
@@ -88,15 +121,16 @@ pub fn run(
     inputs.extend(latent.condition.as_deref().map(|c| ("--condition", c)));
     check_output(output, &inputs)?;
     let ctx = Context::new()?;
+    let job = Job { images, key, output, batch };
     match Model::load(&ctx, weights, config)? {
-        Model::Latent(m) => super::latent::run(&ctx, &m, images, key, output, batch, latent),
+        Model::Latent(m) => super::latent::run(&ctx, &m, &job, latent),
         Model::Video(m) => {
             refuse_latent_args(&latent)?;
-            run_video(&ctx, &m, read_images(images)?, images, key, output, batch)
+            run_video(&ctx, &m, read_images(images)?, &job)
         }
         Model::Image(m) => {
             refuse_latent_args(&latent)?;
-            run_images(&ctx, &m, read_images(images)?, images, key, output, batch)
+            run_images(&ctx, &m, read_images(images)?, &job)
         }
     }
 }
@@ -113,28 +147,14 @@ fn refuse_latent_args(latent: &LatentArgs) -> Result<()> {
 
 /// `predict` for a model of images: images [N, C, H, W] (with `pupil_center` [N, 2] and
 /// `behavior` [N, B] where the readout takes them) in, responses [N, neurons] per data key out.
-fn run_images(
-    ctx: &Context,
-    model: &ImageModel,
-    inputs: vcortex::io::ModelInputs,
-    images: &Path,
-    key: Option<String>,
-    output: &Path,
-    batch: usize,
-) -> Result<()> {
-    use vcortex::io::{write_safetensors, HostTensor};
+fn run_images(ctx: &Context, model: &ImageModel, inputs: vcortex::io::ModelInputs, job: &Job) -> Result<()> {
+    let batch = job.batch;
     let found = inputs.names.join(", ");
     let (x, eye, behavior) = (inputs.images, inputs.eye, inputs.behavior);
     if x.shape.len() != 4 || x.shape[0] == 0 {
-        return Err(Error::File {
-            path: images.display().to_string(),
-            reason: format!("images have shape {:?}, expected [N, C, H, W]", x.shape),
-        });
+        return Err(job.file_error(format!("images have shape {:?}, expected [N, C, H, W]", x.shape)));
     }
-    let keys: Vec<String> = match key {
-        Some(k) => vec![k],
-        None => model.data_keys().iter().map(|k| k.to_string()).collect(),
-    };
+    let keys = job.keys(model.data_keys());
     let n = x.shape[0];
     let per: usize = x.shape[1..].iter().product();
     let mut outputs = Vec::new();
@@ -149,43 +169,33 @@ fn run_images(
             let e = match (&eye, model.has_shifter(key)) {
                 (Some(e), true) => {
                     if e.shape != [n, 2] {
-                        return Err(Error::File {
-                            path: images.display().to_string(),
-                            reason: format!("pupil_center (eye) has shape {:?}, expected [{n}, 2]", e.shape),
-                        });
+                        return Err(
+                            job.file_error(format!("pupil_center (eye) has shape {:?}, expected [{n}, 2]", e.shape))
+                        );
                     }
                     Some(&e.data[start * 2..(start + b) * 2])
                 }
                 (None, true) => {
-                    return Err(Error::File {
-                        path: images.display().to_string(),
-                        reason: format!(
-                            "data key {key:?} has a shifter: a \"pupil_center\" (or \"eye\") tensor [N, 2] is \
+                    return Err(job.file_error(format!(
+                        "data key {key:?} has a shifter: a \"pupil_center\" (or \"eye\") tensor [N, 2] is \
                              needed; the file has {found}"
-                        ),
-                    })
+                    )))
                 }
                 _ => None,
             };
             let bh = match (&behavior, model.has_modulator(key)) {
                 (Some(t), true) => {
                     if t.shape.len() != 2 || t.shape[0] != n {
-                        return Err(Error::File {
-                            path: images.display().to_string(),
-                            reason: format!("behavior has shape {:?}, expected [{n}, B]", t.shape),
-                        });
+                        return Err(job.file_error(format!("behavior has shape {:?}, expected [{n}, B]", t.shape)));
                     }
                     let w = t.shape[1];
                     Some(&t.data[start * w..(start + b) * w])
                 }
                 (None, true) => {
-                    return Err(Error::File {
-                        path: images.display().to_string(),
-                        reason: format!(
-                            "data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed; the file \
+                    return Err(job.file_error(format!(
+                        "data key {key:?} has a modulator: a \"behavior\" tensor [N, B] is needed; the file \
                              has {found}"
-                        ),
-                    })
+                    )))
                 }
                 _ => None,
             };
@@ -201,26 +211,15 @@ fn run_images(
         progress.finish();
         outputs.push((key.clone(), HostTensor::new(vec![n, neurons], responses)));
     }
-    write_safetensors(output, &outputs, &device_meta(ctx))?;
-    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
-    println!("wrote {} ({})", output.display(), desc.join(", "));
-    Ok(())
+    job.write(ctx, &outputs, "")
 }
 
 /// `predict` for a video model: clips [B, C, T, H, W] (and `pupil_center` [B, 2, T] for readouts
 /// with a shifter) in, rates [B, N, T'] per data key out, `batch` clips a submit.
-fn run_video(
-    ctx: &Context,
-    model: &Video,
-    inputs: vcortex::io::ModelInputs,
-    images: &Path,
-    key: Option<String>,
-    output: &Path,
-    batch: usize,
-) -> Result<()> {
-    use vcortex::io::{write_safetensors, HostTensor};
+fn run_video(ctx: &Context, model: &Video, inputs: vcortex::io::ModelInputs, job: &Job) -> Result<()> {
+    let batch = job.batch;
     let x = inputs.images;
-    let file_error = |reason: String| Error::File { path: images.display().to_string(), reason };
+    let file_error = |reason: String| job.file_error(reason);
     if x.shape.len() != 5 || x.shape[0] == 0 {
         return Err(file_error(format!("videos have shape {:?}, expected [B, C, T, H, W]", x.shape)));
     }
@@ -230,10 +229,7 @@ fn run_video(
             return Err(file_error(format!("pupil_center has shape {:?}, expected [{n}, 2, {t}]", p.shape)));
         }
     }
-    let keys: Vec<String> = match key {
-        Some(k) => vec![k],
-        None => model.data_keys().iter().map(|k| k.to_string()).collect(),
-    };
+    let keys = job.keys(model.data_keys());
     let per: usize = x.shape[1..].iter().product();
     let mut outputs = Vec::new();
     for key in &keys {
@@ -264,8 +260,5 @@ fn run_video(
         shape[0] = n;
         outputs.push((key.clone(), HostTensor::new(shape, rates)));
     }
-    write_safetensors(output, &outputs, &device_meta(ctx))?;
-    let desc: Vec<String> = outputs.iter().map(|(k, t)| format!("{k} {:?}", t.shape)).collect();
-    println!("wrote {} ({})", output.display(), desc.join(", "));
-    Ok(())
+    job.write(ctx, &outputs, "")
 }
