@@ -157,6 +157,7 @@ impl Latent {
 
     /// Host video [B, 1, T, H, W] and responses [B, N, T] in, host mean and log-likelihood
     /// [B, T', N] out: one upload, one submit, one readback. ε: `samples` Philox normals of `seed`.
+    #[allow(clippy::too_many_arguments)]
     pub fn predict(
         &self,
         ctx: &Context,
