@@ -82,6 +82,23 @@ fn latent_refusals_name_the_argument() {
     sd.insert("encoder.GRU.weight_ih_l1".into(), vcortex::io::HostTensor::new(vec![1], vec![0.0]));
     refused_weights(Latent::from_state_dict(small(4), sd), "weight_ih_l1");
     refused_config(LatentConfig::from_json(r#"{"kind": "video"}"#), "kind");
+    // The fitted k: missing, not positive, or present where k comes from logk; a bad loc; a
+    // readout sigma of no gauss_type's shape.
+    let mut fitted = small(4);
+    fitted.k = LatentK::Fitted;
+    let mut sd = Latent::random_state_dict(&fitted, 0);
+    assert!(Latent::from_state_dict(fitted.clone(), sd.clone()).is_ok());
+    sd.remove("fitted_k.m");
+    refused_weights(Latent::from_state_dict(fitted.clone(), sd), "fitted_k.m");
+    let mut sd = Latent::random_state_dict(&fitted, 0);
+    sd.get_mut("fitted_k.m").unwrap().data[1] = 0.0;
+    refused_weights(Latent::from_state_dict(fitted.clone(), sd.clone()), "fitted_k.m[1]");
+    refused_weights(Latent::from_state_dict(small(4), sd), "fitted_k.m");
+    fitted.loc = 0.0;
+    refused_param(fitted.validate(), "latent", "loc");
+    let mut sd = Latent::random_state_dict(&small(4), 0);
+    sd.insert("readout.m.sigma".into(), vcortex::io::HostTensor::new(vec![1, 4, 2, 1], vec![0.1; 8]));
+    refused_weights(Latent::from_state_dict(small(4), sd), "readout.m.sigma");
 }
 
 /// The plain-PyTorch port of upstream's modules (scripts/golden_latent.py, data/latent): the GPU
