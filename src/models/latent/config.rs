@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OP;
 use crate::error::{Error, Result};
+use crate::models::video::{VideoCoreConfig, VideoCoreKind};
 use crate::ops;
 
 fn eps() -> f32 {
@@ -18,9 +19,26 @@ fn zig_kernel() -> [usize; 2] {
 fn hundred() -> usize {
     100
 }
+fn fixed_loc() -> f32 {
+    0.005
+}
+
+/// Where the gamma shape k and the threshold loc come from (upstream's `ZIGEncoder` options).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatentK {
+    /// k = ELU(`logk.<key>`) + 1 + 1e-6 and loc = exp(`logloc.<key>`) (no `mle_fitting`).
+    #[default]
+    Logk,
+    /// The paper's `mle_fitting`: k per neuron from `fitted_k.<key>` [N] (upstream keeps it outside
+    /// the state dict; an export adds it to the weights), loc fixed to the config's `loc`;
+    /// `logk` and `logloc` are accepted unused.
+    Fitted,
+}
 
 /// neuralpredictors' `Factorized3dCore` as the latent model uses it: one input channel, valid
-/// (unpadded) convs, stride 1, affine batch norm and ELU after every layer, conv biases.
+/// (unpadded) convs, stride 1, affine batch norm and ELU after every layer, conv biases. It runs
+/// as the shared [`VideoCore`](crate::models::video::VideoCore) (see [`Self::video_core`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LatentCoreConfig {
@@ -76,6 +94,41 @@ pub struct LatentConfig {
     /// Philox seed of the latent noise.
     #[serde(default)]
     pub seed: u64,
+    /// Where k and loc come from.
+    #[serde(default)]
+    pub k: LatentK,
+    /// The fixed threshold loc with `"k": "fitted"` (upstream hardcodes 0.005).
+    #[serde(default = "fixed_loc")]
+    pub loc: f32,
+}
+
+impl LatentCoreConfig {
+    /// The same core as the shared video core's config: `3D_factorised`, one input channel, no
+    /// padding (the latent branch would pad time too with padding on; the paper runs without),
+    /// stride and dilations 1, affine batch norm, ELU after every layer.
+    pub fn video_core(&self) -> VideoCoreConfig {
+        VideoCoreConfig {
+            kind: VideoCoreKind::Factorised,
+            input_channels: 1,
+            hidden_channels: self.hidden_channels.clone(),
+            spatial_input_kernel: self.spatial_input_kernel,
+            temporal_input_kernel: self.temporal_input_kernel,
+            spatial_hidden_kernel: self.spatial_hidden_kernel,
+            temporal_hidden_kernel: self.temporal_hidden_kernel,
+            stride: 1,
+            padding: false,
+            final_nonlin: true,
+            batch_norm: true,
+            batch_norm_scale: true,
+            bias: true,
+            hidden_nonlinearities: "elu".into(),
+            spatial_dilation: 1,
+            temporal_dilation: 1,
+            hidden_spatial_dilation: 1,
+            hidden_temporal_dilation: 1,
+            batch_norm_eps: self.batch_norm_eps,
+        }
+    }
 }
 
 impl LatentConfig {
@@ -105,8 +158,8 @@ impl LatentConfig {
         size("core.temporal_input_kernel", c.temporal_input_kernel)?;
         size("core.spatial_hidden_kernel", c.spatial_hidden_kernel)?;
         size("core.temporal_hidden_kernel", c.temporal_hidden_kernel)?;
-        if !(c.batch_norm_eps >= 0.0 && c.batch_norm_eps.is_finite()) {
-            return bad("core.batch_norm_eps", "must be finite and >= 0".into());
+        if !(c.batch_norm_eps > 0.0 && c.batch_norm_eps.is_finite()) {
+            return bad("core.batch_norm_eps", "must be finite and > 0".into());
         }
         let r = &self.readout;
         size("readout.neurons", r.neurons)?;
@@ -124,6 +177,9 @@ impl LatentConfig {
             return bad("encoder.layer_norm_eps", "must be finite and > 0".into());
         }
         size("samples", self.samples)?;
+        if !(self.loc > 0.0 && self.loc.is_finite()) {
+            return bad("loc", format!("{}: must be finite and > 0", self.loc));
+        }
         Ok(())
     }
 
@@ -167,6 +223,8 @@ impl LatentConfig {
             encoder: LatentEncoderConfig { hidden_dim: 42, hidden_gru: 20, output_dim: 12, layer_norm_eps: 1e-5 },
             samples: 100,
             seed: 0,
+            k: LatentK::Fitted,
+            loc: 0.005,
         }
     }
 }

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use super::{core, Latent, LatentConfig};
+use super::{Latent, LatentConfig, LatentK};
 use crate::error::Result;
 use crate::io::HostTensor;
 
 impl Latent {
-    /// Random weights in the upstream key names, as `from_state_dict` reads them. The latent
+    /// Random weights in the upstream key names, as `from_state_dict` reads them (with
+    /// `fitted_k.<key>` where the config's k is fitted). The latent
     /// weights are drawn non-zero (upstream initialises them to 0) so that z matters.
     pub fn random_state_dict(config: &LatentConfig, seed: u64) -> BTreeMap<String, HostTensor> {
         let mut rng = crate::rng::SplitMix::new(seed);
@@ -16,17 +17,18 @@ impl Latent {
             let n = shape.iter().product();
             sd.insert(k, HostTensor::new(shape, rng.vec(n, lo, hi)));
         };
-        let c = &config.core;
+        // The core's keys and shapes as the shared video core reads them (none for an invalid
+        // config, which from_state_dict refuses by name).
+        let plan = config.core.video_core().plan().unwrap_or_default();
         let mut cin = 1;
-        for (l, &ch) in c.hidden_channels.iter().enumerate() {
-            let (ks, kt) = core::kernels(c, l);
-            let (sp, tp, np) = core::names(l);
-            let s = (3.0 / (cin * ks * ks) as f32).sqrt();
-            put(format!("{sp}.weight"), vec![ch, cin, 1, ks, ks], -s, s);
-            put(format!("{sp}.bias"), vec![ch], -0.1, 0.1);
-            let s = (3.0 / (ch * kt) as f32).sqrt();
-            put(format!("{tp}.weight"), vec![ch, ch, kt, 1, 1], -s, s);
-            put(format!("{tp}.bias"), vec![ch], -0.1, 0.1);
+        for l in &plan {
+            for c in &l.convs {
+                let fan: usize = c.shape[1..].iter().product();
+                let s = (3.0 / fan as f32).sqrt();
+                put(format!("{}.weight", c.prefix), c.shape.to_vec(), -s, s);
+                put(format!("{}.bias", c.prefix), vec![c.shape[0]], -0.1, 0.1);
+            }
+            let (ch, np) = (l.channels, format!("{}.norm", l.prefix));
             put(format!("{np}.running_mean"), vec![ch], -0.2, 0.2);
             put(format!("{np}.running_var"), vec![ch], 0.5, 1.5);
             put(format!("{np}.weight"), vec![ch], 0.8, 1.2);
@@ -38,7 +40,7 @@ impl Latent {
         let [kt, kc] = r.kernel;
         put(format!("readout.{key}._mu"), vec![1, n, 1, 2], -1.0, 1.0);
         put(format!("readout.{key}.sigma"), vec![1, n, 1, 2], 0.0, 0.5);
-        put(format!("readout.{key}.features"), vec![1, cin, 2, n], -0.3, 0.3);
+        put(format!("readout.{key}._features"), vec![1, cin, 2, n], -0.3, 0.3);
         put(format!("readout.{key}.conv.weight"), vec![2, 1, kt, kc], -0.3, 0.3);
         put(format!("readout.{key}.conv.bias"), vec![2], -0.2, 0.2);
         if r.bias {
@@ -62,6 +64,9 @@ impl Latent {
         put("sigma".into(), vec![1], 0.5, 1.0);
         put(format!("logk.{key}"), vec![1, n], -0.5, 0.5);
         put(format!("logloc.{key}"), vec![1, n], -5.5, -4.5);
+        if config.k == LatentK::Fitted {
+            put(format!("fitted_k.{key}"), vec![n], 0.4, 2.5);
+        }
         sd
     }
 

@@ -1,12 +1,14 @@
-//! State dict → latent model (the upstream `ZIGEncoder`'s key names, read through [`StateDict`]),
-//! the batch norms folded, k and loc mapped; and the upload.
+//! State dict → latent model (the upstream `ZIGEncoder`'s key names, read through [`StateDict`]):
+//! the core as the shared [`VideoCore`] (batch norms folded), the ZIG readout, the encoder, k and
+//! loc mapped; and the upload.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{core, Device, Encoder, Latent, LatentConfig, Readout};
+use super::{Device, Encoder, Latent, LatentConfig, LatentK, Readout};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
+use crate::models::video::VideoCore;
 use crate::models::StateDict;
 use crate::ops::GruWeights;
 use crate::runtime::Context;
@@ -28,22 +30,21 @@ impl Latent {
     }
 
     /// Builds the model on the host from a state_dict; refuses missing, extra or mis-shaped keys.
+    /// Upstream's empty tensors (`mice.<key>` [80, 0] at `mice_dim` 0) are accepted.
     pub fn from_state_dict(config: LatentConfig, tensors: BTreeMap<String, HostTensor>) -> Result<Latent> {
         Self::from_dict(config, StateDict::new(WHAT, tensors))
     }
 
     fn from_dict(config: LatentConfig, mut sd: StateDict) -> Result<Latent> {
         config.validate()?;
-        let core = core::take(&mut sd, &config.core)?;
-        sd.accept_prefix("core._input_weight_regularizer.")?;
-        sd.accept_prefix("core.temporal_regularizer.")?;
-        let c = *config.core.hidden_channels.last().expect("validated: at least one layer");
+        let core = VideoCore::from_state_dict(config.core.video_core(), &mut sd)?;
+        let c = core.out_channels();
         let r = &config.readout;
         let (key, n) = (r.data_key.as_str(), r.neurons);
         let [kt, kc] = r.kernel;
         let pre = format!("readout.{key}");
         let mu = sd.take(&format!("{pre}._mu"), &[1, n, 1, 2])?;
-        let features = sd.take(&format!("{pre}.features"), &[1, c, 2, n])?;
+        let features = sd.take(&format!("{pre}._features"), &[1, c, 2, n])?;
         let readout = Readout {
             mu: HostTensor::new(vec![n, 2], mu.data),
             conv_weight: sd.take(&format!("{pre}.conv.weight"), &[2, 1, kt, kc])?,
@@ -51,8 +52,16 @@ impl Latent {
             features: HostTensor::new(vec![c, n, 2], features.data),
             bias: if r.bias { Some(sd.take(&format!("{pre}.bias"), &[n])?) } else { None },
         };
-        if sd.has(&format!("{pre}.sigma")) {
-            sd.take(&format!("{pre}.sigma"), &[1, n, 1, 2])?;
+        // sigma ([1, N, 2, 2], [1, N, 1, 2] or [1, N, 1, 1] by gauss_type) only matters when
+        // sampling positions (training).
+        let sk = format!("{pre}.sigma");
+        if let Some(s) = sd.shape(&sk).map(|s| s.to_vec()) {
+            if !matches!(s[..], [1, m, 2, 2] | [1, m, 1, 2] | [1, m, 1, 1] if m == n) {
+                return Err(Error::Weights(format!(
+                    "{WHAT}: \"{sk}\" has shape {s:?}, expected [1, {n}, 2, 2], [1, {n}, 1, 2] or [1, {n}, 1, 1]"
+                )));
+            }
+            sd.accept_unused(&sk)?;
         }
         let e = &config.encoder;
         let gru = GruWeights::take(&mut sd, "encoder.GRU")?;
@@ -81,11 +90,29 @@ impl Latent {
         let sigma = sd.take("sigma", &[1])?.data[0];
         let logk = sd.take(&format!("logk.{key}"), &[1, n])?;
         let logloc = sd.take(&format!("logloc.{key}"), &[1, n])?;
-        // The per-session GRU inputs of models with mice_dim > 0 (not used at mice_dim = 0).
+        let (k, loc) = match config.k {
+            LatentK::Logk => (
+                logk.data.iter().map(|&v| crate::reference::zig::elu1_map(v as f64) as f32).collect(),
+                logloc.data.iter().map(|&v| (v as f64).exp() as f32).collect(),
+            ),
+            LatentK::Fitted => {
+                let fk = format!("fitted_k.{key}");
+                if !sd.has(&fk) {
+                    return Err(Error::Weights(format!(
+                        "{WHAT}: missing key \"{fk}\" (the fitted k per neuron, \"k\": \"fitted\")"
+                    )));
+                }
+                let k = sd.take(&fk, &[n])?;
+                if let Some(i) = k.data.iter().position(|&v| !(v > 0.0 && v.is_finite())) {
+                    return Err(Error::Weights(format!("{WHAT}: {fk}[{i}] = {} is not a positive number", k.data[i])));
+                }
+                (k.data, vec![config.loc; n])
+            }
+        };
+        // The per-session GRU inputs of models with mice_dim > 0 (not used at mice_dim = 0, where
+        // upstream saves an empty [80, 0]).
         sd.accept_prefix("mice.")?;
         sd.finish()?;
-        let k = logk.data.iter().map(|&v| crate::reference::zig::elu1_map(v as f64) as f32).collect();
-        let loc = logloc.data.iter().map(|&v| (v as f64).exp() as f32).collect();
         Ok(Latent { config, core, readout, encoder, w_q, w_theta, sigma, k, loc, dev: None })
     }
 
@@ -94,8 +121,8 @@ impl Latent {
         let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
         let (r, e) = (&self.readout, &self.encoder);
         let n = self.config.readout.neurons;
+        self.core.upload(ctx)?;
         self.dev = Some(Device {
-            core: core::upload(ctx, &self.core)?,
             mu: up(&r.mu)?,
             conv_weight: up(&r.conv_weight)?,
             conv_bias: up(&r.conv_bias)?,

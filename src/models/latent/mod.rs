@@ -8,22 +8,22 @@
 //! (the first half zeroed, as upstream's evaluation does; the ZIG mean from z = μ, the
 //! log-likelihood from S samples z = μ + σε) and prior sampling (z = ε, S samples; the mean of the
 //! ZIG with q and θ averaged over the samples, upstream's `sample_prior`). ε comes from the
-//! engine's Philox normals, so the GPU forward and the CPU reference draw the same noise.
+//! engine's Philox normals, so the GPU forward and the CPU reference draw the same noise, or is
+//! given ([`LatentNoise::Given`], e.g. PyTorch's draws).
 //!
-//! The core's layers are loaded here against the conv3d ops directly (`core.rs`), a small private
-//! module meant to be swapped for a shared video core.
+//! The core is the shared [`VideoCore`] (neuralpredictors' `Factorized3dCore`, upstream's keys).
 
 mod config;
-mod core;
 mod fixtures;
 mod load;
 mod record;
 mod reference;
 
-pub use config::{LatentConfig, LatentCoreConfig, LatentEncoderConfig, LatentReadoutConfig};
+pub use config::{LatentConfig, LatentCoreConfig, LatentEncoderConfig, LatentK, LatentReadoutConfig};
 
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
+use crate::models::video::VideoCore;
 use crate::ops::GruWeights;
 use crate::tensor::Tensor;
 
@@ -36,6 +36,16 @@ pub enum LatentMode {
     Conditioned,
     /// S samples from the prior N(0, I).
     Prior,
+}
+
+/// Where the latent noise ε [S, B·T', L] comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LatentNoise<'a> {
+    /// `samples` draws of the engine's Philox standard normals of `seed` (offset 0): the GPU
+    /// forward and the CPU reference draw the same.
+    Philox { samples: usize, seed: u64 },
+    /// Given standard normals [S, B·T', L], row-major (S is their length over B·T'·L).
+    Given(&'a [f32]),
 }
 
 /// What a forward pass gives, each [B, T', N] (T' the core's output frames, the last T' frames of
@@ -69,9 +79,8 @@ struct Encoder {
     final_b: HostTensor,
 }
 
-/// Everything on the device, in upload order.
+/// Everything but the core on the device, in upload order.
 struct Device {
-    core: Vec<core::DeviceLayer>,
     mu: Tensor,
     conv_weight: Tensor,
     conv_bias: Tensor,
@@ -93,7 +102,7 @@ struct Device {
 /// A loaded latent video model.
 pub struct Latent {
     pub config: LatentConfig,
-    core: Vec<core::CoreLayer>,
+    core: VideoCore,
     readout: Readout,
     encoder: Encoder,
     /// [L, N] each.
@@ -101,7 +110,7 @@ pub struct Latent {
     w_theta: HostTensor,
     /// The posterior's scale σ.
     sigma: f32,
-    /// k = ELU(logk) + 1 + 1e-6 and loc = exp(logloc), per neuron.
+    /// k and loc per neuron (see [`LatentK`]).
     k: Vec<f32>,
     loc: Vec<f32>,
     dev: Option<Device>,
@@ -140,6 +149,34 @@ impl Latent {
             return Err(Error::param(OP, "responses", "conditioning needs the responses"));
         }
         Ok(())
+    }
+
+    /// The core alone (the shared video core).
+    pub fn core(&self) -> &VideoCore {
+        &self.core
+    }
+
+    /// S of `noise` for B·T' = `bt`, checked (1 to MAX_GEOMETRY): Philox takes `samples`, given
+    /// normals must be [S, B·T', L].
+    fn noise_samples(&self, noise: LatentNoise, bt: usize) -> Result<usize> {
+        let l = self.config.encoder.output_dim;
+        let s = match noise {
+            LatentNoise::Philox { samples, .. } => samples,
+            LatentNoise::Given(eps) => {
+                let row = bt * l;
+                if row == 0 || eps.is_empty() || eps.len() % row != 0 {
+                    return Err(Error::shape(
+                        OP,
+                        "noise",
+                        &[eps.len()],
+                        format!("[S, {bt}, {l}] (S samples of B·T' × L normals)"),
+                    ));
+                }
+                eps.len() / row
+            }
+        };
+        Self::check_mode(LatentMode::Prior, s, false)?;
+        Ok(s)
     }
 }
 

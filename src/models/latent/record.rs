@@ -1,9 +1,9 @@
 //! The latent model's GPU forward, recorded on a [`Recorder`], and `predict` (host in, one
 //! submit, host out).
 
-use super::{encoder_input, targets, Latent, LatentMode, LatentOutput, OP};
+use super::{encoder_input, targets, Latent, LatentMode, LatentNoise, LatentOutput, OP};
 use crate::error::{Error, Result};
-use crate::ops::{self, Activation, Epilogue, ZigLatent, ZigMoment, ZigReadout};
+use crate::ops::{self, Activation, ZigLatent, ZigMoment, ZigReadout};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
 
@@ -13,20 +13,7 @@ impl Latent {
         video.expect_f32(OP, "video")?;
         let [b, _, to, _] = self.check_inputs(video.shape(), None)?;
         let d = self.device()?;
-        let mut x = video.clone();
-        for l in &d.core {
-            let epi = Epilogue { scale: Some(&l.scale), shift: Some(&l.shift), act: Activation::Elu };
-            x = ops::factorized_conv3d(
-                rec,
-                &x,
-                &l.spatial_w,
-                Some(&l.spatial_b),
-                &l.temporal_w,
-                Some(&l.temporal_b),
-                &super::core::params(),
-                &epi,
-            )?;
-        }
+        let x = self.core.record(rec, video)?;
         let &[_, c, _, h, w] = x.shape() else { unreachable!("conv3d output is 5-D") };
         // [B, C, T', H', W'] → [B·T', C, H', W']: the channel and time axes swapped, one dispatch.
         let x = ops::copy::swap_mid(rec, &x, [b, c, to, h * w], &[b * to, c, h, w])?;
@@ -67,7 +54,7 @@ impl Latent {
 
     /// Records the forward pass: video [B, 1, T, H, W]; `responses` the encoder input [B, T, N]
     /// and the targets [B·T', N] (see [`encoder_input`]); returns the mean [B·T', N] and, with
-    /// responses, the log-likelihood [B·T', N] in bits.
+    /// responses, the log-likelihood [B·T', N] in bits. ε: `samples` Philox normals of `seed`.
     pub fn record(
         &self,
         rec: &mut Recorder,
@@ -77,11 +64,56 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        Self::check_mode(mode, samples, responses.is_some())?;
+        self.record_noise(rec, video, responses, mode, Noise::Philox { samples, seed })
+    }
+
+    /// [`Latent::record`] on given standard normals ε [S, B·T', L] (S their first axis).
+    pub fn record_given(
+        &self,
+        rec: &mut Recorder,
+        video: &Tensor,
+        responses: Option<(&Tensor, &Tensor)>,
+        mode: LatentMode,
+        noise: &Tensor,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        self.record_noise(rec, video, responses, mode, Noise::Given(noise))
+    }
+
+    fn record_noise(
+        &self,
+        rec: &mut Recorder,
+        video: &Tensor,
+        responses: Option<(&Tensor, &Tensor)>,
+        mode: LatentMode,
+        noise: Noise,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let [b, _, to, n] = self.check_inputs(video.shape(), None)?;
+        let (bt, l) = (b * to, self.config.encoder.output_dim);
+        let s = match noise {
+            Noise::Philox { samples, .. } => samples,
+            Noise::Given(eps) => {
+                eps.expect_f32(OP, "noise")?;
+                match eps.shape() {
+                    &[s, r, c] if r == bt && c == l => s,
+                    sh => return Err(Error::shape(OP, "noise", sh, format!("[S, {bt}, {l}] (S × B·T' × L normals)"))),
+                }
+            }
+        };
+        Self::check_mode(mode, s, responses.is_some())?;
         rec.atomic(|rec| {
-            let [b, _, to, n] = self.check_inputs(video.shape(), None)?;
             let d = self.device()?;
-            let (bt, l, s) = (b * to, self.config.encoder.output_dim, samples);
+            // ε [S, B·T', L] times `scale`.
+            let eps = |rec: &mut Recorder, scale: f32| -> Result<Tensor> {
+                match noise {
+                    Noise::Philox { seed, .. } => ops::random_normal_scaled(rec, &[s, bt, l], seed, 0, scale),
+                    Noise::Given(e) if scale == 1.0 => Ok(e.clone()),
+                    Noise::Given(e) => {
+                        let w = Tensor::from_f32(rec.context(), &[scale], &[1, 1])?;
+                        ops::linear(rec, &e.reshape(&[s * bt * l, 1])?, &w, None, Activation::Identity)?
+                            .reshape(&[s, bt, l])
+                    }
+                }
+            };
             let logits = self.record_logits(rec, video)?;
             let mu = match (mode, responses) {
                 (LatentMode::Conditioned, Some((x, _))) => Some(self.record_means(rec, x, to)?),
@@ -90,7 +122,7 @@ impl Latent {
             let ctx = rec.context();
             let (zm, ns) = match &mu {
                 Some(mu) => (mu.clone(), 1),
-                None => (ops::random_normal(rec, &[s, bt, l], seed, 0)?, s),
+                None => (eps(rec, 1.0)?, s),
             };
             let lat = ZigLatent { z: &zm, w_q: &d.w_q, w_theta: &d.w_theta };
             let (q, th) = ops::zig_latent_params(rec, &logits, &lat)?;
@@ -109,7 +141,7 @@ impl Latent {
                         Some(mu) => {
                             let ones = Tensor::from_f32(ctx, &vec![1.0; s], &[s, 1])?;
                             let rep = ops::matmul(rec, &ones, &mu.reshape(&[1, bt * l])?)?;
-                            let noise = ops::random_normal_scaled(rec, &[s, bt * l], seed, 0, self.sigma)?;
+                            let noise = eps(rec, self.sigma)?.reshape(&[s, bt * l])?;
                             ops::add(rec, &rep, &noise, Activation::Identity)?.reshape(&[s, bt, l])?
                         }
                         None => zm.clone(),
@@ -124,7 +156,8 @@ impl Latent {
     }
 
     /// Host video [B, 1, T, H, W] and responses [B, N, T] in, host mean and log-likelihood
-    /// [B, T', N] out: one upload, one submit, one readback.
+    /// [B, T', N] out: one upload, one submit, one readback. ε: `samples` Philox normals of `seed`.
+    #[allow(clippy::too_many_arguments)]
     pub fn predict(
         &self,
         ctx: &Context,
@@ -135,10 +168,24 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<LatentOutput> {
-        Self::check_mode(mode, samples, responses.is_some())?;
+        self.predict_with(ctx, video, shape, responses, mode, LatentNoise::Philox { samples, seed })
+    }
+
+    /// [`Latent::predict`] with the noise ε [S, B·T', L] drawn or given (see [`LatentNoise`]).
+    pub fn predict_with(
+        &self,
+        ctx: &Context,
+        video: &[f32],
+        shape: &[usize],
+        responses: Option<&[f32]>,
+        mode: LatentMode,
+        noise: LatentNoise,
+    ) -> Result<LatentOutput> {
         let n = self.config.readout.neurons;
         let rshape = [shape.first().copied().unwrap_or(0), n, shape.get(2).copied().unwrap_or(0)];
         let [b, t, to, _] = self.check_inputs(shape, responses.map(|_| &rshape[..]))?;
+        let s = self.noise_samples(noise, b * to)?;
+        Self::check_mode(mode, s, responses.is_some())?;
         crate::reference::check_len(OP, "video", video, shape)?;
         let x = Tensor::from_f32(ctx, video, shape)?;
         let inputs = match responses {
@@ -150,11 +197,25 @@ impl Latent {
             }
             None => None,
         };
+        let inputs = inputs.as_ref().map(|(a, b)| (a, b));
         let mut rec = ctx.recorder();
-        let (mean, ll) = self.record(&mut rec, &x, inputs.as_ref().map(|(a, b)| (a, b)), mode, samples, seed)?;
+        let (mean, ll) = match noise {
+            LatentNoise::Philox { samples, seed } => self.record(&mut rec, &x, inputs, mode, samples, seed)?,
+            LatentNoise::Given(eps) => {
+                let e = Tensor::from_f32(ctx, eps, &[s, b * to, self.config.encoder.output_dim])?;
+                self.record_given(&mut rec, &x, inputs, mode, &e)?
+            }
+        };
         let hm = rec.read_back(&mean);
         let hl = ll.as_ref().map(|t| rec.read_back(t));
         let out = rec.submit()?;
         Ok(LatentOutput { mean: out.f32(hm), loglik: hl.map(|h| out.f32(h)), shape: [b, to, n] })
     }
+}
+
+/// The noise of a recorded forward.
+#[derive(Clone, Copy)]
+enum Noise<'a> {
+    Philox { samples: usize, seed: u64 },
+    Given(&'a Tensor),
 }

@@ -1,7 +1,7 @@
 //! The latent model's CPU reference forward (f64 accumulation, the reference ops), for checks of
-//! the GPU forward; the same Philox noise.
+//! the GPU forward; the same Philox (or given) noise.
 
-use super::{core, encoder_input, targets, Latent, LatentMode, LatentOutput, OP};
+use super::{encoder_input, targets, Latent, LatentMode, LatentNoise, LatentOutput, OP};
 use crate::error::Result;
 use crate::ops::Activation;
 use crate::reference::zig::{ZigLatent, ZigReadout};
@@ -17,22 +17,7 @@ impl Latent {
     pub fn reference_logits(&self, video: &[f32], shape: &[usize]) -> Result<(Vec<f32>, usize)> {
         let [b, _, to, _] = self.check_inputs(shape, None)?;
         check_len(OP, "video", video, shape)?;
-        let (mut x, mut s) = (video.to_vec(), shape.to_vec());
-        for l in &self.core {
-            (x, s) = reference::factorized_conv3d(
-                &x,
-                &s,
-                &l.spatial_w.data,
-                &l.spatial_w.shape,
-                Some(&l.spatial_b.data),
-                &l.temporal_w.data,
-                &l.temporal_w.shape,
-                Some(&l.temporal_b.data),
-                &core::params(),
-                Some((&l.scale, &l.shift)),
-                Activation::Elu,
-            )?;
-        }
+        let (x, s) = self.core.reference(video, shape)?;
         // [B, C, T', H', W'] → [B·T', C, H', W'] (upstream's transpose(1, 2) and reshape).
         let (c, hw) = (s[1], s[3] * s[4]);
         let mut frames = vec![0f32; x.len()];
@@ -107,13 +92,29 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<LatentOutput> {
-        Self::check_mode(mode, samples, responses.is_some())?;
+        self.reference_forward_with(video, shape, responses, mode, LatentNoise::Philox { samples, seed })
+    }
+
+    /// [`Latent::reference_forward`] with the noise drawn or given (see [`LatentNoise`]).
+    pub fn reference_forward_with(
+        &self,
+        video: &[f32],
+        shape: &[usize],
+        responses: Option<&[f32]>,
+        mode: LatentMode,
+        noise: LatentNoise,
+    ) -> Result<LatentOutput> {
         let rshape =
             [shape.first().copied().unwrap_or(0), self.config.readout.neurons, shape.get(2).copied().unwrap_or(0)];
         let [b, t, to, n] = self.check_inputs(shape, responses.map(|_| &rshape[..]))?;
+        let s = self.noise_samples(noise, b * to)?;
+        Self::check_mode(mode, s, responses.is_some())?;
         let (logits, _) = self.reference_logits(video, shape)?;
-        let (bt, l, s) = (b * to, self.config.encoder.output_dim, samples);
-        let eps = reference::random::normal(seed, 0, s * bt * l);
+        let (bt, l) = (b * to, self.config.encoder.output_dim);
+        let eps = match noise {
+            LatentNoise::Philox { seed, .. } => reference::random::normal(seed, 0, s * bt * l),
+            LatentNoise::Given(e) => e.to_vec(),
+        };
         let mu = match (mode, responses) {
             (LatentMode::Conditioned, Some(r)) => Some(self.reference_means(r, &rshape, to, mode)?),
             _ => None,
