@@ -16,7 +16,14 @@ fn small(neurons: usize) -> LatentConfig {
             temporal_hidden_kernel: 2,
             batch_norm_eps: 1e-5,
         },
-        readout: LatentReadoutConfig { data_key: "m".into(), neurons, kernel: [5, 3], bias: true, align_corners: true },
+        readout: LatentReadoutConfig {
+            data_key: "m".into(),
+            neurons,
+            kernel: [5, 3],
+            bias: true,
+            align_corners: true,
+            grid_mean_final_tanh: None,
+        },
         encoder: LatentEncoderConfig { hidden_dim: 6, hidden_gru: 4, output_dim: 3, layer_norm_eps: 1e-5 },
         samples: 7,
         seed: 3,
@@ -242,4 +249,41 @@ fn cli_predict_latent() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(!r.status.success() && err.contains("--samples") && err.lines().count() == 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The paper's readout has no stored `_mu`: its positions come from a `grid_mean_predictor`
+/// (`source_grid` [N, 2] through `mu_transform.*`). The golden's positions given that way — a
+/// two-layer MLP whose first layer spreads the grid over 3 units and whose second undoes it, with
+/// and without the final Tanh (then the grid holds atanh(mu)) — give the golden's outputs; a
+/// predictor without `grid_mean_final_tanh` in the config is refused by name.
+#[test]
+fn latent_grid_mean_predictor_positions() {
+    use vcortex::io::{read_safetensors, read_weights, HostTensor};
+    let dir = data_dir("latent");
+    let inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
+    let want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
+    let (video, resp, noise) = (&inputs["videos"], &inputs["responses"], &inputs["noise"]);
+    let base = LatentConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let key = format!("readout.{}", base.readout.data_key);
+    for tanh in [false, true] {
+        let mut sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+        let mu = sd.remove(&format!("{key}._mu")).unwrap();
+        let n = base.readout.neurons;
+        // Layer 0: [3, 2] with rows (x, y, x + y), all positive inputs (shifted by +2) so that
+        // the ELU between the layers is the identity; layer 2: [2, 3] taking x and y back.
+        let grid: Vec<f32> = mu.data.iter().map(|&v| if tanh { (v as f64).atanh() as f32 } else { v } + 2.0).collect();
+        sd.insert(format!("{key}.source_grid"), HostTensor::new(vec![n, 2], grid));
+        sd.insert(format!("{key}.mu_transform.0.weight"), HostTensor::new(vec![3, 2], vec![1., 0., 0., 1., 1., 1.]));
+        sd.insert(format!("{key}.mu_transform.0.bias"), HostTensor::new(vec![3], vec![0.0; 3]));
+        sd.insert(format!("{key}.mu_transform.2.weight"), HostTensor::new(vec![2, 3], vec![1., 0., 0., 0., 1., 0.]));
+        sd.insert(format!("{key}.mu_transform.2.bias"), HostTensor::new(vec![2], vec![-2.0, -2.0]));
+        let mut cfg = base.clone();
+        refused_config(Latent::from_state_dict(cfg.clone(), sd.clone()), "grid_mean_final_tanh");
+        cfg.readout.grid_mean_final_tanh = Some(tanh);
+        let mut m = Latent::from_state_dict(cfg, sd).unwrap();
+        m.upload(ctx()).unwrap();
+        let eps = LatentNoise::Given(&noise.data);
+        let got = m.predict_with(ctx(), &video.data, &video.shape, Some(&resp.data), LatentMode::Prior, eps).unwrap();
+        assert_close(&got.mean, &want["prior_mean"].data, 1e-6, 1e-4, &format!("grid mean predictor, tanh {tanh}"));
+    }
 }

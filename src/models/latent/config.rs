@@ -67,6 +67,11 @@ pub struct LatentReadoutConfig {
     pub bias: bool,
     #[serde(default = "yes")]
     pub align_corners: bool,
+    /// For positions from a `grid_mean_predictor` (`source_grid` and `mu_transform.*` in place
+    /// of `_mu`, as the paper's readout has): whether its MLP ends in Tanh (`final_tanh`, which
+    /// the weights cannot show). Required when such a predictor is present.
+    #[serde(default)]
+    pub grid_mean_final_tanh: Option<bool>,
 }
 
 /// The response encoder: Linear(N → hidden_dim) → LayerNorm → ELU → GRU(hidden_dim → hidden_gru)
@@ -219,6 +224,7 @@ impl LatentConfig {
                 kernel: [11, 5],
                 bias: false,
                 align_corners: true,
+                grid_mean_final_tanh: None,
             },
             encoder: LatentEncoderConfig { hidden_dim: 42, hidden_gru: 20, output_dim: 12, layer_norm_eps: 1e-5 },
             samples: 100,

@@ -43,7 +43,12 @@ impl Latent {
         let (key, n) = (r.data_key.as_str(), r.neurons);
         let [kt, kc] = r.kernel;
         let pre = format!("readout.{key}");
-        let mu = sd.take(&format!("{pre}._mu"), &[1, n, 1, 2])?;
+        // Stored positions, or a grid_mean_predictor's (evaluated once, in f64).
+        let mu = if !sd.has(&format!("{pre}._mu")) && sd.has(&format!("{pre}.source_grid")) {
+            crate::models::sensorium::predicted_mu(&mut sd, &pre, n, r.grid_mean_final_tanh, key)?
+        } else {
+            sd.take(&format!("{pre}._mu"), &[1, n, 1, 2])?
+        };
         let features = sd.take(&format!("{pre}._features"), &[1, c, 2, n])?;
         let readout = Readout {
             mu: HostTensor::new(vec![n, 2], mu.data),

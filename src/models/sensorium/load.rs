@@ -63,7 +63,13 @@ impl Mlp {
 
 /// The eval-mode positions of a `grid_mean_predictor` readout: mu = mu_transform(source_grid),
 /// with mu_transform = Linear, (ELU, Linear)*, then Tanh when `final_tanh`; computed once, in f64.
-fn predicted_mu(sd: &mut StateDict, pre: &str, m: usize, final_tanh: Option<bool>, key: &str) -> Result<HostTensor> {
+pub(crate) fn predicted_mu(
+    sd: &mut StateDict,
+    pre: &str,
+    m: usize,
+    final_tanh: Option<bool>,
+    key: &str,
+) -> Result<HostTensor> {
     let final_tanh = final_tanh.ok_or_else(|| {
         Error::Config(format!(
             "config: readout {key:?} has a grid_mean_predictor; say \"grid_mean_final_tanh\": true or false"

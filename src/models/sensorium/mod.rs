@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
-pub(crate) use load::load_readout;
+pub(crate) use load::{load_readout, predicted_mu};
 use weights::CoreLayer;
 pub(crate) use weights::{side_input, Readout};
 
