@@ -352,3 +352,56 @@ fn video_2d_gru_refusals() {
     // One pixel more gives a 1 × 9 state.
     mu.stream("m1", 1, 7, 13).unwrap();
 }
+
+/// The 2-D core + ConvGRU goldens (scripts/golden_video2d.py, data/video/{gru2d, gru2d_ds}:
+/// neuralpredictors 0.3's Stacked2dCore, a port of upstream's GRU_Module): GPU and CPU reference
+/// within 1e-4 relative, the stream frame by frame too; a missing or extra GRU key is refused by
+/// name.
+#[test]
+fn video_2d_goldens_match_pytorch() {
+    use vcortex::io::{read_safetensors, read_weights};
+    for name in ["gru2d", "gru2d_ds"] {
+        let dir = crate::common::data_dir("video").join(name);
+        let m = Video::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+        let mut inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
+        let video = inputs.remove("video").unwrap();
+        let pupil = inputs.remove("pupil_center").unwrap();
+        let mut want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
+        let [b, c, t, h, w] = video.shape[..] else { panic!("5-D") };
+        for key in ["m1", "m2"] {
+            let p = (key == "m1").then_some(&pupil.data[..]);
+            let wt = want.remove(key).unwrap();
+            let (got, gs) = m.predict(ctx(), &video.data, &video.shape, p, key).unwrap();
+            assert_eq!(gs, wt.shape, "{name} {key}");
+            assert_close(&got, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
+            let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
+            assert_close(&cpu, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
+            // Frame by frame: each push answers its own frame.
+            let mut s = m.stream(key, b, h, w).unwrap();
+            let n = gs[1];
+            let mut streamed = vec![0f32; b * n * t];
+            for f in 0..t {
+                let frame: Vec<f32> =
+                    (0..b * c).flat_map(|bc| video.data[(bc * t + f) * h * w..][..h * w].to_vec()).collect();
+                let pf: Option<Vec<f32>> = p.map(|p| (0..b * 2).map(|i| p[i * t + f]).collect());
+                let (y, ys) = s.push(ctx(), &frame, &[b, c, 1, h, w], pf.as_deref()).unwrap();
+                assert_eq!(ys, vec![b, n, 1]);
+                for row in 0..b * n {
+                    streamed[row * t + f] = y[row];
+                }
+            }
+            assert_close(&streamed, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (stream)"));
+        }
+        let cfg = VideoConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+        let mut missing = sd.clone();
+        missing.remove("gru_module.gru.update_gate_hidden.bias");
+        refused_weights(Video::from_state_dict(cfg.clone(), missing), "gru_module.gru.update_gate_hidden.bias");
+        let mut extra = sd.clone();
+        extra.insert("gru_module.gru.extra".into(), vcortex::io::HostTensor::new(vec![1], vec![0.0]));
+        refused_weights(Video::from_state_dict(cfg.clone(), extra), "gru_module.gru.extra");
+        let mut no_gru = cfg.clone();
+        no_gru.gru = None;
+        refused_param(Video::from_state_dict(no_gru, sd), "video", "gru");
+    }
+}
