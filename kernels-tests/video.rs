@@ -405,3 +405,30 @@ fn video_2d_goldens_match_pytorch() {
         refused_param(Video::from_state_dict(no_gru, sd), "video", "gru");
     }
 }
+
+/// The competition demo's 2-D + GRU baseline config (docs/models.md) parses, round-trips through
+/// serde, and gives 64 × 28 × 56 per 36 × 64 frame, every frame kept.
+#[test]
+fn video_2d_baseline_config() {
+    let text = r#"{"kind": "video",
+        "core": {"type": "2D", "semantics": "head", "input_channels": 3, "hidden_channels": 64,
+                 "input_kern": 9, "hidden_kern": 7, "layers": 4, "pad_input": false,
+                 "final_nonlinearity": false, "bias": true, "batch_norm": true, "depth_separable": false,
+                 "stack": -1, "skip": 0, "hidden_dilation": 1, "final_batchnorm_scale": true,
+                 "momentum": 0.9, "gamma_input": 500, "gamma_hidden": 500000},
+        "gru": {"input_channels": 64, "rec_channels": 64, "input_kern": 7, "rec_kern": 7, "gamma_rec": 0},
+        "readouts": {"mouse0": {"neurons": 7863, "shifter": true, "grid_mean_final_tanh": true}}}"#;
+    let c = VideoConfig::from_json(text).unwrap();
+    assert_eq!(c.core.kind(), vcortex::models::video::VideoCoreKind::Stacked2d);
+    assert_eq!(c.features_shape(&[2, 3, 80, 36, 64]).unwrap(), [2, 64, 80, 28, 56]);
+    assert_eq!(c.core.receptive_frames().unwrap(), 1);
+    let back = VideoConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+    // The equivariant core's type round-trips too.
+    let eq = text
+        .replace(r#""type": "2D""#, r#""type": "2D_equivariant", "num_rotations": 8"#)
+        .replace(r#""hidden_channels": 64"#, r#""hidden_channels": 8"#);
+    let c = VideoConfig::from_json(&eq).unwrap();
+    assert_eq!(c.core.kind(), vcortex::models::video::VideoCoreKind::Equivariant2d);
+    assert_eq!(VideoConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap(), c);
+}
