@@ -107,6 +107,8 @@ pub struct Core3dConfig {
 /// The core of a video model: a 3-D core on the clip, or a 2-D core on every frame (the
 /// Sensorium's core config; its `kind` follows `type`: `2D` a `Stacked2dCore`, `2D_equivariant` a
 /// `RotationEquivariant2dCore`). In JSON one object with `type` and the core's arguments.
+// A config value, built once per model: the size of the 2-D variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum VideoCoreConfig {
     ThreeD(Core3dConfig),

@@ -28,17 +28,7 @@ impl Video {
             None => x,
         };
         // [B, C, T', H, W] → frames [B·T', C, H, W].
-        let hw = h * w;
-        let mut frames = vec![0f32; x.len()];
-        for bi in 0..b {
-            for ci in 0..c {
-                for ti in 0..t {
-                    let src = ((bi * c + ci) * t + ti) * hw;
-                    let dst = ((bi * t + ti) * c + ci) * hw;
-                    frames[dst..dst + hw].copy_from_slice(&x[src..src + hw]);
-                }
-            }
-        }
+        let frames = super::core::swap_mid(&x, b, c, t, h * w);
         let shift = match pupil {
             Some((mlp, p)) => {
                 let mut rows = vec![0f32; b * t * 2];
