@@ -37,7 +37,7 @@ fn main() -> Result<(), vcortex::Error> {
         }
     };
     let key = args.get(2).cloned().unwrap_or_else(|| model.data_keys()[0].to_string());
-    let (c, h, w) = (model.config.core.input_channels, 36, 64);
+    let (c, h, w) = (model.config.core.input_channels(), 36, 64);
     let shifter = model.has_shifter(&key);
     let mut stream = model.stream(&key, 1, h, w)?;
     let mut rng = vcortex::rng::SplitMix::new(2);

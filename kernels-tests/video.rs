@@ -1,7 +1,7 @@
 //! The Sensorium 2023 video twin: GPU forward against the f64 reference on random weights,
 //! streaming against the clip forward, and bad input refused by name.
 
-use crate::common::{assert_close, ctx, refused_param, refused_shape};
+use crate::common::{assert_close, ctx, refused_config, refused_length, refused_param, refused_shape, refused_weights};
 use vcortex::models::{Video, VideoConfig};
 use vcortex::rng::SplitMix;
 
@@ -199,4 +199,295 @@ fn cli_predict_video() {
     let (r, o) = run(&ip, &["--samples", "3"], "samples.safetensors");
     one_line(&r, "--samples", &o);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A `2D` (or `2D_equivariant`) core with a ConvGRU: `core` the core's extra JSON fields, `gru`
+/// the GRU's (input_channels 6, rec_channels 5 are given).
+fn config_2d(kind: &str, core: &str, gru: &str) -> VideoConfig {
+    VideoConfig::from_json(&config_2d_text(kind, core, gru)).unwrap()
+}
+
+fn config_2d_text(kind: &str, core: &str, gru: &str) -> String {
+    format!(
+        r#"{{"kind": "video",
+            "core": {{"type": "{kind}", "input_channels": 3, "hidden_channels": 6, "input_kern": 5,
+                      "hidden_kern": 3, "layers": 3, "final_nonlinearity": false{core}}},
+            "gru": {{"input_channels": 6, "rec_channels": 5{gru}}},
+            "readouts": {{"m1": {{"neurons": 9, "shifter": true}}, "m2": {{"neurons": 5}},
+                          "m3": {{"neurons": 1}}}},
+            "elu_offset": 0.1}}"#
+    )
+}
+
+/// Head semantics, every layer stacked (18 channels into the GRU), the last norm without scale.
+fn config_2d_stacked() -> VideoConfig {
+    let text = config_2d_text(
+        "2D",
+        r#", "semantics": "head", "depth_separable": false, "stack": null, "final_batchnorm_scale": false"#,
+        r#", "input_kern": 5, "rec_kern": 3"#,
+    );
+    VideoConfig::from_json(&text.replace(r#""input_channels": 6"#, r#""input_channels": 18"#)).unwrap()
+}
+
+fn model_of(config: VideoConfig, seed: u64) -> Video {
+    let mut m = Video::random(config, seed).unwrap();
+    m.upload(ctx()).unwrap();
+    m
+}
+
+/// The 2-D + GRU models (and a 3-D core with a GRU) on random weights: GPU against the f64
+/// reference on odd sizes, one frame, batch 1, frames one pixel wide (padded convs), every data
+/// key.
+#[test]
+fn video_2d_gru_forward_matches_reference() {
+    let mut rng = SplitMix::new(21);
+    let ker = r#", "input_kern": 3, "rec_kern": 3"#;
+    let cases: Vec<(&str, VideoConfig, [usize; 5])> = vec![
+        ("2D plain", config_2d("2D", r#", "depth_separable": false, "bias": true"#, ker), [2, 3, 5, 13, 11]),
+        (
+            "2D depth-separable, gru unpadded",
+            config_2d("2D", "", r#", "input_kern": 3, "rec_kern": 5, "pad_input": false"#),
+            [1, 3, 4, 12, 15],
+        ),
+        ("2D head, stack all", config_2d_stacked(), [1, 3, 3, 9, 10]),
+        ("2D one frame, batch 3", config_2d("2D", r#", "depth_separable": false"#, ker), [3, 3, 1, 9, 9]),
+        (
+            "2D 1-wide, padded",
+            config_2d("2D", r#", "pad_input": true, "input_kern": 3, "depth_separable": false"#, ker),
+            [2, 3, 4, 7, 1],
+        ),
+        (
+            "2D_equivariant",
+            config_2d("2D_equivariant", r#", "num_rotations": 2, "hidden_channels": 3, "stack": -1"#, ker),
+            [1, 3, 3, 12, 11],
+        ),
+    ];
+    for (name, cfg, shape) in cases {
+        let m = model_of(cfg, 3);
+        let t = shape[2];
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let pupil = rng.vec(shape[0] * 2 * t, -1.0, 1.0);
+        for key in ["m1", "m2", "m3"] {
+            let p = (key == "m1").then_some(&pupil[..]);
+            let (got, gs) = m.predict(ctx(), &x, &shape, p, key).unwrap();
+            let (want, ws) = m.reference_forward(&x, &shape, p, key).unwrap();
+            assert_eq!(gs, vec![shape[0], m.neurons(key).unwrap(), t], "{name} {key}: a 2-D core keeps every frame");
+            assert_eq!(gs, ws);
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("{name} {key}"));
+        }
+    }
+    // A 3-D core with a GRU after it (upstream allows use_gru with any core).
+    let text = r#"{"kind": "video",
+        "core": {"type": "3D_factorised", "input_channels": 3, "hidden_channels": [4, 6],
+                 "spatial_input_kernel": 5, "temporal_input_kernel": 3,
+                 "spatial_hidden_kernel": 3, "temporal_hidden_kernel": 2},
+        "gru": {"input_channels": 6, "rec_channels": 4, "input_kern": 3, "rec_kern": 3},
+        "readouts": {"m1": {"neurons": 7, "shifter": true}}}"#;
+    let m = model_of(VideoConfig::from_json(text).unwrap(), 4);
+    let shape = [2, 3, 7, 11, 12];
+    let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let pupil = rng.vec(2 * 2 * 7, -1.0, 1.0);
+    let (got, gs) = m.predict(ctx(), &x, &shape, Some(&pupil), "m1").unwrap();
+    let (want, _) = m.reference_forward(&x, &shape, Some(&pupil), "m1").unwrap();
+    assert_eq!(gs, vec![2, 7, 7 - 3]);
+    assert_close(&got, &want, 1e-4, 1e-4, "3D_factorised + GRU");
+}
+
+/// Streaming a 2-D + GRU model (and a 3-D core with a GRU): frames one at a time and in chunks
+/// equal the clip forward; every frame answers at once (a 2-D core has no lookback); reset starts
+/// over from h = 0.
+#[test]
+fn video_2d_gru_stream_equals_clip() {
+    let mut rng = SplitMix::new(22);
+    let text3d = r#"{"kind": "video",
+        "core": {"type": "3D", "input_channels": 3, "hidden_channels": [4, 6],
+                 "spatial_input_kernel": 3, "temporal_input_kernel": 3,
+                 "spatial_hidden_kernel": 3, "temporal_hidden_kernel": 2},
+        "gru": {"input_channels": 6, "rec_channels": 4, "input_kern": 3, "rec_kern": 3, "pad_input": false},
+        "readouts": {"m1": {"neurons": 9, "shifter": true}}}"#;
+    let models = [
+        ("2D", model_of(config_2d("2D", r#", "depth_separable": false"#, r#", "input_kern": 3, "rec_kern": 3"#), 5)),
+        (
+            "2D gru unpadded",
+            model_of(config_2d("2D", "", r#", "input_kern": 3, "rec_kern": 5, "pad_input": false"#), 6),
+        ),
+        ("3D + GRU", model_of(VideoConfig::from_json(text3d).unwrap(), 7)),
+    ];
+    for (name, m) in &models {
+        let (b, t, h, w) = (2, 9, 11, 13);
+        let shape = [b, 3, t, h, w];
+        let x = rng.vec(shape.iter().product(), -1.0, 1.0);
+        let pupil = rng.vec(b * 2 * t, -1.0, 1.0);
+        let (clip, cs) = m.predict(ctx(), &x, &shape, Some(&pupil), "m1").unwrap();
+        let (n, tout) = (cs[1], cs[2]);
+        let r = m.core().config.receptive_frames().unwrap();
+        assert_eq!(tout, t - r + 1, "{name}");
+        let mut s = m.stream("m1", b, h, w).unwrap();
+        for chunks in [vec![1; t], vec![2, 3, 1, 3], vec![t]] {
+            s.reset();
+            let mut got = vec![Vec::new(); b * n];
+            let mut t0 = 0;
+            for k in chunks {
+                let frames: Vec<f32> =
+                    (0..b * 3).flat_map(|bc| x[(bc * t + t0) * h * w..(bc * t + t0 + k) * h * w].to_vec()).collect();
+                let p: Vec<f32> = (0..b * 2).flat_map(|bc| pupil[bc * t + t0..bc * t + t0 + k].to_vec()).collect();
+                let (y, ys) = s.push(ctx(), &frames, &[b, 3, k, h, w], Some(&p)).unwrap();
+                let kk = ys[2];
+                assert_eq!(kk, (t0 + k).saturating_sub(r - 1) - t0.saturating_sub(r - 1), "{name}");
+                for row in 0..b * n {
+                    got[row].extend_from_slice(&y[row * kk..(row + 1) * kk]);
+                }
+                t0 += k;
+            }
+            assert_eq!(s.frames_seen(), t);
+            assert_close(&got.concat(), &clip, 1e-4, 1e-4, &format!("{name} stream vs clip"));
+        }
+    }
+}
+
+/// Bad 2-D configs, weights and inputs refused by name; a refused frame leaves the stream as it
+/// was.
+#[test]
+fn video_2d_gru_refusals() {
+    let cfg = |core: &str, gru: &str| {
+        let text = format!(
+            r#"{{"kind": "video",
+                "core": {{"type": "2D", "input_channels": 3, "hidden_channels": 6, "input_kern": 5,
+                          "hidden_kern": 3, "layers": 2{core}}}{gru},
+                "readouts": {{"m1": {{"neurons": 4, "shifter": true}}}}}}"#
+        );
+        VideoConfig::from_json(&text)
+    };
+    let gru = |extra: &str| {
+        format!(r#", "gru": {{"input_channels": 6, "rec_channels": 5, "input_kern": 3, "rec_kern": 3{extra}}}"#)
+    };
+    // Upstream's 2D core without a GRU misreads the frames; refused.
+    refused_param(cfg("", ""), "video", "gru");
+    refused_param(
+        cfg("", &gru("").replace(r#""input_channels": 6"#, r#""input_channels": 7"#)),
+        "video",
+        "gru.input_channels",
+    );
+    refused_param(cfg("", &gru("").replace("\"rec_kern\": 3", "\"rec_kern\": 4")), "video", "gru.rec_kern");
+    refused_param(cfg("", &gru(r#", "groups": 4"#)), "video", "gru.groups");
+    refused_param(cfg(r#", "layers": 0"#, &gru("")), "video", "core.layers");
+    refused_param(cfg(r#", "stack": 5"#, &gru("")), "video", "core.stack");
+    refused_config(cfg(r#", "kind": "stacked2d""#, &gru("")), "core.kind");
+    refused_config(cfg(r#", "spatial_input_kernel": 3"#, &gru("")), "spatial_input_kernel");
+    refused_config(cfg("", &gru(r#", "rec_kernel": 3"#)), "rec_kernel");
+    let m = model_of(cfg("", &gru("")).unwrap(), 1);
+    let mut rng = SplitMix::new(2);
+    // Channels that do not match, a clip with no frames, frames too small.
+    for bad in [[1, 2, 3, 11, 13], [1, 3, 0, 11, 13], [1, 3, 2, 4, 13]] {
+        let x = rng.vec(bad.iter().product(), -1.0, 1.0);
+        let p = vec![0.0; 2 * bad[2]];
+        refused_shape(m.predict(ctx(), &x, &bad, Some(&p), "m1"), "video", "video");
+        refused_shape(m.reference_forward(&x, &bad, Some(&p), "m1"), "video", "video");
+    }
+    // A missing pupil_center where the readout has a shifter.
+    let ok = [1, 3, 2, 11, 13];
+    let x = rng.vec(ok.iter().product(), -1.0, 1.0);
+    refused_param(m.predict(ctx(), &x, &ok, None, "m1"), "sensorium", "pupil_center");
+    refused_param(m.reference_forward(&x, &ok, None, "m1"), "sensorium", "pupil_center");
+    // pupil_center of the wrong length.
+    refused_length(m.predict(ctx(), &x, &ok, Some(&[0.0; 2]), "m1"), "video", "pupil_center");
+    // Streams: frames of the wrong size or channels refused, the state unchanged.
+    let mut s = m.stream("m1", 1, 11, 13).unwrap();
+    let f = rng.vec(3 * 11 * 13, -1.0, 1.0);
+    s.push(ctx(), &f, &[1, 3, 1, 11, 13], Some(&[0.1, 0.2])).unwrap();
+    let bad = rng.vec(3 * 11 * 12, -1.0, 1.0);
+    refused_shape(s.push(ctx(), &bad, &[1, 3, 1, 11, 12], Some(&[0.1, 0.2])), "video", "frames");
+    let bad = rng.vec(2 * 11 * 13, -1.0, 1.0);
+    refused_shape(s.push(ctx(), &bad, &[1, 2, 1, 11, 13], Some(&[0.1, 0.2])), "video", "frames");
+    refused_param(s.push(ctx(), &f, &[1, 3, 1, 11, 13], None), "sensorium", "pupil_center");
+    assert_eq!(s.frames_seen(), 1);
+    refused_shape(m.stream("m1", 1, 4, 13), "video", "video");
+    // The GRU unpadded: frames whose core output is not larger than input_kern − 1.
+    let mu = model_of(cfg("", &gru(r#", "pad_input": false"#)).unwrap(), 2);
+    refused_shape(mu.stream("m1", 1, 6, 13), "video", "video");
+    let small = [1, 3, 2, 6, 13];
+    let x = rng.vec(small.iter().product(), -1.0, 1.0);
+    refused_shape(mu.predict(ctx(), &x, &small, Some(&[0.0; 4]), "m1"), "video", "video");
+    // One pixel more gives a 1 × 9 state.
+    mu.stream("m1", 1, 7, 13).unwrap();
+}
+
+/// The 2-D core + ConvGRU goldens (scripts/golden_video2d.py, data/video/{gru2d, gru2d_ds}:
+/// neuralpredictors 0.3's Stacked2dCore, a port of upstream's GRU_Module): GPU and CPU reference
+/// within 1e-4 relative, the stream frame by frame too; a missing or extra GRU key is refused by
+/// name.
+#[test]
+fn video_2d_goldens_match_pytorch() {
+    use vcortex::io::{read_safetensors, read_weights};
+    for name in ["gru2d", "gru2d_ds"] {
+        let dir = crate::common::data_dir("video").join(name);
+        let m = Video::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+        let mut inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
+        let video = inputs.remove("video").unwrap();
+        let pupil = inputs.remove("pupil_center").unwrap();
+        let mut want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
+        let [b, c, t, h, w] = video.shape[..] else { panic!("5-D") };
+        for key in ["m1", "m2"] {
+            let p = (key == "m1").then_some(&pupil.data[..]);
+            let wt = want.remove(key).unwrap();
+            let (got, gs) = m.predict(ctx(), &video.data, &video.shape, p, key).unwrap();
+            assert_eq!(gs, wt.shape, "{name} {key}");
+            assert_close(&got, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
+            let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
+            assert_close(&cpu, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
+            // Frame by frame: each push answers its own frame.
+            let mut s = m.stream(key, b, h, w).unwrap();
+            let n = gs[1];
+            let mut streamed = vec![0f32; b * n * t];
+            for f in 0..t {
+                let frame: Vec<f32> =
+                    (0..b * c).flat_map(|bc| video.data[(bc * t + f) * h * w..][..h * w].to_vec()).collect();
+                let pf: Option<Vec<f32>> = p.map(|p| (0..b * 2).map(|i| p[i * t + f]).collect());
+                let (y, ys) = s.push(ctx(), &frame, &[b, c, 1, h, w], pf.as_deref()).unwrap();
+                assert_eq!(ys, vec![b, n, 1]);
+                for row in 0..b * n {
+                    streamed[row * t + f] = y[row];
+                }
+            }
+            assert_close(&streamed, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (stream)"));
+        }
+        let cfg = VideoConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
+        let mut missing = sd.clone();
+        missing.remove("gru_module.gru.update_gate_hidden.bias");
+        refused_weights(Video::from_state_dict(cfg.clone(), missing), "gru_module.gru.update_gate_hidden.bias");
+        let mut extra = sd.clone();
+        extra.insert("gru_module.gru.extra".into(), vcortex::io::HostTensor::new(vec![1], vec![0.0]));
+        refused_weights(Video::from_state_dict(cfg.clone(), extra), "gru_module.gru.extra");
+        let mut no_gru = cfg.clone();
+        no_gru.gru = None;
+        refused_param(Video::from_state_dict(no_gru, sd), "video", "gru");
+    }
+}
+
+/// The competition demo's 2-D + GRU baseline config (docs/models.md) parses, round-trips through
+/// serde, and gives 64 × 28 × 56 per 36 × 64 frame, every frame kept.
+#[test]
+fn video_2d_baseline_config() {
+    let text = r#"{"kind": "video",
+        "core": {"type": "2D", "semantics": "head", "input_channels": 3, "hidden_channels": 64,
+                 "input_kern": 9, "hidden_kern": 7, "layers": 4, "pad_input": false,
+                 "final_nonlinearity": false, "bias": true, "batch_norm": true, "depth_separable": false,
+                 "stack": -1, "skip": 0, "hidden_dilation": 1, "final_batchnorm_scale": true,
+                 "momentum": 0.9, "gamma_input": 500, "gamma_hidden": 500000},
+        "gru": {"input_channels": 64, "rec_channels": 64, "input_kern": 7, "rec_kern": 7, "gamma_rec": 0},
+        "readouts": {"mouse0": {"neurons": 7863, "shifter": true, "grid_mean_final_tanh": true}}}"#;
+    let c = VideoConfig::from_json(text).unwrap();
+    assert_eq!(c.core.kind(), vcortex::models::video::VideoCoreKind::Stacked2d);
+    assert_eq!(c.features_shape(&[2, 3, 80, 36, 64]).unwrap(), [2, 64, 80, 28, 56]);
+    assert_eq!(c.core.receptive_frames().unwrap(), 1);
+    let back = VideoConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap();
+    assert_eq!(back, c);
+    // The equivariant core's type round-trips too.
+    let eq = text
+        .replace(r#""type": "2D""#, r#""type": "2D_equivariant", "num_rotations": 8"#)
+        .replace(r#""hidden_channels": 64"#, r#""hidden_channels": 8"#);
+    let c = VideoConfig::from_json(&eq).unwrap();
+    assert_eq!(c.core.kind(), vcortex::models::video::VideoCoreKind::Equivariant2d);
+    assert_eq!(VideoConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap(), c);
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::OP;
 use crate::error::{Error, Result};
-use crate::models::video::{VideoCoreConfig, VideoCoreKind};
+use crate::models::video::{Core3dConfig, VideoCoreKind};
 use crate::ops;
 
 fn eps() -> f32 {
@@ -111,8 +111,8 @@ impl LatentCoreConfig {
     /// The same core as the shared video core's config: `3D_factorised`, one input channel, no
     /// padding (the latent branch would pad time too with padding on; the paper runs without),
     /// stride and dilations 1, affine batch norm, ELU after every layer.
-    pub fn video_core(&self) -> VideoCoreConfig {
-        VideoCoreConfig {
+    pub fn video_core(&self) -> Core3dConfig {
+        Core3dConfig {
             kind: VideoCoreKind::Factorised,
             input_channels: 1,
             hidden_channels: self.hidden_channels.clone(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{Device, Encoder, Latent, LatentConfig, LatentK, Readout};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
-use crate::models::video::VideoCore;
+use crate::models::video::{VideoCore, VideoCoreConfig};
 use crate::models::StateDict;
 use crate::ops::GruWeights;
 use crate::runtime::Context;
@@ -37,7 +37,7 @@ impl Latent {
 
     fn from_dict(config: LatentConfig, mut sd: StateDict) -> Result<Latent> {
         config.validate()?;
-        let core = VideoCore::from_state_dict(config.core.video_core(), &mut sd)?;
+        let core = VideoCore::from_state_dict(VideoCoreConfig::ThreeD(config.core.video_core()), &mut sd)?;
         let c = core.out_channels();
         let r = &config.readout;
         let (key, n) = (r.data_key.as_str(), r.neurons);

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::stacked::{ConvKind, Keys, LayerPlan};
+use super::stacked::{ConvKind, CorePlan, Keys, LayerPlan};
 use super::weights::{CoreLayer, FoldedConv, Mlp, Readout};
-use super::{Sensorium, SensoriumConfig};
+use super::{CoreConfig, Sensorium, SensoriumConfig};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::models::StateDict;
@@ -314,15 +314,8 @@ impl Sensorium {
 
     fn from_dict(config: SensoriumConfig, mut sd: StateDict) -> Result<Sensorium> {
         config.validate()?;
-        let plan = config.core.plan()?;
+        let (layers, plan) = load_core(&mut sd, &config.core)?;
         let hc = plan.out_channels;
-        let layers = plan
-            .layers
-            .iter()
-            .map(|p| load_layer(&mut sd, p, config.core.batch_norm_eps))
-            .collect::<Result<Vec<_>>>()?;
-        // The input regularizer's Laplace filter is a buffer a real model saves.
-        sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
         let mut readouts = BTreeMap::new();
         for (key, r) in &config.readouts {
             readouts.insert(key.clone(), load_readout(&mut sd, key, r, hc, config.elu_offset)?);
@@ -333,23 +326,37 @@ impl Sensorium {
 
     /// Puts the folded weights on the device.
     pub fn upload(&mut self, ctx: &Context) -> Result<()> {
-        let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
-        for layer in &mut self.layers {
-            for conv in layer.convs.iter_mut() {
-                let w = up(&conv.w)?;
-                let b = conv.bias.as_ref().map(up).transpose()?;
-                let bn = match &conv.bn {
-                    Some((s, h)) => {
-                        Some((Tensor::from_f32(ctx, s, &[s.len()])?, Tensor::from_f32(ctx, h, &[h.len()])?))
-                    }
-                    None => None,
-                };
-                conv.dev = Some((w, b, bn));
-            }
-        }
+        upload_layers(ctx, &mut self.layers)?;
         for r in self.readouts.values_mut() {
             r.upload(ctx)?;
         }
         Ok(())
     }
+}
+
+/// A core's layers as `core` plans them (`core.features.*`, and the input regularizer's buffer a
+/// real model saves), with the plan.
+pub(super) fn load_core(sd: &mut StateDict, core: &CoreConfig) -> Result<(Vec<CoreLayer>, CorePlan)> {
+    let plan = core.plan()?;
+    let layers = plan.layers.iter().map(|p| load_layer(sd, p, core.batch_norm_eps)).collect::<Result<Vec<_>>>()?;
+    // The input regularizer's Laplace filter is a buffer a real model saves.
+    sd.accept_unused("core._input_weights_regularizer.laplace.filter")?;
+    Ok((layers, plan))
+}
+
+/// Puts a core's folded weights on the device.
+pub(super) fn upload_layers(ctx: &Context, layers: &mut [CoreLayer]) -> Result<()> {
+    let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
+    for layer in layers.iter_mut() {
+        for conv in layer.convs.iter_mut() {
+            let w = up(&conv.w)?;
+            let b = conv.bias.as_ref().map(up).transpose()?;
+            let bn = match &conv.bn {
+                Some((s, h)) => Some((Tensor::from_f32(ctx, s, &[s.len()])?, Tensor::from_f32(ctx, h, &[h.len()])?)),
+                None => None,
+            };
+            conv.dev = Some((w, b, bn));
+        }
+    }
+    Ok(())
 }

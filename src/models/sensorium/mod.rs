@@ -15,6 +15,7 @@
 //! dispatch per part (none when one output is read), the readout one.
 
 mod config;
+mod core2d;
 mod fixtures;
 mod load;
 mod record;
@@ -31,6 +32,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 
+pub(crate) use core2d::Core2d;
 pub(crate) use load::{load_readout, predicted_mu};
 use weights::CoreLayer;
 pub(crate) use weights::{side_input, Readout};

@@ -1,7 +1,7 @@
 //! The Sensorium's GPU forward, recorded on a [`Recorder`]: the core, the readout of a data key
 //! (with its shifter and modulator), and `predict` (host in, one submit, host out).
 
-use super::weights::{side_input, Mlp};
+use super::weights::{side_input, CoreLayer, Mlp};
 use super::{Sensorium, OP};
 use crate::error::{Error, Result};
 use crate::ops::{self, Activation, Epilogue};
@@ -28,25 +28,7 @@ impl Sensorium {
             }
             s => return Err(Error::shape(OP, "images", s, format!("[N, {}, H, W]", c.input_channels))),
         }
-        // Every layer's output, for the layers that read several (skip) and for the stack.
-        let mut outs: Vec<Tensor> = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let mut x = if layer.inputs.is_empty() {
-                images.clone()
-            } else {
-                let parts: Vec<&Tensor> = layer.inputs.iter().map(|&i| &outs[i]).collect();
-                ops::concat_channels(rec, &parts)?
-            };
-            for conv in &layer.convs {
-                let (w, b, bn) = conv.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
-                let epi =
-                    Epilogue { scale: bn.as_ref().map(|p| &p.0), shift: bn.as_ref().map(|p| &p.1), act: conv.act };
-                x = ops::conv2d(rec, &x, w, b.as_ref(), &conv.params, &epi)?;
-            }
-            outs.push(x);
-        }
-        let parts: Vec<&Tensor> = self.stack.iter().map(|&i| &outs[i]).collect();
-        ops::concat_channels(rec, &parts)
+        record_layers(rec, &self.layers, &self.stack, images)
     }
 
     /// Records the whole forward pass (core, readout of `key`, ELU+1): firing rates [N, neurons].
@@ -170,6 +152,34 @@ impl Sensorium {
         let h = rec.read_back(&y);
         Ok(rec.submit()?.f32(h))
     }
+}
+
+/// Records a core's layers on images [N, C, H, W] (checked by the caller): the outputs of the
+/// `stack` layers, concatenated along channels.
+pub(super) fn record_layers(
+    rec: &mut Recorder,
+    layers: &[CoreLayer],
+    stack: &[usize],
+    images: &Tensor,
+) -> Result<Tensor> {
+    // Every layer's output, for the layers that read several (skip) and for the stack.
+    let mut outs: Vec<Tensor> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let mut x = if layer.inputs.is_empty() {
+            images.clone()
+        } else {
+            let parts: Vec<&Tensor> = layer.inputs.iter().map(|&i| &outs[i]).collect();
+            ops::concat_channels(rec, &parts)?
+        };
+        for conv in &layer.convs {
+            let (w, b, bn) = conv.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
+            let epi = Epilogue { scale: bn.as_ref().map(|p| &p.0), shift: bn.as_ref().map(|p| &p.1), act: conv.act };
+            x = ops::conv2d(rec, &x, w, b.as_ref(), &conv.params, &epi)?;
+        }
+        outs.push(x);
+    }
+    let parts: Vec<&Tensor> = stack.iter().map(|&i| &outs[i]).collect();
+    ops::concat_channels(rec, &parts)
 }
 
 /// Uploads a host input `what` of `shape`, its length checked against the shape first so that a

@@ -1,7 +1,7 @@
 //! The Sensorium's CPU reference forward (f64 accumulation), on the folded host weights, for
 //! checks of the GPU forward.
 
-use super::weights::{side_input, Mlp};
+use super::weights::{side_input, CoreLayer, Mlp};
 use super::{Sensorium, OP};
 use crate::error::{Error, Result};
 use crate::ops::Activation;
@@ -30,34 +30,7 @@ impl Sensorium {
             _ => return Err(Error::shape(OP, "images", shape, format!("[N, {}, H, W]", c.input_channels))),
         }
         check_len(OP, "images", images, shape)?;
-        let mut outs: Vec<(Vec<f32>, Vec<usize>)> = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let (mut x, mut s) = if layer.inputs.is_empty() {
-                (images.to_vec(), shape.to_vec())
-            } else {
-                let parts: Vec<(&[f32], &[usize])> =
-                    layer.inputs.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
-                reference::concat_channels(&parts)?
-            };
-            for conv in &layer.convs {
-                let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
-                let (y, ys) = reference::conv2d(
-                    &x,
-                    &s,
-                    &conv.w.data,
-                    &conv.w.shape,
-                    conv.bias.as_ref().map(|b| &b.data[..]),
-                    &conv.params,
-                    bn,
-                    conv.act,
-                )?;
-                x = y;
-                s = ys;
-            }
-            outs.push((x, s));
-        }
-        let parts: Vec<(&[f32], &[usize])> = self.stack.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
-        reference::concat_channels(&parts)
+        reference_layers(&self.layers, &self.stack, images, shape)
     }
 
     /// The same forward pass with the CPU reference ops (f64 accumulation), for checks.
@@ -122,4 +95,42 @@ impl Sensorium {
             None => Ok(reference::activation(&y, Activation::Elu1)),
         }
     }
+}
+
+/// A core's layers with the CPU reference ops on images [N, C, H, W] (checked by the caller): the
+/// outputs of the `stack` layers, concatenated along channels, and their shape.
+pub(super) fn reference_layers(
+    layers: &[CoreLayer],
+    stack: &[usize],
+    images: &[f32],
+    shape: &[usize],
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let mut outs: Vec<(Vec<f32>, Vec<usize>)> = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let (mut x, mut s) = if layer.inputs.is_empty() {
+            (images.to_vec(), shape.to_vec())
+        } else {
+            let parts: Vec<(&[f32], &[usize])> =
+                layer.inputs.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
+            reference::concat_channels(&parts)?
+        };
+        for conv in &layer.convs {
+            let bn = conv.bn.as_ref().map(|(a, b)| (&a[..], &b[..]));
+            let (y, ys) = reference::conv2d(
+                &x,
+                &s,
+                &conv.w.data,
+                &conv.w.shape,
+                conv.bias.as_ref().map(|b| &b.data[..]),
+                &conv.params,
+                bn,
+                conv.act,
+            )?;
+            x = y;
+            s = ys;
+        }
+        outs.push((x, s));
+    }
+    let parts: Vec<(&[f32], &[usize])> = stack.iter().map(|&i| (&outs[i].0[..], &outs[i].1[..])).collect();
+    reference::concat_channels(&parts)
 }

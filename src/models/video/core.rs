@@ -1,13 +1,16 @@
 //! The video core on its own (`VideoCore`): neuralpredictors' `Factorized3dCore` or
 //! `Basic3dCore` loaded from upstream's keys with each BatchNorm3d (and Bias3D / Scale3D layer)
-//! folded into the last conv of its layer; its GPU forward, its f64 CPU reference, and a stream
-//! state ([`CoreStream`]) that keeps each temporal conv's last `dilation · (kt − 1)` input frames on
-//! the device so that new frames cost only their own work.
+//! folded into the last conv of its layer, or a 2-D core (the Sensorium's `Stacked2dCore` /
+//! `RotationEquivariant2dCore`) run on every frame; its GPU forward on clips, its f64 CPU
+//! reference, and a stream state ([`CoreStream`]) that keeps each temporal conv's last
+//! `dilation · (kt − 1)` input frames on the device so that new frames cost only their own work (a
+//! 2-D core keeps nothing: it has no lookback).
 
-use super::config::{LayerPlan, VideoCoreConfig};
+use super::config::{Core3dConfig, LayerPlan, VideoCoreConfig};
 use super::OP;
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
+use crate::models::sensorium::Core2d;
 use crate::models::StateDict;
 use crate::ops::{self, Activation, Conv3dParams, Epilogue};
 use crate::reference;
@@ -30,14 +33,19 @@ struct Layer {
     act: Activation,
 }
 
+enum Imp {
+    ThreeD(Vec<Layer>),
+    TwoD(Core2d),
+}
+
 /// A loaded video core.
 pub struct VideoCore {
     pub config: VideoCoreConfig,
-    layers: Vec<Layer>,
+    imp: Imp,
 }
 
 /// The folded BatchNorm3d (eval: running statistics), then the Bias3DLayer or Scale3DLayer.
-fn fold_norm(sd: &mut StateDict, cfg: &VideoCoreConfig, p: &LayerPlan) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+fn fold_norm(sd: &mut StateDict, cfg: &Core3dConfig, p: &LayerPlan) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
     if !cfg.batch_norm {
         return Ok(None);
     }
@@ -79,10 +87,19 @@ fn fold_norm(sd: &mut StateDict, cfg: &VideoCoreConfig, p: &LayerPlan) -> Result
 
 impl VideoCore {
     /// Takes the core's keys (`core.features.layer{l}.…`, upstream's names) from `sd`. Conv
-    /// biases are read where the weights hold them (upstream's hidden convs carry one whatever
-    /// `bias` says); the regularizers' buffers are accepted unused.
+    /// biases of a 3-D core are read where the weights hold them (upstream's hidden convs carry
+    /// one whatever `bias` says); a 2-D core's keys are the Sensorium core's; the regularizers'
+    /// buffers are accepted unused.
     pub fn from_state_dict(config: VideoCoreConfig, sd: &mut StateDict) -> Result<VideoCore> {
-        let plan = config.plan()?;
+        let c3 = match &config {
+            VideoCoreConfig::ThreeD(c) => c,
+            VideoCoreConfig::TwoD(c) => {
+                config.validate()?;
+                let core = Core2d::load(c, sd)?;
+                return Ok(VideoCore { config, imp: Imp::TwoD(core) });
+            }
+        };
+        let plan = c3.plan()?;
         let mut layers = Vec::with_capacity(plan.len());
         for p in &plan {
             let mut convs = Vec::new();
@@ -91,18 +108,22 @@ impl VideoCore {
                 let bias = sd.take_if(&format!("{}.bias", c.prefix), &[c.shape[0]])?;
                 convs.push(Conv { w, bias, params: c.params, lookback: c.lookback(), dev: None });
             }
-            let bn = fold_norm(sd, &config, p)?;
+            let bn = fold_norm(sd, c3, p)?;
             layers.push(Layer { convs, bn, dev_bn: None, act: p.act });
         }
         sd.accept_prefix("core._input_weight_regularizer.")?;
         sd.accept_prefix("core.temporal_regularizer.")?;
-        Ok(VideoCore { config, layers })
+        Ok(VideoCore { config, imp: Imp::ThreeD(layers) })
     }
 
     /// Puts the folded weights on the device.
     pub fn upload(&mut self, ctx: &Context) -> Result<()> {
+        let layers = match &mut self.imp {
+            Imp::ThreeD(l) => l,
+            Imp::TwoD(core) => return core.upload(ctx),
+        };
         let up = |t: &HostTensor| Tensor::from_f32(ctx, &t.data, &t.shape);
-        for l in &mut self.layers {
+        for l in layers {
             for c in &mut l.convs {
                 c.dev = Some((up(&c.w)?, c.bias.as_ref().map(up).transpose()?));
             }
@@ -116,12 +137,23 @@ impl VideoCore {
 
     /// Output channels.
     pub fn out_channels(&self) -> usize {
-        *self.config.hidden_channels.last().unwrap_or(&0)
+        match (&self.imp, &self.config) {
+            (Imp::TwoD(core), _) => core.out_channels(),
+            (_, VideoCoreConfig::ThreeD(c)) => *c.hidden_channels.last().unwrap_or(&0),
+            _ => 0,
+        }
+    }
+
+    fn layers(&self) -> &[Layer] {
+        match &self.imp {
+            Imp::ThreeD(l) => l,
+            Imp::TwoD(_) => &[],
+        }
     }
 
     /// Records one conv of layer `l` (the last one with the norm and the activation).
     fn record_conv(&self, rec: &mut Recorder, l: usize, i: usize, x: &Tensor) -> Result<Tensor> {
-        let layer = &self.layers[l];
+        let layer = &self.layers()[l];
         let c = &layer.convs[i];
         let (w, b) = c.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
         let last = i + 1 == layer.convs.len();
@@ -137,12 +169,25 @@ impl VideoCore {
         ops::conv3d(rec, x, w, b.as_ref(), &c.params, &epi)
     }
 
+    /// A 2-D core on clip frames [B, C, k, H, W] (checked): the frames as a batch [B·k, C, H, W]
+    /// through the core, back to [B, C', k, H', W'].
+    fn record_2d(&self, rec: &mut Recorder, core: &Core2d, video: &Tensor) -> Result<Tensor> {
+        let [b, c, t, h, w] = video.shape()[..] else { unreachable!("5-D, checked") };
+        let frames = ops::copy::swap_mid(rec, video, [b, c, t, h * w], &[b * t, c, h, w])?;
+        let y = core.record(rec, &frames)?;
+        let [_, co, ho, wo] = y.shape()[..] else { unreachable!("4-D") };
+        ops::copy::swap_mid(rec, &y, [b, t, co, ho * wo], &[b, co, t, ho, wo])
+    }
+
     /// Records the core on a clip [B, C, T, H, W]: [B, C', T', H', W'].
     pub fn record(&self, rec: &mut Recorder, video: &Tensor) -> Result<Tensor> {
         self.config.output_shape(video.shape())?;
+        if let Imp::TwoD(core) = &self.imp {
+            return rec.atomic(|rec| self.record_2d(rec, core, video));
+        }
         let mut x = video.clone();
-        for l in 0..self.layers.len() {
-            for i in 0..self.layers[l].convs.len() {
+        for l in 0..self.layers().len() {
+            for i in 0..self.layers()[l].convs.len() {
                 x = self.record_conv(rec, l, i, &x)?;
             }
         }
@@ -153,8 +198,15 @@ impl VideoCore {
     pub fn reference(&self, video: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
         self.config.output_shape(shape)?;
         reference::check_len(OP, "video", video, shape)?;
+        if let Imp::TwoD(core) = &self.imp {
+            let &[b, c, t, h, w] = shape else { unreachable!("5-D, checked") };
+            let frames = swap_mid(video, b, c, t, h * w);
+            let (y, ys) = core.reference(&frames, &[b * t, c, h, w])?;
+            let [_, co, ho, wo] = ys[..] else { unreachable!("4-D") };
+            return Ok((swap_mid(&y, b, t, co, ho * wo), vec![b, co, t, ho, wo]));
+        }
         let (mut x, mut s) = (video.to_vec(), shape.to_vec());
-        for layer in &self.layers {
+        for layer in self.layers() {
             let n = layer.convs.len();
             for (i, c) in layer.convs.iter().enumerate() {
                 let last = i + 1 == n;
@@ -179,15 +231,16 @@ impl VideoCore {
     pub fn stream(&self, batch: usize, h: usize, w: usize) -> Result<CoreStream> {
         let need = self.config.receptive_frames()?;
         // The frame size must give a core output: checked on a clip of the receptive field.
-        self.config.output_shape(&[batch, self.config.input_channels, need, h, w])?;
-        Ok(CoreStream { batch, h, w, hist: self.layers.iter().map(|l| vec![None; l.convs.len()]).collect(), seen: 0 })
+        self.config.output_shape(&[batch, self.config.input_channels(), need, h, w])?;
+        let hist = self.layers().iter().map(|l| vec![None; l.convs.len()]).collect();
+        Ok(CoreStream { batch, h, w, hist, seen: 0 })
     }
 
     /// Records `frames` [B, C, k, H, W] fed to `state`: the core's output for the new frames whose
-    /// receptive field is complete, [B, C', k', H', W'] (None during the first R − 1 frames). The
-    /// state changes only when everything was recorded.
+    /// receptive field is complete, [B, C', k', H', W'] (None during the first R − 1 frames; a 2-D
+    /// core has R = 1). The state changes only when everything was recorded.
     pub fn record_stream(&self, rec: &mut Recorder, state: &mut CoreStream, frames: &Tensor) -> Result<Option<Tensor>> {
-        let c = self.config.input_channels;
+        let c = self.config.input_channels();
         match frames.shape() {
             &[b, ch, k, h, w] if b == state.batch && ch == c && h == state.h && w == state.w && k > 0 => {}
             s => {
@@ -202,12 +255,17 @@ impl VideoCore {
                 ))
             }
         }
+        if let Imp::TwoD(core) = &self.imp {
+            let y = rec.atomic(|rec| self.record_2d(rec, core, frames))?;
+            state.seen += frames.shape()[2];
+            return Ok(Some(y));
+        }
         let mut hist = state.hist.clone();
         let out = rec.atomic(|rec| {
             let mut x = frames.clone();
-            for l in 0..self.layers.len() {
-                for i in 0..self.layers[l].convs.len() {
-                    let back = self.layers[l].convs[i].lookback;
+            for l in 0..self.layers().len() {
+                for i in 0..self.layers()[l].convs.len() {
+                    let back = self.layers()[l].convs[i].lookback;
                     if back == 0 {
                         x = self.record_conv(rec, l, i, &x)?;
                         continue;
@@ -235,6 +293,21 @@ impl VideoCore {
         state.seen += frames.shape()[2];
         Ok(out)
     }
+}
+
+/// [A, P, Q, D] → [A, Q, P, D] on the host (a clip's channel and time axes swapped).
+pub(super) fn swap_mid(x: &[f32], a: usize, p: usize, q: usize, d: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    for ai in 0..a {
+        for pi in 0..p {
+            for qi in 0..q {
+                let src = ((ai * p + pi) * q + qi) * d;
+                let dst = ((ai * q + qi) * p + pi) * d;
+                out[dst..dst + d].copy_from_slice(&x[src..src + d]);
+            }
+        }
+    }
+    out
 }
 
 /// [B, C, T1, H, W] and [B, C, T2, H, W] concatenated in time.

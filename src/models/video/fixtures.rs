@@ -2,9 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{Video, VideoConfig};
+use super::{Video, VideoConfig, VideoCoreConfig};
 use crate::error::Result;
 use crate::io::HostTensor;
+use crate::models::sensorium::Core2d;
+use crate::ops::gru::CONV_GRU_CONVS;
 
 impl Video {
     /// A model with random weights, as `from_state_dict` would build it from upstream's keys.
@@ -13,17 +15,26 @@ impl Video {
     }
 }
 
-/// Random tensors under upstream's key names for `config` (conv biases, an affine norm or its
-/// bias/scale layer, readouts with `_mu`, shifters).
+/// Random tensors under upstream's key names for `config` (a 3-D core's conv biases, an affine
+/// norm or its bias/scale layer; a 2-D core's as the Sensorium's fixtures draw them; the ConvGRU's
+/// six convs; readouts with `_mu`, shifters).
 pub(crate) fn random_state_dict(config: &VideoConfig, seed: u64) -> Result<BTreeMap<String, HostTensor>> {
     let mut rng = crate::rng::SplitMix::new(seed);
-    let mut sd = BTreeMap::new();
+    let mut sd = match &config.core {
+        VideoCoreConfig::TwoD(c) => Core2d::random_tensors(c, &mut rng)?,
+        VideoCoreConfig::ThreeD(_) => BTreeMap::new(),
+    };
     let mut put = |k: String, shape: Vec<usize>, lo: f32, hi: f32| {
         let n = shape.iter().product();
         sd.insert(k, HostTensor::new(shape, rng.vec(n, lo, hi)));
     };
-    let core = &config.core;
-    for l in core.plan()? {
+    let empty = Vec::new();
+    let (core, plan) = match &config.core {
+        VideoCoreConfig::ThreeD(c) => (Some(c), c.plan()?),
+        VideoCoreConfig::TwoD(_) => (None, empty),
+    };
+    for l in plan {
+        let Some(core) = core else { break };
         for c in &l.convs {
             let fan: usize = c.shape[1..].iter().product();
             let s = 1.7 / (fan as f32).sqrt();
@@ -44,7 +55,16 @@ pub(crate) fn random_state_dict(config: &VideoConfig, seed: u64) -> Result<BTree
             }
         }
     }
-    let hc = *core.hidden_channels.last().unwrap_or(&1);
+    if let Some(g) = &config.gru {
+        let p = g.params();
+        for name in CONV_GRU_CONVS {
+            let (ws, bs) = p.conv_shapes(name);
+            let s = 1.5 / ((ws[1] * ws[2] * ws[3]) as f32).sqrt();
+            put(format!("gru_module.gru.{name}.weight"), ws.to_vec(), -s, s);
+            put(format!("gru_module.gru.{name}.bias"), bs.to_vec(), -0.2, 0.2);
+        }
+    }
+    let hc = config.readout_channels()?;
     for (key, r) in &config.readouts {
         if r.shifter {
             for (j, (o, i)) in [(5, 2), (5, 5), (2, 5)].into_iter().enumerate() {

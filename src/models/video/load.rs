@@ -1,14 +1,16 @@
-//! State dict → video model: the core's keys (core.rs), a readout per data key with its shifter
-//! (the Sensorium's loader), the buffers upstream saves and inference does not use.
+//! State dict → video model: the core's keys (core.rs), the ConvGRU's (`gru_module.gru.*`), a
+//! readout per data key with its shifter (the Sensorium's loader), the buffers upstream saves and
+//! inference does not use.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{Video, VideoConfig, VideoCore};
+use super::{GruStage, Video, VideoConfig, VideoCore};
 use crate::error::{Error, Result};
 use crate::io::HostTensor;
 use crate::models::sensorium::load_readout;
 use crate::models::StateDict;
+use crate::ops::{ConvGru, ConvGruWeights};
 use crate::runtime::Context;
 
 const WHAT: &str = "weights";
@@ -40,18 +42,27 @@ impl Video {
             sd.remove_raw(&k);
         }
         let core = VideoCore::from_state_dict(config.core.clone(), &mut sd)?;
-        let hc = core.out_channels();
+        let gru = match &config.gru {
+            Some(g) => {
+                Some(GruStage { weights: ConvGruWeights::take(&mut sd, "gru_module.gru", g.params())?, dev: None })
+            }
+            None => None,
+        };
+        let hc = config.readout_channels()?;
         let mut readouts = BTreeMap::new();
         for (key, r) in &config.readouts {
             readouts.insert(key.clone(), load_readout(&mut sd, key, r, hc, config.elu_offset)?);
         }
         sd.finish()?;
-        Ok(Video { config, core, readouts })
+        Ok(Video { config, core, gru, readouts })
     }
 
     /// Puts the folded weights on the device.
     pub fn upload(&mut self, ctx: &Context) -> Result<()> {
         self.core.upload(ctx)?;
+        if let Some(g) = &mut self.gru {
+            g.dev = Some(ConvGru::upload(ctx, &g.weights)?);
+        }
         for r in self.readouts.values_mut() {
             r.upload(ctx)?;
         }

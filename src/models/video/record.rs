@@ -1,5 +1,6 @@
-//! The video model's GPU forward: the core on the clip, the frames as a batch for the readout of a
-//! data key (with the shifter on `pupil_center` of the same frames), ELU+1, `[B, N, T']`.
+//! The video model's GPU forward: the core on the clip, the ConvGRU over its frames where there
+//! is one, the frames as a batch for the readout of a data key (with the shifter on
+//! `pupil_center` of the same frames), ELU+1, `[B, N, T']`.
 
 use super::{Video, OP};
 use crate::error::{Error, Result};
@@ -22,12 +23,16 @@ impl Video {
         rec.atomic(|rec| {
             let r = self.readout(key)?;
             let pupil = side_input(&r.shifter, pupil_center, key, "pupil_center")?;
-            let [b, _, t, _, _] = self.config.core.output_shape(video.shape())?;
+            let [b, _, t, _, _] = self.config.features_shape(video.shape())?;
             if let Some((_, p)) = pupil {
                 let t_in = video.shape()[2];
                 ops::expect_shape(OP, "pupil_center", p, &[b, 2, t_in])?;
             }
             let core = self.core.record(rec, video)?;
+            let core = match &self.gru {
+                Some(g) => ops::conv_gru(rec, g.dev()?, &core)?,
+                None => core,
+            };
             self.record_readout(rec, &core, pupil.map(|(_, p)| p), key).map(|y| y.expect("t > 0")).and_then(|y| {
                 if y.shape()[2] == t {
                     Ok(y)
@@ -75,6 +80,8 @@ impl Video {
         pupil_center: Option<&[f32]>,
         key: &str,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
+        // The clip against the model first, so that a refusal names it (an empty clip too).
+        self.config.features_shape(shape)?;
         let x = upload(ctx, "video", video, shape)?;
         let (b, t) = (shape.first().copied().unwrap_or(0), shape.get(2).copied().unwrap_or(0));
         let p = pupil_center.map(|p| upload(ctx, "pupil_center", p, &[b, 2, t])).transpose()?;

@@ -17,24 +17,18 @@ impl Video {
     ) -> Result<(Vec<f32>, Vec<usize>)> {
         let r = self.readout(key)?;
         let pupil = side_input(&r.shifter, pupil_center, key, "pupil_center")?;
-        let [b, c, t, h, w] = self.config.core.output_shape(shape)?;
+        let [b, c, t, h, w] = self.config.features_shape(shape)?;
         let t_in = shape[2];
         if let Some((_, p)) = pupil {
             check_len(OP, "pupil_center", p, &[b, 2, t_in])?;
         }
-        let (x, _) = self.core.reference(video, shape)?;
+        let (x, xs) = self.core.reference(video, shape)?;
+        let x = match &self.gru {
+            Some(g) => reference::conv_gru(&g.weights, &x, &xs, None)?.0,
+            None => x,
+        };
         // [B, C, T', H, W] → frames [B·T', C, H, W].
-        let hw = h * w;
-        let mut frames = vec![0f32; x.len()];
-        for bi in 0..b {
-            for ci in 0..c {
-                for ti in 0..t {
-                    let src = ((bi * c + ci) * t + ti) * hw;
-                    let dst = ((bi * t + ti) * c + ci) * hw;
-                    frames[dst..dst + hw].copy_from_slice(&x[src..src + hw]);
-                }
-            }
-        }
+        let frames = super::core::swap_mid(&x, b, c, t, h * w);
         let shift = match pupil {
             Some((mlp, p)) => {
                 let mut rows = vec![0f32; b * t * 2];

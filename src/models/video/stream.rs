@@ -1,12 +1,14 @@
 //! Streaming: a video model fed frames as they come. The core's stream state keeps each temporal
-//! conv's last input frames on the device, so a new frame costs one frame's work; the outputs
-//! equal the clip forward's for the same frames.
+//! conv's last input frames on the device (a 2-D core keeps none), the ConvGRU's state its last
+//! hidden state, so a new frame costs one frame's work; the outputs equal the clip forward's for
+//! the same frames.
 
 use super::core::CoreStream;
 use super::record::upload;
 use super::{Video, OP};
 use crate::error::{Error, Result};
 use crate::models::sensorium::side_input;
+use crate::ops::{self, ConvGruState};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
 
@@ -15,13 +17,18 @@ pub struct VideoStream<'m> {
     model: &'m Video,
     key: String,
     core: CoreStream,
+    gru: ConvGruState,
 }
 
 impl Video {
     /// A stream into the readout of `key` for `batch` videos of H × W frames.
     pub fn stream(&self, key: &str, batch: usize, h: usize, w: usize) -> Result<VideoStream<'_>> {
         self.readout(key)?;
-        Ok(VideoStream { model: self, key: key.to_string(), core: self.core.stream(batch, h, w)? })
+        let core = self.core.stream(batch, h, w)?;
+        // The frame size must give the readouts an input (the GRU's unpadded input convs too).
+        let need = self.config.core.receptive_frames()?;
+        self.config.features_shape(&[batch, self.config.core.input_channels(), need, h, w])?;
+        Ok(VideoStream { model: self, key: key.to_string(), core, gru: ConvGruState::new() })
     }
 }
 
@@ -43,11 +50,19 @@ impl VideoStream<'_> {
         let model = self.model;
         let key = self.key.clone();
         let mut core = self.core.clone();
+        let mut gru = self.gru.clone();
         let out = rec.atomic(|rec| match model.core.record_stream(rec, &mut core, frames)? {
-            Some(x) => model.record_readout(rec, &x, pupil.map(|(_, p)| p), &key),
+            Some(x) => {
+                let x = match &model.gru {
+                    Some(g) => ops::conv_gru_stream(rec, g.dev()?, &mut gru, &x)?,
+                    None => x,
+                };
+                model.record_readout(rec, &x, pupil.map(|(_, p)| p), &key)
+            }
             None => Ok(None),
         })?;
         self.core = core;
+        self.gru = gru;
         Ok(out)
     }
 
@@ -89,5 +104,6 @@ impl VideoStream<'_> {
     /// Forgets every frame fed.
     pub fn reset(&mut self) {
         self.core.reset();
+        self.gru.reset();
     }
 }
