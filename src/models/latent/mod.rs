@@ -19,8 +19,10 @@ mod fixtures;
 mod load;
 mod record;
 mod reference;
+mod stream;
 
 pub use config::{LatentConfig, LatentCoreConfig, LatentEncoderConfig, LatentReadoutConfig};
+pub use stream::{LatentFrames, LatentStream};
 
 use crate::error::{Error, Result};
 use crate::io::HostTensor;

@@ -7,6 +7,15 @@ use crate::ops::{self, Activation, Epilogue, ZigLatent, ZigMoment, ZigReadout};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
 
+/// Which output frames a head covers: `count` frames per sample from absolute output frame
+/// `first` (0 = the clip's or the stream's first), for `batch` samples.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frames {
+    pub batch: usize,
+    pub first: usize,
+    pub count: usize,
+}
+
 impl Latent {
     /// The core and the ZIG readout on a video [B, 1, T, H, W]: logits [2, B·T', N].
     pub fn record_logits(&self, rec: &mut Recorder, video: &Tensor) -> Result<Tensor> {
@@ -79,48 +88,89 @@ impl Latent {
     ) -> Result<(Tensor, Option<Tensor>)> {
         Self::check_mode(mode, samples, responses.is_some())?;
         rec.atomic(|rec| {
-            let [b, _, to, n] = self.check_inputs(video.shape(), None)?;
-            let d = self.device()?;
-            let (bt, l, s) = (b * to, self.config.encoder.output_dim, samples);
+            let [b, _, to, _] = self.check_inputs(video.shape(), None)?;
             let logits = self.record_logits(rec, video)?;
             let mu = match (mode, responses) {
                 (LatentMode::Conditioned, Some((x, _))) => Some(self.record_means(rec, x, to)?),
                 _ => None,
             };
-            let ctx = rec.context();
-            let (zm, ns) = match &mu {
-                Some(mu) => (mu.clone(), 1),
-                None => (ops::random_normal(rec, &[s, bt, l], seed, 0)?, s),
-            };
-            let lat = ZigLatent { z: &zm, w_q: &d.w_q, w_theta: &d.w_theta };
-            let (q, th) = ops::zig_latent_params(rec, &logits, &lat)?;
-            let (q, th) = if ns == 1 {
-                (q.reshape(&[bt, n])?, th.reshape(&[bt, n])?)
-            } else {
-                let avg = Tensor::from_f32(ctx, &vec![1.0 / ns as f32; ns], &[1, ns])?;
-                let qa = ops::matmul(rec, &avg, &q.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
-                let ta = ops::matmul(rec, &avg, &th.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
-                (qa, ta)
-            };
-            let mean = ops::zig_moments(rec, &q, &th, &d.k, &d.loc, ZigMoment::Mean)?;
-            let loglik = match responses {
-                Some((_, y)) => {
-                    let z = match &mu {
-                        Some(mu) => {
-                            let ones = Tensor::from_f32(ctx, &vec![1.0; s], &[s, 1])?;
-                            let rep = ops::matmul(rec, &ones, &mu.reshape(&[1, bt * l])?)?;
-                            let noise = ops::random_normal_scaled(rec, &[s, bt * l], seed, 0, self.sigma)?;
-                            ops::add(rec, &rep, &noise, Activation::Identity)?.reshape(&[s, bt, l])?
-                        }
-                        None => zm.clone(),
-                    };
-                    let lat = ZigLatent { z: &z, w_q: &d.w_q, w_theta: &d.w_theta };
-                    Some(ops::zig_latent_loglik(rec, y, &logits, &lat, &d.k, &d.loc)?)
-                }
-                None => None,
-            };
-            Ok((mean, loglik))
+            let frames = Frames { batch: b, first: 0, count: to };
+            self.record_heads(rec, &logits, mu.as_ref(), responses.map(|(_, y)| y), frames, samples, seed)
         })
+    }
+
+    /// The latent noise of output frames `first .. first + count`: frame j's [S, B, L] are the
+    /// first S·B·L normals of Philox stream (seed, j), times `scale`; laid out as [S, B·count, L]
+    /// (bt = b·count + frame − first) for the latent ops. A frame's noise is the same in a clip
+    /// and in a stream.
+    pub(crate) fn record_noise(
+        &self,
+        rec: &mut Recorder,
+        f: Frames,
+        samples: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let l = self.config.encoder.output_dim;
+        let sb = samples
+            .checked_mul(f.batch)
+            .ok_or_else(|| Error::param(OP, "samples", "samples × batch are too many to count"))?;
+        let row = sb
+            .checked_mul(l)
+            .ok_or_else(|| Error::param(OP, "samples", "samples × batch × L are too many to count"))?;
+        let eps = ops::random_normal_rows(rec, f.count, row, seed, f.first as u64, scale)?;
+        ops::copy::swap_mid(rec, &eps, [1, f.count, sb, l], &[samples, f.batch * f.count, l])
+    }
+
+    /// From the logits [2, B·K, N] of K output frames (`f`): the ZIG mean [B·K, N] (from z = μ
+    /// [1, B·K, L] when given, else from q and θ averaged over the prior samples) and, with the
+    /// targets [B·K, N], their log-likelihood in bits (z = μ + σε, or ε).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_heads(
+        &self,
+        rec: &mut Recorder,
+        logits: &Tensor,
+        mu: Option<&Tensor>,
+        targets: Option<&Tensor>,
+        f: Frames,
+        samples: usize,
+        seed: u64,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let d = self.device()?;
+        let (bt, n, l, s) = (f.batch * f.count, self.config.readout.neurons, self.config.encoder.output_dim, samples);
+        let ctx = rec.context();
+        let (zm, ns) = match mu {
+            Some(mu) => (mu.clone(), 1),
+            None => (self.record_noise(rec, f, s, seed, 1.0)?, s),
+        };
+        let lat = ZigLatent { z: &zm, w_q: &d.w_q, w_theta: &d.w_theta };
+        let (q, th) = ops::zig_latent_params(rec, logits, &lat)?;
+        let (q, th) = if ns == 1 {
+            (q.reshape(&[bt, n])?, th.reshape(&[bt, n])?)
+        } else {
+            let avg = Tensor::from_f32(ctx, &vec![1.0 / ns as f32; ns], &[1, ns])?;
+            let qa = ops::matmul(rec, &avg, &q.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
+            let ta = ops::matmul(rec, &avg, &th.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
+            (qa, ta)
+        };
+        let mean = ops::zig_moments(rec, &q, &th, &d.k, &d.loc, ZigMoment::Mean)?;
+        let loglik = match targets {
+            Some(y) => {
+                let z = match mu {
+                    Some(mu) => {
+                        let ones = Tensor::from_f32(ctx, &vec![1.0; s], &[s, 1])?;
+                        let rep = ops::matmul(rec, &ones, &mu.reshape(&[1, bt * l])?)?;
+                        let noise = self.record_noise(rec, f, s, seed, self.sigma)?.reshape(&[s, bt * l])?;
+                        ops::add(rec, &rep, &noise, Activation::Identity)?.reshape(&[s, bt, l])?
+                    }
+                    None => zm.clone(),
+                };
+                let lat = ZigLatent { z: &z, w_q: &d.w_q, w_theta: &d.w_theta };
+                Some(ops::zig_latent_loglik(rec, y, logits, &lat, &d.k, &d.loc)?)
+            }
+            None => None,
+        };
+        Ok((mean, loglik))
     }
 
     /// Host video [B, 1, T, H, W] and responses [B, N, T] in, host mean and log-likelihood
