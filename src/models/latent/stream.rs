@@ -51,7 +51,9 @@ struct State {
     emitted: usize,
 }
 
-/// A stream of frames into a [`Latent`] model (see [`Latent::stream`]).
+/// A stream of frames into a [`Latent`] model (see [`Latent::stream`]). A clone continues from
+/// the same state on its own.
+#[derive(Clone)]
 pub struct LatentStream<'m> {
     model: &'m Latent,
     mode: LatentMode,
