@@ -8,7 +8,11 @@
 //! (the first half zeroed, as upstream's evaluation does; the ZIG mean from z = μ, the
 //! log-likelihood from S samples z = μ + σε) and prior sampling (z = ε, S samples; the mean of the
 //! ZIG with q and θ averaged over the samples, upstream's `sample_prior`). ε comes from the
-//! engine's Philox normals, so the GPU forward and the CPU reference draw the same noise.
+//! engine's Philox normals, one stream per output frame (frame j: stream (seed, j)), so the GPU
+//! forward, the CPU reference and a stream draw the same noise for a frame.
+//!
+//! [`LatentStream`] (`Latent::stream`) feeds frames as they come and gives the clip forward's
+//! outputs kt/2 frames late (the readout is not causal); `finish` gives the last ones.
 //!
 //! The core's layers are loaded here against the conv3d ops directly (`core.rs`), a small private
 //! module meant to be swapped for a shared video core.
