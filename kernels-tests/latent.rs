@@ -168,8 +168,16 @@ fn latent_given_noise_refusals() {
     let bad = up(&eps[..18], &[3, 3, 2]);
     let mut rec = ctx().recorder();
     refused_shape(m.record_given(&mut rec, &x, None, mode, &bad), "latent", "noise");
-    // Philox noise equals the same normals given (σ-scaled on the device when conditioned).
-    let philox = vcortex::reference::random::normal(4, 0, 2 * 9);
+    // Philox noise equals the same normals given (σ-scaled on the device when conditioned):
+    // output frame j's [S, B, L] = [2, 1, 3] from Philox stream (4, j), laid out [S, B·T', L].
+    let rows = vcortex::reference::random::normal_rows(4, 0, 3, 2 * 3);
+    let mut philox = vec![0f32; 18];
+    for j in 0..3 {
+        for si in 0..2 {
+            let (src, dst) = ((j * 2 + si) * 3, (si * 3 + j) * 3);
+            philox[dst..dst + 3].copy_from_slice(&rows[src..src + 3]);
+        }
+    }
     for mode in [LatentMode::Prior, LatentMode::Conditioned] {
         let a = m.predict_with(ctx(), &video, &shape, Some(&resp), mode, LatentNoise::Given(&philox)).unwrap();
         let b = m.predict(ctx(), &video, &shape, Some(&resp), mode, 2, 4).unwrap();
@@ -286,4 +294,153 @@ fn latent_grid_mean_predictor_positions() {
         let got = m.predict_with(ctx(), &video.data, &video.shape, Some(&resp.data), LatentMode::Prior, eps).unwrap();
         assert_close(&got.mean, &want["prior_mean"].data, 1e-6, 1e-4, &format!("grid mean predictor, tanh {tanh}"));
     }
+}
+
+/// Frames [B, 1, T, H, W] → frames lo..hi, and responses [B, N, T] → lo..hi.
+fn slice_time(x: &[f32], outer: usize, t: usize, inner: usize, lo: usize, hi: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(outer * (hi - lo) * inner);
+    for o in 0..outer {
+        out.extend_from_slice(&x[(o * t + lo) * inner..(o * t + hi) * inner]);
+    }
+    out
+}
+
+/// Appends [B, K, N] outputs to per-sample rows, so that the rows concatenate to [B, T', N].
+fn collect(rows: &mut [Vec<f32>], got: &[f32], shape: [usize; 3]) {
+    let [b, k, n] = shape;
+    assert_eq!(got.len(), b * k * n);
+    for (bi, row) in rows.iter_mut().enumerate() {
+        row.extend_from_slice(&got[bi * k * n..(bi + 1) * k * n]);
+    }
+}
+
+/// A stream fed the clip's frames one at a time and in chunks of several sizes gives, its
+/// emissions and `finish` concatenated, the clip forward's mean and log-likelihood: both modes
+/// (prior with and without responses), B = 1 and B > 1, a clip longer than the receptive field.
+/// Frames come out kt/2 core frames late.
+#[test]
+fn latent_stream_equals_clip() {
+    let (h, w, n, t) = (6usize, 7usize, 5usize, 15usize);
+    let mut m = Latent::random(small(n), 23).unwrap();
+    m.upload(ctx()).unwrap();
+    let (r, half) = (4usize, 2usize); // the core's receptive field in frames, kt/2 of the readout
+    for b in [1usize, 2] {
+        let (video, resp) = inputs(b, t, h, w, n, 40 + b as u64);
+        let shape = [b, 1, t, h, w];
+        for (mode, with) in [(LatentMode::Conditioned, true), (LatentMode::Prior, true), (LatentMode::Prior, false)] {
+            let clip = m.predict(ctx(), &video, &shape, with.then_some(&resp[..]), mode, 6, 11).unwrap();
+            let to = t - (r - 1);
+            assert_eq!(clip.shape, [b, to, n]);
+            for chunks in [vec![1usize; t], vec![3, 3, 3, 3, 3], vec![5, 2, 7, 1], vec![t], vec![2, 13]] {
+                let mut s = m.stream(b, h, w, mode, 6, 11).unwrap();
+                let (mut means, mut lls) = (vec![Vec::new(); b], vec![Vec::new(); b]);
+                let mut fed = 0;
+                for &k in &chunks {
+                    let f = slice_time(&video, b, t, h * w, fed, fed + k);
+                    let rs = with.then(|| slice_time(&resp, b * n, t, 1, fed, fed + k));
+                    let out = s.push(ctx(), &f, &[b, 1, k, h, w], rs.as_deref()).unwrap();
+                    fed += k;
+                    // Output frame j is final once core frame j + kt/2 exists.
+                    let done = (fed + 1).saturating_sub(r + half);
+                    assert_eq!(s.frames_emitted(), done.min(to), "{mode:?} chunks {chunks:?}");
+                    assert_eq!(s.frames_seen(), fed);
+                    collect(&mut means, &out.mean, out.shape);
+                    assert_eq!(out.loglik.is_some(), with);
+                    if let Some(ll) = &out.loglik {
+                        collect(&mut lls, ll, out.shape);
+                    }
+                }
+                let out = s.finish(ctx()).unwrap();
+                assert_eq!(out.shape[1], half.min(to));
+                assert_eq!(s.frames_seen(), 0, "finish starts over");
+                collect(&mut means, &out.mean, out.shape);
+                if let Some(ll) = &out.loglik {
+                    collect(&mut lls, ll, out.shape);
+                }
+                let what = format!("B{b} {mode:?} responses {with} chunks {chunks:?}");
+                assert_close(&means.concat(), &clip.mean, 1e-4, 1e-4, &format!("{what} mean"));
+                if with {
+                    assert_close(&lls.concat(), clip.loglik.as_ref().unwrap(), 1e-4, 1e-4, &format!("{what} loglik"));
+                }
+            }
+        }
+    }
+}
+
+/// The latent noise is defined per output frame: in the prior mode the frames of a clip that do
+/// not see its end (all but the last kt/2) are the same in a longer clip of the same video.
+#[test]
+fn latent_noise_is_per_frame() {
+    let (b, h, w, n) = (2usize, 5usize, 6usize, 4usize);
+    let mut m = Latent::random(small(n), 5).unwrap();
+    m.upload(ctx()).unwrap();
+    let (video, _) = inputs(b, 12, h, w, n, 3);
+    let short = slice_time(&video, b, 12, h * w, 0, 9);
+    let long = m.predict(ctx(), &video, &[b, 1, 12, h, w], None, LatentMode::Prior, 5, 2).unwrap();
+    let cut = m.predict(ctx(), &short, &[b, 1, 9, h, w], None, LatentMode::Prior, 5, 2).unwrap();
+    let keep = 6 - 2; // T' = 6 of the short clip, less kt/2
+    let first = |o: &[f32], to: usize| slice_time(o, b, to, n, 0, keep);
+    assert_close(&first(&cut.mean, 6), &first(&long.mean, 9), 1e-5, 1e-5, "prior mean of the common frames");
+}
+
+/// Refusals by name, each leaving the stream unchanged; `reset` starts a new clip.
+#[test]
+fn latent_stream_refusals_and_reset() {
+    let (b, h, w, n) = (2usize, 5usize, 5usize, 4usize);
+    let mut m = Latent::random(small(n), 9).unwrap();
+    let unloaded = Latent::random(small(n), 9).unwrap();
+    refused_param(unloaded.stream(b, h, w, LatentMode::Prior, 3, 0), "latent", "weights");
+    m.upload(ctx()).unwrap();
+    refused_param(m.stream(0, h, w, LatentMode::Prior, 3, 0), "latent", "batch");
+    refused_param(m.stream(b, h, w, LatentMode::Prior, 0, 0), "latent", "samples");
+    refused_shape(m.stream(b, 2, w, LatentMode::Prior, 3, 0), "latent", "frames");
+    let t = 9;
+    let (video, resp) = inputs(b, t, h, w, n, 6);
+    let clip = m.predict(ctx(), &video, &[b, 1, t, h, w], Some(&resp), LatentMode::Conditioned, 3, 4).unwrap();
+    let mut s = m.stream(b, h, w, LatentMode::Conditioned, 3, 4).unwrap();
+    let f1 = slice_time(&video, b, t, h * w, 0, 1);
+    let r1 = slice_time(&resp, b * n, t, 1, 0, 1);
+    let run = |s: &mut vcortex::models::LatentStream, lo: usize, hi: usize| {
+        let f = slice_time(&video, b, t, h * w, lo, hi);
+        let r = slice_time(&resp, b * n, t, 1, lo, hi);
+        s.push(ctx(), &f, &[b, 1, hi - lo, h, w], Some(&r)).unwrap()
+    };
+    run(&mut s, 0, 3);
+    // Wrong batch, channels, frame size; responses missing, mis-shaped.
+    refused_shape(s.push(ctx(), &f1[..h * w], &[1, 1, 1, h, w], Some(&r1[..n])), "latent", "frames");
+    let two: Vec<f32> = [f1.clone(), f1.clone()].concat();
+    refused_shape(s.push(ctx(), &two, &[b, 2, 1, h, w], Some(&r1)), "latent", "frames");
+    refused_shape(s.push(ctx(), &f1[..b * h * (w - 1)], &[b, 1, 1, h, w - 1], Some(&r1)), "latent", "frames");
+    refused_shape(s.push(ctx(), &f1, &[b, 1, 0, h, w], Some(&r1)), "latent", "frames");
+    refused_param(s.push(ctx(), &f1, &[b, 1, 1, h, w], None), "latent", "responses");
+    refused_length(s.push(ctx(), &f1, &[b, 1, 1, h, w], Some(&r1[..n])), "latent", "responses");
+    // On the device: responses of two frames with one frame.
+    let x = vcortex::tensor::Tensor::from_f32(ctx(), &f1, &[b, 1, 1, h, w]).unwrap();
+    let r2 = vcortex::tensor::Tensor::from_f32(ctx(), &[r1.clone(), r1.clone()].concat(), &[b, n, 2]).unwrap();
+    let mut rec = ctx().recorder();
+    refused_shape(s.record(&mut rec, &x, Some(&r2)), "latent", "responses");
+    refused_length(s.push(ctx(), &f1[1..], &[b, 1, 1, h, w], Some(&r1)), "latent", "frames");
+    assert_eq!(s.frames_seen(), 3, "unchanged by the refusals");
+    let mut means = vec![Vec::new(); b];
+    for o in [run(&mut s, 3, t), s.finish(ctx()).unwrap()] {
+        collect(&mut means, &o.mean, o.shape);
+    }
+    assert_close(&means.concat(), &clip.mean, 1e-4, 1e-4, "after the refusals");
+    // Reset mid-clip: the next frames are a new clip.
+    run(&mut s, 0, 5);
+    s.reset();
+    assert_eq!((s.frames_seen(), s.frames_emitted()), (0, 0));
+    let mut means = vec![Vec::new(); b];
+    for o in [run(&mut s, 0, t), s.finish(ctx()).unwrap()] {
+        collect(&mut means, &o.mean, o.shape);
+    }
+    assert_close(&means.concat(), &clip.mean, 1e-4, 1e-4, "after a reset");
+    // The prior mode takes responses with every call or with none.
+    let mut s = m.stream(b, h, w, LatentMode::Prior, 3, 4).unwrap();
+    s.push(ctx(), &f1, &[b, 1, 1, h, w], None).unwrap();
+    refused_param(s.push(ctx(), &f1, &[b, 1, 1, h, w], Some(&r1)), "latent", "responses");
+    assert_eq!(s.frames_seen(), 1);
+    // Finishing before the core has an output frame gives nothing.
+    let o = s.finish(ctx()).unwrap();
+    assert_eq!((o.shape, o.mean.len()), ([b, 0, n], 0));
 }

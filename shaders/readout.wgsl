@@ -25,7 +25,8 @@ struct RoParams {
     lo: u32, hi: u32, part: u32, _q: u32,
     // The ZIG kernels: t = frames per sample (ro.n = B*T images), kt x kc the readout conv's kernel,
     // s = latent samples, l = latent dims, nk / nl = the lengths of k and loc (broadcast along the
-    // last axis when shorter than the data).
+    // last axis when shorter than the data). zig_readout_conv: ho = output frames per sample, from
+    // frame wo of the window of t frames.
     t: u32, kt: u32, kc: u32, s: u32,
     l: u32, nk: u32, nl: u32, _r: u32,
 }
@@ -400,18 +401,21 @@ fn zig_readout_g(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     ro_y[i] = acc;
 }
 
-// Pass 2, one invocation per out[o, bt, n]; ro_x = g [2, kc + 1, B*T, N], ro_a = w [2, kt, kc],
-// ro_b = conv bias [2], ro_c = bias [N]. Frames outside 0..T (the time padding) read 0, still
-// multiplied by their weight, so a NaN weight gives NaN as PyTorch's padded conv does.
+// Pass 2, one invocation per out[o, b * K + j, n] (K = ro.ho frames per sample, from window frame
+// ro.wo on); ro_x = g [2, kc + 1, B*W, N] (ro.n = B*W images, ro.t = W frames per sample),
+// ro_a = w [2, kt, kc], ro_b = conv bias [2], ro_c = bias [N]. The whole clip is W = K = T from
+// frame 0. Frames outside the window (the time padding) read 0, still multiplied by their weight,
+// so a NaN weight gives NaN as PyTorch's padded conv does.
 @compute @workgroup_size(256)
 fn zig_readout_conv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= ro.total) { return; }
     let n = i % ro.m;
-    let bt = (i / ro.m) % ro.n;
-    let o = i / (ro.m * ro.n);
-    let t = bt % ro.t;
-    let b0 = bt - t;
+    let nk = (ro.n / ro.t) * ro.ho;
+    let bk = (i / ro.m) % nk;
+    let o = i / (ro.m * nk);
+    let t = ro.wo + bk % ro.ho;
+    let b0 = (bk / ro.ho) * ro.t;
     let pt = i32(ro.kt / 2u);
     let rows = ro.kc + 1u;
     var acc = 0.0;
@@ -424,7 +428,7 @@ fn zig_readout_conv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             acc = fma(ro_a[(o * ro.kt + dt) * ro.kc + dc], select(0.0, gv, inside), acc);
         }
     }
-    if (CONV_BIAS) { acc = fma(ro_b[o], ro_x[((o * rows + ro.kc) * ro.n + bt) * ro.m + n], acc); }
+    if (CONV_BIAS) { acc = fma(ro_b[o], ro_x[((o * rows + ro.kc) * ro.n + b0 + t) * ro.m + n], acc); }
     if (HAS_BIAS) { acc += ro_c[n]; }
     ro_y[i] = acc;
 }

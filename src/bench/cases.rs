@@ -62,6 +62,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "rot_eq_forward_b128", build: |s| rot_eq_forward(s, 128) },
     Entry { name: "cotrain_forward_b64", build: cotrain_forward },
     Entry { name: "latent_prior_s100", build: latent_prior },
+    Entry { name: "latent_stream_frame", build: latent_stream_frame },
     Entry { name: "cgnf_sample_200x1000", build: pose::cgnf_case },
     Entry { name: "platypose_sample_200x60", build: pose::platypose_case },
     Entry { name: "layernorm_12200x512", build: layernorm },
@@ -704,6 +705,56 @@ fn video_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
             let ps: Vec<f32> = (0..2).flat_map(|k| first_p[k * r..(k + 1) * r].to_vec()).collect();
             let (want, _) = m.reference_forward(&sub, &[1, c, r, h, w], Some(&ps), "mouse0")?;
             Ok((max_abs_diff(&out[..n], &want), coverage(b)))
+        }),
+    })
+}
+
+/// One new frame into a warm stream of the latent model of `latent_prior_s100` (prior mode, 100
+/// samples, with responses: the mean and the log-likelihood), host to host: the stream starts
+/// each call from the state after the first R + kt/2 frames (R = 19, kt/2 = 5), so every call
+/// emits output frame 1. Checked against the f64 reference of the clip of the frames it saw.
+fn latent_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    use crate::models::latent::{Latent, LatentConfig, LatentMode};
+    let neurons = if s.small { 1000 } else { 8000 };
+    let mut config = LatentConfig::paper(neurons);
+    if s.small {
+        config.core.hidden_channels = vec![4, 8, 8];
+    }
+    let c = &config.core;
+    let r = 1 + (c.temporal_input_kernel - 1) + (c.hidden_channels.len() - 1) * (c.temporal_hidden_kernel - 1);
+    let warm_frames = r + config.readout.kernel[0] / 2;
+    let t = warm_frames + 1;
+    let (h, w) = (36, 64);
+    let mut model = Latent::random(config, 17)?;
+    model.upload(s.ctx)?;
+    // The stream borrows the model for as long as the case lives: the model is leaked (one per
+    // suite run) so that the case can hold both.
+    let model: &'static Latent = Box::leak(Box::new(model));
+    let mut rng = inputs();
+    let video = uniform(&mut rng, t * h * w);
+    let responses: Vec<f32> = uniform(&mut rng, neurons * t).iter().map(|v| v.max(0.0)).collect();
+    let ctx = s.ctx;
+    let resp = |t0: usize, k: usize| -> Vec<f32> {
+        (0..neurons).flat_map(|i| responses[i * t + t0..i * t + t0 + k].to_vec()).collect()
+    };
+    let mut warm = model.stream(1, h, w, LatentMode::Prior, 100, 3)?;
+    warm.push(ctx, &video[..warm_frames * h * w], &[1, 1, warm_frames, h, w], Some(&resp(0, warm_frames)))?;
+    let last = video[warm_frames * h * w..].to_vec();
+    let last_r = resp(warm_frames, 1);
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Call(Box::new(move || {
+            let mut stream = warm.clone();
+            let out = stream.push(ctx, &last, &[1, 1, 1, h, w], Some(&last_r))?;
+            Ok([out.mean, out.loglik.unwrap_or_default()].concat())
+        })),
+        check: Box::new(move |out| {
+            let want =
+                model.reference_forward(&video, &[1, 1, t, h, w], Some(&responses), LatentMode::Prior, 100, 3)?;
+            let frame = |x: &[f32]| x[neurons..2 * neurons].to_vec();
+            let want = [frame(&want.mean), frame(&want.loglik.unwrap_or_default())].concat();
+            Ok((max_abs_diff(out, &want), "full"))
         }),
     })
 }

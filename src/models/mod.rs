@@ -20,7 +20,7 @@ pub mod video;
 pub use cgnf::{Cgnf, CgnfConfig};
 pub use cotrain::{Cotrain, CotrainConfig};
 pub use flow::{Flow, FlowConfig};
-pub use latent::{Latent, LatentConfig, LatentMode, LatentNoise, LatentOutput};
+pub use latent::{Latent, LatentConfig, LatentMode, LatentNoise, LatentOutput, LatentStream};
 pub use sensorium::{Sensorium, SensoriumConfig};
 pub(crate) use state_dict::widen;
 pub use state_dict::StateDict;

@@ -77,7 +77,7 @@ pub use matmul::{linear, matmul, matmul_nt, matmul_with, MatmulKernel};
 pub use neurn::{neurn, MaxScope, NeurnParams};
 pub use norm::{batch_norm, layer_norm};
 pub use pool::{avg_pool2d, max_pool2d, Pool2dParams};
-pub use random::{random_normal, random_normal_scaled, random_uniform};
+pub use random::{random_normal, random_normal_rows, random_normal_scaled, random_uniform};
 pub use readout::{
     gaussian_readout, gaussian_readout_sample, gaussian_readout_sorted, grid_sample, ReadoutSample, SortedReadout,
 };

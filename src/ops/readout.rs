@@ -34,7 +34,8 @@ pub(crate) struct RoParams {
     pub part: u32,
     pub _q: u32,
     /// The ZIG kernels (ops::zig): frames per sample, the readout conv's kernel, latent samples and
-    /// dims, the lengths of k and loc.
+    /// dims, the lengths of k and loc (zig_readout_conv: `ho` output frames per sample from frame
+    /// `wo` of a window of `t`).
     pub t: u32,
     pub kt: u32,
     pub kc: u32,

@@ -141,6 +141,59 @@ pub fn zig_readout(
     r: &ZigReadout,
     shift: Option<&Tensor>,
 ) -> Result<Tensor> {
+    let d = readout_checks(rec, x, frames, r, shift)?;
+    let g = record_columns(rec, x, r, shift, &d)?;
+    record_window(rec, &g, r, &d, d.bt / d.t, 0, d.t)
+}
+
+/// Pass 1 of [`zig_readout`] alone, per frame: the columns g [2, kc + 1, B·T, N] of x
+/// [B·T, C, H, W] (row r < kc: the channel sums of the samples times the features of conv column
+/// r, row kc: Σ_c features). A stream computes them for its new frames only.
+pub(crate) fn zig_readout_columns(rec: &mut Recorder, x: &Tensor, r: &ZigReadout) -> Result<Tensor> {
+    let d = readout_checks(rec, x, 1, r, None)?;
+    record_columns(rec, x, r, None, &d)
+}
+
+/// Pass 2 of [`zig_readout`] on a window of columns g [2, kc + 1, B·W, N] (W frames per sample,
+/// as [`zig_readout_columns`] gives them): the logits [2, B·K, N] of the K = `count` frames from
+/// window frame `first` on. Taps outside the window read zeros, so the window's first frame
+/// plays the clip's start and its last the clip's end; a window that holds kt/2 frames either
+/// side of the frames asked for gives the clip's values.
+pub(crate) fn zig_readout_window(
+    rec: &mut Recorder,
+    g: &Tensor,
+    batch: usize,
+    first: usize,
+    count: usize,
+    r: &ZigReadout,
+) -> Result<Tensor> {
+    const OP: &str = "zig_readout";
+    g.expect_f32(OP, "columns")?;
+    let n = match *r.mu.shape() {
+        [n, 2] if n >= 1 => n,
+        _ => return Err(Error::shape(OP, "mu", r.mu.shape(), "[N, 2] with N >= 1")),
+    };
+    let (kt, kc) = conv_kernel(OP, r.conv_weight.shape())?;
+    let bw = match *g.shape() {
+        [2, rows, bw, gn] if rows == kc + 1 && gn == n && batch >= 1 && bw % batch == 0 && bw > 0 => bw,
+        _ => return Err(Error::shape(OP, "columns", g.shape(), format!("[2, {}, B·W, {n}] with B = {batch}", kc + 1))),
+    };
+    let w = bw / batch;
+    if count == 0 || first.checked_add(count).is_none_or(|e| e > w) {
+        return Err(Error::param(OP, "frames", format!("{count} frames from {first} in a window of {w}")));
+    }
+    let d = ZigDims { bt: bw, c: 0, h: 0, w: 0, n, t: w, kt, kc };
+    record_window(rec, g, r, &d, batch, first, count)
+}
+
+/// The checks of [`zig_readout`] (dtypes, shapes, the loop budget of pass 2).
+fn readout_checks(
+    rec: &Recorder,
+    x: &Tensor,
+    frames: usize,
+    r: &ZigReadout,
+    shift: Option<&Tensor>,
+) -> Result<ZigDims> {
     const OP: &str = "zig_readout";
     for (t, name) in [
         (Some(x), "input"),
@@ -174,6 +227,19 @@ pub fn zig_readout(
             format!("kernel ({}, {}) is past the loop budget {budget}", d.kt, d.kc),
         ));
     }
+    Ok(d)
+}
+
+/// Pass 1: g [2, kc + 1, B·T, N], the channel sums of each conv column (and of the features).
+fn record_columns(
+    rec: &mut Recorder,
+    x: &Tensor,
+    r: &ZigReadout,
+    shift: Option<&Tensor>,
+    d: &ZigDims,
+) -> Result<Tensor> {
+    const OP: &str = "zig_readout";
+    let budget = usize::try_from(rec.loop_budget()).unwrap_or(usize::MAX);
     let rows = d.kc + 1;
     let g_total = 2usize
         .checked_mul(rows)
@@ -193,7 +259,6 @@ pub fn zig_readout(
         kc: d.kc as u32,
         ..Default::default()
     };
-    // Pass 1: g [2, kc + 1, B·T, N], the channel sums of each conv column (and of the features).
     let g = rec.alloc(OP, &[2, rows, d.bt, d.n], DType::F32)?;
     let kg = ctx.kernel(
         &PipelineKey::new("readout", "zig_readout_g", &ZIG_BINDINGS)
@@ -215,20 +280,49 @@ pub fn zig_readout(
             groups,
         )?;
     }
-    // Pass 2: the (time, channel) conv taps over g.
-    let total = 2 * d.bt * d.n;
+    Ok(g)
+}
+
+/// Pass 2: the (time, channel) conv taps over the window g [2, kc + 1, B·W, N] (d.bt = B·W,
+/// d.t = W) for `count` frames per sample from window frame `first`: [2, B·count, N].
+fn record_window(
+    rec: &mut Recorder,
+    g: &Tensor,
+    r: &ZigReadout,
+    d: &ZigDims,
+    batch: usize,
+    first: usize,
+    count: usize,
+) -> Result<Tensor> {
+    const OP: &str = "zig_readout";
+    let bk = batch * count;
+    let total = 2usize
+        .checked_mul(bk)
+        .and_then(|v| v.checked_mul(d.n))
+        .ok_or_else(|| Error::param(OP, "input", "the readout's output is too large to count"))?;
+    let ctx = rec.context();
     let kc2 = ctx.kernel(
         &PipelineKey::new("readout", "zig_readout_conv", &ZIG_BINDINGS)
             .flag(ov::CONV_BIAS, r.conv_bias.is_some())
             .flag(ov::HAS_BIAS, r.bias.is_some()),
     )?;
-    let y = rec.alloc(OP, &[2, d.bt, d.n], DType::F32)?;
-    let pc = RoParams { total: total as u32, ..p };
+    let y = rec.alloc(OP, &[2, bk, d.n], DType::F32)?;
+    let pc = RoParams {
+        n: count_u32(OP, "input", d.bt)?,
+        m: d.n as u32,
+        total: count_u32(OP, "input", total)?,
+        t: d.t as u32,
+        kt: d.kt as u32,
+        kc: d.kc as u32,
+        ho: count as u32,
+        wo: first as u32,
+        ..Default::default()
+    };
     rec.dispatch(
         OP,
         kc2,
         bytemuck::bytes_of(&pc),
-        &[Some(&g), Some(r.conv_weight), r.conv_bias, r.bias, None, Some(&y), None, None],
+        &[Some(g), Some(r.conv_weight), r.conv_bias, r.bias, None, Some(&y), None, None],
         super::elementwise_grid(ctx, total, OP)?,
     )?;
     Ok(y)

@@ -45,6 +45,12 @@ pub fn normal(seed: u64, offset: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
+/// `rows` × `row_len` normals, row r the first `row_len` of stream (seed, offset + r) (wrapping):
+/// `ops::random_normal_rows`.
+pub fn normal_rows(seed: u64, offset: u64, rows: usize, row_len: usize) -> Vec<f32> {
+    (0..rows).flat_map(|r| normal(seed, offset.wrapping_add(r as u64), row_len)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     /// The known-answer vectors of the Random123 distribution (kat_vectors, philox4x32 10 rounds).

@@ -8,8 +8,12 @@
 //! (the first half zeroed, as upstream's evaluation does; the ZIG mean from z = μ, the
 //! log-likelihood from S samples z = μ + σε) and prior sampling (z = ε, S samples; the mean of the
 //! ZIG with q and θ averaged over the samples, upstream's `sample_prior`). ε comes from the
-//! engine's Philox normals, so the GPU forward and the CPU reference draw the same noise, or is
-//! given ([`LatentNoise::Given`], e.g. PyTorch's draws).
+//! engine's Philox normals, one stream per output frame (frame j: stream (seed, j)), so the GPU
+//! forward, the CPU reference and a stream draw the same noise for a frame; or it is given
+//! ([`LatentNoise::Given`], e.g. PyTorch's draws).
+//!
+//! [`LatentStream`] (`Latent::stream`) feeds frames as they come and gives the clip forward's
+//! outputs kt/2 frames late (the readout is not causal); `finish` gives the last ones.
 //!
 //! The core is the shared [`VideoCore`] (neuralpredictors' `Factorized3dCore`, upstream's keys).
 
@@ -18,8 +22,10 @@ mod fixtures;
 mod load;
 mod record;
 mod reference;
+mod stream;
 
 pub use config::{LatentConfig, LatentCoreConfig, LatentEncoderConfig, LatentK, LatentReadoutConfig};
+pub use stream::{LatentFrames, LatentStream};
 
 use crate::error::{Error, Result};
 use crate::io::HostTensor;

@@ -7,6 +7,15 @@ use crate::ops::{self, Activation, ZigLatent, ZigMoment, ZigReadout};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
 
+/// Which output frames a head covers: `count` frames per sample from absolute output frame
+/// `first` (0 = the clip's or the stream's first), for `batch` samples.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frames {
+    pub batch: usize,
+    pub first: usize,
+    pub count: usize,
+}
+
 impl Latent {
     /// The core and the ZIG readout on a video [B, 1, T, H, W]: logits [2, B·T', N].
     pub fn record_logits(&self, rec: &mut Recorder, video: &Tensor) -> Result<Tensor> {
@@ -64,7 +73,7 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        self.record_noise(rec, video, responses, mode, Noise::Philox { samples, seed })
+        self.record_with(rec, video, responses, mode, Noise::Philox { samples, seed })
     }
 
     /// [`Latent::record`] on given standard normals ε [S, B·T', L] (S their first axis).
@@ -76,10 +85,10 @@ impl Latent {
         mode: LatentMode,
         noise: &Tensor,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        self.record_noise(rec, video, responses, mode, Noise::Given(noise))
+        self.record_with(rec, video, responses, mode, Noise::Given(noise))
     }
 
-    fn record_noise(
+    fn record_with(
         &self,
         rec: &mut Recorder,
         video: &Tensor,
@@ -87,7 +96,7 @@ impl Latent {
         mode: LatentMode,
         noise: Noise,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let [b, _, to, n] = self.check_inputs(video.shape(), None)?;
+        let [b, _, to, _] = self.check_inputs(video.shape(), None)?;
         let (bt, l) = (b * to, self.config.encoder.output_dim);
         let s = match noise {
             Noise::Philox { samples, .. } => samples,
@@ -101,58 +110,103 @@ impl Latent {
         };
         Self::check_mode(mode, s, responses.is_some())?;
         rec.atomic(|rec| {
-            let d = self.device()?;
-            // ε [S, B·T', L] times `scale`.
-            let eps = |rec: &mut Recorder, scale: f32| -> Result<Tensor> {
-                match noise {
-                    Noise::Philox { seed, .. } => ops::random_normal_scaled(rec, &[s, bt, l], seed, 0, scale),
-                    Noise::Given(e) if scale == 1.0 => Ok(e.clone()),
-                    Noise::Given(e) => {
-                        let w = Tensor::from_f32(rec.context(), &[scale], &[1, 1])?;
-                        ops::linear(rec, &e.reshape(&[s * bt * l, 1])?, &w, None, Activation::Identity)?
-                            .reshape(&[s, bt, l])
-                    }
-                }
-            };
             let logits = self.record_logits(rec, video)?;
             let mu = match (mode, responses) {
                 (LatentMode::Conditioned, Some((x, _))) => Some(self.record_means(rec, x, to)?),
                 _ => None,
             };
-            let ctx = rec.context();
-            let (zm, ns) = match &mu {
-                Some(mu) => (mu.clone(), 1),
-                None => (eps(rec, 1.0)?, s),
-            };
-            let lat = ZigLatent { z: &zm, w_q: &d.w_q, w_theta: &d.w_theta };
-            let (q, th) = ops::zig_latent_params(rec, &logits, &lat)?;
-            let (q, th) = if ns == 1 {
-                (q.reshape(&[bt, n])?, th.reshape(&[bt, n])?)
-            } else {
-                let avg = Tensor::from_f32(ctx, &vec![1.0 / ns as f32; ns], &[1, ns])?;
-                let qa = ops::matmul(rec, &avg, &q.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
-                let ta = ops::matmul(rec, &avg, &th.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
-                (qa, ta)
-            };
-            let mean = ops::zig_moments(rec, &q, &th, &d.k, &d.loc, ZigMoment::Mean)?;
-            let loglik = match responses {
-                Some((_, y)) => {
-                    let z = match &mu {
-                        Some(mu) => {
-                            let ones = Tensor::from_f32(ctx, &vec![1.0; s], &[s, 1])?;
-                            let rep = ops::matmul(rec, &ones, &mu.reshape(&[1, bt * l])?)?;
-                            let noise = eps(rec, self.sigma)?.reshape(&[s, bt * l])?;
-                            ops::add(rec, &rep, &noise, Activation::Identity)?.reshape(&[s, bt, l])?
-                        }
-                        None => zm.clone(),
-                    };
-                    let lat = ZigLatent { z: &z, w_q: &d.w_q, w_theta: &d.w_theta };
-                    Some(ops::zig_latent_loglik(rec, y, &logits, &lat, &d.k, &d.loc)?)
-                }
-                None => None,
-            };
-            Ok((mean, loglik))
+            let frames = Frames { batch: b, first: 0, count: to };
+            self.record_heads(rec, &logits, mu.as_ref(), responses.map(|(_, y)| y), frames, noise)
         })
+    }
+
+    /// The latent noise of output frames `first .. first + count`: frame j's [S, B, L] are the
+    /// first S·B·L normals of Philox stream (seed, j), times `scale`; laid out as [S, B·count, L]
+    /// (bt = b·count + frame − first) for the latent ops. A frame's noise is the same in a clip
+    /// and in a stream.
+    pub(crate) fn philox_noise(
+        &self,
+        rec: &mut Recorder,
+        f: Frames,
+        samples: usize,
+        seed: u64,
+        scale: f32,
+    ) -> Result<Tensor> {
+        let l = self.config.encoder.output_dim;
+        let sb = samples
+            .checked_mul(f.batch)
+            .ok_or_else(|| Error::param(OP, "samples", "samples × batch are too many to count"))?;
+        let row = sb
+            .checked_mul(l)
+            .ok_or_else(|| Error::param(OP, "samples", "samples × batch × L are too many to count"))?;
+        let eps = ops::random_normal_rows(rec, f.count, row, seed, f.first as u64, scale)?;
+        ops::copy::swap_mid(rec, &eps, [1, f.count, sb, l], &[samples, f.batch * f.count, l])
+    }
+
+    /// From the logits [2, B·K, N] of K output frames (`f`): the ZIG mean [B·K, N] (from z = μ
+    /// [1, B·K, L] when given, else from q and θ averaged over the prior samples) and, with the
+    /// targets [B·K, N], their log-likelihood in bits (z = μ + σε, or ε).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_heads(
+        &self,
+        rec: &mut Recorder,
+        logits: &Tensor,
+        mu: Option<&Tensor>,
+        targets: Option<&Tensor>,
+        f: Frames,
+        noise: Noise,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let d = self.device()?;
+        let (bt, n, l) = (f.batch * f.count, self.config.readout.neurons, self.config.encoder.output_dim);
+        let s = match noise {
+            Noise::Philox { samples, .. } => samples,
+            Noise::Given(e) => e.shape()[0],
+        };
+        let ctx = rec.context();
+        // ε [S, B·K, L] times `scale`: Philox per frame, or the given normals.
+        let eps = |rec: &mut Recorder, scale: f32| -> Result<Tensor> {
+            match noise {
+                Noise::Philox { samples, seed } => self.philox_noise(rec, f, samples, seed, scale),
+                Noise::Given(e) if scale == 1.0 => Ok(e.clone()),
+                Noise::Given(e) => {
+                    let w = Tensor::from_f32(rec.context(), &[scale], &[1, 1])?;
+                    ops::linear(rec, &e.reshape(&[s * bt * l, 1])?, &w, None, Activation::Identity)?
+                        .reshape(&[s, bt, l])
+                }
+            }
+        };
+        let (zm, ns) = match mu {
+            Some(mu) => (mu.clone(), 1),
+            None => (eps(rec, 1.0)?, s),
+        };
+        let lat = ZigLatent { z: &zm, w_q: &d.w_q, w_theta: &d.w_theta };
+        let (q, th) = ops::zig_latent_params(rec, logits, &lat)?;
+        let (q, th) = if ns == 1 {
+            (q.reshape(&[bt, n])?, th.reshape(&[bt, n])?)
+        } else {
+            let avg = Tensor::from_f32(ctx, &vec![1.0 / ns as f32; ns], &[1, ns])?;
+            let qa = ops::matmul(rec, &avg, &q.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
+            let ta = ops::matmul(rec, &avg, &th.reshape(&[ns, bt * n])?)?.reshape(&[bt, n])?;
+            (qa, ta)
+        };
+        let mean = ops::zig_moments(rec, &q, &th, &d.k, &d.loc, ZigMoment::Mean)?;
+        let loglik = match targets {
+            Some(y) => {
+                let z = match mu {
+                    Some(mu) => {
+                        let ones = Tensor::from_f32(ctx, &vec![1.0; s], &[s, 1])?;
+                        let rep = ops::matmul(rec, &ones, &mu.reshape(&[1, bt * l])?)?;
+                        let noise = eps(rec, self.sigma)?.reshape(&[s, bt * l])?;
+                        ops::add(rec, &rep, &noise, Activation::Identity)?.reshape(&[s, bt, l])?
+                    }
+                    None => zm.clone(),
+                };
+                let lat = ZigLatent { z: &z, w_q: &d.w_q, w_theta: &d.w_theta };
+                Some(ops::zig_latent_loglik(rec, y, logits, &lat, &d.k, &d.loc)?)
+            }
+            None => None,
+        };
+        Ok((mean, loglik))
     }
 
     /// Host video [B, 1, T, H, W] and responses [B, N, T] in, host mean and log-likelihood
@@ -213,9 +267,9 @@ impl Latent {
     }
 }
 
-/// The noise of a recorded forward.
+/// The noise of a recorded forward: Philox normals per output frame, or given ε [S, B·T', L].
 #[derive(Clone, Copy)]
-enum Noise<'a> {
+pub(crate) enum Noise<'a> {
     Philox { samples: usize, seed: u64 },
     Given(&'a Tensor),
 }

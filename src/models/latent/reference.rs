@@ -12,6 +12,23 @@ fn zig_mean(q: f64, theta: f64, k: f64, loc: f64) -> f64 {
     (1.0 - q) * loc / 2.0 + q * (k * theta + loc)
 }
 
+/// The latent noise ε [S, B·K, L] of output frames first .. first + K: frame j's [S, B, L] are
+/// the first S·B·L normals of Philox stream (seed, j) (`Latent::philox_noise`).
+pub(crate) fn frame_noise(seed: u64, first: usize, k: usize, b: usize, s: usize, l: usize) -> Vec<f32> {
+    let rows = reference::random::normal_rows(seed, first as u64, k, s * b * l);
+    let mut out = vec![0f32; rows.len()];
+    for j in 0..k {
+        for si in 0..s {
+            for bi in 0..b {
+                let src = ((j * s + si) * b + bi) * l;
+                let dst = (si * b * k + bi * k + j) * l;
+                out[dst..dst + l].copy_from_slice(&rows[src..src + l]);
+            }
+        }
+    }
+    out
+}
+
 impl Latent {
     /// The ZIG readout's logits [2, B·T', N] of a video [B, 1, T, H, W], and T'.
     pub fn reference_logits(&self, video: &[f32], shape: &[usize]) -> Result<(Vec<f32>, usize)> {
@@ -82,7 +99,7 @@ impl Latent {
 
     /// The whole forward pass on the CPU: video [B, 1, T, H, W], responses [B, N, T] (needed to
     /// condition; when given, the log-likelihood of their last T' frames is computed), S samples
-    /// of Philox noise ε [S, B·T', L] from `seed` (offset 0).
+    /// of Philox noise ε [S, B·T', L], output frame j's [S, B, L] from stream (seed, j).
     pub fn reference_forward(
         &self,
         video: &[f32],
@@ -112,7 +129,7 @@ impl Latent {
         let (logits, _) = self.reference_logits(video, shape)?;
         let (bt, l) = (b * to, self.config.encoder.output_dim);
         let eps = match noise {
-            LatentNoise::Philox { seed, .. } => reference::random::normal(seed, 0, s * bt * l),
+            LatentNoise::Philox { seed, .. } => frame_noise(seed, 0, to, b, s, l),
             LatentNoise::Given(e) => e.to_vec(),
         };
         let mu = match (mode, responses) {
