@@ -112,19 +112,10 @@ class Model(nn.Module):
         return y.reshape(b, t, -1)
 
 
-def make(name, kind, seed):
-    torch.manual_seed(seed)
-    hidden, neurons, offset = [4, 6], {"m1": 11, "m2": 7}, 0.1
-    m = Model(kind, 3, hidden, 5, 3, 3, 2, neurons)
-    for layer in m.core.features:
-        layer.norm.running_mean.uniform_(-0.3, 0.3)
-        layer.norm.running_var.uniform_(0.5, 1.5)
-        layer.norm.weight.data.uniform_(0.5, 1.5)
-        layer.norm.bias.data.uniform_(-0.3, 0.3)
-        layer.norm.num_batches_tracked.fill_(12)
-    m.eval()
-    video = torch.randn(2, 3, 10, 12, 15)
-    pupil = torch.rand(2, 2, 10) * 2 - 1
+def save_case(name, m, video, pupil, neurons, offset, parts):
+    """Runs the float64 copy of model `m` on `video` (pupil_center `pupil` for m1, the readout with
+    the shifter) and writes data/video/NAME/: the float32 state dict, the inputs, the expected
+    [B, N, T'] per data key, and config.json (`parts` the config's core and gru sections)."""
     md = m.double()
     expected = {}
     with torch.no_grad():
@@ -139,9 +130,7 @@ def make(name, kind, seed):
     save_file(expected, os.path.join(out, "expected.safetensors"))
     config = {
         "kind": "video",
-        "core": {"type": kind, "input_channels": 3, "hidden_channels": hidden, "spatial_input_kernel": 5,
-                 "temporal_input_kernel": 3, "spatial_hidden_kernel": 3, "temporal_hidden_kernel": 2,
-                 "padding": False, "final_nonlin": True},
+        **parts,
         "readouts": {"m1": {"neurons": 11, "shifter": True}, "m2": {"neurons": 7, "grid_mean_final_tanh": True}},
         "elu_offset": offset,
     }
@@ -149,6 +138,23 @@ def make(name, kind, seed):
         json.dump(config, f, indent=1)
         f.write("\n")
     print(name, {k: tuple(v.shape) for k, v in expected.items()})
+
+
+def make(name, kind, seed):
+    torch.manual_seed(seed)
+    hidden, neurons, offset = [4, 6], {"m1": 11, "m2": 7}, 0.1
+    m = Model(kind, 3, hidden, 5, 3, 3, 2, neurons)
+    for layer in m.core.features:
+        layer.norm.running_mean.uniform_(-0.3, 0.3)
+        layer.norm.running_var.uniform_(0.5, 1.5)
+        layer.norm.weight.data.uniform_(0.5, 1.5)
+        layer.norm.bias.data.uniform_(-0.3, 0.3)
+        layer.norm.num_batches_tracked.fill_(12)
+    m.eval()
+    core = {"type": kind, "input_channels": 3, "hidden_channels": hidden, "spatial_input_kernel": 5,
+            "temporal_input_kernel": 3, "spatial_hidden_kernel": 3, "temporal_hidden_kernel": 2,
+            "padding": False, "final_nonlin": True}
+    save_case(name, m, torch.randn(2, 3, 10, 12, 15), torch.rand(2, 2, 10) * 2 - 1, neurons, offset, {"core": core})
 
 
 if __name__ == "__main__":

@@ -28,19 +28,17 @@ Writes kernels-tests/data/video/{gru2d,gru2d_ds}/{config.json, weights, inputs,
 expected}.safetensors (a few tens of KB); kernels-tests/video.rs holds the GPU and the CPU
 reference within 1e-4.
 """
-import json
 import os
 import sys
 import warnings
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from golden_common import prepare_neuralpredictors_import  # noqa: E402
-from golden_video import ROOT, Readout, Shifter  # noqa: E402
+from golden_video import Readout, Shifter, save_case  # noqa: E402
 
 prepare_neuralpredictors_import()
 warnings.filterwarnings("ignore")
@@ -128,32 +126,9 @@ def make(name, seed, depth_separable, gru_pad, rec_kern):
         for p in m.gru_module.parameters():
             p.uniform_(-0.4, 0.4)
     m.eval()
-    video = torch.randn(2, 3, 6, 13, 15)
-    pupil = torch.rand(2, 2, 6) * 2 - 1
-    md = m.double()
-    expected = {}
-    with torch.no_grad():
-        for k in neurons:
-            y = md(video.double(), k, pupil.double() if k == "m1" else None, offset)
-            expected[k] = y.permute(0, 2, 1).float().contiguous()
-    sd = {k: v.float().contiguous() if v.is_floating_point() else v.contiguous() for k, v in m.state_dict().items()}
-    out = os.path.join(ROOT, name)
-    os.makedirs(out, exist_ok=True)
-    save_file(sd, os.path.join(out, "weights.safetensors"))
-    save_file({"video": video, "pupil_center": pupil}, os.path.join(out, "inputs.safetensors"))
-    save_file(expected, os.path.join(out, "expected.safetensors"))
     cfg_core = {k: v for k, v in core.items() if k not in ("momentum", "gamma_input", "gamma_hidden", "input_regularizer")}
-    config = {
-        "kind": "video",
-        "core": {"type": "2D", **cfg_core},
-        "gru": gru,
-        "readouts": {"m1": {"neurons": 11, "shifter": True}, "m2": {"neurons": 7, "grid_mean_final_tanh": True}},
-        "elu_offset": offset,
-    }
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=1)
-        f.write("\n")
-    print(name, {k: tuple(v.shape) for k, v in expected.items()})
+    parts = {"core": {"type": "2D", **cfg_core}, "gru": gru}
+    save_case(name, m, torch.randn(2, 3, 6, 13, 15), torch.rand(2, 2, 6) * 2 - 1, neurons, offset, parts)
 
 
 if __name__ == "__main__":
