@@ -112,28 +112,57 @@ fn video_refusals() {
     refused_shape(m.stream("m2", 1, 5, 13), "video", "video");
 }
 
+/// Golden `name` (data/video/NAME, written by scripts/golden_video.py or golden_video2d.py): the
+/// GPU forward, the CPU reference and a stream fed one frame at a time (its outputs, the frames
+/// past the receptive field, concatenated in time) each within 1e-4 relative of PyTorch's, for
+/// both data keys (m1 with the shifter on `pupil_center`). Returns the golden's folder.
+fn check_golden(name: &str) -> std::path::PathBuf {
+    use vcortex::io::read_safetensors;
+    let dir = crate::common::data_dir("video").join(name);
+    let m = Video::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
+    let mut inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
+    let video = inputs.remove("video").unwrap();
+    let pupil = inputs.remove("pupil_center").unwrap();
+    let mut want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
+    let [b, c, t, h, w] = video.shape[..] else { panic!("5-D") };
+    for key in ["m1", "m2"] {
+        let p = (key == "m1").then_some(&pupil.data[..]);
+        let wt = want.remove(key).unwrap();
+        let (got, gs) = m.predict(ctx(), &video.data, &video.shape, p, key).unwrap();
+        assert_eq!(gs, wt.shape, "{name} {key}");
+        assert_close(&got, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
+        let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
+        assert_close(&cpu, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
+        let (n, to) = (gs[1], gs[2]);
+        let mut s = m.stream(key, b, h, w).unwrap();
+        let mut streamed = vec![0f32; b * n * to];
+        let mut done = 0;
+        for f in 0..t {
+            let frame: Vec<f32> =
+                (0..b * c).flat_map(|bc| video.data[(bc * t + f) * h * w..][..h * w].to_vec()).collect();
+            let pf: Option<Vec<f32>> = p.map(|p| (0..b * 2).map(|i| p[i * t + f]).collect());
+            let (y, ys) = s.push(ctx(), &frame, &[b, c, 1, h, w], pf.as_deref()).unwrap();
+            let k = ys[2];
+            assert_eq!(ys, vec![b, n, k], "{name} {key} frame {f}");
+            for row in 0..b * n {
+                streamed[row * to + done..][..k].copy_from_slice(&y[row * k..][..k]);
+            }
+            done += k;
+        }
+        assert_eq!(done, to, "{name} {key}: the stream gives every output frame");
+        assert_close(&streamed, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (stream)"));
+    }
+    dir
+}
+
 /// The plain-PyTorch port of upstream's modules (scripts/golden_video.py, data/video/{factorised,
-/// basic}): GPU and CPU reference within 1e-4 relative; the weights hold int64 buffers
+/// basic}): GPU, CPU reference and stream within 1e-4 relative; the weights hold int64 buffers
 /// (num_batches_tracked) and a grid_mean_predictor readout.
 #[test]
 fn video_goldens_match_pytorch() {
-    use vcortex::io::{read_safetensors, read_weights};
+    use vcortex::io::read_weights;
     for name in ["factorised", "basic"] {
-        let dir = crate::common::data_dir("video").join(name);
-        let m = Video::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
-        let mut inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
-        let video = inputs.remove("video").unwrap();
-        let pupil = inputs.remove("pupil_center").unwrap();
-        let mut want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
-        for key in ["m1", "m2"] {
-            let p = (key == "m1").then_some(&pupil.data[..]);
-            let w = want.remove(key).unwrap();
-            let (got, gs) = m.predict(ctx(), &video.data, &video.shape, p, key).unwrap();
-            assert_eq!(gs, w.shape, "{name} {key}");
-            assert_close(&got, &w.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
-            let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
-            assert_close(&cpu, &w.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
-        }
+        let dir = check_golden(name);
         // Empty tensors, as upstream's state dicts hold some, are accepted.
         let mut sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
         sd.insert("readout.m1.empty".into(), vcortex::io::HostTensor::new(vec![80, 0], Vec::new()));
@@ -418,39 +447,9 @@ fn video_2d_gru_refusals() {
 /// name.
 #[test]
 fn video_2d_goldens_match_pytorch() {
-    use vcortex::io::{read_safetensors, read_weights};
+    use vcortex::io::read_weights;
     for name in ["gru2d", "gru2d_ds"] {
-        let dir = crate::common::data_dir("video").join(name);
-        let m = Video::load(ctx(), &dir.join("weights.safetensors"), &dir.join("config.json")).unwrap();
-        let mut inputs = read_safetensors(&dir.join("inputs.safetensors")).unwrap().tensors;
-        let video = inputs.remove("video").unwrap();
-        let pupil = inputs.remove("pupil_center").unwrap();
-        let mut want = read_safetensors(&dir.join("expected.safetensors")).unwrap().tensors;
-        let [b, c, t, h, w] = video.shape[..] else { panic!("5-D") };
-        for key in ["m1", "m2"] {
-            let p = (key == "m1").then_some(&pupil.data[..]);
-            let wt = want.remove(key).unwrap();
-            let (got, gs) = m.predict(ctx(), &video.data, &video.shape, p, key).unwrap();
-            assert_eq!(gs, wt.shape, "{name} {key}");
-            assert_close(&got, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
-            let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
-            assert_close(&cpu, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
-            // Frame by frame: each push answers its own frame.
-            let mut s = m.stream(key, b, h, w).unwrap();
-            let n = gs[1];
-            let mut streamed = vec![0f32; b * n * t];
-            for f in 0..t {
-                let frame: Vec<f32> =
-                    (0..b * c).flat_map(|bc| video.data[(bc * t + f) * h * w..][..h * w].to_vec()).collect();
-                let pf: Option<Vec<f32>> = p.map(|p| (0..b * 2).map(|i| p[i * t + f]).collect());
-                let (y, ys) = s.push(ctx(), &frame, &[b, c, 1, h, w], pf.as_deref()).unwrap();
-                assert_eq!(ys, vec![b, n, 1]);
-                for row in 0..b * n {
-                    streamed[row * t + f] = y[row];
-                }
-            }
-            assert_close(&streamed, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (stream)"));
-        }
+        let dir = check_golden(name);
         let cfg = VideoConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
         let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;
         let mut missing = sd.clone();
