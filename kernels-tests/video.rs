@@ -44,6 +44,52 @@ fn video_forward_matches_reference() {
     }
 }
 
+/// Clip `x` [B, C, T, H, W] (with `pupil` [B, 2, T] for readouts with a shifter) fed to a fresh
+/// stream into `key` in chunks of `chunks` frames: the outputs concatenated in time, [B, N, T'].
+/// Checks that each push answers exactly its frames past the receptive field, and that after a
+/// `reset` the same clip gives the same outputs.
+fn stream_in_chunks(
+    m: &Video,
+    key: &str,
+    x: &[f32],
+    pupil: Option<&[f32]>,
+    shape: [usize; 5],
+    chunks: &[usize],
+) -> Vec<f32> {
+    let [b, c, t, h, w] = shape;
+    let r = m.core().config.receptive_frames().unwrap();
+    let n = m.neurons(key).unwrap();
+    let mut s = m.stream(key, b, h, w).unwrap();
+    let mut passes = Vec::new();
+    // Twice, with a reset between: the second clip starts from a clean state (history and GRU).
+    for pass in 0..2 {
+        if pass == 1 {
+            s.reset();
+            assert_eq!(s.frames_seen(), 0);
+        }
+        let mut got = vec![Vec::new(); b * n];
+        let mut t0 = 0;
+        for &k in chunks {
+            let frames: Vec<f32> =
+                (0..b * c).flat_map(|bc| x[(bc * t + t0) * h * w..(bc * t + t0 + k) * h * w].to_vec()).collect();
+            let p: Option<Vec<f32>> =
+                pupil.map(|p| (0..b * 2).flat_map(|bc| p[bc * t + t0..bc * t + t0 + k].to_vec()).collect());
+            let (y, ys) = s.push(ctx(), &frames, &[b, c, k, h, w], p.as_deref()).unwrap();
+            let kk = ys[2];
+            let want = (t0 + k).saturating_sub(r - 1) - t0.saturating_sub(r - 1);
+            assert_eq!(ys, [b, n, want], "frames {t0}..{}", t0 + k);
+            for row in 0..b * n {
+                got[row].extend_from_slice(&y[row * kk..(row + 1) * kk]);
+            }
+            t0 += k;
+        }
+        assert_eq!(s.frames_seen(), t);
+        passes.push(got.concat());
+    }
+    assert_close(&passes[1], &passes[0], 1e-6, 1e-6, "the same clip after a reset");
+    passes.swap_remove(0)
+}
+
 #[test]
 fn video_stream_equals_clip() {
     let mut rng = SplitMix::new(5);
@@ -54,28 +100,12 @@ fn video_stream_equals_clip() {
         let x = rng.vec(shape.iter().product(), -1.0, 1.0);
         let pupil = rng.vec(b * 2 * t, -1.0, 1.0);
         let (clip, cs) = m.predict(ctx(), &x, &shape, Some(&pupil), "m1").unwrap();
-        let (n, tout) = (cs[1], cs[2]);
+        let tout = cs[2];
         let r = m.core().config.receptive_frames().unwrap();
         assert_eq!(tout, t - r + 1);
         // Frames one at a time, then in chunks of 1, 3, 2, 5.
         for chunks in [vec![1; t], vec![1, 3, 2, 5]] {
-            let mut s = m.stream("m1", b, h, w).unwrap();
-            let mut got = vec![Vec::new(); b * n];
-            let mut t0 = 0;
-            for k in chunks {
-                let frames: Vec<f32> =
-                    (0..b * 3).flat_map(|bc| x[(bc * t + t0) * h * w..(bc * t + t0 + k) * h * w].to_vec()).collect();
-                let p: Vec<f32> = (0..b * 2).flat_map(|bc| pupil[bc * t + t0..bc * t + t0 + k].to_vec()).collect();
-                let (y, ys) = s.push(ctx(), &frames, &[b, 3, k, h, w], Some(&p)).unwrap();
-                let kk = ys[2];
-                assert_eq!(kk, (t0 + k).saturating_sub(r - 1) - t0.saturating_sub(r - 1));
-                for row in 0..b * n {
-                    got[row].extend_from_slice(&y[row * kk..(row + 1) * kk]);
-                }
-                t0 += k;
-            }
-            assert_eq!(s.frames_seen(), t);
-            let got: Vec<f32> = got.concat();
+            let got = stream_in_chunks(&m, "m1", &x, Some(&pupil), shape, &chunks);
             assert_close(&got, &clip, 1e-4, 1e-4, &format!("{kind} stream vs clip"));
         }
     }
@@ -133,23 +163,7 @@ fn check_golden(name: &str) -> std::path::PathBuf {
         assert_close(&got, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (GPU)"));
         let (cpu, _) = m.reference_forward(&video.data, &video.shape, p, key).unwrap();
         assert_close(&cpu, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (reference)"));
-        let (n, to) = (gs[1], gs[2]);
-        let mut s = m.stream(key, b, h, w).unwrap();
-        let mut streamed = vec![0f32; b * n * to];
-        let mut done = 0;
-        for f in 0..t {
-            let frame: Vec<f32> =
-                (0..b * c).flat_map(|bc| video.data[(bc * t + f) * h * w..][..h * w].to_vec()).collect();
-            let pf: Option<Vec<f32>> = p.map(|p| (0..b * 2).map(|i| p[i * t + f]).collect());
-            let (y, ys) = s.push(ctx(), &frame, &[b, c, 1, h, w], pf.as_deref()).unwrap();
-            let k = ys[2];
-            assert_eq!(ys, vec![b, n, k], "{name} {key} frame {f}");
-            for row in 0..b * n {
-                streamed[row * to + done..][..k].copy_from_slice(&y[row * k..][..k]);
-            }
-            done += k;
-        }
-        assert_eq!(done, to, "{name} {key}: the stream gives every output frame");
+        let streamed = stream_in_chunks(&m, key, &video.data, p, [b, c, t, h, w], &vec![1; t]);
         assert_close(&streamed, &wt.data, 1e-5, 1e-4, &format!("golden {name} {key} (stream)"));
     }
     dir
@@ -348,28 +362,12 @@ fn video_2d_gru_stream_equals_clip() {
         let x = rng.vec(shape.iter().product(), -1.0, 1.0);
         let pupil = rng.vec(b * 2 * t, -1.0, 1.0);
         let (clip, cs) = m.predict(ctx(), &x, &shape, Some(&pupil), "m1").unwrap();
-        let (n, tout) = (cs[1], cs[2]);
+        let tout = cs[2];
         let r = m.core().config.receptive_frames().unwrap();
         assert_eq!(tout, t - r + 1, "{name}");
-        let mut s = m.stream("m1", b, h, w).unwrap();
         for chunks in [vec![1; t], vec![2, 3, 1, 3], vec![t]] {
-            s.reset();
-            let mut got = vec![Vec::new(); b * n];
-            let mut t0 = 0;
-            for k in chunks {
-                let frames: Vec<f32> =
-                    (0..b * 3).flat_map(|bc| x[(bc * t + t0) * h * w..(bc * t + t0 + k) * h * w].to_vec()).collect();
-                let p: Vec<f32> = (0..b * 2).flat_map(|bc| pupil[bc * t + t0..bc * t + t0 + k].to_vec()).collect();
-                let (y, ys) = s.push(ctx(), &frames, &[b, 3, k, h, w], Some(&p)).unwrap();
-                let kk = ys[2];
-                assert_eq!(kk, (t0 + k).saturating_sub(r - 1) - t0.saturating_sub(r - 1), "{name}");
-                for row in 0..b * n {
-                    got[row].extend_from_slice(&y[row * kk..(row + 1) * kk]);
-                }
-                t0 += k;
-            }
-            assert_eq!(s.frames_seen(), t);
-            assert_close(&got.concat(), &clip, 1e-4, 1e-4, &format!("{name} stream vs clip"));
+            let got = stream_in_chunks(m, "m1", &x, Some(&pupil), shape, &chunks);
+            assert_close(&got, &clip, 1e-4, 1e-4, &format!("{name} stream vs clip"));
         }
     }
 }
