@@ -439,14 +439,15 @@ fn video_2d_gru_refusals() {
     mu.stream("m1", 1, 7, 13).unwrap();
 }
 
-/// The 2-D core + ConvGRU goldens (scripts/golden_video2d.py, data/video/{gru2d, gru2d_ds}:
-/// neuralpredictors 0.3's Stacked2dCore, a port of upstream's GRU_Module): GPU and CPU reference
+/// The 2-D core + ConvGRU goldens (scripts/golden_video2d.py, data/video/{gru2d, gru2d_ds,
+/// roteq2d}: neuralpredictors 0.3's Stacked2dCore or RotationEquivariant2dCore, a port of
+/// upstream's GRU_Module): GPU and CPU reference
 /// within 1e-4 relative, the stream frame by frame too; a missing or extra GRU key is refused by
 /// name.
 #[test]
 fn video_2d_goldens_match_pytorch() {
     use vcortex::io::read_weights;
-    for name in ["gru2d", "gru2d_ds"] {
+    for name in ["gru2d", "gru2d_ds", "roteq2d"] {
         let dir = check_golden(name);
         let cfg = VideoConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
         let sd = read_weights(&dir.join("weights.safetensors")).unwrap().tensors;

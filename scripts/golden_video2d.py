@@ -3,8 +3,9 @@
 
 What runs, as ecker-lab/sensorium_2023 builds it in sensorium/models/make_model.py
 (`make_video_model(core_type="2D", use_gru=True, gru_dict=...)`):
-- the core: neuralpredictors 0.3.0's own Stacked2dCore (PyPI; its conv2d.py matches the options
-  used here), run on every frame;
+- the core: neuralpredictors 0.3.0's own Stacked2dCore or RotationEquivariant2dCore (PyPI;
+  its conv2d.py matches the options used here; core_type "2D" / "2D_equivariant"), run on every
+  frame;
 - GRU_Module / ConvGRUCell: a plain-PyTorch port of neuralpredictors
   layers/rnn_modules/gru_module.py at commit a2055cdad9de1f0c07033484d628588d8aa7acc4 (not in
   0.3.0): six biased Conv2d (reset/update/out gate, input and hidden), input convs padded by
@@ -17,19 +18,22 @@ What runs, as ecker-lab/sensorium_2023 builds it in sensorium/models/make_model.
   reuses): frames flattened, shifter on pupil_center[:, :, -T:], FullGaussian2d, elu(x + offset)
   + 1, [B, T, N] (saved permuted to vcortex's [B, N, T]). A 2-D core keeps every frame (T' = T).
 
-Two small models: "gru2d" (plain convs, GRU input padded, upstream's demo layout) and "gru2d_ds"
-(depth-separable core, GRU input unpadded, rec_kern 5); each with a readout "m1" with `_mu` and a
+Three small models: "gru2d" (plain convs, GRU input padded, upstream's demo layout), "gru2d_ds"
+(depth-separable core, GRU input unpadded, rec_kern 5) and "roteq2d" (a rotation-equivariant
+core, 4 rotations of 2 Hermite filters); each with a readout "m1" with `_mu` and a
 shifter, and "m2" whose positions come from a grid_mean_predictor. Expected outputs in float64.
 Rerun from the repository root (torch, safetensors, neuralpredictors 0.3.0):
 
     python3 scripts/golden_video2d.py
 
-Writes kernels-tests/data/video/{gru2d,gru2d_ds}/{config.json, weights, inputs,
+Writes kernels-tests/data/video/{gru2d,gru2d_ds,roteq2d}/{config.json, weights, inputs,
 expected}.safetensors (a few tens of KB); kernels-tests/video.rs holds the GPU and the CPU
 reference within 1e-4.
 """
+import math
 import os
 import sys
+import types
 import warnings
 
 import torch
@@ -43,7 +47,11 @@ from golden_video import Readout, Shifter, save_case  # noqa: E402
 prepare_neuralpredictors_import()
 warnings.filterwarnings("ignore")
 
-from neuralpredictors.layers.cores import Stacked2dCore  # noqa: E402
+import neuralpredictors.layers.hermite as hermite  # noqa: E402
+from neuralpredictors.layers.cores import RotationEquivariant2dCore, Stacked2dCore  # noqa: E402
+
+# neuralpredictors 0.3.0's hermite_2d calls math.factorial on numpy floats (as scripts/golden_rot_eq.py).
+hermite.math = types.SimpleNamespace(factorial=lambda n: math.factorial(int(n)))
 
 
 class ConvGRUCell(nn.Module):
@@ -84,9 +92,9 @@ class GRUModule(nn.Module):
 
 
 class Model(nn.Module):
-    def __init__(self, core, gru, neurons):
+    def __init__(self, core, gru, neurons, equivariant=False):
         super().__init__()
-        self.core = Stacked2dCore(**core)
+        self.core = RotationEquivariant2dCore(**core) if equivariant else Stacked2dCore(**core)
         self.gru_module = GRUModule(**gru)
         self.readout = nn.ModuleDict({k: Readout(gru["rec_channels"], n, k == "m2") for k, n in neurons.items()})
         self.shifter = nn.ModuleDict({"m1": Shifter()})
@@ -131,8 +139,37 @@ def make(name, seed, depth_separable, gru_pad, rec_kern):
     save_case(name, m, torch.randn(2, 3, 6, 13, 15), torch.rand(2, 2, 6) * 2 - 1, neurons, offset, parts)
 
 
+def make_equivariant(name, seed):
+    """A RotationEquivariant2dCore (4 rotations of 2 Hermite filters: 8 channels) under the GRU."""
+    torch.manual_seed(seed)
+    core = dict(input_channels=3, hidden_channels=2, input_kern=5, hidden_kern=3, layers=2, num_rotations=4,
+                upsampling=2, stride=1, pad_input=False, final_nonlinearity=False, bias=True, batch_norm=True,
+                batch_norm_scale=True, independent_bn_bias=True, stack=-1, skip=0, momentum=0.9,
+                gamma_input=6.3, gamma_hidden=0.0, laplace_padding=None, input_regularizer="LaplaceL2norm",
+                use_avg_reg=False)
+    gru = dict(input_channels=8, rec_channels=5, input_kern=3, rec_kern=3, pad_input=True)
+    neurons, offset = {"m1": 11, "m2": 7}, 0.1
+    m = Model(core, gru, neurons, equivariant=True)
+    with torch.no_grad():
+        for mod in m.core.modules():
+            if isinstance(mod, nn.BatchNorm1d):
+                mod.running_mean.normal_(0, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.2)
+        for p in m.gru_module.parameters():
+            p.uniform_(-0.4, 0.4)
+    m.eval()
+    drop = ("momentum", "gamma_input", "gamma_hidden", "input_regularizer", "laplace_padding", "use_avg_reg",
+            "batch_norm", "skip")
+    cfg_core = {k: v for k, v in core.items() if k not in drop}
+    parts = {"core": {"type": "2D_equivariant", **cfg_core}, "gru": gru}
+    save_case(name, m, torch.randn(2, 3, 5, 14, 13), torch.rand(2, 2, 5) * 2 - 1, neurons, offset, parts)
+
+
 if __name__ == "__main__":
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
     make("gru2d", 3, False, True, 3)
     make("gru2d_ds", 4, True, False, 5)
+    make_equivariant("roteq2d", 5)
