@@ -244,6 +244,22 @@ fn cli_predict_latent() {
     let want = m.predict(ctx(), &video, &[b, 1, t, h, w], Some(&resp), LatentMode::Conditioned, 7, cfg.seed).unwrap();
     assert_close(&got["m"].data, &transposed(&want.mean), 1e-5, 1e-5, "cli conditioned mean");
     assert_close(&got["m.loglik_bits"].data, &transposed(want.loglik.as_ref().unwrap()), 1e-5, 1e-5, "cli loglik");
+    // Prior samples with --targets: the mean and the log-likelihood of the responses, unconditioned.
+    let (r, o) = run(&["--targets", rp.to_str().unwrap(), "--samples", "4"], "targets.safetensors");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = vcortex::io::read_safetensors(&o).unwrap().tensors;
+    let want = m.predict(ctx(), &video, &[b, 1, t, h, w], Some(&resp), LatentMode::Prior, 4, cfg.seed).unwrap();
+    assert_close(&got["m"].data, &transposed(&want.mean), 1e-5, 1e-5, "cli prior mean with targets");
+    assert_close(
+        &got["m.loglik_bits"].data,
+        &transposed(want.loglik.as_ref().unwrap()),
+        1e-5,
+        1e-5,
+        "cli prior loglik",
+    );
+    let (r, o) = run(&["--targets", rp.to_str().unwrap(), "--condition", rp.to_str().unwrap()], "both.safetensors");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("--targets") && !o.exists(), "{err}");
     // Responses of the wrong length, and --samples for a Sensorium model, are refused by name.
     write_tensors(&rp, &[("responses", &HostTensor::new(vec![b, n, t - 1], resp[..b * n * (t - 1)].to_vec()))]);
     let (r, o) = run(&["--condition", rp.to_str().unwrap()], "bad.safetensors");

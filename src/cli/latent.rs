@@ -1,6 +1,7 @@
 //! `vcortex predict` with a latent video model's config (`"kind": "latent"`): videos
 //! [B, 1, T, H, W] in, the ZIG mean [B, N, T'] out (the last T' frames), and with `--condition`
-//! the log-likelihood in bits of those responses, batch by batch.
+//! (conditioned on them) or `--targets` (prior samples) the log-likelihood in bits of those
+//! responses, batch by batch.
 
 use std::path::Path;
 
@@ -57,7 +58,8 @@ pub fn run(ctx: &Context, model: &Latent, job: &Job, args: LatentArgs) -> Result
             reason: format!("videos have shape {:?}, expected [B, 1, T, H, W]", x.shape),
         });
     };
-    let responses = match &args.condition {
+    let given = args.condition.as_ref().or(args.targets.as_ref());
+    let responses = match given {
         Some(p) => {
             let r = one_tensor(p, &["responses"])?;
             let want = [n, cfg.readout.neurons, t];
@@ -71,7 +73,7 @@ pub fn run(ctx: &Context, model: &Latent, job: &Job, args: LatentArgs) -> Result
         }
         None => None,
     };
-    let mode = if responses.is_some() { LatentMode::Conditioned } else { LatentMode::Prior };
+    let mode = if args.condition.is_some() { LatentMode::Conditioned } else { LatentMode::Prior };
     let samples = args.samples.unwrap_or(cfg.samples);
     let per_video: usize = x.shape[1..].iter().product();
     let per_resp = cfg.readout.neurons * t;

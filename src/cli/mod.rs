@@ -77,6 +77,10 @@ enum Cmd {
         /// evaluation); without it the latent state is drawn from the prior.
         #[arg(long, value_name = "R")]
         condition: Option<PathBuf>,
+        /// The latent video model: responses [B, N, T] whose log-likelihood in bits under prior
+        /// samples is written beside the mean (no conditioning; not with --condition).
+        #[arg(long, value_name = "R", conflicts_with = "condition")]
+        targets: Option<PathBuf>,
     },
     /// Platypose: S motion hypotheses [S, F, D] from the MDM denoiser, each x0 refined on the
     /// multi-view reprojection energy of the observations (models::platypose); one submit per
@@ -233,14 +237,14 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Score { responses, predictions, repeats_by, key, fev_threshold, json, output } => {
             score::run(score::ScoreArgs { responses, predictions, repeats_by, key, fev_threshold, json, output })
         }
-        Cmd::Predict { weights, config, images, data_key, output, batch, samples, condition } => predict::run(
+        Cmd::Predict { weights, config, images, data_key, output, batch, samples, condition, targets } => predict::run(
             &weights,
             &config,
             &images,
             data_key,
             &output,
             batch,
-            predict::LatentArgs { samples, condition },
+            predict::LatentArgs { samples, condition, targets },
         ),
     }
 }

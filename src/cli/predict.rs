@@ -64,11 +64,13 @@ impl ImageModel {
     }
 }
 
-/// What the latent video model takes beside the video: S samples and the responses it is
-/// conditioned on (`--samples`, `--condition`).
+/// What the latent video model takes beside the video: S samples, the responses it is
+/// conditioned on (`--condition`) or, drawn from the prior, whose log-likelihood it gives
+/// (`--targets`).
 pub struct LatentArgs {
     pub samples: Option<usize>,
     pub condition: Option<std::path::PathBuf>,
+    pub targets: Option<std::path::PathBuf>,
 }
 
 /// What one `predict` run reads and writes, whatever the model: the inputs file, the data key
@@ -119,6 +121,7 @@ pub fn run(
     }
     let mut inputs = vec![("--weights", weights), ("--config", config), ("--images", images)];
     inputs.extend(latent.condition.as_deref().map(|c| ("--condition", c)));
+    inputs.extend(latent.targets.as_deref().map(|c| ("--targets", c)));
     check_output(output, &inputs)?;
     let ctx = Context::new()?;
     let job = Job { images, key, output, batch };
@@ -137,7 +140,11 @@ pub fn run(
 
 /// `--samples` and `--condition` belong to the latent model alone.
 fn refuse_latent_args(latent: &LatentArgs) -> Result<()> {
-    for (name, given) in [("--samples", latent.samples.is_some()), ("--condition", latent.condition.is_some())] {
+    for (name, given) in [
+        ("--samples", latent.samples.is_some()),
+        ("--condition", latent.condition.is_some()),
+        ("--targets", latent.targets.is_some()),
+    ] {
         if given {
             return Err(Error::param("predict", name, "only the latent video model (\"kind\": \"latent\") takes it"));
         }
