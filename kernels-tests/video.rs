@@ -489,3 +489,66 @@ fn video_2d_baseline_config() {
     assert_eq!(c.core.kind(), vcortex::models::video::VideoCoreKind::Equivariant2d);
     assert_eq!(VideoConfig::from_json(&serde_json::to_string(&c).unwrap()).unwrap(), c);
 }
+
+/// Behaviour [B, K, T] broadcast over H × W after the video's channels (the Sensorium 2023
+/// loaders' input), by `Video::clip_with_behavior` and by `vcortex predict` when the inputs file
+/// holds `behavior`; shapes that do not fit are refused by name.
+#[test]
+fn video_behavior_channels() {
+    use crate::common::{data_dir, refused_length, vcortex, write_tensors};
+    use vcortex::io::{read_safetensors, HostTensor};
+    let m = model("3D_factorised", false);
+    let mut rng = SplitMix::new(31);
+    let (b, t, h, w) = (2, 7, 11, 13);
+    let video = rng.vec(b * t * h * w, -1.0, 1.0);
+    let behavior = rng.vec(b * 2 * t, -1.0, 1.0);
+    let (clip, shape) = m.clip_with_behavior(&video, &[b, 1, t, h, w], &behavior, &[b, 2, t]).unwrap();
+    assert_eq!(shape, [b, 3, t, h, w]);
+    for bi in 0..b {
+        for c in 0..3 {
+            for ti in 0..t {
+                for p in [0, h * w / 2, h * w - 1] {
+                    let got = clip[((bi * 3 + c) * t + ti) * h * w + p];
+                    let want =
+                        if c == 0 { video[(bi * t + ti) * h * w + p] } else { behavior[(bi * 2 + c - 1) * t + ti] };
+                    assert_eq!(got, want, "b {bi} c {c} t {ti} p {p}");
+                }
+            }
+        }
+    }
+    refused_shape(m.clip_with_behavior(&video, &[b, 1, t, h, w], &behavior, &[b, 2, t - 1]), "video", "behavior");
+    refused_shape(m.clip_with_behavior(&clip, &shape, &behavior, &[b, 2, t]), "video", "video");
+    refused_length(m.clip_with_behavior(&video, &[b, 1, t, h, w], &behavior[1..], &[b, 2, t]), "video", "behavior");
+    // From the command line: the golden model, its video's first channel plus behaviour.
+    let src = data_dir("video").join("factorised");
+    let g = Video::load(ctx(), &src.join("weights.safetensors"), &src.join("config.json")).unwrap();
+    let inputs = read_safetensors(&src.join("inputs.safetensors")).unwrap().tensors;
+    let (v, pupil) = (&inputs["video"], &inputs["pupil_center"]);
+    let [gb, _, gt, gh, gw] = v.shape[..] else { panic!("5-D") };
+    let first: Vec<f32> = (0..gb).flat_map(|bi| v.data[bi * 3 * gt * gh * gw..][..gt * gh * gw].to_vec()).collect();
+    let beh = rng.vec(gb * 2 * gt, -1.0, 1.0);
+    let (clip, cs) = g.clip_with_behavior(&first, &[gb, 1, gt, gh, gw], &beh, &[gb, 2, gt]).unwrap();
+    let dir = std::env::temp_dir().join(format!("vcortex-video-behavior-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ip, op) = (dir.join("in.safetensors"), dir.join("out.safetensors"));
+    write_tensors(
+        &ip,
+        &[
+            ("video", &HostTensor::new(vec![gb, 1, gt, gh, gw], first)),
+            ("behavior", &HostTensor::new(vec![gb, 2, gt], beh)),
+            ("pupil_center", pupil),
+        ],
+    );
+    let (wp, cp) = (src.join("weights.safetensors"), src.join("config.json"));
+    let args = ["predict", "--weights", wp.to_str().unwrap(), "--config", cp.to_str().unwrap()];
+    let r = vcortex(&[&args[..], &["--images", ip.to_str().unwrap(), "-o", op.to_str().unwrap()]].concat());
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = read_safetensors(&op).unwrap().tensors;
+    for key in ["m1", "m2"] {
+        let p = (key == "m1").then_some(&pupil.data[..]);
+        let (want, ws) = g.predict(ctx(), &clip, &cs, p, key).unwrap();
+        assert_eq!(got[key].shape, ws);
+        assert_close(&got[key].data, &want, 1e-6, 1e-5, &format!("cli video with behaviour, {key}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

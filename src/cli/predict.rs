@@ -225,10 +225,16 @@ fn run_images(ctx: &Context, model: &ImageModel, inputs: vcortex::io::ModelInput
 /// with a shifter) in, rates [B, N, T'] per data key out, `batch` clips a submit.
 fn run_video(ctx: &Context, model: &Video, inputs: vcortex::io::ModelInputs, job: &Job) -> Result<()> {
     let batch = job.batch;
-    let x = inputs.images;
     let file_error = |reason: String| job.file_error(reason);
+    let mut x = inputs.images;
     if x.shape.len() != 5 || x.shape[0] == 0 {
         return Err(file_error(format!("videos have shape {:?}, expected [B, C, T, H, W]", x.shape)));
+    }
+    // Behaviour [B, K, T] beside the video: broadcast over each frame as the extra channels.
+    if let Some(bh) = &inputs.behavior {
+        let (data, shape) =
+            model.clip_with_behavior(&x.data, &x.shape, &bh.data, &bh.shape).map_err(|e| file_error(e.to_string()))?;
+        x = HostTensor::new(shape, data);
     }
     let (n, t) = (x.shape[0], x.shape[2]);
     if let Some(p) = &inputs.eye {

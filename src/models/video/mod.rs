@@ -66,6 +66,53 @@ impl Video {
         self.readouts.get(key).is_some_and(|r| r.shifter.is_some())
     }
 
+    /// The model's input clip [B, C0 + K, T, H, W] from a video [B, C0, T, H, W] and behaviour
+    /// [B, K, T] (pupil dilation, running speed, …), each behaviour channel broadcast over H × W
+    /// after the video's channels, as the Sensorium 2023 loaders build it. Refuses shapes that do
+    /// not fit each other or `core.input_channels` by name (`video`, `behavior`).
+    pub fn clip_with_behavior(
+        &self,
+        video: &[f32],
+        shape: &[usize],
+        behavior: &[f32],
+        bshape: &[usize],
+    ) -> Result<(Vec<f32>, Vec<usize>)> {
+        let cin = self.config.core.input_channels();
+        let &[b, c0, t, h, w] = shape else {
+            return Err(Error::shape(OP, "video", shape, "[B, C, T, H, W]"));
+        };
+        crate::reference::check_len(OP, "video", video, shape)?;
+        let k = cin.checked_sub(c0).filter(|&k| k > 0).ok_or_else(|| {
+            Error::shape(
+                OP,
+                "video",
+                shape,
+                format!("fewer than {cin} channels (core.input_channels) to add behaviour to"),
+            )
+        })?;
+        if bshape != [b, k, t] {
+            return Err(Error::shape(
+                OP,
+                "behavior",
+                bshape,
+                format!("[{b}, {k}, {t}] (B and T of the video, {cin} − {c0} channels)"),
+            ));
+        }
+        crate::reference::check_len(OP, "behavior", behavior, bshape)?;
+        let full = [b, cin, t, h, w];
+        let frame = h * w;
+        let mut out = Vec::with_capacity(crate::tensor::numel(OP, "video", &full)?);
+        for bi in 0..b {
+            out.extend_from_slice(&video[bi * c0 * t * frame..(bi + 1) * c0 * t * frame]);
+            for ki in 0..k {
+                for ti in 0..t {
+                    out.extend(std::iter::repeat_n(behavior[(bi * k + ki) * t + ti], frame));
+                }
+            }
+        }
+        Ok((out, full.to_vec()))
+    }
+
     /// Neurons of the readout of `key`.
     pub fn neurons(&self, key: &str) -> Result<usize> {
         Ok(self.readout(key)?.mu.shape[0])
