@@ -376,8 +376,25 @@ impl PyVideo {
         Ok(PyVideo { model: Arc::new(model), ctx: ctx.ctx.clone() })
     }
 
+    /// A model of `config` (JSON text) with random weights of `seed` (tests and examples).
+    #[staticmethod]
+    fn _random(py: Python<'_>, ctx: &PyContext, config: &str, seed: u64) -> PyResult<Self> {
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, _) = config_json(config, false, &["video"], "Video")?;
+            let mut m = Video::random(VideoConfig::from_json(&json)?, seed)?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyVideo { model: Arc::new(model), ctx: ctx.ctx.clone() })
+    }
+
     fn data_keys(&self) -> Vec<String> {
         self.model.data_keys().iter().map(|k| k.to_string()).collect()
+    }
+
+    fn input_channels(&self) -> usize {
+        self.model.config.core.input_channels()
     }
 
     /// A stream into the readout of `data_key` for `batch` videos of height × width frames.

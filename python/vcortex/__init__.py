@@ -841,6 +841,11 @@ class Video(_Model):
         p = None if pupil_center is None else _array(pupil_center, "pupil_center")
         return self._m.predict(_array(video, "video"), data_key, p)
 
+    @property
+    def input_channels(self) -> int:
+        """The channels C of a frame (video, and behaviour channels where the config has them)."""
+        return self._m.input_channels()
+
     def stream(self, data_key: str, batch: int, height: int, width: int) -> "VideoStream":
         """A :class:`VideoStream` into the readout of ``data_key`` for ``batch`` videos of
         ``height`` × ``width`` frames: frames fed as they come, each costing one frame's work."""
