@@ -383,6 +383,37 @@ fn latent_stream_equals_clip() {
     }
 }
 
+/// A stream holding a share of the model (`stream_shared`) gives exactly the borrowed stream's
+/// outputs, pushes and finish, in both modes; a clone of it continues on its own.
+#[test]
+fn latent_shared_stream_equals_borrowed() {
+    use std::sync::Arc;
+    let (b, h, w, n, t) = (2usize, 6usize, 7usize, 5usize, 11usize);
+    let mut m = Latent::random(small(n), 31).unwrap();
+    m.upload(ctx()).unwrap();
+    let m = Arc::new(m);
+    let (video, resp) = inputs(b, t, h, w, n, 8);
+    for mode in [LatentMode::Conditioned, LatentMode::Prior] {
+        let mut borrowed = m.stream(b, h, w, mode, 4, 5).unwrap();
+        let mut shared = m.stream_shared(b, h, w, mode, 4, 5).unwrap();
+        let mut fed = 0;
+        for k in [1, 4, 6] {
+            let f = slice_time(&video, b, t, h * w, fed, fed + k);
+            let r = slice_time(&resp, b * n, t, 1, fed, fed + k);
+            let want = borrowed.push(ctx(), &f, &[b, 1, k, h, w], Some(&r)).unwrap();
+            let got = shared.push(ctx(), &f, &[b, 1, k, h, w], Some(&r)).unwrap();
+            assert_eq!((got.mean, got.loglik, got.shape), (want.mean, want.loglik, want.shape), "{mode:?} {k}");
+            assert_eq!(shared.frames_emitted(), borrowed.frames_emitted());
+            fed += k;
+        }
+        let mut copy = shared.clone();
+        let (want, got, again) =
+            (borrowed.finish(ctx()).unwrap(), shared.finish(ctx()).unwrap(), copy.finish(ctx()).unwrap());
+        assert_eq!((&got.mean, &got.loglik, got.shape), (&want.mean, &want.loglik, want.shape), "{mode:?} finish");
+        assert_eq!((&again.mean, &again.loglik), (&want.mean, &want.loglik), "{mode:?} a clone's finish");
+    }
+}
+
 /// The latent noise is defined per output frame: in the prior mode the frames of a clip that do
 /// not see its end (all but the last kt/2) are the same in a longer clip of the same video.
 #[test]

@@ -111,6 +111,46 @@ fn video_stream_equals_clip() {
     }
 }
 
+/// A stream holding a share of the model (`stream_shared`, an `Arc`) gives exactly the borrowed
+/// stream's rates, for a 3-D core (temporal history) and the 2-D + ConvGRU golden (GRU state),
+/// and lives on its own: it is moved to another thread between pushes.
+#[test]
+fn video_shared_stream_equals_borrowed() {
+    use std::sync::Arc;
+    let mut rng = SplitMix::new(12);
+    let gru = crate::common::data_dir("video").join("gru2d");
+    let models = [
+        (Arc::new(model("3D_factorised", false)), 3usize),
+        (Arc::new(Video::load(ctx(), &gru.join("weights.safetensors"), &gru.join("config.json")).unwrap()), 3),
+    ];
+    for (m, c) in models {
+        let (b, t, h, w) = (2, 8, 11, 13);
+        let mut borrowed = m.stream("m1", b, h, w).unwrap();
+        let mut shared = m.stream_shared("m1", b, h, w).unwrap();
+        for k in [1, 3, 4] {
+            let f = rng.vec(b * c * k * h * w, -1.0, 1.0);
+            let p = rng.vec(b * 2 * k, -1.0, 1.0);
+            let want = borrowed.push(ctx(), &f, &[b, c, k, h, w], Some(&p)).unwrap();
+            let (got, back) = std::thread::spawn(move || {
+                let got = shared.push(ctx(), &f, &[b, c, k, h, w], Some(&p)).unwrap();
+                (got, shared)
+            })
+            .join()
+            .unwrap();
+            shared = back;
+            assert_eq!(got, want, "shared vs borrowed, {k} frames");
+        }
+        assert_eq!(shared.frames_seen(), t);
+        drop(m);
+        // The stream keeps the model alive after the last other handle is gone.
+        shared.reset();
+        let f = rng.vec(b * c * h * w, -1.0, 1.0);
+        let p = rng.vec(b * 2, -1.0, 1.0);
+        shared.push(ctx(), &f, &[b, c, 1, h, w], Some(&p)).unwrap();
+        assert_eq!(shared.frames_seen(), 1);
+    }
+}
+
 #[test]
 fn video_refusals() {
     let m = model("3D_factorised", false);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
@@ -14,9 +14,9 @@ use pyo3::types::{PyDict, PyString};
 use vcortex::io::HostTensor;
 use vcortex::models::cgnf::{CgnfConfig, Condition};
 use vcortex::models::flow::FlowConfig;
-use vcortex::models::latent::{Latent, LatentConfig, LatentMode};
+use vcortex::models::latent::{Latent, LatentConfig, LatentMode, LatentOutput, LatentStream};
 use vcortex::models::platypose::{observations_from, Platypose, PlatyposeConfig, SamplerNoise};
-use vcortex::models::video::{Video, VideoConfig};
+use vcortex::models::video::{Video, VideoConfig, VideoStream};
 use vcortex::models::{Cgnf, Cotrain, CotrainConfig, Flow, Sensorium, SensoriumConfig};
 use vcortex::{Context, Error, Recorder, Result, Tensor};
 
@@ -358,7 +358,7 @@ impl PySensorium {
 /// The Sensorium 2023 video twin (`vcortex.Video`).
 #[pyclass(name = "Video", module = "vcortex._vcortex", frozen)]
 pub struct PyVideo {
-    model: Video,
+    model: Arc<Video>,
     ctx: Arc<Context>,
 }
 
@@ -373,11 +373,42 @@ impl PyVideo {
         is_path: bool,
     ) -> PyResult<Self> {
         let model = load_model::<Video>(py, ctx, weights, config, is_path)?;
-        Ok(PyVideo { model, ctx: ctx.ctx.clone() })
+        Ok(PyVideo { model: Arc::new(model), ctx: ctx.ctx.clone() })
+    }
+
+    /// A model of `config` (JSON text) with random weights of `seed` (tests and examples).
+    #[staticmethod]
+    fn _random(py: Python<'_>, ctx: &PyContext, config: &str, seed: u64) -> PyResult<Self> {
+        let c = ctx.ctx.clone();
+        let model = compute(py, || {
+            let (json, _) = config_json(config, false, &["video"], "Video")?;
+            let mut m = Video::random(VideoConfig::from_json(&json)?, seed)?;
+            m.upload(&c)?;
+            Ok(m)
+        })?;
+        Ok(PyVideo { model: Arc::new(model), ctx: ctx.ctx.clone() })
     }
 
     fn data_keys(&self) -> Vec<String> {
         self.model.data_keys().iter().map(|k| k.to_string()).collect()
+    }
+
+    fn input_channels(&self) -> usize {
+        self.model.config.core.input_channels()
+    }
+
+    /// A stream into the readout of `data_key` for `batch` videos of height × width frames.
+    fn stream(
+        &self,
+        py: Python<'_>,
+        data_key: String,
+        batch: usize,
+        height: usize,
+        width: usize,
+    ) -> PyResult<PyVideoStream> {
+        let stream = compute(py, || self.model.stream_shared(&data_key, batch, height, width))?;
+        let shifter = self.model.has_shifter(&data_key);
+        Ok(PyVideoStream { stream: Mutex::new(stream), ctx: self.ctx.clone(), key: data_key, shifter })
     }
 
     #[pyo3(signature = (video, data_key = None, pupil_center = None))]
@@ -413,7 +444,7 @@ impl PyVideo {
 /// The latent video model (`vcortex.Latent`).
 #[pyclass(name = "Latent", module = "vcortex._vcortex", frozen)]
 pub struct PyLatent {
-    model: Latent,
+    model: Arc<Latent>,
     ctx: Arc<Context>,
 }
 
@@ -428,7 +459,7 @@ impl PyLatent {
         is_path: bool,
     ) -> PyResult<Self> {
         let model = load_model::<Latent>(py, ctx, weights, config, is_path)?;
-        Ok(PyLatent { model, ctx: ctx.ctx.clone() })
+        Ok(PyLatent { model: Arc::new(model), ctx: ctx.ctx.clone() })
     }
 
     /// A model of `config` (JSON text) with random weights of `seed` (tests and examples).
@@ -441,11 +472,32 @@ impl PyLatent {
             m.upload(&c)?;
             Ok(m)
         })?;
-        Ok(PyLatent { model, ctx: ctx.ctx.clone() })
+        Ok(PyLatent { model: Arc::new(model), ctx: ctx.ctx.clone() })
     }
 
     fn data_key(&self) -> String {
         self.model.config.readout.data_key.clone()
+    }
+
+    /// A stream of `batch` videos of height × width frames, conditioned on responses or drawing
+    /// from the prior (defaults: the config's `samples` and `seed`).
+    #[pyo3(signature = (batch, height, width, conditioned = false, samples = None, seed = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        batch: usize,
+        height: usize,
+        width: usize,
+        conditioned: bool,
+        samples: Option<usize>,
+        seed: Option<u64>,
+    ) -> PyResult<PyLatentStream> {
+        let mode = if conditioned { LatentMode::Conditioned } else { LatentMode::Prior };
+        let cfg = &self.model.config;
+        let (s, seed) = (samples.unwrap_or(cfg.samples), seed.unwrap_or(cfg.seed));
+        let stream = compute(py, || self.model.stream_shared(batch, height, width, mode, s, seed))?;
+        Ok(PyLatentStream { stream: Mutex::new(stream), ctx: self.ctx.clone(), neurons: cfg.readout.neurons })
     }
 
     #[pyo3(signature = (video, responses = None, samples = None, seed = None))]
@@ -465,24 +517,160 @@ impl PyLatent {
             let cfg = &self.model.config;
             let (s, seed) = (samples.unwrap_or(cfg.samples), seed.unwrap_or(cfg.seed));
             let out = compute(py, || self.model.predict(&self.ctx, x, &shape, r.map(|(d, _)| d), mode, s, seed))?;
-            let [b, t, n] = out.shape;
-            // [B, T', N] → [B, N, T'], frames last as the CLI writes them.
-            let last = |v: &[f32]| {
-                let mut y = vec![0f32; v.len()];
-                for bi in 0..b {
-                    for ti in 0..t {
-                        for ni in 0..n {
-                            y[(bi * n + ni) * t + ti] = v[(bi * t + ti) * n + ni];
-                        }
+            array_dict(py, frames_last(out))
+        })
+    }
+}
+
+/// A latent output [B, K, N] as `{"mean", "loglik_bits"}` of [B, N, K], frames last as the CLI
+/// writes them.
+fn frames_last(out: LatentOutput) -> Vec<(String, HostTensor)> {
+    let [b, t, n] = out.shape;
+    let last = |v: &[f32]| {
+        let mut y = vec![0f32; v.len()];
+        for bi in 0..b {
+            for ti in 0..t {
+                for ni in 0..n {
+                    y[(bi * n + ni) * t + ti] = v[(bi * t + ti) * n + ni];
+                }
+            }
+        }
+        HostTensor::new(vec![b, n, t], y)
+    };
+    let mut outs = vec![("mean".to_string(), last(&out.mean))];
+    if let Some(l) = &out.loglik {
+        outs.push(("loglik_bits".to_string(), last(l)));
+    }
+    outs
+}
+
+/// A stream's lock; a stream left poisoned by a caught panic raises `InternalError` (the panic
+/// is caught by `compute`).
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|_| panic!("the stream was left inconsistent by an earlier internal error"))
+}
+
+/// A stream of frames into one readout of a video model (`vcortex.VideoStream`). It holds a
+/// share of the model; its calls lock it, so that threads may share it.
+#[pyclass(name = "VideoStream", module = "vcortex._vcortex", frozen)]
+pub struct PyVideoStream {
+    stream: Mutex<VideoStream<'static>>,
+    ctx: Arc<Context>,
+    key: String,
+    shifter: bool,
+}
+
+#[pymethods]
+impl PyVideoStream {
+    fn data_key(&self) -> String {
+        self.key.clone()
+    }
+
+    /// Frames [B, C, k, H, W] (and pupil_center [B, 2, k], ignored by a readout without a
+    /// shifter as in `predict`) → rates [B, N, k'] of the new frames past the receptive field.
+    #[pyo3(signature = (frames, pupil_center = None))]
+    fn push<'py>(
+        &self,
+        py: Python<'py>,
+        frames: PyReadonlyArrayDyn<'py, f32>,
+        pupil_center: Arr<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guarded(|| {
+            let shape = frames.shape().to_vec();
+            let x = slice(&frames, "frames")?;
+            let p = opt(&pupil_center, "pupil_center")?.filter(|_| self.shifter);
+            let (y, s) = compute(py, || {
+                // The engine checks the length; the shape is checked here.
+                if let (Some((_, ps)), &[b, _, k, _, _]) = (&p, &shape[..]) {
+                    if ps[..] != [b, 2, k] {
+                        return Err(Error::shape(
+                            "video",
+                            "pupil_center",
+                            ps,
+                            format!("[{b}, 2, {k}] (B, 2, the frames' k)"),
+                        ));
                     }
                 }
-                HostTensor::new(vec![b, n, t], y)
-            };
-            let mut outs = vec![("mean".to_string(), last(&out.mean))];
-            if let Some(l) = &out.loglik {
-                outs.push(("loglik_bits".to_string(), last(l)));
-            }
-            array_dict(py, outs)
+                locked(&self.stream).push(&self.ctx, x, &shape, p.map(|(d, _)| d))
+            })?;
+            array(py, y, &s)
+        })
+    }
+
+    fn frames_seen(&self, py: Python<'_>) -> PyResult<usize> {
+        compute(py, || Ok(locked(&self.stream).frames_seen()))
+    }
+
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        compute(py, || {
+            locked(&self.stream).reset();
+            Ok(())
+        })
+    }
+}
+
+/// A stream of frames (and responses) into a latent model (`vcortex.LatentStream`).
+#[pyclass(name = "LatentStream", module = "vcortex._vcortex", frozen)]
+pub struct PyLatentStream {
+    stream: Mutex<LatentStream<'static>>,
+    ctx: Arc<Context>,
+    neurons: usize,
+}
+
+#[pymethods]
+impl PyLatentStream {
+    /// Frames [B, 1, k, H, W] (and responses [B, N, k]) → `{"mean", "loglik_bits"}` [B, N, K] of
+    /// the K output frames that became final.
+    #[pyo3(signature = (frames, responses = None))]
+    fn push<'py>(
+        &self,
+        py: Python<'py>,
+        frames: PyReadonlyArrayDyn<'py, f32>,
+        responses: Arr<'py>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let shape = frames.shape().to_vec();
+            let x = slice(&frames, "frames")?;
+            let r = opt(&responses, "responses")?;
+            let n = self.neurons;
+            let out = compute(py, || {
+                // The engine checks the length; the shape is checked here.
+                if let (Some((_, rs)), &[b, _, k, _, _]) = (&r, &shape[..]) {
+                    if rs[..] != [b, n, k] {
+                        return Err(Error::shape(
+                            "latent",
+                            "responses",
+                            rs,
+                            format!("[{b}, {n}, {k}] (B, neurons, the frames' k)"),
+                        ));
+                    }
+                }
+                locked(&self.stream).push(&self.ctx, x, &shape, r.map(|(d, _)| d))
+            })?;
+            array_dict(py, frames_last(out))
+        })
+    }
+
+    /// The output frames held back, with the clip forward's padding at the end; starts over.
+    fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guarded(|| {
+            let out = compute(py, || locked(&self.stream).finish(&self.ctx))?;
+            array_dict(py, frames_last(out))
+        })
+    }
+
+    fn frames_seen(&self, py: Python<'_>) -> PyResult<usize> {
+        compute(py, || Ok(locked(&self.stream).frames_seen()))
+    }
+
+    fn frames_emitted(&self, py: Python<'_>) -> PyResult<usize> {
+        compute(py, || Ok(locked(&self.stream).frames_emitted()))
+    }
+
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        compute(py, || {
+            locked(&self.stream).reset();
+            Ok(())
         })
     }
 }
@@ -795,6 +983,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCotrain>()?;
     m.add_class::<PyLatent>()?;
     m.add_class::<PyVideo>()?;
+    m.add_class::<PyVideoStream>()?;
+    m.add_class::<PyLatentStream>()?;
     m.add_class::<PyFlow>()?;
     m.add_class::<PyCgnf>()?;
     m.add_class::<PyPlatypose>()?;

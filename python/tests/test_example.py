@@ -26,3 +26,11 @@ def test_the_stub_lists_every_public_name():
     assert not missing, f"not in __init__.pyi: {sorted(missing)}"
     for name in vcortex.__all__:
         assert getattr(vcortex, name).__doc__, f"{name} has no docstring"
+
+
+def test_stream_video_example():
+    script = os.path.join(ROOT, "python", "examples", "stream_video.py")
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "filling the receptive field" in r.stdout and "per-frame latency" in r.stdout
+    assert "vs PyTorch's clip forward" in r.stdout

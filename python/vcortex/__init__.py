@@ -41,6 +41,8 @@ __all__ = [
     "Cotrain",
     "Latent",
     "Video",
+    "VideoStream",
+    "LatentStream",
     "Flow",
     "Cgnf",
     "Platypose",
@@ -839,6 +841,19 @@ class Video(_Model):
         p = None if pupil_center is None else _array(pupil_center, "pupil_center")
         return self._m.predict(_array(video, "video"), data_key, p)
 
+    @property
+    def input_channels(self) -> int:
+        """The channels C of a frame (video, and behaviour channels where the config has them)."""
+        return self._m.input_channels()
+
+    def stream(self, data_key: str, batch: int, height: int, width: int) -> "VideoStream":
+        """A :class:`VideoStream` into the readout of ``data_key`` for ``batch`` videos of
+        ``height`` × ``width`` frames: frames fed as they come, each costing one frame's work."""
+        if not isinstance(data_key, str):
+            raise TypeError(f"data_key: expected a string, got {type(data_key).__name__}")
+        native = self._m.stream(data_key, _batch(batch), _int(height, "height", 1), _int(width, "width", 1))
+        return VideoStream(native, self)
+
 
 class Latent(_Model):
     """The probabilistic video model with latent factors (a factorized 3-D core, the ZIG
@@ -861,6 +876,105 @@ class Latent(_Model):
         sd = None if seed is None else _int(seed, "seed")
         r = None if responses is None else _array(responses, "responses")
         return self._m.predict(_array(video, "video"), r, s, sd)
+
+    def stream(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        conditioned: bool = False,
+        samples: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> "LatentStream":
+        """A :class:`LatentStream` of ``batch`` videos of ``height`` × ``width`` frames. With
+        ``conditioned=True`` every push needs the frames' responses and the latent state is
+        conditioned on them, as ``predict(video, responses)``; otherwise ``samples`` draws from
+        the prior (defaults: the config's ``samples`` and ``seed``), as ``predict(video)``."""
+        _bool(conditioned, "conditioned")
+        s = None if samples is None else _int(samples, "samples", 1)
+        sd = None if seed is None else _int(seed, "seed")
+        native = self._m.stream(_batch(batch), _int(height, "height", 1), _int(width, "width", 1), bool(conditioned), s, sd)
+        return LatentStream(native, self)
+
+
+class VideoStream:
+    """A stream of frames into one readout of a :class:`Video` model (``Video.stream``). The
+    stream keeps what the next frame needs (each temporal conv's last input frames, the ConvGRU's
+    state) on the device, so a push of k frames costs k frames' work and the rates equal those of
+    ``Video.predict`` on the whole clip. The stream holds its model; a failed push leaves it
+    unchanged."""
+
+    def __init__(self, native: Any, model: "Video") -> None:
+        self._s = native
+        self.model = model
+
+    @property
+    def data_key(self) -> str:
+        """The readout's data key."""
+        return self._s.data_key()
+
+    def push(self, frames, pupil_center=None) -> np.ndarray:
+        """New frames [B, C, k, H, W] (with ``pupil_center`` [B, 2, k] for a readout with a
+        shifter; ignored by one without, as in ``predict``) → rates [B, N, k'] of the new frames
+        past the receptive field: k' = k once it is full, fewer (down to 0) while the first
+        R − 1 frames of a clip fill it."""
+        p = None if pupil_center is None else _array(pupil_center, "pupil_center")
+        return self._s.push(_array(frames, "frames"), p)
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames pushed since the stream was made or reset."""
+        return self._s.frames_seen()
+
+    def reset(self) -> None:
+        """Forgets every frame: the next push starts a new clip."""
+        self._s.reset()
+
+    def __repr__(self) -> str:
+        return f"vcortex.VideoStream({self.data_key!r}, {self.frames_seen} frames seen)"
+
+
+class LatentStream:
+    """A stream of frames (and responses) into a :class:`Latent` model (``Latent.stream``). A
+    push of k frames costs k frames' work. The readout's time kernel looks kt/2 frames ahead, so
+    an output frame comes out kt/2 frames after the core makes it; :meth:`finish` ends the clip
+    with the last ones. The pushes' and the finish's outputs, concatenated along the last axis,
+    equal ``Latent.predict`` on the whole clip. The stream holds its model; a failed push leaves
+    it unchanged."""
+
+    def __init__(self, native: Any, model: "Latent") -> None:
+        self._s = native
+        self.model = model
+
+    def push(self, frames, responses=None) -> Dict[str, np.ndarray]:
+        """New frames [B, 1, k, H, W] (and their ``responses`` [B, N, k]: needed when
+        conditioned; optional in the prior mode, then with every push since the last reset) →
+        ``{"mean": [B, N, K]}`` (with responses also ``"loglik_bits"`` [B, N, K]) of the K output
+        frames that became final, frames last as in ``predict``; K may be 0."""
+        r = None if responses is None else _array(responses, "responses")
+        return self._s.push(_array(frames, "frames"), r)
+
+    def finish(self) -> Dict[str, np.ndarray]:
+        """Ends the clip: the output frames still held back (as :meth:`push` returns them), with
+        the zero padding ``predict`` has past a clip's last frame. The stream then starts over."""
+        return self._s.finish()
+
+    @property
+    def frames_seen(self) -> int:
+        """Frames pushed since the stream was made, reset or finished."""
+        return self._s.frames_seen()
+
+    @property
+    def frames_emitted(self) -> int:
+        """Output frames returned since the stream was made, reset or finished."""
+        return self._s.frames_emitted()
+
+    def reset(self) -> None:
+        """Forgets every frame: the next push starts a new clip (output frame 0, noise stream 0)."""
+        self._s.reset()
+
+    def __repr__(self) -> str:
+        return f"vcortex.LatentStream({self.frames_seen} frames seen, {self.frames_emitted} emitted)"
 
 
 class Flow(_Model):

@@ -727,9 +727,8 @@ fn latent_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
     let (h, w) = (36, 64);
     let mut model = Latent::random(config, 17)?;
     model.upload(s.ctx)?;
-    // The stream borrows the model for as long as the case lives: the model is leaked (one per
-    // suite run) so that the case can hold both.
-    let model: &'static Latent = Box::leak(Box::new(model));
+    // The stream holds a share of the model, so that the case can hold both.
+    let model = std::sync::Arc::new(model);
     let mut rng = inputs();
     let video = uniform(&mut rng, t * h * w);
     let responses: Vec<f32> = uniform(&mut rng, neurons * t).iter().map(|v| v.max(0.0)).collect();
@@ -737,7 +736,7 @@ fn latent_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
     let resp = |t0: usize, k: usize| -> Vec<f32> {
         (0..neurons).flat_map(|i| responses[i * t + t0..i * t + t0 + k].to_vec()).collect()
     };
-    let mut warm = model.stream(1, h, w, LatentMode::Prior, 100, 3)?;
+    let mut warm = model.stream_shared(1, h, w, LatentMode::Prior, 100, 3)?;
     warm.push(ctx, &video[..warm_frames * h * w], &[1, 1, warm_frames, h, w], Some(&resp(0, warm_frames)))?;
     let last = video[warm_frames * h * w..].to_vec();
     let last_r = resp(warm_frames, 1);

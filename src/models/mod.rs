@@ -9,6 +9,7 @@
 pub mod cgnf;
 pub mod cotrain;
 pub mod flow;
+mod handle;
 pub mod latent;
 pub mod mdm;
 pub mod platypose;
@@ -20,6 +21,7 @@ pub mod video;
 pub use cgnf::{Cgnf, CgnfConfig};
 pub use cotrain::{Cotrain, CotrainConfig};
 pub use flow::{Flow, FlowConfig};
+pub(crate) use handle::Handle;
 pub use latent::{Latent, LatentConfig, LatentMode, LatentNoise, LatentOutput, LatentStream};
 pub use sensorium::{Sensorium, SensoriumConfig};
 pub(crate) use state_dict::widen;

@@ -12,9 +12,11 @@ use super::record::{Frames, Noise};
 use super::{Latent, LatentMode, LatentOutput, OP};
 use crate::error::{Error, Result};
 use crate::models::video::CoreStream;
+use crate::models::Handle;
 use crate::ops::{self, Activation, GruState, ZigReadout};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::{DType, Tensor};
+use std::sync::Arc;
 
 /// Everything a stream keeps between calls (cloned, changed, and put back only when a call
 /// recorded everything).
@@ -35,10 +37,11 @@ struct State {
 }
 
 /// A stream of frames into a [`Latent`] model (see [`Latent::stream`]). A clone continues from
-/// the same state on its own.
+/// the same state on its own. It borrows its model or, as a `LatentStream<'static>` made by
+/// [`Latent::stream_shared`], shares it; the two behave alike.
 #[derive(Clone)]
 pub struct LatentStream<'m> {
-    model: &'m Latent,
+    model: Handle<'m, Latent>,
     mode: LatentMode,
     samples: usize,
     seed: u64,
@@ -93,12 +96,40 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<LatentStream<'_>> {
-        self.device()?;
-        Self::check_mode(mode, samples, true)?;
+        LatentStream::open(Handle::Borrowed(self), batch, h, w, mode, samples, seed)
+    }
+
+    /// [`stream`](Self::stream) holding a share of the model, so that the stream can live on its
+    /// own (in a struct, another thread, a Python object).
+    pub fn stream_shared(
+        self: &Arc<Self>,
+        batch: usize,
+        h: usize,
+        w: usize,
+        mode: LatentMode,
+        samples: usize,
+        seed: u64,
+    ) -> Result<LatentStream<'static>> {
+        LatentStream::open(Handle::Shared(Arc::clone(self)), batch, h, w, mode, samples, seed)
+    }
+}
+
+impl<'m> LatentStream<'m> {
+    fn open(
+        model: Handle<'m, Latent>,
+        batch: usize,
+        h: usize,
+        w: usize,
+        mode: LatentMode,
+        samples: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        model.device()?;
+        Latent::check_mode(mode, samples, true)?;
         if batch == 0 {
             return Err(Error::param(OP, "batch", "must be >= 1"));
         }
-        let (kt, ks) = core_shrink(self);
+        let (kt, ks) = core_shrink(&model);
         crate::tensor::numel(OP, "frames", &[batch, 1, kt + 1, h, w])?;
         if h <= ks || w <= ks {
             return Err(Error::shape(
@@ -108,7 +139,7 @@ impl Latent {
                 format!("frames of at least {}×{} (the core's valid convs)", ks + 1, ks + 1),
             ));
         }
-        let core = self.core.stream(batch, h, w)?;
+        let core = model.core.stream(batch, h, w)?;
         let st = State {
             core,
             columns: None,
@@ -119,7 +150,7 @@ impl Latent {
             made: 0,
             emitted: 0,
         };
-        Ok(LatentStream { model: self, mode, samples, seed, st })
+        Ok(LatentStream { model, mode, samples, seed, st })
     }
 }
 
@@ -173,7 +204,7 @@ impl LatentStream<'_> {
             r.expect_f32(OP, "responses")?;
         }
         let k = self.check(frames.shape(), responses.map(|r| r.shape()))?;
-        let m = self.model;
+        let m = &*self.model;
         let (b, n) = (self.st.core.frame_shape().0, m.config.readout.neurons);
         let mut st = self.st.clone();
         let out = rec.atomic(|rec| {
@@ -240,7 +271,7 @@ impl LatentStream<'_> {
     /// The encoder on responses [B, k, N] (the first ⌊N/2⌋ neurons zeroed), continuing `gru`:
     /// μ [B, k, L].
     fn record_encoder(&self, rec: &mut Recorder, gru: &mut GruState, rt: &Tensor) -> Result<Tensor> {
-        let m = self.model;
+        let m = &*self.model;
         let d = m.device()?;
         let &[b, k, n] = rt.shape() else { unreachable!("3-D") };
         let masked = n / 2;
@@ -266,7 +297,7 @@ impl LatentStream<'_> {
         if end <= st.emitted {
             return Ok(None);
         }
-        let m = self.model;
+        let m = &*self.model;
         let (b, n) = (st.core.frame_shape().0, m.config.readout.neurons);
         let count = end - st.emitted;
         let cols = st.columns.clone().expect("columns of every core frame not yet emitted");

@@ -8,27 +8,50 @@ use super::record::upload;
 use super::{Video, OP};
 use crate::error::{Error, Result};
 use crate::models::sensorium::side_input;
+use crate::models::Handle;
 use crate::ops::{self, ConvGruState};
 use crate::runtime::{Context, Recorder};
 use crate::tensor::Tensor;
+use std::sync::Arc;
 
-/// A stream of frames into the readout of one data key.
+/// A stream of frames into the readout of one data key. It borrows its model (made by
+/// [`Video::stream`]) or, as a `VideoStream<'static>`, shares it (made by
+/// [`Video::stream_shared`]); the two behave alike.
 pub struct VideoStream<'m> {
-    model: &'m Video,
+    model: Handle<'m, Video>,
     key: String,
     core: CoreStream,
     gru: ConvGruState,
 }
 
 impl Video {
-    /// A stream into the readout of `key` for `batch` videos of H × W frames.
+    /// A stream into the readout of `key` for `batch` videos of H × W frames, borrowing the
+    /// model.
     pub fn stream(&self, key: &str, batch: usize, h: usize, w: usize) -> Result<VideoStream<'_>> {
-        self.readout(key)?;
-        let core = self.core.stream(batch, h, w)?;
+        VideoStream::open(Handle::Borrowed(self), key, batch, h, w)
+    }
+
+    /// [`stream`](Self::stream) holding a share of the model, so that the stream can live on its
+    /// own (in a struct, another thread, a Python object).
+    pub fn stream_shared(
+        self: &Arc<Self>,
+        key: &str,
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<VideoStream<'static>> {
+        VideoStream::open(Handle::Shared(Arc::clone(self)), key, batch, h, w)
+    }
+}
+
+impl<'m> VideoStream<'m> {
+    fn open(model: Handle<'m, Video>, key: &str, batch: usize, h: usize, w: usize) -> Result<Self> {
+        model.readout(key)?;
+        let core = model.core.stream(batch, h, w)?;
         // The frame size must give the readouts an input (the GRU's unpadded input convs too).
-        let need = self.config.core.receptive_frames()?;
-        self.config.features_shape(&[batch, self.config.core.input_channels(), need, h, w])?;
-        Ok(VideoStream { model: self, key: key.to_string(), core, gru: ConvGruState::new() })
+        let need = model.config.core.receptive_frames()?;
+        model.config.features_shape(&[batch, model.config.core.input_channels(), need, h, w])?;
+        Ok(VideoStream { model, key: key.to_string(), core, gru: ConvGruState::new() })
     }
 }
 
@@ -47,7 +70,7 @@ impl VideoStream<'_> {
         if let (Some((_, p)), &[b, _, k, _, _]) = (pupil, frames.shape()) {
             crate::ops::expect_shape(OP, "pupil_center", p, &[b, 2, k])?;
         }
-        let model = self.model;
+        let model = &*self.model;
         let key = self.key.clone();
         let mut core = self.core.clone();
         let mut gru = self.gru.clone();
