@@ -500,7 +500,7 @@ impl PyLatent {
         Ok(PyLatentStream { stream: Mutex::new(stream), ctx: self.ctx.clone(), neurons: cfg.readout.neurons })
     }
 
-    #[pyo3(signature = (video, responses = None, samples = None, seed = None))]
+    #[pyo3(signature = (video, responses = None, samples = None, seed = None, conditioned = None))]
     fn predict<'py>(
         &self,
         py: Python<'py>,
@@ -508,12 +508,15 @@ impl PyLatent {
         responses: Arr<'py>,
         samples: Option<usize>,
         seed: Option<u64>,
+        conditioned: Option<bool>,
     ) -> PyResult<Bound<'py, PyDict>> {
         guarded(|| {
             let shape = video.shape().to_vec();
             let x = slice(&video, "video")?;
             let r = opt(&responses, "responses")?;
-            let mode = if r.is_some() { LatentMode::Conditioned } else { LatentMode::Prior };
+            // Conditioned on the responses when they are given, unless asked not to (then they are
+            // the targets of the prior samples' log-likelihood).
+            let mode = if conditioned.unwrap_or(r.is_some()) { LatentMode::Conditioned } else { LatentMode::Prior };
             let cfg = &self.model.config;
             let (s, seed) = (samples.unwrap_or(cfg.samples), seed.unwrap_or(cfg.seed));
             let out = compute(py, || self.model.predict(&self.ctx, x, &shape, r.map(|(d, _)| d), mode, s, seed))?;

@@ -1,5 +1,6 @@
-"""The video models from Python: the Sensorium 2023 video twin against its PyTorch golden
-(kernels-tests/data/video, scripts/golden_video.py), and the latent video model in both modes."""
+"""The video models from Python: the Sensorium 2023 video twin against its PyTorch goldens
+(kernels-tests/data/video, scripts/golden_video.py and golden_video2d.py: every core type), and the
+latent video model in both modes."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import vcortex
 from conftest import DATA, read_safetensors
 
 
-@pytest.mark.parametrize("name", ["factorised", "basic"])
+@pytest.mark.parametrize("name", ["factorised", "basic", "gru2d", "gru2d_ds", "roteq2d"])
 def test_video_golden(name):
     d = os.path.join(DATA, "video", name)
     m = vcortex.Video.load(os.path.join(d, "weights.safetensors"), os.path.join(d, "config.json"))
@@ -64,6 +65,18 @@ def test_latent_modes():
     cond = m.predict(video, responses)
     assert set(cond) == {"mean", "loglik_bits"} and cond["loglik_bits"].shape == (b, n, t - 3)
     assert np.all(np.isfinite(cond["loglik_bits"]))
+    # Prior samples with the responses as targets: the same mean as without them, plus their
+    # log-likelihood under the unconditioned model.
+    targeted = m.predict(video, responses, samples=4, conditioned=False)
+    assert set(targeted) == {"mean", "loglik_bits"}
+    np.testing.assert_array_equal(targeted["mean"], prior["mean"])
+    assert np.all(np.isfinite(targeted["loglik_bits"]))
+    assert not np.allclose(targeted["loglik_bits"], m.predict(video, responses, samples=4)["loglik_bits"])
+    with pytest.raises(vcortex.VcortexError) as e:
+        m.predict(video, conditioned=True)
+    assert "responses" in str(e.value)
+    with pytest.raises(TypeError):
+        m.predict(video, responses, conditioned="yes")
     with pytest.raises(vcortex.VcortexError) as e:
         m.predict(video, responses[:, :, :-1])
     assert "responses" in str(e.value)

@@ -866,16 +866,26 @@ class Latent(_Model):
         """The session's data key."""
         return self._m.data_key()
 
-    def predict(self, video, responses=None, samples: Optional[int] = None, seed: Optional[int] = None):
+    def predict(
+        self,
+        video,
+        responses=None,
+        samples: Optional[int] = None,
+        seed: Optional[int] = None,
+        conditioned: Optional[bool] = None,
+    ):
         """The ZIG mean of video [B, 1, T, H, W] as ``{"mean": [B, N, T']}`` (the last T' frames).
         With ``responses`` [B, N, T] the latent state is conditioned on them (the first half of
         the neurons zeroed, as upstream's evaluation) and ``"loglik_bits"`` [B, N, T'] is added;
         without them ``samples`` draws from the prior (defaults: the config's ``samples`` and
-        ``seed``)."""
+        ``seed``). ``conditioned=False`` with responses keeps the prior samples and gives the
+        responses' log-likelihood under them; ``conditioned=True`` needs responses."""
         s = None if samples is None else _int(samples, "samples", 1)
         sd = None if seed is None else _int(seed, "seed")
         r = None if responses is None else _array(responses, "responses")
-        return self._m.predict(_array(video, "video"), r, s, sd)
+        if conditioned is not None and not isinstance(conditioned, bool):
+            raise TypeError(f"conditioned: expected a bool or None, got {type(conditioned).__name__}")
+        return self._m.predict(_array(video, "video"), r, s, sd, conditioned)
 
     def stream(
         self,

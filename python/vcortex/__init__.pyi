@@ -342,6 +342,7 @@ class Latent(_Model):
         responses: Optional[ArrayLike] = None,
         samples: Optional[int] = None,
         seed: Optional[int] = None,
+        conditioned: Optional[bool] = None,
     ) -> Dict[str, F32]: ...
     def stream(
         self,
