@@ -7,7 +7,9 @@ Both files hold JSON objects with at least "case" and "ms", as JSON Lines or one
 per case either side has: PyTorch ms, vcortex ms, the speed-up PyTorch ms / vcortex ms (above 1:
 vcortex is faster), vcortex's GB/s and its share of its own copy_256mib bandwidth, and its max
 error against the CPU reference. A case one side lacks (or failed) shows a dash or that side's
-error. Ends with both device lines. Plain Python, no packages."""
+error. A PyTorch row's "note" (how that peer differs from the vcortex case, or that it repeats
+another row's time) is listed under the table. Ends with both device lines. Plain Python, no
+packages."""
 import json
 import sys
 
@@ -40,6 +42,11 @@ def main():
         right = b.get("error", cell(t_vc, ".4f"))
         err = b.get("max_err")
         print(f"| {case} | {left} | {right} | {cell(speed, '.2f')} | {cell(gbs, '.1f')} | {cell(share, '.0f')} | {cell(err, '.2e')} |")
+    notes = [(c, r["note"]) for c, r in pt.items() if c != "device" and r.get("note")]
+    if notes:
+        print("\nPyTorch peer notes:\n")
+        for case, note in notes:
+            print(f"- {case}: {note}")
     for name, side in (("vcortex", vc), ("PyTorch", pt)):
         d = side.get("device")
         if d:
