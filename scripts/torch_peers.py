@@ -443,6 +443,60 @@ if wanted("video_forward_b8x80") or wanted("video_stream_frame"):
     del video, win, pwin
 
 
+class Gru2dTwin(nn.Module):
+    """The demo's 2-D + GRU baseline (make_video_model(core_type="2D", use_gru=True)) run as a
+    PyTorch rig would stream it, one frame at a time with the ConvGRU state kept: neuralpredictors'
+    Stacked2dCore at inference (Conv2d 9x9 3 -> 64 unpadded, then 3 x Conv2d 7x7 64 -> 64 padded,
+    each with eval BatchNorm2d, ELU after all but the last, final_nonlinearity=False), one
+    ConvGRUCell step (GRU_Module: six biased 7x7 convs, padded), mouse0's FullGaussian2d readout
+    with its MLPShifter, ELU+1."""
+
+    def __init__(self, neurons=8000, c=64):
+        super().__init__()
+        def bn():
+            m = nn.BatchNorm2d(c)
+            m.running_mean.uniform_(-0.2, 0.2); m.running_var.uniform_(0.5, 1.5)
+            return m
+        layers = [nn.Sequential(nn.Conv2d(3, c, 9), bn(), nn.ELU())]
+        for i in range(3):
+            layers.append(nn.Sequential(nn.Conv2d(c, c, 7, padding=3), bn(), *([nn.ELU()] if i < 2 else [])))
+        self.core = nn.Sequential(*layers)
+        self.gates = nn.ModuleDict({g: nn.Conv2d(c, c, 7, padding=3) for g in
+                                    ("reset_in", "reset_h", "update_in", "update_h", "out_in", "out_h")})
+        self.mu = torch.rand(neurons, 2, device=dev) * 2 - 1
+        self.feat = rnd(c, neurons) * 0.3
+        self.bias = rnd(neurons) * 0.5
+        self.shifter = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 5), nn.Tanh(), nn.Linear(5, 2), nn.Tanh())
+
+    def step(self, frame, pupil, h):
+        x = self.core(frame)
+        g = self.gates
+        z = torch.sigmoid(g["update_in"](x) + g["update_h"](h))
+        r = torch.sigmoid(g["reset_in"](x) + g["reset_h"](h))
+        h = h * (1 - z) + torch.tanh(g["out_in"](x) + g["out_h"](h * r)) * z
+        grid = self.mu.clamp(-1, 1).view(1, -1, 1, 2).expand(h.shape[0], -1, -1, -1) + self.shifter(pupil)[:, None, None, :]
+        y = F.grid_sample(h, grid, align_corners=True).squeeze(-1)
+        return F.elu((y * self.feat).sum(1) + self.bias) + 1, h
+
+
+if wanted("video_2d_stream_frame"):
+    twin2d = Gru2dTwin().to(dev).eval()
+    gb = B(8)
+    h0 = rnd(gb, 64, 28, 56)
+    frame2d, p2d = pinned(gb, 3, 36, 64), pinned(gb, 2)
+
+    def gru2d_frame():
+        # A frame and its pupil position from the host, one core pass and one GRU step on the
+        # state kept on the device, the rates [B, 8000] back (the state is not advanced, as the
+        # vcortex case restores its own).
+        y, _ = twin2d.step(frame2d.to(dev, non_blocking=True), p2d.to(dev, non_blocking=True), h0)
+        return y.cpu()
+
+    report("video_2d_stream_frame", gru2d_frame, timer=wall_ms,
+           note="one 2-D core pass and one ConvGRU step with the hidden state kept on the device, host to host")
+    del twin2d, h0
+
+
 class LatentPrior(nn.Module):
     """The latent video model (FinnSchmidt01's latent_space_model, scripts/golden_latent.py's port)
     in prior mode: Factorized3dCore on one-channel video, the ZIG readout (grid_sample at the

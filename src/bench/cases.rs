@@ -58,6 +58,7 @@ pub(super) const CASES: &[Entry] = &[
     Entry { name: "sensorium_forward_b1", build: |s| sensorium_forward(s, 1) },
     Entry { name: "video_forward_b8x80", build: video_forward },
     Entry { name: "video_stream_frame", build: video_stream_frame },
+    Entry { name: "video_2d_stream_frame", build: video_2d_stream_frame },
     Entry { name: "sensorium_latency_b1", build: |s| sensorium_latency(s, 1) },
     Entry { name: "rot_eq_forward_b128", build: |s| rot_eq_forward(s, 128) },
     Entry { name: "cotrain_forward_b64", build: cotrain_forward },
@@ -705,6 +706,62 @@ fn video_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
             let ps: Vec<f32> = (0..2).flat_map(|k| first_p[k * r..(k + 1) * r].to_vec()).collect();
             let (want, _) = m.reference_forward(&sub, &[1, c, r, h, w], Some(&ps), "mouse0")?;
             Ok((max_abs_diff(&out[..n], &want), coverage(b)))
+        }),
+    })
+}
+
+/// The 2-D + ConvGRU baseline of the Sensorium 2023 demo streaming (random weights): a
+/// Stacked2dCore of 4 layers × 64 channels (kernels 9 and 7, unpadded input) on each frame, the
+/// ConvGRU 64 → 64 (7 × 7 convs), five mice of 8000 neurons with shifters. One new frame
+/// [B, 3, 1, 36, 64] into a stream that has seen 2 frames (its GRU state restored before each
+/// call), host frame in, host rates [B, 8000, 1] of mouse0 out, wall clock. B = 8 (small: 1).
+/// Checked against the f64 reference of the 3-frame clip's last frame.
+fn video_2d_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
+    use crate::models::{Video, VideoConfig};
+    let readouts: Vec<String> =
+        (0..5).map(|i| format!(r#""mouse{i}": {{"neurons": 8000, "shifter": true}}"#)).collect();
+    let text = format!(
+        r#"{{"kind": "video",
+            "core": {{"type": "2D", "input_channels": 3, "hidden_channels": 64, "input_kern": 9,
+                      "hidden_kern": 7, "layers": 4, "pad_input": false, "final_nonlinearity": false,
+                      "depth_separable": false}},
+            "gru": {{"input_channels": 64, "rec_channels": 64, "input_kern": 7, "rec_kern": 7}},
+            "readouts": {{{}}}}}"#,
+        readouts.join(", ")
+    );
+    let mut model = Video::random(VideoConfig::from_json(&text)?, 19)?;
+    model.upload(s.ctx)?;
+    let model = std::sync::Arc::new(model);
+    let (b, c, t, h, w) = (s.b(8), 3, 3, 36, 64);
+    let mut rng = SplitMix::new(81);
+    let clip = rng.vec(b * c * t * h * w, -1.0, 1.0);
+    let pupil = rng.vec(b * 2 * t, -1.0, 1.0);
+    let frames = |t0: usize, k: usize| -> Vec<f32> {
+        (0..b * c).flat_map(|bc| clip[(bc * t + t0) * h * w..(bc * t + t0 + k) * h * w].to_vec()).collect()
+    };
+    let pupils = |t0: usize, k: usize| -> Vec<f32> {
+        (0..b * 2).flat_map(|i| pupil[i * t + t0..i * t + t0 + k].to_vec()).collect()
+    };
+    let ctx = s.ctx;
+    let mut warm = model.stream_shared("mouse0", b, h, w)?;
+    warm.push(ctx, &frames(0, t - 1), &[b, c, t - 1, h, w], Some(&pupils(0, t - 1)))?;
+    let (last, last_p) = (frames(t - 1, 1), pupils(t - 1, 1));
+    let first_clip: Vec<f32> = clip[..c * t * h * w].to_vec();
+    let first_pupil: Vec<f32> = pupil[..2 * t].to_vec();
+    let m = model.clone();
+    Ok(Case {
+        flops: 0.0,
+        bytes: 0.0,
+        run: Run::Call(Box::new(move || {
+            let mut stream = warm.clone();
+            Ok(stream.push(ctx, &last, &[b, c, 1, h, w], Some(&last_p))?.0)
+        })),
+        check: Box::new(move |out| {
+            let n = 8000;
+            let (want, _) = m.reference_forward(&first_clip, &[1, c, t, h, w], Some(&first_pupil), "mouse0")?;
+            // The reference's [1, N, 3]: its last frame.
+            let last: Vec<f32> = (0..n).map(|i| want[i * t + t - 1]).collect();
+            Ok((max_abs_diff(&out[..n], &last), coverage(b)))
         }),
     })
 }

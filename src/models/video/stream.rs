@@ -16,7 +16,9 @@ use std::sync::Arc;
 
 /// A stream of frames into the readout of one data key. It borrows its model (made by
 /// [`Video::stream`]) or, as a `VideoStream<'static>`, shares it (made by
-/// [`Video::stream_shared`]); the two behave alike.
+/// [`Video::stream_shared`]); the two behave alike. A clone continues from the same state on its
+/// own.
+#[derive(Clone)]
 pub struct VideoStream<'m> {
     model: Handle<'m, Video>,
     key: String,
