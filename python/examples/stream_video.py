@@ -15,7 +15,6 @@ frames of 36×64 with 3 channels; slow on a software adapter).
 import argparse
 import json
 import os
-import struct
 import time
 
 import numpy as np
@@ -34,21 +33,6 @@ BENCHMARK = {
 }
 
 
-def read_safetensors(path):
-    """The float32 tensors of a safetensors file (numpy only)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    header.pop("__metadata__", None)
-    body = raw[8 + n :]
-    out = {}
-    for name, t in header.items():
-        assert t["dtype"] == "F32", f"{name}: {t['dtype']}"
-        a, b = t["data_offsets"]
-        out[name] = np.frombuffer(body[a:b], np.float32).reshape(t["shape"])
-    return out
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -64,7 +48,7 @@ def main():
         model = vcortex.Video.load(a.files[0], a.files[1])
     else:
         model = vcortex.Video.load(os.path.join(GOLDEN, "weights.safetensors"), os.path.join(GOLDEN, "config.json"))
-        golden = read_safetensors(os.path.join(GOLDEN, "inputs.safetensors"))
+        golden = vcortex.read_safetensors(os.path.join(GOLDEN, "inputs.safetensors"))
     key = a.files[2] if len(a.files) > 2 else model.data_keys[0]
     rng = np.random.default_rng(2)
     if golden is not None:
@@ -89,7 +73,7 @@ def main():
     if times:
         print(f"per-frame latency once the field is full: median {np.median(times):.2f} ms over {len(times)} frames")
     if golden is not None:
-        want = read_safetensors(os.path.join(GOLDEN, "expected.safetensors"))[key][:1]
+        want = vcortex.read_safetensors(os.path.join(GOLDEN, "expected.safetensors"))[key][:1]
         err = float(np.abs(np.concatenate(rates, axis=2) - want).max())
         print(f"streamed rates vs PyTorch's clip forward: max |difference| {err:.2e}")
         if err > 1e-4:

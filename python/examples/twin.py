@@ -7,9 +7,7 @@ per-neuron correlation when matplotlib is installed.
 """
 
 import argparse
-import json
 import os
-import struct
 import sys
 
 import numpy as np
@@ -19,21 +17,6 @@ import vcortex
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(ROOT, "kernels-tests", "data", "sensorium")
 
-
-def read_safetensors(path):
-    """The float32 tensors of a safetensors file (numpy only)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    header.pop("__metadata__", None)
-    body = raw[8 + n :]
-    out = {}
-    for name, t in header.items():
-        assert t["dtype"] == "F32", f"{name}: {t['dtype']}"
-        a, b = t["data_offsets"]
-        out[name] = np.frombuffer(body[a:b], np.float32).reshape(t["shape"])
-    return out
 
 
 def pearson(a, b):
@@ -49,8 +32,8 @@ def main():
     p.add_argument("--out", default="twin.png", help="where the plot goes (needs matplotlib)")
     a = p.parse_args()
     model = vcortex.Sensorium.load(os.path.join(DATA, "weights.safetensors"), os.path.join(DATA, "config.json"))
-    inputs = read_safetensors(os.path.join(DATA, "images.safetensors"))
-    expected = read_safetensors(os.path.join(DATA, "expected.safetensors"))
+    inputs = vcortex.read_safetensors(os.path.join(DATA, "images.safetensors"))
+    expected = vcortex.read_safetensors(os.path.join(DATA, "expected.safetensors"))
     print(f"{model.context.info()['name']}: images {list(inputs['images'].shape)}, data keys {model.data_keys}")
     responses = model.predict(inputs["images"], pupil_center=inputs["eye"])
     worst = 0.0

@@ -286,6 +286,48 @@ fn op_table<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
+/// The tensors of a safetensors file as float32 arrays (the engine's own reader: F32, F16, BF16,
+/// F64; integer and boolean tensors too with `weights`, as a state dict's buffers), and its
+/// metadata.
+#[pyfunction]
+#[pyo3(signature = (path, weights = false))]
+fn read_safetensors<'py>(
+    py: Python<'py>,
+    path: &str,
+    weights: bool,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+    guarded(|| {
+        let p = std::path::PathBuf::from(path);
+        let f =
+            compute(py, || if weights { vcortex::io::read_weights(&p) } else { vcortex::io::read_safetensors(&p) })?;
+        let meta = PyDict::new(py);
+        for (k, v) in &f.metadata {
+            meta.set_item(k, v)?;
+        }
+        Ok((array_dict(py, f.tensors.into_iter().collect())?, meta))
+    })
+}
+
+/// Writes float32 arrays (a dict of name → array) as a safetensors file with string metadata.
+#[pyfunction]
+fn write_safetensors(
+    py: Python<'_>,
+    path: &str,
+    tensors: &Bound<'_, PyAny>,
+    metadata: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    guarded(|| {
+        let t: Vec<(String, HostTensor)> = host_dict(tensors, "tensors")?.into_iter().collect();
+        let mut meta = HashMap::new();
+        for (k, v) in metadata.iter() {
+            let (k, v): (String, String) = (k.extract()?, v.extract()?);
+            meta.insert(k, v);
+        }
+        let p = std::path::PathBuf::from(path);
+        compute(py, || vcortex::io::write_safetensors(&p, &t, &meta))
+    })
+}
+
 /// Raises a Rust panic inside the guard (for the test that no panic reaches Python).
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
@@ -302,6 +344,8 @@ fn _vcortex(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adapters, m)?)?;
     m.add_function(wrap_pyfunction!(run_op, m)?)?;
     m.add_function(wrap_pyfunction!(op_table, m)?)?;
+    m.add_function(wrap_pyfunction!(read_safetensors, m)?)?;
+    m.add_function(wrap_pyfunction!(write_safetensors, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     models::register(m)?;
     Ok(())

@@ -34,6 +34,8 @@ __all__ = [
     "Context",
     "default_context",
     "adapters",
+    "read_safetensors",
+    "write_safetensors",
     "VcortexError",
     "DeviceError",
     "InternalError",
@@ -140,6 +142,25 @@ def _ctx(context: Optional[Context]):
 def adapters() -> list:
     """Every adapter wgpu sees, as dicts (name, backend, device_type, driver)."""
     return _native.adapters()
+
+
+def read_safetensors(path, *, weights: bool = False, metadata: bool = False):
+    """The tensors of a safetensors file as ``{name: float32 array}`` (F32, F16, BF16 and F64
+    widened or narrowed to float32; with ``weights=True`` integer and boolean tensors too, as a
+    PyTorch state dict's buffers). ``metadata=True`` returns ``(tensors, metadata)``. The
+    engine's own reader: no ``safetensors`` package needed."""
+    tensors, meta = _native.read_safetensors(os.fspath(path), bool(weights))
+    return (tensors, meta) if metadata else tensors
+
+
+def write_safetensors(path, tensors: Dict[str, Any], metadata: Optional[Dict[str, str]] = None) -> None:
+    """Writes ``{name: array}`` as float32 tensors to a safetensors file, with string metadata."""
+    if not isinstance(tensors, dict):
+        raise TypeError(f"tensors: expected a dict of arrays, got {type(tensors).__name__}")
+    meta = {} if metadata is None else metadata
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise TypeError("metadata: expected a dict of str to str")
+    _native.write_safetensors(os.fspath(path), {k: _array(v, k) for k, v in tensors.items()}, meta)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 # Type stubs of the vcortex package (the public API of vcortex/__init__.py).
 from os import PathLike
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,15 @@ class Context:
 
 def default_context() -> Context: ...
 def adapters() -> List[Dict[str, str]]: ...
+@overload
+def read_safetensors(path: Union[str, PathLike], *, weights: bool = False, metadata: Literal[False] = False) -> Dict[str, F32]: ...
+@overload
+def read_safetensors(
+    path: Union[str, PathLike], *, weights: bool = False, metadata: Literal[True]
+) -> Tuple[Dict[str, F32], Dict[str, str]]: ...
+def write_safetensors(
+    path: Union[str, PathLike], tensors: Mapping[str, ArrayLike], metadata: Optional[Mapping[str, str]] = None
+) -> None: ...
 def run_op(
     op: str, tensors: Mapping[str, ArrayLike], params: Optional[Mapping[str, str]] = None, *, context: Optional[Context] = None
 ) -> Dict[str, F32]: ...
