@@ -491,3 +491,72 @@ fn latent_stream_refusals_and_reset() {
     let o = s.finish(ctx()).unwrap();
     assert_eq!((o.shape, o.mean.len()), ([b, 0, n], 0));
 }
+
+/// Each video's noise is its own Philox stream: two videos run together give what each gives
+/// alone with its index as `first_video`, on the GPU and the CPU reference, both modes; the CLI's
+/// outputs do not depend on `--batch`.
+#[test]
+fn latent_noise_is_per_video() {
+    let cfg = small(5);
+    let mut m = Latent::random(cfg.clone(), 8).unwrap();
+    m.upload(ctx()).unwrap();
+    let (b, t, h, w, n) = (2usize, 7usize, 6usize, 7usize, 5usize);
+    let (video, resp) = inputs(b, t, h, w, n, 12);
+    let per_v = t * h * w;
+    let per_r = n * t;
+    for mode in [LatentMode::Prior, LatentMode::Conditioned] {
+        let both = LatentNoise::Philox { samples: 3, seed: 6, first_video: 0 };
+        let all = m.predict_with(ctx(), &video, &[b, 1, t, h, w], Some(&resp), mode, both).unwrap();
+        let cpu = m.reference_forward_with(&video, &[b, 1, t, h, w], Some(&resp), mode, both).unwrap();
+        assert_close(&all.mean, &cpu.mean, 1e-5, 1e-4, &format!("{mode:?} mean GPU vs reference"));
+        let per = all.mean.len() / b;
+        for v in 0..b {
+            let one = LatentNoise::Philox { samples: 3, seed: 6, first_video: v as u64 };
+            let (x, r) = (&video[v * per_v..(v + 1) * per_v], &resp[v * per_r..(v + 1) * per_r]);
+            let alone = m.predict_with(ctx(), x, &[1, 1, t, h, w], Some(r), mode, one).unwrap();
+            let what = format!("{mode:?} video {v}");
+            assert_close(&alone.mean, &all.mean[v * per..(v + 1) * per], 1e-6, 1e-5, &format!("{what} mean"));
+            let (la, lb) = (alone.loglik.unwrap(), all.loglik.as_ref().unwrap()[v * per..(v + 1) * per].to_vec());
+            assert_close(&la, &lb, 1e-5, 1e-5, &format!("{what} loglik"));
+            let cpu1 = m.reference_forward_with(x, &[1, 1, t, h, w], Some(r), mode, one).unwrap();
+            assert_close(&cpu1.mean, &cpu.mean[v * per..(v + 1) * per], 1e-6, 1e-5, &format!("{what} reference"));
+        }
+    }
+    // The second video alone as video 0 draws other noise (the prior mean differs).
+    let x1 = &video[per_v..];
+    let as0 = m.predict(ctx(), x1, &[1, 1, t, h, w], None, LatentMode::Prior, 3, 6).unwrap();
+    let as1 = m
+        .predict_with(
+            ctx(),
+            x1,
+            &[1, 1, t, h, w],
+            None,
+            LatentMode::Prior,
+            LatentNoise::Philox { samples: 3, seed: 6, first_video: 1 },
+        )
+        .unwrap();
+    assert!(as0.mean.iter().zip(&as1.mean).any(|(a, b)| (a - b).abs() > 1e-6), "video 1's own stream");
+    // vcortex predict with --batch 1 and with one batch: the same file.
+    use vcortex::io::{write_safetensors, HostTensor};
+    let dir = std::env::temp_dir().join(format!("vcortex-latent-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sd: Vec<(String, HostTensor)> = Latent::random_state_dict(&cfg, 8).into_iter().collect();
+    let (wp, cp, vp) = (dir.join("w.safetensors"), dir.join("c.json"), dir.join("v.safetensors"));
+    write_safetensors(&wp, &sd, &Default::default()).unwrap();
+    let mut json = serde_json::to_value(&cfg).unwrap();
+    json.as_object_mut().unwrap().insert("kind".into(), "latent".into());
+    std::fs::write(&cp, json.to_string()).unwrap();
+    write_tensors(&vp, &[("videos", &HostTensor::new(vec![b, 1, t, h, w], video.clone()))]);
+    let mut outs = Vec::new();
+    for batch in ["1", "2"] {
+        let o = dir.join(format!("o{batch}.safetensors"));
+        let args = ["predict", "--weights", wp.to_str().unwrap(), "--config", cp.to_str().unwrap()];
+        let r = vcortex(
+            &[&args[..], &["--images", vp.to_str().unwrap(), "-o", o.to_str().unwrap(), "--batch", batch]].concat(),
+        );
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        outs.push(vcortex::io::read_safetensors(&o).unwrap().tensors.remove("m").unwrap());
+    }
+    assert_close(&outs[0].data, &outs[1].data, 1e-6, 1e-5, "predict --batch 1 = one batch");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use vcortex::io::{read_safetensors, HostTensor};
-use vcortex::models::latent::{Latent, LatentMode};
+use vcortex::models::latent::{Latent, LatentMode, LatentNoise};
 use vcortex::{Context, Error, Result};
 
 use super::predict::{Job, LatentArgs};
@@ -85,9 +85,10 @@ pub fn run(ctx: &Context, model: &Latent, job: &Job, args: LatentArgs) -> Result
         shape[0] = b;
         let xs = &x.data[start * per_video..(start + b) * per_video];
         let rs = responses.as_ref().map(|r| &r.data[start * per_resp..(start + b) * per_resp]);
-        // Each batch draws its own latent noise (the config's seed plus the batch's first video),
-        // so the samples, not the model, depend on --batch; one batch takes the seed as it is.
-        let out = model.predict(ctx, xs, &shape, rs, mode, samples, cfg.seed.wrapping_add(start as u64))?;
+        // Each video's noise is its own Philox stream (its index in the file), so the outputs do
+        // not depend on --batch.
+        let noise = LatentNoise::Philox { samples, seed: cfg.seed, first_video: start as u64 };
+        let out = model.predict_with(ctx, xs, &shape, rs, mode, noise)?;
         frames = out.shape[1];
         mean.extend(frames_last(&out.mean, out.shape));
         if let Some(l) = &out.loglik {

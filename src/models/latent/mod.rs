@@ -8,8 +8,9 @@
 //! (the first half zeroed, as upstream's evaluation does; the ZIG mean from z = μ, the
 //! log-likelihood from S samples z = μ + σε) and prior sampling (z = ε, S samples; the mean of the
 //! ZIG with q and θ averaged over the samples, upstream's `sample_prior`). ε comes from the
-//! engine's Philox normals, one stream per output frame (frame j: stream (seed, j)), so the GPU
-//! forward, the CPU reference and a stream draw the same noise for a frame; or it is given
+//! engine's Philox normals, one stream per video and output frame (video v, frame j: stream
+//! (seed, v · 2^32 + j)), so the GPU forward, the CPU reference and a stream draw the same noise
+//! for a frame, whatever the batch; or it is given
 //! ([`LatentNoise::Given`], e.g. PyTorch's draws).
 //!
 //! [`LatentStream`] (`Latent::stream`) feeds frames as they come and gives the clip forward's
@@ -47,9 +48,11 @@ pub enum LatentMode {
 /// Where the latent noise ε [S, B·T', L] comes from.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LatentNoise<'a> {
-    /// `samples` draws of the engine's Philox standard normals of `seed` (offset 0): the GPU
-    /// forward and the CPU reference draw the same.
-    Philox { samples: usize, seed: u64 },
+    /// `samples` draws of the engine's Philox standard normals of `seed`: video v's output frame
+    /// j takes the first S·L normals of stream (seed, (first_video + v) · 2^32 + j). A video's
+    /// noise is the same whatever batch it comes in (with `first_video` its index in the whole
+    /// set), in a clip or a stream, and the GPU forward and the CPU reference draw the same.
+    Philox { samples: usize, seed: u64, first_video: u64 },
     /// Given standard normals [S, B·T', L], row-major (S is their length over B·T'·L).
     Given(&'a [f32]),
 }

@@ -73,7 +73,7 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        self.record_with(rec, video, responses, mode, Noise::Philox { samples, seed })
+        self.record_with(rec, video, responses, mode, Noise::Philox { samples, seed, first_video: 0 })
     }
 
     /// [`Latent::record`] on given standard normals ε [S, B·T', L] (S their first axis).
@@ -120,27 +120,36 @@ impl Latent {
         })
     }
 
-    /// The latent noise of output frames `first .. first + count`: frame j's [S, B, L] are the
-    /// first S·B·L normals of Philox stream (seed, j), times `scale`; laid out as [S, B·count, L]
-    /// (bt = b·count + frame − first) for the latent ops. A frame's noise is the same in a clip
-    /// and in a stream.
+    /// The latent noise of output frames `first .. first + count` of videos `first_video ..
+    /// first_video + B`: video v's frame j takes the first S·L normals of Philox stream
+    /// (seed, v · 2^32 + j), times `scale`; laid out as [S, B·count, L] (bt = b·count + frame −
+    /// first) for the latent ops. A video's frame draws the same in a clip, a stream and any
+    /// batch.
     pub(crate) fn philox_noise(
         &self,
         rec: &mut Recorder,
         f: Frames,
         samples: usize,
         seed: u64,
+        first_video: u64,
         scale: f32,
     ) -> Result<Tensor> {
         let l = self.config.encoder.output_dim;
-        let sb = samples
-            .checked_mul(f.batch)
-            .ok_or_else(|| Error::param(OP, "samples", "samples × batch are too many to count"))?;
-        let row = sb
-            .checked_mul(l)
-            .ok_or_else(|| Error::param(OP, "samples", "samples × batch × L are too many to count"))?;
-        let eps = ops::random_normal_rows(rec, f.count, row, seed, f.first as u64, scale)?;
-        ops::copy::swap_mid(rec, &eps, [1, f.count, sb, l], &[samples, f.batch * f.count, l])
+        let row =
+            samples.checked_mul(l).ok_or_else(|| Error::param(OP, "samples", "samples × L are too many to count"))?;
+        // Per video [count, S·L] (one Philox stream a frame), stacked to [B·count, S, L].
+        let mut parts = Vec::with_capacity(f.batch);
+        for v in 0..f.batch as u64 {
+            let offset = ((first_video.wrapping_add(v)) << 32).wrapping_add(f.first as u64);
+            let e = ops::random_normal_rows(rec, f.count, row, seed, offset, scale)?;
+            parts.push(e.reshape(&[1, f.count * row, 1, 1])?);
+        }
+        let all = match &parts[..] {
+            [one] => one.clone(),
+            many => ops::concat_channels(rec, &many.iter().collect::<Vec<_>>())?,
+        };
+        let bk = f.batch * f.count;
+        ops::copy::swap_mid(rec, &all, [1, bk, samples, l], &[samples, bk, l])
     }
 
     /// From the logits [2, B·K, N] of K output frames (`f`): the ZIG mean [B·K, N] (from z = μ
@@ -166,7 +175,9 @@ impl Latent {
         // ε [S, B·K, L] times `scale`: Philox per frame, or the given normals.
         let eps = |rec: &mut Recorder, scale: f32| -> Result<Tensor> {
             match noise {
-                Noise::Philox { samples, seed } => self.philox_noise(rec, f, samples, seed, scale),
+                Noise::Philox { samples, seed, first_video } => {
+                    self.philox_noise(rec, f, samples, seed, first_video, scale)
+                }
                 Noise::Given(e) if scale == 1.0 => Ok(e.clone()),
                 Noise::Given(e) => {
                     let w = Tensor::from_f32(rec.context(), &[scale], &[1, 1])?;
@@ -222,7 +233,7 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<LatentOutput> {
-        self.predict_with(ctx, video, shape, responses, mode, LatentNoise::Philox { samples, seed })
+        self.predict_with(ctx, video, shape, responses, mode, LatentNoise::Philox { samples, seed, first_video: 0 })
     }
 
     /// [`Latent::predict`] with the noise ε [S, B·T', L] drawn or given (see [`LatentNoise`]).
@@ -254,7 +265,9 @@ impl Latent {
         let inputs = inputs.as_ref().map(|(a, b)| (a, b));
         let mut rec = ctx.recorder();
         let (mean, ll) = match noise {
-            LatentNoise::Philox { samples, seed } => self.record(&mut rec, &x, inputs, mode, samples, seed)?,
+            LatentNoise::Philox { samples, seed, first_video } => {
+                self.record_with(&mut rec, &x, inputs, mode, Noise::Philox { samples, seed, first_video })?
+            }
             LatentNoise::Given(eps) => {
                 let e = Tensor::from_f32(ctx, eps, &[s, b * to, self.config.encoder.output_dim])?;
                 self.record_given(&mut rec, &x, inputs, mode, &e)?
@@ -267,9 +280,10 @@ impl Latent {
     }
 }
 
-/// The noise of a recorded forward: Philox normals per output frame, or given ε [S, B·T', L].
+/// The noise of a recorded forward: Philox normals per video and output frame, or given
+/// ε [S, B·T', L].
 #[derive(Clone, Copy)]
 pub(crate) enum Noise<'a> {
-    Philox { samples: usize, seed: u64 },
+    Philox { samples: usize, seed: u64, first_video: u64 },
     Given(&'a Tensor),
 }

@@ -12,15 +12,25 @@ fn zig_mean(q: f64, theta: f64, k: f64, loc: f64) -> f64 {
     (1.0 - q) * loc / 2.0 + q * (k * theta + loc)
 }
 
-/// The latent noise ε [S, B·K, L] of output frames first .. first + K: frame j's [S, B, L] are
-/// the first S·B·L normals of Philox stream (seed, j) (`Latent::philox_noise`).
-pub(crate) fn frame_noise(seed: u64, first: usize, k: usize, b: usize, s: usize, l: usize) -> Vec<f32> {
-    let rows = reference::random::normal_rows(seed, first as u64, k, s * b * l);
-    let mut out = vec![0f32; rows.len()];
-    for j in 0..k {
-        for si in 0..s {
-            for bi in 0..b {
-                let src = ((j * s + si) * b + bi) * l;
+/// The latent noise ε [S, B·K, L] of output frames first .. first + K of videos first_video ..
+/// first_video + B: video v's frame j is the first S·L normals of Philox stream
+/// (seed, v · 2^32 + j) (`Latent::philox_noise`).
+pub(crate) fn frame_noise(
+    seed: u64,
+    first_video: u64,
+    first: usize,
+    k: usize,
+    b: usize,
+    s: usize,
+    l: usize,
+) -> Vec<f32> {
+    let mut out = vec![0f32; s * b * k * l];
+    for bi in 0..b {
+        let offset = (first_video.wrapping_add(bi as u64) << 32).wrapping_add(first as u64);
+        let rows = reference::random::normal_rows(seed, offset, k, s * l);
+        for j in 0..k {
+            for si in 0..s {
+                let src = (j * s + si) * l;
                 let dst = (si * b * k + bi * k + j) * l;
                 out[dst..dst + l].copy_from_slice(&rows[src..src + l]);
             }
@@ -99,7 +109,7 @@ impl Latent {
 
     /// The whole forward pass on the CPU: video [B, 1, T, H, W], responses [B, N, T] (needed to
     /// condition; when given, the log-likelihood of their last T' frames is computed), S samples
-    /// of Philox noise ε [S, B·T', L], output frame j's [S, B, L] from stream (seed, j).
+    /// of Philox noise ε [S, B·T', L], video v's output frame j from stream (seed, v · 2^32 + j).
     pub fn reference_forward(
         &self,
         video: &[f32],
@@ -109,7 +119,13 @@ impl Latent {
         samples: usize,
         seed: u64,
     ) -> Result<LatentOutput> {
-        self.reference_forward_with(video, shape, responses, mode, LatentNoise::Philox { samples, seed })
+        self.reference_forward_with(
+            video,
+            shape,
+            responses,
+            mode,
+            LatentNoise::Philox { samples, seed, first_video: 0 },
+        )
     }
 
     /// [`Latent::reference_forward`] with the noise drawn or given (see [`LatentNoise`]).
@@ -129,7 +145,7 @@ impl Latent {
         let (logits, _) = self.reference_logits(video, shape)?;
         let (bt, l) = (b * to, self.config.encoder.output_dim);
         let eps = match noise {
-            LatentNoise::Philox { seed, .. } => frame_noise(seed, 0, to, b, s, l),
+            LatentNoise::Philox { seed, first_video, .. } => frame_noise(seed, first_video, 0, to, b, s, l),
             LatentNoise::Given(e) => e.to_vec(),
         };
         let mu = match (mode, responses) {

@@ -324,7 +324,7 @@ impl LatentStream<'_> {
             mu.as_ref(),
             y.as_ref(),
             f,
-            Noise::Philox { samples: self.samples, seed: self.seed },
+            Noise::Philox { samples: self.samples, seed: self.seed, first_video: 0 },
         )?;
         let keep = w.min(m.config.readout.kernel[0] - 1);
         st.columns = window(rec, &cols, w - keep, keep)?;
@@ -395,7 +395,7 @@ impl LatentStream<'_> {
         self.st.emitted
     }
 
-    /// Forgets every frame fed: the next frame starts a new clip (output frame 0, noise stream 0).
+    /// Forgets every frame fed: the next frame starts a new clip (output frame 0, its noise streams from frame 0).
     pub fn reset(&mut self) {
         let st = &mut self.st;
         st.core.reset();
