@@ -118,6 +118,19 @@ impl Tensor {
         Ok(t)
     }
 
+    /// Uploads a host input `what` of `op` (a model's images, video, pupil positions, …): as
+    /// [`Tensor::from_f32`], with the length checked against `shape` first so that a refusal
+    /// names the op and the input (`DataLength`, or `Shape` for a size past counting).
+    pub fn from_input(ctx: &Context, op: &'static str, what: &str, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        match shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+            Some(n) if n == data.len() => Self::from_f32(ctx, data, shape),
+            Some(expected) => {
+                Err(Error::DataLength { op, what: what.into(), got: data.len(), expected, shape: shape.to_vec() })
+            }
+            None => Err(Error::shape(op, what, shape, "a size that fits in memory")),
+        }
+    }
+
     /// Uploads f16 values as F16 storage (needs shader-f16 to be of use to kernels).
     pub fn from_f16(ctx: &Context, data: &[half::f16], shape: &[usize]) -> Result<Tensor> {
         if !ctx.capabilities().shader_f16 {

@@ -45,20 +45,7 @@ impl Cotrain {
     /// Host images [n, C, H, W] in, host responses [n, neurons] out: one upload, one submit, one
     /// readback.
     pub fn predict(&self, ctx: &Context, images: &[f32], shape: &[usize], key: &str) -> Result<Vec<f32>> {
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        if n != Some(images.len()) {
-            return Err(match n {
-                Some(expected) => Error::DataLength {
-                    op: OP,
-                    what: "images".into(),
-                    got: images.len(),
-                    expected,
-                    shape: shape.to_vec(),
-                },
-                None => Error::shape(OP, "images", shape, "a size that fits in memory"),
-            });
-        }
-        let x = Tensor::from_f32(ctx, images, shape)?;
+        let x = Tensor::from_input(ctx, OP, "images", images, shape)?;
         let mut rec = ctx.recorder();
         let y = self.record(&mut rec, &x, key)?;
         let h = rec.read_back(&y);

@@ -133,10 +133,12 @@ impl Sensorium {
         key: &str,
     ) -> Result<Vec<f32>> {
         let n = shape.first().copied().unwrap_or(0);
-        let x = upload(ctx, "images", images, shape)?;
-        let e = eye.map(|e| upload(ctx, "eye", e, &[n, 2])).transpose()?;
+        let x = Tensor::from_input(ctx, OP, "images", images, shape)?;
+        let e = eye.map(|e| Tensor::from_input(ctx, OP, "eye", e, &[n, 2])).transpose()?;
         let bh = match behavior {
-            Some(b) if n > 0 && b.len() % n == 0 => Some(upload(ctx, "behavior", b, &[n, b.len() / n])?),
+            Some(b) if n > 0 && b.len() % n == 0 => {
+                Some(Tensor::from_input(ctx, OP, "behavior", b, &[n, b.len() / n])?)
+            }
             Some(b) => {
                 return Err(Error::shape(
                     OP,
@@ -180,19 +182,4 @@ pub(super) fn record_layers(
     }
     let parts: Vec<&Tensor> = stack.iter().map(|&i| &outs[i]).collect();
     ops::concat_channels(rec, &parts)
-}
-
-/// Uploads a host input `what` of `shape`, its length checked against the shape first so that a
-/// refusal names the input.
-fn upload(ctx: &Context, what: &str, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if n != Some(data.len()) {
-        return Err(match n {
-            Some(expected) => {
-                Error::DataLength { op: OP, what: what.into(), got: data.len(), expected, shape: shape.to_vec() }
-            }
-            None => Error::shape(OP, what, shape, "a size that fits in memory"),
-        });
-    }
-    Tensor::from_f32(ctx, data, shape)
 }

@@ -82,27 +82,13 @@ impl Video {
     ) -> Result<(Vec<f32>, Vec<usize>)> {
         // The clip against the model first, so that a refusal names it (an empty clip too).
         self.config.features_shape(shape)?;
-        let x = upload(ctx, "video", video, shape)?;
+        let x = Tensor::from_input(ctx, OP, "video", video, shape)?;
         let (b, t) = (shape.first().copied().unwrap_or(0), shape.get(2).copied().unwrap_or(0));
-        let p = pupil_center.map(|p| upload(ctx, "pupil_center", p, &[b, 2, t])).transpose()?;
+        let p = pupil_center.map(|p| Tensor::from_input(ctx, OP, "pupil_center", p, &[b, 2, t])).transpose()?;
         let mut rec = ctx.recorder();
         let y = self.record(&mut rec, &x, p.as_ref(), key)?;
         let s = y.shape().to_vec();
         let h = rec.read_back(&y);
         Ok((rec.submit()?.f32(h), s))
     }
-}
-
-/// Uploads a host input `what` of `shape`, its length checked first so that a refusal names it.
-pub(super) fn upload(ctx: &Context, what: &str, data: &[f32], shape: &[usize]) -> Result<Tensor> {
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if n != Some(data.len()) {
-        return Err(match n {
-            Some(expected) => {
-                Error::DataLength { op: OP, what: what.into(), got: data.len(), expected, shape: shape.to_vec() }
-            }
-            None => Error::shape(OP, what, shape, "a size that fits in memory"),
-        });
-    }
-    Tensor::from_f32(ctx, data, shape)
 }

@@ -4,7 +4,6 @@
 //! the same frames.
 
 use super::core::CoreStream;
-use super::record::upload;
 use super::{Video, OP};
 use crate::error::{Error, Result};
 use crate::models::sensorium::side_input;
@@ -100,12 +99,12 @@ impl VideoStream<'_> {
         shape: &[usize],
         pupil_center: Option<&[f32]>,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
-        let x = upload(ctx, "frames", frames, shape)?;
+        let x = Tensor::from_input(ctx, OP, "frames", frames, shape)?;
         let (b, k) = match *shape {
             [b, _, k, _, _] => (b, k),
             _ => return Err(Error::shape(OP, "frames", shape, "[B, C, k, H, W]")),
         };
-        let p = pupil_center.map(|p| upload(ctx, "pupil_center", p, &[b, 2, k])).transpose()?;
+        let p = pupil_center.map(|p| Tensor::from_input(ctx, OP, "pupil_center", p, &[b, 2, k])).transpose()?;
         let mut rec = ctx.recorder();
         match self.record(&mut rec, &x, p.as_ref())? {
             Some(y) => {
