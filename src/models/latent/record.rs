@@ -52,13 +52,8 @@ impl Latent {
         let x = ops::layer_norm(rec, &x, 1, Some(&d.norm_w), Some(&d.norm_b), eps, Activation::Elu)?;
         let (x, _) = ops::gru(rec, &d.gru, &x)?;
         let m = ops::linear(rec, &x, &d.final_w, Some(&d.final_b), Activation::Identity)?;
-        // The last T' steps: a one-hot [T', T] times m [B, T, L].
-        let mut sel = vec![0f32; to * t];
-        for i in 0..to {
-            sel[i * t + t - to + i] = 1.0;
-        }
-        let sel = Tensor::from_f32(rec.context(), &sel, &[to, t])?;
-        ops::matmul(rec, &sel, &m)?.reshape(&[1, b * to, l])
+        // The last T' steps of m [B, T, L]: one copy dispatch, nothing uploaded.
+        ops::copy::narrow_mid(rec, &m, b, t - to, to)?.reshape(&[1, b * to, l])
     }
 
     /// Records the forward pass: video [B, 1, T, H, W]; `responses` the encoder input [B, T, N]
