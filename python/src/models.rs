@@ -263,6 +263,34 @@ fn load_model<M: Loadable>(
     })
 }
 
+/// The models that tests and examples build on random weights (`_random`).
+trait RandomModel: Loadable {
+    fn random_of(config: Self::Config, seed: u64) -> Result<Self>;
+}
+
+impl RandomModel for Video {
+    fn random_of(config: VideoConfig, seed: u64) -> Result<Self> {
+        Video::random(config, seed)
+    }
+}
+
+impl RandomModel for Latent {
+    fn random_of(config: LatentConfig, seed: u64) -> Result<Self> {
+        Latent::random(config, seed)
+    }
+}
+
+/// A model of `config` (JSON text) with random weights of `seed`, uploaded, the GIL released.
+fn random_model<M: RandomModel>(py: Python<'_>, ctx: &PyContext, config: &str, seed: u64) -> PyResult<M> {
+    let c = ctx.ctx.clone();
+    compute(py, || {
+        let (json, _) = config_json(config, false, &[M::KIND], M::NAME)?;
+        let mut m = M::random_of(M::parse(&json)?, seed)?;
+        m.upload_to(&c)?;
+        Ok(m)
+    })
+}
+
 /// A Sensorium-style model (`vcortex.Sensorium`).
 #[pyclass(name = "Sensorium", module = "vcortex._vcortex", frozen)]
 pub struct PySensorium {
@@ -379,13 +407,7 @@ impl PyVideo {
     /// A model of `config` (JSON text) with random weights of `seed` (tests and examples).
     #[staticmethod]
     fn _random(py: Python<'_>, ctx: &PyContext, config: &str, seed: u64) -> PyResult<Self> {
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, _) = config_json(config, false, &["video"], "Video")?;
-            let mut m = Video::random(VideoConfig::from_json(&json)?, seed)?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = random_model::<Video>(py, ctx, config, seed)?;
         Ok(PyVideo { model: Arc::new(model), ctx: ctx.ctx.clone() })
     }
 
@@ -465,13 +487,7 @@ impl PyLatent {
     /// A model of `config` (JSON text) with random weights of `seed` (tests and examples).
     #[staticmethod]
     fn _random(py: Python<'_>, ctx: &PyContext, config: &str, seed: u64) -> PyResult<Self> {
-        let c = ctx.ctx.clone();
-        let model = compute(py, || {
-            let (json, _) = config_json(config, false, &["latent"], "Latent")?;
-            let mut m = Latent::random(LatentConfig::from_json(&json)?, seed)?;
-            m.upload(&c)?;
-            Ok(m)
-        })?;
+        let model = random_model::<Latent>(py, ctx, config, seed)?;
         Ok(PyLatent { model: Arc::new(model), ctx: ctx.ctx.clone() })
     }
 
