@@ -116,7 +116,7 @@ fn loads_mtl_vgg_key_names() {
 #[test]
 fn loader_refuses_keys_it_cannot_place() {
     let (cfg, sd) = golden_state_dict();
-    assert!(Cotrain::from_state_dict(cfg.clone(), sd.clone()).is_ok());
+    Cotrain::from_state_dict(cfg.clone(), sd.clone()).unwrap();
     let key = "features.10.weight";
     let mut missing = sd.clone();
     missing.remove(key);
@@ -153,7 +153,7 @@ fn loader_refuses_keys_it_cannot_place() {
 #[test]
 fn bad_configs_are_refused_by_field() {
     let text = std::fs::read_to_string(golden_dir().join("config.json")).unwrap();
-    assert!(CotrainConfig::from_json(&text).is_ok());
+    CotrainConfig::from_json(&text).unwrap();
     let with = |from: &str, to: &str| {
         assert!(text.contains(from), "{from}");
         CotrainConfig::from_json(&text.replacen(from, to, 1))

@@ -546,7 +546,7 @@ mod composite {
 
     #[test]
     fn flow_loader_refuses_bad_weights() {
-        assert!(Flow::from_state_dict(config(), weights(3)).is_ok());
+        Flow::from_state_dict(config(), weights(3)).unwrap();
         let mut missing = weights(3);
         missing.remove("layers.2.net.out.bias");
         refused_weights(Flow::from_state_dict(config(), missing), "layers.2.net.out.bias");

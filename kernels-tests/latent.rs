@@ -94,7 +94,7 @@ fn latent_refusals_name_the_argument() {
     let mut fitted = small(4);
     fitted.k = LatentK::Fitted;
     let mut sd = Latent::random_state_dict(&fitted, 0);
-    assert!(Latent::from_state_dict(fitted.clone(), sd.clone()).is_ok());
+    Latent::from_state_dict(fitted.clone(), sd.clone()).unwrap();
     sd.remove("fitted_k.m");
     refused_weights(Latent::from_state_dict(fitted.clone(), sd), "fitted_k.m");
     let mut sd = Latent::random_state_dict(&fitted, 0);

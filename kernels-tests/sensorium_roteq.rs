@@ -270,7 +270,7 @@ fn rotating_the_input_rotates_the_core_output() {
 #[test]
 fn rot_eq_refusals_name_the_field_or_key() {
     let (cfg, sd) = golden("a");
-    assert!(Sensorium::from_state_dict(cfg.clone(), sd.clone()).is_ok());
+    Sensorium::from_state_dict(cfg.clone(), sd.clone()).unwrap();
     let with = |f: &dyn Fn(&mut CoreConfig)| {
         let mut c = cfg.clone();
         f(&mut c.core);
@@ -353,7 +353,7 @@ fn rot_eq_refusals_name_the_field_or_key() {
     let defaults = text.replace("\"num_rotations\": 8,", "").replace("\"upsampling\": 2,", "");
     let c = SensoriumConfig::from_json(&defaults).unwrap();
     assert_eq!((c.core.rotations(), c.core.upsampling_factor()), (8, 2));
-    assert!(Sensorium::from_state_dict(c, sd.clone()).is_ok());
+    Sensorium::from_state_dict(c, sd.clone()).unwrap();
     // Images too small for the kernels, or with the wrong channels.
     let m = Sensorium::from_state_dict(cfg.clone(), sd).unwrap();
     let e = refused_shape(m.reference_forward(&[0.0; 16], &[1, 1, 4, 4], "sessA"), "sensorium", "images");
@@ -491,7 +491,7 @@ fn rot_eq_refuses_the_options_it_does_not_honour() {
         f(&mut c.core);
         c
     };
-    assert!(base().validate().is_ok());
+    base().validate().unwrap();
     let head = |c: &mut CoreConfig| c.semantics = Semantics::Head;
     for (what, cfg, field, says) in [
         ("0.3 skip 2", with(&|c| c.skip = 2), "core.skip", "ignores"),
@@ -531,8 +531,8 @@ fn rot_eq_refuses_the_options_it_does_not_honour() {
         refused_param(Sensorium::random(cfg, 1), "sensorium", field);
     }
     // Under head: init_std accepted (and ignored), rot_eq_batch_norm false with no batch norm too.
-    assert!(with(&|c| (head(c), c.init_std = Some(0.1.into())).1).validate().is_ok());
-    assert!(with(&|c| (c.rot_eq_batch_norm, c.batch_norm) = (Some(false), false.into())).validate().is_ok());
+    with(&|c| (head(c), c.init_std = Some(0.1.into())).1).validate().unwrap();
+    with(&|c| (c.rot_eq_batch_norm, c.batch_norm) = (Some(false), false.into())).validate().unwrap();
     // The rotation-equivariant fields on a stacked core.
     for (field, f) in [
         (
