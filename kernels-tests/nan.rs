@@ -234,3 +234,75 @@ fn softplus_past_exp_range_stays_finite() {
     assert_close_nan(&got, &want, 1e-6, 1e-6, "GPU softplus beyond exp's range");
     assert_close_nan(&reference::activation(&x, act), &want, 1e-6, 1e-6, "reference softplus beyond exp's range");
 }
+
+/// The video twin (3-D factorised core, and a 2-D core + ConvGRU) and the latent model on clips
+/// with NaN and Inf: clip 0 has a NaN frame, clip 1 one infinite pixel, clip 2 is ordinary. The
+/// GPU forward and the f64 reference agree element by element, NaN where NaN (the NaN clip's
+/// rates are all NaN from the frame on, as PyTorch's), and the ordinary clip stays finite.
+#[test]
+fn video_models_of_nan_and_infinite_frames() {
+    use vcortex::models::latent::{LatentConfig, LatentCoreConfig, LatentEncoderConfig, LatentReadoutConfig};
+    use vcortex::models::{Latent, LatentMode, Video, VideoConfig};
+    let three_d = r#"{"kind": "video",
+        "core": {"type": "3D_factorised", "input_channels": 2, "hidden_channels": [3, 4],
+                 "spatial_input_kernel": 3, "temporal_input_kernel": 2,
+                 "spatial_hidden_kernel": 3, "temporal_hidden_kernel": 2},
+        "readouts": {"m": {"neurons": 6}}}"#;
+    let two_d = r#"{"kind": "video",
+        "core": {"type": "2D", "input_channels": 2, "hidden_channels": 4, "input_kern": 3,
+                 "hidden_kern": 3, "layers": 2, "final_nonlinearity": false},
+        "gru": {"input_channels": 4, "rec_channels": 3, "input_kern": 3, "rec_kern": 3},
+        "readouts": {"m": {"neurons": 6}}}"#;
+    let (b, t, h, w) = (3, 6, 9, 10);
+    let frame = h * w;
+    let mut rng = SplitMix::new(1207);
+    let mut x = rng.vec(b * 2 * t * frame, -1.0, 1.0);
+    // Clip 0: frame 1 of channel 0 all NaN; clip 1: one infinite pixel in frame 2 of channel 1.
+    x[frame..2 * frame].fill(f32::NAN);
+    x[(2 * t + t + 2) * frame + 4 * w + 5] = f32::INFINITY;
+    for text in [three_d, two_d] {
+        let mut m = Video::random(VideoConfig::from_json(text).unwrap(), 3).unwrap();
+        m.upload(ctx()).unwrap();
+        let (got, gs) = m.predict(ctx(), &x, &[b, 2, t, h, w], None, "m").unwrap();
+        let (want, _) = m.reference_forward(&x, &[b, 2, t, h, w], None, "m").unwrap();
+        let per = gs[1] * gs[2];
+        assert!(got[..per].iter().any(|v| v.is_nan()), "the NaN frame reaches the rates");
+        assert!(got[2 * per..].iter().all(|v| v.is_finite()), "the ordinary clip stays finite");
+        assert_close_nan(&got, &want, 1e-5, 1e-4, &format!("video {}", m.core().config.kind().name()));
+    }
+    let cfg = LatentConfig {
+        core: LatentCoreConfig {
+            hidden_channels: vec![3, 4],
+            spatial_input_kernel: 3,
+            temporal_input_kernel: 2,
+            spatial_hidden_kernel: 3,
+            temporal_hidden_kernel: 2,
+            batch_norm_eps: 1e-5,
+        },
+        readout: LatentReadoutConfig {
+            data_key: "m".into(),
+            neurons: 5,
+            kernel: [3, 3],
+            bias: true,
+            align_corners: true,
+            grid_mean_final_tanh: None,
+        },
+        encoder: LatentEncoderConfig { hidden_dim: 4, hidden_gru: 3, output_dim: 2, layer_norm_eps: 1e-5 },
+        samples: 3,
+        seed: 1,
+        k: Default::default(),
+        loc: 0.005,
+    };
+    let mut m = Latent::random(cfg, 4).unwrap();
+    m.upload(ctx()).unwrap();
+    // One channel: clip 0 frame 1 NaN, clip 1 one infinite pixel in frame 2, clip 2 ordinary.
+    let mut v = rng.vec(b * t * frame, -1.0, 1.0);
+    v[frame..2 * frame].fill(f32::NAN);
+    v[(t + 2) * frame + 4 * w + 5] = f32::INFINITY;
+    let got = m.predict(ctx(), &v, &[b, 1, t, h, w], None, LatentMode::Prior, 3, 1).unwrap();
+    let want = m.reference_forward(&v, &[b, 1, t, h, w], None, LatentMode::Prior, 3, 1).unwrap();
+    let per = got.mean.len() / b;
+    assert!(got.mean[..per].iter().any(|v| v.is_nan()), "the NaN frame reaches the latent mean");
+    assert!(got.mean[2 * per..].iter().all(|v| v.is_finite()), "the ordinary clip stays finite");
+    assert_close_nan(&got.mean, &want.mean, 1e-5, 1e-4, "latent mean");
+}
