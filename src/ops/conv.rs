@@ -92,6 +92,25 @@ impl Default for Epilogue<'_> {
     }
 }
 
+impl Epilogue<'_> {
+    /// Checks the epilogue and the conv's bias (`bias_name`) against `o` output channels: each
+    /// [o], scale and shift together, the activation's parameters; errors name `op`.
+    pub(crate) fn check(&self, op: &'static str, bias: Option<&Tensor>, bias_name: &str, o: usize) -> Result<()> {
+        if let Some(b) = bias {
+            expect_shape(op, bias_name, b, &[o])?;
+        }
+        match (self.scale, self.shift) {
+            (Some(a), Some(b)) => {
+                expect_shape(op, "scale", a, &[o])?;
+                expect_shape(op, "shift", b, &[o])?;
+            }
+            (None, None) => {}
+            _ => return Err(Error::param(op, "epilogue", "scale and shift go together")),
+        }
+        self.act.validate()
+    }
+}
+
 /// The geometry of one convolution, validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvShape {
@@ -334,18 +353,7 @@ pub fn conv2d(
     x.expect_f32(OP, "input")?;
     w.expect_f32(OP, "weight")?;
     let s = conv_shape(x.shape(), w.shape(), p)?;
-    if let Some(b) = bias {
-        expect_shape(OP, "bias", b, &[s.o])?;
-    }
-    match (epi.scale, epi.shift) {
-        (Some(a), Some(b)) => {
-            expect_shape(OP, "scale", a, &[s.o])?;
-            expect_shape(OP, "shift", b, &[s.o])?;
-        }
-        (None, None) => {}
-        _ => return Err(Error::param(OP, "epilogue", "scale and shift go together")),
-    }
-    epi.act.validate()?;
+    epi.check(OP, bias, "bias", s.o)?;
     let algo = pick_algo(&s, p);
     let g = p.groups;
     match algo {

@@ -270,22 +270,6 @@ fn split_parts(algo: Conv3dAlgo, kdim: usize, budget: usize) -> Vec<(usize, usiz
     chunks(kdim, per_part).collect()
 }
 
-/// Checks bias and epilogue operands against `o` output channels.
-fn check_epilogue(op: &'static str, bias: Option<&Tensor>, bias_name: &str, epi: &Epilogue, o: usize) -> Result<()> {
-    if let Some(b) = bias {
-        expect_shape(op, bias_name, b, &[o])?;
-    }
-    match (epi.scale, epi.shift) {
-        (Some(a), Some(b)) => {
-            expect_shape(op, "scale", a, &[o])?;
-            expect_shape(op, "shift", b, &[o])?;
-        }
-        (None, None) => {}
-        _ => return Err(Error::param(op, "epilogue", "scale and shift go together")),
-    }
-    epi.act.validate()
-}
-
 /// y = act((conv3d(x, w) + bias) * scale + shift), shape [N, O, To, Ho, Wo].
 pub fn conv3d(
     rec: &mut Recorder,
@@ -299,7 +283,7 @@ pub fn conv3d(
     x.expect_f32(OP, "input")?;
     w.expect_f32(OP, "weight")?;
     let s = conv3d_shape(x.shape(), w.shape(), p)?;
-    check_epilogue(OP, bias, "bias", epi, s.o)?;
+    epi.check(OP, bias, "bias", s.o)?;
     record(rec, OP, OP, x, w, bias, &s, p, epi)
 }
 
@@ -471,7 +455,7 @@ pub fn factorized_conv3d(
     if let Some(t) = spatial_b {
         expect_shape(OP, "spatial_bias", t, &[a.o])?;
     }
-    check_epilogue(OP, temporal_b, "temporal_bias", epi, b.o)?;
+    epi.check(OP, temporal_b, "temporal_bias", b.o)?;
     let mid =
         record(rec, OP, "factorized_conv3d/spatial", x, spatial_w, spatial_b, &a, &p.spatial, &Epilogue::default())?;
     record(rec, OP, "factorized_conv3d/temporal", &mid, temporal_w, temporal_b, &b, &p.temporal, epi)
