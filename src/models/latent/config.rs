@@ -191,19 +191,18 @@ impl LatentConfig {
     /// The core's output frames and size (T', H', W') for a video of T×H×W: every layer's valid
     /// convs shrink time by kt − 1 and space by ks − 1. Refuses a video too small.
     pub fn core_output(&self, t: usize, h: usize, w: usize) -> Result<[usize; 3]> {
-        let c = &self.core;
-        let hidden = c.hidden_channels.len() - 1;
-        let kt = (c.temporal_input_kernel - 1) + hidden * (c.temporal_hidden_kernel - 1);
-        let ks = (c.spatial_input_kernel - 1) + hidden * (c.spatial_hidden_kernel - 1);
-        if t <= kt || h <= ks || w <= ks {
-            return Err(Error::shape(
+        // The shared video core's own arithmetic, the refusal under this model's name.
+        let core = self.core.video_core();
+        let r = core.receptive_frames()?;
+        match core.output_shape(&[1, 1, t, h, w]) {
+            Ok([_, _, to, ho, wo]) => Ok([to, ho, wo]),
+            Err(_) => Err(Error::shape(
                 OP,
                 "video",
                 &[t, h, w],
-                format!("at least {} frames of {}×{} (the core's valid convs)", kt + 1, ks + 1, ks + 1),
-            ));
+                format!("at least {r} frames, each large enough for the core's valid convs"),
+            )),
         }
-        Ok([t - kt, h - ks, w - ks])
     }
 
     /// The paper's shape (`latent_space_model.py`): hidden channels 32, 64, 128, kernels 11/11 and

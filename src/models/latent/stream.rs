@@ -52,16 +52,6 @@ pub struct LatentStream<'m> {
 /// log-likelihood in bits [B, K, N] of K output frames.
 pub type LatentFrames = (Tensor, Option<Tensor>);
 
-/// The core's frames lost at the start (R − 1, R its receptive field in frames) and the pixels
-/// lost on each side of a frame.
-fn core_shrink(m: &Latent) -> (usize, usize) {
-    let c = &m.config.core;
-    let hidden = c.hidden_channels.len() - 1;
-    let kt = (c.temporal_input_kernel - 1) + hidden * (c.temporal_hidden_kernel - 1);
-    let ks = (c.spatial_input_kernel - 1) + hidden * (c.spatial_hidden_kernel - 1);
-    (kt, ks)
-}
-
 /// [A, T1, D] then [A, T2, D] along the middle axis (`a` None: `b` alone).
 fn append(rec: &mut Recorder, a: Option<&Tensor>, b: Tensor) -> Result<Tensor> {
     let Some(a) = a else { return Ok(b) };
@@ -129,14 +119,14 @@ impl<'m> LatentStream<'m> {
         if batch == 0 {
             return Err(Error::param(OP, "batch", "must be >= 1"));
         }
-        let (kt, ks) = core_shrink(&model);
-        crate::tensor::numel(OP, "frames", &[batch, 1, kt + 1, h, w])?;
-        if h <= ks || w <= ks {
+        let r = model.core.config.receptive_frames()?;
+        crate::tensor::numel(OP, "frames", &[batch, 1, r, h, w])?;
+        if model.config.core_output(r, h, w).is_err() {
             return Err(Error::shape(
                 OP,
                 "frames",
                 &[batch, 1, 1, h, w],
-                format!("frames of at least {}×{} (the core's valid convs)", ks + 1, ks + 1),
+                "frames large enough for the core's valid convs",
             ));
         }
         let core = model.core.stream(batch, h, w)?;
