@@ -96,6 +96,22 @@ pub fn concat_channels(rec: &mut Recorder, parts: &[&Tensor]) -> Result<Tensor> 
     Ok(y)
 }
 
+/// `a` [A, T1, ...rest] then `b` [A, T2, ...rest] along the middle axis: [A, T1 + T2, ...rest]
+/// (a video's time axis, with the tensors seen as [B·C, T, H·W]; the counterpart of
+/// [`narrow_mid`]).
+pub(crate) fn concat_mid(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    const OP: &str = "concat_mid";
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() < 2 || sa.len() != sb.len() || sa[0] != sb[0] || sa[2..] != sb[2..] {
+        return Err(Error::shape(OP, "b", sb, format!("{sa:?} but for axis 1")));
+    }
+    let d: usize = sa[2..].iter().product();
+    let cat = concat_channels(rec, &[&a.reshape(&[sa[0], sa[1], d, 1])?, &b.reshape(&[sb[0], sb[1], d, 1])?])?;
+    let mut shape = sa.to_vec();
+    shape[1] += sb[1];
+    cat.reshape(&shape)
+}
+
 /// Frames `[first, first + len)` of the middle axis of `x` [A, T, ...rest] (a window of a video's
 /// time axis, with `x` seen as [B·C, T, H·W]): [A, len, ...rest].
 pub(crate) fn narrow_mid(rec: &mut Recorder, x: &Tensor, a: usize, first: usize, len: usize) -> Result<Tensor> {

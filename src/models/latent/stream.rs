@@ -54,11 +54,10 @@ pub type LatentFrames = (Tensor, Option<Tensor>);
 
 /// [A, T1, D] then [A, T2, D] along the middle axis (`a` None: `b` alone).
 fn append(rec: &mut Recorder, a: Option<&Tensor>, b: Tensor) -> Result<Tensor> {
-    let Some(a) = a else { return Ok(b) };
-    let [n, t1, d] = a.shape()[..] else { unreachable!("3-D") };
-    let t2 = b.shape()[1];
-    let cat = ops::concat_channels(rec, &[&a.reshape(&[n, t1, d, 1])?, &b.reshape(&[n, t2, d, 1])?])?;
-    cat.reshape(&[n, t1 + t2, d])
+    match a {
+        Some(a) => ops::copy::concat_mid(rec, a, &b),
+        None => Ok(b),
+    }
 }
 
 /// Frames `first .. first + len` of the middle axis of x [A, T, D] (None when len = 0).

@@ -314,9 +314,8 @@ pub(super) fn swap_mid(x: &[f32], a: usize, p: usize, q: usize, d: usize) -> Vec
 fn concat_time(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let [n, c, t1, h, w] = a.shape()[..] else { unreachable!("5-D") };
     let t2 = b.shape()[2];
-    let a4 = a.reshape(&[n * c, t1, h, w])?;
-    let b4 = b.reshape(&[n * c, t2, h, w])?;
-    ops::concat_channels(rec, &[&a4, &b4])?.reshape(&[n, c, t1 + t2, h, w])
+    let y = ops::copy::concat_mid(rec, &a.reshape(&[n * c, t1, h, w])?, &b.reshape(&[n * c, t2, h, w])?)?;
+    y.reshape(&[n, c, t1 + t2, h, w])
 }
 
 /// A [`VideoCore`]'s stream state: per temporal conv the last frames of its input, on the device.
