@@ -696,7 +696,7 @@ fn video_stream_frame<'c>(s: &Suite<'c>) -> Result<Case<'c>> {
             let p = Tensor::from_f32(ctx, &last_p, &[b, 2, 1])?;
             let mut rec = ctx.recorder();
             let core = model.core().record_stream(&mut rec, &mut state, &x)?.expect("warm");
-            let y = model.record_readout(&mut rec, &core, Some(&p), "mouse0")?.expect("one frame");
+            let y = model.record_readout(&mut rec, &core, Some(&p), "mouse0")?;
             let hd = rec.read_back(&y);
             Ok(rec.submit()?.f32(hd))
         })),

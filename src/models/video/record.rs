@@ -33,13 +33,9 @@ impl Video {
                 Some(g) => ops::conv_gru(rec, g.dev()?, &core)?,
                 None => core,
             };
-            self.record_readout(rec, &core, pupil.map(|(_, p)| p), key).map(|y| y.expect("t > 0")).and_then(|y| {
-                if y.shape()[2] == t {
-                    Ok(y)
-                } else {
-                    Err(Error::param(OP, "frames", "internal"))
-                }
-            })
+            let y = self.record_readout(rec, &core, pupil.map(|(_, p)| p), key)?;
+            debug_assert_eq!(y.shape()[2], t, "the readout's frames are the features' frames");
+            Ok(y)
         })
     }
 
@@ -51,7 +47,7 @@ impl Video {
         core: &Tensor,
         pupil: Option<&Tensor>,
         key: &str,
-    ) -> Result<Option<Tensor>> {
+    ) -> Result<Tensor> {
         let r = self.readout(key)?;
         let [b, c, t, h, w] = core.shape()[..] else { unreachable!("5-D") };
         let frames = copy::swap_mid(rec, core, [b, c, t, h * w], &[b * t, c, h, w])?;
@@ -67,7 +63,7 @@ impl Video {
         let sorted = r.dev.as_ref().ok_or_else(|| Error::param(OP, "weights", "not uploaded"))?;
         let y = ops::gaussian_readout_sorted(rec, &frames, sorted, shift.as_ref(), r.align_corners, Activation::Elu1)?;
         let n = y.shape()[1];
-        Ok(Some(copy::swap_mid(rec, &y, [b, t, n, 1], &[b, n, t])?))
+        copy::swap_mid(rec, &y, [b, t, n, 1], &[b, n, t])
     }
 
     /// Host clip [B, C, T, H, W] (and `pupil_center` [B, 2, T]) in, host rates [B, N, T'] out:

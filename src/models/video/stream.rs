@@ -81,7 +81,7 @@ impl VideoStream<'_> {
                     Some(g) => ops::conv_gru_stream(rec, g.dev()?, &mut gru, &x)?,
                     None => x,
                 };
-                model.record_readout(rec, &x, pupil.map(|(_, p)| p), &key)
+                model.record_readout(rec, &x, pupil.map(|(_, p)| p), &key).map(Some)
             }
             None => Ok(None),
         })?;
