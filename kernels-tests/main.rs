@@ -7,6 +7,7 @@ mod bench;
 mod common;
 mod conv;
 mod conv3d;
+mod copy;
 mod cotrain;
 mod diffusion;
 mod docs;

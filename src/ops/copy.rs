@@ -99,7 +99,7 @@ pub fn concat_channels(rec: &mut Recorder, parts: &[&Tensor]) -> Result<Tensor> 
 /// `a` [A, T1, ...rest] then `b` [A, T2, ...rest] along the middle axis: [A, T1 + T2, ...rest]
 /// (a video's time axis, with the tensors seen as [B·C, T, H·W]; the counterpart of
 /// [`narrow_mid`]).
-pub(crate) fn concat_mid(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub fn concat_mid(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     const OP: &str = "concat_mid";
     let (sa, sb) = (a.shape(), b.shape());
     if sa.len() < 2 || sa.len() != sb.len() || sa[0] != sb[0] || sa[2..] != sb[2..] {
@@ -114,11 +114,12 @@ pub(crate) fn concat_mid(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<T
 
 /// Frames `[first, first + len)` of the middle axis of `x` [A, T, ...rest] (a window of a video's
 /// time axis, with `x` seen as [B·C, T, H·W]): [A, len, ...rest].
-pub(crate) fn narrow_mid(rec: &mut Recorder, x: &Tensor, a: usize, first: usize, len: usize) -> Result<Tensor> {
+pub fn narrow_mid(rec: &mut Recorder, x: &Tensor, a: usize, first: usize, len: usize) -> Result<Tensor> {
     const OP: &str = "narrow_mid";
     let n = x.numel();
     let t = x.shape().get(1).copied().unwrap_or(0);
-    if a == 0 || n % a != 0 || x.shape().first() != Some(&a) || first + len > t || len == 0 {
+    if a == 0 || n % a != 0 || x.shape().first() != Some(&a) || first.checked_add(len).is_none_or(|e| e > t) || len == 0
+    {
         return Err(Error::shape(OP, "input", x.shape(), format!("[{a}, T >= {}, ...]", first + len)));
     }
     let d = n / a / t;
@@ -146,11 +147,11 @@ struct SwapParams {
 
 /// `x` seen as [A, P, Q, D] with its two middle axes swapped: a tensor [A, Q, P, D] of `shape`
 /// (the caller's view of it).
-pub(crate) fn swap_mid(rec: &mut Recorder, x: &Tensor, [a, p, q, d]: [usize; 4], shape: &[usize]) -> Result<Tensor> {
+pub fn swap_mid(rec: &mut Recorder, x: &Tensor, [a, p, q, d]: [usize; 4], shape: &[usize]) -> Result<Tensor> {
     const OP: &str = "swap_mid";
     let n = [a, p, q, d].iter().try_fold(1usize, |m, &v| m.checked_mul(v));
     if n != Some(x.numel()) || crate::tensor::numel(OP, "shape", shape)? != x.numel() {
-        return Err(Error::shape(OP, "input", x.shape(), format!("{} elements", a * p * q * d)));
+        return Err(Error::shape(OP, "input", x.shape(), format!("{a}·{p}·{q}·{d} elements, as `shape` holds")));
     }
     let y = rec.alloc(OP, shape, crate::tensor::DType::F32)?;
     let fits =

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod box_filter;
 pub mod conv;
 pub mod conv3d;
+pub mod copy;
 pub mod diffusion;
 pub mod divisive_norm;
 pub mod flows;
